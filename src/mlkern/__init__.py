@@ -1,0 +1,46 @@
+"""mlkern -- numerically stable machine-learning functions and their
+derivatives, as typed Cython + OpenMP kernels for the CPU.
+
+>>> import mlkern
+>>> float(mlkern.softplus(-30.0))
+9.357622968839737e-14
+"""
+__version__ = "0.1.0"
+
+from . import _config
+from ._config import get_num_threads, set_num_threads, threads
+
+_config._init_dispatch()
+
+from .activations import *  # noqa: E402,F401,F403
+from .activations import __all__ as _act_all  # noqa: E402
+
+
+def show_config(file=None):
+    """Print the version, compiler, OpenMP on/off, thread count and the SIMD
+    level chosen at run time.  Returns the same facts as a dict."""
+    import sys
+    import sysconfig
+
+    from . import _elementwise as _ew
+
+    info = {
+        "version": __version__,
+        "compiler": sysconfig.get_config_var("CC") or "unknown",
+        "openmp": _ew.openmp_enabled(),
+        "num_threads": get_num_threads(),
+        "simd_level": _ew.dispatch_level(),
+        "simd_levels_built": ["baseline"] + (["x86-64-v3"] if _ew.have_v3_build() else []),
+        "cpu_supports_x86_64_v3": _ew.cpu_has_v3(),
+    }
+    out = sys.stdout if file is None else file
+    print(f"mlkern {info['version']}", file=out)
+    print(f"  compiler:          {info['compiler']}", file=out)
+    print(f"  OpenMP:            {'on' if info['openmp'] else 'off (serial build)'}", file=out)
+    print(f"  threads:           {info['num_threads']}", file=out)
+    print(f"  SIMD level in use: {info['simd_level']} (built: {', '.join(info['simd_levels_built'])};"
+          f" CPU has x86-64-v3: {info['cpu_supports_x86_64_v3']})", file=out)
+    return info
+
+
+__all__ = ["get_num_threads", "set_num_threads", "threads", "show_config", *_act_all]

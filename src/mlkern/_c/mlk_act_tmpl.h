@@ -1,0 +1,176 @@
+/*
+ * mlk_act_tmpl.h -- the scalar math of every elementwise activation, written
+ * once and instantiated for float32 and float64 by mlk_act.h (which defines
+ * MLK_T, the element type, and MLK_F(name), the dtype-suffixed name).
+ *
+ * Forward, derivative and backward kernels all call these functions, so a
+ * function and its derivative share their stable form.  All are branch-free
+ * (selects only) and inline into vectorised loops.
+ *
+ * Stability tricks:
+ *   sigmoid      e = exp(-|x|); 1/(1+e) for x >= 0, e/(1+e) below (no overflow,
+ *                subnormal left tail kept)
+ *   sigmoid'     e/(1+e)^2 (symmetric; no 1-y cancellation in the tails)
+ *   tanh'        4e/(1+e)^2, e = exp(-2|x|)
+ *   softplus     max(z,0) + log1p(exp(-|z|)), z = beta*x
+ *   log_sigmoid  min(x,0) - log1p(exp(-|x|))
+ *   silu         x*sigmoid(x) with one exp and one division
+ *   elu          alpha*expm1(x) below 0
+ *   gelu         x*Phi(x), Phi from mlk_ndtr (relative accuracy in the tail)
+ *   gelu_tanh    x*sigmoid(2u) = x(1 + tanh u)/2, no cancellation for x << 0
+ */
+
+#define MLK_ONE ((MLK_T)1)
+#define MLK_ZERO ((MLK_T)0)
+
+/* sigmoid(z) and sigmoid(-z) from one exp and one reciprocal */
+MLK_INLINE MLK_T MLK_F(mlk_sigmoid_pair)(MLK_T z, MLK_T *neg) {
+    MLK_T e = MLK_F(mlk_exp)(-MLK_F(mlk_abs)(z));
+    MLK_T d = MLK_ONE / (MLK_ONE + e);
+    MLK_T ed = e * d;
+    MLK_T pos = z >= MLK_ZERO ? d : ed;
+    *neg = z >= MLK_ZERO ? ed : d;
+    return z != z ? z : pos;
+}
+
+MLK_INLINE MLK_T MLK_F(mlk_sigmoid)(MLK_T x) {
+    MLK_T e = MLK_F(mlk_exp)(-MLK_F(mlk_abs)(x));
+    MLK_T num = x >= MLK_ZERO ? MLK_ONE : e;
+    MLK_T y = num / (MLK_ONE + e);
+    return x != x ? x : y;
+}
+
+MLK_INLINE MLK_T MLK_F(mlk_sigmoid_grad)(MLK_T x) {
+    MLK_T e = MLK_F(mlk_exp)(-MLK_F(mlk_abs)(x));
+    MLK_T d = MLK_ONE + e;
+    MLK_T y = e / (d * d);
+    return x != x ? x : y;
+}
+
+/* derivative from the saved output y = sigmoid(x) */
+MLK_INLINE MLK_T MLK_F(mlk_sigmoid_grad_y)(MLK_T y) { return y * (MLK_ONE - y); }
+
+MLK_INLINE MLK_T MLK_F(mlk_tanh_grad)(MLK_T x) {
+    MLK_T e = MLK_F(mlk_exp)((MLK_T)-2 * MLK_F(mlk_abs)(x));
+    MLK_T d = MLK_ONE + e;
+    MLK_T y = ((MLK_T)4 * e) / (d * d);
+    return x != x ? x : y;
+}
+
+MLK_INLINE MLK_T MLK_F(mlk_tanh_grad_y)(MLK_T y) { return MLK_ONE - y * y; }
+
+/* relu: NaN stays NaN (x < 0 is false for NaN) */
+MLK_INLINE MLK_T MLK_F(mlk_relu)(MLK_T x) { return x < MLK_ZERO ? MLK_ZERO : x; }
+/* 1 for x > 0, 0 for x <= 0 (0 at 0, as PyTorch), NaN for NaN */
+MLK_INLINE MLK_T MLK_F(mlk_relu_grad)(MLK_T x) {
+    MLK_T g = x > MLK_ZERO ? MLK_ONE : MLK_ZERO;
+    return x != x ? x : g;
+}
+
+MLK_INLINE MLK_T MLK_F(mlk_leaky_relu)(MLK_T x, MLK_T a) { return x > MLK_ZERO ? x : a * x; }
+MLK_INLINE MLK_T MLK_F(mlk_leaky_relu_grad)(MLK_T x, MLK_T a) {
+    MLK_T g = x > MLK_ZERO ? MLK_ONE : a;
+    return x != x ? x : g;
+}
+
+MLK_INLINE MLK_T MLK_F(mlk_elu)(MLK_T x, MLK_T a) {
+    return x > MLK_ZERO ? x : a * MLK_F(mlk_expm1)(x);
+}
+MLK_INLINE MLK_T MLK_F(mlk_elu_grad)(MLK_T x, MLK_T a) {
+    MLK_T g = x > MLK_ZERO ? MLK_ONE : a * MLK_F(mlk_exp)(x);
+    return x != x ? x : g;
+}
+/* from the saved output y = elu(x): 1 where y > 0, y + alpha elsewhere (alpha >= 0) */
+MLK_INLINE MLK_T MLK_F(mlk_elu_grad_y)(MLK_T y, MLK_T a) {
+    MLK_T g = y > MLK_ZERO ? MLK_ONE : y + a;
+    return y != y ? y : g;
+}
+
+/* softplus with beta and threshold (thr = +inf means no switch) */
+MLK_INLINE MLK_T MLK_F(mlk_softplus)(MLK_T x, MLK_T beta, MLK_T thr) {
+    MLK_T z = beta * x;
+    MLK_T y = MLK_F(mlk_log1pexp)(z) / beta;
+    return z > thr ? x : y;
+}
+MLK_INLINE MLK_T MLK_F(mlk_softplus_grad)(MLK_T x, MLK_T beta, MLK_T thr) {
+    MLK_T z = beta * x;
+    MLK_T g = MLK_F(mlk_sigmoid)(z);
+    return z > thr ? MLK_ONE : g;
+}
+
+MLK_INLINE MLK_T MLK_F(mlk_log_sigmoid)(MLK_T x) {
+    MLK_T e = MLK_F(mlk_exp)(-MLK_F(mlk_abs)(x));
+    MLK_T m = x < MLK_ZERO ? x : MLK_ZERO;
+    MLK_T y = m - MLK_F(mlk_log1p)(e);
+    return x != x ? x : y;
+}
+MLK_INLINE MLK_T MLK_F(mlk_log_sigmoid_grad)(MLK_T x) { return MLK_F(mlk_sigmoid)(-x); }
+
+/* silu(x) = x sigmoid(beta x); silu(-inf) = -0, silu(+inf) = +inf */
+MLK_INLINE MLK_T MLK_F(mlk_silu)(MLK_T x, MLK_T beta) {
+    MLK_T z = beta * x;
+    MLK_T e = MLK_F(mlk_exp)(-MLK_F(mlk_abs)(z));
+    MLK_T num = z >= MLK_ZERO ? x : x * e;
+    MLK_T y = num / (MLK_ONE + e);
+    /* x*e = inf*0 where e underflows on the left: the limit is a signed 0.
+       (Nested selects: gcc 12 does not if-convert `c1 & c2` here.) */
+    MLK_T lim = z < MLK_ZERO ? MLK_F(mlk_copysign)(MLK_ZERO, x) : y;
+    return e == MLK_ZERO ? lim : y;
+}
+/* s + z s (1 - s), s = sigmoid(z), z = beta x; 1 - s taken as sigmoid(-z) */
+MLK_INLINE MLK_T MLK_F(mlk_silu_grad)(MLK_T x, MLK_T beta) {
+    MLK_T z = beta * x;
+    MLK_T sn;
+    MLK_T s = MLK_F(mlk_sigmoid_pair)(z, &sn);
+    MLK_T zs = z * sn;
+    zs = sn == MLK_ZERO ? MLK_ZERO : zs;      /* z = +inf: z*0 */
+    MLK_T g = s * (MLK_ONE + zs);
+    g = s == MLK_ZERO ? MLK_ZERO : g;         /* z = -inf: 0*(1 - inf) */
+    return x != x ? x : g;
+}
+
+/* gelu (exact): x Phi(x); gelu(-inf) = -0 */
+MLK_INLINE MLK_T MLK_F(mlk_gelu)(MLK_T x) {
+    MLK_T p = MLK_F(mlk_ndtr)(x);
+    MLK_T y = x * p;
+    return p == MLK_ZERO ? MLK_ZERO * MLK_F(mlk_copysign)(MLK_ONE, x) : y;
+}
+/* Phi(x) + x phi(x); 0 at -inf, 1 at +inf */
+MLK_INLINE MLK_T MLK_F(mlk_gelu_grad)(MLK_T x) {
+    MLK_T p = MLK_F(mlk_ndtr)(x);
+    MLK_T d = MLK_F(mlk_npdf)(x);
+    MLK_T xd = d == MLK_ZERO ? MLK_ZERO : x * d;
+    MLK_T g = p + xd;
+    return x != x ? x : g;
+}
+
+/* gelu, tanh approximation: x sigmoid(2u), u = sqrt(2/pi)(x + 0.044715 x^3) */
+#define MLK_GELU_K0 ((MLK_T)0.7978845608028654)   /* sqrt(2/pi) */
+#define MLK_GELU_K1 ((MLK_T)0.044715)
+MLK_INLINE MLK_T MLK_F(mlk_gelu_tanh)(MLK_T x) {
+    MLK_T x2 = x * x;
+    MLK_T u2 = (MLK_T)2 * MLK_GELU_K0 * x * (MLK_ONE + MLK_GELU_K1 * x2);
+    MLK_T e = MLK_F(mlk_exp)(-MLK_F(mlk_abs)(u2));
+    MLK_T num = u2 >= MLK_ZERO ? x : x * e;
+    MLK_T y = num / (MLK_ONE + e);
+    MLK_T lim = u2 < MLK_ZERO ? -MLK_ZERO : y;
+    return e == MLK_ZERO ? lim : y;
+}
+/* d/dx x s(2u) = s + x * 2u' s (1-s) */
+MLK_INLINE MLK_T MLK_F(mlk_gelu_tanh_grad)(MLK_T x) {
+    MLK_T x2 = x * x;
+    MLK_T u2 = (MLK_T)2 * MLK_GELU_K0 * x * (MLK_ONE + MLK_GELU_K1 * x2);
+    MLK_T du2 = (MLK_T)2 * MLK_GELU_K0 * (MLK_ONE + (MLK_T)3 * MLK_GELU_K1 * x2);
+    MLK_T sn;
+    MLK_T s = MLK_F(mlk_sigmoid_pair)(u2, &sn);
+    MLK_T t = x * du2 * s * sn;
+    t = s == MLK_ZERO ? MLK_ZERO : t;
+    t = sn == MLK_ZERO ? MLK_ZERO : t;
+    MLK_T g = s + t;
+    return x != x ? x : g;
+}
+
+#undef MLK_GELU_K0
+#undef MLK_GELU_K1
+#undef MLK_ONE
+#undef MLK_ZERO

@@ -1,0 +1,98 @@
+/*
+ * mlk_dispatch.c -- run-time choice of the kernel set, and OpenMP shims.
+ *
+ * Why one object per level instead of gcc target_clones: the level must be
+ * forceable from the environment (MLKERN_CPU=baseline, so the test suite
+ * covers the fallback), must be reported by show_config(), and the inline
+ * math has to be compiled for the same level as the loop it sits in.  A
+ * table of function pointers chosen once at import does all three; the
+ * call through a pointer costs nothing next to a kernel call.
+ */
+#include <string.h>
+#include "mlk_kernels.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define MLK_DECLARE(isa) \
+    void mlk_unary_f32_##isa(int, const float *, float *, intptr_t, const mlk_params *); \
+    void mlk_unary_f64_##isa(int, const double *, double *, intptr_t, const mlk_params *); \
+    void mlk_binary_f32_##isa(int, const float *, const float *, float *, intptr_t, const mlk_params *); \
+    void mlk_binary_f64_##isa(int, const double *, const double *, double *, intptr_t, const mlk_params *); \
+    void mlk_prelu_f32_##isa(const float *, float *, const float *, intptr_t, intptr_t, intptr_t); \
+    void mlk_prelu_f64_##isa(const double *, double *, const double *, intptr_t, intptr_t, intptr_t); \
+    void mlk_prelu_bwd_f32_##isa(const float *, const float *, const float *, float *, double *, intptr_t, intptr_t, intptr_t); \
+    void mlk_prelu_bwd_f64_##isa(const double *, const double *, const double *, double *, double *, intptr_t, intptr_t, intptr_t);
+
+#define MLK_TABLE(isa) { mlk_unary_f32_##isa, mlk_unary_f64_##isa, mlk_binary_f32_##isa, \
+    mlk_binary_f64_##isa, mlk_prelu_f32_##isa, mlk_prelu_f64_##isa, \
+    mlk_prelu_bwd_f32_##isa, mlk_prelu_bwd_f64_##isa }
+
+MLK_DECLARE(baseline)
+static const mlk_kernel_table mlk_table_baseline = MLK_TABLE(baseline);
+
+#if defined(__x86_64__) && defined(MLK_BUILD_V3)
+MLK_DECLARE(v3)
+static const mlk_kernel_table mlk_table_v3 = MLK_TABLE(v3);
+#define MLK_HAVE_V3 1
+#else
+#define MLK_HAVE_V3 0
+#endif
+
+mlk_kernel_table mlk_kt = MLK_TABLE(baseline);
+static const char *mlk_level = "baseline";
+
+int mlk_have_v3_build(void) { return MLK_HAVE_V3; }
+
+int mlk_cpu_has_v3(void) {
+#if MLK_HAVE_V3
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("f16c") ? 1 : 0;
+#else
+    return 0;
+#endif
+}
+
+int mlk_dispatch_init(const char *level) {
+    int want_v3;
+    if (level == NULL || level[0] == '\0' || strcmp(level, "best") == 0) want_v3 = mlk_cpu_has_v3();
+    else if (strcmp(level, "baseline") == 0) want_v3 = 0;
+    else if (strcmp(level, "x86-64-v3") == 0 || strcmp(level, "avx2") == 0) {
+        if (!mlk_cpu_has_v3()) return -1;
+        want_v3 = 1;
+    } else return -1;
+#if MLK_HAVE_V3
+    if (want_v3) { mlk_kt = mlk_table_v3; mlk_level = "x86-64-v3"; return 0; }
+#endif
+    (void)want_v3;
+    mlk_kt = mlk_table_baseline;
+    mlk_level = "baseline";
+    return 0;
+}
+
+const char *mlk_dispatch_level(void) { return mlk_level; }
+
+int mlk_openmp_enabled(void) {
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+int mlk_omp_max_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+void mlk_omp_set_num_threads(int n) {
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#else
+    (void)n;
+#endif
+}

@@ -1,0 +1,83 @@
+/*
+ * mlk_kernels.h -- the array kernels Cython calls, and the run-time dispatch.
+ *
+ * Every kernel works on one contiguous chunk; the Cython layer owns the
+ * split into chunks, the prange and the GIL release.  Each kernel is
+ * compiled twice (mlk_kernels_baseline.c for the portable x86-64 / generic
+ * baseline, mlk_kernels_v3.c with -march=x86-64-v3, i.e. AVX2+FMA) from the
+ * same source (mlk_kernels_tmpl.h); mlk_dispatch.c picks one set of function
+ * pointers at import, or the baseline when MLKERN_CPU=baseline.
+ */
+#ifndef MLK_KERNELS_H
+#define MLK_KERNELS_H
+#include <stdint.h>
+
+/* unary ops: y = f(x) */
+enum {
+    MLK_SIGMOID = 0, MLK_SIGMOID_GRAD, MLK_TANH, MLK_TANH_GRAD,
+    MLK_RELU, MLK_RELU_GRAD, MLK_LEAKY_RELU, MLK_LEAKY_RELU_GRAD,
+    MLK_ELU, MLK_ELU_GRAD, MLK_SOFTPLUS, MLK_SOFTPLUS_GRAD,
+    MLK_SILU, MLK_SILU_GRAD, MLK_LOG_SIGMOID, MLK_LOG_SIGMOID_GRAD,
+    MLK_GELU, MLK_GELU_GRAD, MLK_GELU_TANH, MLK_GELU_TANH_GRAD,
+    MLK_NOISY_RELU,
+    /* elementary functions, exposed for accuracy tests */
+    MLK_EXP, MLK_EXPM1, MLK_LOG, MLK_LOG1P, MLK_ERF, MLK_ERFC, MLK_NDTR, MLK_NPDF,
+    MLK_COPY,
+    MLK_N_UNARY
+};
+
+/* binary ops: out = g * f'(.) from the saved tensor s (x or y) */
+enum {
+    MLK_SIGMOID_BWD = 0,   /* s = y */
+    MLK_TANH_BWD,          /* s = y */
+    MLK_RELU_BWD,          /* s = x (also noisy_relu, s = y) */
+    MLK_LEAKY_RELU_BWD,    /* s = x */
+    MLK_ELU_BWD,           /* s = y */
+    MLK_SOFTPLUS_BWD, MLK_SILU_BWD, MLK_LOG_SIGMOID_BWD,
+    MLK_GELU_BWD, MLK_GELU_TANH_BWD,
+    MLK_N_BINARY
+};
+
+typedef struct {
+    double a, b, c;        /* op parameters (alpha/slope, beta, threshold, sigma) */
+    uint64_t seed;         /* noisy_relu key */
+    int64_t offset;        /* index of the chunk's first element in the whole array */
+} mlk_params;
+
+typedef void (*mlk_unary_f32_fn)(int op, const float *x, float *y, intptr_t n, const mlk_params *p);
+typedef void (*mlk_unary_f64_fn)(int op, const double *x, double *y, intptr_t n, const mlk_params *p);
+typedef void (*mlk_binary_f32_fn)(int op, const float *g, const float *s, float *y, intptr_t n, const mlk_params *p);
+typedef void (*mlk_binary_f64_fn)(int op, const double *g, const double *s, double *y, intptr_t n, const mlk_params *p);
+/* prelu over (outer, C, inner) blocks, alpha[C] */
+typedef void (*mlk_prelu_f32_fn)(const float *x, float *y, const float *alpha, intptr_t outer, intptr_t C, intptr_t inner);
+typedef void (*mlk_prelu_f64_fn)(const double *x, double *y, const double *alpha, intptr_t outer, intptr_t C, intptr_t inner);
+/* prelu backward: grad_x, and grad_alpha[C] accumulated in double */
+typedef void (*mlk_prelu_bwd_f32_fn)(const float *g, const float *x, const float *alpha, float *gx, double *galpha, intptr_t outer, intptr_t C, intptr_t inner);
+typedef void (*mlk_prelu_bwd_f64_fn)(const double *g, const double *x, const double *alpha, double *gx, double *galpha, intptr_t outer, intptr_t C, intptr_t inner);
+
+typedef struct {
+    mlk_unary_f32_fn unary_f32;
+    mlk_unary_f64_fn unary_f64;
+    mlk_binary_f32_fn binary_f32;
+    mlk_binary_f64_fn binary_f64;
+    mlk_prelu_f32_fn prelu_f32;
+    mlk_prelu_f64_fn prelu_f64;
+    mlk_prelu_bwd_f32_fn prelu_bwd_f32;
+    mlk_prelu_bwd_f64_fn prelu_bwd_f64;
+} mlk_kernel_table;
+
+/* the table in use; set by mlk_dispatch_init */
+extern mlk_kernel_table mlk_kt;
+/* choose a level: "baseline", "x86-64-v3", or NULL/"" = best supported.
+   Returns 0 on success, -1 if the requested level is unknown or unsupported. */
+int mlk_dispatch_init(const char *level);
+const char *mlk_dispatch_level(void);   /* name of the level in use */
+int mlk_cpu_has_v3(void);               /* 1 if this CPU can run the v3 kernels */
+int mlk_have_v3_build(void);            /* 1 if the v3 kernels were compiled */
+
+/* OpenMP shims (serial build: 1 thread, no OpenMP) */
+int mlk_openmp_enabled(void);
+int mlk_omp_max_threads(void);
+void mlk_omp_set_num_threads(int n);
+
+#endif

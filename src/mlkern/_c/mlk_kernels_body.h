@@ -1,0 +1,21 @@
+/* mlk_kernels_body.h -- the kernels of one ISA level: the ISA file defines
+   MLK_ISA_SUFFIX(name) and includes this once. */
+#include "mlk_kernels.h"
+#include "mlk_act.h"
+#include "mlk_rng.h"
+
+#define MLK_T float
+#define MLK_F(name) name##_f32
+#define MLK_K(name) MLK_ISA_SUFFIX(name##_f32)
+#include "mlk_kernels_tmpl.h"
+#undef MLK_T
+#undef MLK_F
+#undef MLK_K
+
+#define MLK_T double
+#define MLK_F(name) name##_f64
+#define MLK_K(name) MLK_ISA_SUFFIX(name##_f64)
+#include "mlk_kernels_tmpl.h"
+#undef MLK_T
+#undef MLK_F
+#undef MLK_K

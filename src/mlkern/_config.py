@@ -1,0 +1,82 @@
+"""Runtime configuration: the one place the thread count comes from.
+
+The team size for a call is ``get_num_threads()``:
+
+* by default OpenMP's own default for the calling thread -- the
+  ``OMP_NUM_THREADS`` environment variable, else the number of CPUs;
+* ``set_num_threads(n)`` / ``with threads(n):`` set it for mlkern (and as
+  the calling thread's OpenMP default, so ``threadpoolctl`` can see it);
+* ``threadpoolctl.threadpool_limits(k)`` lowers it while active (it sets
+  the OpenMP limit that is read on every call).
+
+Work below about 32k simple operations (exp/log counting 4) runs on the
+calling thread without entering an OpenMP region, whatever the setting.
+After ``os.fork()`` the child runs serially (libgomp's thread pool does not
+survive a fork) until it calls ``set_num_threads`` again.
+"""
+import contextlib
+import operator
+import os
+
+from . import _elementwise as _ew
+
+
+def get_num_threads():
+    """Number of threads the next large mlkern call will use at most."""
+    return _ew.effective_threads()
+
+
+def set_num_threads(n):
+    """Use ``n`` threads (``n >= 1``) in mlkern kernels, or follow OpenMP's
+    default again with ``n=None``.  Returns the previous setting
+    (``None`` when it was the default)."""
+    prev = _ew.get_user_threads() or None
+    if n is None:
+        _ew.set_user_threads(0)
+        return prev
+    try:
+        k = operator.index(n)
+    except TypeError:
+        raise TypeError(f"n: expected an integer number of threads, got {type(n).__name__}") from None
+    if k < 1:
+        raise ValueError(f"n: the number of threads must be >= 1, got {k}")
+    _ew.set_fork_serial(0)
+    _ew.set_user_threads(k)
+    return prev
+
+
+@contextlib.contextmanager
+def threads(n):
+    """Context manager: ``with mlkern.threads(1): ...`` runs mlkern with n threads."""
+    omp_before = _ew.omp_max_threads()
+    prev = set_num_threads(n)
+    try:
+        yield
+    finally:
+        _ew.set_user_threads(0)
+        if prev is not None:
+            _ew.set_user_threads(prev)
+        else:
+            # restore this thread's OpenMP default as it was
+            _ew.set_user_threads(omp_before)
+            _ew.set_user_threads(0)
+
+
+def _after_fork_in_child():
+    _ew.set_fork_serial(1)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _init_dispatch():
+    level = os.environ.get("MLKERN_CPU", "").strip().lower()
+    if level in ("", "best", "auto", "native"):
+        level = ""
+    return _ew.dispatch_init(level)
+
+
+def simd_level():
+    """The SIMD level of the kernels in use ("baseline" or "x86-64-v3")."""
+    return _ew.dispatch_level()

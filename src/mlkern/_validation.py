@@ -1,0 +1,184 @@
+"""Input normalisation for every mlkern function: the one place where
+dtypes, layouts and ``out=`` are checked, before any kernel runs.
+
+Conventions (SPEC.md, "Conventions for every function"):
+
+* float32 stays float32, float64 stays float64; bool and integer input
+  compute in float64; float16 computes in float32 and returns float16;
+  complex raises ``TypeError`` (as do object, string and datetime arrays).
+* A C-contiguous input is never copied (that case never reaches this module:
+  the Cython fast path takes it).  An F-contiguous input is processed in its
+  own memory order; any other layout is copied once.
+* ``out=`` must have exactly the result's shape and dtype (``ValueError``
+  for the shape, ``TypeError`` for the dtype, ``ValueError`` if read-only);
+  it may be the input itself.  When it cannot be written directly (other
+  layout, partial overlap with an input) the result is computed into a
+  temporary and copied into ``out`` once.
+"""
+import numbers
+import operator
+
+import numpy as np
+
+from . import _elementwise as _ew
+
+_F16 = np.dtype(np.float16)
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
+
+
+def compute_dtype(dt, name):
+    """(dtype the kernel computes in, dtype of the result) for an input dtype."""
+    if dt == _F32 or dt == _F64:
+        return dt, dt
+    kind = dt.kind
+    if kind == "f":
+        if dt.itemsize == 2:
+            return _F32, _F16
+        if dt.itemsize in (4, 8):          # non-native byte order
+            d = _F32 if dt.itemsize == 4 else _F64
+            return d, d
+        raise TypeError(f"{name}: dtype {dt} is not supported (use float32 or float64)")
+    if kind in "biu":
+        return _F64, _F64
+    if kind == "c":
+        raise TypeError(f"{name}: complex input is not supported (dtype {dt})")
+    raise TypeError(f"{name}: expected a real numeric array, got dtype {dt}")
+
+
+def as_float_array(x, name):
+    """np.asarray(x) converted to the kernel dtype, contiguous in C or F
+    order (copied at most once).  Returns (array, result_dtype)."""
+    arr = np.asarray(x)
+    cdt, rdt = compute_dtype(arr.dtype, name)
+    if arr.dtype != cdt or not arr.flags.aligned:
+        arr = arr.astype(cdt, order="K")
+    if not (arr.flags.c_contiguous or arr.flags.f_contiguous):
+        arr = np.ascontiguousarray(arr)
+    return arr, rdt
+
+
+def flat(a):
+    """1-D view of a C- or F-contiguous array, in memory order."""
+    return a.reshape(-1, order="F" if (a.flags.f_contiguous and not a.flags.c_contiguous) else "C")
+
+
+def check_out(out, shape, dtype, name="out"):
+    """Validate a user-supplied out= array for a result of (shape, dtype)."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray of shape {tuple(shape)} and dtype "
+                        f"{np.dtype(dtype)}, got {type(out).__name__}")
+    if out.dtype != dtype:
+        raise TypeError(f"{name}: expected dtype {np.dtype(dtype)} (shape {tuple(shape)}), "
+                        f"got dtype {out.dtype}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)} (dtype {np.dtype(dtype)}), "
+                         f"got shape {out.shape}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name}: array is read-only")
+    return out
+
+
+def _same_order(a, b):
+    if a.flags.c_contiguous and b.flags.c_contiguous:
+        return True
+    return a.flags.f_contiguous and b.flags.f_contiguous
+
+
+def _writable_direct(out, *inputs):
+    """out can receive the kernel's result directly: native, aligned, same
+    memory order as the inputs, and each input is out itself or disjoint."""
+    if not out.flags.aligned or not out.dtype.isnative:
+        return False
+    for a in inputs:
+        if not _same_order(a, out):
+            return False
+        if a.ctypes.data == out.ctypes.data and a.strides == out.strides:
+            continue
+        if np.may_share_memory(a, out):
+            return False
+    return True
+
+
+def _finish(res, out, rdt, scalar):
+    """Cast/copy the kernel result into its final form."""
+    if out is not None:
+        if res is not out:
+            np.copyto(out, res, casting="unsafe")
+        return out
+    if res.dtype != rdt:
+        res = res.astype(rdt)
+    if scalar:
+        return res[()]
+    return res
+
+
+def unary_slow(op, x, out, a, b, c, cost, seed):
+    arr, rdt = as_float_array(x, "x")
+    scalar = arr.ndim == 0
+    if out is not None:
+        check_out(out, arr.shape, rdt)
+    if out is not None and rdt == arr.dtype and _writable_direct(out, arr):
+        res = out
+    else:
+        res = np.empty_like(arr, order="K")
+    if arr.size:
+        _ew.unary_raw(op, flat(arr), flat(res), a, b, c, cost, seed)
+    return _finish(res, out, rdt, scalar)
+
+
+def binary_slow(op, g, s, out, a, b, c, cost, names=("grad_output", "saved")):
+    ga = np.asarray(g)
+    sa = np.asarray(s)
+    gdt, grdt = compute_dtype(ga.dtype, names[0])
+    sdt, srdt = compute_dtype(sa.dtype, names[1])
+    if ga.shape != sa.shape:
+        raise ValueError(f"{names[0]} and {names[1]} must have the same shape, got "
+                         f"{ga.shape} and {sa.shape}")
+    cdt = np.promote_types(gdt, sdt)
+    rdt = np.promote_types(grdt, srdt)
+    if rdt == _F16:
+        cdt = _F32
+    ga, _ = as_float_array(ga.astype(cdt, copy=False), names[0])
+    sa, _ = as_float_array(sa.astype(cdt, copy=False), names[1])
+    if not _same_order(ga, sa):
+        ga = np.ascontiguousarray(ga)
+        sa = np.ascontiguousarray(sa)
+    scalar = ga.ndim == 0
+    if out is not None:
+        check_out(out, ga.shape, rdt)
+    if out is not None and rdt == cdt and _writable_direct(out, ga, sa):
+        res = out
+    else:
+        res = np.empty_like(ga, order="K")
+    if ga.size:
+        _ew.binary_raw(op, flat(ga), flat(sa), flat(res), a, b, c, cost)
+    return _finish(res, out, rdt, scalar)
+
+
+def check_axis(axis, ndim, name="axis"):
+    """Normalise an axis (negative allowed) or raise ValueError naming it."""
+    try:
+        ax = operator.index(axis)
+    except TypeError:
+        raise TypeError(f"{name}: expected an integer, got {type(axis).__name__}") from None
+    if not -ndim <= ax < ndim:
+        raise ValueError(f"{name}={axis} is out of range for an array of {ndim} dimension(s)")
+    return ax % ndim
+
+
+def check_real(value, name, *, positive=False, nonnegative=False):
+    """A real scalar parameter (int, float, NumPy real scalar or 0-d real
+    array) as a Python float; NaN is refused."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.integer, np.floating)):
+        raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
+    v = float(value)
+    if v != v:
+        raise ValueError(f"{name}: must not be NaN")
+    if positive and not v > 0:
+        raise ValueError(f"{name}: must be > 0, got {value!r}")
+    if nonnegative and not v >= 0:
+        raise ValueError(f"{name}: must be >= 0, got {value!r}")
+    return v

@@ -1,0 +1,644 @@
+"""Elementwise activations: ``f``, ``f_grad`` and ``f_backward`` for each.
+
+Every function follows SPEC.md's conventions: float32/float64 kept,
+integers and bools computed in float64, float16 computed in float32 and
+returned as float16, complex refused with ``TypeError``; any layout
+(a C-contiguous input is never copied); ``out=`` checked and allowed to
+alias the input; 0-d input gives a NumPy scalar, as NumPy's ufuncs do.
+
+The math of each function is written once, in C
+(``mlkern/_c/mlk_act_tmpl.h``), and shared by the value, the derivative and
+the backward kernel.  ``f_backward(grad_output, saved)`` is the fused
+vector-Jacobian product ``grad_output * f'(x)``; ``saved`` is the forward
+output ``y`` for sigmoid, tanh, elu and noisy_relu, the input ``x`` for
+the others.  The backward is literally that product, so a NaN in
+``grad_output`` stays NaN, and ``inf * 0`` is NaN.
+"""
+import operator
+
+import numpy as np
+
+from . import _elementwise as _ew
+from ._validation import check_real, as_float_array, check_out, compute_dtype
+
+__all__ = [
+    "sigmoid", "sigmoid_grad", "sigmoid_backward",
+    "tanh", "tanh_grad", "tanh_backward",
+    "relu", "relu_grad", "relu_backward",
+    "leaky_relu", "leaky_relu_grad", "leaky_relu_backward",
+    "prelu", "prelu_grad", "prelu_backward",
+    "elu", "elu_grad", "elu_backward",
+    "softplus", "softplus_grad", "softplus_backward",
+    "silu", "silu_grad", "silu_backward",
+    "swish", "swish_grad", "swish_backward",
+    "log_sigmoid", "log_sigmoid_grad", "log_sigmoid_backward",
+    "gelu", "gelu_grad", "gelu_backward",
+    "noisy_relu", "noisy_relu_backward",
+]
+
+# op codes: must match the enums in _c/mlk_kernels.h
+(_SIGMOID, _SIGMOID_GRAD, _TANH, _TANH_GRAD, _RELU, _RELU_GRAD, _LEAKY, _LEAKY_GRAD,
+ _ELU, _ELU_GRAD, _SOFTPLUS, _SOFTPLUS_GRAD, _SILU, _SILU_GRAD, _LOGSIG, _LOGSIG_GRAD,
+ _GELU, _GELU_GRAD, _GELU_TANH, _GELU_TANH_GRAD, _NOISY_RELU) = range(21)
+(_B_SIGMOID, _B_TANH, _B_RELU, _B_LEAKY, _B_ELU, _B_SOFTPLUS, _B_SILU, _B_LOGSIG,
+ _B_GELU, _B_GELU_TANH) = range(10)
+
+_unary = _ew.unary
+_binary = _ew.binary
+
+
+# ---------------------------------------------------------------- sigmoid
+def sigmoid(x, *, out=None):
+    """Logistic sigmoid, ``1 / (1 + exp(-x))``.
+
+    Parameters
+    ----------
+    x : array_like
+    out : ndarray, optional
+        Result array (same shape and dtype as the result); may be ``x``.
+
+    Returns
+    -------
+    ndarray (or NumPy scalar for 0-d input)
+
+    Notes
+    -----
+    Formula: ``y = 1/(1+e^{-x})``.  Derivative: ``y (1 - y)``.
+    Stability: with ``e = exp(-|x|)`` (never overflows), ``y = 1/(1+e)`` for
+    ``x >= 0`` and ``e/(1+e)`` for ``x < 0``, so the left tail keeps its
+    relative accuracy down to the subnormals and ``sigmoid(-1000) = 0`` with no
+    overflow warning.
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> float(mlkern.sigmoid(0.0))
+    0.5
+    >>> float(mlkern.sigmoid(-1000.0))
+    0.0
+    """
+    return _unary(_SIGMOID, x, out, 0.0, 0.0, 0.0, 4)
+
+
+def sigmoid_grad(x, *, out=None):
+    """Derivative of :func:`sigmoid`, ``sigmoid(x) * (1 - sigmoid(x))``.
+
+    Evaluated as ``e / (1 + e)^2`` with ``e = exp(-|x|)`` (symmetric, accurate
+    in both tails where ``y (1 - y)`` would cancel).
+
+    >>> import mlkern
+    >>> float(mlkern.sigmoid_grad(0.0))
+    0.25
+    """
+    return _unary(_SIGMOID_GRAD, x, out, 0.0, 0.0, 0.0, 5)
+
+
+def sigmoid_backward(grad_output, y, *, out=None):
+    """Fused backward of :func:`sigmoid`: ``grad_output * y * (1 - y)``.
+
+    ``y`` is the forward *output* ``sigmoid(x)``.
+
+    >>> import mlkern
+    >>> float(mlkern.sigmoid_backward(2.0, 0.5))
+    0.5
+    """
+    return _binary(_B_SIGMOID, grad_output, y, out, 0.0, 0.0, 0.0, 1)
+
+
+# ---------------------------------------------------------------- tanh
+def tanh(x, *, out=None):
+    """Hyperbolic tangent.
+
+    Notes
+    -----
+    Formula: ``tanh x``.  Derivative: ``1 - y^2``.  Stability: with
+    ``t = expm1(-2|x|)``, ``tanh|x| = -t/(t+2)`` for ``|x| < 0.55`` (no
+    cancellation near 0) and ``1 - 2e/(1+e)``, ``e = exp(-2|x|)``, above; one
+    exponential reduction serves both; the sign is copied from ``x``
+    (``tanh(-0.0) = -0.0``).
+
+    >>> import mlkern
+    >>> float(mlkern.tanh(0.0)), float(mlkern.tanh(1000.0))
+    (0.0, 1.0)
+    """
+    return _unary(_TANH, x, out, 0.0, 0.0, 0.0, 5)
+
+
+def tanh_grad(x, *, out=None):
+    """Derivative of :func:`tanh`, ``1 - tanh(x)^2``, evaluated as
+    ``4e / (1 + e)^2`` with ``e = exp(-2|x|)`` (accurate in the tails;
+    ``tanh_grad(+-inf) = 0``).
+
+    >>> import mlkern
+    >>> float(mlkern.tanh_grad(0.0))
+    1.0
+    """
+    return _unary(_TANH_GRAD, x, out, 0.0, 0.0, 0.0, 5)
+
+
+def tanh_backward(grad_output, y, *, out=None):
+    """Fused backward of :func:`tanh`: ``grad_output * (1 - y^2)``; ``y`` is the
+    forward output.
+
+    >>> import mlkern
+    >>> float(mlkern.tanh_backward(1.0, 0.5))
+    0.75
+    """
+    return _binary(_B_TANH, grad_output, y, out, 0.0, 0.0, 0.0, 1)
+
+
+# ---------------------------------------------------------------- relu
+def relu(x, *, out=None):
+    """Rectified linear unit, ``max(0, x)``; NaN stays NaN.
+
+    Derivative: 1 for ``x > 0``, 0 for ``x <= 0`` (0 at 0, as PyTorch).
+
+    >>> import mlkern
+    >>> mlkern.relu([-1.0, 2.0]).tolist()
+    [0.0, 2.0]
+    """
+    return _unary(_RELU, x, out, 0.0, 0.0, 0.0, 1)
+
+
+def relu_grad(x, *, out=None):
+    """Derivative of :func:`relu`: 1 where ``x > 0``, else 0; NaN where ``x`` is NaN.
+
+    >>> import mlkern
+    >>> mlkern.relu_grad([-1.0, 0.0, 3.0]).tolist()
+    [0.0, 0.0, 1.0]
+    """
+    return _unary(_RELU_GRAD, x, out, 0.0, 0.0, 0.0, 1)
+
+
+def relu_backward(grad_output, x, *, out=None):
+    """Fused backward of :func:`relu`: ``grad_output * relu_grad(x)``; ``x`` is
+    the forward input.
+
+    >>> import mlkern
+    >>> mlkern.relu_backward([5.0, 5.0], [-1.0, 1.0]).tolist()
+    [0.0, 5.0]
+    """
+    return _binary(_B_RELU, grad_output, x, out, 0.0, 0.0, 0.0, 1)
+
+
+# ---------------------------------------------------------------- leaky relu
+def leaky_relu(x, *, negative_slope=0.01, out=None):
+    """Leaky ReLU: ``x`` for ``x > 0``, ``negative_slope * x`` otherwise.
+
+    Derivative: 1 or ``negative_slope``.
+
+    >>> import mlkern
+    >>> mlkern.leaky_relu([-100.0, 2.0]).tolist()
+    [-1.0, 2.0]
+    """
+    a = check_real(negative_slope, "negative_slope")
+    return _unary(_LEAKY, x, out, a, 0.0, 0.0, 1)
+
+
+def leaky_relu_grad(x, *, negative_slope=0.01, out=None):
+    """Derivative of :func:`leaky_relu`: 1 where ``x > 0``, else ``negative_slope``.
+
+    >>> import mlkern
+    >>> mlkern.leaky_relu_grad([-1.0, 1.0], negative_slope=0.5).tolist()
+    [0.5, 1.0]
+    """
+    a = check_real(negative_slope, "negative_slope")
+    return _unary(_LEAKY_GRAD, x, out, a, 0.0, 0.0, 1)
+
+
+def leaky_relu_backward(grad_output, x, *, negative_slope=0.01, out=None):
+    """Fused backward of :func:`leaky_relu`; ``x`` is the forward input.
+
+    >>> import mlkern
+    >>> mlkern.leaky_relu_backward([2.0, 2.0], [-1.0, 1.0], negative_slope=0.5).tolist()
+    [1.0, 2.0]
+    """
+    a = check_real(negative_slope, "negative_slope")
+    return _binary(_B_LEAKY, grad_output, x, out, a, 0.0, 0.0, 1)
+
+
+# ---------------------------------------------------------------- prelu
+def _prelu_setup(x, alpha, out_name="out"):
+    """(x as C-contiguous compute array, result dtype, alpha as (C,) array,
+    alpha's shape, outer, C, inner)."""
+    arr, rdt = as_float_array(x, "x")
+    a = np.asarray(alpha)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"alpha: expected a real number or a 1-D real array, got dtype {a.dtype}")
+    if a.ndim > 1:
+        raise ValueError(f"alpha: expected a scalar or a 1-D array, got shape {a.shape}")
+    ashape = a.shape
+    a = np.ascontiguousarray(a.reshape(-1), dtype=arr.dtype)
+    if arr.ndim >= 2:
+        C = arr.shape[1]
+        if a.size not in (1, C):
+            raise ValueError(f"alpha: expected 1 or {C} values (one per channel on axis 1 of x, "
+                             f"shape {arr.shape}), got {a.size}")
+    else:
+        C = 1
+        if a.size != 1:
+            raise ValueError(f"alpha: x has {arr.ndim} dimension(s), so there is no channel axis "
+                             f"and alpha must hold one value, got {a.size}")
+    if a.size == 1 and C != 1:
+        a = np.full(C, a[0], dtype=arr.dtype)
+    arr = np.ascontiguousarray(arr)
+    if arr.ndim >= 2:
+        outer = arr.shape[0]
+        inner = int(np.prod(arr.shape[2:], dtype=np.int64))
+    else:
+        outer, inner = 1, arr.size
+    return arr, rdt, a, ashape, outer, C, inner
+
+
+def prelu(x, alpha, *, out=None):
+    """Parametric ReLU: ``x`` for ``x > 0``, ``alpha * x`` otherwise.
+
+    Parameters
+    ----------
+    x : array_like
+        Input; with two or more dimensions, axis 1 is the channel axis (as in
+        ``torch.nn.functional.prelu``).
+    alpha : float or 1-D array_like
+        One slope, or one per channel (``x.shape[1]`` values).
+
+    Notes
+    -----
+    Derivative: 1 or alpha.  ``prelu_backward`` also returns the gradient with
+    respect to alpha, reduced to alpha's shape.
+
+    >>> import mlkern, numpy as np
+    >>> mlkern.prelu(np.array([[-1.0, -1.0], [2.0, -2.0]]), [0.1, 0.5]).tolist()
+    [[-0.1, -0.5], [2.0, -1.0]]
+    """
+    arr, rdt, a, _, outer, C, inner = _prelu_setup(x, alpha)
+    scalar = arr.ndim == 0
+    if out is not None:
+        check_out(out, arr.shape, rdt)
+    res = np.empty_like(arr)
+    if arr.size:
+        _ew.prelu_raw(arr, res, a, outer, C, inner)
+    return _finish_simple(res, out, rdt, scalar)
+
+
+def prelu_grad(x, alpha, *, out=None):
+    """Derivative of :func:`prelu` with respect to x: 1 where ``x > 0``, else
+    alpha (per channel on axis 1).
+
+    >>> import mlkern
+    >>> mlkern.prelu_grad([-1.0, 1.0], 0.25).tolist()
+    [0.25, 1.0]
+    """
+    arr, rdt, a, _, outer, C, inner = _prelu_setup(x, alpha)
+    scalar = arr.ndim == 0
+    if out is not None:
+        check_out(out, arr.shape, rdt)
+    res = np.empty_like(arr)
+    if arr.size:
+        ones = np.ones_like(arr)
+        _ew.prelu_bwd_raw(ones, arr, a, res, np.zeros(C), outer, C, inner)
+    return _finish_simple(res, out, rdt, scalar)
+
+
+def prelu_backward(grad_output, x, alpha, *, out=None):
+    """Fused backward of :func:`prelu`.
+
+    Returns
+    -------
+    grad_x : ndarray
+        ``grad_output * (1 if x > 0 else alpha)``.
+    grad_alpha : ndarray or scalar
+        ``sum(grad_output * x where x <= 0)`` per channel, in alpha's shape
+        (accumulated in float64).
+
+    >>> import mlkern
+    >>> gx, ga = mlkern.prelu_backward([1.0, 1.0], [-2.0, 3.0], 0.1)
+    >>> gx.tolist(), float(ga)
+    ([0.1, 1.0], -2.0)
+    """
+    arr, rdt, a, ashape, outer, C, inner = _prelu_setup(x, alpha)
+    g = np.asarray(grad_output)
+    compute_dtype(g.dtype, "grad_output")
+    if g.shape != arr.shape:
+        raise ValueError(f"grad_output and x must have the same shape, got {g.shape} and {arr.shape}")
+    g = np.ascontiguousarray(g, dtype=arr.dtype)
+    scalar = arr.ndim == 0
+    if out is not None:
+        check_out(out, arr.shape, rdt)
+    gx = np.empty_like(arr)
+    ga = np.zeros(C, dtype=np.float64)
+    if arr.size:
+        _ew.prelu_bwd_raw(g, arr, a, gx, ga, outer, C, inner)
+    gx = _finish_simple(gx, out, rdt, scalar)
+    if len(ashape) == 0:
+        galpha = rdt.type(ga.sum())
+    elif ashape[0] == 1 and C != 1:
+        galpha = np.array([ga.sum()], dtype=rdt)
+    else:
+        galpha = ga.astype(rdt)
+    return gx, galpha
+
+
+def _finish_simple(res, out, rdt, scalar):
+    if out is not None:
+        np.copyto(out, res, casting="unsafe")
+        return out
+    if res.dtype != rdt:
+        res = res.astype(rdt)
+    return res[()] if scalar else res
+
+
+# ---------------------------------------------------------------- elu
+def elu(x, *, alpha=1.0, out=None):
+    """Exponential linear unit: ``x`` for ``x > 0``, ``alpha * expm1(x)`` otherwise.
+
+    Derivative: 1 for ``x > 0``, ``alpha * e^x = y + alpha`` otherwise.  Uses
+    ``expm1`` so that small negative ``x`` keep their relative accuracy.  (The
+    seeds' ``max(x, a(e^x - 1))`` holds only for ``alpha <= 1``; this is the
+    piecewise definition.)
+
+    >>> import mlkern
+    >>> round(float(mlkern.elu(-1.0)), 12)
+    -0.632120558829
+    """
+    a = check_real(alpha, "alpha")
+    return _unary(_ELU, x, out, a, 0.0, 0.0, 4)
+
+
+def elu_grad(x, *, alpha=1.0, out=None):
+    """Derivative of :func:`elu`: 1 for ``x > 0``, ``alpha * exp(x)`` otherwise.
+
+    >>> import mlkern
+    >>> float(mlkern.elu_grad(0.0, alpha=2.0))
+    2.0
+    """
+    a = check_real(alpha, "alpha")
+    return _unary(_ELU_GRAD, x, out, a, 0.0, 0.0, 4)
+
+
+def elu_backward(grad_output, y, *, alpha=1.0, out=None):
+    """Fused backward of :func:`elu` from the forward *output* ``y``:
+    ``grad_output * (1 if y > 0 else y + alpha)`` (valid for ``alpha >= 0``, as
+    PyTorch's ``elu_backward(is_result=True)``).
+
+    >>> import mlkern
+    >>> float(mlkern.elu_backward(1.0, -0.5, alpha=1.0))
+    0.5
+    """
+    a = check_real(alpha, "alpha")
+    return _binary(_B_ELU, grad_output, y, out, a, 0.0, 0.0, 1)
+
+
+# ---------------------------------------------------------------- softplus
+def _softplus_params(beta, threshold):
+    b = check_real(beta, "beta")
+    if b == 0.0:
+        raise ValueError("beta: must be nonzero")
+    t = float("inf") if threshold is None else check_real(threshold, "threshold")
+    return b, t
+
+
+def softplus(x, *, beta=1.0, threshold=None, out=None):
+    """Softplus, ``(1/beta) * log(1 + exp(beta * x))``.
+
+    Parameters
+    ----------
+    beta : float, default 1
+    threshold : float or None, default None
+        If a number, the result is ``x`` where ``beta * x > threshold``
+        (PyTorch's default is 20).  ``None`` keeps the exact value everywhere.
+
+    Notes
+    -----
+    Derivative: ``sigmoid(beta * x)`` (1 above the threshold).  Stability:
+    ``max(z, 0) + log1p(exp(-|z|))``, ``z = beta x``: exact in both tails,
+    ``softplus(1000) = 1000`` and ``softplus(-30) = 9.357622968839737e-14``.
+
+    >>> import mlkern
+    >>> float(mlkern.softplus(1000.0)), float(mlkern.softplus(-30.0))
+    (1000.0, 9.357622968839737e-14)
+    """
+    b, t = _softplus_params(beta, threshold)
+    return _unary(_SOFTPLUS, x, out, 0.0, b, t, 8)
+
+
+def softplus_grad(x, *, beta=1.0, threshold=None, out=None):
+    """Derivative of :func:`softplus`: ``sigmoid(beta * x)``, 1 where
+    ``beta * x > threshold``.
+
+    >>> import mlkern
+    >>> float(mlkern.softplus_grad(0.0))
+    0.5
+    """
+    b, t = _softplus_params(beta, threshold)
+    return _unary(_SOFTPLUS_GRAD, x, out, 0.0, b, t, 4)
+
+
+def softplus_backward(grad_output, x, *, beta=1.0, threshold=None, out=None):
+    """Fused backward of :func:`softplus`: ``grad_output * sigmoid(beta * x)``;
+    ``x`` is the forward input.
+
+    >>> import mlkern
+    >>> float(mlkern.softplus_backward(2.0, 0.0))
+    1.0
+    """
+    b, t = _softplus_params(beta, threshold)
+    return _binary(_B_SOFTPLUS, grad_output, x, out, 0.0, b, t, 4)
+
+
+# ---------------------------------------------------------------- silu
+def silu(x, *, beta=1.0, out=None):
+    """SiLU / swish: ``x * sigmoid(beta * x)``.
+
+    Notes
+    -----
+    Derivative: ``s + beta x s (1 - s)``, ``s = sigmoid(beta x)``.  Stability:
+    one ``exp(-|beta x|)`` and one division, ``x / (1 + e)`` or
+    ``x e / (1 + e)``; the limits are exact: ``silu(-inf) = -0.0``,
+    ``silu(-1000) = -0.0``, ``silu(inf) = inf``.
+
+    >>> import mlkern
+    >>> float(mlkern.silu(-1000.0))
+    -0.0
+    """
+    b = check_real(beta, "beta")
+    return _unary(_SILU, x, out, 0.0, b, 0.0, 5)
+
+
+def silu_grad(x, *, beta=1.0, out=None):
+    """Derivative of :func:`silu`: ``s (1 + beta x (1 - s))``, with ``1 - s``
+    computed as ``sigmoid(-beta x)`` (no cancellation); 0 at -inf, 1 at +inf.
+
+    >>> import mlkern
+    >>> float(mlkern.silu_grad(0.0))
+    0.5
+    """
+    b = check_real(beta, "beta")
+    return _unary(_SILU_GRAD, x, out, 0.0, b, 0.0, 5)
+
+
+def silu_backward(grad_output, x, *, beta=1.0, out=None):
+    """Fused backward of :func:`silu`; ``x`` is the forward input.
+
+    >>> import mlkern
+    >>> float(mlkern.silu_backward(2.0, 0.0))
+    1.0
+    """
+    b = check_real(beta, "beta")
+    return _binary(_B_SILU, grad_output, x, out, 0.0, b, 0.0, 5)
+
+
+swish = silu
+swish_grad = silu_grad
+swish_backward = silu_backward
+
+
+# ---------------------------------------------------------------- log_sigmoid
+def log_sigmoid(x, *, out=None):
+    """Log of the logistic sigmoid, ``-softplus(-x)``.
+
+    Notes
+    -----
+    Derivative: ``1 - sigmoid(x) = sigmoid(-x)``.  Stability:
+    ``min(x, 0) - log1p(exp(-|x|))``; ``log_sigmoid(-1000) = -1000``.
+
+    >>> import mlkern
+    >>> float(mlkern.log_sigmoid(-1000.0))
+    -1000.0
+    """
+    return _unary(_LOGSIG, x, out, 0.0, 0.0, 0.0, 8)
+
+
+def log_sigmoid_grad(x, *, out=None):
+    """Derivative of :func:`log_sigmoid`: ``sigmoid(-x)``.
+
+    >>> import mlkern
+    >>> float(mlkern.log_sigmoid_grad(0.0))
+    0.5
+    """
+    return _unary(_LOGSIG_GRAD, x, out, 0.0, 0.0, 0.0, 4)
+
+
+def log_sigmoid_backward(grad_output, x, *, out=None):
+    """Fused backward of :func:`log_sigmoid`: ``grad_output * sigmoid(-x)``.
+
+    >>> import mlkern
+    >>> float(mlkern.log_sigmoid_backward(4.0, 0.0))
+    2.0
+    """
+    return _binary(_B_LOGSIG, grad_output, x, out, 0.0, 0.0, 0.0, 4)
+
+
+# ---------------------------------------------------------------- gelu
+def _gelu_ops(approximate):
+    if approximate == "none":
+        return _GELU, _GELU_GRAD, _B_GELU
+    if approximate == "tanh":
+        return _GELU_TANH, _GELU_TANH_GRAD, _B_GELU_TANH
+    raise ValueError(f"approximate: expected 'none' or 'tanh', got {approximate!r}")
+
+
+def gelu(x, *, approximate="none", out=None):
+    """Gaussian error linear unit, ``x * Phi(x)``.
+
+    Parameters
+    ----------
+    approximate : {"none", "tanh"}
+        ``"none"``: exact, ``Phi`` the standard normal CDF.  ``"tanh"``:
+        ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``.
+
+    Notes
+    -----
+    Derivative: ``Phi(x) + x phi(x)``.  Stability: ``Phi`` is evaluated with
+    relative accuracy in the left tail (the Gaussian factor ``exp(-x^2/2)``
+    is computed from an exactly split ``x^2``), so ``gelu(-30)`` is the tiny
+    true value, not 0 or noise.  The tanh form is evaluated as
+    ``x * sigmoid(2u)``, which does not cancel for ``x << 0``.
+
+    >>> import mlkern
+    >>> float(mlkern.gelu(0.0)), round(float(mlkern.gelu(1.0)), 12)
+    (0.0, 0.841344746069)
+    """
+    f, _, _ = _gelu_ops(approximate)
+    return _unary(f, x, out, 0.0, 0.0, 0.0, 10)
+
+
+def gelu_grad(x, *, approximate="none", out=None):
+    """Derivative of :func:`gelu`: ``Phi(x) + x phi(x)`` (or the derivative of
+    the tanh form); 0 at -inf, 1 at +inf.
+
+    >>> import mlkern
+    >>> float(mlkern.gelu_grad(0.0))
+    0.5
+    """
+    _, g, _ = _gelu_ops(approximate)
+    return _unary(g, x, out, 0.0, 0.0, 0.0, 10)
+
+
+def gelu_backward(grad_output, x, *, approximate="none", out=None):
+    """Fused backward of :func:`gelu`; ``x`` is the forward input.
+
+    >>> import mlkern
+    >>> float(mlkern.gelu_backward(2.0, 0.0))
+    1.0
+    """
+    _, _, b = _gelu_ops(approximate)
+    return _binary(b, grad_output, x, out, 0.0, 0.0, 0.0, 10)
+
+
+# ---------------------------------------------------------------- noisy relu
+def _seed_key(seed):
+    if seed is None:
+        return int(np.random.SeedSequence().generate_state(1, np.uint64)[0])
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(0, 2**63 - 1, dtype=np.int64))
+    if isinstance(seed, (bool, np.bool_)):
+        raise TypeError("seed: expected an int, a numpy.random.Generator or None, got bool")
+    try:
+        s = operator.index(seed)
+    except TypeError:
+        raise TypeError("seed: expected an int, a numpy.random.Generator or None, got "
+                        f"{type(seed).__name__}") from None
+    # any int is accepted: reduce to 64 bits, then mix so nearby seeds differ
+    return int(np.random.SeedSequence(s % 2**64).generate_state(1, np.uint64)[0])
+
+
+def noisy_relu(x, *, sigma=None, seed=None, out=None):
+    """Noisy ReLU, ``max(0, x + Y)``, ``Y ~ N(0, s^2)``.
+
+    Parameters
+    ----------
+    sigma : float or None
+        Noise standard deviation ``s``.  ``None`` (Nair & Hinton):
+        ``s^2 = sigmoid(x)``, the *variance* is the logistic sigmoid of x.
+    seed : int, numpy.random.Generator or None
+        The same seed gives the same output for any number of threads: the
+        noise of element i is a pure function of (seed, i) (a counter-based
+        generator, Box-Muller on two hashed 53-bit uniforms).  A Generator is
+        asked for one integer; None draws fresh entropy.
+
+    Notes
+    -----
+    Training-time only: the backward is :func:`noisy_relu_backward` from the
+    output ``y``; there is no ``noisy_relu_grad``.  For float32 input the noise
+    is drawn in float64 and the sum rounded once.
+
+    >>> import mlkern
+    >>> a = mlkern.noisy_relu([1.0, -5.0, 3.0], seed=0)
+    >>> b = mlkern.noisy_relu([1.0, -5.0, 3.0], seed=0)
+    >>> bool((a == b).all())
+    True
+    """
+    s = -1.0 if sigma is None else check_real(sigma, "sigma", nonnegative=True)
+    key = _seed_key(seed)
+    return _unary(_NOISY_RELU, x, out, s, 0.0, 0.0, 12, key)
+
+
+def noisy_relu_backward(grad_output, y, *, out=None):
+    """Backward of :func:`noisy_relu` from its output ``y``: ``grad_output``
+    where ``y > 0``, else 0 (NaN where y is NaN).
+
+    >>> import mlkern
+    >>> mlkern.noisy_relu_backward([3.0, 3.0], [0.0, 2.0]).tolist()
+    [0.0, 3.0]
+    """
+    return _binary(_B_RELU, grad_output, y, out, 0.0, 0.0, 0.0, 1)
