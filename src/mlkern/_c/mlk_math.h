@@ -44,6 +44,35 @@ MLK_INLINE float mlk_copysign_f32(float mag, float sgn) {
 }
 
 /* ------------------------------------------------------------------ */
+/* error-free transformations                                          */
+/* ------------------------------------------------------------------ */
+/* a*b - fl(a*b), exactly: one FMA where the ISA has it, Dekker/Veltkamp
+ * splitting otherwise (the baseline has no FMA and a call to fma() would
+ * be a slow libm call; no contraction can happen there either). */
+MLK_INLINE double mlk_prod_err_f64(double a, double b, double p) {
+#ifdef __FMA__
+    return __builtin_fma(a, b, -p);
+#else
+    const double C = 134217729.0;        /* 2^27 + 1 */
+    double ca = C * a, cb = C * b;
+    double ah = ca - (ca - a), al = a - ah;
+    double bh = cb - (cb - b), bl = b - bh;
+    return ((ah * bh - p) + ah * bl + al * bh) + al * bl;
+#endif
+}
+
+/* (num + numerr)/(d + derr), correctly rounded to within ~0.1 ULP more than
+ * one rounding: the residual of q = num/d is taken exactly (error-free
+ * product) and divided by d approximately -- rd ~ 1/d to a few per cent is
+ * enough, the correction is itself an ulp-sized term. */
+MLK_INLINE double mlk_div_fix_f64(double num, double numerr, double d, double derr, double rd) {
+    double q = num / d;
+    double qd = q * d;
+    double res = (((num - qd) - mlk_prod_err_f64(q, d, qd)) + numerr) - q * derr;
+    return q + res * rd;
+}
+
+/* ------------------------------------------------------------------ */
 /* exp and expm1, float64                                              */
 /*                                                                     */
 /* x = n ln2 + r, |r| <= ln2/2 (n by the 1.5*2^52 rounding trick),     */
@@ -142,6 +171,26 @@ MLK_INLINE double mlk_expneg_pair_f64(double a, double *em1) {
     return s * (1.0 + (r + t));
 }
 
+/* e^x for x <= 0 (or NaN) -- the exponential every activation needs
+ * (e^{-|x|}).  Cheaper than mlk_exp_f64: the scale 2^n, n in [-1076, 0],
+ * is built directly from the bits of the rounding shift with a bias of 512
+ * (always a normal number) and the bias removed by one constant multiply, so
+ * the result rounds once, subnormals included.  No rc term: <= 1 ULP is
+ * still met on the normal range (0.5 + 2^-5 ULP from the dropped term). */
+/* 2^512 e^x, a normal number for every x <= 0 */
+MLK_INLINE double mlk_expneg_scaled_f64(double x) {
+    x = x < -1060.0 ? -1060.0 : x;        /* 2^512 e^-1060 is still normal */
+    double kd = x * MLK_INVLN2_64 + MLK_SHIFT64;
+    uint64_t ki = mlk_bits64(kd);
+    kd -= MLK_SHIFT64;
+    double r = (x - kd * MLK_LN2HI_64) - kd * MLK_LN2LO_64;
+    double p = 1.0 + (r + r * r * mlk_expq_f64(r));
+    double s = mlk_from_bits64((ki + (1023 + 512)) << 52);   /* 2^(n+512) */
+    return p * s;
+}
+#define MLK_EXPNEG_UNSCALE_f64 0x1p-512
+MLK_INLINE double mlk_expneg_f64(double x) { return mlk_expneg_scaled_f64(x) * MLK_EXPNEG_UNSCALE_f64; }
+
 /* ------------------------------------------------------------------ */
 /* log and log1p, float64 (fdlibm's polynomial in s = f/(2+f))          */
 /* ------------------------------------------------------------------ */
@@ -159,6 +208,17 @@ MLK_INLINE double mlk_log_poly_f64(double f, double k, double c) {
     double R = t2 + t1;
     double hfsq = 0.5 * f * f;
     return k * MLK_LN2HI_64 - ((hfsq - (s * (hfsq + R) + (k * MLK_LN2LO_64 + c))) - f);
+}
+
+/* log1p(e) for e in [0, 1] (or NaN): the log1p of softplus and friends.
+ * u = 1 + e is in [1, 2], so k is 0 or 1 and no special cases are needed;
+ * NaN propagates through c. */
+MLK_INLINE double mlk_log1p_unit_f64(double e) {
+    double u = 1.0 + e;
+    double c = (e - (u - 1.0)) / u;
+    double hi = u > 1.4142135623730951 ? 1.0 : 0.0;
+    double m = hi > 0.0 ? u * 0.5 : u;
+    return mlk_log_poly_f64(m - 1.0, hi, c);
 }
 
 /* x > 0 finite (normal or subnormal) -> m in [sqrt(.5), sqrt(2)), k with x = m 2^k */
@@ -217,10 +277,9 @@ MLK_INLINE double mlk_tanh_f64(double x) {
 
 /* log(1 + e^x) for any x, exact in both tails: max(x,0) + log1p(e^-|x|) */
 MLK_INLINE double mlk_log1pexp_f64(double x) {
-    double e = mlk_exp_f64(-mlk_abs_f64(x));
+    double e = mlk_expneg_f64(-mlk_abs_f64(x));
     double m = x > 0.0 ? x : 0.0;
-    double y = m + mlk_log1p_f64(e);
-    return x != x ? x : y;
+    return m + mlk_log1p_unit_f64(e);
 }
 
 /* ------------------------------------------------------------------ */
@@ -303,6 +362,20 @@ MLK_INLINE float mlk_expneg_pair_f32(float a, float *em1) {
     return s * (1.0f + (r + t));
 }
 
+/* 2^64 e^x, a normal number for every x <= 0 */
+MLK_INLINE float mlk_expneg_scaled_f32(float x) {
+    x = x < -131.0f ? -131.0f : x;        /* 2^64 e^-131 is still normal */
+    float kd = x * MLK_INVLN2_32 + MLK_SHIFT32;
+    uint32_t ki = mlk_bits32(kd);
+    kd -= MLK_SHIFT32;
+    float r = (x - kd * MLK_LN2HI_32) - kd * MLK_LN2LO_32;
+    float p = 1.0f + (r + r * r * mlk_expq_f32(r));
+    float s = mlk_from_bits32((ki + (127U + 64U)) << 23);      /* 2^(n+64) */
+    return p * s;
+}
+#define MLK_EXPNEG_UNSCALE_f32 0x1p-64f
+MLK_INLINE float mlk_expneg_f32(float x) { return mlk_expneg_scaled_f32(x) * MLK_EXPNEG_UNSCALE_f32; }
+
 MLK_INLINE float mlk_log_poly_f32(float f, float k, float c) {
     /* fdlibm's float coefficients for log(1+f), s = f/(2+f) */
     const float Lg1 = 6.6666668653e-01f, Lg2 = 4.0000000596e-01f,
@@ -315,6 +388,14 @@ MLK_INLINE float mlk_log_poly_f32(float f, float k, float c) {
     float R = t2 + t1;
     float hfsq = 0.5f * f * f;
     return k * MLK_LN2HI_32 - ((hfsq - (s * (hfsq + R) + (k * MLK_LN2LO_32 + c))) - f);
+}
+
+MLK_INLINE float mlk_log1p_unit_f32(float e) {
+    float u = 1.0f + e;
+    float c = (e - (u - 1.0f)) / u;
+    float hi = u > 1.41421356f ? 1.0f : 0.0f;
+    float m = hi > 0.0f ? u * 0.5f : u;
+    return mlk_log_poly_f32(m - 1.0f, hi, c);
 }
 
 MLK_INLINE float mlk_frexp_f32(float x, float *k) {
@@ -366,10 +447,9 @@ MLK_INLINE float mlk_tanh_f32(float x) {
 }
 
 MLK_INLINE float mlk_log1pexp_f32(float x) {
-    float e = mlk_exp_f32(-mlk_abs_f32(x));
+    float e = mlk_expneg_f32(-mlk_abs_f32(x));
     float m = x > 0.0f ? x : 0.0f;
-    float y = m + mlk_log1p_f32(e);
-    return x != x ? x : y;
+    return m + mlk_log1p_unit_f32(e);
 }
 
 #endif /* MLK_MATH_H */

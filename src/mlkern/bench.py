@@ -1,0 +1,1362 @@
+"""Speed of mlkern against NumPy/SciPy (and PyTorch when importable).
+
+Run ``python -m mlkern bench`` (``--help`` for the options).  The same case
+registry (:data:`CASES`, :func:`make_inputs`, :func:`check`) drives the
+pytest-benchmark suite in ``benchmarks/bench_activations.py``.
+
+Method (as in the project's peer measurements):
+
+* in-process timing with ``time.perf_counter_ns``; per peer the first call
+  and a short warm-up are thrown away, then an inner-loop count ``k`` is
+  picked so that one repeat lasts at least ~20 ms; at least 7 repeats;
+  the **median** per-call time is reported (min and quartiles in the json);
+* at T=1 the peers of one case run **round-robin** (one repeat each in
+  turn) so that the VM's speed drift hits them alike; at T=2 each parallel
+  peer is timed on its own, and all mlkern T=2 work runs before all torch
+  T=2 work (parallel calls of two runtimes are never interleaved);
+* NumPy/SciPy are single-threaded: their T=1 time is carried over to the
+  T=2 rows and marked ``[1T]``;
+* outputs are preallocated and passed with ``out=`` wherever the peer
+  allows; peers that allocate are marked ``[a]``;
+* every peer's output (and mlkern's) is compared once with a float64
+  NumPy/SciPy reference on the same inputs: max abs error /
+  max(1, max|ref|) <= 2e-4 (float32) or 1e-8 (float64), else ``[!]``;
+* ns/el = median time / elements; GB/s counts the bytes an ideal single
+  pass must move (2 n itemsize for a unary map, 3 n itemsize for a
+  backward); %roof = GB/s / best copy GB/s at the same dtype and threads,
+  for inputs of >= 32 MiB only (out of L3).
+
+Only NumPy is required; SciPy and PyTorch are optional.  This module is
+not imported by ``import mlkern``.
+"""
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+try:  # optional
+    import scipy
+    import scipy.special as _sps
+except ImportError:  # pragma: no cover - depends on the environment
+    scipy = None
+    _sps = None
+
+_torch = None          # set by _import_torch()
+_TORCH_ERROR = None
+
+_pc = time.perf_counter_ns
+
+DTYPES = {"f32": np.float32, "f64": np.float64}
+TOL = {np.dtype(np.float32): 2e-4, np.dtype(np.float64): 1e-8}
+ROOF_BYTES = 32 * 2**20          # %roof only for main inputs at least this big
+CHECK_POINTS = 100_000           # the correctness check looks at <= this many elements
+
+_K = 0.7978845608028654          # sqrt(2/pi)
+_C = 0.044715
+_INV_SQRT_2PI = 0.3989422804014327
+_INV_SQRT_2 = 0.7071067811865476
+
+
+def _import_torch():
+    """Import torch once; returns the module or None."""
+    global _torch, _TORCH_ERROR
+    if _torch is None and _TORCH_ERROR is None:
+        try:
+            import torch
+            _torch = torch
+        except Exception as e:  # ImportError, or a broken install
+            _TORCH_ERROR = f"{type(e).__name__}: {e}"
+    return _torch
+
+
+def set_torch_threads(t):
+    """torch.set_num_threads(t) and check that it took (never via threadpoolctl)."""
+    torch = _import_torch()
+    torch.set_num_threads(t)
+    got = torch.get_num_threads()
+    if got != t:
+        raise RuntimeError(f"torch.get_num_threads() is {got} after set_num_threads({t})")
+
+
+# ------------------------------------------------------------------ float64 references
+def _r_sigmoid(x):
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _r_ndtr(x):
+    if _sps is not None:
+        return _sps.ndtr(x)
+    erfc = np.frompyfunc(math.erfc, 1, 1)
+    return 0.5 * erfc(-x * _INV_SQRT_2).astype(np.float64)
+
+
+def _r_softplus(x):
+    return np.logaddexp(0.0, x)
+
+
+def _r_elu(x):
+    return np.where(x > 0, x, np.expm1(np.minimum(x, 0.0)))
+
+
+def _r_gelu_tanh(x):
+    return 0.5 * x * (1.0 + np.tanh(_K * (x + _C * x ** 3)))
+
+
+def _r_gelu_tanh_grad(x):
+    t = np.tanh(_K * (x + _C * x ** 3))
+    return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * _K * (1.0 + 3.0 * _C * x * x)
+
+
+def _r_npdf(x):
+    return _INV_SQRT_2PI * np.exp(-0.5 * x * x)
+
+
+# ------------------------------------------------------------------ the registry
+class Impl:
+    """One way of computing a case.
+
+    ``make(ins, out)`` gets the inputs and the preallocated output (NumPy
+    arrays, or tensors sharing their memory for torch) and returns a
+    zero-argument callable that writes the result into ``out``.
+    """
+    __slots__ = ("name", "runtime", "make", "needs", "allocates")
+
+    def __init__(self, name, runtime, make, needs=None, allocates=False):
+        self.name, self.runtime, self.make = name, runtime, make
+        self.needs, self.allocates = needs, allocates
+
+    def available(self):
+        if self.needs == "scipy":
+            return _sps is not None
+        if self.runtime == "torch":
+            return _import_torch() is not None
+        return True
+
+    @property
+    def label(self):
+        return self.name + (" [a]" if self.allocates else "")
+
+    def __repr__(self):
+        return f"Impl({self.name!r}, {self.runtime!r})"
+
+
+class Case:
+    """A function to time: mlkern's implementation, its peers, the reference."""
+
+    def __init__(self, name, family, kind, ref, mlkern, numpy, torch=(),
+                 saved="x", y_of=None, memory_bound=False):
+        self.name, self.family, self.kind = name, family, kind   # kind: fwd, bwd, copy
+        self.ref = ref                  # float64 reference: ref(*inputs)
+        self.mlkern = mlkern            # Impl
+        self.numpy = list(numpy)
+        self.torch = list(torch)
+        self.saved = saved              # bwd: second input is the forward input x or output y
+        self.y_of = y_of                # bwd with saved="y": forward reference
+        self.memory_bound = memory_bound
+
+    @property
+    def n_inputs(self):
+        return 1 if self.kind in ("fwd", "copy") else 2
+
+    @property
+    def bytes_per_el(self):
+        """Ideal bytes moved per element, per itemsize (read + write)."""
+        return self.n_inputs + 1
+
+    def impls(self, runtimes=("mlkern", "numpy", "torch")):
+        out = []
+        for rt in runtimes:
+            group = [self.mlkern] if rt == "mlkern" else getattr(self, rt)
+            out.extend(i for i in group if i.available())
+        return out
+
+    def __repr__(self):
+        return f"Case({self.name!r})"
+
+
+def _mk(fname, **kw):
+    """mlkern.<fname>(*ins, out=out, **kw)."""
+    def make(ins, out):
+        import mlkern
+        f = getattr(mlkern, fname)
+        if len(ins) == 1:
+            x, = ins
+            if kw:
+                return lambda: f(x, out=out, **kw)
+            return lambda: f(x, out=out)
+        g, s = ins
+        if kw:
+            return lambda: f(g, s, out=out, **kw)
+        return lambda: f(g, s, out=out)
+    return Impl(f"mlkern.{fname}", "mlkern", make)
+
+
+def _np(name, needs=None, allocates=False):
+    def deco(make):
+        return Impl(name, "numpy", make, needs=needs, allocates=allocates)
+    return deco
+
+
+def _tc(name, allocates=False):
+    def deco(make):
+        return Impl(name, "torch", make, allocates=allocates)
+    return deco
+
+
+def _aten():
+    return _import_torch().ops.aten
+
+
+# --- numpy / scipy expressions (all single-threaded, out= where possible)
+@_np("scipy.special.expit", needs="scipy")
+def _np_expit(ins, o):
+    x, = ins
+    return lambda: _sps.expit(x, out=o)
+
+
+@_np("1/(1+exp(-x)) 4-pass")
+def _np_sigmoid4(ins, o):
+    x, = ins
+    neg, exp, add, rec = np.negative, np.exp, np.add, np.reciprocal
+
+    def f():
+        neg(x, out=o)
+        exp(o, out=o)
+        add(o, 1, out=o)
+        rec(o, out=o)
+    return f
+
+
+@_np("np.tanh")
+def _np_tanh(ins, o):
+    x, = ins
+    return lambda: np.tanh(x, out=o)
+
+
+@_np("np.maximum(x,0)")
+def _np_relu(ins, o):
+    x, = ins
+    return lambda: np.maximum(x, 0, out=o)
+
+
+@_np("np.logaddexp(0,x)")
+def _np_softplus(ins, o):
+    x, = ins
+    return lambda: np.logaddexp(0, x, out=o)
+
+
+@_np("x*expit(x)", needs="scipy")
+def _np_silu_expit(ins, o):
+    x, = ins
+    expit, mul = _sps.expit, np.multiply
+
+    def f():
+        expit(x, out=o)
+        mul(x, o, out=o)
+    return f
+
+
+@_np("x/(1+exp(-x)) 4-pass")
+def _np_silu4(ins, o):
+    x, = ins
+    neg, exp, add, div = np.negative, np.exp, np.add, np.divide
+
+    def f():
+        neg(x, out=o)
+        exp(o, out=o)
+        add(o, 1, out=o)
+        div(x, o, out=o)
+    return f
+
+
+@_np("where(x>0,x,expm1(x)) via copyto")
+def _np_elu(ins, o):
+    x, = ins
+    m = np.empty(x.shape, dtype=bool)
+    gt, expm1, copyto = np.greater, np.expm1, np.copyto
+
+    def f():
+        gt(x, 0, out=m)
+        expm1(x, out=o)
+        copyto(o, x, where=m)
+    return f
+
+
+@_np("x*ndtr(x)", needs="scipy")
+def _np_gelu(ins, o):
+    x, = ins
+    ndtr, mul = _sps.ndtr, np.multiply
+
+    def f():
+        ndtr(x, out=o)
+        mul(x, o, out=o)
+    return f
+
+
+@_np("0.5x(1+tanh(k(x+cx^3)))")
+def _np_gelu_tanh(ins, o):
+    x, = ins
+    mul, add, tanh = np.multiply, np.add, np.tanh
+
+    def f():
+        mul(x, x, out=o)
+        mul(o, _C, out=o)
+        add(o, 1, out=o)
+        mul(o, x, out=o)
+        mul(o, _K, out=o)
+        tanh(o, out=o)
+        add(o, 1, out=o)
+        mul(o, x, out=o)
+        mul(o, 0.5, out=o)
+    return f
+
+
+@_np("scipy.special.log_expit", needs="scipy")
+def _np_log_expit(ins, o):
+    x, = ins
+    return lambda: _sps.log_expit(x, out=o)
+
+
+@_np("-logaddexp(0,-x)")
+def _np_log_sigmoid(ins, o):
+    x, = ins
+    neg, lae = np.negative, np.logaddexp
+
+    def f():
+        neg(x, out=o)
+        lae(0, o, out=o)
+        neg(o, out=o)
+    return f
+
+
+@_np("np.copyto")
+def _np_copy(ins, o):
+    x, = ins
+    return lambda: np.copyto(o, x)
+
+
+# --- numpy backward expressions: ins = (g, saved)
+@_np("g*y*(1-y)")
+def _np_sigmoid_bwd(ins, o):
+    g, y = ins
+    sub, mul = np.subtract, np.multiply
+
+    def f():
+        sub(1, y, out=o)
+        mul(o, y, out=o)
+        mul(o, g, out=o)
+    return f
+
+
+@_np("g*(1-y*y)")
+def _np_tanh_bwd(ins, o):
+    g, y = ins
+    sub, mul = np.subtract, np.multiply
+
+    def f():
+        mul(y, y, out=o)
+        sub(1, o, out=o)
+        mul(o, g, out=o)
+    return f
+
+
+@_np("g*(x>0)")
+def _np_relu_bwd(ins, o):
+    g, x = ins
+    m = np.empty(x.shape, dtype=bool)
+    gt, mul = np.greater, np.multiply
+
+    def f():
+        gt(x, 0, out=m)
+        mul(g, m, out=o)
+    return f
+
+
+def _silu_bwd_from_s(g, x, o, t):
+    """o holds s = sigmoid(x): o = g * s * (1 + x * (1 - s))."""
+    np.subtract(1, o, out=t)
+    np.multiply(t, x, out=t)
+    np.add(t, 1, out=t)
+    np.multiply(t, o, out=o)
+    np.multiply(o, g, out=o)
+
+
+@_np("s=expit(x); g*s*(1+x(1-s))", needs="scipy")
+def _np_silu_bwd(ins, o):
+    g, x = ins
+    t = np.empty_like(o)
+    expit = _sps.expit
+
+    def f():
+        expit(x, out=o)
+        _silu_bwd_from_s(g, x, o, t)
+    return f
+
+
+@_np("s=1/(1+exp(-x)); g*s*(1+x(1-s))")
+def _np_silu_bwd4(ins, o):
+    g, x = ins
+    t = np.empty_like(o)
+    sig = _np_sigmoid4.make((x,), o)
+
+    def f():
+        sig()
+        _silu_bwd_from_s(g, x, o, t)
+    return f
+
+
+@_np("g*(ndtr(x)+x*npdf(x))", needs="scipy")
+def _np_gelu_bwd(ins, o):
+    g, x = ins
+    t = np.empty_like(o)
+    ndtr, mul, add, exp = _sps.ndtr, np.multiply, np.add, np.exp
+
+    def f():
+        ndtr(x, out=o)
+        mul(x, x, out=t)
+        mul(t, -0.5, out=t)
+        exp(t, out=t)
+        mul(t, _INV_SQRT_2PI, out=t)
+        mul(t, x, out=t)
+        add(o, t, out=o)
+        mul(o, g, out=o)
+    return f
+
+
+@_np("g*d/dx[gelu tanh form]")
+def _np_gelu_tanh_bwd(ins, o):
+    g, x = ins
+    t = np.empty_like(o)
+    u = np.empty_like(o)
+    mul, add, sub, tanh = np.multiply, np.add, np.subtract, np.tanh
+
+    def f():
+        mul(x, x, out=u)                 # u = x^2
+        mul(u, _C, out=t)
+        add(t, 1, out=t)
+        mul(t, x, out=t)
+        mul(t, _K, out=t)
+        tanh(t, out=t)                   # t = tanh(k (x + c x^3))
+        mul(u, 3 * _C * _K, out=u)
+        add(u, _K, out=u)                # u = k (1 + 3 c x^2)
+        mul(t, t, out=o)
+        sub(1, o, out=o)
+        mul(o, u, out=o)
+        mul(o, x, out=o)                 # x (1 - t^2) k (1 + 3 c x^2)
+        add(o, t, out=o)
+        add(o, 1, out=o)
+        mul(o, 0.5, out=o)
+        mul(o, g, out=o)
+    return f
+
+
+@_np("g*expit(x)", needs="scipy")
+def _np_softplus_bwd(ins, o):
+    g, x = ins
+    expit, mul = _sps.expit, np.multiply
+
+    def f():
+        expit(x, out=o)
+        mul(o, g, out=o)
+    return f
+
+
+@_np("g/(1+exp(-x)) 4-pass")
+def _np_softplus_bwd4(ins, o):
+    g, x = ins
+    neg, exp, add, div = np.negative, np.exp, np.add, np.divide
+
+    def f():
+        neg(x, out=o)
+        exp(o, out=o)
+        add(o, 1, out=o)
+        div(g, o, out=o)
+    return f
+
+
+@_np("g*min(y+1,1)")
+def _np_elu_bwd(ins, o):
+    g, y = ins
+    add, mn, mul = np.add, np.minimum, np.multiply
+
+    def f():
+        add(y, 1, out=o)
+        mn(o, 1, out=o)
+        mul(o, g, out=o)
+    return f
+
+
+@_np("g*expit(-x)", needs="scipy")
+def _np_log_sigmoid_bwd(ins, o):
+    g, x = ins
+    neg, expit, mul = np.negative, _sps.expit, np.multiply
+
+    def f():
+        neg(x, out=o)
+        expit(o, out=o)
+        mul(o, g, out=o)
+    return f
+
+
+@_np("g/(1+exp(x)) 3-pass")
+def _np_log_sigmoid_bwd3(ins, o):
+    g, x = ins
+    exp, add, div = np.exp, np.add, np.divide
+
+    def f():
+        exp(x, out=o)
+        add(o, 1, out=o)
+        div(g, o, out=o)
+    return f
+
+
+# --- torch (ops with an out= / grad_input= variant)
+@_tc("torch.sigmoid(out=)")
+def _t_sigmoid(ins, o):
+    x, = ins
+    return lambda: _torch.sigmoid(x, out=o)
+
+
+@_tc("torch.tanh(out=)")
+def _t_tanh(ins, o):
+    x, = ins
+    return lambda: _torch.tanh(x, out=o)
+
+
+@_tc("torch.clamp_min(out=)")
+def _t_relu(ins, o):
+    x, = ins
+    return lambda: _torch.clamp_min(x, 0, out=o)
+
+
+@_tc("aten.softplus.out(1,20)")
+def _t_softplus(ins, o):
+    x, = ins
+    op = _aten().softplus.out
+    return lambda: op(x, 1, 20, out=o)
+
+
+@_tc("aten.silu.out")
+def _t_silu(ins, o):
+    x, = ins
+    op = _aten().silu.out
+    return lambda: op(x, out=o)
+
+
+@_tc("aten.elu.out")
+def _t_elu(ins, o):
+    x, = ins
+    op = _aten().elu.out
+    return lambda: op(x, 1.0, 1, 1, out=o)
+
+
+@_tc("aten.gelu.out(none)")
+def _t_gelu(ins, o):
+    x, = ins
+    op = _aten().gelu.out
+    return lambda: op(x, approximate="none", out=o)
+
+
+@_tc("aten.gelu.out(tanh)")
+def _t_gelu_tanh(ins, o):
+    x, = ins
+    op = _aten().gelu.out
+    return lambda: op(x, approximate="tanh", out=o)
+
+
+@_tc("aten.log_sigmoid.out")
+def _t_log_sigmoid(ins, o):
+    x, = ins
+    op = _aten().log_sigmoid.out
+    return lambda: op(x, out=o)
+
+
+@_tc("Tensor.copy_")
+def _t_copy(ins, o):
+    x, = ins
+    return lambda: o.copy_(x)
+
+
+@_tc("aten.sigmoid_backward")
+def _t_sigmoid_bwd(ins, o):
+    g, y = ins
+    op = _aten().sigmoid_backward.grad_input
+    return lambda: op(g, y, grad_input=o)
+
+
+@_tc("aten.tanh_backward")
+def _t_tanh_bwd(ins, o):
+    g, y = ins
+    op = _aten().tanh_backward.grad_input
+    return lambda: op(g, y, grad_input=o)
+
+
+@_tc("aten.threshold_backward")
+def _t_relu_bwd(ins, o):
+    g, x = ins
+    op = _aten().threshold_backward.grad_input
+    return lambda: op(g, x, 0, grad_input=o)
+
+
+@_tc("aten.silu_backward")
+def _t_silu_bwd(ins, o):
+    g, x = ins
+    op = _aten().silu_backward.grad_input
+    return lambda: op(g, x, grad_input=o)
+
+
+@_tc("aten.gelu_backward(none)")
+def _t_gelu_bwd(ins, o):
+    g, x = ins
+    op = _aten().gelu_backward.grad_input
+    return lambda: op(g, x, approximate="none", grad_input=o)
+
+
+@_tc("aten.gelu_backward(tanh)")
+def _t_gelu_tanh_bwd(ins, o):
+    g, x = ins
+    op = _aten().gelu_backward.grad_input
+    return lambda: op(g, x, approximate="tanh", grad_input=o)
+
+
+@_tc("aten.softplus_backward(1,20)")
+def _t_softplus_bwd(ins, o):
+    g, x = ins
+    op = _aten().softplus_backward.grad_input
+    return lambda: op(g, x, 1, 20, grad_input=o)
+
+
+@_tc("aten.elu_backward(is_result)")
+def _t_elu_bwd(ins, o):
+    g, y = ins
+    op = _aten().elu_backward.grad_input
+    return lambda: op(g, 1.0, 1, 1, True, y, grad_input=o)
+
+
+@_tc("aten.log_sigmoid_backward")
+def _t_log_sigmoid_bwd(ins, o):
+    g, x = ins
+    aten = _aten()
+    _, buf = aten.log_sigmoid_forward(x)      # the forward's buffer, outside timing
+    op = aten.log_sigmoid_backward.grad_input
+    return lambda: op(g, x, buf, grad_input=o)
+
+
+def _copy_make(ins, o):
+    from . import _math
+    x, = ins
+    return lambda: _math.copy(x, out=o)
+
+
+COPY = Case("copy", "copy", "copy", lambda x: x.copy(),
+            Impl("mlkern._math.copy", "mlkern", _copy_make), [_np_copy], [_t_copy],
+            memory_bound=True)
+
+CASES = [
+    Case("sigmoid", "sigmoid", "fwd", _r_sigmoid, _mk("sigmoid"),
+         [_np_expit, _np_sigmoid4], [_t_sigmoid]),
+    Case("tanh", "tanh", "fwd", np.tanh, _mk("tanh"), [_np_tanh], [_t_tanh]),
+    Case("relu", "relu", "fwd", lambda x: np.maximum(x, 0.0), _mk("relu"),
+         [_np_relu], [_t_relu], memory_bound=True),
+    Case("softplus", "softplus", "fwd", _r_softplus, _mk("softplus"),
+         [_np_softplus], [_t_softplus]),
+    Case("silu", "silu", "fwd", lambda x: x * _r_sigmoid(x), _mk("silu"),
+         [_np_silu_expit, _np_silu4], [_t_silu]),
+    Case("elu", "elu", "fwd", _r_elu, _mk("elu"), [_np_elu], [_t_elu]),
+    Case("gelu", "gelu", "fwd", lambda x: x * _r_ndtr(x), _mk("gelu"),
+         [_np_gelu], [_t_gelu]),
+    Case("gelu_tanh", "gelu_tanh", "fwd", _r_gelu_tanh, _mk("gelu", approximate="tanh"),
+         [_np_gelu_tanh], [_t_gelu_tanh]),
+    Case("log_sigmoid", "log_sigmoid", "fwd", lambda x: -np.logaddexp(0.0, -x),
+         _mk("log_sigmoid"), [_np_log_expit, _np_log_sigmoid], [_t_log_sigmoid]),
+    # backward: (grad_output, saved); saved = forward output y or input x
+    Case("sigmoid_backward", "sigmoid", "bwd", lambda g, y: g * y * (1.0 - y),
+         _mk("sigmoid_backward"), [_np_sigmoid_bwd], [_t_sigmoid_bwd],
+         saved="y", y_of=_r_sigmoid, memory_bound=True),
+    Case("tanh_backward", "tanh", "bwd", lambda g, y: g * (1.0 - y * y),
+         _mk("tanh_backward"), [_np_tanh_bwd], [_t_tanh_bwd],
+         saved="y", y_of=np.tanh, memory_bound=True),
+    Case("relu_backward", "relu", "bwd", lambda g, x: g * (x > 0),
+         _mk("relu_backward"), [_np_relu_bwd], [_t_relu_bwd], memory_bound=True),
+    Case("silu_backward", "silu", "bwd",
+         lambda g, x: g * _r_sigmoid(x) * (1.0 + x * _r_sigmoid(-x)),
+         _mk("silu_backward"), [_np_silu_bwd, _np_silu_bwd4], [_t_silu_bwd]),
+    Case("gelu_backward", "gelu", "bwd", lambda g, x: g * (_r_ndtr(x) + x * _r_npdf(x)),
+         _mk("gelu_backward"), [_np_gelu_bwd], [_t_gelu_bwd]),
+    Case("gelu_tanh_backward", "gelu_tanh", "bwd", lambda g, x: g * _r_gelu_tanh_grad(x),
+         _mk("gelu_backward", approximate="tanh"), [_np_gelu_tanh_bwd], [_t_gelu_tanh_bwd]),
+    Case("softplus_backward", "softplus", "bwd", lambda g, x: g * _r_sigmoid(x),
+         _mk("softplus_backward"), [_np_softplus_bwd, _np_softplus_bwd4], [_t_softplus_bwd]),
+    Case("elu_backward", "elu", "bwd", lambda g, y: g * np.where(y > 0, 1.0, y + 1.0),
+         _mk("elu_backward"), [_np_elu_bwd], [_t_elu_bwd],
+         saved="y", y_of=_r_elu, memory_bound=True),
+    Case("log_sigmoid_backward", "log_sigmoid", "bwd", lambda g, x: g * _r_sigmoid(-x),
+         _mk("log_sigmoid_backward"), [_np_log_sigmoid_bwd, _np_log_sigmoid_bwd3],
+         [_t_log_sigmoid_bwd]),
+]
+CASES_BY_NAME = {c.name: c for c in CASES}
+FAMILIES = list(dict.fromkeys(c.family for c in CASES))
+
+
+def select_cases(spec):
+    """Cases for a comma list of names: a family name ("sigmoid") selects the
+    function and its backward, a full name ("sigmoid_backward") just that
+    one; "forward"/"backward" select all of a kind; None or "all" selects all."""
+    if spec is None or spec.strip() in ("", "all"):
+        return list(CASES)
+    chosen = []
+    for tok in (t.strip() for t in spec.split(",")):
+        if not tok:
+            continue
+        if tok in ("forward", "fwd"):
+            hits = [c for c in CASES if c.kind == "fwd"]
+        elif tok in ("backward", "bwd"):
+            hits = [c for c in CASES if c.kind == "bwd"]
+        elif tok in CASES_BY_NAME:
+            hits = [CASES_BY_NAME[tok]]
+        elif tok in FAMILIES:
+            hits = [c for c in CASES if c.family == tok]
+        else:
+            raise ValueError(f"unknown function {tok!r}; choose from: "
+                             f"{', '.join(list(CASES_BY_NAME) + ['forward', 'backward'])}")
+        chosen.extend(c for c in hits if c not in chosen)
+    return [c for c in CASES if c in chosen]
+
+
+# ------------------------------------------------------------------ inputs and checks
+class Inputs:
+    """x ~ 3 N(0,1) and g ~ N(0,1) per (n, dtype), generated once; saved
+    forward outputs per family.  The same n gives the same values in both
+    dtypes (float32 is the float64 draw rounded)."""
+
+    def __init__(self):
+        self._cache = {}
+
+    def _get(self, key, fn):
+        v = self._cache.get(key)
+        if v is None:
+            v = self._cache[key] = fn()
+        return v
+
+    def x(self, n, dtype):
+        dtype = np.dtype(dtype)
+        x64 = self._get(("x", n, "f64"),
+                        lambda: 3.0 * np.random.default_rng([n, 0]).standard_normal(n))
+        if dtype == np.float64:
+            return x64
+        return self._get(("x", n, dtype.str), lambda: x64.astype(dtype))
+
+    def g(self, n, dtype):
+        dtype = np.dtype(dtype)
+        return self._get(("g", n, dtype.str),
+                         lambda: np.random.default_rng([n, 1]).standard_normal(n).astype(dtype))
+
+    def for_case(self, case, n, dtype):
+        """The input tuple of ``case``: (x,) or (g, saved)."""
+        x = self.x(n, dtype)
+        if case.n_inputs == 1:
+            return (x,)
+        if case.saved == "y":
+            with np.errstate(all="ignore"):
+                s = self._get(("y", case.family, n, np.dtype(dtype).str),
+                              lambda: case.y_of(self.x(n, np.float64)).astype(dtype))
+        else:
+            s = x
+        return (self.g(n, dtype), s)
+
+    def drop(self):
+        """Forget all cached arrays."""
+        self._cache.clear()
+
+
+def make_inputs(case, n, dtype, _inputs=Inputs()):
+    """Module-level cached inputs for ``case`` (see :class:`Inputs`)."""
+    return _inputs.for_case(case, n, dtype)
+
+
+def new_output(like):
+    """A preallocated output, filled with NaN (pages touched, stale values visible)."""
+    o = np.empty_like(like)
+    o.fill(np.nan)
+    return o
+
+
+def check(case, ins, out):
+    """Compare ``out`` with the float64 reference on (a strided subset of) the
+    inputs.  Returns a dict: ok, err (max abs err / max(1, max|ref|)), tol,
+    and where the worst element is (index, inputs, got, ref)."""
+    out = np.asarray(out)
+    n = out.size
+    step = max(1, n // CHECK_POINTS)
+    sl = slice(None, None, step)
+    sub = [np.asarray(a).reshape(-1)[sl] for a in ins]
+    with np.errstate(all="ignore"):
+        ref = np.asarray(case.ref(*(a.astype(np.float64) for a in sub)), dtype=np.float64)
+        got = out.reshape(-1)[sl].astype(np.float64)
+        d = np.abs(got - ref)
+        both_nan = np.isnan(got) & np.isnan(ref)
+        d[both_nan] = 0.0
+        d[np.isnan(d)] = np.inf
+        finite_ref = np.abs(ref[np.isfinite(ref)])
+        den = max(1.0, float(finite_ref.max()) if finite_ref.size else 1.0)
+    i = int(np.argmax(d)) if d.size else 0
+    err = float(d[i] / den) if d.size else 0.0
+    tol = TOL[np.dtype(out.dtype)]
+    return {"ok": bool(err <= tol), "err": err, "tol": tol, "index": i * step,
+            "inputs": [float(a[i]) for a in sub] if d.size else [],
+            "got": float(got[i]) if d.size else None,
+            "ref": float(ref[i]) if d.size else None}
+
+
+def assert_close(case, ins, out, label=""):
+    """check() and raise AssertionError with the details on a mismatch."""
+    r = check(case, ins, out)
+    if not r["ok"]:
+        names = ("x",) if case.n_inputs == 1 else ("g", case.saved)
+        inp = ", ".join(f"{k}={v!r}" for k, v in zip(names, r["inputs"]))
+        raise AssertionError(
+            f"{label or case.name}: max abs err / max(1,max|ref|) = {r['err']:.3g} > {r['tol']:g} "
+            f"at index {r['index']} ({inp}): got {r['got']!r}, reference {r['ref']!r}")
+    return r
+
+
+def to_torch(arrays):
+    """Tensors sharing memory with the given NumPy arrays."""
+    torch = _import_torch()
+    return tuple(torch.from_numpy(a) for a in arrays)
+
+
+def prepare(impl, ins, out):
+    """The timed callable of ``impl`` writing into ``out`` (a NumPy array)."""
+    if impl.runtime == "torch":
+        tin = to_torch(ins)
+        (tout,) = to_torch((out,))
+        return impl.make(tin, tout)
+    return impl.make(ins, out)
+
+
+# ------------------------------------------------------------------ timing
+class Settings:
+    def __init__(self, full=False, repeats=7):
+        self.full = full
+        self.repeats = max(1, repeats)
+        if full:
+            self.warm_ns = 50_000_000
+            self.total_ns = 200_000_000
+            self.repeat_ns = self.total_ns // 7
+        else:
+            self.warm_ns = 30_000_000
+            self.total_ns = 140_000_000
+            self.repeat_ns = 20_000_000
+
+
+class Timer:
+    """Times one zero-argument callable: warm-up, inner count k, repeats."""
+
+    def __init__(self, f, settings):
+        self.f, self.s = f, settings
+        self.k = 1
+        self.R = settings.repeats
+        self.samples = []
+
+    def warm(self):
+        f, pc = self.f, _pc
+        t0 = pc()
+        f()                                  # first call: thrown away
+        first = pc() - t0
+        # quick mode: the first call counts toward the warm-up time
+        budget = self.s.warm_ns - (0 if self.s.full else first)
+        calls = 0
+        t0 = pc()
+        el = 0
+        while calls == 0 or el < budget:
+            f()
+            calls += 1
+            el = pc() - t0
+        per = max(el / calls, 1.0)
+        self.k = max(1, math.ceil(self.s.repeat_ns / per))
+        self.R = max(self.s.repeats, math.ceil(self.s.total_ns / (self.k * per)))
+
+    def once(self):
+        f, k, pc = self.f, self.k, _pc
+        r = range(k)
+        t0 = pc()
+        for _ in r:
+            f()
+        self.samples.append((pc() - t0) / k)
+
+    @property
+    def done(self):
+        return len(self.samples) >= self.R
+
+    def stats(self):
+        a = np.asarray(self.samples, dtype=np.float64)
+        q1, med, q3 = np.percentile(a, [25, 50, 75])
+        return {"median_ns": float(med), "min_ns": float(a.min()), "q1_ns": float(q1),
+                "q3_ns": float(q3), "repeats": int(a.size), "inner": int(self.k)}
+
+
+def time_round_robin(funcs, settings):
+    """Warm all, then one repeat of each in turn until each has its repeats."""
+    timers = [Timer(f, settings) for f in funcs]
+    for t in timers:
+        t.warm()
+    while not all(t.done for t in timers):
+        for t in timers:
+            if not t.done:
+                t.once()
+    return [t.stats() for t in timers]
+
+
+def time_one(f, settings):
+    t = Timer(f, settings)
+    t.warm()
+    while not t.done:
+        t.once()
+    return t.stats()
+
+
+# ------------------------------------------------------------------ the run
+def _parse_sizes(s):
+    out = []
+    for tok in s.split(","):
+        tok = tok.strip()
+        if tok:
+            v = float(tok)
+            if v < 1 or v != int(v):
+                raise ValueError(f"--sizes: not a positive integer: {tok!r}")
+            out.append(int(v))
+    return out
+
+
+def fmt_n(n):
+    e = int(round(math.log10(n))) if n > 0 else 0
+    return f"1e{e}" if 10 ** e == n else str(n)
+
+
+def dtype_tag(dtype):
+    return {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}[np.dtype(dtype)]
+
+
+class Record(dict):
+    """One measured (case, impl, dtype, n, threads)."""
+
+
+class Runner:
+    def __init__(self, cases, sizes, dtypes, threads, settings, use_torch=True,
+                 progress=True, stream=sys.stdout):
+        self.cases, self.sizes, self.dtypes, self.threads = cases, sizes, dtypes, threads
+        self.s = settings
+        self.use_torch = use_torch and _import_torch() is not None
+        self.inputs = Inputs()
+        self.records = []
+        self.mismatches = []
+        self.progress = progress
+        self.stream = stream
+        self._done = 0
+        self._total = 0
+
+    # -- helpers
+    def _runtimes(self):
+        return ("mlkern", "numpy", "torch") if self.use_torch else ("mlkern", "numpy")
+
+    def _tick(self, what):
+        self._done += 1
+        if self.progress:
+            sys.stderr.write(f"\r  [{self._done:3d}/{self._total}] {what:<48}")
+            sys.stderr.flush()
+
+    def _setup(self, case, impl, n, dtype, T=1):
+        ins = self.inputs.for_case(case, n, dtype)
+        out = new_output(ins[0])
+        f = prepare(impl, ins, out)
+        f()
+        chk = check(case, ins, out)
+        if not chk["ok"]:
+            self.mismatches.append({"case": case.name, "impl": impl.name, "dtype": dtype_tag(dtype),
+                                    "n": n, "threads": T, **chk})
+        return f, chk, out
+
+    def _record(self, case, impl, n, dtype, T, st, chk, carried=False):
+        itemsize = np.dtype(dtype).itemsize
+        ns_el = st["median_ns"] / n
+        rec = Record(function=case.name, kind=case.kind, dtype=dtype_tag(dtype), n=n, threads=T,
+                     impl=impl.name, label=impl.label, runtime=impl.runtime,
+                     ns_per_el=ns_el, gbps=case.bytes_per_el * itemsize / ns_el,
+                     ok=chk["ok"], err=chk["err"], carried_1T=carried,
+                     allocates=impl.allocates, **st)
+        self.records.append(rec)
+        return rec
+
+    # -- phases
+    def _t1_case(self, case, n, dtype):
+        impls = case.impls(self._runtimes())
+        prepared = [self._setup(case, i, n, dtype, 1) for i in impls]
+        stats = time_round_robin([p[0] for p in prepared], self.s)
+        for impl, (f, chk, out), st in zip(impls, prepared, stats):
+            self._record(case, impl, n, dtype, 1, st, chk)
+        return impls, prepared, stats
+
+    def _numpy_only(self, case, n, dtype):
+        impls = case.impls(("numpy",))
+        prepared = [self._setup(case, i, n, dtype) for i in impls]
+        stats = time_round_robin([p[0] for p in prepared], self.s)
+        return list(zip(impls, [p[1] for p in prepared], stats))
+
+    def _units(self):
+        """(case, dtype, n) in run order: by n, then dtype, then case; the copy
+        roof at 1e7 always, first in its group."""
+        big = 10 ** 7
+        units = []
+        sizes = list(self.sizes) + ([big] if big not in self.sizes else [])
+        for n in sizes:
+            for dtype in self.dtypes:
+                if n == big:
+                    units.append((COPY, dtype, n))
+                if n in self.sizes:
+                    units.extend((c, dtype, n) for c in self.cases)
+        return units
+
+    def _each_unit(self):
+        """Iterate the units, dropping cached inputs whenever n changes."""
+        last = None
+        for case, dtype, n in self._units():
+            if last is not None and n != last:
+                self.inputs.drop()
+            last = n
+            yield case, dtype, n
+        self.inputs.drop()
+
+    def run(self):
+        import mlkern
+        units = self._units()
+        par = [T for T in self.threads if T != 1]
+        blocks = ["mlkern"] + (["torch"] if self.use_torch else [])
+        self._total = len(units) * ((1 in self.threads) + len(par) * len(blocks))
+        carried = {}    # (case, dtype, n) -> [(impl, chk, stats)] of numpy at T=1
+        with np.errstate(all="ignore"):
+            # T=1: all runtimes of a case round-robin
+            if 1 in self.threads:
+                with mlkern.threads(1):
+                    for case, dtype, n in self._each_unit():
+                        if self.use_torch:
+                            set_torch_threads(1)
+                        impls, prepared, stats = self._t1_case(case, n, dtype)
+                        carried[(case.name, dtype_tag(dtype), n)] = [
+                            (i, p[1], st) for i, p, st in zip(impls, prepared, stats)
+                            if i.runtime == "numpy"]
+                        self._tick(f"{case.name} {dtype_tag(dtype)} {fmt_n(n)} T1")
+            for T in par:
+                # numpy/scipy: single-threaded, T=1 time carried over (measured now if needed)
+                for case, dtype, n in (self._each_unit() if 1 not in self.threads else units):
+                    key = (case.name, dtype_tag(dtype), n)
+                    if key not in carried:
+                        carried[key] = self._numpy_only(case, n, dtype)
+                    for impl, chk, st in carried[key]:
+                        self._record(case, impl, n, dtype, T, st, chk, carried=True)
+                # the parallel runtimes one after the other, never interleaved
+                for rt in blocks:
+                    for case, dtype, n in self._each_unit():
+                        for impl in case.impls((rt,)):
+                            if rt == "mlkern":
+                                with mlkern.threads(T):
+                                    f, chk, out = self._setup(case, impl, n, dtype, T)
+                                    st = time_one(f, self.s)
+                            else:
+                                set_torch_threads(T)
+                                f, chk, out = self._setup(case, impl, n, dtype, T)
+                                st = time_one(f, self.s)
+                            self._record(case, impl, n, dtype, T, st, chk)
+                            del f, out
+                        self._tick(f"{case.name} {dtype_tag(dtype)} {fmt_n(n)} T{T} {rt}")
+        if self.progress:
+            sys.stderr.write("\r" + " " * 64 + "\r")
+            sys.stderr.flush()
+        return self.records
+
+
+def measure_overhead(dtypes, settings, use_torch):
+    """Per-call time (ns) of a 16-element sigmoid with out=, T=1, round-robin."""
+    import mlkern
+    rows = []
+    with np.errstate(all="ignore"), mlkern.threads(1):
+        if use_torch:
+            set_torch_threads(1)
+        for dtype in dtypes:
+            x = (3.0 * np.random.default_rng([16, 0]).standard_normal(16)).astype(dtype)
+            outs = [np.empty_like(x) for _ in range(3)]
+            funcs = [("mlkern.sigmoid(out=)", lambda: mlkern.sigmoid(x, out=outs[0]))]
+            if _sps is not None:
+                funcs.append(("scipy.special.expit(out=)", lambda: _sps.expit(x, out=outs[1])))
+            else:
+                funcs.append(("np 1/(1+exp(-x)) 4-pass", _np_sigmoid4.make((x,), outs[1])))
+            if use_torch:
+                tx, to = to_torch((x, outs[2]))
+                funcs.append(("torch.sigmoid(out=)", lambda: _torch.sigmoid(tx, out=to)))
+            stats = time_round_robin([f for _, f in funcs], settings)
+            for (name, _), st in zip(funcs, stats):
+                rows.append({"dtype": dtype_tag(dtype), "n": 16, "impl": name, **st})
+    return rows
+
+
+# ------------------------------------------------------------------ report
+def _best(recs):
+    """Fastest record, preferring those that passed the check."""
+    if not recs:
+        return None
+    good = [r for r in recs if r["ok"]]
+    return min(good or recs, key=lambda r: r["median_ns"])
+
+
+def _fmt(v, width=7):
+    if v is None:
+        return "-".rjust(width)
+    if v >= 100:
+        s = f"{v:.0f}"
+    elif v >= 10:
+        s = f"{v:.1f}"
+    elif v >= 1:
+        s = f"{v:.2f}"
+    else:
+        s = f"{v:.3f}"
+    return s.rjust(width)
+
+
+def _ratio(peer, mine):
+    if peer is None or mine is None:
+        return "-"
+    return f"{peer['median_ns'] / mine['median_ns']:.2f}x"
+
+
+def roofs(records):
+    """(dtype, threads) -> (best copy GB/s, its impl name), from copy rows at n >= roof size."""
+    out = {}
+    for r in records:
+        if r["function"] != "copy" or r["n"] * np.dtype(DTYPES[r["dtype"]]).itemsize < ROOF_BYTES:
+            continue
+        if not r["ok"]:
+            continue
+        key = (r["dtype"], r["threads"])
+        if key not in out or r["gbps"] > out[key][0]:
+            out[key] = (r["gbps"], r["impl"] + (" [1T]" if r["carried_1T"] else ""))
+    return out
+
+
+def report(records, mismatches, overhead, info, use_torch, stream=sys.stdout):
+    p = lambda *a: print(*a, file=stream)  # noqa: E731
+    rf = roofs(records)
+    by = {}
+    for r in records:
+        by.setdefault((r["function"], r["dtype"], r["n"], r["threads"]), []).append(r)
+
+    if overhead:
+        p("")
+        p("Per-call overhead, 16 elements, T=1 (median ns per call):")
+        for dt in dict.fromkeys(o["dtype"] for o in overhead):
+            parts = [f"{o['impl']} {o['median_ns']:.0f} ns" for o in overhead if o["dtype"] == dt]
+            p(f"  {dt}: " + ";  ".join(parts))
+
+    p("")
+    p("Memory roof: copy at 1e7 elements, GB/s (bytes read + written / median time):")
+    for dt in ("f32", "f64"):
+        for T in sorted({r["threads"] for r in records}):
+            rows = by.get(("copy", dt, 10 ** 7, T))
+            if not rows:
+                continue
+            parts = []
+            for r in rows:
+                tag = " [1T]" if r["carried_1T"] else ""
+                bad = " [!]" if not r["ok"] else ""
+                parts.append(f"{r['impl']}{tag} {r['gbps']:.1f}{bad}")
+            p(f"  {dt} T={T}: " + ";  ".join(parts))
+
+    p("")
+    hdr = (f"{'function':<21}{'dtype':<6}{'n':>5}{'T':>3} {'mlkern':>7} {'GB/s':>6} {'%roof':>5} |"
+           f" {'numpy/scipy best':<33}{'ns/el':>7} {'speedup':>8}")
+    if use_torch:
+        hdr += f" | {'torch':<28}{'ns/el':>7} {'speedup':>8}"
+    p("ns/el = median time per element; speedup = peer time / mlkern time (> 1: mlkern faster)")
+    p("[1T] numpy/scipy T=1 time carried over (single-threaded); [a] peer allocates; "
+      "[!] failed the value check")
+    p(hdr)
+    p("-" * len(hdr))
+    order = {c.name: i for i, c in enumerate([COPY] + CASES)}
+    keys = sorted((k for k in by if k[0] != "copy"),
+                  key=lambda k: (order.get(k[0], 99), k[1], k[2], k[3]))
+    prev = None
+    for key in keys:
+        fn, dt, n, T = key
+        rows = by[key]
+        mine = _best([r for r in rows if r["runtime"] == "mlkern"])
+        npb = _best([r for r in rows if r["runtime"] == "numpy"])
+        tb = _best([r for r in rows if r["runtime"] == "torch"])
+        if prev is not None and prev != fn:
+            p("")
+        prev = fn
+        roof = ""
+        if mine and n * np.dtype(DTYPES[dt]).itemsize >= ROOF_BYTES and (dt, T) in rf:
+            roof = f"{100 * mine['gbps'] / rf[(dt, T)][0]:.0f}%"
+        bang = lambda r: "[!]" if r and not r["ok"] else ""  # noqa: E731
+        gbps = f"{mine['gbps']:.1f}" if mine else "-"
+        line = (f"{fn:<21}{dt:<6}{fmt_n(n):>5}{T:>3} "
+                f"{_fmt(mine and mine['ns_per_el'])}{bang(mine)} "
+                f"{gbps:>6} {roof:>5} |")
+        if npb:
+            name = npb["label"] + (" [1T]" if npb["carried_1T"] else "") + (" [!]" if not npb["ok"] else "")
+            line += f" {name[:33]:<33}{_fmt(npb['ns_per_el'])} {_ratio(npb, mine):>8}"
+        else:
+            line += f" {'(none without scipy)':<33}{'-':>7} {'-':>8}"
+        if use_torch:
+            if tb:
+                name = tb["label"] + (" [!]" if not tb["ok"] else "")
+                line += f" | {name[:28]:<28}{_fmt(tb['ns_per_el'])} {_ratio(tb, mine):>8}"
+            else:
+                line += f" | {'-':<28}{'-':>7} {'-':>8}"
+        p(line)
+
+    # memory-bound kernels against the roof
+    mb = [c.name for c in CASES if c.memory_bound]
+    lines = []
+    for key in keys:
+        fn, dt, n, T = key
+        if fn not in mb or n * np.dtype(DTYPES[dt]).itemsize < ROOF_BYTES or (dt, T) not in rf:
+            continue
+        mine = _best([r for r in by[key] if r["runtime"] == "mlkern"])
+        tb = _best([r for r in by[key] if r["runtime"] == "torch"])
+        roof_gbps, roof_name = rf[(dt, T)]
+        s = (f"  {fn:<21}{dt:<5}{fmt_n(n):>5} T={T}: mlkern {mine['gbps']:5.1f} GB/s = "
+             f"{100 * mine['gbps'] / roof_gbps:3.0f}% of {roof_gbps:.1f} ({roof_name})")
+        if tb:
+            s += f"; torch {tb['gbps']:.1f} GB/s = {100 * tb['gbps'] / roof_gbps:.0f}%"
+        lines.append(s)
+    if lines:
+        p("")
+        p("Memory-bound kernels, % of the copy roof (same dtype and threads):")
+        for s in lines:
+            p(s)
+
+    if mismatches:
+        p("")
+        p("VALUE MISMATCHES (max abs err / max(1, max|ref|) against the float64 reference):")
+        for m in mismatches:
+            names = ("x",) if len(m["inputs"]) == 1 else ("g", "saved")
+            inp = ", ".join(f"{k}={v!r}" for k, v in zip(names, m["inputs"]))
+            p(f"  {m['case']} {m['dtype']} n={fmt_n(m['n'])} T={m['threads']} {m['impl']}: err {m['err']:.3g} > "
+              f"{m['tol']:g} at index {m['index']} ({inp}): got {m['got']!r}, ref {m['ref']!r}")
+
+
+def machine_info(use_torch):
+    import io
+    import mlkern
+    buf = io.StringIO()
+    cfg = mlkern.show_config(file=buf)
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    info = {"mlkern": cfg, "show_config_text": buf.getvalue(), "cpu": cpu,
+            "cpu_count": os.cpu_count(), "python": platform.python_version(),
+            "numpy": np.__version__, "scipy": scipy.__version__ if scipy else None,
+            "torch": _torch.__version__ if (use_torch and _torch) else None,
+            "torch_error": _TORCH_ERROR,
+            "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MLKERN_CPU", "OPENBLAS_CORETYPE",
+                                                "OPENBLAS_L2_SIZE", "OMP_WAIT_POLICY")
+                    if k in os.environ}}
+    return info
+
+
+def build_parser(parser=None):
+    p = parser or argparse.ArgumentParser(prog="python -m mlkern bench",
+                                          description="Time mlkern against NumPy/SciPy and PyTorch.")
+    p.add_argument("--sizes", help="comma list of element counts (default: 1e5,1e7 quick; "
+                                   "1e3,1e5,1e7 full)")
+    p.add_argument("--dtypes", default="f32,f64", help="comma list of f32,f64 (default: both)")
+    p.add_argument("--threads", default="1,2", help="comma list of thread counts (default: 1,2)")
+    p.add_argument("--functions", help="comma list: family names (sigmoid = sigmoid and "
+                   "sigmoid_backward), full names (gelu_backward), 'forward', 'backward' "
+                   f"(default: all). Families: {', '.join(FAMILIES)}")
+    p.add_argument("--repeats", type=int, default=7, help="minimum repeats per peer (default 7)")
+    p.add_argument("--json", metavar="FILE", help="write every measurement (median, min, quartiles) here")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--quick", dest="full", action="store_false",
+                      help="(default) ~20 ms per repeat, sizes 1e5,1e7")
+    mode.add_argument("--full", dest="full", action="store_true",
+                      help="the peer-table method: >= 0.2 s per peer, sizes 1e3,1e5,1e7")
+    p.add_argument("--no-torch", action="store_true", help="do not import or time PyTorch")
+    p.add_argument("--no-overhead", action="store_true", help="skip the per-call overhead line")
+    p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    p.set_defaults(full=False)
+    return p
+
+
+def main(argv=None, args=None):
+    if args is None:
+        args = build_parser().parse_args(argv)
+    try:
+        sizes = _parse_sizes(args.sizes or ("1e3,1e5,1e7" if args.full else "1e5,1e7"))
+        dtypes = []
+        for t in args.dtypes.split(","):
+            t = t.strip()
+            if t:
+                if t not in DTYPES:
+                    raise ValueError(f"--dtypes: unknown {t!r}; use f32, f64")
+                dtypes.append(np.dtype(DTYPES[t]))
+        threads = sorted({int(t) for t in args.threads.split(",") if t.strip()})
+        if not threads or min(threads) < 1:
+            raise ValueError("--threads: thread counts must be >= 1")
+        cases = select_cases(args.functions)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    use_torch = not args.no_torch and _import_torch() is not None
+    settings = Settings(full=args.full, repeats=args.repeats)
+
+    import mlkern
+    info = machine_info(use_torch)
+    t_start = time.perf_counter()
+    print("mlkern benchmark" + (" (full)" if args.full else " (quick)"))
+    sys.stdout.write(info["show_config_text"])
+    print(f"  CPU: {info['cpu']}, {info['cpu_count']} CPUs; Python {info['python']}; "
+          f"numpy {info['numpy']}; scipy {info['scipy'] or 'not installed'}; torch "
+          + (info["torch"] if use_torch else ("disabled" if args.no_torch else "not importable")))
+    print(f"  sizes {','.join(fmt_n(n) for n in sizes)}; dtypes "
+          f"{','.join(dtype_tag(d) for d in dtypes)}; threads {','.join(map(str, threads))}; "
+          f">= {settings.repeats} repeats of >= {settings.repeat_ns / 1e6:.0f} ms, median")
+    sys.stdout.flush()
+
+    overhead = [] if args.no_overhead else measure_overhead(dtypes, settings, use_torch)
+    runner = Runner(cases, sizes, dtypes, threads, settings, use_torch=use_torch,
+                    progress=not args.no_progress)
+    records = runner.run()
+    report(records, runner.mismatches, overhead, info, use_torch)
+    elapsed = time.perf_counter() - t_start
+    print(f"\n({elapsed:.0f} s)")
+    if args.json:
+        payload = {"machine": {k: v for k, v in info.items() if k != "show_config_text"},
+                   "settings": {"sizes": sizes, "dtypes": [dtype_tag(d) for d in dtypes],
+                                "threads": threads, "full": args.full, "repeats": settings.repeats,
+                                "repeat_ns": settings.repeat_ns, "total_ns": settings.total_ns,
+                                "warm_ns": settings.warm_ns},
+                   "overhead": overhead, "records": records, "mismatches": runner.mismatches,
+                   "roofs": {f"{d}-T{t}": {"gbps": v[0], "impl": v[1]}
+                             for (d, t), v in roofs(records).items()},
+                   "elapsed_s": elapsed}
+        with open(args.json, "w") as fh:
+            json.dump(payload, fh, indent=1)
+        print(f"wrote {args.json}")
+    return 1 if runner.mismatches else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
