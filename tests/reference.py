@@ -36,13 +36,24 @@ def _errstate():
 
 
 # ---------------------------------------------------------------- NumPy (float64)
+def expit(x):
+    """Logistic sigmoid keeping the subnormal left tail (scipy's expit flushes
+    it: expit(-720) is 0 there, while the true value 2e-313 is representable)."""
+    x = np.asarray(x, np.float64)
+    with _errstate():
+        e = np.exp(-np.abs(x))
+        return _nan_keep(x, np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)))
+
+
 def sigmoid(x):
-    return sc.expit(np.asarray(x, np.float64))
+    return expit(x)
 
 
 def sigmoid_grad(x):
     x = np.asarray(x, np.float64)
-    return sc.expit(x) * sc.expit(-x)
+    with _errstate():
+        e = np.exp(-np.abs(x))
+        return _nan_keep(x, e / (1.0 + e) / (1.0 + e))
 
 
 def sigmoid_grad_from_y(y):
@@ -57,8 +68,10 @@ def tanh(x):
 def tanh_grad(x):
     x = np.asarray(x, np.float64)
     with _errstate():
-        c = np.cosh(x)
-        return 1.0 / (c * c)
+        # sech x = 2 e^-|x| / (1 + e^-2|x|): no overflow of cosh, subnormal tail kept
+        e = np.exp(-np.abs(x))
+        sech = 2.0 * e / (1.0 + e * e)
+        return _nan_keep(x, sech * sech)
 
 
 def tanh_grad_from_y(y):
@@ -156,7 +169,7 @@ def softplus_grad(x, beta=1.0, threshold=None):
     x = np.asarray(x, np.float64)
     with _errstate():
         z = beta * x
-        r = sc.expit(z)
+        r = expit(z)
         if threshold is not None:
             r = np.where(z > threshold, 1.0, r)
     return _nan_keep(x, r)
@@ -176,7 +189,7 @@ def silu_grad(x, beta=1.0):
     x = np.asarray(x, np.float64)
     with _errstate():
         z = beta * x
-        s, sn = sc.expit(z), sc.expit(-z)
+        s, sn = expit(z), expit(-z)
         t = np.where(sn == 0, 0.0, z * s * sn)
         r = np.where(s == 0, 0.0, s + t)
     return _nan_keep(x, r)
@@ -187,7 +200,7 @@ def silu_grad_mag(x, beta=1.0):
     x = np.asarray(x, np.float64)
     with _errstate():
         z = beta * x
-        s, sn = sc.expit(z), sc.expit(-z)
+        s, sn = expit(z), expit(-z)
         return np.nan_to_num(np.abs(s) + np.abs(z * s * sn))
 
 
@@ -196,7 +209,7 @@ def log_sigmoid(x):
 
 
 def log_sigmoid_grad(x):
-    return sc.expit(-np.asarray(x, np.float64))
+    return expit(-np.asarray(x, np.float64))
 
 
 def npdf(x):
@@ -236,8 +249,8 @@ def gelu_tanh(x):
     x = np.asarray(x, np.float64)
     with _errstate():
         u2 = _u2(x)
-        r = x * sc.expit(u2)      # = 0.5 x (1 + tanh(u))
-        r = np.where(sc.expit(u2) == 0, np.copysign(0.0, x), r)
+        r = x * expit(u2)      # = 0.5 x (1 + tanh(u))
+        r = np.where(expit(u2) == 0, np.copysign(0.0, x), r)
     return _nan_keep(x, r)
 
 
@@ -246,7 +259,7 @@ def gelu_tanh_grad(x):
     with _errstate():
         u2 = _u2(x)
         du2 = 2.0 * SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_K1 * x * x)
-        s, sn = sc.expit(u2), sc.expit(-u2)
+        s, sn = expit(u2), expit(-u2)
         t = x * du2 * s * sn
         t = np.where((s == 0) | (sn == 0), 0.0, t)
         r = s + t
@@ -258,7 +271,7 @@ def gelu_tanh_grad_mag(x):
     with _errstate():
         u2 = _u2(x)
         du2 = 2.0 * SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_K1 * x * x)
-        s, sn = sc.expit(u2), sc.expit(-u2)
+        s, sn = expit(u2), expit(-u2)
         t = np.where((s == 0) | (sn == 0), 0.0, np.abs(x * du2 * s * sn))
         return np.nan_to_num(s + t)
 

@@ -12,7 +12,7 @@ import scipy.stats
 
 import mlkern
 import reference as R
-from conftest import CASES, CASE_IDS, MP_CASES, FLOAT_DTYPES, CALLABLES, CALLABLE_IDS, random_x
+from conftest import CASES, CASES_BY_ID, CASE_IDS, MP_CASES, FLOAT_DTYPES, CALLABLES, CALLABLE_IDS, random_x
 
 EPS = {np.dtype(np.float32): float(np.finfo(np.float32).eps),
        np.dtype(np.float64): float(np.finfo(np.float64).eps)}
@@ -120,13 +120,51 @@ TAIL32 = [0.0, -0.0, 1e-45, -1e-45, 1e-40, -1e-40, 1e-30, -1e-30, 1e-8, -1e-8, 0
 TAILS = {np.dtype(np.float64): np.array(TAIL64), np.dtype(np.float32): np.array(TAIL32, np.float32)}
 
 
-def _mp_check(values, xs, fn, dtype, budget):
+# Points where mlkern disagrees with the contract (see the report): excluded
+# from the grouped tail tests and pinned one by one below as strict xfails,
+# so a fix shows up as an XPASS.  (case id, dtype, kind, x) -> reason
+_SILU_HUGE = ("silu(x) for huge negative x returns a tiny nonzero value (float32) or "
+              "garbage/NaN (float64) instead of the limit -0.0: the e == 0 guard fails")
+_SILU_GRAD_SUB = ("silu_grad with a subnormal result: s = sigmoid(z) is rounded to the "
+                  "subnormal grid first and then multiplied by (1 + z(1-s)) ~ z, so the "
+                  "result is off by ~|z|/2 subnormal ULPs")
+_SOFTPLUS_OVF = "softplus(x, beta=2) overflows in beta*x: inf for a finite true value ~ x"
+KNOWN_TAIL = {}
+for _id in ("silu", "swish", "silu[beta=1.5]"):
+    for _x in (-1e20, -3e38):
+        KNOWN_TAIL[(_id, "float32", "f", float(np.float32(_x)))] = _SILU_HUGE
+    KNOWN_TAIL[(_id, "float64", "f", -1e308)] = _SILU_HUGE
+for _id in ("silu", "swish"):
+    for _x in (-103.0, -104.0):
+        KNOWN_TAIL[(_id, "float32", "grad", _x)] = _SILU_GRAD_SUB
+    for _x in (-740.0, -745.0):
+        KNOWN_TAIL[(_id, "float64", "grad", _x)] = _SILU_GRAD_SUB
+KNOWN_TAIL[("softplus[beta=2]", "float32", "f", float(np.float32(3e38)))] = _SOFTPLUS_OVF
+KNOWN_TAIL[("softplus[beta=2]", "float64", "f", 1e308)] = _SOFTPLUS_OVF
+
+# per-kind budgets in the tails: the values at the contract's activation budget,
+# the derivatives (sums of two terms) at 4 ULP or a few eps of their summands
+TAIL_GRAD_ULP = {np.dtype(np.float32): 4.0, np.dtype(np.float64): 4.0}
+
+
+def _mp_check(case, xs, y, kind, dtype):
+    fn = case.mp if kind == "f" else case.mp_grad
+    budget = (TAIL_ULP if kind == "f" else TAIL_GRAD_ULP)[dtype]
+    x64 = xs.astype(np.float64)
+    cond = case.c(x64)
+    mag = case.mag(x64) if kind == "grad" else None
     bad = []
-    for x, y in zip(xs, values):
+    for i, (x, v) in enumerate(zip(x64, y)):
+        if (case.id, dtype.name, kind, float(x)) in KNOWN_TAIL:
+            continue
         ref = fn(mpmath.mpf(float(x)))
-        e = R.ulp_error(float(y), ref, dtype)
-        if not e <= budget:
-            bad.append((float(x), float(y), mpmath.nstr(ref, 17), e))
+        e = R.ulp_error(float(v), ref, dtype)
+        if e <= budget * cond[i]:
+            continue
+        if mag is not None and math.isfinite(float(v)) and \
+                abs(mpmath.mpf(float(v)) - ref) <= 8 * EPS[dtype] * mag[i]:
+            continue
+        bad.append((float(x), float(v), mpmath.nstr(ref, 17), e))
     return bad
 
 
@@ -141,9 +179,25 @@ def test_tails_vs_mpmath(case, dtype, kind):
         with np.errstate(all="raise"):
             y = case.f(xs) if kind == "f" else case.grad(xs)
     assert y.dtype == dt
-    fn = case.mp if kind == "f" else case.mp_grad
-    bad = _mp_check(y, xs, fn, dt, TAIL_ULP[dt])
+    bad = _mp_check(case, xs, y, kind, dt)
     assert not bad, f"{case.id} {kind}: (x, mlkern, mpmath, ulp) = {bad}"
+
+
+@pytest.mark.parametrize("key", [pytest.param(k, marks=pytest.mark.xfail(reason=v, strict=True),
+                                              id=f"{k[0]}-{k[1]}-{k[2]}({k[3]:g})")
+                                 for k, v in KNOWN_TAIL.items()])
+def test_known_tail_disagreements(key):
+    case_id, dtname, kind, x = key
+    case = CASES_BY_ID[case_id]
+    dt = np.dtype(dtname)
+    xs = np.array([x], dt)
+    y = case.f(xs) if kind == "f" else case.grad(xs)
+    ref = (case.mp if kind == "f" else case.mp_grad)(mpmath.mpf(x))
+    budget = (TAIL_ULP if kind == "f" else TAIL_GRAD_ULP)[dt] * case.c(xs.astype(np.float64))[0]
+    e = R.ulp_error(float(y[0]), ref, dt)
+    assert e <= budget, f"{case_id} {kind}({x!r}) = {y[0]!r}, mpmath {mpmath.nstr(ref, 17)}, {e} ULP"
+    if kind == "f" and float(ref) == 0.0:
+        assert np.signbit(y[0]) == (x < 0)
 
 
 @pytest.mark.parametrize("kind", ["f", "grad", "backward"])
@@ -172,7 +226,8 @@ def test_tails_no_warnings_and_reference(case, dtype, kind):
         ref = case.rg_saved(np.asarray(case.saved_of(xs), np.float64))
     fin = np.isfinite(xs)
     # limits at +-inf exactly
-    inf_ok = (y[~fin] == ref[~fin]) | (np.isnan(ref[~fin]) & np.isnan(y[~fin]))
+    refd = ref[~fin].astype(dt)
+    inf_ok = (y[~fin] == refd) | (np.isnan(refd) & np.isnan(y[~fin]))
     assert inf_ok.all(), f"{case.id} {kind} at +-inf: got {y[~fin]}, expected {ref[~fin]}"
 
 
@@ -218,6 +273,8 @@ PINNED = [
 @pytest.mark.parametrize("name,x,expected,sign", PINNED, ids=[f"{p[0]}({p[1]})" for p in PINNED])
 def test_pinned_values(name, x, expected, sign, dtype):
     dt = np.dtype(dtype)
+    if np.isfinite(x) and abs(x) > np.finfo(dt).max:
+        pytest.skip("not representable in this dtype")
     if dt == np.float32 and expected not in (0.0, 1.0, -1.0, np.inf, -np.inf) and abs(x) < 1e30 \
             and name not in ("leaky_relu_grad",):
         # float32 version of a finite non-trivial value: compare with the float64 value rounded
@@ -237,7 +294,6 @@ def test_pinned_gelu_tanh():
     for dt in FLOAT_DTYPES:
         assert _pin(g, np.inf, dt) == np.inf
         assert _pin(g, -np.inf, dt) == 0.0
-        assert _pin(g, -1e30, dt) == 0.0
         assert _pin(gg, np.inf, dt) == 1.0
         assert _pin(gg, -np.inf, dt) == 0.0
         assert _pin(g, 0.0, dt) == 0.0
@@ -260,6 +316,28 @@ def test_softplus_pinned_against_mpmath():
     ref = mpmath.log1p(mpmath.exp(-30))
     assert float(ref) == 9.357622968839737e-14
     assert float(mlkern.softplus(-30.0)) == 9.357622968839737e-14
+
+
+HUGE_NEG = [("silu", {}), ("silu", {"beta": 1.5}), ("gelu", {"approximate": "tanh"})]
+
+
+@pytest.mark.xfail(reason=_SILU_HUGE + " (also gelu(approximate='tanh'))", strict=True)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("name,params", HUGE_NEG, ids=["silu", "silu[beta=1.5]", "gelu[tanh]"])
+def test_huge_negative_limit_is_minus_zero(name, params, dtype):
+    """f(x) -> -0.0 for x -> -inf, also at finite huge x (silu(-1000) = -0.0)."""
+    fi = np.finfo(dtype)
+    x = np.array([-1e4, -1e10, -1e20, -1e30, -float(fi.max) / 10, -float(fi.max)], dtype)
+    y = getattr(mlkern, name)(x, **params)
+    assert np.array_equal(y, np.zeros_like(x)) and np.signbit(y).all(), f"{name}{params}({x}) = {y}"
+
+
+@pytest.mark.xfail(reason=_SOFTPLUS_OVF, strict=True)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=["f32", "f64"])
+def test_softplus_beta_no_intermediate_overflow(dtype):
+    fi = np.finfo(dtype)
+    x = np.array([float(fi.max) / 1.5], dtype)
+    assert mlkern.softplus(x, beta=2.0)[0] == x[0]
 
 
 # ---------------------------------------------------------------- NaN positions
@@ -401,7 +479,7 @@ def test_softplus_threshold():
     # threshold=None: exact everywhere
     x = np.array([19.0, 21.0, 25.0, 30.0, 36.0])
     y = mlkern.softplus(x)
-    assert (y > x).all()
+    assert (y[:4] > x[:4]).all()
     np.testing.assert_array_equal(y, x + np.log1p(np.exp(-x)))
     assert (mlkern.softplus_grad(x) < 1.0).all()
     # threshold=20: x where beta*x > 20, and the derivative 1 there
@@ -466,11 +544,19 @@ def test_prelu_per_channel(shape, dtype, rng):
     np.testing.assert_array_equal(mlkern.prelu(x, alpha.tolist()), y)
 
 
-@pytest.mark.parametrize("shape", [(7,), (6, 3), (4, 3, 5), (2, 3, 4, 5), ()], ids=["1d", "2d", "3d", "4d", "0d"])
+_PRELU_0D = ("prelu on 0-d input: np.ascontiguousarray makes it shape (1,), so prelu/prelu_grad "
+             "return a (1,) array instead of a NumPy scalar and prelu_backward raises "
+             "'grad_output and x must have the same shape, got () and (1,)'")
+
+
+@pytest.mark.parametrize("shape", [(7,), (6, 3), (4, 3, 5), (2, 3, 4, 5),
+                                   pytest.param((), marks=pytest.mark.xfail(reason=_PRELU_0D, strict=True))],
+                         ids=["1d", "2d", "3d", "4d", "0d"])
 def test_prelu_scalar_alpha(shape, rng):
     x = np.asarray(rng.standard_normal(shape))
     g = np.asarray(rng.standard_normal(shape))
     y = mlkern.prelu(x, 0.2)
+    assert np.shape(y) == shape
     np.testing.assert_array_equal(y, R.prelu(x, 0.2))
     np.testing.assert_array_equal(mlkern.prelu_grad(x, 0.2), R.prelu_grad(x, 0.2))
     gx, ga = mlkern.prelu_backward(g, x, 0.2)
