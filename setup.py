@@ -5,9 +5,11 @@
   MLKERN_FAIL_NO_OPENMP=1 makes a missing OpenMP an error (CI sets it).
 * Flags: -O3 -fno-math-errno -fno-trapping-math.  Never -ffast-math: with
   gcc a -ffast-math shared object sets flush-to-zero for the whole process.
-* The kernels are compiled twice from one source: mlk_kernels_baseline.c
-  with the compiler's default target, mlk_kernels_v3.c alone with
-  -march=x86-64-v3 (AVX2+FMA); mlk_dispatch.c picks one at import.
+* The kernels are compiled once per SIMD level from one source:
+  mlk_kernels_baseline.c with the compiler's default target,
+  mlk_kernels_v3.c alone with -march=x86-64-v3 (AVX2+FMA) and
+  mlk_kernels_v4.c with -march=x86-64-v4 (AVX-512); mlk_dispatch.c picks
+  the best the CPU supports at import (MLKERN_CPU overrides).
 * MLKERN_VEC_REPORT=1 prints gcc's -fopt-info-vec report for the kernels.
 """
 import os
@@ -26,6 +28,7 @@ BASE_FLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-std=gnu11",
               "-ffp-contract=fast",  # ISO -std=c11 would turn FMA contraction off
               "-Wno-unused-function"]
 V3_FLAGS = ["-march=x86-64-v3", "-mtune=generic"]
+V4_FLAGS = ["-march=x86-64-v4", "-mtune=generic", "-mprefer-vector-width=512"]
 IS_X86_64 = platform.machine().lower() in ("x86_64", "amd64")
 
 
@@ -109,6 +112,10 @@ def make_extensions():
         csrc.append(v3)
         per_file[v3] = V3_FLAGS
         macros.append(("MLK_BUILD_V3", "1"))
+        v4 = os.path.join(cdir, "mlk_kernels_v4.c")
+        csrc.append(v4)
+        per_file[v4] = V4_FLAGS
+        macros.append(("MLK_BUILD_V4", "1"))
     depends = [os.path.join(cdir, f) for f in os.listdir(cdir) if f.endswith(".h")]
 
     ext = Extension(

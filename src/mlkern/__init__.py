@@ -30,8 +30,10 @@ def show_config(file=None):
         "openmp": _ew.openmp_enabled(),
         "num_threads": get_num_threads(),
         "simd_level": _ew.dispatch_level(),
-        "simd_levels_built": ["baseline"] + (["x86-64-v3"] if _ew.have_v3_build() else []),
-        "cpu_supports_x86_64_v3": _ew.cpu_has_v3(),
+        "simd_levels_built": ["baseline"] + (["x86-64-v3"] if _ew.have_v3_build() else [])
+                             + (["x86-64-v4"] if _ew.have_v4_build() else []),
+        "cpu_supports": [lv for lv, ok in (("x86-64-v3", _ew.cpu_has_v3()),
+                                           ("x86-64-v4", _ew.cpu_has_v4())) if ok],
     }
     out = sys.stdout if file is None else file
     print(f"mlkern {info['version']}", file=out)
@@ -39,7 +41,7 @@ def show_config(file=None):
     print(f"  OpenMP:            {'on' if info['openmp'] else 'off (serial build)'}", file=out)
     print(f"  threads:           {info['num_threads']}", file=out)
     print(f"  SIMD level in use: {info['simd_level']} (built: {', '.join(info['simd_levels_built'])};"
-          f" CPU has x86-64-v3: {info['cpu_supports_x86_64_v3']})", file=out)
+          f" CPU supports: {', '.join(['baseline'] + info['cpu_supports'])})", file=out)
     return info
 
 

@@ -78,5 +78,5 @@ def _init_dispatch():
 
 
 def simd_level():
-    """The SIMD level of the kernels in use ("baseline" or "x86-64-v3")."""
+    """The SIMD level of the kernels in use ("baseline", "x86-64-v3" or "x86-64-v4")."""
     return _ew.dispatch_level()

@@ -46,6 +46,8 @@ cdef extern from "mlk_kernels.h" nogil:
     const char *mlk_dispatch_level()
     int mlk_cpu_has_v3()
     int mlk_have_v3_build()
+    int mlk_cpu_has_v4()
+    int mlk_have_v4_build()
     int mlk_openmp_enabled()
     int mlk_omp_max_threads()
     void mlk_omp_set_num_threads(int n)
@@ -70,11 +72,11 @@ cdef int _fork_serial = 0       # set in a forked child: run serially
 # ------------------------------------------------------------------------
 
 def dispatch_init(level):
-    """Select the SIMD level ("" = best, "baseline", "x86-64-v3")."""
+    """Select the SIMD level ("" = best, "baseline", "x86-64-v3", "x86-64-v4")."""
     cdef bytes b = level.encode()
     if mlk_dispatch_init(b) != 0:
         raise ValueError(f"MLKERN_CPU={level!r}: unknown level or not supported by this CPU "
-                         "(choose 'baseline' or 'x86-64-v3')")
+                         "(choose 'baseline', 'x86-64-v3' or 'x86-64-v4')")
     return (<bytes>mlk_dispatch_level()).decode()
 
 def dispatch_level():
@@ -85,6 +87,12 @@ def cpu_has_v3():
 
 def have_v3_build():
     return bool(mlk_have_v3_build())
+
+def cpu_has_v4():
+    return bool(mlk_cpu_has_v4())
+
+def have_v4_build():
+    return bool(mlk_have_v4_build())
 
 def openmp_enabled():
     return bool(mlk_openmp_enabled())

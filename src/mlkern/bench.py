@@ -1078,7 +1078,21 @@ class Runner:
         if self.progress:
             sys.stderr.write("\r" + " " * 64 + "\r")
             sys.stderr.flush()
+        mark_stalls(self.records)
         return self.records
+
+
+def mark_stalls(records):
+    """Flag T>1 records with the signature of a stalled parallel region
+    (a call of >= 1 ms that is > 3x slower than the same peer at T=1):
+    on this 2-vCPU VM that is a worker waiting for a busy or descheduled
+    vCPU (another process running, or two OpenMP runtimes interleaved)."""
+    t1 = {(r["function"], r["impl"], r["dtype"], r["n"]): r["median_ns"]
+          for r in records if r["threads"] == 1}
+    for r in records:
+        base = t1.get((r["function"], r["impl"], r["dtype"], r["n"]))
+        r["stalled"] = bool(r["threads"] > 1 and not r["carried_1T"] and base is not None
+                            and r["median_ns"] >= 1e6 and r["median_ns"] > 3 * base)
 
 
 def measure_overhead(dtypes, settings, use_torch):
@@ -1172,7 +1186,7 @@ def report(records, mismatches, overhead, info, use_torch, stream=sys.stdout):
             parts = []
             for r in rows:
                 tag = " [1T]" if r["carried_1T"] else ""
-                bad = " [!]" if not r["ok"] else ""
+                bad = (" [!]" if not r["ok"] else "") + (" [s]" if r.get("stalled") else "")
                 parts.append(f"{r['impl']}{tag} {r['gbps']:.1f}{bad}")
             p(f"  {dt} T={T}: " + ";  ".join(parts))
 
@@ -1183,7 +1197,8 @@ def report(records, mismatches, overhead, info, use_torch, stream=sys.stdout):
         hdr += f" | {'torch':<28}{'ns/el':>7} {'speedup':>8}"
     p("ns/el = median time per element; speedup = peer time / mlkern time (> 1: mlkern faster)")
     p("[1T] numpy/scipy T=1 time carried over (single-threaded); [a] peer allocates; "
-      "[!] failed the value check")
+      "[!] failed the value check;")
+    p("[s] stalled parallel call (>= 1 ms and > 3x its T=1 time: a vCPU was busy; T=2 number unusable)")
     p(hdr)
     p("-" * len(hdr))
     order = {c.name: i for i, c in enumerate([COPY] + CASES)}
@@ -1202,7 +1217,7 @@ def report(records, mismatches, overhead, info, use_torch, stream=sys.stdout):
         roof = ""
         if mine and n * np.dtype(DTYPES[dt]).itemsize >= ROOF_BYTES and (dt, T) in rf:
             roof = f"{100 * mine['gbps'] / rf[(dt, T)][0]:.0f}%"
-        bang = lambda r: "[!]" if r and not r["ok"] else ""  # noqa: E731
+        bang = lambda r: ("[!]" if r and not r["ok"] else "") + ("[s]" if r and r.get("stalled") else "")  # noqa: E731,E501
         gbps = f"{mine['gbps']:.1f}" if mine else "-"
         line = (f"{fn:<21}{dt:<6}{fmt_n(n):>5}{T:>3} "
                 f"{_fmt(mine and mine['ns_per_el'])}{bang(mine)} "
@@ -1214,7 +1229,7 @@ def report(records, mismatches, overhead, info, use_torch, stream=sys.stdout):
             line += f" {'(none without scipy)':<33}{'-':>7} {'-':>8}"
         if use_torch:
             if tb:
-                name = tb["label"] + (" [!]" if not tb["ok"] else "")
+                name = tb["label"] + (" [!]" if not tb["ok"] else "") + (" [s]" if tb.get("stalled") else "")
                 line += f" | {name[:28]:<28}{_fmt(tb['ns_per_el'])} {_ratio(tb, mine):>8}"
             else:
                 line += f" | {'-':<28}{'-':>7} {'-':>8}"
@@ -1251,6 +1266,13 @@ def report(records, mismatches, overhead, info, use_torch, stream=sys.stdout):
               f"{m['tol']:g} at index {m['index']} ({inp}): got {m['got']!r}, ref {m['ref']!r}")
 
 
+def _loadavg():
+    try:
+        return os.getloadavg()
+    except (OSError, AttributeError):
+        return None
+
+
 def machine_info(use_torch):
     import io
     import mlkern
@@ -1269,7 +1291,7 @@ def machine_info(use_torch):
             "cpu_count": os.cpu_count(), "python": platform.python_version(),
             "numpy": np.__version__, "scipy": scipy.__version__ if scipy else None,
             "torch": _torch.__version__ if (use_torch and _torch) else None,
-            "torch_error": _TORCH_ERROR,
+            "torch_error": _TORCH_ERROR, "loadavg_start": _loadavg(),
             "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MLKERN_CPU", "OPENBLAS_CORETYPE",
                                                 "OPENBLAS_L2_SIZE", "OMP_WAIT_POLICY")
                     if k in os.environ}}
@@ -1333,6 +1355,12 @@ def main(argv=None, args=None):
     print(f"  sizes {','.join(fmt_n(n) for n in sizes)}; dtypes "
           f"{','.join(dtype_tag(d) for d in dtypes)}; threads {','.join(map(str, threads))}; "
           f">= {settings.repeats} repeats of >= {settings.repeat_ns / 1e6:.0f} ms, median")
+    load = _loadavg()
+    if load is not None:
+        busy = load[0] > 0.5
+        print(f"  load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+              + ("  WARNING: other processes are running; timings (T=2 above all) are unreliable"
+                 if busy else ""))
     sys.stdout.flush()
 
     overhead = [] if args.no_overhead else measure_overhead(dtypes, settings, use_torch)

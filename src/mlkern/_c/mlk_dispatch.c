@@ -1,6 +1,10 @@
 /*
  * mlk_dispatch.c -- run-time choice of the kernel set, and OpenMP shims.
  *
+ * Levels: baseline (the compiler's default target), x86-64-v3 (AVX2+FMA)
+ * and x86-64-v4 (AVX-512); the best the CPU supports is used unless
+ * MLKERN_CPU names another.
+ *
  * Why one object per level instead of gcc target_clones: the level must be
  * forceable from the environment (MLKERN_CPU=baseline, so the test suite
  * covers the fallback), must be reported by show_config(), and the inline
@@ -39,10 +43,30 @@ static const mlk_kernel_table mlk_table_v3 = MLK_TABLE(v3);
 #define MLK_HAVE_V3 0
 #endif
 
+#if defined(__x86_64__) && defined(MLK_BUILD_V4)
+MLK_DECLARE(v4)
+static const mlk_kernel_table mlk_table_v4 = MLK_TABLE(v4);
+#define MLK_HAVE_V4 1
+#else
+#define MLK_HAVE_V4 0
+#endif
+
 mlk_kernel_table mlk_kt = MLK_TABLE(baseline);
 static const char *mlk_level = "baseline";
 
 int mlk_have_v3_build(void) { return MLK_HAVE_V3; }
+int mlk_have_v4_build(void) { return MLK_HAVE_V4; }
+
+int mlk_cpu_has_v4(void) {
+#if MLK_HAVE_V4
+    __builtin_cpu_init();
+    return mlk_cpu_has_v3() && __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512cd") ? 1 : 0;
+#else
+    return 0;
+#endif
+}
 
 int mlk_cpu_has_v3(void) {
 #if MLK_HAVE_V3
@@ -55,17 +79,24 @@ int mlk_cpu_has_v3(void) {
 }
 
 int mlk_dispatch_init(const char *level) {
-    int want_v3;
-    if (level == NULL || level[0] == '\0' || strcmp(level, "best") == 0) want_v3 = mlk_cpu_has_v3();
-    else if (strcmp(level, "baseline") == 0) want_v3 = 0;
+    int want;   /* 0 baseline, 3 x86-64-v3, 4 x86-64-v4 */
+    if (level == NULL || level[0] == '\0' || strcmp(level, "best") == 0)
+        want = mlk_cpu_has_v4() ? 4 : (mlk_cpu_has_v3() ? 3 : 0);
+    else if (strcmp(level, "baseline") == 0) want = 0;
     else if (strcmp(level, "x86-64-v3") == 0 || strcmp(level, "avx2") == 0) {
         if (!mlk_cpu_has_v3()) return -1;
-        want_v3 = 1;
+        want = 3;
+    } else if (strcmp(level, "x86-64-v4") == 0 || strcmp(level, "avx512") == 0) {
+        if (!mlk_cpu_has_v4()) return -1;
+        want = 4;
     } else return -1;
-#if MLK_HAVE_V3
-    if (want_v3) { mlk_kt = mlk_table_v3; mlk_level = "x86-64-v3"; return 0; }
+#if MLK_HAVE_V4
+    if (want == 4) { mlk_kt = mlk_table_v4; mlk_level = "x86-64-v4"; return 0; }
 #endif
-    (void)want_v3;
+#if MLK_HAVE_V3
+    if (want == 3) { mlk_kt = mlk_table_v3; mlk_level = "x86-64-v3"; return 0; }
+#endif
+    (void)want;
     mlk_kt = mlk_table_baseline;
     mlk_level = "baseline";
     return 0;

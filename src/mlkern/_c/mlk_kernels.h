@@ -3,8 +3,9 @@
  *
  * Every kernel works on one contiguous chunk; the Cython layer owns the
  * split into chunks, the prange and the GIL release.  Each kernel is
- * compiled twice (mlk_kernels_baseline.c for the portable x86-64 / generic
- * baseline, mlk_kernels_v3.c with -march=x86-64-v3, i.e. AVX2+FMA) from the
+ * compiled three times (mlk_kernels_baseline.c for the portable x86-64 /
+ * generic baseline, mlk_kernels_v3.c with -march=x86-64-v3, i.e. AVX2+FMA,
+ * mlk_kernels_v4.c with -march=x86-64-v4, AVX-512) from the
  * same source (mlk_kernels_tmpl.h); mlk_dispatch.c picks one set of function
  * pointers at import, or the baseline when MLKERN_CPU=baseline.
  */
@@ -68,12 +69,14 @@ typedef struct {
 
 /* the table in use; set by mlk_dispatch_init */
 extern mlk_kernel_table mlk_kt;
-/* choose a level: "baseline", "x86-64-v3", or NULL/"" = best supported.
+/* choose a level: "baseline", "x86-64-v3", "x86-64-v4", or NULL/"" = best supported.
    Returns 0 on success, -1 if the requested level is unknown or unsupported. */
 int mlk_dispatch_init(const char *level);
 const char *mlk_dispatch_level(void);   /* name of the level in use */
 int mlk_cpu_has_v3(void);               /* 1 if this CPU can run the v3 kernels */
 int mlk_have_v3_build(void);            /* 1 if the v3 kernels were compiled */
+int mlk_cpu_has_v4(void);               /* 1 if this CPU can run the v4 (AVX-512) kernels */
+int mlk_have_v4_build(void);
 
 /* OpenMP shims (serial build: 1 thread, no OpenMP) */
 int mlk_openmp_enabled(void);

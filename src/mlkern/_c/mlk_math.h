@@ -43,6 +43,13 @@ MLK_INLINE float mlk_copysign_f32(float mag, float sgn) {
     return mlk_from_bits32((mlk_bits32(mag) & 0x7fffffffU) | (mlk_bits32(sgn) & 0x80000000U));
 }
 
+/* c ? a : b as a bit blend.  Used where gcc would otherwise sink an
+ * operation into both arms of a select (two divisions instead of one). */
+MLK_INLINE double mlk_sel_f64(int c, double a, double b) {
+    uint64_t m = (uint64_t)0 - (uint64_t)(c != 0);
+    return mlk_from_bits64((mlk_bits64(a) & m) | (mlk_bits64(b) & ~m));
+}
+
 /* ------------------------------------------------------------------ */
 /* error-free transformations                                          */
 /* ------------------------------------------------------------------ */
@@ -267,8 +274,8 @@ MLK_INLINE double mlk_tanh_f64(double x) {
     double t;
     double e = mlk_expneg_pair_f64(2.0 * ax, &t);
     double small = ax < 0.55 ? 1.0 : 0.0;
-    double num = small > 0.0 ? -t : 2.0 * e;
-    double den = small > 0.0 ? t + 2.0 : 1.0 + e;
+    double num = mlk_sel_f64(ax < 0.55, -t, 2.0 * e);
+    double den = mlk_sel_f64(ax < 0.55, t + 2.0, 1.0 + e);
     double q = num / den;
     double y = small > 0.0 ? q : 1.0 - q;
     y = mlk_copysign_f64(y, x);
