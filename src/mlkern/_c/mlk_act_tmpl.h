@@ -50,20 +50,23 @@ MLK_INLINE MLK_T MLK_F(mlk_sigmoid)(MLK_T x) {
 
 #if MLK_IS_F64
 /* 4^k e/(1+e)^2 with the roundings of 1+e, of its square and of the quotient
- * corrected (sigmoid' and tanh' otherwise reach 3.3 ULP).  rd ~ 1/D from a
- * linear minimax guess on [1, 4] (22 %) and one Newton step (5 %). */
-MLK_INLINE double mlk_bell_f64(double num, double e) {
+ * corrected (sigmoid' and tanh' otherwise reach 3.3 ULP).  num and E are
+ * e scaled by 2^512 (mlk_expneg_scaled), so a subnormal e costs nothing: the
+ * one rounding into the subnormal range is the final multiply.  rd ~ 1/D from
+ * a linear minimax guess on [1, 4] (22 %) and one Newton step (5 %). */
+MLK_INLINE double mlk_bell_f64(double num_s, double E) {
+    double e = E * MLK_EXPNEG_UNSCALE_f64;
     double d = 1.0 + e;
     double derr = (1.0 - d) + e;
     double D = d * d;
     double Derr = mlk_prod_err_f64(d, d, D) + 2.0 * d * derr;
     double r0 = (40.0 - 8.0 * D) * (1.0 / 41.0);
     double rd = r0 * (2.0 - D * r0);
-    return mlk_div_fix_f64(num, 0.0, D, Derr, rd);
+    return mlk_div_fix_f64(num_s, 0.0, D, Derr, rd) * MLK_EXPNEG_UNSCALE_f64;
 }
 MLK_INLINE double mlk_sigmoid_grad_f64(double x) {
-    double e = mlk_expneg_f64(-mlk_abs_f64(x));
-    return mlk_bell_f64(e, e);                    /* NaN propagates */
+    double E = mlk_expneg_scaled_f64(-mlk_abs_f64(x));
+    return mlk_bell_f64(E, E);                    /* NaN propagates */
 }
 #else
 /* float32: evaluated in float64 and rounded once */
@@ -75,8 +78,8 @@ MLK_INLINE MLK_T MLK_F(mlk_sigmoid_grad_y)(MLK_T y) { return y * (MLK_ONE - y); 
 
 #if MLK_IS_F64
 MLK_INLINE double mlk_tanh_grad_f64(double x) {
-    double e = mlk_expneg_f64(-2.0 * mlk_abs_f64(x));
-    return mlk_bell_f64(4.0 * e, e);              /* 4e/(1+e)^2; NaN propagates */
+    double E = mlk_expneg_scaled_f64(-2.0 * mlk_abs_f64(x));
+    return mlk_bell_f64(4.0 * E, E);              /* 4e/(1+e)^2; NaN propagates */
 }
 #else
 MLK_INLINE float mlk_tanh_grad_f32(float x) { return (float)mlk_tanh_grad_f64((double)x); }
@@ -139,17 +142,13 @@ MLK_INLINE MLK_T MLK_F(mlk_silu)(MLK_T x, MLK_T beta) {
     MLK_T e = E * MLK_F(MLK_EXPNEG_UNSCALE);
     MLK_T num = z >= MLK_ZERO ? x : x * E;
     MLK_T post = z >= MLK_ZERO ? MLK_ONE : MLK_F(MLK_EXPNEG_UNSCALE);
-#if MLK_IS_F64
-    /* correct the roundings of x E, 1 + e and the quotient (2.2 -> 1.2 ULP);
-       rd ~ 1/d on [1, 2] by a linear minimax guess (6 %) */
+    /* correct the roundings of x E, 1 + e and the quotient (f64 2.2 -> 1.5 ULP,
+       f32 3.0 -> ...); rd ~ 1/d on [1, 2] by a linear minimax guess (6 %) */
     MLK_T d = MLK_ONE + e;
     MLK_T derr = (MLK_ONE - d) + e;
-    MLK_T numerr = z >= MLK_ZERO ? 0.0 : mlk_prod_err_f64(x, E, num);
-    MLK_T rd = (24.0 - 8.0 * d) * (1.0 / 17.0);
-    MLK_T y = mlk_div_fix_f64(num, numerr, d, derr, rd) * post;
-#else
-    MLK_T y = (num / (MLK_ONE + e)) * post;
-#endif
+    MLK_T numerr = z >= MLK_ZERO ? MLK_ZERO : MLK_F(mlk_prod_err)(x, E, num);
+    MLK_T rd = ((MLK_T)24 - (MLK_T)8 * d) * (MLK_T)(1.0 / 17.0);
+    MLK_T y = MLK_F(mlk_div_fix)(num, numerr, d, derr, rd) * post;
     /* x = -inf (beta > 0): x E = -inf, the limit is -0.  (Nested selects:
        gcc 12 does not if-convert `c1 & c2` here.) */
     MLK_T lim = z < MLK_ZERO ? MLK_F(mlk_copysign)(MLK_ZERO, x) : y;
@@ -185,6 +184,7 @@ MLK_INLINE MLK_T MLK_F(mlk_gelu_grad)(MLK_T x) {
 /* gelu, tanh approximation: x sigmoid(2u), u = sqrt(2/pi)(x + 0.044715 x^3) */
 #define MLK_GELU_K0 ((MLK_T)0.7978845608028654)   /* sqrt(2/pi) */
 #define MLK_GELU_K1 ((MLK_T)0.044715)
+#if MLK_IS_F64
 MLK_INLINE MLK_T MLK_F(mlk_gelu_tanh)(MLK_T x) {
     MLK_T x2 = x * x;
     MLK_T u2 = (MLK_T)2 * MLK_GELU_K0 * x * (MLK_ONE + MLK_GELU_K1 * x2);
@@ -196,6 +196,10 @@ MLK_INLINE MLK_T MLK_F(mlk_gelu_tanh)(MLK_T x) {
     MLK_T lim = u2 < MLK_ZERO ? -MLK_ZERO : y;
     return MLK_F(mlk_abs)(num) == (MLK_T)INFINITY ? lim : y;
 }
+#else
+/* float32 through float64: the rounding of u costs 2|u| eps in the left tail */
+MLK_INLINE float mlk_gelu_tanh_f32(float x) { return (float)mlk_gelu_tanh_f64((double)x); }
+#endif
 /* d/dx x s(2u) = s + x * 2u' s (1-s) */
 MLK_INLINE MLK_T MLK_F(mlk_gelu_tanh_grad)(MLK_T x) {
     MLK_T x2 = x * x;

@@ -1,0 +1,196 @@
+"""Accuracy of mlkern's math layer and activations in ULP, measured on
+>= 10^6 points per function and dtype, for every SIMD level this CPU runs.
+
+    python benchmarks/ulp_table.py                 # all levels, 10^6 points
+    python benchmarks/ulp_table.py --points 100000 --levels baseline
+
+Reference values:
+* float64: x87 80-bit ``np.longdouble`` evaluation (64-bit significand, libm's
+  expl/log1pl/...; its own error ~2^-63, i.e. ~1e-3 of a float64 ULP) for the
+  exp/log family and the activations built from them; mpmath (40 digits) for
+  erf, erfc, ndtr, npdf and gelu, which have no long-double NumPy routine.
+* float32: the same long-double/mpmath reference (far more precise than
+  needed).
+The error of a result y is |y - ref| / ulp(ref), ulp the spacing of the
+target dtype at the correctly rounded reference (subnormal spacing below the
+normal range).  Points: uniform over the whole domain, a dense normal sample
+around 0, log-uniform magnitudes down to the subnormals, and the special
+values of the tests; results that overflow are skipped.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+LD = np.longdouble
+
+
+def _ld_sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def _ld_softplus(x):
+    return np.where(x > 0, x + np.log1p(np.exp(-x)), np.log1p(np.exp(x)))
+
+
+REFS_LD = {
+    "exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1p, "tanh": np.tanh,
+    "sigmoid": _ld_sigmoid,
+    "softplus": _ld_softplus,
+    "log_sigmoid": lambda x: -_ld_softplus(-x),
+    "silu": lambda x: x * _ld_sigmoid(x),
+    "elu": lambda x: np.where(x > 0, x, np.expm1(x)),
+    "sigmoid_grad": lambda x: np.exp(-abs(x)) / (1 + np.exp(-abs(x))) ** 2,
+    "tanh_grad": lambda x: 4 * np.exp(-2 * abs(x)) / (1 + np.exp(-2 * abs(x))) ** 2,
+    "gelu_tanh": lambda x: x * _ld_sigmoid(2 * np.sqrt(LD(2) / np.pi) * (x + LD(0.044715) * x ** 3)),
+}
+MP_FUNCS = ("erf", "erfc", "ndtr", "npdf", "gelu")
+
+
+def _mp_ref(name):
+    import mpmath as mp
+    mp.mp.dps = 40
+    f = {"erf": mp.erf, "erfc": mp.erfc,
+         "ndtr": lambda v: mp.ncdf(v),
+         "npdf": lambda v: mp.npdf(v),
+         "gelu": lambda v: v * mp.ncdf(v)}[name]
+    return lambda x: np.array([float(f(mp.mpf(float(v)))) if np.isfinite(v) else np.nan for v in x]), \
+        lambda x, y: np.array([abs(mp.mpf(float(b)) - f(mp.mpf(float(a)))) for a, b in zip(x, y)], dtype=float)
+
+
+def domain(name, dt, n, rng):
+    fmax = 88.0 if dt == np.float32 else 709.0
+    lo = {"exp": -fmax - 16, "expm1": -60, "log": None, "log1p": None}.get(name, -fmax - 40)
+    hi = {"exp": fmax, "expm1": fmax}.get(name, fmax)
+    k = n // 4
+    if name in ("log", "log1p"):
+        tiny = np.log(np.finfo(dt).smallest_subnormal)
+        big = np.log(np.finfo(dt).max)
+        mags = np.exp(rng.uniform(tiny, big, 2 * k))
+        parts = [mags, rng.uniform(0, 4, k)]
+        if name == "log1p":
+            parts.append(-np.exp(rng.uniform(tiny, 0, n - 3 * k)))
+        else:
+            parts.append(rng.uniform(0.5, 2.0, n - 3 * k))
+    else:
+        if name in ("erf", "erfc", "ndtr", "npdf", "gelu"):
+            lo, hi = -40.0, 40.0
+        tiny = np.log(np.finfo(dt).smallest_subnormal)
+        parts = [rng.uniform(lo, hi, k), rng.standard_normal(k) * 3,
+                 np.exp(rng.uniform(tiny, np.log(max(abs(lo), hi)), k)) * rng.choice([-1, 1], k),
+                 rng.uniform(-20, 20, n - 3 * k)]
+    x = np.concatenate(parts).astype(dt)
+    specials = np.array([0.0, -0.0, 1e-300, -1e-300, 5e-324, 30, -30, 37, -37, 88, -88, 89, -89,
+                         709, -709, 1, -1, 0.5, -0.5], dtype=np.float64)
+    with np.errstate(over="ignore"):
+        x = np.concatenate([x, specials.astype(dt)])
+    return x[np.isfinite(x)]
+
+
+def ulp_of(ref, dt):
+    r = np.abs(ref).astype(dt)
+    with np.errstate(over="ignore"):
+        sp = np.spacing(r).astype(np.float64)
+    return np.maximum(sp, float(np.finfo(dt).smallest_subnormal))
+
+
+def measure(name, dt, n, seed=0):
+    import mlkern
+    from mlkern import _math
+    rng = np.random.default_rng(seed)
+    x = domain(name, dt, n, rng)
+    if name in _math.OPS:
+        y = _math.evaluate(name, x)
+    elif name == "gelu_tanh":
+        y = mlkern.gelu(x, approximate="tanh")
+    else:
+        y = getattr(mlkern, name)(x)
+    y = np.asarray(y, dtype=np.float64)
+    if name in MP_FUNCS:
+        ref_f, err_f = _mp_ref(name)
+        ref = ref_f(x)
+        ok = np.isfinite(ref) & (np.abs(ref) <= float(np.finfo(dt).max))
+        err = err_f(x[ok], y[ok])
+        ref = ref[ok]
+    else:
+        with np.errstate(all="ignore"):
+            refl = REFS_LD[name](x.astype(LD))
+        ok = np.isfinite(refl) & (np.abs(refl) <= LD(float(np.finfo(dt).max)))
+        refl = refl[ok]
+        err = np.abs(y[ok].astype(LD) - refl).astype(np.float64)
+        ref = refl.astype(np.float64)
+    e = err / ulp_of(ref, dt)
+    i = int(np.argmax(e))
+    return {"name": name, "dtype": np.dtype(dt).name, "points": int(ok.sum()),
+            "max_ulp": float(e[i]), "at": float(x[ok][i]), "mean_ulp": float(e.mean())}
+
+
+FUNCS = ["exp", "expm1", "log", "log1p", "tanh", "erf", "erfc", "ndtr", "npdf",
+         "sigmoid", "softplus", "log_sigmoid", "silu", "elu", "gelu", "gelu_tanh",
+         "sigmoid_grad", "tanh_grad"]
+
+
+def run_level(points, funcs, out):
+    res = []
+    for dt in (np.float64, np.float32):
+        for f in funcs:
+            r = measure(f, dt, points)
+            res.append(r)
+            print(f"  {r['dtype']:8s} {f:13s} max {r['max_ulp']:.3f} ULP (at {r['at']:.6g}), "
+                  f"mean {r['mean_ulp']:.3f}, {r['points']} points", flush=True)
+    with open(out, "w") as fh:
+        json.dump(res, fh)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--points", type=int, default=1_000_000)
+    ap.add_argument("--levels", default="all", help="comma list of MLKERN_CPU levels, or 'all'")
+    ap.add_argument("--functions", default=",".join(FUNCS))
+    ap.add_argument("--json", default=None, help="write all results here")
+    ap.add_argument("--_child", default=None, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    funcs = a.functions.split(",")
+    if a._child:
+        run_level(a.points, funcs, a._child)
+        return
+    import mlkern
+    from mlkern import _elementwise as ew
+    if a.levels == "all":
+        levels = ["baseline"] + (["x86-64-v3"] if ew.cpu_has_v3() else []) + \
+                 (["x86-64-v4"] if ew.cpu_has_v4() else [])
+    else:
+        levels = a.levels.split(",")
+    table = {}
+    for lv in levels:
+        print(f"== MLKERN_CPU={lv}", flush=True)
+        tmp = f".ulp_{lv}.json"
+        env = dict(os.environ, MLKERN_CPU=lv)
+        subprocess.run([sys.executable, __file__, "--points", str(a.points), "--functions",
+                        a.functions, "--_child", tmp], env=env, check=True)
+        with open(tmp) as fh:
+            table[lv] = json.load(fh)
+        os.remove(tmp)
+    # markdown table: max ULP per function x dtype x level
+    print()
+    head = "| function | " + " | ".join(f"f64 {lv}" for lv in levels) + " | " + \
+           " | ".join(f"f32 {lv}" for lv in levels) + " |"
+    print(head)
+    print("|" + "---|" * (1 + 2 * len(levels)))
+    for f in funcs:
+        row = [f]
+        for dtn in ("float64", "float32"):
+            for lv in levels:
+                r = next(r for r in table[lv] if r["name"] == f and r["dtype"] == dtn)
+                row.append(f"{r['max_ulp']:.2f}")
+        print("| " + " | ".join(row) + " |")
+    if a.json:
+        with open(a.json, "w") as fh:
+            json.dump(table, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()
