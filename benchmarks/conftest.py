@@ -1,6 +1,6 @@
 """pytest configuration of the benchmark suite.
 
-Run everything (about 1 500 benchmarks; use -k to pick) or just the
+Run everything (756 benchmarks by default; use -k to pick) or just the
 correctness pass (each benchmark body once, values checked)::
 
     python -m pytest benchmarks --benchmark-disable -q

@@ -8,7 +8,8 @@ Reference values:
 * float64: x87 80-bit ``np.longdouble`` evaluation (64-bit significand, libm's
   expl/log1pl/...; its own error ~2^-63, i.e. ~1e-3 of a float64 ULP) for the
   exp/log family and the activations built from them; mpmath (40 digits) for
-  erf, erfc, ndtr, npdf and gelu, which have no long-double NumPy routine.
+  erf, erfc, ndtr, npdf, gelu and gelu_tanh (whose constants sqrt(2/pi) and
+  0.044715 must be exact), which have no long-double NumPy routine.
 * float32: the same long-double/mpmath reference (far more precise than
   needed).
 The error of a result y is |y - ref| / ulp(ref), ulp the spacing of the
@@ -45,9 +46,8 @@ REFS_LD = {
     "elu": lambda x: np.where(x > 0, x, np.expm1(x)),
     "sigmoid_grad": lambda x: np.exp(-abs(x)) / (1 + np.exp(-abs(x))) ** 2,
     "tanh_grad": lambda x: 4 * np.exp(-2 * abs(x)) / (1 + np.exp(-2 * abs(x))) ** 2,
-    "gelu_tanh": lambda x: x * _ld_sigmoid(2 * np.sqrt(LD(2) / np.pi) * (x + LD(0.044715) * x ** 3)),
 }
-MP_FUNCS = ("erf", "erfc", "ndtr", "npdf", "gelu")
+MP_FUNCS = ("erf", "erfc", "ndtr", "npdf", "gelu", "gelu_tanh")
 
 
 def _mp_ref(name):
@@ -56,7 +56,10 @@ def _mp_ref(name):
     f = {"erf": mp.erf, "erfc": mp.erfc,
          "ndtr": lambda v: mp.ncdf(v),
          "npdf": lambda v: mp.npdf(v),
-         "gelu": lambda v: v * mp.ncdf(v)}[name]
+         "gelu": lambda v: v * mp.ncdf(v),
+         # exact constants: sqrt(2/pi) and the decimal 0.044715
+         "gelu_tanh": lambda v: v / (1 + mp.exp(-2 * mp.sqrt(2 / mp.pi) * (v + mp.mpf("0.044715") * v ** 3))),
+         }[name]
     return lambda x: np.array([float(f(mp.mpf(float(v)))) if np.isfinite(v) else np.nan for v in x]), \
         lambda x, y: np.array([abs(mp.mpf(float(b)) - f(mp.mpf(float(a)))) for a, b in zip(x, y)], dtype=float)
 
@@ -76,7 +79,7 @@ def domain(name, dt, n, rng):
         else:
             parts.append(rng.uniform(0.5, 2.0, n - 3 * k))
     else:
-        if name in ("erf", "erfc", "ndtr", "npdf", "gelu"):
+        if name in ("erf", "erfc", "ndtr", "npdf", "gelu", "gelu_tanh"):
             lo, hi = -40.0, 40.0
         tiny = np.log(np.finfo(dt).smallest_subnormal)
         parts = [rng.uniform(lo, hi, k), rng.standard_normal(k) * 3,

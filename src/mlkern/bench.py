@@ -1210,7 +1210,7 @@ def roofs(records):
     return out
 
 
-def report(records, mismatches, overhead, info, use_torch, stream=sys.stdout):
+def report(records, mismatches, overhead, info, use_torch, pruned=(), stream=sys.stdout):
     p = lambda *a: print(*a, file=stream)  # noqa: E731
     rf = roofs(records)
     by = {}
@@ -1304,6 +1304,12 @@ def report(records, mismatches, overhead, info, use_torch, stream=sys.stdout):
         p("Memory-bound kernels, % of the copy roof (same dtype and threads):")
         for s in lines:
             p(s)
+
+    if pruned:
+        p("")
+        p("Quick mode: numpy/scipy peers not re-timed at large n (> 1.5x the best one at the "
+          "previous size):")
+        p("  " + "; ".join(f"{q['case']} {q['dtype']} {fmt_n(q['n'])}: {q['impl']}" for q in pruned))
 
     if mismatches:
         p("")
@@ -1416,7 +1422,7 @@ def main(argv=None, args=None):
     runner = Runner(cases, sizes, dtypes, threads, settings, use_torch=use_torch,
                     progress=not args.no_progress)
     records = runner.run()
-    report(records, runner.mismatches, overhead, info, use_torch)
+    report(records, runner.mismatches, overhead, info, use_torch, pruned=runner.pruned)
     elapsed = time.perf_counter() - t_start
     print(f"\n({elapsed:.0f} s)")
     if args.json:

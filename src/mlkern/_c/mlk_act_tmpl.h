@@ -133,26 +133,39 @@ MLK_INLINE MLK_T MLK_F(mlk_log_sigmoid)(MLK_T x) {
 }
 MLK_INLINE MLK_T MLK_F(mlk_log_sigmoid_grad)(MLK_T x) { return MLK_F(mlk_sigmoid)(-x); }
 
-/* silu(x) = x sigmoid(beta x); silu(-inf) = -0, silu(+inf) = +inf.
- * Left branch x e/(1+e) with e = 2^-B E taken as (x E/(1+e)) 2^-B, so that a
- * subnormal e (z < -708 / -87) does not cost the result its digits. */
-MLK_INLINE MLK_T MLK_F(mlk_silu)(MLK_T x, MLK_T beta) {
-    MLK_T z = beta * x;
+/* x sigmoid(z) given z and the rounding error zerr of z (silu: z = beta x,
+ * gelu_tanh: z = 2u).  In the left tail e^{-|z|} turns an absolute error of
+ * z into a relative error of the result, hence zerr.  The left branch
+ * x e/(1+e) is taken with e = 2^-B E scaled (mlk_expneg_scaled) and the
+ * scale removed last, so a subnormal e does not cost the result its digits;
+ * the roundings of x E, 1 + e and of the quotient are corrected
+ * (mlk_div_fix; rd ~ 1/d on [1, 2] from a linear minimax guess, 6 %).
+ * E is exactly 0 far out (|z| > 1060 / 131): the limits x (right) and a
+ * signed 0 (left) are returned there, x = +-inf included. */
+MLK_INLINE MLK_T MLK_F(mlk_xsigmoid)(MLK_T x, MLK_T z, MLK_T zerr) {
     MLK_T E = MLK_F(mlk_expneg_scaled)(-MLK_F(mlk_abs)(z));
+    MLK_T corr = z >= MLK_ZERO ? -zerr : zerr;    /* e^{-|z+zerr|} ~ E (1 + corr) */
+    E = E + E * corr;
     MLK_T e = E * MLK_F(MLK_EXPNEG_UNSCALE);
     MLK_T num = z >= MLK_ZERO ? x : x * E;
     MLK_T post = z >= MLK_ZERO ? MLK_ONE : MLK_F(MLK_EXPNEG_UNSCALE);
-    /* correct the roundings of x E, 1 + e and the quotient (f64 2.2 -> 1.5 ULP,
-       f32 3.0 -> ...); rd ~ 1/d on [1, 2] by a linear minimax guess (6 %) */
     MLK_T d = MLK_ONE + e;
     MLK_T derr = (MLK_ONE - d) + e;
     MLK_T numerr = z >= MLK_ZERO ? MLK_ZERO : MLK_F(mlk_prod_err)(x, E, num);
     MLK_T rd = ((MLK_T)24 - (MLK_T)8 * d) * (MLK_T)(1.0 / 17.0);
     MLK_T y = MLK_F(mlk_div_fix)(num, numerr, d, derr, rd) * post;
-    /* x = -inf (beta > 0): x E = -inf, the limit is -0.  (Nested selects:
-       gcc 12 does not if-convert `c1 & c2` here.) */
-    MLK_T lim = z < MLK_ZERO ? MLK_F(mlk_copysign)(MLK_ZERO, x) : y;
-    return MLK_F(mlk_abs)(num) == (MLK_T)INFINITY ? lim : y;
+    /* nested selects: gcc 12 does not if-convert `c1 & c2` here */
+    MLK_T lim = z < MLK_ZERO ? MLK_F(mlk_copysign)(MLK_ZERO, x) : x;
+    y = E == MLK_ZERO ? lim : y;
+    return x == MLK_ZERO ? x : y;                 /* keeps the sign of 0 */
+}
+
+/* silu(x) = x sigmoid(beta x); silu(-inf) = -0, silu(+inf) = +inf */
+MLK_INLINE MLK_T MLK_F(mlk_silu)(MLK_T x, MLK_T beta) {
+    MLK_T z = beta * x;
+    MLK_T zerr = MLK_F(mlk_prod_err)(beta, x, z);
+    zerr = MLK_F(mlk_abs)(z) == (MLK_T)INFINITY ? MLK_ZERO : zerr;
+    return MLK_F(mlk_xsigmoid)(x, z, zerr);
 }
 /* s + z s (1 - s), s = sigmoid(z), z = beta x; 1 - s taken as sigmoid(-z) */
 MLK_INLINE MLK_T MLK_F(mlk_silu_grad)(MLK_T x, MLK_T beta) {
@@ -185,16 +198,31 @@ MLK_INLINE MLK_T MLK_F(mlk_gelu_grad)(MLK_T x) {
 #define MLK_GELU_K0 ((MLK_T)0.7978845608028654)   /* sqrt(2/pi) */
 #define MLK_GELU_K1 ((MLK_T)0.044715)
 #if MLK_IS_F64
-MLK_INLINE MLK_T MLK_F(mlk_gelu_tanh)(MLK_T x) {
-    MLK_T x2 = x * x;
-    MLK_T u2 = (MLK_T)2 * MLK_GELU_K0 * x * (MLK_ONE + MLK_GELU_K1 * x2);
-    MLK_T E = MLK_F(mlk_expneg_scaled)(-MLK_F(mlk_abs)(u2));
-    MLK_T e = E * MLK_F(MLK_EXPNEG_UNSCALE);
-    MLK_T num = u2 >= MLK_ZERO ? x : x * E;
-    MLK_T post = u2 >= MLK_ZERO ? MLK_ONE : MLK_F(MLK_EXPNEG_UNSCALE);
-    MLK_T y = (num / (MLK_ONE + e)) * post;
-    MLK_T lim = u2 < MLK_ZERO ? -MLK_ZERO : y;
-    return MLK_F(mlk_abs)(num) == (MLK_T)INFINITY ? lim : y;
+/* u2 = 2 sqrt(2/pi) x (1 + 0.044715 x^2) with its rounding error: in the left
+ * tail e^{-|u2|} turns an absolute error of u2 into a relative error of the
+ * result (2|u| eps: 1400 ULP at x = -19 uncompensated).  Constants split
+ * hi + lo, products by error-free transformations. */
+MLK_INLINE double mlk_gelu_u2_f64(double x, double *err) {
+    x = x > 1e10 ? 1e10 : x;                      /* finite x^2; NaN kept */
+    x = x < -1e10 ? -1e10 : x;
+    const double c_hi = 1.5957691216057308, c_lo = -9.96930880911092e-17;
+    const double k_hi = 0.044715, k_lo = 2.1960211427085595e-18;
+    double x2 = x * x;
+    double x2e = mlk_prod_err_f64(x, x, x2);
+    double w = k_hi * x2;
+    double we = mlk_prod_err_f64(k_hi, x2, w) + (k_hi * x2e + k_lo * x2);
+    double v = 1.0 + w;
+    double ve = ((1.0 - v) + w) + we;             /* Fast2Sum: 1 >= w >= 0 */
+    double t = x * v;
+    double te = mlk_prod_err_f64(x, v, t) + x * ve;
+    double u2 = c_hi * t;
+    *err = mlk_prod_err_f64(c_hi, t, u2) + (c_hi * te + c_lo * t);
+    return u2;
+}
+MLK_INLINE double mlk_gelu_tanh_f64(double x) {
+    double u2e;
+    double u2 = mlk_gelu_u2_f64(x, &u2e);
+    return mlk_xsigmoid_f64(x, u2, u2e);
 }
 #else
 /* float32 through float64: the rounding of u costs 2|u| eps in the left tail */

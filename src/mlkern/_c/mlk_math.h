@@ -190,14 +190,14 @@ MLK_INLINE double mlk_expm1_f64(double x) {
  * still met on the normal range (0.5 + 2^-5 ULP from the dropped term). */
 /* 2^512 e^x, a normal number for every x <= 0 */
 MLK_INLINE double mlk_expneg_scaled_f64(double x) {
-    x = x < -1060.0 ? -1060.0 : x;        /* 2^512 e^-1060 is still normal */
-    double kd = x * MLK_INVLN2_64 + MLK_SHIFT64;
+    double xc = x < -1060.0 ? -1060.0 : x;    /* 2^512 e^-1060 is still normal */
+    double kd = xc * MLK_INVLN2_64 + MLK_SHIFT64;
     uint64_t ki = mlk_bits64(kd);
     kd -= MLK_SHIFT64;
-    double r = (x - kd * MLK_LN2HI_64) - kd * MLK_LN2LO_64;
+    double r = (xc - kd * MLK_LN2HI_64) - kd * MLK_LN2LO_64;
     double p = 1.0 + (r + r * r * mlk_expq_f64(r));
     double s = mlk_from_bits64((ki + (1023 + 512)) << 52);   /* 2^(n+512) */
-    return p * s;
+    return x < -1060.0 ? 0.0 : p * s;         /* exactly 0 below: x E stays 0 */
 }
 #define MLK_EXPNEG_UNSCALE_f64 0x1p-512
 MLK_INLINE double mlk_expneg_f64(double x) { return mlk_expneg_scaled_f64(x) * MLK_EXPNEG_UNSCALE_f64; }
@@ -370,14 +370,14 @@ MLK_INLINE float mlk_expm1_f32(float x) {
 
 /* 2^64 e^x, a normal number for every x <= 0 */
 MLK_INLINE float mlk_expneg_scaled_f32(float x) {
-    x = x < -131.0f ? -131.0f : x;        /* 2^64 e^-131 is still normal */
-    float kd = x * MLK_INVLN2_32 + MLK_SHIFT32;
+    float xc = x < -131.0f ? -131.0f : x;     /* 2^64 e^-131 is still normal */
+    float kd = xc * MLK_INVLN2_32 + MLK_SHIFT32;
     uint32_t ki = mlk_bits32(kd);
     kd -= MLK_SHIFT32;
-    float r = (x - kd * MLK_LN2HI_32) - kd * MLK_LN2LO_32;
+    float r = (xc - kd * MLK_LN2HI_32) - kd * MLK_LN2LO_32;
     float p = 1.0f + (r + r * r * mlk_expq_f32(r));
     float s = mlk_from_bits32((ki + (127U + 64U)) << 23);      /* 2^(n+64) */
-    return p * s;
+    return x < -131.0f ? 0.0f : p * s;        /* exactly 0 below: x E stays 0 */
 }
 #define MLK_EXPNEG_UNSCALE_f32 0x1p-64f
 MLK_INLINE float mlk_expneg_f32(float x) { return mlk_expneg_scaled_f32(x) * MLK_EXPNEG_UNSCALE_f32; }
