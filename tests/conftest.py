@@ -158,6 +158,13 @@ MP_CASES = [c for c in CASES if c.mp is not None]
 FLOAT_DTYPES = [np.float32, np.float64]
 
 
+def _g_like(x):
+    """grad_output of 0.75 in the result dtype of x (float64 for int/bool)."""
+    x = np.asarray(x)
+    dt = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
+    return np.full(x.shape, 0.75, dtype=dt.newbyteorder("="))
+
+
 def all_callables():
     """(id, callable taking one array x) for every public array function,
     backward ones with grad_output = x-shaped ones and saved derived from x."""
@@ -165,12 +172,10 @@ def all_callables():
     for c in CASES:
         out.append((c.id, c.f))
         out.append((c.id + ".grad", c.grad))
-        out.append((c.id + ".backward", lambda x, c=c: c.backward(np.full_like(np.asarray(x), 0.75),
-                                                                   c.saved_of(x))))
+        out.append((c.id + ".backward", lambda x, c=c: c.backward(_g_like(x), c.saved_of(x))))
     out.append(("noisy_relu", lambda x: mlkern.noisy_relu(x, seed=1234)))
     out.append(("noisy_relu[sigma=0.3]", lambda x: mlkern.noisy_relu(x, sigma=0.3, seed=5)))
-    out.append(("noisy_relu_backward", lambda x: mlkern.noisy_relu_backward(np.full_like(np.asarray(x), 0.75),
-                                                                            mlkern.relu(x))))
+    out.append(("noisy_relu_backward", lambda x: mlkern.noisy_relu_backward(_g_like(x), mlkern.relu(x))))
     return out
 
 

@@ -218,11 +218,22 @@ def npdf(x):
         return np.exp(-0.5 * x * x) * INV_SQRT_2PI
 
 
+def _mp_left_tail(x, r, f, lo=-2.0):
+    """Replace r where lo > x > -40 by the mpmath value f(x): scipy's ndtr
+    rounds -x/sqrt(2) first, which costs ~x^2 ULP in the left tail."""
+    m = (x < lo) & (x > -40.0)
+    if m.any():
+        r = np.array(r, dtype=np.float64, copy=True)
+        r[m] = [float(f(mpmath.mpf(float(v)))) for v in x[m]]
+    return r
+
+
 def gelu(x):
     x = np.asarray(x, np.float64)
     with _errstate():
         p = sc.ndtr(x)
         r = np.where(p == 0, np.copysign(0.0, x), x * p)
+    r = _mp_left_tail(x, r, lambda v: v * mpmath.ncdf(v))
     return _nan_keep(x, r)
 
 
@@ -231,6 +242,7 @@ def gelu_grad(x):
     with _errstate():
         d = npdf(x)
         r = sc.ndtr(x) + np.where(d == 0, 0.0, x * d)
+    r = _mp_left_tail(x, r, lambda v: mpmath.ncdf(v) + v * mpmath.npdf(v))
     return _nan_keep(x, r)
 
 

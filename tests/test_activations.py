@@ -120,9 +120,9 @@ TAIL32 = [0.0, -0.0, 1e-45, -1e-45, 1e-40, -1e-40, 1e-30, -1e-30, 1e-8, -1e-8, 0
 TAILS = {np.dtype(np.float64): np.array(TAIL64), np.dtype(np.float32): np.array(TAIL32, np.float32)}
 
 
-# Points where mlkern disagrees with the contract (see the report): excluded
-# from the grouped tail tests and pinned one by one below as strict xfails,
-# so a fix shows up as an XPASS.  (case id, dtype, kind, x) -> reason
+# Points where an earlier build disagreed with the contract, pinned one by one
+# as regression tests (they are also in the grouped tail tests).
+# (case id, dtype, kind, x) -> what went wrong
 _SILU_HUGE = ("silu(x) for huge negative x returns a tiny nonzero value (float32) or "
               "garbage/NaN (float64) instead of the limit -0.0: the e == 0 guard fails")
 _SILU_GRAD_SUB = ("silu_grad with a subnormal result: s = sigmoid(z) is rounded to the "
@@ -130,10 +130,6 @@ _SILU_GRAD_SUB = ("silu_grad with a subnormal result: s = sigmoid(z) is rounded 
                   "result is off by ~|z|/2 subnormal ULPs")
 _SOFTPLUS_OVF = "softplus(x, beta=2) overflows in beta*x: inf for a finite true value ~ x"
 KNOWN_TAIL = {}
-for _id in ("silu", "swish", "silu[beta=1.5]"):
-    for _x in (-1e20, -3e38):
-        KNOWN_TAIL[(_id, "float32", "f", float(np.float32(_x)))] = _SILU_HUGE
-    KNOWN_TAIL[(_id, "float64", "f", -1e308)] = _SILU_HUGE
 for _id in ("silu", "swish"):
     for _x in (-103.0, -104.0):
         KNOWN_TAIL[(_id, "float32", "grad", _x)] = _SILU_GRAD_SUB
@@ -155,8 +151,6 @@ def _mp_check(case, xs, y, kind, dtype):
     mag = case.mag(x64) if kind == "grad" else None
     bad = []
     for i, (x, v) in enumerate(zip(x64, y)):
-        if (case.id, dtype.name, kind, float(x)) in KNOWN_TAIL:
-            continue
         ref = fn(mpmath.mpf(float(x)))
         e = R.ulp_error(float(v), ref, dtype)
         if e <= budget * cond[i]:
@@ -183,10 +177,9 @@ def test_tails_vs_mpmath(case, dtype, kind):
     assert not bad, f"{case.id} {kind}: (x, mlkern, mpmath, ulp) = {bad}"
 
 
-@pytest.mark.parametrize("key", [pytest.param(k, marks=pytest.mark.xfail(reason=v, strict=True),
-                                              id=f"{k[0]}-{k[1]}-{k[2]}({k[3]:g})")
-                                 for k, v in KNOWN_TAIL.items()])
-def test_known_tail_disagreements(key):
+@pytest.mark.parametrize("key", [pytest.param(k, id=f"{k[0]}-{k[1]}-{k[2]}({k[3]:g})")
+                                 for k in KNOWN_TAIL])
+def test_known_tail_regressions(key):
     case_id, dtname, kind, x = key
     case = CASES_BY_ID[case_id]
     dt = np.dtype(dtname)
@@ -321,7 +314,6 @@ def test_softplus_pinned_against_mpmath():
 HUGE_NEG = [("silu", {}), ("silu", {"beta": 1.5}), ("gelu", {"approximate": "tanh"})]
 
 
-@pytest.mark.xfail(reason=_SILU_HUGE + " (also gelu(approximate='tanh'))", strict=True)
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("name,params", HUGE_NEG, ids=["silu", "silu[beta=1.5]", "gelu[tanh]"])
 def test_huge_negative_limit_is_minus_zero(name, params, dtype):
@@ -332,9 +324,9 @@ def test_huge_negative_limit_is_minus_zero(name, params, dtype):
     assert np.array_equal(y, np.zeros_like(x)) and np.signbit(y).all(), f"{name}{params}({x}) = {y}"
 
 
-@pytest.mark.xfail(reason=_SOFTPLUS_OVF, strict=True)
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=["f32", "f64"])
 def test_softplus_beta_no_intermediate_overflow(dtype):
+    """Regression: """ + _SOFTPLUS_OVF + """."""
     fi = np.finfo(dtype)
     x = np.array([float(fi.max) / 1.5], dtype)
     assert mlkern.softplus(x, beta=2.0)[0] == x[0]
@@ -550,7 +542,7 @@ _PRELU_0D = ("prelu on 0-d input: np.ascontiguousarray makes it shape (1,), so p
 
 
 @pytest.mark.parametrize("shape", [(7,), (6, 3), (4, 3, 5), (2, 3, 4, 5),
-                                   pytest.param((), marks=pytest.mark.xfail(reason=_PRELU_0D, strict=True))],
+                                   ()],   # regression: _PRELU_0D
                          ids=["1d", "2d", "3d", "4d", "0d"])
 def test_prelu_scalar_alpha(shape, rng):
     x = np.asarray(rng.standard_normal(shape))

@@ -295,7 +295,8 @@ def unary_raw(int op, cnp.ndarray xa, cnp.ndarray oa, double a=0.0, double b=0.0
     return oa
 
 
-def binary(int op, g, s, out=None, double a=0.0, double b=0.0, double c=0.0, int cost=4):
+def binary(int op, g, s, out=None, double a=0.0, double b=0.0, double c=0.0, int cost=4,
+           str saved_name="saved"):
     """out = g * f_op'(s).  Fast path as for unary."""
     cdef cnp.ndarray ga, sa, oa
     cdef int tn
@@ -311,10 +312,11 @@ def binary(int op, g, s, out=None, double a=0.0, double b=0.0, double c=0.0, int
             elif _out_ok(out, ga, tn) and _no_partial_overlap(sa, <cnp.ndarray>out):
                 oa = <cnp.ndarray>out
             else:
-                return _validation().binary_slow(op, g, s, out, a, b, c, cost)
+                return _validation().binary_slow(op, g, s, out, a, b, c, cost,
+                                                 ("grad_output", saved_name))
             binary_raw(op, ga, sa, oa, a, b, c, cost)
             return oa
-    return _validation().binary_slow(op, g, s, out, a, b, c, cost)
+    return _validation().binary_slow(op, g, s, out, a, b, c, cost, ("grad_output", saved_name))
 
 
 def binary_raw(int op, cnp.ndarray ga, cnp.ndarray sa, cnp.ndarray oa, double a=0.0,

@@ -113,8 +113,13 @@ def _finish(res, out, rdt, scalar):
     return res
 
 
+_NOISY_RELU = 20   # op code (mlk_kernels.h): its noise is keyed by the C-order index
+
+
 def unary_slow(op, x, out, a, b, c, cost, seed):
     arr, rdt = as_float_array(x, "x")
+    if op == _NOISY_RELU and not arr.flags.c_contiguous:
+        arr = np.asarray(arr, order="C")   # same noise for any layout of the same values
     scalar = arr.ndim == 0
     if out is not None:
         check_out(out, arr.shape, rdt)

@@ -44,6 +44,7 @@ __all__ = [
  _B_GELU, _B_GELU_TANH) = range(10)
 
 _unary = _ew.unary
+
 _binary = _ew.binary
 
 
@@ -102,7 +103,7 @@ def sigmoid_backward(grad_output, y, *, out=None):
     >>> float(mlkern.sigmoid_backward(2.0, 0.5))
     0.5
     """
-    return _binary(_B_SIGMOID, grad_output, y, out, 0.0, 0.0, 0.0, 1)
+    return _binary(_B_SIGMOID, grad_output, y, out, 0.0, 0.0, 0.0, 1, "y")
 
 
 # ---------------------------------------------------------------- tanh
@@ -144,7 +145,7 @@ def tanh_backward(grad_output, y, *, out=None):
     >>> float(mlkern.tanh_backward(1.0, 0.5))
     0.75
     """
-    return _binary(_B_TANH, grad_output, y, out, 0.0, 0.0, 0.0, 1)
+    return _binary(_B_TANH, grad_output, y, out, 0.0, 0.0, 0.0, 1, "y")
 
 
 # ---------------------------------------------------------------- relu
@@ -178,7 +179,7 @@ def relu_backward(grad_output, x, *, out=None):
     >>> mlkern.relu_backward([5.0, 5.0], [-1.0, 1.0]).tolist()
     [0.0, 5.0]
     """
-    return _binary(_B_RELU, grad_output, x, out, 0.0, 0.0, 0.0, 1)
+    return _binary(_B_RELU, grad_output, x, out, 0.0, 0.0, 0.0, 1, "x")
 
 
 # ---------------------------------------------------------------- leaky relu
@@ -214,7 +215,7 @@ def leaky_relu_backward(grad_output, x, *, negative_slope=0.01, out=None):
     [1.0, 2.0]
     """
     a = check_real(negative_slope, "negative_slope")
-    return _binary(_B_LEAKY, grad_output, x, out, a, 0.0, 0.0, 1)
+    return _binary(_B_LEAKY, grad_output, x, out, a, 0.0, 0.0, 1, "x")
 
 
 # ---------------------------------------------------------------- prelu
@@ -241,7 +242,7 @@ def _prelu_setup(x, alpha, out_name="out"):
                              f"and alpha must hold one value, got {a.size}")
     if a.size == 1 and C != 1:
         a = np.full(C, a[0], dtype=arr.dtype)
-    arr = np.ascontiguousarray(arr)
+    arr = np.asarray(arr, order="C")          # (np.ascontiguousarray would make 0-d 1-d)
     if arr.ndim >= 2:
         outer = arr.shape[0]
         inner = int(np.prod(arr.shape[2:], dtype=np.int64))
@@ -320,7 +321,7 @@ def prelu_backward(grad_output, x, alpha, *, out=None):
     compute_dtype(g.dtype, "grad_output")
     if g.shape != arr.shape:
         raise ValueError(f"grad_output and x must have the same shape, got {g.shape} and {arr.shape}")
-    g = np.ascontiguousarray(g, dtype=arr.dtype)
+    g = np.asarray(g, dtype=arr.dtype, order="C")
     scalar = arr.ndim == 0
     if out is not None:
         check_out(out, arr.shape, rdt)
@@ -385,7 +386,7 @@ def elu_backward(grad_output, y, *, alpha=1.0, out=None):
     0.5
     """
     a = check_real(alpha, "alpha")
-    return _binary(_B_ELU, grad_output, y, out, a, 0.0, 0.0, 1)
+    return _binary(_B_ELU, grad_output, y, out, a, 0.0, 0.0, 1, "y")
 
 
 # ---------------------------------------------------------------- softplus
@@ -442,7 +443,7 @@ def softplus_backward(grad_output, x, *, beta=1.0, threshold=None, out=None):
     1.0
     """
     b, t = _softplus_params(beta, threshold)
-    return _binary(_B_SOFTPLUS, grad_output, x, out, 0.0, b, t, 4)
+    return _binary(_B_SOFTPLUS, grad_output, x, out, 0.0, b, t, 4, "x")
 
 
 # ---------------------------------------------------------------- silu
@@ -484,7 +485,7 @@ def silu_backward(grad_output, x, *, beta=1.0, out=None):
     1.0
     """
     b = check_real(beta, "beta")
-    return _binary(_B_SILU, grad_output, x, out, 0.0, b, 0.0, 5)
+    return _binary(_B_SILU, grad_output, x, out, 0.0, b, 0.0, 5, "x")
 
 
 swish = silu
@@ -525,7 +526,7 @@ def log_sigmoid_backward(grad_output, x, *, out=None):
     >>> float(mlkern.log_sigmoid_backward(4.0, 0.0))
     2.0
     """
-    return _binary(_B_LOGSIG, grad_output, x, out, 0.0, 0.0, 0.0, 4)
+    return _binary(_B_LOGSIG, grad_output, x, out, 0.0, 0.0, 0.0, 4, "x")
 
 
 # ---------------------------------------------------------------- gelu
@@ -582,7 +583,7 @@ def gelu_backward(grad_output, x, *, approximate="none", out=None):
     1.0
     """
     _, _, b = _gelu_ops(approximate)
-    return _binary(b, grad_output, x, out, 0.0, 0.0, 0.0, 10)
+    return _binary(b, grad_output, x, out, 0.0, 0.0, 0.0, 10, "x")
 
 
 # ---------------------------------------------------------------- noisy relu
@@ -641,4 +642,4 @@ def noisy_relu_backward(grad_output, y, *, out=None):
     >>> mlkern.noisy_relu_backward([3.0, 3.0], [0.0, 2.0]).tolist()
     [0.0, 3.0]
     """
-    return _binary(_B_RELU, grad_output, y, out, 0.0, 0.0, 0.0, 1)
+    return _binary(_B_RELU, grad_output, y, out, 0.0, 0.0, 0.0, 1, "y")

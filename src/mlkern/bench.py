@@ -1,7 +1,7 @@
 """Speed of mlkern against NumPy/SciPy (and PyTorch when importable).
 
 Run ``python -m mlkern bench`` (``--help`` for the options).  The same case
-registry (:data:`CASES`, :func:`make_inputs`, :func:`check`) drives the
+registry (:data:`CASES`, :class:`Inputs`, :func:`check`) drives the
 pytest-benchmark suite in ``benchmarks/bench_activations.py``.
 
 Method (as in the project's peer measurements):
@@ -706,8 +706,9 @@ FAMILIES = list(dict.fromkeys(c.family for c in CASES))
 
 def select_cases(spec):
     """Cases for a comma list of names: a family name ("sigmoid") selects the
-    function and its backward, a full name ("sigmoid_backward") just that
-    one; "forward"/"backward" select all of a kind; None or "all" selects all."""
+    function and its backward, "sigmoid_forward" the function only,
+    "sigmoid_backward" the backward only; "forward"/"backward" select all of
+    a kind; None or "all" selects everything."""
     if spec is None or spec.strip() in ("", "all"):
         return list(CASES)
     chosen = []
@@ -718,13 +719,16 @@ def select_cases(spec):
             hits = [c for c in CASES if c.kind == "fwd"]
         elif tok in ("backward", "bwd"):
             hits = [c for c in CASES if c.kind == "bwd"]
-        elif tok in CASES_BY_NAME:
-            hits = [CASES_BY_NAME[tok]]
         elif tok in FAMILIES:
             hits = [c for c in CASES if c.family == tok]
+        elif tok.endswith("_forward") and tok[:-len("_forward")] in FAMILIES:
+            hits = [CASES_BY_NAME[tok[:-len("_forward")]]]
+        elif tok in CASES_BY_NAME:
+            hits = [CASES_BY_NAME[tok]]
         else:
-            raise ValueError(f"unknown function {tok!r}; choose from: "
-                             f"{', '.join(list(CASES_BY_NAME) + ['forward', 'backward'])}")
+            raise ValueError(f"unknown function {tok!r}; choose from: {', '.join(FAMILIES)} "
+                             "(with its backward), <name>_forward, <name>_backward, "
+                             "forward, backward")
         chosen.extend(c for c in hits if c not in chosen)
     return [c for c in CASES if c in chosen]
 
@@ -773,11 +777,6 @@ class Inputs:
     def drop(self):
         """Forget all cached arrays."""
         self._cache.clear()
-
-
-def make_inputs(case, n, dtype, _inputs=Inputs()):
-    """Module-level cached inputs for ``case`` (see :class:`Inputs`)."""
-    return _inputs.for_case(case, n, dtype)
 
 
 def new_output(like):
@@ -868,20 +867,26 @@ class Timer:
 
     def warm(self):
         f, pc = self.f, _pc
-        t0 = pc()
-        if not self.first_done:
+        if self.first_done and getattr(f, "first_ns", None) is not None:
+            first = f.first_ns
+        else:
+            t0 = pc()
             f()                              # first call: thrown away
-        first = pc() - t0
-        # quick mode: the first call counts toward the warm-up time
-        budget = self.s.warm_ns - (0 if self.s.full else first)
-        calls = 0
-        t0 = pc()
-        el = 0
-        while calls == 0 or el < budget:
-            f()
-            calls += 1
-            el = pc() - t0
-        per = max(el / calls, 1.0)
+            first = pc() - t0
+        # quick mode: the first call counts toward the warm-up time, and a
+        # first call that alone lasts the warm-up time is the whole warm-up
+        if not self.s.full and first >= self.s.warm_ns:
+            per = float(first)
+        else:
+            budget = self.s.warm_ns - (0 if self.s.full else first)
+            calls = 0
+            t0 = pc()
+            el = 0
+            while calls == 0 or el < budget:
+                f()
+                calls += 1
+                el = pc() - t0
+            per = max(el / calls, 1.0)
         self.k = max(1, math.ceil(self.s.repeat_ns / per))
         self.R = max(self.s.repeats, math.ceil(self.s.total_ns / (self.k * per)))
 
@@ -922,11 +927,17 @@ def time_round_robin(funcs, settings, first_done=False):
 
 
 def time_one(f, settings, first_done=False):
+    """Warm-up and repeats of one callable; also the process CPU time / wall
+    time over the repeats ("cpu_per_wall": ~T when the T threads kept their
+    vCPUs, less when another process took one)."""
     t = Timer(f, settings, first_done)
     t.warm()
+    c0, w0 = time.process_time_ns(), _pc()
     while not t.done:
         t.once()
-    return t.stats()
+    st = t.stats()
+    st["cpu_per_wall"] = (time.process_time_ns() - c0) / max(1, _pc() - w0)
+    return st
 
 
 # ------------------------------------------------------------------ the run
@@ -995,7 +1006,13 @@ class Runner:
         ins = self.inputs.for_case(case, n, dtype)
         out = self._out(n, dtype, slot)
         f = prepare(impl, ins, out)
-        f()
+        t0 = _pc()
+        f()                       # the first call: thrown away (timed for the warm-up)
+        first_ns = _pc() - t0
+        try:
+            f.first_ns = first_ns
+        except AttributeError:    # not a Python function: the warm-up times its own first call
+            pass
         chk = check(case, ins, out)
         if not chk["ok"]:
             self.mismatches.append({"case": case.name, "impl": impl.name, "dtype": dtype_tag(dtype),
@@ -1067,19 +1084,15 @@ class Runner:
                     units.append((COPY, dtype, n))
                 if n in self.sizes:
                     units.extend((c, dtype, n) for c in self.cases)
+                if n == big and n in self.sizes and self.cases:
+                    # the roof again after the cases: it is the best of both (drift)
+                    units.append((COPY, dtype, n))
         return units
 
     def _each_unit(self):
-        """Iterate the units, dropping cached inputs whenever n changes."""
-        last = None
-        for case, dtype, n in self._units():
-            if last is not None and n != last:
-                self.inputs.drop()
-                self._outs.clear()
-            last = n
-            yield case, dtype, n
-        self.inputs.drop()
-        self._outs.clear()
+        """Iterate the units.  Inputs and outputs stay cached for the whole
+        run (a few hundred MB at 1e7), so the T=2 phases reuse the T=1 draws."""
+        yield from self._units()
 
     def run(self):
         import mlkern
@@ -1123,6 +1136,8 @@ class Runner:
                             self._record(case, impl, n, dtype, T, st, chk)
                             del f, out
                         self._tick(f"{case.name} {dtype_tag(dtype)} {fmt_n(n)} T{T} {rt}")
+        self.inputs.drop()
+        self._outs.clear()
         if self.progress:
             sys.stderr.write("\r" + " " * 64 + "\r")
             sys.stderr.flush()
@@ -1139,8 +1154,10 @@ def mark_stalls(records):
           for r in records if r["threads"] == 1}
     for r in records:
         base = t1.get((r["function"], r["impl"], r["dtype"], r["n"]))
-        r["stalled"] = bool(r["threads"] > 1 and not r["carried_1T"] and base is not None
-                            and r["median_ns"] >= 1e6 and r["median_ns"] > 1.25 * base)
+        slow = (base is not None and r["median_ns"] >= 1e6 and r["median_ns"] > 1.25 * base)
+        # the T threads did not keep their vCPUs (another process ran)
+        starved = r.get("cpu_per_wall", r["threads"]) < 0.75 * r["threads"]
+        r["stalled"] = bool(r["threads"] > 1 and not r["carried_1T"] and (slow or starved))
 
 
 def measure_overhead(dtypes, settings, use_torch):
@@ -1202,7 +1219,7 @@ def roofs(records):
     for r in records:
         if r["function"] != "copy" or r["n"] * np.dtype(DTYPES[r["dtype"]]).itemsize < ROOF_BYTES:
             continue
-        if not r["ok"]:
+        if not r["ok"] or r.get("stalled"):
             continue
         key = (r["dtype"], r["threads"])
         if key not in out or r["gbps"] > out[key][0]:
@@ -1225,14 +1242,19 @@ def report(records, mismatches, overhead, info, use_torch, pruned=(), stream=sys
             p(f"  {dt}: " + ";  ".join(parts))
 
     p("")
-    p("Memory roof: copy at 1e7 elements, GB/s (bytes read + written / median time):")
+    p("Memory roof: copy at 1e7 elements, GB/s (bytes read + written / median time; "
+      "best of the runs before and after the cases):")
     for dt in ("f32", "f64"):
         for T in sorted({r["threads"] for r in records}):
             rows = by.get(("copy", dt, 10 ** 7, T))
             if not rows:
                 continue
+            best = {}
+            for r in rows:            # measured before and after the cases: keep the best
+                if r["impl"] not in best or r["gbps"] > best[r["impl"]]["gbps"]:
+                    best[r["impl"]] = r
             parts = []
-            for r in rows:
+            for r in best.values():
                 tag = " [1T]" if r["carried_1T"] else ""
                 bad = (" [!]" if not r["ok"] else "") + (" [s]" if r.get("stalled") else "")
                 parts.append(f"{r['impl']}{tag} {r['gbps']:.1f}{bad}")
@@ -1246,8 +1268,8 @@ def report(records, mismatches, overhead, info, use_torch, pruned=(), stream=sys
     p("ns/el = median time per element; speedup = peer time / mlkern time (> 1: mlkern faster)")
     p("[1T] numpy/scipy T=1 time carried over (single-threaded); [a] peer allocates; "
       "[!] failed the value check;")
-    p("[s] parallel call >= 1 ms and > 1.25x slower than at T=1 (a busy vCPU or stalled region; "
-      "the T=2 number is unusable)")
+    p("[s] T=2 time unusable: >= 1 ms and > 1.25x slower than at T=1, or the process got < 0.75*T "
+      "CPUs while timing (another process held a vCPU)")
     p(hdr)
     p("-" * len(hdr))
     order = {c.name: i for i, c in enumerate([COPY] + CASES)}
@@ -1360,9 +1382,9 @@ def build_parser(parser=None):
                                    "1e3,1e5,1e7 full)")
     p.add_argument("--dtypes", default="f32,f64", help="comma list of f32,f64 (default: both)")
     p.add_argument("--threads", default="1,2", help="comma list of thread counts (default: 1,2)")
-    p.add_argument("--functions", help="comma list: family names (sigmoid = sigmoid and "
-                   "sigmoid_backward), full names (gelu_backward), 'forward', 'backward' "
-                   f"(default: all). Families: {', '.join(FAMILIES)}")
+    p.add_argument("--functions", help="comma list: a name (sigmoid = sigmoid and "
+                   "sigmoid_backward), <name>_forward, <name>_backward, 'forward', 'backward' "
+                   f"(default: all). Names: {', '.join(FAMILIES)}")
     p.add_argument("--repeats", type=int, default=7, help="minimum repeats per peer (default 7)")
     p.add_argument("--json", metavar="FILE", help="write every measurement (median, min, quartiles) here")
     mode = p.add_mutually_exclusive_group()

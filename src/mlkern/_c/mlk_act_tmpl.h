@@ -115,9 +115,14 @@ MLK_INLINE MLK_T MLK_F(mlk_elu_grad_y)(MLK_T y, MLK_T a) {
 }
 
 /* softplus with beta and threshold (thr = +inf means no switch) */
+/* (1/beta) (max(z, 0) + log1p(e^{-|z|})), z = beta x, written as
+ * (z > 0 ? x : 0) + log1p(e^{-|z|})/beta so that beta x overflowing to inf
+ * still gives x (for either sign of beta) */
 MLK_INLINE MLK_T MLK_F(mlk_softplus)(MLK_T x, MLK_T beta, MLK_T thr) {
     MLK_T z = beta * x;
-    MLK_T y = MLK_F(mlk_log1pexp)(z) / beta;
+    MLK_T e = MLK_F(mlk_expneg)(-MLK_F(mlk_abs)(z));
+    MLK_T m = z > MLK_ZERO ? x : MLK_ZERO;
+    MLK_T y = m + MLK_F(mlk_log1p_unit)(e) / beta;   /* NaN propagates via e */
     return z > thr ? x : y;
 }
 MLK_INLINE MLK_T MLK_F(mlk_softplus_grad)(MLK_T x, MLK_T beta, MLK_T thr) {
@@ -133,19 +138,16 @@ MLK_INLINE MLK_T MLK_F(mlk_log_sigmoid)(MLK_T x) {
 }
 MLK_INLINE MLK_T MLK_F(mlk_log_sigmoid_grad)(MLK_T x) { return MLK_F(mlk_sigmoid)(-x); }
 
-/* x sigmoid(z) given z and the rounding error zerr of z (silu: z = beta x,
- * gelu_tanh: z = 2u).  In the left tail e^{-|z|} turns an absolute error of
- * z into a relative error of the result, hence zerr.  The left branch
- * x e/(1+e) is taken with e = 2^-B E scaled (mlk_expneg_scaled) and the
- * scale removed last, so a subnormal e does not cost the result its digits;
- * the roundings of x E, 1 + e and of the quotient are corrected
- * (mlk_div_fix; rd ~ 1/d on [1, 2] from a linear minimax guess, 6 %).
- * E is exactly 0 far out (|z| > 1060 / 131): the limits x (right) and a
- * signed 0 (left) are returned there, x = +-inf included. */
-MLK_INLINE MLK_T MLK_F(mlk_xsigmoid)(MLK_T x, MLK_T z, MLK_T zerr) {
-    MLK_T E = MLK_F(mlk_expneg_scaled)(-MLK_F(mlk_abs)(z));
-    MLK_T corr = z >= MLK_ZERO ? -zerr : zerr;    /* e^{-|z+zerr|} ~ E (1 + corr) */
-    E = E + E * corr;
+/* x sigmoid(z) from E = 2^B e^{-|z|} (mlk_expneg_scaled, B = 512 / 64):
+ * silu (z = beta x) and gelu_tanh (z = 2u).  The left branch x e/(1+e) is
+ * taken with the scaled E and the scale removed last, so a subnormal e does
+ * not cost the result its digits; the roundings of x E, 1 + e and of the
+ * quotient are corrected (mlk_div_fix; rd ~ 1/d on [1, 2] from a linear
+ * minimax guess, 6 %).  E is exactly 0 far out (|z| > 1060 / 131), where the
+ * result is x on the right and a signed 0 on the left (taken by a select:
+ * this also keeps huge x away from the error-free products, whose Dekker
+ * split would overflow in the baseline).  The sign of a zero x is kept. */
+MLK_INLINE MLK_T MLK_F(mlk_xsig_core)(MLK_T x, MLK_T z, MLK_T E) {
     MLK_T e = E * MLK_F(MLK_EXPNEG_UNSCALE);
     MLK_T num = z >= MLK_ZERO ? x : x * E;
     MLK_T post = z >= MLK_ZERO ? MLK_ONE : MLK_F(MLK_EXPNEG_UNSCALE);
@@ -154,45 +156,54 @@ MLK_INLINE MLK_T MLK_F(mlk_xsigmoid)(MLK_T x, MLK_T z, MLK_T zerr) {
     MLK_T numerr = z >= MLK_ZERO ? MLK_ZERO : MLK_F(mlk_prod_err)(x, E, num);
     MLK_T rd = ((MLK_T)24 - (MLK_T)8 * d) * (MLK_T)(1.0 / 17.0);
     MLK_T y = MLK_F(mlk_div_fix)(num, numerr, d, derr, rd) * post;
-    /* nested selects: gcc 12 does not if-convert `c1 & c2` here */
     MLK_T lim = z < MLK_ZERO ? MLK_F(mlk_copysign)(MLK_ZERO, x) : x;
-    y = E == MLK_ZERO ? lim : y;
-    return x == MLK_ZERO ? x : y;                 /* keeps the sign of 0 */
+    return E == MLK_ZERO ? lim : y;      /* |z| beyond the cut, +-inf included */
 }
 
-/* silu(x) = x sigmoid(beta x); silu(-inf) = -0, silu(+inf) = +inf */
+/* E for z with a rounding error zerr: in the left tail e^{-|z|} turns an
+ * absolute error of z into a relative error of the result (2|u| eps for
+ * gelu_tanh: 1400 ULP at x = -19 uncompensated), so e^{-|z + zerr|} =
+ * E (1 - sign(z) zerr) to first order. */
+MLK_INLINE MLK_T MLK_F(mlk_expneg_scaled_corr)(MLK_T z, MLK_T zerr) {
+    MLK_T E = MLK_F(mlk_expneg_scaled)(-MLK_F(mlk_abs)(z));
+    MLK_T corr = z >= MLK_ZERO ? -zerr : zerr;
+    return E + E * corr;
+}
+
+/* silu(x) = x sigmoid(x) (beta = 1, the common case: z exact) */
+MLK_INLINE MLK_T MLK_F(mlk_silu1)(MLK_T x) {
+    return MLK_F(mlk_xsig_core)(x, x, MLK_F(mlk_expneg_scaled)(-MLK_F(mlk_abs)(x)));
+}
+/* silu(x) = x sigmoid(beta x); silu(-inf) = -0, silu(+inf) = +inf (beta > 0) */
 MLK_INLINE MLK_T MLK_F(mlk_silu)(MLK_T x, MLK_T beta) {
     MLK_T z = beta * x;
     MLK_T zerr = MLK_F(mlk_prod_err)(beta, x, z);
     zerr = MLK_F(mlk_abs)(z) == (MLK_T)INFINITY ? MLK_ZERO : zerr;
-    return MLK_F(mlk_xsigmoid)(x, z, zerr);
+    return MLK_F(mlk_xsig_core)(x, z, MLK_F(mlk_expneg_scaled_corr)(z, zerr));
 }
-/* s + z s (1 - s), s = sigmoid(z), z = beta x; 1 - s taken as sigmoid(-z) */
+/* s + z s (1 - s) = s (1 + z sigma(-z)), s = sigmoid(z), z = beta x.  s is
+ * kept scaled by 2^B (E = 2^B e^{-|z|}) until the end so that a subnormal s
+ * does not cost the result its digits; 0 at z = -inf, 1 at z = +inf. */
 MLK_INLINE MLK_T MLK_F(mlk_silu_grad)(MLK_T x, MLK_T beta) {
     MLK_T z = beta * x;
-    MLK_T sn;
-    MLK_T s = MLK_F(mlk_sigmoid_pair)(z, &sn);
+    MLK_T E = MLK_F(mlk_expneg_scaled)(-MLK_F(mlk_abs)(z));
+    MLK_T e = E * MLK_F(MLK_EXPNEG_UNSCALE);
+    MLK_T r = MLK_ONE / (MLK_ONE + e);
+    MLK_T er = e * r;
+    MLK_T ss = z >= MLK_ZERO ? r * MLK_F(MLK_EXPNEG_SCALE) : E * r;  /* 2^B s */
+    MLK_T sn = z >= MLK_ZERO ? er : r;                               /* 1 - s */
     MLK_T zs = z * sn;
     zs = sn == MLK_ZERO ? MLK_ZERO : zs;      /* z = +inf: z*0 */
-    MLK_T g = s * (MLK_ONE + zs);
-    g = s == MLK_ZERO ? MLK_ZERO : g;         /* z = -inf: 0*(1 - inf) */
+    MLK_T g = (ss * (MLK_ONE + zs)) * MLK_F(MLK_EXPNEG_UNSCALE);
+    g = E == MLK_ZERO ? (z < MLK_ZERO ? MLK_ZERO : MLK_ONE) : g;    /* far tails */
     return x != x ? x : g;
 }
 
-/* gelu (exact): x Phi(x); gelu(-inf) = -0 */
-MLK_INLINE MLK_T MLK_F(mlk_gelu)(MLK_T x) {
-    MLK_T p = MLK_F(mlk_ndtr)(x);
-    MLK_T y = x * p;
-    return p == MLK_ZERO ? MLK_ZERO * MLK_F(mlk_copysign)(MLK_ONE, x) : y;
-}
-/* Phi(x) + x phi(x); 0 at -inf, 1 at +inf */
-MLK_INLINE MLK_T MLK_F(mlk_gelu_grad)(MLK_T x) {
-    MLK_T p = MLK_F(mlk_ndtr)(x);
-    MLK_T d = MLK_F(mlk_npdf)(x);
-    MLK_T xd = d == MLK_ZERO ? MLK_ZERO : x * d;
-    MLK_T g = p + xd;
-    return x != x ? x : g;
-}
+/* gelu (exact): x Phi(x), see mlk_gelu_erf in mlk_erf.h; gelu(-inf) = -0 */
+MLK_INLINE MLK_T MLK_F(mlk_gelu)(MLK_T x) { return MLK_F(mlk_gelu_erf)(x); }
+/* Phi(x) + x phi(x) from one exponential (mlk_gelu_erf_grad); 0 at -inf,
+ * 1 at +inf */
+MLK_INLINE MLK_T MLK_F(mlk_gelu_grad)(MLK_T x) { return MLK_F(mlk_gelu_erf_grad)(x); }
 
 /* gelu, tanh approximation: x sigmoid(2u), u = sqrt(2/pi)(x + 0.044715 x^3) */
 #define MLK_GELU_K0 ((MLK_T)0.7978845608028654)   /* sqrt(2/pi) */
@@ -222,7 +233,7 @@ MLK_INLINE double mlk_gelu_u2_f64(double x, double *err) {
 MLK_INLINE double mlk_gelu_tanh_f64(double x) {
     double u2e;
     double u2 = mlk_gelu_u2_f64(x, &u2e);
-    return mlk_xsigmoid_f64(x, u2, u2e);
+    return mlk_xsig_core_f64(x, u2, mlk_expneg_scaled_corr_f64(u2, u2e));
 }
 #else
 /* float32 through float64: the rounding of u costs 2|u| eps in the left tail */

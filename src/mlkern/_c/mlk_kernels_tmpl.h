@@ -51,7 +51,9 @@ void MLK_K(mlk_unary)(int op, const MLK_T *restrict x, MLK_T *restrict y,
     case MLK_ELU_GRAD:         MLK_MAP_BLK(MLK_F(mlk_elu_grad)(v, a));
     case MLK_SOFTPLUS:         MLK_MAP_BLK(MLK_F(mlk_softplus)(v, b, c));
     case MLK_SOFTPLUS_GRAD:    MLK_MAP_BLK(MLK_F(mlk_softplus_grad)(v, b, c));
-    case MLK_SILU:             MLK_MAP_BLK(MLK_F(mlk_silu)(v, b));
+    case MLK_SILU:
+        if (b == (MLK_T)1) { MLK_MAP_BLK(MLK_F(mlk_silu1)(v)); }
+        MLK_MAP_BLK(MLK_F(mlk_silu)(v, b));
     case MLK_SILU_GRAD:        MLK_MAP_BLK(MLK_F(mlk_silu_grad)(v, b));
     case MLK_LOG_SIGMOID:      MLK_MAP_BLK(MLK_F(mlk_log_sigmoid)(v));
     case MLK_LOG_SIGMOID_GRAD: MLK_MAP_BLK(MLK_F(mlk_log_sigmoid_grad)(v));

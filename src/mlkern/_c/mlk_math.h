@@ -75,8 +75,9 @@ MLK_INLINE double mlk_prod_err_f64(double a, double b, double p) {
 MLK_INLINE double mlk_div_fix_f64(double num, double numerr, double d, double derr, double rd) {
     double q = num / d;
     double qd = q * d;
-    double res = (((num - qd) - mlk_prod_err_f64(q, d, qd)) + numerr) - q * derr;
-    return q + res * rd;
+    /* minus the residual, so that q = -0 stays -0 (q - (+0) = -0) */
+    double nres = (((qd - num) + mlk_prod_err_f64(q, d, qd)) - numerr) + q * derr;
+    return q - nres * rd;
 }
 
 MLK_INLINE float mlk_prod_err_f32(float a, float b, float p) {
@@ -94,8 +95,9 @@ MLK_INLINE float mlk_prod_err_f32(float a, float b, float p) {
 MLK_INLINE float mlk_div_fix_f32(float num, float numerr, float d, float derr, float rd) {
     float q = num / d;
     float qd = q * d;
-    float res = (((num - qd) - mlk_prod_err_f32(q, d, qd)) + numerr) - q * derr;
-    return q + res * rd;
+    /* minus the residual, so that q = -0 stays -0 (q - (+0) = -0) */
+    float nres = (((qd - num) + mlk_prod_err_f32(q, d, qd)) - numerr) + q * derr;
+    return q - nres * rd;
 }
 
 /* ------------------------------------------------------------------ */
@@ -200,6 +202,7 @@ MLK_INLINE double mlk_expneg_scaled_f64(double x) {
     return x < -1060.0 ? 0.0 : p * s;         /* exactly 0 below: x E stays 0 */
 }
 #define MLK_EXPNEG_UNSCALE_f64 0x1p-512
+#define MLK_EXPNEG_SCALE_f64 0x1p512
 MLK_INLINE double mlk_expneg_f64(double x) { return mlk_expneg_scaled_f64(x) * MLK_EXPNEG_UNSCALE_f64; }
 
 /* ------------------------------------------------------------------ */
@@ -380,6 +383,7 @@ MLK_INLINE float mlk_expneg_scaled_f32(float x) {
     return x < -131.0f ? 0.0f : p * s;        /* exactly 0 below: x E stays 0 */
 }
 #define MLK_EXPNEG_UNSCALE_f32 0x1p-64f
+#define MLK_EXPNEG_SCALE_f32 0x1p64f
 MLK_INLINE float mlk_expneg_f32(float x) { return mlk_expneg_scaled_f32(x) * MLK_EXPNEG_UNSCALE_f32; }
 
 MLK_INLINE float mlk_log_poly_f32(float f, float k, float c) {
