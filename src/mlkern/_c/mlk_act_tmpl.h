@@ -167,7 +167,8 @@ MLK_INLINE MLK_T MLK_F(mlk_xsig_core)(MLK_T x, MLK_T z, MLK_T E) {
 MLK_INLINE MLK_T MLK_F(mlk_expneg_scaled_corr)(MLK_T z, MLK_T zerr) {
     MLK_T E = MLK_F(mlk_expneg_scaled)(-MLK_F(mlk_abs)(z));
     MLK_T corr = z >= MLK_ZERO ? -zerr : zerr;
-    return E + E * corr;
+    MLK_T Ec = E + E * corr;
+    return E == MLK_ZERO ? MLK_ZERO : Ec;
 }
 
 /* silu(x) = x sigmoid(x) (beta = 1, the common case: z exact) */
@@ -178,7 +179,8 @@ MLK_INLINE MLK_T MLK_F(mlk_silu1)(MLK_T x) {
 MLK_INLINE MLK_T MLK_F(mlk_silu)(MLK_T x, MLK_T beta) {
     MLK_T z = beta * x;
     MLK_T zerr = MLK_F(mlk_prod_err)(beta, x, z);
-    zerr = MLK_F(mlk_abs)(z) == (MLK_T)INFINITY ? MLK_ZERO : zerr;
+    /* z = inf, or a Dekker split overflowing (baseline, |x| ~ 1e308): no correction */
+    zerr = MLK_F(mlk_abs)(zerr) < (MLK_T)INFINITY ? zerr : MLK_ZERO;
     return MLK_F(mlk_xsig_core)(x, z, MLK_F(mlk_expneg_scaled_corr)(z, zerr));
 }
 /* s + z s (1 - s) = s (1 + z sigma(-z)), s = sigmoid(z), z = beta x.  s is
