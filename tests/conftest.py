@@ -29,7 +29,9 @@ try:
 except ImportError:  # pragma: no cover
     pass
 
-SRC = os.path.abspath(os.path.join(_HERE, os.pardir, "src"))
+# the directory the mlkern under test was imported from (installed package or an
+# in-place build), so subprocesses import the same one
+SRC = os.path.dirname(os.path.dirname(os.path.abspath(mlkern.__file__)))
 
 
 @dataclass

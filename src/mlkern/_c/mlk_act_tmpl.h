@@ -202,10 +202,18 @@ MLK_INLINE MLK_T MLK_F(mlk_silu_grad)(MLK_T x, MLK_T beta) {
 }
 
 /* gelu (exact): x Phi(x), see mlk_gelu_erf in mlk_erf.h; gelu(-inf) = -0 */
-MLK_INLINE MLK_T MLK_F(mlk_gelu)(MLK_T x) { return MLK_F(mlk_gelu_erf)(x); }
+#if MLK_IS_F64
+MLK_INLINE double mlk_gelu_f64(double x) { return mlk_gelu_erf_f64(x); }
+#else
+MLK_INLINE float mlk_gelu_f32(float x) { return mlk_gelu_erf_lite_f32(x); }
+#endif
 /* Phi(x) + x phi(x) from one exponential (mlk_gelu_erf_grad); 0 at -inf,
  * 1 at +inf */
-MLK_INLINE MLK_T MLK_F(mlk_gelu_grad)(MLK_T x) { return MLK_F(mlk_gelu_erf_grad)(x); }
+#if MLK_IS_F64
+MLK_INLINE double mlk_gelu_grad_f64(double x) { return mlk_gelu_erf_grad_f64(x); }
+#else
+MLK_INLINE float mlk_gelu_grad_f32(float x) { return mlk_gelu_erf_grad_lite_f32(x); }
+#endif
 
 /* gelu, tanh approximation: x sigmoid(2u), u = sqrt(2/pi)(x + 0.044715 x^3) */
 #define MLK_GELU_K0 ((MLK_T)0.7978845608028654)   /* sqrt(2/pi) */
