@@ -202,53 +202,57 @@ MLK_INLINE MLK_T MLK_F(mlk_silu_grad)(MLK_T x, MLK_T beta) {
 }
 
 /* gelu (exact): x Phi(x), see mlk_gelu_erf in mlk_erf.h; gelu(-inf) = -0 */
-#if MLK_IS_F64
-MLK_INLINE double mlk_gelu_f64(double x) { return mlk_gelu_erf_f64(x); }
-#else
-MLK_INLINE float mlk_gelu_f32(float x) { return mlk_gelu_erf_lite_f32(x); }
-#endif
+MLK_INLINE MLK_T MLK_F(mlk_gelu)(MLK_T x) { return MLK_F(mlk_gelu_erf)(x); }
 /* Phi(x) + x phi(x) from one exponential (mlk_gelu_erf_grad); 0 at -inf,
  * 1 at +inf */
-#if MLK_IS_F64
-MLK_INLINE double mlk_gelu_grad_f64(double x) { return mlk_gelu_erf_grad_f64(x); }
-#else
-MLK_INLINE float mlk_gelu_grad_f32(float x) { return mlk_gelu_erf_grad_lite_f32(x); }
-#endif
+MLK_INLINE MLK_T MLK_F(mlk_gelu_grad)(MLK_T x) { return MLK_F(mlk_gelu_erf_grad)(x); }
 
 /* gelu, tanh approximation: x sigmoid(2u), u = sqrt(2/pi)(x + 0.044715 x^3) */
 #define MLK_GELU_K0 ((MLK_T)0.7978845608028654)   /* sqrt(2/pi) */
 #define MLK_GELU_K1 ((MLK_T)0.044715)
-#if MLK_IS_F64
 /* u2 = 2 sqrt(2/pi) x (1 + 0.044715 x^2) with its rounding error: in the left
  * tail e^{-|u2|} turns an absolute error of u2 into a relative error of the
- * result (2|u| eps: 1400 ULP at x = -19 uncompensated).  Constants split
- * hi + lo, products by error-free transformations. */
-MLK_INLINE double mlk_gelu_u2_f64(double x, double *err) {
-    x = x > 1e10 ? 1e10 : x;                      /* finite x^2; NaN kept */
-    x = x < -1e10 ? -1e10 : x;
-    const double c_hi = 1.5957691216057308, c_lo = -9.96930880911092e-17;
-    const double k_hi = 0.044715, k_lo = 2.1960211427085595e-18;
-    double x2 = x * x;
-    double x2e = mlk_prod_err_f64(x, x, x2);
-    double w = k_hi * x2;
-    double we = mlk_prod_err_f64(k_hi, x2, w) + (k_hi * x2e + k_lo * x2);
-    double v = 1.0 + w;
-    double ve = ((1.0 - v) + w) + we;             /* Fast2Sum: 1 >= w >= 0 */
-    double t = x * v;
-    double te = mlk_prod_err_f64(x, v, t) + x * ve;
-    double u2 = c_hi * t;
-    *err = mlk_prod_err_f64(c_hi, t, u2) + (c_hi * te + c_lo * t);
+ * result (2|u| eps: 1400 ULP at x = -19 in float64 uncompensated).  The
+ * constants are split hi + lo, the products taken by error-free
+ * transformations. */
+#if MLK_IS_F64
+#define MLK_GELU_C_HI 1.5957691216057308
+#define MLK_GELU_C_LO -9.96930880911092e-17
+#define MLK_GELU_K_HI 0.044715
+#define MLK_GELU_K_LO 2.1960211427085595e-18
+#define MLK_GELU_XMAX 1e10
+#else
+#define MLK_GELU_C_HI 1.5957691669464111f
+#define MLK_GELU_C_LO -4.534068054340423e-08f
+#define MLK_GELU_K_HI 0.044714998453855515f
+#define MLK_GELU_K_LO 1.5461444347053543e-09f
+#define MLK_GELU_XMAX 1e8f
+#endif
+MLK_INLINE MLK_T MLK_F(mlk_gelu_u2)(MLK_T x, MLK_T *err) {
+    x = x > MLK_GELU_XMAX ? MLK_GELU_XMAX : x;     /* finite x^2; NaN kept */
+    x = x < -MLK_GELU_XMAX ? -MLK_GELU_XMAX : x;
+    MLK_T x2 = x * x;
+    MLK_T x2e = MLK_F(mlk_prod_err)(x, x, x2);
+    MLK_T w = MLK_GELU_K_HI * x2;
+    MLK_T we = MLK_F(mlk_prod_err)(MLK_GELU_K_HI, x2, w) + (MLK_GELU_K_HI * x2e + MLK_GELU_K_LO * x2);
+    MLK_T v = MLK_ONE + w;
+    MLK_T ve = ((MLK_ONE - v) + w) + we;              /* Fast2Sum: 1 >= w >= 0 */
+    MLK_T t = x * v;
+    MLK_T te = MLK_F(mlk_prod_err)(x, v, t) + x * ve;
+    MLK_T u2 = MLK_GELU_C_HI * t;
+    *err = MLK_F(mlk_prod_err)(MLK_GELU_C_HI, t, u2) + (MLK_GELU_C_HI * te + MLK_GELU_C_LO * t);
     return u2;
 }
-MLK_INLINE double mlk_gelu_tanh_f64(double x) {
-    double u2e;
-    double u2 = mlk_gelu_u2_f64(x, &u2e);
-    return mlk_xsig_core_f64(x, u2, mlk_expneg_scaled_corr_f64(u2, u2e));
+#undef MLK_GELU_C_HI
+#undef MLK_GELU_C_LO
+#undef MLK_GELU_K_HI
+#undef MLK_GELU_K_LO
+#undef MLK_GELU_XMAX
+MLK_INLINE MLK_T MLK_F(mlk_gelu_tanh)(MLK_T x) {
+    MLK_T u2e;
+    MLK_T u2 = MLK_F(mlk_gelu_u2)(x, &u2e);
+    return MLK_F(mlk_xsig_core)(x, u2, MLK_F(mlk_expneg_scaled_corr)(u2, u2e));
 }
-#else
-/* float32 through float64: the rounding of u costs 2|u| eps in the left tail */
-MLK_INLINE float mlk_gelu_tanh_f32(float x) { return (float)mlk_gelu_tanh_f64((double)x); }
-#endif
 /* d/dx x s(2u) = s + x * 2u' s (1-s) */
 MLK_INLINE MLK_T MLK_F(mlk_gelu_tanh_grad)(MLK_T x) {
     MLK_T x2 = x * x;

@@ -206,30 +206,6 @@ MLK_INLINE double mlk_expneg_scaled_f64(double x) {
 MLK_INLINE double mlk_expneg_f64(double x) { return mlk_expneg_scaled_f64(x) * MLK_EXPNEG_UNSCALE_f64; }
 
 /* ------------------------------------------------------------------ */
-/* float64 "lite" exp for float32 results                             */
-/* ------------------------------------------------------------------ */
-/* e^x for -745 < x <= 0 with ~2e-10 relative error (degree-5 q, error
- * 1.4e-9 on [-ln2/2, ln2/2]): enough for a float32 result computed in
- * float64 (a float32 ulp is 6e-8), and ~40 % cheaper than mlk_expneg_f64.
- * Below -745 the result is 0. */
-MLK_INLINE double mlk_expneg_lite_f64(double x) {
-    double xc = x < -1060.0 ? -1060.0 : x;
-    double kd = xc * MLK_INVLN2_64 + MLK_SHIFT64;
-    uint64_t ki = mlk_bits64(kd);
-    kd -= MLK_SHIFT64;
-    double r = (xc - kd * MLK_LN2HI_64) - kd * MLK_LN2LO_64;
-    double q = 0.00019891268510107284;
-    q = q * r + 0.0013933900050040086;
-    q = q * r + 0.0083333106746031877;
-    q = q * r + 0.041666462666195951;
-    q = q * r + 0.16666666681875051;
-    q = q * r + 0.50000000136925574;
-    double p = 1.0 + (r + r * r * q);
-    double s = mlk_from_bits64((ki + (1023 + 512)) << 52);   /* 2^(n+512) */
-    return x < -1060.0 ? 0.0 : (p * s) * 0x1p-512;
-}
-
-/* ------------------------------------------------------------------ */
 /* log and log1p, float64 (fdlibm's polynomial in s = f/(2+f))          */
 /* ------------------------------------------------------------------ */
 MLK_INLINE double mlk_log_poly_f64(double f, double k, double c) {
