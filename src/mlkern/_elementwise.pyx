@@ -127,16 +127,18 @@ def effective_threads():
     return _max_threads()
 
 cdef inline int _threads_for(Py_ssize_t n, int cost) noexcept nogil:
-    """Team size for n elements of the given cost: 1 below the threshold."""
+    """Team size for n elements of the given cost: 1 (no OpenMP region) below
+    the work threshold or when a thread would get less than MIN_CHUNK
+    elements, else the whole team -- never a size in between, so the team
+    does not churn from call to call (libgomp re-forms a team whose size
+    changes)."""
     cdef int nt
-    cdef Py_ssize_t cap
     if n * cost < WORK_THRESHOLD:
         return 1
     nt = _max_threads()
-    cap = n // MIN_CHUNK
-    if cap < nt:
-        nt = <int>cap
-    return nt if nt > 1 else 1
+    if nt <= 1 or n < <Py_ssize_t>nt * MIN_CHUNK:
+        return 1
+    return nt
 
 # ------------------------------------------------------------------------
 # chunked drivers
