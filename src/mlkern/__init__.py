@@ -20,13 +20,12 @@ def show_config(file=None):
     """Print the version, compiler, OpenMP on/off, thread count and the SIMD
     level chosen at run time.  Returns the same facts as a dict."""
     import sys
-    import sysconfig
 
     from . import _elementwise as _ew
 
     info = {
         "version": __version__,
-        "compiler": sysconfig.get_config_var("CC") or "unknown",
+        "compiler": _ew.compiler(),
         "openmp": _ew.openmp_enabled(),
         "num_threads": get_num_threads(),
         "simd_level": _ew.dispatch_level(),

@@ -49,6 +49,7 @@ cdef extern from "mlk_kernels.h" nogil:
     int mlk_cpu_has_v4()
     int mlk_have_v4_build()
     int mlk_openmp_enabled()
+    const char *mlk_compiler()
     int mlk_omp_max_threads()
     void mlk_omp_set_num_threads(int n)
     int MLK_N_UNARY
@@ -93,6 +94,9 @@ def cpu_has_v4():
 
 def have_v4_build():
     return bool(mlk_have_v4_build())
+
+def compiler():
+    return (<bytes>mlk_compiler()).decode()
 
 def openmp_enabled():
     return bool(mlk_openmp_enabled())

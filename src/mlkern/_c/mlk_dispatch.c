@@ -104,6 +104,18 @@ int mlk_dispatch_init(const char *level) {
 
 const char *mlk_dispatch_level(void) { return mlk_level; }
 
+const char *mlk_compiler(void) {
+#if defined(__clang__)
+    return "clang " __clang_version__;
+#elif defined(__GNUC__)
+    return "gcc " __VERSION__;
+#elif defined(_MSC_VER)
+    return "msvc";
+#else
+    return "unknown";
+#endif
+}
+
 int mlk_openmp_enabled(void) {
 #ifdef _OPENMP
     return 1;

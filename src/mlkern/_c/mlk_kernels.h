@@ -78,6 +78,8 @@ int mlk_have_v3_build(void);            /* 1 if the v3 kernels were compiled */
 int mlk_cpu_has_v4(void);               /* 1 if this CPU can run the v4 (AVX-512) kernels */
 int mlk_have_v4_build(void);
 
+const char *mlk_compiler(void);         /* the compiler that built the kernels */
+
 /* OpenMP shims (serial build: 1 thread, no OpenMP) */
 int mlk_openmp_enabled(void);
 int mlk_omp_max_threads(void);
