@@ -9,15 +9,22 @@
  *
  * Stability tricks:
  *   sigmoid      e = exp(-|x|); 1/(1+e) for x >= 0, e/(1+e) below (no overflow,
- *                subnormal left tail kept)
+ *                subnormal left tail kept); float64 corrects the roundings of
+ *                1+e and of the quotient (mlk_div_fix_f64)
  *   sigmoid'     e/(1+e)^2 (symmetric; no 1-y cancellation in the tails)
  *   tanh'        4e/(1+e)^2, e = exp(-2|x|)
- *   softplus     max(z,0) + log1p(exp(-|z|)), z = beta*x
+ *   softplus     (z > 0 ? x : 0) + log1p(exp(-|z|))/beta, z = beta*x (no
+ *                overflow of z matters)
  *   log_sigmoid  min(x,0) - log1p(exp(-|x|))
- *   silu         x*sigmoid(x) with one exp and one division
+ *   silu         x*sigmoid(z) with e kept scaled by 2^B until the end
+ *                (mlk_xsig_core), the rounding of z = beta*x compensated
  *   elu          alpha*expm1(x) below 0
- *   gelu         x*Phi(x), Phi from mlk_ndtr (relative accuracy in the tail)
- *   gelu_tanh    x*sigmoid(2u) = x(1 + tanh u)/2, no cancellation for x << 0
+ *   gelu         x*Phi(x) rounded once, Phi relative-accurate in the tail
+ *                (mlk_gelu_erf in mlk_erf.h)
+ *   gelu_tanh    x*sigmoid(2u) = x(1 + tanh u)/2, no cancellation for x << 0,
+ *                u compensated (mlk_gelu_u2)
+ * Several float32 derivatives are evaluated through their float64 twins
+ * (mlk_act.h instantiates float64 first).
  */
 
 #define MLK_ONE ((MLK_T)1)
