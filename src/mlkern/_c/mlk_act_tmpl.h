@@ -172,7 +172,11 @@ MLK_INLINE MLK_T MLK_F(mlk_xsig_core)(MLK_T x, MLK_T z, MLK_T E) {
  * gelu_tanh: 1400 ULP at x = -19 uncompensated), so e^{-|z + zerr|} =
  * E (1 - sign(z) zerr) to first order. */
 MLK_INLINE MLK_T MLK_F(mlk_expneg_scaled_corr)(MLK_T z, MLK_T zerr) {
+#if MLK_IS_F64
+    MLK_T E = mlk_expneg_scaled_acc_f64(-mlk_abs_f64(z));
+#else
     MLK_T E = MLK_F(mlk_expneg_scaled)(-MLK_F(mlk_abs)(z));
+#endif
     MLK_T corr = z >= MLK_ZERO ? -zerr : zerr;
     MLK_T Ec = E + E * corr;
     return E == MLK_ZERO ? MLK_ZERO : Ec;
@@ -180,7 +184,11 @@ MLK_INLINE MLK_T MLK_F(mlk_expneg_scaled_corr)(MLK_T z, MLK_T zerr) {
 
 /* silu(x) = x sigmoid(x) (beta = 1, the common case: z exact) */
 MLK_INLINE MLK_T MLK_F(mlk_silu1)(MLK_T x) {
+#if MLK_IS_F64
+    return mlk_xsig_core_f64(x, x, mlk_expneg_scaled_acc_f64(-mlk_abs_f64(x)));
+#else
     return MLK_F(mlk_xsig_core)(x, x, MLK_F(mlk_expneg_scaled)(-MLK_F(mlk_abs)(x)));
+#endif
 }
 /* silu(x) = x sigmoid(beta x); silu(-inf) = -0, silu(+inf) = +inf (beta > 0) */
 MLK_INLINE MLK_T MLK_F(mlk_silu)(MLK_T x, MLK_T beta) {
@@ -243,7 +251,8 @@ MLK_INLINE MLK_T MLK_F(mlk_gelu_u2)(MLK_T x, MLK_T *err) {
     MLK_T w = MLK_GELU_K_HI * x2;
     MLK_T we = MLK_F(mlk_prod_err)(MLK_GELU_K_HI, x2, w) + (MLK_GELU_K_HI * x2e + MLK_GELU_K_LO * x2);
     MLK_T v = MLK_ONE + w;
-    MLK_T ve = ((MLK_ONE - v) + w) + we;              /* Fast2Sum: 1 >= w >= 0 */
+    MLK_T vw = v - MLK_ONE;                             /* TwoSum: w > 1 for |x| > 4.7 */
+    MLK_T ve = ((MLK_ONE - (v - vw)) + (w - vw)) + we;
     MLK_T t = x * v;
     MLK_T te = MLK_F(mlk_prod_err)(x, v, t) + x * ve;
     MLK_T u2 = MLK_GELU_C_HI * t;
