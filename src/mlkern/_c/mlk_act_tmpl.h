@@ -154,15 +154,24 @@ MLK_INLINE MLK_T MLK_F(mlk_log_sigmoid_grad)(MLK_T x) { return MLK_F(mlk_sigmoid
  * result is x on the right and a signed 0 on the left (taken by a select:
  * this also keeps huge x away from the error-free products, whose Dekker
  * split would overflow in the baseline).  The sign of a zero x is kept. */
-MLK_INLINE MLK_T MLK_F(mlk_xsig_core)(MLK_T x, MLK_T z, MLK_T E) {
+MLK_INLINE MLK_T MLK_F(mlk_xsig_core)(MLK_T x, MLK_T z, MLK_T E, int cheap) {
     MLK_T e = E * MLK_F(MLK_EXPNEG_UNSCALE);
     MLK_T num = z >= MLK_ZERO ? x : x * E;
     MLK_T post = z >= MLK_ZERO ? MLK_ONE : MLK_F(MLK_EXPNEG_UNSCALE);
     MLK_T d = MLK_ONE + e;
     MLK_T derr = (MLK_ONE - d) + e;
-    MLK_T numerr = z >= MLK_ZERO ? MLK_ZERO : MLK_F(mlk_prod_err)(x, E, num);
     MLK_T rd = ((MLK_T)24 - (MLK_T)8 * d) * (MLK_T)(1.0 / 17.0);
-    MLK_T y = MLK_F(mlk_div_fix)(num, numerr, d, derr, rd) * post;
+    MLK_T y;
+    if (!MLK_IS_F64 && cheap) {
+        /* float32 silu: only the rounding of 1 + e corrected (2.5 ULP; none:
+           3.04; the full correction below: 1.6 at +20 % time) */
+        MLK_T q = num / d;
+        y = (q - q * (derr * rd)) * post;
+        y = x == MLK_ZERO ? x : y;                /* keeps the sign of 0 */
+    } else {
+        MLK_T numerr = z >= MLK_ZERO ? MLK_ZERO : MLK_F(mlk_prod_err)(x, E, num);
+        y = MLK_F(mlk_div_fix)(num, numerr, d, derr, rd) * post;
+    }
     MLK_T lim = z < MLK_ZERO ? MLK_F(mlk_copysign)(MLK_ZERO, x) : x;
     return E == MLK_ZERO ? lim : y;      /* |z| beyond the cut, +-inf included */
 }
@@ -185,9 +194,9 @@ MLK_INLINE MLK_T MLK_F(mlk_expneg_scaled_corr)(MLK_T z, MLK_T zerr) {
 /* silu(x) = x sigmoid(x) (beta = 1, the common case: z exact) */
 MLK_INLINE MLK_T MLK_F(mlk_silu1)(MLK_T x) {
 #if MLK_IS_F64
-    return mlk_xsig_core_f64(x, x, mlk_expneg_scaled_acc_f64(-mlk_abs_f64(x)));
+    return mlk_xsig_core_f64(x, x, mlk_expneg_scaled_acc_f64(-mlk_abs_f64(x)), 0);
 #else
-    return MLK_F(mlk_xsig_core)(x, x, MLK_F(mlk_expneg_scaled)(-MLK_F(mlk_abs)(x)));
+    return mlk_xsig_core_f32(x, x, mlk_expneg_scaled_f32(-mlk_abs_f32(x)), 1);
 #endif
 }
 /* silu(x) = x sigmoid(beta x); silu(-inf) = -0, silu(+inf) = +inf (beta > 0) */
@@ -196,7 +205,7 @@ MLK_INLINE MLK_T MLK_F(mlk_silu)(MLK_T x, MLK_T beta) {
     MLK_T zerr = MLK_F(mlk_prod_err)(beta, x, z);
     /* z = inf, or a Dekker split overflowing (baseline, |x| ~ 1e308): no correction */
     zerr = MLK_F(mlk_abs)(zerr) < (MLK_T)INFINITY ? zerr : MLK_ZERO;
-    return MLK_F(mlk_xsig_core)(x, z, MLK_F(mlk_expneg_scaled_corr)(z, zerr));
+    return MLK_F(mlk_xsig_core)(x, z, MLK_F(mlk_expneg_scaled_corr)(z, zerr), 0);
 }
 /* s + z s (1 - s) = s (1 + z sigma(-z)), s = sigmoid(z), z = beta x.  s is
  * kept scaled by 2^B (E = 2^B e^{-|z|}) until the end so that a subnormal s
@@ -267,7 +276,7 @@ MLK_INLINE MLK_T MLK_F(mlk_gelu_u2)(MLK_T x, MLK_T *err) {
 MLK_INLINE MLK_T MLK_F(mlk_gelu_tanh)(MLK_T x) {
     MLK_T u2e;
     MLK_T u2 = MLK_F(mlk_gelu_u2)(x, &u2e);
-    return MLK_F(mlk_xsig_core)(x, u2, MLK_F(mlk_expneg_scaled_corr)(u2, u2e));
+    return MLK_F(mlk_xsig_core)(x, u2, MLK_F(mlk_expneg_scaled_corr)(u2, u2e), 0);
 }
 /* d/dx x s(2u) = s + x * 2u' s (1-s) */
 MLK_INLINE MLK_T MLK_F(mlk_gelu_tanh_grad)(MLK_T x) {
