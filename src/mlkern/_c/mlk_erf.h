@@ -489,6 +489,34 @@ MLK_INLINE float mlk_ndtr_tail_lin_f32(float x, float m, float q) {
     return mlk_expneg2_mul_f32(0.5f * hi, 0.5f * lo, S, Slo);
 }
 
+/* mlk_ndtr_tail_lin_f32 without carrying the error of t and of the products
+ * by m and q (the quotient is still corrected): the float32 gelu/gelu' path,
+ * faster, within the 3-ULP budget (measured in README). */
+MLK_INLINE float mlk_ndtr_tail_lin_fast_f32(float x, float m, float q) {
+    float a = mlk_abs_f32(x);
+    a = mlk_minpos_f32(a, 14.5f);
+    float lo;
+    float hi = mlk_sqr_split_f32(a, &lo);
+    float t = (a - 3.535534f) / (a + 3.535534f);
+    float t2 = t * t;
+    float p0 = -2.1193322e-05f;
+    p0 = p0 * t2 + 0.00019438198f;
+    p0 = p0 * t2 + -0.0014185448f;
+    p0 = p0 * t2 + 0.010997652f;
+    p0 = p0 * t2 + 0.037419926f;
+    p0 = p0 * t2 + -0.09769923f;
+    float p1 = -2.291593e-05f;
+    p1 = p1 * t2 + 0.00019626872f;
+    p1 = p1 * t2 + -5.382376e-05f;
+    p1 = p1 * t2 + -0.030558353f;
+    p1 = p1 * t2 + 0.0018521087f;
+    float p = p0 + t * p1;
+    float Rlo;
+    float R = mlk_ratio_f32(0.4780597f, -3.406256e-09f, t, 0.0f, 0.0f, p, a, 2.106f, &Rlo);
+    float S = m * R + q * 0.3989422917366028f;
+    return mlk_expneg2_mul_f32(0.5f * hi, 0.5f * lo, S, m * Rlo);
+}
+
 /* m h(|x|), h(a) = Phi(-a), rounded once */
 MLK_INLINE float mlk_ndtr_tail_mul_f32(float x, float m) { return mlk_ndtr_tail_lin_f32(x, m, 0.0f); }
 
@@ -496,7 +524,7 @@ MLK_INLINE float mlk_ndtr_tail_mul_f32(float x, float m) { return mlk_ndtr_tail_
  * 1 - (h - x phi) above; 0 at -inf, 1 at +inf */
 MLK_INLINE float mlk_gelu_erf_grad_f32(float x) {
     float xs = mlk_copysign_f32(mlk_minpos_f32(mlk_abs_f32(x), 14.5f), x);
-    float t = mlk_ndtr_tail_lin_f32(x, 1.0f, x < 0.0f ? xs : -xs);
+    float t = mlk_ndtr_tail_lin_fast_f32(x, 1.0f, x < 0.0f ? xs : -xs);
     float g = x < 0.0f ? t : 1.0f - t;
     float far = x < 0.0f ? -0.0f : 1.0f;       /* beyond the clamp: the limits */
     g = mlk_abs_f32(x) >= 14.5f ? far : g;
@@ -516,7 +544,7 @@ MLK_INLINE float mlk_ndtr_f32(float x) {
 MLK_INLINE float mlk_gelu_erf_f32(float x) {
     /* m = x clamped like the argument: beyond it x h is 0 (-0 for x < 0) */
     float xs = mlk_copysign_f32(mlk_minpos_f32(mlk_abs_f32(x), 14.5f), x);
-    float xh = mlk_ndtr_tail_mul_f32(x, xs);
+    float xh = mlk_ndtr_tail_lin_fast_f32(x, xs, 0.0f);
     float g = x < 0.0f ? xh : x - xh;
     g = x == 0.0f ? x : g;
     return x != x ? x : g;
