@@ -59,26 +59,11 @@ MLK_INLINE double mlk_minpos_f64(double a, double c) {
     return mlk_from_bits64((b & ~m) | (cb & m));
 }
 
-/* a*b - p exactly, for p = fl(a*b) (no overflow, no underflow) */
-MLK_INLINE double mlk_twoprod_err_f64(double a, double b, double p) {
-#ifdef __FMA__
-    return __builtin_fma(a, b, -p);
-#else
-    const double C = 134217729.0;           /* 2^27 + 1: Veltkamp split */
-    double g = a * C;
-    double ah = g - (g - a);
-    double al = a - ah;
-    double h = b * C;
-    double bh = h - (h - b);
-    double bl = b - bh;
-    return ((ah * bh - p) + ah * bl + al * bh) + al * bl;
-#endif
-}
 
 /* a*a = hi + *lo exactly */
 MLK_INLINE double mlk_sqr_split_f64(double a, double *lo) {
     double hi = a * a;
-    *lo = mlk_twoprod_err_f64(a, a, hi);
+    *lo = mlk_prod_err_f64(a, a, hi);
     return hi;
 }
 
@@ -96,7 +81,7 @@ MLK_INLINE double mlk_tvar_f64(double a, double K, double *tlo) {
     double rem = __builtin_fma(-t, D, N);
 #else
     double pr = t * D;
-    double rem = (N - pr) - mlk_twoprod_err_f64(t, D, pr);
+    double rem = (N - pr) - mlk_prod_err_f64(t, D, pr);
 #endif
     *tlo = ((rem + Nl) - t * Dl) * ((1.0 - t) * (0.5 / K));   /* 1/D = (1-t)/2K */
     return t;
@@ -118,7 +103,7 @@ MLK_INLINE double mlk_ratio_f64(double c0, double c0lo, double t, double tlo, do
     double rem = __builtin_fma(-R, den, P);
 #else
     double pr = R * den;
-    double rem = (P - pr) - mlk_twoprod_err_f64(R, den, pr);
+    double rem = (P - pr) - mlk_prod_err_f64(R, den, pr);
 #endif
     double ip = invp * (2.0 - P * invp);   /* 1/P to ~2% */
     *Rlo = ((rem + Plo) - R * dlo) * (R * ip);
@@ -140,7 +125,7 @@ MLK_INLINE double mlk_expneg2_mul_f64(double hi, double lo, double R, double Rlo
     double n2 = n - n1;
     /* R (1 + r2 + w) + Rlo with R r2 and R + R r2 error-free */
     double pr = R * r2;
-    double pe = mlk_twoprod_err_f64(R, r2, pr);
+    double pe = mlk_prod_err_f64(R, r2, pr);
     double h = R + pr;                      /* |pr| < R/2: Fast2Sum */
     double he = (R - h) + pr;
     double y = h + ((he + pe) + (R * w + Rlo));
@@ -265,9 +250,9 @@ MLK_INLINE double mlk_ndtr_tail_lin_f64(double x, double m, double q) {
      * to the final scaling, which is the one rounding (also when subnormal) */
     const double c_hi = 0.3989422804014327, c_lo = -2.49232720227773e-17;
     double mR = m * R;
-    double mRlo = mlk_twoprod_err_f64(m, R, mR) + m * Rlo;
+    double mRlo = mlk_prod_err_f64(m, R, mR) + m * Rlo;
     double qc = q * c_hi;
-    double qcl = mlk_twoprod_err_f64(q, c_hi, qc) + q * c_lo;
+    double qcl = mlk_prod_err_f64(q, c_hi, qc) + q * c_lo;
     double S = mR + qc;
     double bb = S - mR;
     double Slo = ((mR - (S - bb)) + (qc - bb)) + (mRlo + qcl);   /* TwoSum */
@@ -327,24 +312,10 @@ MLK_INLINE float mlk_minpos_f32(float a, float c) {
     return mlk_from_bits32((b & ~m) | (cb & m));
 }
 
-MLK_INLINE float mlk_twoprod_err_f32(float a, float b, float p) {
-#ifdef __FMA__
-    return __builtin_fmaf(a, b, -p);
-#else
-    const float C = 4097.0f;                /* 2^12 + 1 */
-    float g = a * C;
-    float ah = g - (g - a);
-    float al = a - ah;
-    float h = b * C;
-    float bh = h - (h - b);
-    float bl = b - bh;
-    return ((ah * bh - p) + ah * bl + al * bh) + al * bl;
-#endif
-}
 
 MLK_INLINE float mlk_sqr_split_f32(float a, float *lo) {
     float hi = a * a;
-    *lo = mlk_twoprod_err_f32(a, a, hi);
+    *lo = mlk_prod_err_f32(a, a, hi);
     return hi;
 }
 
@@ -362,7 +333,7 @@ MLK_INLINE float mlk_tvar_f32(float a, float K, float *tlo) {
     float rem = __builtin_fmaf(-t, D, N);
 #else
     float pr = t * D;
-    float rem = (N - pr) - mlk_twoprod_err_f32(t, D, pr);
+    float rem = (N - pr) - mlk_prod_err_f32(t, D, pr);
 #endif
     *tlo = ((rem + Nl) - t * Dl) * ((1.0f - t) * (0.5f / K));   /* 1/D = (1-t)/2K */
     return t;
@@ -380,7 +351,7 @@ MLK_INLINE float mlk_ratio_f32(float c0, float c0lo, float t, float tlo, float d
     float rem = __builtin_fmaf(-R, den, P);
 #else
     float pr = R * den;
-    float rem = (P - pr) - mlk_twoprod_err_f32(R, den, pr);
+    float rem = (P - pr) - mlk_prod_err_f32(R, den, pr);
 #endif
     float ip = invp * (2.0f - P * invp);
     *Rlo = ((rem + Plo) - R * dlo) * (R * ip);
@@ -480,9 +451,9 @@ MLK_INLINE float mlk_ndtr_tail_lin_f32(float x, float m, float q) {
      * to the final scaling, which is the one rounding (also when subnormal) */
     const float c_hi = 0.3989422917366028f, c_lo = -1.1335170135851058e-08f;
     float mR = m * R;
-    float mRlo = mlk_twoprod_err_f32(m, R, mR) + m * Rlo;
+    float mRlo = mlk_prod_err_f32(m, R, mR) + m * Rlo;
     float qc = q * c_hi;
-    float qcl = mlk_twoprod_err_f32(q, c_hi, qc) + q * c_lo;
+    float qcl = mlk_prod_err_f32(q, c_hi, qc) + q * c_lo;
     float S = mR + qc;
     float bb = S - mR;
     float Slo = ((mR - (S - bb)) + (qc - bb)) + (mRlo + qcl);   /* TwoSum */
