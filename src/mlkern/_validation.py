@@ -46,16 +46,25 @@ def compute_dtype(dt, name):
     raise TypeError(f"{name}: expected a real numeric array, got dtype {dt}")
 
 
-def as_float_array(x, name):
+def _as_layout(arr, cdt, order):
+    """arr as an aligned, native cdt array contiguous in `order` ("C", "F", or
+    "K" = C or F, whichever it already is), copying at most once."""
+    if order == "K":
+        order = "F" if (arr.flags.f_contiguous and not arr.flags.c_contiguous) else "C"
+        contiguous = arr.flags.c_contiguous or arr.flags.f_contiguous
+    else:
+        contiguous = arr.flags.c_contiguous if order == "C" else arr.flags.f_contiguous
+    if arr.dtype == cdt and arr.flags.aligned and contiguous:
+        return arr
+    return np.array(arr, dtype=cdt, order=order)
+
+
+def as_float_array(x, name, order="K"):
     """np.asarray(x) converted to the kernel dtype, contiguous in C or F
-    order (copied at most once).  Returns (array, result_dtype)."""
+    order (or in `order`), copied at most once.  Returns (array, result_dtype)."""
     arr = np.asarray(x)
     cdt, rdt = compute_dtype(arr.dtype, name)
-    if arr.dtype != cdt or not arr.flags.aligned:
-        arr = arr.astype(cdt, order="K")
-    if not (arr.flags.c_contiguous or arr.flags.f_contiguous):
-        arr = np.ascontiguousarray(arr)
-    return arr, rdt
+    return _as_layout(arr, cdt, order), rdt
 
 
 def flat(a):
@@ -100,7 +109,15 @@ def _writable_direct(out, *inputs):
     return True
 
 
-def _finish(res, out, rdt, scalar):
+def result_array(arr, out, rdt, *others):
+    """Where the kernel writes: out itself when it can take the result
+    directly (see _writable_direct), else a new array laid out like arr."""
+    if out is not None and rdt == arr.dtype and _writable_direct(out, arr, *others):
+        return out
+    return np.empty_like(arr, order="K")
+
+
+def finish(res, out, rdt, scalar):
     """Cast/copy the kernel result into its final form."""
     if out is not None:
         if res is not out:
@@ -117,19 +134,15 @@ _NOISY_RELU = 20   # op code (mlk_kernels.h): its noise is keyed by the C-order 
 
 
 def unary_slow(op, x, out, a, b, c, cost, seed):
-    arr, rdt = as_float_array(x, "x")
-    if op == _NOISY_RELU and not arr.flags.c_contiguous:
-        arr = np.asarray(arr, order="C")   # same noise for any layout of the same values
+    # noisy_relu's noise is keyed by the C-order index: same output for any layout
+    arr, rdt = as_float_array(x, "x", order="C" if op == _NOISY_RELU else "K")
     scalar = arr.ndim == 0
     if out is not None:
         check_out(out, arr.shape, rdt)
-    if out is not None and rdt == arr.dtype and _writable_direct(out, arr):
-        res = out
-    else:
-        res = np.empty_like(arr, order="K")
+    res = result_array(arr, out, rdt)
     if arr.size:
         _ew.unary_raw(op, flat(arr), flat(res), a, b, c, cost, seed)
-    return _finish(res, out, rdt, scalar)
+    return finish(res, out, rdt, scalar)
 
 
 def binary_slow(op, g, s, out, a, b, c, cost, names=("grad_output", "saved")):
@@ -144,32 +157,19 @@ def binary_slow(op, g, s, out, a, b, c, cost, names=("grad_output", "saved")):
     rdt = np.promote_types(grdt, srdt)
     if rdt == _F16:
         cdt = _F32
-    ga, _ = as_float_array(ga.astype(cdt, copy=False), names[0])
-    sa, _ = as_float_array(sa.astype(cdt, copy=False), names[1])
-    if not _same_order(ga, sa):
-        ga = np.ascontiguousarray(ga)
-        sa = np.ascontiguousarray(sa)
+    # one memory order for both (F only if both are F), each copied at most once
+    both_f = ga.flags.f_contiguous and sa.flags.f_contiguous
+    both_c = ga.flags.c_contiguous and sa.flags.c_contiguous
+    order = "F" if both_f and not both_c else "C"
+    ga = _as_layout(ga, cdt, order)
+    sa = _as_layout(sa, cdt, order)
     scalar = ga.ndim == 0
     if out is not None:
         check_out(out, ga.shape, rdt)
-    if out is not None and rdt == cdt and _writable_direct(out, ga, sa):
-        res = out
-    else:
-        res = np.empty_like(ga, order="K")
+    res = result_array(ga, out, rdt, sa)
     if ga.size:
         _ew.binary_raw(op, flat(ga), flat(sa), flat(res), a, b, c, cost)
-    return _finish(res, out, rdt, scalar)
-
-
-def check_axis(axis, ndim, name="axis"):
-    """Normalise an axis (negative allowed) or raise ValueError naming it."""
-    try:
-        ax = operator.index(axis)
-    except TypeError:
-        raise TypeError(f"{name}: expected an integer, got {type(axis).__name__}") from None
-    if not -ndim <= ax < ndim:
-        raise ValueError(f"{name}={axis} is out of range for an array of {ndim} dimension(s)")
-    return ax % ndim
+    return finish(res, out, rdt, scalar)
 
 
 def check_real(value, name, *, positive=False, nonnegative=False):

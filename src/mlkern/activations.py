@@ -19,7 +19,7 @@ import operator
 import numpy as np
 
 from . import _elementwise as _ew
-from ._validation import check_real, as_float_array, check_out, compute_dtype
+from ._validation import as_float_array, check_out, check_real, compute_dtype, finish, result_array
 
 __all__ = [
     "sigmoid", "sigmoid_grad", "sigmoid_backward",
@@ -219,10 +219,10 @@ def leaky_relu_backward(grad_output, x, *, negative_slope=0.01, out=None):
 
 
 # ---------------------------------------------------------------- prelu
-def _prelu_setup(x, alpha, out_name="out"):
+def _prelu_setup(x, alpha):
     """(x as C-contiguous compute array, result dtype, alpha as (C,) array,
     alpha's shape, outer, C, inner)."""
-    arr, rdt = as_float_array(x, "x")
+    arr, rdt = as_float_array(x, "x", order="C")   # the (outer, C, inner) view
     a = np.asarray(alpha)
     if a.dtype.kind not in "biuf":
         raise TypeError(f"alpha: expected a real number or a 1-D real array, got dtype {a.dtype}")
@@ -242,7 +242,6 @@ def _prelu_setup(x, alpha, out_name="out"):
                              f"and alpha must hold one value, got {a.size}")
     if a.size == 1 and C != 1:
         a = np.full(C, a[0], dtype=arr.dtype)
-    arr = np.asarray(arr, order="C")          # (np.ascontiguousarray would make 0-d 1-d)
     if arr.ndim >= 2:
         outer = arr.shape[0]
         inner = int(np.prod(arr.shape[2:], dtype=np.int64))
@@ -275,10 +274,10 @@ def prelu(x, alpha, *, out=None):
     scalar = arr.ndim == 0
     if out is not None:
         check_out(out, arr.shape, rdt)
-    res = np.empty_like(arr)
+    res = result_array(arr, out, rdt)
     if arr.size:
         _ew.prelu_raw(arr, res, a, outer, C, inner)
-    return _finish_simple(res, out, rdt, scalar)
+    return finish(res, out, rdt, scalar)
 
 
 def prelu_grad(x, alpha, *, out=None):
@@ -293,11 +292,11 @@ def prelu_grad(x, alpha, *, out=None):
     scalar = arr.ndim == 0
     if out is not None:
         check_out(out, arr.shape, rdt)
-    res = np.empty_like(arr)
+    res = result_array(arr, out, rdt)
     if arr.size:
-        ones = np.ones_like(arr)
-        _ew.prelu_bwd_raw(ones, arr, a, res, np.zeros(C), outer, C, inner)
-    return _finish_simple(res, out, rdt, scalar)
+        # the backward kernel with grad_output = 1 (one kernel, not a second loop)
+        _ew.prelu_bwd_raw(np.ones_like(arr), arr, a, res, np.zeros(C), outer, C, inner)
+    return finish(res, out, rdt, scalar)
 
 
 def prelu_backward(grad_output, x, alpha, *, out=None):
@@ -325,11 +324,11 @@ def prelu_backward(grad_output, x, alpha, *, out=None):
     scalar = arr.ndim == 0
     if out is not None:
         check_out(out, arr.shape, rdt)
-    gx = np.empty_like(arr)
+    gx = result_array(arr, out, rdt, g)
     ga = np.zeros(C, dtype=np.float64)
     if arr.size:
         _ew.prelu_bwd_raw(g, arr, a, gx, ga, outer, C, inner)
-    gx = _finish_simple(gx, out, rdt, scalar)
+    gx = finish(gx, out, rdt, scalar)
     if len(ashape) == 0:
         galpha = rdt.type(ga.sum())
     elif ashape[0] == 1 and C != 1:
@@ -337,15 +336,6 @@ def prelu_backward(grad_output, x, alpha, *, out=None):
     else:
         galpha = ga.astype(rdt)
     return gx, galpha
-
-
-def _finish_simple(res, out, rdt, scalar):
-    if out is not None:
-        np.copyto(out, res, casting="unsafe")
-        return out
-    if res.dtype != rdt:
-        res = res.astype(rdt)
-    return res[()] if scalar else res
 
 
 # ---------------------------------------------------------------- elu

@@ -43,13 +43,6 @@ MLK_INLINE float mlk_copysign_f32(float mag, float sgn) {
     return mlk_from_bits32((mlk_bits32(mag) & 0x7fffffffU) | (mlk_bits32(sgn) & 0x80000000U));
 }
 
-/* c ? a : b as a bit blend.  Used where gcc would otherwise sink an
- * operation into both arms of a select (two divisions instead of one). */
-MLK_INLINE double mlk_sel_f64(int c, double a, double b) {
-    uint64_t m = (uint64_t)0 - (uint64_t)(c != 0);
-    return mlk_from_bits64((mlk_bits64(a) & m) | (mlk_bits64(b) & ~m));
-}
-
 /* ------------------------------------------------------------------ */
 /* error-free transformations                                          */
 /* ------------------------------------------------------------------ */
@@ -336,12 +329,6 @@ MLK_INLINE double mlk_tanh_f64(double x) {
     return mlk_copysign_f64(y, x);
 }
 
-/* log(1 + e^x) for any x, exact in both tails: max(x,0) + log1p(e^-|x|) */
-MLK_INLINE double mlk_log1pexp_f64(double x) {
-    double e = mlk_expneg_f64(-mlk_abs_f64(x));
-    double m = x > 0.0 ? x : 0.0;
-    return m + mlk_log1p_unit_f64(e);
-}
 
 /* ------------------------------------------------------------------ */
 /* float32: same algorithms in float32 arithmetic                      */
@@ -499,10 +486,5 @@ MLK_INLINE float mlk_tanh_f32(float x) {
     return mlk_copysign_f32(y, x);          /* NaN propagates through ys/yl */
 }
 
-MLK_INLINE float mlk_log1pexp_f32(float x) {
-    float e = mlk_expneg_f32(-mlk_abs_f32(x));
-    float m = x > 0.0f ? x : 0.0f;
-    return m + mlk_log1p_unit_f32(e);
-}
 
 #endif /* MLK_MATH_H */
