@@ -14,6 +14,8 @@ _config._init_dispatch()
 
 from .activations import *  # noqa: E402,F401,F403
 from .activations import __all__ as _act_all  # noqa: E402
+from .rowwise import *  # noqa: E402,F401,F403
+from .rowwise import __all__ as _row_all  # noqa: E402
 
 
 def show_config(file=None):
@@ -44,4 +46,4 @@ def show_config(file=None):
     return info
 
 
-__all__ = ["get_num_threads", "set_num_threads", "threads", "show_config", *_act_all]
+__all__ = ["get_num_threads", "set_num_threads", "threads", "show_config", *_act_all, *_row_all]

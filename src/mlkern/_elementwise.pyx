@@ -32,6 +32,10 @@ cdef extern from "mlk_kernels.h" nogil:
     ctypedef void (*prelu_f64_fn)(const double *, double *, const double *, intptr_t, intptr_t, intptr_t) noexcept nogil
     ctypedef void (*prelu_bwd_f32_fn)(const float *, const float *, const float *, float *, double *, intptr_t, intptr_t, intptr_t) noexcept nogil
     ctypedef void (*prelu_bwd_f64_fn)(const double *, const double *, const double *, double *, double *, intptr_t, intptr_t, intptr_t) noexcept nogil
+    ctypedef void (*rowwise_f32_fn)(int, const float *, const float *, float *, intptr_t, intptr_t, intptr_t, intptr_t) noexcept nogil
+    ctypedef void (*rowwise_f64_fn)(int, const double *, const double *, double *, intptr_t, intptr_t, intptr_t, intptr_t) noexcept nogil
+    ctypedef void (*argmax_f32_fn)(const float *, int64_t *, intptr_t, intptr_t, intptr_t, intptr_t) noexcept nogil
+    ctypedef void (*argmax_f64_fn)(const double *, int64_t *, intptr_t, intptr_t, intptr_t, intptr_t) noexcept nogil
     ctypedef struct mlk_kernel_table:
         unary_f32_fn unary_f32
         unary_f64_fn unary_f64
@@ -41,6 +45,10 @@ cdef extern from "mlk_kernels.h" nogil:
         prelu_f64_fn prelu_f64
         prelu_bwd_f32_fn prelu_bwd_f32
         prelu_bwd_f64_fn prelu_bwd_f64
+        rowwise_f32_fn rowwise_f32
+        rowwise_f64_fn rowwise_f64
+        argmax_f32_fn argmax_f32
+        argmax_f64_fn argmax_f64
     mlk_kernel_table mlk_kt
     int mlk_dispatch_init(const char *level)
     const char *mlk_dispatch_level()
@@ -54,6 +62,8 @@ cdef extern from "mlk_kernels.h" nogil:
     void mlk_omp_set_num_threads(int n)
     int MLK_N_UNARY
     int MLK_N_BINARY
+    int MLK_N_ROWWISE
+    int MLK_LOGSUMEXP
 
 ctypedef fused real:
     float
@@ -405,3 +415,6 @@ def prelu_bwd_raw(cnp.ndarray ga, cnp.ndarray xa, cnp.ndarray alpha, cnp.ndarray
                                  <const float *>cnp.PyArray_DATA(alpha), <float *>cnp.PyArray_DATA(gx),
                                  <double *>cnp.PyArray_DATA(galpha), outer, C, inner)
     return gx
+
+
+include "_rowwise.pxi"

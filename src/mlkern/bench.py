@@ -134,6 +134,10 @@ class Impl:
     def available(self):
         if self.needs == "scipy":
             return _sps is not None
+        if self.needs and self.needs.startswith("mlkern:"):
+            # a function that may not be in this build yet (e.g. the row-wise ones)
+            import mlkern
+            return hasattr(mlkern, self.needs.split(":", 1)[1])
         if self.runtime == "torch":
             return _import_torch() is not None
         return True
@@ -704,33 +708,50 @@ CASES_BY_NAME = {c.name: c for c in CASES}
 FAMILIES = list(dict.fromkeys(c.family for c in CASES))
 
 
-def select_cases(spec):
-    """Cases for a comma list of names: a family name ("sigmoid") selects the
-    function and its backward, "sigmoid_forward" the function only,
+def select_functions(spec):
+    """(elementwise cases, row-wise cases) for a comma list of names.
+
+    A family name ("sigmoid", "softmax", "log_softmax") selects the function
+    and its backward, "sigmoid_forward" the function only,
     "sigmoid_backward" the backward only; "forward"/"backward" select all of
-    a kind; None or "all" selects everything."""
+    a kind (both registries); "elementwise" (or "activations") all of
+    :data:`CASES`, "rowwise" all of :data:`ROW_CASES`; None or "all"
+    selects everything."""
     if spec is None or spec.strip() in ("", "all"):
-        return list(CASES)
+        return list(CASES), list(ROW_CASES)
     chosen = []
+    by_name = {**CASES_BY_NAME, **ROW_CASES_BY_NAME}
+    every = CASES + ROW_CASES
+    families = FAMILIES + [f for f in ROW_FAMILIES if f not in FAMILIES]
     for tok in (t.strip() for t in spec.split(",")):
         if not tok:
             continue
         if tok in ("forward", "fwd"):
-            hits = [c for c in CASES if c.kind == "fwd"]
+            hits = [c for c in every if c.kind == "fwd"]
         elif tok in ("backward", "bwd"):
-            hits = [c for c in CASES if c.kind == "bwd"]
-        elif tok in FAMILIES:
-            hits = [c for c in CASES if c.family == tok]
-        elif tok.endswith("_forward") and tok[:-len("_forward")] in FAMILIES:
-            hits = [CASES_BY_NAME[tok[:-len("_forward")]]]
-        elif tok in CASES_BY_NAME:
-            hits = [CASES_BY_NAME[tok]]
+            hits = [c for c in every if c.kind == "bwd"]
+        elif tok in ("elementwise", "activations"):
+            hits = list(CASES)
+        elif tok in ("rowwise", "row-wise", "row_wise"):
+            hits = list(ROW_CASES)
+        elif tok in families:
+            hits = [c for c in every if c.family == tok]
+        elif tok.endswith("_forward") and tok[:-len("_forward")] in families:
+            hits = [by_name[tok[:-len("_forward")]]]
+        elif tok in by_name:
+            hits = [by_name[tok]]
         else:
-            raise ValueError(f"unknown function {tok!r}; choose from: {', '.join(FAMILIES)} "
+            raise ValueError(f"unknown function {tok!r}; choose from: {', '.join(families)} "
                              "(with its backward), <name>_forward, <name>_backward, "
-                             "forward, backward")
+                             "forward, backward, elementwise, rowwise")
         chosen.extend(c for c in hits if c not in chosen)
-    return [c for c in CASES if c in chosen]
+    return [c for c in CASES if c in chosen], [c for c in ROW_CASES if c in chosen]
+
+
+def select_cases(spec):
+    """The elementwise cases of :func:`select_functions` (row-wise names are
+    accepted and select nothing here)."""
+    return select_functions(spec)[0]
 
 
 # ------------------------------------------------------------------ inputs and checks
@@ -987,6 +1008,10 @@ class Runner:
     def _runtimes(self):
         return ("mlkern", "numpy", "torch") if self.use_torch else ("mlkern", "numpy")
 
+    def _tag(self, n):
+        """How a unit's size shows in the progress line."""
+        return fmt_n(n)
+
     def _tick(self, what):
         self._done += 1
         if self.progress:
@@ -1112,7 +1137,7 @@ class Runner:
                         carried[(case.name, dtype_tag(dtype), n)] = [
                             (i, p[1], st) for i, p, st in zip(impls, prepared, stats)
                             if i.runtime == "numpy"]
-                        self._tick(f"{case.name} {dtype_tag(dtype)} {fmt_n(n)} T1")
+                        self._tick(f"{case.name} {dtype_tag(dtype)} {self._tag(n)} T1")
             for T in par:
                 # numpy/scipy: single-threaded, T=1 time carried over (measured now if needed)
                 for case, dtype, n in (self._each_unit() if 1 not in self.threads else units):
@@ -1135,7 +1160,7 @@ class Runner:
                                 st = time_one(f, self.s, first_done=True)
                             self._record(case, impl, n, dtype, T, st, chk)
                             del f, out
-                        self._tick(f"{case.name} {dtype_tag(dtype)} {fmt_n(n)} T{T} {rt}")
+                        self._tick(f"{case.name} {dtype_tag(dtype)} {self._tag(n)} T{T} {rt}")
         self.inputs.drop()
         self._outs.clear()
         if self.progress:
@@ -1150,10 +1175,11 @@ def mark_stalls(records):
     (a call of >= 1 ms that is > 1.25x slower than the same peer at T=1):
     on this 2-vCPU VM that is a worker waiting for a busy or descheduled
     vCPU (another process running, or two OpenMP runtimes interleaved)."""
-    t1 = {(r["function"], r["impl"], r["dtype"], r["n"]): r["median_ns"]
-          for r in records if r["threads"] == 1}
+    key = lambda r: (r["function"], r["impl"], r["dtype"], r["n"],  # noqa: E731
+                     tuple(r.get("shape") or ()), r.get("axis"))
+    t1 = {key(r): r["median_ns"] for r in records if r["threads"] == 1}
     for r in records:
-        base = t1.get((r["function"], r["impl"], r["dtype"], r["n"]))
+        base = t1.get(key(r))
         slow = (base is not None and r["median_ns"] >= 1e6 and r["median_ns"] > 1.25 * base)
         # the T threads did not keep their vCPUs (another process ran)
         starved = r.get("cpu_per_wall", r["threads"]) < 0.75 * r["threads"]
@@ -1227,6 +1253,15 @@ def roofs(records):
     return out
 
 
+def report_overhead(overhead, stream=sys.stdout):
+    if overhead:
+        print("", file=stream)
+        print("Per-call overhead, 16 elements, T=1 (median ns per call):", file=stream)
+        for dt in dict.fromkeys(o["dtype"] for o in overhead):
+            parts = [f"{o['impl']} {o['median_ns']:.0f} ns" for o in overhead if o["dtype"] == dt]
+            print(f"  {dt}: " + ";  ".join(parts), file=stream)
+
+
 def report(records, mismatches, overhead, info, use_torch, pruned=(), stream=sys.stdout):
     p = lambda *a: print(*a, file=stream)  # noqa: E731
     rf = roofs(records)
@@ -1234,12 +1269,7 @@ def report(records, mismatches, overhead, info, use_torch, pruned=(), stream=sys
     for r in records:
         by.setdefault((r["function"], r["dtype"], r["n"], r["threads"]), []).append(r)
 
-    if overhead:
-        p("")
-        p("Per-call overhead, 16 elements, T=1 (median ns per call):")
-        for dt in dict.fromkeys(o["dtype"] for o in overhead):
-            parts = [f"{o['impl']} {o['median_ns']:.0f} ns" for o in overhead if o["dtype"] == dt]
-            p(f"  {dt}: " + ";  ".join(parts))
+    report_overhead(overhead, stream)
 
     p("")
     p("Memory roof: copy at 1e7 elements, GB/s (bytes read + written / median time; "
@@ -1375,6 +1405,652 @@ def machine_info(use_torch):
     return info
 
 
+# ================================================================== row-wise functions
+# softmax, log_softmax, logsumexp, argmax and the two softmax backwards,
+# reduced along one axis of a 2-D or 3-D array.  Their own registry
+# (ROW_CASES), inputs (RowInputs), check (row_check), runner (RowRunner)
+# and table (report_rowwise); timing and threads as for the elementwise
+# cases.
+
+class RowShape:
+    """A row-wise case's input shape and the axis reduced over."""
+    __slots__ = ("shape", "axis")
+
+    def __init__(self, shape, axis=-1):
+        self.shape = tuple(int(s) for s in shape)
+        if len(self.shape) < 2 or min(self.shape) < 1:
+            raise ValueError(f"--shapes: need a 2-D or higher shape of positive sizes, got {shape!r}")
+        nd = len(self.shape)
+        if not -nd <= axis < nd:
+            raise ValueError(f"--shapes: axis {axis} out of range for shape {self.shape}")
+        self.axis = int(axis)
+
+    @property
+    def ax(self):
+        """The axis as a non-negative index."""
+        return self.axis % len(self.shape)
+
+    @property
+    def n(self):
+        return math.prod(self.shape)
+
+    @property
+    def length(self):
+        """Elements per row (along the axis)."""
+        return self.shape[self.ax]
+
+    @property
+    def rows(self):
+        return self.n // self.length
+
+    @property
+    def lead(self):
+        """The shape with the axis removed (a reduction's output shape)."""
+        return self.shape[:self.ax] + self.shape[self.ax + 1:]
+
+    @property
+    def keepdims_shape(self):
+        return self.shape[:self.ax] + (1,) + self.shape[self.ax + 1:]
+
+    @property
+    def last(self):
+        return self.ax == len(self.shape) - 1
+
+    @property
+    def dims(self):
+        return "x".join(map(str, self.shape))
+
+    @property
+    def spec(self):
+        """As given to --shapes: 4096x1000 (last axis) or 64x1000x64:1."""
+        return self.dims if self.last else f"{self.dims}:{self.ax}"
+
+    @property
+    def tag(self):
+        """For benchmark ids: 4096x1000 or 64x1000x64ax1."""
+        return self.dims if self.last else f"{self.dims}ax{self.ax}"
+
+    def _key(self):
+        return (self.shape, self.ax)
+
+    def __eq__(self, other):
+        return isinstance(other, RowShape) and self._key() == other._key()
+
+    def __hash__(self):
+        return hash(self._key())
+
+    def __repr__(self):
+        return f"RowShape({self.shape}, axis={self.axis})"
+
+
+#: the issue's shapes: four over the last axis, one reduced over axis 1
+ROW_SHAPES = (RowShape((4096, 1000)), RowShape((256, 32000)), RowShape((1_000_000, 10)),
+              RowShape((64, 128)), RowShape((64, 1000, 64), 1))
+#: small stand-ins used when no --shapes is given and the largest --sizes
+#: value is below 1e6 (the CI smoke run ``--sizes 1e3,1e5``): in cache,
+#: ~10 s each for both dtypes and T=1,2
+ROW_SHAPES_SMOKE = (RowShape((64, 128)), RowShape((256, 1000)), RowShape((16, 128, 16), 1))
+
+
+def parse_shapes(spec):
+    """'4096x1000,64x1000x64:1' -> [RowShape, ...] (':k' = reduce over axis k,
+    default the last); 'default' / 'smoke' name the two built-in sets."""
+    out = []
+    for tok in spec.split(","):
+        tok = tok.strip().lower()
+        if not tok:
+            continue
+        if tok in ("default", "issue", "full"):
+            out.extend(s for s in ROW_SHAPES if s not in out)
+            continue
+        if tok in ("smoke", "quick", "small"):
+            out.extend(s for s in ROW_SHAPES_SMOKE if s not in out)
+            continue
+        dims, _, ax = tok.partition(":")
+        try:
+            shape = tuple(int(float(d)) for d in dims.split("x"))
+            axis = int(ax) if ax else -1
+        except ValueError:
+            raise ValueError(f"--shapes: cannot read {tok!r}; write e.g. 4096x1000 or 64x1000x64:1") from None
+        s = RowShape(shape, axis)
+        if s not in out:
+            out.append(s)
+    return out
+
+
+def default_row_shapes(sizes):
+    """The row-wise shapes when --shapes is not given (see ROW_SHAPES_SMOKE)."""
+    return list(ROW_SHAPES) if sizes and max(sizes) >= 10 ** 6 else list(ROW_SHAPES_SMOKE)
+
+
+# --- float64 references, ref(*inputs, axis)
+def _rr_softmax(x, axis):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _rr_log_softmax(x, axis):
+    z = x - x.max(axis=axis, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=axis, keepdims=True))
+
+
+def _rr_logsumexp(x, axis):
+    m = x.max(axis=axis, keepdims=True)
+    return np.squeeze(m + np.log(np.exp(x - m).sum(axis=axis, keepdims=True)), axis=axis)
+
+
+def _rr_softmax_bwd(g, y, axis):
+    return y * (g - (g * y).sum(axis=axis, keepdims=True))
+
+
+def _rr_log_softmax_bwd(g, y, axis):
+    return g - np.exp(y) * g.sum(axis=axis, keepdims=True)
+
+
+def _rr_argmax(x, axis):
+    return np.argmax(x, axis=axis)
+
+
+class RowCase(Case):
+    """A row-wise function: ins = (x,) forward or (grad_output, y) backward;
+    ``make(ins, out, axis)`` of each Impl returns the timed callable."""
+
+    def __init__(self, name, family, kind, ref, mlkern, numpy, torch=(), y_of=None,
+                 reduces=False, out_dtype=None, nbytes=None):
+        super().__init__(name, family, kind, ref, mlkern, numpy, torch, saved="y", y_of=y_of)
+        self.reduces = reduces          # output without the axis (logsumexp, argmax)
+        self.out_dtype = out_dtype      # None: the input's dtype
+        self._nbytes = nbytes
+
+    def nbytes(self, rs, itemsize):
+        """Bytes an ideal single pass must read + write (PEERS.md's model)."""
+        return self._nbytes(rs.n, rs.rows, itemsize)
+
+    def out_shape(self, rs):
+        return rs.lead if self.reduces else rs.shape
+
+    def __repr__(self):
+        return f"RowCase({self.name!r})"
+
+
+def _mkr(fname):
+    """mlkern.<fname>(*ins, axis=axis, out=out)."""
+    def make(ins, out, axis):
+        import mlkern
+        f = getattr(mlkern, fname)
+        if len(ins) == 1:
+            x, = ins
+            return lambda: f(x, axis=axis, out=out)
+        g, y = ins
+        return lambda: f(g, y, axis=axis, out=out)
+    return Impl(f"mlkern.{fname}", "mlkern", make, needs=f"mlkern:{fname}")
+
+
+_amax, _asum = np.maximum.reduce, np.add.reduce
+
+
+# --- numpy / scipy (single-threaded); the out= forms allocate nothing the size of x
+@_np("scipy.special.softmax", needs="scipy", allocates=True)
+def _rsp_softmax(ins, o, axis):
+    x, = ins
+    return lambda: _sps.softmax(x, axis=axis)
+
+
+@_np("np max,x-m,exp,sum,*1/s (out=)")
+def _rnp_softmax(ins, o, axis):
+    x, = ins
+    m = np.empty(_kd(x.shape, axis), x.dtype)
+    s = np.empty_like(m)
+    sub, exp, rec, mul = np.subtract, np.exp, np.reciprocal, np.multiply
+
+    def f():
+        _amax(x, axis=axis, keepdims=True, out=m)
+        sub(x, m, out=o)
+        exp(o, out=o)
+        _asum(o, axis=axis, keepdims=True, out=s)
+        rec(s, out=s)
+        mul(o, s, out=o)
+    return f
+
+
+@_np("scipy.special.log_softmax", needs="scipy", allocates=True)
+def _rsp_log_softmax(ins, o, axis):
+    x, = ins
+    return lambda: _sps.log_softmax(x, axis=axis)
+
+
+@_np("np x-(m+log(sum(exp(x-m)))) (out=)")
+def _rnp_log_softmax(ins, o, axis):
+    x, = ins
+    m = np.empty(_kd(x.shape, axis), x.dtype)
+    s = np.empty_like(m)
+    sub, exp, log, add = np.subtract, np.exp, np.log, np.add
+
+    def f():
+        _amax(x, axis=axis, keepdims=True, out=m)
+        sub(x, m, out=o)
+        exp(o, out=o)
+        _asum(o, axis=axis, keepdims=True, out=s)
+        log(s, out=s)
+        add(s, m, out=s)                 # s = logsumexp
+        sub(x, s, out=o)
+    return f
+
+
+@_np("scipy.special.logsumexp", needs="scipy", allocates=True)
+def _rsp_logsumexp(ins, o, axis):
+    x, = ins
+    return lambda: _sps.logsumexp(x, axis=axis)
+
+
+@_np("np m+log(sum(exp(x-m))) (out=, temp)")
+def _rnp_logsumexp(ins, o, axis):
+    x, = ins
+    t = np.empty_like(x)                 # exp(x - m) needs a place; allocated once
+    m = np.empty(_kd(x.shape, axis), x.dtype)
+    mv = m.reshape(o.shape)
+    sub, exp, log, add = np.subtract, np.exp, np.log, np.add
+
+    def f():
+        _amax(x, axis=axis, keepdims=True, out=m)
+        sub(x, m, out=t)
+        exp(t, out=t)
+        _asum(t, axis=axis, out=o)
+        log(o, out=o)
+        add(o, mv, out=o)
+    return f
+
+
+@_np("np.argmax(out=)")
+def _rnp_argmax(ins, o, axis):
+    x, = ins
+    return lambda: np.argmax(x, axis=axis, out=o)
+
+
+@_np("np y*(g-sum(g*y)) (out=)")
+def _rnp_softmax_bwd(ins, o, axis):
+    g, y = ins
+    s = np.empty(_kd(g.shape, axis), g.dtype)
+    mul, sub = np.multiply, np.subtract
+
+    def f():
+        mul(g, y, out=o)
+        _asum(o, axis=axis, keepdims=True, out=s)
+        sub(g, s, out=o)
+        mul(o, y, out=o)
+    return f
+
+
+@_np("np y*(g-vecdot(g,y)) (out=)")
+def _rnp_softmax_bwd_vecdot(ins, o, axis):
+    g, y = ins
+    s = np.empty(_kd(g.shape, axis), g.dtype)
+    sv = s.reshape(tuple(d for i, d in enumerate(g.shape) if i != axis % g.ndim))
+    vecdot, mul, sub = np.vecdot, np.multiply, np.subtract
+
+    def f():
+        vecdot(g, y, axis=axis, out=sv)
+        sub(g, s, out=o)
+        mul(o, y, out=o)
+    return f
+
+
+@_np("np g-exp(y)*sum(g) (out=)")
+def _rnp_log_softmax_bwd(ins, o, axis):
+    g, y = ins
+    s = np.empty(_kd(g.shape, axis), g.dtype)
+    exp, mul, sub = np.exp, np.multiply, np.subtract
+
+    def f():
+        _asum(g, axis=axis, keepdims=True, out=s)
+        exp(y, out=o)
+        mul(o, s, out=o)
+        sub(g, o, out=o)
+    return f
+
+
+def _kd(shape, axis):
+    s = list(shape)
+    s[axis] = 1
+    return tuple(s)
+
+
+# --- torch: ATen's out= variants on tensors sharing the NumPy buffers
+@_tc("aten._softmax.out")
+def _rt_softmax(ins, o, axis):
+    x, = ins
+    op = _aten()._softmax.out
+    return lambda: op(x, axis, False, out=o)
+
+
+@_tc("aten._log_softmax.out")
+def _rt_log_softmax(ins, o, axis):
+    x, = ins
+    op = _aten()._log_softmax.out
+    return lambda: op(x, axis, False, out=o)
+
+
+@_tc("torch.logsumexp(out=)")
+def _rt_logsumexp(ins, o, axis):
+    x, = ins
+    lse = _torch.logsumexp
+    return lambda: lse(x, axis, out=o)
+
+
+@_tc("torch.argmax(out=)")
+def _rt_argmax(ins, o, axis):
+    x, = ins
+    am = _torch.argmax
+    return lambda: am(x, axis, out=o)
+
+
+@_tc("aten._softmax_backward_data.out")
+def _rt_softmax_bwd(ins, o, axis):
+    g, y = ins
+    op = _aten()._softmax_backward_data.out
+    dt = g.dtype
+    return lambda: op(g, y, axis, dt, grad_input=o)
+
+
+@_tc("aten._log_softmax_backward_data.out")
+def _rt_log_softmax_bwd(ins, o, axis):
+    g, y = ins
+    op = _aten()._log_softmax_backward_data.out
+    dt = g.dtype
+    return lambda: op(g, y, axis, dt, out=o)
+
+
+_B_SOFTMAX = lambda n, rows, isz: 2 * n * isz        # noqa: E731  read x, write y
+_B_LSE = lambda n, rows, isz: n * isz + rows * isz   # noqa: E731  read x, write one per row
+_B_ARGMAX = lambda n, rows, isz: n * isz + 8 * rows  # noqa: E731  read x, write int64 per row
+_B_BWD = lambda n, rows, isz: 3 * n * isz            # noqa: E731  read g, y, write grad
+
+ROW_CASES = [
+    RowCase("softmax", "softmax", "fwd", _rr_softmax, _mkr("softmax"),
+            [_rsp_softmax, _rnp_softmax], [_rt_softmax], nbytes=_B_SOFTMAX),
+    RowCase("log_softmax", "log_softmax", "fwd", _rr_log_softmax, _mkr("log_softmax"),
+            [_rsp_log_softmax, _rnp_log_softmax], [_rt_log_softmax], nbytes=_B_SOFTMAX),
+    RowCase("logsumexp", "logsumexp", "fwd", _rr_logsumexp, _mkr("logsumexp"),
+            [_rsp_logsumexp, _rnp_logsumexp], [_rt_logsumexp], reduces=True, nbytes=_B_LSE),
+    RowCase("argmax", "argmax", "fwd", _rr_argmax, _mkr("argmax"),
+            [_rnp_argmax], [_rt_argmax], reduces=True, out_dtype=np.int64, nbytes=_B_ARGMAX),
+    RowCase("softmax_backward", "softmax", "bwd", _rr_softmax_bwd, _mkr("softmax_backward"),
+            [_rnp_softmax_bwd] + ([_rnp_softmax_bwd_vecdot] if hasattr(np, "vecdot") else []),
+            [_rt_softmax_bwd], y_of=_rr_softmax, nbytes=_B_BWD),
+    RowCase("log_softmax_backward", "log_softmax", "bwd", _rr_log_softmax_bwd,
+            _mkr("log_softmax_backward"), [_rnp_log_softmax_bwd], [_rt_log_softmax_bwd],
+            y_of=_rr_log_softmax, nbytes=_B_BWD),
+]
+ROW_CASES_BY_NAME = {c.name: c for c in ROW_CASES}
+ROW_FAMILIES = list(dict.fromkeys(c.family for c in ROW_CASES))
+
+
+class RowInputs:
+    """x ~ 2 N(0,1) (logits) and g ~ N(0,1) per (shape, dtype), generated
+    once; y = the float64 softmax / log_softmax of x, rounded, for the
+    backwards.  float32 is the float64 draw rounded."""
+
+    def __init__(self):
+        self._cache = {}
+
+    def _get(self, key, fn):
+        v = self._cache.get(key)
+        if v is None:
+            v = self._cache[key] = fn()
+        return v
+
+    def x(self, rs, dtype):
+        dtype = np.dtype(dtype)
+        x64 = self._get(("x", rs.shape, "f8"),
+                        lambda: 2.0 * np.random.default_rng([2, *rs.shape]).standard_normal(rs.shape))
+        if dtype == np.float64:
+            return x64
+        return self._get(("x", rs.shape, dtype.str), lambda: x64.astype(dtype))
+
+    def g(self, rs, dtype):
+        dtype = np.dtype(dtype)
+        return self._get(("g", rs.shape, dtype.str),
+                         lambda: np.random.default_rng([3, *rs.shape]).standard_normal(rs.shape)
+                         .astype(dtype, copy=False))
+
+    def for_case(self, case, rs, dtype):
+        """(x,) or (g, y) of ``case``."""
+        if case.kind == "fwd":
+            return (self.x(rs, dtype),)
+        y = self._get(("y", case.family, rs.shape, rs.ax, np.dtype(dtype).str),
+                      lambda: case.y_of(self.x(rs, np.float64), rs.axis).astype(dtype, copy=False))
+        return (self.g(rs, dtype), y)
+
+    def drop(self):
+        self._cache.clear()
+
+
+def new_row_output(case, rs, dtype):
+    """A preallocated output of ``case``, NaN-filled (-1 for argmax's int64)."""
+    o = np.empty(case.out_shape(rs), dtype=case.out_dtype or dtype)
+    o.fill(-1 if o.dtype.kind == "i" else np.nan)
+    return o
+
+
+def _row_sample(rs):
+    """A strided subset of the rows (<= ~CHECK_POINTS elements, >= 8 rows
+    where there are): the multi-index over the non-reduced axes."""
+    step = max(1, min(max(1, rs.rows // 8), math.ceil(rs.n / CHECK_POINTS)))
+    return np.unravel_index(np.arange(0, rs.rows, step), rs.lead)
+
+
+def row_check(case, ins, out, rs):
+    """Compare ``out`` with the float64 reference on a subset of the rows.
+    Returns a dict as :func:`check` does (ok, err, tol) and where the worst
+    element is (row = multi-index over the other axes, col, got, ref)."""
+    out = np.asarray(out)
+    if out.shape != case.out_shape(rs):
+        return {"ok": False, "err": float("inf"), "tol": 0.0, "row": None, "col": None,
+                "got": f"shape {out.shape}", "ref": f"shape {case.out_shape(rs)}"}
+    idx = _row_sample(rs)
+    rows = [np.moveaxis(np.asarray(a), rs.ax, -1)[idx].astype(np.float64) for a in ins]  # (k, L)
+    got = out[idx] if case.reduces else np.moveaxis(out, rs.ax, -1)[idx]
+    with np.errstate(all="ignore"):
+        ref = case.ref(*rows, -1)
+    k = len(idx[0])
+    if case.out_dtype is not None and np.dtype(case.out_dtype).kind == "i":     # argmax
+        got = got.astype(np.int64)
+        x = rows[0]
+        r = np.arange(k)
+        okv = (got == ref) | ((got >= 0) & (got < rs.length)
+                              & (x[r, np.clip(got, 0, rs.length - 1)] == x[r, ref]))  # a tie
+        bad = np.flatnonzero(~okv)
+        i = int(bad[0]) if bad.size else 0
+        row = tuple(int(a[i]) for a in idx)
+        return {"ok": not bad.size, "err": float(bad.size) / max(1, k), "tol": 0.0,
+                "row": row, "col": None, "got": int(got[i]), "ref": int(ref[i])}
+    got = got.astype(np.float64)
+    with np.errstate(all="ignore"):
+        d = np.abs(got - ref)
+        d[np.isnan(got) & np.isnan(ref)] = 0.0
+        d[np.isnan(d)] = np.inf
+        fin = np.abs(ref[np.isfinite(ref)])
+        den = max(1.0, float(fin.max()) if fin.size else 1.0)
+    j = int(np.argmax(d)) if d.size else 0
+    wi = np.unravel_index(j, d.shape) if d.size else (0,)
+    err = float(d.flat[j] / den) if d.size else 0.0
+    tol = TOL[np.dtype(out.dtype)]
+    return {"ok": bool(err <= tol), "err": err, "tol": tol,
+            "row": tuple(int(a[wi[0]]) for a in idx), "col": int(wi[1]) if d.ndim == 2 else None,
+            "got": float(got[wi]) if d.size else None, "ref": float(ref[wi]) if d.size else None}
+
+
+def _row_where(rs, chk):
+    if chk.get("row") is None:
+        return ""
+    loc = f"row {chk['row']}" + (f" element {chk['col']} along axis {rs.ax}" if chk.get("col") is not None else "")
+    return loc
+
+
+def row_assert_close(case, ins, out, rs, label=""):
+    """row_check() and raise AssertionError with the details on a mismatch."""
+    r = row_check(case, ins, out, rs)
+    if not r["ok"]:
+        raise AssertionError(
+            f"{label or case.name}: err {r['err']:.3g} > {r['tol']:g} at {_row_where(rs, r)}: "
+            f"got {r['got']!r}, reference {r['ref']!r}")
+    return r
+
+
+def _as_numpy(res):
+    if res is None or isinstance(res, np.ndarray):
+        return res
+    if hasattr(res, "numpy"):         # a torch tensor
+        return res.numpy()
+    return np.asarray(res)
+
+
+def prepare_row(impl, ins, out, rs):
+    """The timed callable of a row-wise ``impl`` writing into ``out`` (or, for
+    an allocating peer, returning its result)."""
+    if impl.runtime == "torch":
+        tin = to_torch(ins)
+        (tout,) = to_torch((out,))
+        return impl.make(tin, tout, rs.axis)
+    return impl.make(ins, out, rs.axis)
+
+
+def run_row_once(impl, ins, out, rs):
+    """Call ``impl`` once; return the array to check (``out``, or the
+    allocating peer's result)."""
+    f = prepare_row(impl, ins, out, rs)
+    res = f()
+    return _as_numpy(res) if impl.allocates else out
+
+
+class RowRunner(Runner):
+    """Times ROW_CASES over RowShapes, in the order and with the thread
+    handling of :class:`Runner` (T=1 round-robin per case; then the T=2
+    blocks mlkern, torch, never interleaved); no copy roof, no pruning."""
+
+    def __init__(self, cases, shapes, dtypes, threads, settings, use_torch=True,
+                 progress=True, stream=sys.stdout):
+        super().__init__(cases, [], dtypes, threads, settings, use_torch=use_torch,
+                         progress=progress, stream=stream)
+        self.shapes = list(shapes)
+        self.inputs = RowInputs()
+
+    def _tag(self, rs):
+        return rs.spec
+
+    def _units(self):
+        return [(c, dtype, rs) for rs in self.shapes for dtype in self.dtypes for c in self.cases]
+
+    def _numpy_impls(self, case, rs, dtype):
+        return case.impls(("numpy",))
+
+    def _remember_numpy(self, case, dtype, impls, stats, rs):
+        pass
+
+    def _row_out(self, case, rs, dtype, slot):
+        key = (case.out_shape(rs), np.dtype(case.out_dtype or dtype).str, slot)
+        o = self._outs.get(key)
+        if o is None:
+            o = self._outs[key] = np.empty(key[0], dtype=key[1])
+        o.fill(-1 if o.dtype.kind == "i" else np.nan)
+        return o
+
+    def _setup(self, case, impl, rs, dtype, T=1, slot=0):
+        ins = self.inputs.for_case(case, rs, dtype)
+        out = self._row_out(case, rs, dtype, slot)
+        f = prepare_row(impl, ins, out, rs)
+        t0 = _pc()
+        res = f()                 # the first call: thrown away (timed for the warm-up)
+        first_ns = _pc() - t0
+        try:
+            f.first_ns = first_ns
+        except AttributeError:
+            pass
+        chk = row_check(case, ins, _as_numpy(res) if impl.allocates else out, rs)
+        del res
+        if not chk["ok"]:
+            self.mismatches.append({"case": case.name, "impl": impl.name, "dtype": dtype_tag(dtype),
+                                    "shape": rs.spec, "threads": T, **chk})
+        return f, chk, out
+
+    def _record(self, case, impl, rs, dtype, T, st, chk, carried=False):
+        itemsize = np.dtype(dtype).itemsize
+        rec = Record(function=case.name, kind=case.kind, rowwise=True, shape=list(rs.shape),
+                     axis=rs.ax, spec=rs.spec, dtype=dtype_tag(dtype), n=rs.n, rows=rs.rows,
+                     threads=T, impl=impl.name, label=impl.label, runtime=impl.runtime,
+                     ns_per_el=st["median_ns"] / rs.n,
+                     gbps=case.nbytes(rs, itemsize) / st["median_ns"],
+                     ok=chk["ok"], err=chk["err"], carried_1T=carried,
+                     allocates=impl.allocates, **st)
+        self.records.append(rec)
+        return rec
+
+
+def report_rowwise(records, mismatches, shapes, use_torch, stream=sys.stdout):
+    """The row-wise table: per function x shape x dtype x T, mlkern's ns/el
+    and GB/s, the best NumPy/SciPy and torch peer and the speedups."""
+    p = lambda *a: print(*a, file=stream)  # noqa: E731
+    by = {}
+    for r in records:
+        by.setdefault((r["function"], r["spec"], r["dtype"], r["threads"]), []).append(r)
+    p("")
+    p("Row-wise functions (reduced along 'ax'): ns/el = median time / elements of the input; "
+      "GB/s = ideal bytes / median time")
+    p("  (softmax, log_softmax 2*N*itemsize; logsumexp (N + rows)*itemsize; argmax N*itemsize + 8*rows; "
+      "*_backward 3*N*itemsize);")
+    p("  speedup = peer time / mlkern time (> 1: mlkern faster); [1T] single-threaded peer's T=1 time; "
+      "[a] allocates; [!] value check failed; [s] stalled")
+    hdr = (f"{'function':<21}{'shape':>13}{'ax':>3} {'dtype':<5}{'T':>2} {'mlkern':>7} {'GB/s':>6} |"
+           f" {'numpy/scipy best':<34}{'ns/el':>7} {'GB/s':>6} {'speedup':>8}")
+    if use_torch:
+        hdr += f" | {'torch':<34}{'ns/el':>7} {'GB/s':>6} {'speedup':>8}"
+    p(hdr)
+    p("-" * len(hdr))
+    corder = {c.name: i for i, c in enumerate(ROW_CASES)}
+    sorder = {s.spec: i for i, s in enumerate(shapes)}
+    keys = sorted(by, key=lambda k: (corder.get(k[0], 99), sorder.get(k[1], 99), k[2], k[3]))
+    bang = lambda r: ("[!]" if r and not r["ok"] else "") + ("[s]" if r and r.get("stalled") else "")  # noqa: E731
+    prev = None
+    for key in keys:
+        fn, spec, dt, T = key
+        rows = by[key]
+        r0 = rows[0]
+        mine = _best([r for r in rows if r["runtime"] == "mlkern"])
+        npb = _best([r for r in rows if r["runtime"] == "numpy"])
+        tb = _best([r for r in rows if r["runtime"] == "torch" and not r.get("stalled")]
+                   or [r for r in rows if r["runtime"] == "torch"])
+        if prev is not None and prev != fn:
+            p("")
+        prev = fn
+        gb = lambda r: f"{r['gbps']:.1f}" if r else "-"  # noqa: E731
+        line = (f"{fn:<21}{'x'.join(map(str, r0['shape'])):>13}{r0['axis']:>3} {dt:<5}{T:>2} "
+                f"{_fmt(mine and mine['ns_per_el'])}{bang(mine)} {gb(mine):>6} |")
+        if npb:
+            name = npb["label"] + (" [1T]" if npb["carried_1T"] else "") + (" [!]" if not npb["ok"] else "")
+            line += f" {name[:34]:<34}{_fmt(npb['ns_per_el'])} {gb(npb):>6} {_ratio(npb, mine):>8}"
+        else:
+            line += f" {'(none)':<34}{'-':>7} {'-':>6} {'-':>8}"
+        if use_torch:
+            if tb:
+                name = tb["label"] + bang(tb)
+                line += f" | {name[:34]:<34}{_fmt(tb['ns_per_el'])} {gb(tb):>6} {_ratio(tb, mine):>8}"
+            else:
+                line += f" | {'-':<34}{'-':>7} {'-':>6} {'-':>8}"
+        p(line)
+    if not any(r["runtime"] == "mlkern" for r in records) and records:
+        p("  (mlkern has none of these functions in this build: peers only)")
+    if mismatches:
+        p("")
+        p("ROW-WISE VALUE MISMATCHES (max abs err / max(1, max|ref|) against the float64 reference; "
+          "argmax: fraction of rows wrong):")
+        sh = {s.spec: s for s in shapes}
+        for m in mismatches:
+            rs = sh.get(m["shape"])
+            where = _row_where(rs, m) if rs else ""
+            p(f"  {m['case']} {m['dtype']} {m['shape']} T={m['threads']} {m['impl']}: err {m['err']:.3g} > "
+              f"{m['tol']:g} at {where}: got {m['got']!r}, ref {m['ref']!r}")
+
+
 def build_parser(parser=None):
     p = parser or argparse.ArgumentParser(prog="python -m mlkern bench",
                                           description="Time mlkern against NumPy/SciPy and PyTorch.")
@@ -1383,8 +2059,13 @@ def build_parser(parser=None):
     p.add_argument("--dtypes", default="f32,f64", help="comma list of f32,f64 (default: both)")
     p.add_argument("--threads", default="1,2", help="comma list of thread counts (default: 1,2)")
     p.add_argument("--functions", help="comma list: a name (sigmoid = sigmoid and "
-                   "sigmoid_backward), <name>_forward, <name>_backward, 'forward', 'backward' "
-                   f"(default: all). Names: {', '.join(FAMILIES)}")
+                   "sigmoid_backward), <name>_forward, <name>_backward, 'forward', 'backward', "
+                   "'elementwise', 'rowwise' (default: all). Names: "
+                   f"{', '.join(FAMILIES + [f for f in ROW_FAMILIES if f not in FAMILIES])}")
+    p.add_argument("--shapes", help="row-wise shapes, comma list of AxB[xC][:axis] (reduce over the "
+                   "last axis unless ':axis'), or 'default' / 'smoke'. Default: "
+                   + ",".join(s.spec for s in ROW_SHAPES) + " when the largest --sizes value is "
+                   ">= 1e6, else the smoke set " + ",".join(s.spec for s in ROW_SHAPES_SMOKE))
     p.add_argument("--repeats", type=int, default=7, help="minimum repeats per peer (default 7)")
     p.add_argument("--json", metavar="FILE", help="write every measurement (median, min, quartiles) here")
     mode = p.add_mutually_exclusive_group()
@@ -1414,7 +2095,11 @@ def main(argv=None, args=None):
         threads = sorted({int(t) for t in args.threads.split(",") if t.strip()})
         if not threads or min(threads) < 1:
             raise ValueError("--threads: thread counts must be >= 1")
-        cases = select_cases(args.functions)
+        cases, row_cases = select_functions(args.functions)
+        shapes = (parse_shapes(args.shapes) if getattr(args, "shapes", None)
+                  else default_row_shapes(sizes))
+        if row_cases and not shapes:
+            raise ValueError("--shapes: no shape given")
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -1432,6 +2117,9 @@ def main(argv=None, args=None):
     print(f"  sizes {','.join(fmt_n(n) for n in sizes)}; dtypes "
           f"{','.join(dtype_tag(d) for d in dtypes)}; threads {','.join(map(str, threads))}; "
           f">= {settings.repeats} repeats of >= {settings.repeat_ns / 1e6:.0f} ms, median")
+    if row_cases:
+        print(f"  row-wise: {','.join(c.name for c in row_cases)} on shapes "
+              f"{','.join(s.spec for s in shapes)} (':k' = reduced over axis k, else the last)")
     load = _loadavg()
     if load is not None:
         busy = load[0] > 0.5
@@ -1443,17 +2131,28 @@ def main(argv=None, args=None):
     overhead = [] if args.no_overhead else measure_overhead(dtypes, settings, use_torch)
     runner = Runner(cases, sizes, dtypes, threads, settings, use_torch=use_torch,
                     progress=not args.no_progress)
-    records = runner.run()
-    report(records, runner.mismatches, overhead, info, use_torch, pruned=runner.pruned)
+    records = runner.run() if cases else []
+    row_runner = RowRunner(row_cases, shapes, dtypes, threads, settings, use_torch=use_torch,
+                           progress=not args.no_progress)
+    row_records = row_runner.run() if row_cases else []
+    if cases:
+        report(records, runner.mismatches, overhead, info, use_torch, pruned=runner.pruned)
+    else:
+        report_overhead(overhead)
+    if row_cases:
+        report_rowwise(row_records, row_runner.mismatches, shapes, use_torch)
     elapsed = time.perf_counter() - t_start
     print(f"\n({elapsed:.0f} s)")
     if args.json:
         payload = {"machine": {k: v for k, v in info.items() if k != "show_config_text"},
                    "settings": {"sizes": sizes, "dtypes": [dtype_tag(d) for d in dtypes],
+                                "functions": [c.name for c in cases + row_cases],
+                                "shapes": [s.spec for s in shapes] if row_cases else [],
                                 "threads": threads, "full": args.full, "repeats": settings.repeats,
                                 "repeat_ns": settings.repeat_ns, "total_ns": settings.total_ns,
                                 "warm_ns": settings.warm_ns},
                    "overhead": overhead, "records": records, "mismatches": runner.mismatches,
+                   "rowwise_records": row_records, "rowwise_mismatches": row_runner.mismatches,
                    "pruned_numpy_peers": runner.pruned,
                    "roofs": {f"{d}-T{t}": {"gbps": v[0], "impl": v[1]}
                              for (d, t), v in roofs(records).items()},
@@ -1461,7 +2160,7 @@ def main(argv=None, args=None):
         with open(args.json, "w") as fh:
             json.dump(payload, fh, indent=1)
         print(f"wrote {args.json}")
-    return 1 if runner.mismatches else 0
+    return 1 if (runner.mismatches or row_runner.mismatches) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

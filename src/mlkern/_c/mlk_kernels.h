@@ -39,6 +39,14 @@ enum {
     MLK_N_BINARY
 };
 
+/* row-wise ops along one axis (mlk_rowwise_tmpl.h) */
+enum {
+    MLK_SOFTMAX = 0, MLK_LOG_SOFTMAX, MLK_LOGSUMEXP,
+    MLK_SOFTMAX_BWD,        /* a = grad_output, b = y (softmax output) */
+    MLK_LOG_SOFTMAX_BWD,    /* a = grad_output, b = y (log_softmax output) */
+    MLK_N_ROWWISE
+};
+
 typedef struct {
     double a, b, c;        /* op parameters (alpha/slope, beta, threshold, sigma) */
     uint64_t seed;         /* noisy_relu key */
@@ -56,6 +64,12 @@ typedef void (*mlk_prelu_f64_fn)(const double *x, double *y, const double *alpha
 typedef void (*mlk_prelu_bwd_f32_fn)(const float *g, const float *x, const float *alpha, float *gx, double *galpha, intptr_t outer, intptr_t C, intptr_t inner);
 typedef void (*mlk_prelu_bwd_f64_fn)(const double *g, const double *x, const double *alpha, double *gx, double *galpha, intptr_t outer, intptr_t C, intptr_t inner);
 
+/* row-wise: `outer` slabs of (n x cols) with row stride ld (see mlk_rowwise_tmpl.h) */
+typedef void (*mlk_rowwise_f32_fn)(int op, const float *a, const float *b, float *y, intptr_t outer, intptr_t n, intptr_t cols, intptr_t ld);
+typedef void (*mlk_rowwise_f64_fn)(int op, const double *a, const double *b, double *y, intptr_t outer, intptr_t n, intptr_t cols, intptr_t ld);
+typedef void (*mlk_argmax_f32_fn)(const float *x, int64_t *out, intptr_t outer, intptr_t n, intptr_t cols, intptr_t ld);
+typedef void (*mlk_argmax_f64_fn)(const double *x, int64_t *out, intptr_t outer, intptr_t n, intptr_t cols, intptr_t ld);
+
 typedef struct {
     mlk_unary_f32_fn unary_f32;
     mlk_unary_f64_fn unary_f64;
@@ -65,6 +79,10 @@ typedef struct {
     mlk_prelu_f64_fn prelu_f64;
     mlk_prelu_bwd_f32_fn prelu_bwd_f32;
     mlk_prelu_bwd_f64_fn prelu_bwd_f64;
+    mlk_rowwise_f32_fn rowwise_f32;
+    mlk_rowwise_f64_fn rowwise_f64;
+    mlk_argmax_f32_fn argmax_f32;
+    mlk_argmax_f64_fn argmax_f64;
 } mlk_kernel_table;
 
 /* the table in use; set by mlk_dispatch_init */

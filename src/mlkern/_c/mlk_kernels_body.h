@@ -8,6 +8,7 @@
 #define MLK_F(name) name##_f32
 #define MLK_K(name) MLK_ISA_SUFFIX(name##_f32)
 #include "mlk_kernels_tmpl.h"
+#include "mlk_rowwise_tmpl.h"
 #undef MLK_T
 #undef MLK_F
 #undef MLK_K
@@ -16,6 +17,7 @@
 #define MLK_F(name) name##_f64
 #define MLK_K(name) MLK_ISA_SUFFIX(name##_f64)
 #include "mlk_kernels_tmpl.h"
+#include "mlk_rowwise_tmpl.h"
 #undef MLK_T
 #undef MLK_F
 #undef MLK_K

@@ -1,0 +1,418 @@
+/*
+ * mlk_rowwise_tmpl.h -- the softmax family and argmax along one axis,
+ * written once over MLK_T / MLK_F / MLK_K (instantiated by mlk_kernels_body.h
+ * for float32 and float64 at every ISA level, like mlk_kernels_tmpl.h).
+ *
+ * The array is seen as (outer, n, inner), C-contiguous, reduced over n.
+ *   Row mode (inner == 1): each row is contiguous; the passes vectorise
+ *     along the row.  Rows shorter than MLK_RW_SHORT are done in blocks of
+ *     rows so that the exponentials still run as one long vector loop.
+ *   Column mode (inner > 1): element (o, j, c) is at o*n*ld + j*ld + c.  The
+ *     reduced axis is walked with stride ld and the loops vectorise across
+ *     the contiguous columns c, with per-column accumulators on the stack
+ *     (no transposed copy).  Columns are taken MLK_RW_CB at a time.
+ *
+ * Numerics, shared by every caller:
+ *   m = max of the row (NaN ignored here; a NaN still reaches the sum).
+ *   e_j = 2^S e^{x_j - m} (mlk_expneg_scaled: exact scale, one rounding).
+ *   softmax      y_j = e_j * (1 / sum e)        sums accumulated in double
+ *   logsumexp    m + log1p(R),  R = sum_{x_j < m} e^{x_j-m} + (#max - 1)
+ *   log_softmax  (x_j - m) - log1p(R)
+ * R excludes the maximal elements exactly (their e is 1), so
+ * logsumexp([0, -40]) = e^-40 and log_softmax of a dominant element is
+ * -R, both to full relative precision (SciPy issue 18295).
+ * Rows whose max is not finite (+inf, or every element -inf/NaN) follow
+ * scipy.special: softmax NaN; logsumexp +inf, or -inf for an all -inf row,
+ * or NaN if the row holds a NaN; log_softmax x_j - logsumexp with the
+ * shift taken as 0 (so [inf, 0] -> [nan, -inf]).  These rows are rare and
+ * are patched after the branch-free main loops by a scalar routine.
+ *
+ * `restrict` is used although an output may equal an input (in-place):
+ * every pass reads and writes the same index, never a partial overlap.
+ */
+#ifndef MLK_RW_CB
+#define MLK_RW_CB 256          /* columns per block in column mode */
+#define MLK_RW_SHORT 64        /* rows shorter than this: block mode */
+#define MLK_RW_SBLK 2048       /* elements per block of short rows */
+#define MLK_RW_ABLK 64         /* argmax: elements per scan block */
+#endif
+
+#define MLK_RW_SCALE MLK_F(MLK_EXPNEG_SCALE)
+#define MLK_RW_UNSCALE MLK_F(MLK_EXPNEG_UNSCALE)
+
+/* ---- shared row pieces ------------------------------------------------ */
+
+MLK_INLINE MLK_T MLK_F(mlk_rw_max)(const MLK_T *restrict x, intptr_t n) {
+    MLK_T m = (MLK_T)-INFINITY;
+#pragma omp simd reduction(max:m)
+    for (intptr_t j = 0; j < n; j++) m = x[j] > m ? x[j] : m;
+    return m;
+}
+
+/* the scalar max of a short row (no vector set-up for 10 elements) */
+MLK_INLINE MLK_T MLK_F(mlk_rw_max_short)(const MLK_T *restrict x, intptr_t n) {
+    MLK_T m = (MLK_T)-INFINITY;
+    for (intptr_t j = 0; j < n; j++) m = x[j] > m ? x[j] : m;
+    return m;
+}
+
+MLK_INLINE int MLK_F(mlk_rw_finite)(MLK_T m) {
+    return m - m == 0;          /* false for +-inf and NaN */
+}
+
+/* R -> log1p(R), in the working precision (R >= 0) */
+MLK_INLINE MLK_T MLK_F(mlk_rw_log1p)(double r) {
+    return MLK_F(mlk_log1p)((MLK_T)r);
+}
+
+/* a row (contiguous, or strided by ld) whose max m is not finite:
+   the scipy.special results, computed directly */
+static MLK_T MLK_F(mlk_rw_lse_special)(const MLK_T *x, intptr_t n, intptr_t ld, MLK_T m) {
+    int nan = 0;
+    for (intptr_t j = 0; j < n; j++) nan |= x[j * ld] != x[j * ld];
+    if (nan || m != m) return (MLK_T)NAN;
+    return m;                   /* +inf, or -inf for an all -inf (or empty) row */
+}
+
+static void MLK_F(mlk_rw_logsm_special)(const MLK_T *x, MLK_T *y, intptr_t n, intptr_t ld, MLK_T m) {
+    const MLK_T L = MLK_F(mlk_rw_lse_special)(x, n, ld, m);
+    for (intptr_t j = 0; j < n; j++) y[j * ld] = x[j * ld] - L;
+}
+
+/* ---- row mode, long rows ------------------------------------------------ */
+
+static void MLK_F(mlk_rw_softmax_row)(const MLK_T *restrict x, MLK_T *restrict y, intptr_t n) {
+    const MLK_T m = MLK_F(mlk_rw_max)(x, n);
+    double s = 0.0;
+#pragma omp simd reduction(+:s)
+    for (intptr_t j = 0; j < n; j++) {
+        const MLK_T e = MLK_F(mlk_expneg_scaled)(x[j] - m);
+        y[j] = e;
+        s += (double)e;
+    }
+    const MLK_T r = (MLK_T)(1.0 / s);
+    for (intptr_t j = 0; j < n; j++) y[j] *= r;
+}
+
+/* R of the row (see the header) for a finite max m */
+MLK_INLINE double MLK_F(mlk_rw_rest)(const MLK_T *restrict x, intptr_t n, MLK_T m) {
+    double acc = 0.0, cnt = 0.0;
+#pragma omp simd reduction(+:acc, cnt)
+    for (intptr_t j = 0; j < n; j++) {
+        const MLK_T d = x[j] - m;
+        const MLK_T e = MLK_F(mlk_expneg_scaled)(d);
+        acc += d == 0 ? 0.0 : (double)e;
+        cnt += d == 0 ? 1.0 : 0.0;
+    }
+    return acc * (double)MLK_RW_UNSCALE + (cnt - 1.0);
+}
+
+static MLK_T MLK_F(mlk_rw_lse_row)(const MLK_T *restrict x, intptr_t n) {
+    const MLK_T m = MLK_F(mlk_rw_max)(x, n);
+    if (!MLK_F(mlk_rw_finite)(m)) return MLK_F(mlk_rw_lse_special)(x, n, 1, m);
+    return m + MLK_F(mlk_rw_log1p)(MLK_F(mlk_rw_rest)(x, n, m));
+}
+
+static void MLK_F(mlk_rw_logsm_row)(const MLK_T *restrict x, MLK_T *restrict y, intptr_t n) {
+    const MLK_T m = MLK_F(mlk_rw_max)(x, n);
+    if (!MLK_F(mlk_rw_finite)(m)) { MLK_F(mlk_rw_logsm_special)(x, y, n, 1, m); return; }
+    const MLK_T L = MLK_F(mlk_rw_log1p)(MLK_F(mlk_rw_rest)(x, n, m));
+    for (intptr_t j = 0; j < n; j++) y[j] = (x[j] - m) - L;
+}
+
+/* ---- row mode, short rows: blocks of rows, one flat exp loop ------------ */
+
+static void MLK_F(mlk_rw_short)(int op, const MLK_T *restrict x, MLK_T *restrict y,
+                                intptr_t rows, intptr_t n) {
+    MLK_T d[MLK_RW_SBLK];
+    MLK_T m[MLK_RW_SBLK];
+    double R[MLK_RW_SBLK];
+    MLK_T L[MLK_RW_SBLK];
+    const intptr_t rb = MLK_RW_SBLK / n;           /* rows per block, >= 32 */
+    for (intptr_t r0 = 0; r0 < rows; r0 += rb) {
+        const intptr_t nr = rows - r0 < rb ? rows - r0 : rb;
+        const MLK_T *xb = x + r0 * n;
+        const intptr_t ne = nr * n;
+        for (intptr_t r = 0; r < nr; r++) m[r] = MLK_F(mlk_rw_max_short)(xb + r * n, n);
+        for (intptr_t r = 0; r < nr; r++) {
+            const MLK_T mr = m[r];
+            for (intptr_t j = 0; j < n; j++) d[r * n + j] = xb[r * n + j] - mr;
+        }
+        if (op == MLK_SOFTMAX) {
+            MLK_T *yb = y + r0 * n;
+            for (intptr_t i = 0; i < ne; i++) yb[i] = MLK_F(mlk_expneg_scaled)(d[i]);
+            for (intptr_t r = 0; r < nr; r++) {
+                double s = 0.0;
+                for (intptr_t j = 0; j < n; j++) s += (double)yb[r * n + j];
+                R[r] = s;
+            }
+            for (intptr_t r = 0; r < nr; r++) L[r] = (MLK_T)(1.0 / R[r]);
+            for (intptr_t r = 0; r < nr; r++) {
+                const MLK_T q = L[r];
+                for (intptr_t j = 0; j < n; j++) yb[r * n + j] *= q;
+            }
+            continue;
+        }
+        /* logsumexp / log_softmax: e of the non-maximal elements, then R */
+        MLK_T e[MLK_RW_SBLK];
+        for (intptr_t i = 0; i < ne; i++) {
+            const MLK_T di = d[i];
+            e[i] = di == 0 ? 0 : MLK_F(mlk_expneg_scaled)(di);
+        }
+        for (intptr_t r = 0; r < nr; r++) {
+            double acc = 0.0, cnt = 0.0;
+            for (intptr_t j = 0; j < n; j++) {
+                acc += (double)e[r * n + j];
+                cnt += d[r * n + j] == 0 ? 1.0 : 0.0;
+            }
+            R[r] = acc * (double)MLK_RW_UNSCALE + (cnt - 1.0);
+        }
+        for (intptr_t r = 0; r < nr; r++) L[r] = MLK_F(mlk_log1p)((MLK_T)R[r]);
+        if (op == MLK_LOGSUMEXP) {
+            MLK_T *yb = y + r0;
+            for (intptr_t r = 0; r < nr; r++) yb[r] = m[r] + L[r];
+            for (intptr_t r = 0; r < nr; r++)
+                if (!MLK_F(mlk_rw_finite)(m[r]))
+                    yb[r] = MLK_F(mlk_rw_lse_special)(xb + r * n, n, 1, m[r]);
+        } else {
+            MLK_T *yb = y + r0 * n;
+            for (intptr_t r = 0; r < nr; r++) {
+                const MLK_T q = L[r];
+                for (intptr_t j = 0; j < n; j++) yb[r * n + j] = d[r * n + j] - q;
+            }
+            for (intptr_t r = 0; r < nr; r++)
+                if (!MLK_F(mlk_rw_finite)(m[r]))
+                    MLK_F(mlk_rw_logsm_special)(xb + r * n, yb + r * n, n, 1, m[r]);
+        }
+    }
+}
+
+/* ---- column mode: vectorised across the contiguous inner columns -------- */
+
+/* one (n x cb) slab: element (j, c) at x[j*ld + c]; logsumexp writes y[c] */
+static void MLK_F(mlk_rw_cols)(int op, const MLK_T *restrict x, MLK_T *restrict y,
+                               intptr_t n, intptr_t cb, intptr_t ld) {
+    MLK_T m[MLK_RW_CB];
+    double acc[MLK_RW_CB];
+    double cnt[MLK_RW_CB];
+    MLK_T q[MLK_RW_CB];
+    for (intptr_t c = 0; c < cb; c++) m[c] = (MLK_T)-INFINITY;
+    for (intptr_t j = 0; j < n; j++) {
+        const MLK_T *xr = x + j * ld;
+        for (intptr_t c = 0; c < cb; c++) m[c] = xr[c] > m[c] ? xr[c] : m[c];
+    }
+    for (intptr_t c = 0; c < cb; c++) { acc[c] = 0.0; cnt[c] = 0.0; }
+    if (op == MLK_SOFTMAX) {
+        for (intptr_t j = 0; j < n; j++) {
+            const MLK_T *xr = x + j * ld;
+            MLK_T *yr = y + j * ld;
+            for (intptr_t c = 0; c < cb; c++) {
+                const MLK_T e = MLK_F(mlk_expneg_scaled)(xr[c] - m[c]);
+                yr[c] = e;
+                acc[c] += (double)e;
+            }
+        }
+        for (intptr_t c = 0; c < cb; c++) q[c] = (MLK_T)(1.0 / acc[c]);
+        for (intptr_t j = 0; j < n; j++) {
+            MLK_T *yr = y + j * ld;
+            for (intptr_t c = 0; c < cb; c++) yr[c] *= q[c];
+        }
+        return;
+    }
+    for (intptr_t j = 0; j < n; j++) {
+        const MLK_T *xr = x + j * ld;
+        for (intptr_t c = 0; c < cb; c++) {
+            const MLK_T d = xr[c] - m[c];
+            const MLK_T e = MLK_F(mlk_expneg_scaled)(d);
+            acc[c] += d == 0 ? 0.0 : (double)e;
+            cnt[c] += d == 0 ? 1.0 : 0.0;
+        }
+    }
+    for (intptr_t c = 0; c < cb; c++)
+        q[c] = MLK_F(mlk_log1p)((MLK_T)(acc[c] * (double)MLK_RW_UNSCALE + (cnt[c] - 1.0)));
+    if (op == MLK_LOGSUMEXP) {
+        for (intptr_t c = 0; c < cb; c++) y[c] = m[c] + q[c];
+        for (intptr_t c = 0; c < cb; c++)
+            if (!MLK_F(mlk_rw_finite)(m[c])) y[c] = MLK_F(mlk_rw_lse_special)(x + c, n, ld, m[c]);
+        return;
+    }
+    for (intptr_t j = 0; j < n; j++) {
+        const MLK_T *xr = x + j * ld;
+        MLK_T *yr = y + j * ld;
+        for (intptr_t c = 0; c < cb; c++) yr[c] = (xr[c] - m[c]) - q[c];
+    }
+    for (intptr_t c = 0; c < cb; c++)
+        if (!MLK_F(mlk_rw_finite)(m[c])) MLK_F(mlk_rw_logsm_special)(x + c, y + c, n, ld, m[c]);
+}
+
+/* ---- backward ------------------------------------------------------------ */
+
+/* softmax:      out = y (g - sum g y)
+   log_softmax:  out = g - e^y sum g */
+static void MLK_F(mlk_rw_bwd_row)(int op, const MLK_T *restrict g, const MLK_T *restrict s,
+                                  MLK_T *restrict o, intptr_t n) {
+    double acc = 0.0;
+    if (op == MLK_SOFTMAX_BWD) {
+#pragma omp simd reduction(+:acc)
+        for (intptr_t j = 0; j < n; j++) acc += (double)g[j] * (double)s[j];
+        const MLK_T dot = (MLK_T)acc;
+        for (intptr_t j = 0; j < n; j++) o[j] = s[j] * (g[j] - dot);
+    } else {
+#pragma omp simd reduction(+:acc)
+        for (intptr_t j = 0; j < n; j++) acc += (double)g[j];
+        const MLK_T sg = (MLK_T)acc;
+        for (intptr_t j = 0; j < n; j++) o[j] = g[j] - MLK_F(mlk_exp)(s[j]) * sg;
+    }
+}
+
+static void MLK_F(mlk_rw_bwd_cols)(int op, const MLK_T *restrict g, const MLK_T *restrict s,
+                                   MLK_T *restrict o, intptr_t n, intptr_t cb, intptr_t ld) {
+    double acc[MLK_RW_CB];
+    MLK_T q[MLK_RW_CB];
+    for (intptr_t c = 0; c < cb; c++) acc[c] = 0.0;
+    if (op == MLK_SOFTMAX_BWD) {
+        for (intptr_t j = 0; j < n; j++) {
+            const MLK_T *gr = g + j * ld, *sr = s + j * ld;
+            for (intptr_t c = 0; c < cb; c++) acc[c] += (double)gr[c] * (double)sr[c];
+        }
+        for (intptr_t c = 0; c < cb; c++) q[c] = (MLK_T)acc[c];
+        for (intptr_t j = 0; j < n; j++) {
+            const MLK_T *gr = g + j * ld, *sr = s + j * ld;
+            MLK_T *orow = o + j * ld;
+            for (intptr_t c = 0; c < cb; c++) orow[c] = sr[c] * (gr[c] - q[c]);
+        }
+    } else {
+        for (intptr_t j = 0; j < n; j++) {
+            const MLK_T *gr = g + j * ld;
+            for (intptr_t c = 0; c < cb; c++) acc[c] += (double)gr[c];
+        }
+        for (intptr_t c = 0; c < cb; c++) q[c] = (MLK_T)acc[c];
+        for (intptr_t j = 0; j < n; j++) {
+            const MLK_T *gr = g + j * ld, *sr = s + j * ld;
+            MLK_T *orow = o + j * ld;
+            for (intptr_t c = 0; c < cb; c++) orow[c] = gr[c] - MLK_F(mlk_exp)(sr[c]) * q[c];
+        }
+    }
+}
+
+/* ---- the entry point ---------------------------------------------------- */
+
+/* op on `outer` slabs of (n x cols), row stride ld (ld == 1 and cols == 1:
+   contiguous rows of n).  a: x (forward) or grad_output (backward); b: the
+   saved output (backward only); y: the result (logsumexp: outer x ld, row
+   stride ld, already offset to the first column). */
+void MLK_K(mlk_rowwise)(int op, const MLK_T *restrict a, const MLK_T *restrict b,
+                        MLK_T *restrict y, intptr_t outer, intptr_t n, intptr_t cols,
+                        intptr_t ld) {
+    const int bwd = op == MLK_SOFTMAX_BWD || op == MLK_LOG_SOFTMAX_BWD;
+    if (n <= 0) return;
+    if (ld == 1 && cols == 1) {
+        if (bwd) {
+            for (intptr_t r = 0; r < outer; r++)
+                MLK_F(mlk_rw_bwd_row)(op, a + r * n, b + r * n, y + r * n, n);
+        } else if (n < MLK_RW_SHORT) {
+            MLK_F(mlk_rw_short)(op, a, y, outer, n);
+        } else if (op == MLK_SOFTMAX) {
+            for (intptr_t r = 0; r < outer; r++) MLK_F(mlk_rw_softmax_row)(a + r * n, y + r * n, n);
+        } else if (op == MLK_LOG_SOFTMAX) {
+            for (intptr_t r = 0; r < outer; r++) MLK_F(mlk_rw_logsm_row)(a + r * n, y + r * n, n);
+        } else {
+            for (intptr_t r = 0; r < outer; r++) y[r] = MLK_F(mlk_rw_lse_row)(a + r * n, n);
+        }
+        return;
+    }
+    for (intptr_t o = 0; o < outer; o++) {
+        const intptr_t base = o * n * ld;
+        for (intptr_t c0 = 0; c0 < cols; c0 += MLK_RW_CB) {
+            const intptr_t cb = cols - c0 < MLK_RW_CB ? cols - c0 : MLK_RW_CB;
+            if (bwd)
+                MLK_F(mlk_rw_bwd_cols)(op, a + base + c0, b + base + c0, y + base + c0, n, cb, ld);
+            else if (op == MLK_LOGSUMEXP)
+                MLK_F(mlk_rw_cols)(op, a + base + c0, y + o * ld + c0, n, cb, ld);
+            else
+                MLK_F(mlk_rw_cols)(op, a + base + c0, y + base + c0, n, cb, ld);
+        }
+    }
+}
+
+/* ---- argmax ---------------------------------------------------------------
+ * NumPy's semantics: the first maximum; a NaN counts as larger than every
+ * number and the first NaN wins.  Long rows: one pass in blocks of
+ * MLK_RW_ABLK; each block's max (and whether it holds a NaN) is a
+ * branch-free vector reduction, and only the first block that raises the
+ * running max is remembered, then rescanned (<= MLK_RW_ABLK elements) for
+ * the first index.  A block with a NaN ends the scan.  Short rows and
+ * columns: a running (best, index) pair per row / column, updated with
+ * selects: take = !(v <= best) && best == best (a NaN v is taken unless a
+ * NaN is already held).
+ */
+static int64_t MLK_F(mlk_argmax_long)(const MLK_T *restrict x, intptr_t n) {
+    MLK_T best = (MLK_T)-INFINITY;
+    intptr_t bblk = 0;
+    for (intptr_t b0 = 0; b0 < n; b0 += MLK_RW_ABLK) {
+        const intptr_t e = b0 + MLK_RW_ABLK < n ? b0 + MLK_RW_ABLK : n;
+        MLK_T bm = (MLK_T)-INFINITY;
+        int nan = 0;
+#pragma omp simd reduction(max:bm) reduction(|:nan)
+        for (intptr_t j = b0; j < e; j++) {
+            const MLK_T v = x[j];
+            bm = v > bm ? v : bm;
+            nan |= v != v;
+        }
+        if (nan) {
+            for (intptr_t j = b0; j < e; j++)
+                if (x[j] != x[j]) return j;
+        }
+        if (bm > best) { best = bm; bblk = b0; }
+    }
+    /* the first element equal to best (an all -inf row: index 0) */
+    const intptr_t e = bblk + MLK_RW_ABLK < n ? bblk + MLK_RW_ABLK : n;
+    for (intptr_t j = bblk; j < e; j++)
+        if (x[j] == best) return j;
+    return 0;
+}
+
+MLK_INLINE int64_t MLK_F(mlk_argmax_short)(const MLK_T *restrict x, intptr_t n) {
+    MLK_T best = x[0];
+    int64_t bi = 0;
+    for (intptr_t j = 1; j < n; j++) {
+        const MLK_T v = x[j];
+        const int take = !(v <= best) & (best == best);
+        best = take ? v : best;
+        bi = take ? (int64_t)j : bi;
+    }
+    return bi;
+}
+
+void MLK_K(mlk_argmax)(const MLK_T *restrict x, int64_t *restrict out, intptr_t outer,
+                       intptr_t n, intptr_t cols, intptr_t ld) {
+    if (n <= 0) return;
+    if (ld == 1 && cols == 1) {
+        if (n < 2 * MLK_RW_ABLK) {
+            for (intptr_t r = 0; r < outer; r++) out[r] = MLK_F(mlk_argmax_short)(x + r * n, n);
+        } else {
+            for (intptr_t r = 0; r < outer; r++) out[r] = MLK_F(mlk_argmax_long)(x + r * n, n);
+        }
+        return;
+    }
+    MLK_T best[MLK_RW_CB];
+    int64_t bi[MLK_RW_CB];
+    for (intptr_t o = 0; o < outer; o++) {
+        const MLK_T *xo = x + o * n * ld;
+        for (intptr_t c0 = 0; c0 < cols; c0 += MLK_RW_CB) {
+            const intptr_t cb = cols - c0 < MLK_RW_CB ? cols - c0 : MLK_RW_CB;
+            const MLK_T *x0 = xo + c0;
+            for (intptr_t c = 0; c < cb; c++) { best[c] = x0[c]; bi[c] = 0; }
+            for (intptr_t j = 1; j < n; j++) {
+                const MLK_T *xr = x0 + j * ld;
+                for (intptr_t c = 0; c < cb; c++) {
+                    const MLK_T v = xr[c], bv = best[c];
+                    const int take = !(v <= bv) & (bv == bv);
+                    best[c] = take ? v : bv;
+                    bi[c] = take ? (int64_t)j : bi[c];
+                }
+            }
+            for (intptr_t c = 0; c < cb; c++) out[o * ld + c0 + c] = bi[c];
+        }
+    }
+}

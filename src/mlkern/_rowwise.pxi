@@ -1,0 +1,168 @@
+# Row-wise drivers (included by _elementwise.pyx): the split of an
+# (outer, n, inner) C-contiguous array into units of work, the prange, the
+# GIL release.  The kernels are in _c/mlk_rowwise_tmpl.h; the checks,
+# layouts and out= handling in rowwise.py, which calls these *_raw functions.
+#
+# A unit is one row (inner == 1) or one (outer index, block of up to
+# ROW_CB columns) slab (inner > 1).  Units are split evenly over the team;
+# a call below the work threshold (or with fewer units than threads) runs
+# on the calling thread with no OpenMP region.
+
+DEF ROW_CB = 256      # columns per unit in column mode (= MLK_RW_CB)
+
+cdef inline void _call_rowwise(int op, const real *a, const real *b, real *y,
+                               Py_ssize_t outer, Py_ssize_t n, Py_ssize_t cols,
+                               Py_ssize_t ld) noexcept nogil:
+    if real is float:
+        mlk_kt.rowwise_f32(op, a, b, y, outer, n, cols, ld)
+    else:
+        mlk_kt.rowwise_f64(op, a, b, y, outer, n, cols, ld)
+
+cdef inline void _call_argmax(const real *x, int64_t *out, Py_ssize_t outer, Py_ssize_t n,
+                              Py_ssize_t cols, Py_ssize_t ld) noexcept nogil:
+    if real is float:
+        mlk_kt.argmax_f32(x, out, outer, n, cols, ld)
+    else:
+        mlk_kt.argmax_f64(x, out, outer, n, cols, ld)
+
+cdef inline int _row_threads(Py_ssize_t units, Py_ssize_t total, int cost) noexcept nogil:
+    cdef int nt = _threads_for(total, cost)
+    if units < nt:
+        return 1
+    return nt
+
+cdef void _unit_range(const real *a, const real *b, real *y, int64_t *iy, int op,
+                      Py_ssize_t u0, Py_ssize_t u1, Py_ssize_t n, Py_ssize_t inner,
+                      Py_ssize_t nblk) noexcept nogil:
+    """Units [u0, u1): rows (inner == 1) or column blocks (inner > 1).
+    op < 0: argmax into iy."""
+    cdef Py_ssize_t u, o, c0, cb, base, ybase
+    if inner == 1:
+        if op < 0:
+            _call_argmax(a + u0 * n, iy + u0, u1 - u0, n, 1, 1)
+        elif op == MLK_LOGSUMEXP:
+            _call_rowwise(op, a + u0 * n, b, y + u0, u1 - u0, n, 1, 1)
+        else:
+            _call_rowwise(op, a + u0 * n, b + u0 * n, y + u0 * n, u1 - u0, n, 1, 1)
+        return
+    for u in range(u0, u1):
+        o = u // nblk
+        c0 = (u - o * nblk) * ROW_CB
+        cb = inner - c0
+        if cb > ROW_CB:
+            cb = ROW_CB
+        base = o * n * inner + c0
+        ybase = o * inner + c0
+        if op < 0:
+            _call_argmax(a + base, iy + ybase, 1, n, cb, inner)
+        elif op == MLK_LOGSUMEXP:
+            _call_rowwise(op, a + base, b, y + ybase, 1, n, cb, inner)
+        else:
+            _call_rowwise(op, a + base, b + base, y + base, 1, n, cb, inner)
+
+cdef void _run_rowwise(int op, const real *a, const real *b, real *y, int64_t *iy,
+                       Py_ssize_t outer, Py_ssize_t n, Py_ssize_t inner, int cost) noexcept nogil:
+    cdef Py_ssize_t nblk = 1, units, per, k, u0, u1
+    cdef int nt
+    if inner > 1:
+        nblk = (inner + ROW_CB - 1) // ROW_CB
+    units = outer * nblk
+    nt = _row_threads(units, outer * n * inner, cost)
+    if nt <= 1:
+        _unit_range(a, b, y, iy, op, 0, units, n, inner, nblk)
+        return
+    for k in prange(nt, num_threads=nt, schedule='static'):
+        u0 = (units * k) // nt
+        u1 = (units * (k + 1)) // nt
+        if u1 > u0:
+            _unit_range(a, b, y, iy, op, u0, u1, n, inner, nblk)
+
+
+def rowwise_raw(int op, cnp.ndarray a, cnp.ndarray b, cnp.ndarray y, Py_ssize_t outer,
+                Py_ssize_t n, Py_ssize_t inner, int cost=4):
+    """Row-wise op on C-contiguous arrays of one float dtype viewed as
+    (outer, n, inner), reduced over n.  b: the saved output (backward ops),
+    else ignored (pass a).  y: same shape as a, or (outer, inner) for
+    logsumexp.  No checks beyond the dtype: rowwise.py validates."""
+    cdef int tn = cnp.PyArray_TYPE(a)
+    if op < 0 or op >= MLK_N_ROWWISE:
+        raise ValueError("unknown row-wise op")
+    if n <= 0 or outer <= 0 or inner <= 0:
+        return y
+    if tn == cnp.NPY_DOUBLE:
+        with nogil:
+            _run_rowwise(op, <const double *>cnp.PyArray_DATA(a), <const double *>cnp.PyArray_DATA(b),
+                         <double *>cnp.PyArray_DATA(y), NULL, outer, n, inner, cost)
+    elif tn == cnp.NPY_FLOAT:
+        with nogil:
+            _run_rowwise(op, <const float *>cnp.PyArray_DATA(a), <const float *>cnp.PyArray_DATA(b),
+                         <float *>cnp.PyArray_DATA(y), NULL, outer, n, inner, cost)
+    else:
+        raise TypeError("internal: rowwise_raw needs float32 or float64")
+    return y
+
+
+cdef int64_t _argmax_flat(const real *x, Py_ssize_t n) noexcept nogil:
+    """argmax of one long row, split over the team: each thread scans a
+    chunk, then the chunks are combined in order (the first chunk holding a
+    NaN wins, else the largest value, the earlier chunk on ties)."""
+    cdef int nt = _threads_for(n, 1)
+    cdef int64_t idx[64]
+    cdef Py_ssize_t chunk, k, s0, m
+    cdef int64_t best
+    cdef real bv, v
+    if nt > 64:
+        nt = 64
+    if nt <= 1:
+        _call_argmax(x, idx, 1, n, 1, 1)
+        return idx[0]
+    chunk = (((n + nt - 1) // nt) + 63) & ~(<Py_ssize_t>63)
+    for k in prange(nt, num_threads=nt, schedule='static'):
+        s0 = k * chunk
+        m = n - s0
+        if m > chunk:
+            m = chunk
+        if m > 0:
+            _call_argmax(x + s0, &idx[k], 1, m, 1, 1)
+            idx[k] = idx[k] + s0
+        else:
+            idx[k] = -1
+    best = idx[0]
+    bv = x[best]
+    for k in range(1, nt):
+        if idx[k] < 0 or bv != bv:
+            break
+        v = x[idx[k]]
+        if v != v or v > bv:
+            best = idx[k]
+            bv = v
+    return best
+
+
+def argmax_raw(cnp.ndarray x, cnp.ndarray out, Py_ssize_t outer, Py_ssize_t n, Py_ssize_t inner):
+    """argmax over n of C-contiguous float x viewed as (outer, n, inner) into
+    the C-contiguous int64 out of shape (outer, inner).  n >= 1."""
+    cdef int tn = cnp.PyArray_TYPE(x)
+    cdef int64_t *po = <int64_t *>cnp.PyArray_DATA(out)
+    if n <= 0:
+        raise ValueError("internal: argmax of an empty axis")
+    if outer <= 0 or inner <= 0:
+        return out
+    if outer == 1 and inner == 1:
+        with nogil:
+            if tn == cnp.NPY_DOUBLE:
+                po[0] = _argmax_flat(<const double *>cnp.PyArray_DATA(x), n)
+            else:
+                po[0] = _argmax_flat(<const float *>cnp.PyArray_DATA(x), n)
+        return out
+    if tn == cnp.NPY_DOUBLE:
+        with nogil:
+            _run_rowwise(-1, <const double *>cnp.PyArray_DATA(x), <const double *>NULL,
+                         <double *>NULL, po, outer, n, inner, 1)
+    elif tn == cnp.NPY_FLOAT:
+        with nogil:
+            _run_rowwise(-1, <const float *>cnp.PyArray_DATA(x), <const float *>NULL,
+                         <float *>NULL, po, outer, n, inner, 1)
+    else:
+        raise TypeError("internal: argmax_raw needs float32 or float64")
+    return out

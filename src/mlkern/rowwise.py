@@ -1,0 +1,433 @@
+"""Row-wise functions along one axis: the softmax family and argmax.
+
+Every function follows SPEC.md's conventions (float32/float64 kept,
+integers and bools computed in float64, float16 computed in float32 and
+returned as float16, complex refused; any layout; ``out=`` checked and
+allowed to alias the input) and takes any ``axis``, negative included.  A
+0-d input raises ``ValueError`` (there is no axis to reduce), as NumPy's
+reductions do.
+
+Layouts: the kernels see the array as (outer, n, inner), C-contiguous, and
+reduce over n.  A C-contiguous input is used as it is, whatever the axis:
+for a non-last axis the kernel walks the reduced axis with a stride and
+vectorises across the contiguous inner columns -- no transposed copy.  An
+F-contiguous input is used through its (C-contiguous) transpose.  Any other
+layout is copied once, to C order.
+
+The math is in ``_c/mlk_rowwise_tmpl.h``: max, then one fused
+exp-and-sum pass (sums in float64, float32 included), then the scale.
+Non-finite rows follow ``scipy.special``: a row with a +inf, or of all
+-inf, gives NaN in softmax; logsumexp gives +inf, -inf for an all -inf or
+empty row, NaN when the row holds a NaN; log_softmax is x - logsumexp(x)
+with scipy's shift of 0 for such rows (``[inf, 0] -> [nan, -inf]``).  A NaN
+makes only its own row NaN.
+"""
+import math
+import operator
+
+import numpy as np
+
+from . import _elementwise as _ew
+from ._validation import (_as_layout, as_float_array, check_out, compute_dtype, finish,
+                          result_array)
+
+__all__ = ["softmax", "log_softmax", "logsumexp", "softmax_backward",
+           "log_softmax_backward", "softmax_jacobian", "argmax"]
+
+# op codes: must match the enum in _c/mlk_kernels.h
+_SOFTMAX, _LOG_SOFTMAX, _LOGSUMEXP, _SOFTMAX_BWD, _LOG_SOFTMAX_BWD = range(5)
+
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
+_I64 = np.dtype(np.int64)
+
+
+def check_axis(axis, ndim, fname):
+    """axis as a non-negative int < ndim; ValueError for a 0-d input or an
+    axis out of range, TypeError for a non-integer axis."""
+    if ndim == 0:
+        raise ValueError(f"{fname}: a 0-d input has no axis to reduce")
+    try:
+        a = operator.index(axis)
+    except TypeError:
+        raise TypeError(f"{fname}: axis must be an integer, got {type(axis).__name__}") from None
+    if not -ndim <= a < ndim:
+        raise ValueError(f"{fname}: axis {axis} is out of range for an array of "
+                         f"dimension {ndim}")
+    return a % ndim
+
+
+def _oriented(arr, axis):
+    """A C-contiguous view of the C- or F-contiguous arr, the axis in that
+    view, and whether the view is the transpose."""
+    if arr.flags.c_contiguous:
+        return arr, axis, False
+    return arr.T, arr.ndim - 1 - axis, True
+
+
+def _dims(shape, axis):
+    return math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:])
+
+
+def _reduced_out(out, w, ax, keepdims, tr, dtype):
+    """The user's out= as the kernel's (outer, inner) C-contiguous target
+    in the working orientation, or None if it cannot take it directly."""
+    if out is None or out.dtype != dtype or not out.dtype.isnative or not out.flags.aligned:
+        return None
+    ov = np.squeeze(out, axis=ax) if keepdims else out
+    if tr:
+        ov = ov.T
+    if not ov.flags.c_contiguous or np.may_share_memory(ov, w):
+        return None
+    return ov
+
+
+# ------------------------------------------------------------ forward
+def _forward(op, fname, x, axis, out):
+    arr, rdt = as_float_array(x, "x")
+    ax = check_axis(axis, arr.ndim, fname)
+    if out is not None:
+        check_out(out, arr.shape, rdt)
+    res = result_array(arr, out, rdt)
+    w, wax, tr = _oriented(arr, ax)
+    if arr.size:
+        outer, n, inner = _dims(w.shape, wax)
+        _ew.rowwise_raw(op, w, w, res.T if tr else res, outer, n, inner, 4)
+    return finish(res, out, rdt, False)
+
+
+def softmax(x, axis=-1, *, out=None):
+    """Softmax along ``axis``: ``exp(x - max) / sum(exp(x - max))``.
+
+    Parameters
+    ----------
+    x : array_like
+    axis : int, optional
+        The axis to normalise over (default -1).  Any axis of a
+        C-contiguous input is processed without a transposed copy.
+    out : ndarray, optional
+        Result array (same shape and dtype as the result); may be ``x``.
+
+    Returns
+    -------
+    ndarray
+        Same shape as ``x``; each row sums to 1 within eps*(4 + log2 n).
+
+    Notes
+    -----
+    The row sums are accumulated in float64 (float32 input included).  A
+    row of all ``-inf`` or with a ``+inf`` gives NaN, as
+    ``scipy.special.softmax`` does; a NaN makes its own row NaN.
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> mlkern.softmax([1000.0, 0.0, 0.0, 0.0]).tolist()
+    [1.0, 0.0, 0.0, 0.0]
+    >>> [round(v, 6) for v in mlkern.softmax([0.0, 1.0, 2.0]).tolist()]
+    [0.090031, 0.244728, 0.665241]
+    """
+    return _forward(_SOFTMAX, "softmax", x, axis, out)
+
+
+def log_softmax(x, axis=-1, *, out=None):
+    """Log of the softmax along ``axis``: ``x - max - log(sum(exp(x - max)))``.
+
+    Parameters
+    ----------
+    x : array_like
+    axis : int, optional
+        Default -1.
+    out : ndarray, optional
+        Result array; may be ``x``.
+
+    Returns
+    -------
+    ndarray
+        Same shape as ``x``; finite wherever the true value is
+        representable.
+
+    Notes
+    -----
+    The log term is ``log1p`` of the sum over the non-maximal elements, so
+    the log-probability of a dominant element is accurate in relative
+    terms (``log_softmax([0, -40])[0]`` is ``-4.248e-18``, not 0).
+    Non-finite rows: as ``scipy.special.log_softmax`` (a ``+inf`` entry
+    gives NaN there and ``-inf`` elsewhere; an all ``-inf`` row is NaN).
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> mlkern.log_softmax([0.0, -40.0]).tolist()
+    [-4.248354255291589e-18, -40.0]
+    """
+    return _forward(_LOG_SOFTMAX, "log_softmax", x, axis, out)
+
+
+def logsumexp(x, axis=-1, *, keepdims=False, out=None):
+    """``log(sum(exp(x)))`` along ``axis``, without overflow or underflow.
+
+    Parameters
+    ----------
+    x : array_like
+    axis : int, optional
+        Default -1.
+    keepdims : bool, optional
+        Keep the reduced axis with length 1.
+    out : ndarray, optional
+        Result array of the reduced shape (with ``keepdims``, the axis kept).
+
+    Returns
+    -------
+    ndarray or scalar
+        A NumPy scalar of the input's float dtype when the result is 0-d.
+
+    Notes
+    -----
+    Computed as ``m + log1p(sum_{j != k} exp(x_j - m))``, ``m = x_k`` the
+    (first) maximum: ``logsumexp([0, -40])`` is ``4.248354255291589e-18``
+    (SciPy issue 18295).  An all ``-inf`` row and an empty row give
+    ``-inf``, a ``+inf`` gives ``+inf``, a NaN gives NaN (as SciPy).
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> float(mlkern.logsumexp([0.0, -40.0]))
+    4.248354255291589e-18
+    >>> float(mlkern.logsumexp([1000.0, 1000.0]))
+    1000.6931471805599
+    """
+    arr, rdt = as_float_array(x, "x")
+    ax = check_axis(axis, arr.ndim, "logsumexp")
+    rshape = arr.shape[:ax] + arr.shape[ax + 1:]
+    oshape = arr.shape[:ax] + (1,) + arr.shape[ax + 1:] if keepdims else rshape
+    if out is not None:
+        check_out(out, oshape, rdt)
+    w, wax, tr = _oriented(arr, ax)
+    outer, n, inner = _dims(w.shape, wax)
+    direct = _reduced_out(out, w, ax, keepdims, tr, arr.dtype)
+    wres = direct if direct is not None else np.empty(w.shape[:wax] + w.shape[wax + 1:], arr.dtype)
+    if n == 0:
+        wres.fill(-np.inf)
+    elif wres.size:
+        _ew.rowwise_raw(_LOGSUMEXP, w, w, wres, outer, n, inner, 4)
+    if direct is not None:
+        return out
+    res = wres.T if tr else wres
+    if keepdims:
+        res = np.expand_dims(res, ax)
+    if out is not None:
+        np.copyto(out, res, casting="unsafe")
+        return out
+    if res.dtype != rdt:
+        res = res.astype(rdt)
+    return res[()] if res.ndim == 0 else res
+
+
+# ------------------------------------------------------------ backward
+def _backward(op, fname, grad_output, y, axis, out, cost):
+    ga = np.asarray(grad_output)
+    ya = np.asarray(y)
+    gdt, grdt = compute_dtype(ga.dtype, "grad_output")
+    ydt, yrdt = compute_dtype(ya.dtype, "y")
+    if ga.shape != ya.shape:
+        raise ValueError(f"{fname}: grad_output and y must have the same shape, got "
+                         f"{ga.shape} and {ya.shape}")
+    ax = check_axis(axis, ga.ndim, fname)
+    cdt = np.promote_types(gdt, ydt)
+    rdt = np.promote_types(grdt, yrdt)
+    if rdt == np.float16:
+        cdt = _F32
+    # one memory order for both (F only if both are F), each copied at most once
+    both_f = ga.flags.f_contiguous and ya.flags.f_contiguous
+    both_c = ga.flags.c_contiguous and ya.flags.c_contiguous
+    order = "F" if both_f and not both_c else "C"
+    ga = _as_layout(ga, cdt, order)
+    ya = _as_layout(ya, cdt, order)
+    if out is not None:
+        check_out(out, ga.shape, rdt)
+    res = result_array(ga, out, rdt, ya)
+    if ga.size:
+        tr = order == "F"
+        gw, yw, rw = (ga.T, ya.T, res.T) if tr else (ga, ya, res)
+        wax = ga.ndim - 1 - ax if tr else ax
+        outer, n, inner = _dims(gw.shape, wax)
+        _ew.rowwise_raw(op, gw, yw, rw, outer, n, inner, cost)
+    return finish(res, out, rdt, False)
+
+
+def softmax_backward(grad_output, y, axis=-1, *, out=None):
+    """Vector-Jacobian product of softmax: ``y * (g - sum(g * y, axis))``.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        ``g``, the gradient with respect to the softmax output.
+    y : array_like
+        The softmax output (same shape).
+    axis : int, optional
+        The axis softmax was taken over (default -1).
+    out : ndarray, optional
+        Result array; may be ``grad_output`` or ``y``.
+
+    Returns
+    -------
+    ndarray
+        The gradient with respect to the softmax input.
+
+    Notes
+    -----
+    The row dot product is accumulated in float64.
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> mlkern.softmax_backward([1.0, 0.0], [0.5, 0.5]).tolist()
+    [0.25, -0.25]
+    """
+    return _backward(_SOFTMAX_BWD, "softmax_backward", grad_output, y, axis, out, 1)
+
+
+def log_softmax_backward(grad_output, y, axis=-1, *, out=None):
+    """Vector-Jacobian product of log_softmax: ``g - exp(y) * sum(g, axis)``.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        ``g``, the gradient with respect to the log_softmax output.
+    y : array_like
+        The log_softmax output (same shape).
+    axis : int, optional
+        Default -1.
+    out : ndarray, optional
+        Result array; may be ``grad_output`` or ``y``.
+
+    Returns
+    -------
+    ndarray
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern
+    >>> mlkern.log_softmax_backward([1.0, 0.0], np.log([0.5, 0.5])).tolist()
+    [0.5, -0.5]
+    """
+    return _backward(_LOG_SOFTMAX_BWD, "log_softmax_backward", grad_output, y, axis, out, 4)
+
+
+def softmax_jacobian(p, axis=-1):
+    """The Jacobian of softmax from its output: ``J[..., i, j] = p_i (δ_ij - p_j)``.
+
+    Parameters
+    ----------
+    p : array_like
+        The softmax output.
+    axis : int, optional
+        The softmax axis (default -1); it is removed and the two new axes
+        of length n are appended: the result has shape ``(..., n, n)``.
+
+    Returns
+    -------
+    ndarray
+        Symmetric in its last two axes.  Meant for small n (n^2 memory);
+        use :func:`softmax_backward` for gradients.
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> mlkern.softmax_jacobian([0.5, 0.5]).tolist()
+    [[0.25, -0.25], [-0.25, 0.25]]
+    """
+    arr, rdt = as_float_array(p, "p")
+    ax = check_axis(axis, arr.ndim, "softmax_jacobian")
+    q = np.moveaxis(arr, ax, -1)
+    n = q.shape[-1]
+    jac = np.multiply(q[..., :, None], q[..., None, :])
+    np.negative(jac, out=jac)
+    idx = np.arange(n)
+    jac[..., idx, idx] += q
+    return jac.astype(rdt, copy=False)
+
+
+# ------------------------------------------------------------ argmax
+def argmax(x, axis=-1, *, keepdims=False, out=None):
+    """Index of the first maximum along ``axis``, as ``np.argmax``.
+
+    Parameters
+    ----------
+    x : array_like
+    axis : int or None, optional
+        Default -1; ``None`` flattens (C order) first.
+    keepdims : bool, optional
+    out : ndarray of int64, optional
+        Result array of the reduced shape.
+
+    Returns
+    -------
+    ndarray of int64, or np.int64 when the result is 0-d
+
+    Notes
+    -----
+    NumPy's semantics: ties give the first index; NaN counts as the
+    maximum and the first NaN wins.  An empty axis raises ``ValueError``.
+    Integer and bool input is compared exactly (by ``np.argmax``: a
+    float64 conversion would merge large integers); float16 is compared
+    in float32, which is exact.  The flattened case is split over threads.
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> int(mlkern.argmax([1.0, 3.0, 3.0, float("nan"), 2.0]))
+    3
+    >>> mlkern.argmax([[1.0, 2.0], [4.0, 3.0]], axis=0).tolist()
+    [1, 1]
+    """
+    arr = np.asarray(x)
+    if arr.ndim == 0:
+        raise ValueError("argmax: a 0-d input has no axis to reduce")
+    if axis is not None:
+        ax = check_axis(axis, arr.ndim, "argmax")
+        oshape = (arr.shape[:ax] + (1,) + arr.shape[ax + 1:] if keepdims
+                  else arr.shape[:ax] + arr.shape[ax + 1:])
+        if arr.shape[ax] == 0:
+            raise ValueError("argmax: the reduced axis is empty")
+    else:
+        oshape = (1,) * arr.ndim if keepdims else ()
+        if arr.size == 0:
+            raise ValueError("argmax: an empty array has no maximum")
+    if out is not None:
+        check_out(out, oshape, _I64)
+    if arr.dtype.kind in "biu":
+        res = np.argmax(arr, axis=axis, keepdims=keepdims).astype(_I64, copy=False)
+        if out is not None:
+            np.copyto(out, res)
+            return out
+        return res
+    cdt, _ = compute_dtype(arr.dtype, "x")
+    if axis is None:
+        flat = np.ascontiguousarray(arr, dtype=cdt).reshape(-1)
+        if not flat.flags.aligned:
+            flat = flat.copy()
+        r = np.empty(1, _I64)
+        _ew.argmax_raw(flat, r, 1, flat.shape[0], 1)
+        res = r.reshape(oshape)
+        if out is not None:
+            np.copyto(out, res)
+            return out
+        return res[()] if res.ndim == 0 else res
+    arr = _as_layout(arr, cdt, "K")
+    w, wax, tr = _oriented(arr, ax)
+    outer, n, inner = _dims(w.shape, wax)
+    direct = _reduced_out(out, w, ax, keepdims, tr, _I64)
+    wres = direct if direct is not None else np.empty(w.shape[:wax] + w.shape[wax + 1:], _I64)
+    if wres.size:
+        _ew.argmax_raw(w, wres, outer, n, inner)
+    if direct is not None:
+        return out
+    res = wres.T if tr else wres
+    if keepdims:
+        res = np.expand_dims(res, ax)
+    if out is not None:
+        np.copyto(out, res)
+        return out
+    return res[()] if res.ndim == 0 else res
