@@ -166,3 +166,163 @@ def argmax_raw(cnp.ndarray x, cnp.ndarray out, Py_ssize_t outer, Py_ssize_t n, P
     else:
         raise TypeError("internal: argmax_raw needs float32 or float64")
     return out
+
+
+# ------------------------------------------------------------------------
+# fast paths: a C-contiguous aligned native float32/float64 input, an int
+# axis, and out= either absent or directly writable.  They return None when
+# the call is not of that kind, and rowwise.py then takes the general path.
+# ------------------------------------------------------------------------
+
+cdef inline bint _row_dims(cnp.ndarray xa, object axis, int *ax, Py_ssize_t *outer,
+                           Py_ssize_t *n, Py_ssize_t *inner):
+    cdef int nd = cnp.PyArray_NDIM(xa), i
+    cdef Py_ssize_t a
+    if nd == 0 or type(axis) is not int:
+        return False
+    a = axis
+    if a < 0:
+        a += nd
+    if a < 0 or a >= nd:
+        return False
+    ax[0] = <int>a
+    outer[0] = 1
+    inner[0] = 1
+    for i in range(<int>a):
+        outer[0] *= cnp.PyArray_DIM(xa, i)
+    for i in range(<int>a + 1, nd):
+        inner[0] *= cnp.PyArray_DIM(xa, i)
+    n[0] = cnp.PyArray_DIM(xa, <int>a)
+    return True
+
+cdef inline bint _disjoint(cnp.ndarray a, cnp.ndarray b):
+    cdef char *pa = <char *>cnp.PyArray_DATA(a)
+    cdef char *pb = <char *>cnp.PyArray_DATA(b)
+    return pb + cnp.PyArray_NBYTES(b) <= pa or pa + cnp.PyArray_NBYTES(a) <= pb
+
+cdef inline int _float_tn(object x):
+    cdef int tn
+    if type(x) is not cnp.ndarray:
+        return -1
+    tn = cnp.PyArray_TYPE(<cnp.ndarray>x)
+    if (tn == cnp.NPY_DOUBLE or tn == cnp.NPY_FLOAT) and _fast_ok(x, tn):
+        return tn
+    return -1
+
+cdef cnp.ndarray _reduced_empty(cnp.ndarray xa, int ax, bint keepdims, int tn):
+    cdef cnp.npy_intp dims[64]   # NPY_MAXDIMS is 64 in NumPy 2 (32 before)
+    cdef int nd = cnp.PyArray_NDIM(xa), i, k = 0
+    for i in range(nd):
+        if i == ax:
+            if keepdims:
+                dims[k] = 1
+                k += 1
+        else:
+            dims[k] = cnp.PyArray_DIM(xa, i)
+            k += 1
+    return cnp.PyArray_EMPTY(k, dims, tn, 0)
+
+cdef bint _reduced_out_ok(object out, cnp.ndarray xa, int ax, bint keepdims, int tn):
+    cdef cnp.ndarray o
+    cdef int nd = cnp.PyArray_NDIM(xa), i, k = 0
+    if type(out) is not cnp.ndarray:
+        return False
+    o = <cnp.ndarray>out
+    if not (cnp.PyArray_TYPE(o) == tn and cnp.PyArray_IS_C_CONTIGUOUS(o) and cnp.PyArray_ISALIGNED(o)
+            and not cnp.PyArray_ISBYTESWAPPED(o) and cnp.PyArray_ISWRITEABLE(o)):
+        return False
+    if cnp.PyArray_NDIM(o) != (nd if keepdims else nd - 1):
+        return False
+    for i in range(nd):
+        if i == ax:
+            if keepdims:
+                if cnp.PyArray_DIM(o, k) != 1:
+                    return False
+                k += 1
+        else:
+            if cnp.PyArray_DIM(o, k) != cnp.PyArray_DIM(xa, i):
+                return False
+            k += 1
+    return _disjoint(xa, o)
+
+
+def rowwise_fast(int op, x, axis, out):
+    """softmax / log_softmax (op) of a C-contiguous float array, or None."""
+    cdef int tn = _float_tn(x), ax = 0
+    cdef Py_ssize_t outer = 0, n = 0, inner = 0
+    cdef cnp.ndarray xa, oa
+    if tn < 0:
+        return None
+    xa = <cnp.ndarray>x
+    if not _row_dims(xa, axis, &ax, &outer, &n, &inner):
+        return None
+    if out is None:
+        oa = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(xa), cnp.PyArray_DIMS(xa), tn, 0)
+    elif _out_ok(out, xa, tn):
+        oa = <cnp.ndarray>out
+    else:
+        return None
+    rowwise_raw(op, xa, xa, oa, outer, n, inner, 4)
+    return oa
+
+
+def logsumexp_fast(x, axis, bint keepdims, out):
+    cdef int tn = _float_tn(x), ax = 0
+    cdef Py_ssize_t outer = 0, n = 0, inner = 0
+    cdef cnp.ndarray xa, oa
+    if tn < 0:
+        return None
+    xa = <cnp.ndarray>x
+    if not _row_dims(xa, axis, &ax, &outer, &n, &inner) or n == 0:
+        return None
+    if out is None:
+        oa = _reduced_empty(xa, ax, keepdims, tn)
+    elif _reduced_out_ok(out, xa, ax, keepdims, tn):
+        oa = <cnp.ndarray>out
+    else:
+        return None
+    rowwise_raw(MLK_LOGSUMEXP, xa, xa, oa, outer, n, inner, 4)
+    if out is None and cnp.PyArray_NDIM(oa) == 0:
+        return oa[()]
+    return oa
+
+
+def backward_fast(int op, g, y, axis, out, int cost):
+    cdef int tn = _float_tn(g), ax = 0
+    cdef Py_ssize_t outer = 0, n = 0, inner = 0
+    cdef cnp.ndarray ga, ya, oa
+    if tn < 0 or _float_tn(y) != tn:
+        return None
+    ga = <cnp.ndarray>g
+    ya = <cnp.ndarray>y
+    if not _same_shape(ga, ya) or not _row_dims(ga, axis, &ax, &outer, &n, &inner):
+        return None
+    if out is None:
+        oa = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(ga), cnp.PyArray_DIMS(ga), tn, 0)
+    elif _out_ok(out, ga, tn) and _no_partial_overlap(ya, <cnp.ndarray>out):
+        oa = <cnp.ndarray>out
+    else:
+        return None
+    rowwise_raw(op, ga, ya, oa, outer, n, inner, cost)
+    return oa
+
+
+def argmax_fast(x, axis, bint keepdims, out):
+    cdef int tn = _float_tn(x), ax = 0
+    cdef Py_ssize_t outer = 0, n = 0, inner = 0
+    cdef cnp.ndarray xa, oa
+    if tn < 0:
+        return None
+    xa = <cnp.ndarray>x
+    if not _row_dims(xa, axis, &ax, &outer, &n, &inner) or n == 0:
+        return None
+    if out is None:
+        oa = _reduced_empty(xa, ax, keepdims, cnp.NPY_INT64)
+    elif _reduced_out_ok(out, xa, ax, keepdims, cnp.NPY_INT64):
+        oa = <cnp.ndarray>out
+    else:
+        return None
+    argmax_raw(xa, oa, outer, n, inner)
+    if out is None and cnp.PyArray_NDIM(oa) == 0:
+        return oa[()]
+    return oa

@@ -26,6 +26,32 @@ Method (as in the project's peer measurements):
   backward); %roof = GB/s / best copy GB/s at the same dtype and threads,
   for inputs of >= 32 MiB only (out of L3).
 
+Row-wise functions (softmax, log_softmax, logsumexp, argmax,
+softmax_backward, log_softmax_backward; registry :data:`ROW_CASES`) get
+their own table after the elementwise one, timed the same way, per
+function x shape x dtype x threads:
+
+* shapes: ``--shapes`` (``AxB[xC][:axis]``, reduced over the last axis
+  unless ``:axis``).  Without ``--shapes`` they follow ``--sizes``: the
+  issue's five shapes (:data:`ROW_SHAPES`: 4096x1000, 256x32000,
+  1000000x10, 64x128 over the last axis, 64x1000x64 over axis 1) when the
+  largest ``--sizes`` value is >= 1e6 (the defaults, quick and full), else
+  the smoke set :data:`ROW_SHAPES_SMOKE` (64x128 and 16x1000x16 over
+  axis 1, both in cache), so that the CI smoke run ``--sizes 1e3,1e5
+  --repeats 3`` stays short (about 25 s more than the elementwise part);
+* peers: scipy.special softmax / log_softmax / logsumexp ([a]), the NumPy
+  ufunc chain with ``out=`` (logsumexp with one x-sized temporary made
+  once), ``np.argmax(out=)``, and torch's out= ATen ops on
+  ``torch.from_numpy`` tensors;
+* ns/el per element of the input; GB/s by the byte model softmax and
+  log_softmax 2 N itemsize, logsumexp (N + rows) itemsize, argmax
+  N itemsize + 8 rows, the backwards 3 N itemsize; no %roof;
+* select them with ``--functions``: ``softmax`` (with softmax_backward),
+  ``softmax_forward``, ``log_softmax``, ``logsumexp``, ``argmax``,
+  ``rowwise`` (all of them), ``elementwise`` (none of them); a selection
+  without elementwise functions skips the copy roof and the elementwise
+  table.  ``--json`` puts them under ``rowwise_records``.
+
 Only NumPy is required; SciPy and PyTorch are optional.  This module is
 not imported by ``import mlkern``.
 """
@@ -1488,8 +1514,9 @@ ROW_SHAPES = (RowShape((4096, 1000)), RowShape((256, 32000)), RowShape((1_000_00
               RowShape((64, 128)), RowShape((64, 1000, 64), 1))
 #: small stand-ins used when no --shapes is given and the largest --sizes
 #: value is below 1e6 (the CI smoke run ``--sizes 1e3,1e5``): in cache,
-#: ~10 s each for both dtypes and T=1,2
-ROW_SHAPES_SMOKE = (RowShape((64, 128)), RowShape((256, 1000)), RowShape((16, 128, 16), 1))
+#: one over the last axis, one (256k elements, parallel at T=2) over axis 1;
+#: ~12 s each for both dtypes and T=1,2 in quick mode
+ROW_SHAPES_SMOKE = (RowShape((64, 128)), RowShape((16, 1000, 16), 1))
 
 
 def parse_shapes(spec):
@@ -1643,7 +1670,7 @@ def _rsp_logsumexp(ins, o, axis):
     return lambda: _sps.logsumexp(x, axis=axis)
 
 
-@_np("np m+log(sum(exp(x-m))) (out=, temp)")
+@_np("np m+log(sum(exp(x-m))) (out=)")
 def _rnp_logsumexp(ins, o, axis):
     x, = ins
     t = np.empty_like(x)                 # exp(x - m) needs a place; allocated once
@@ -1994,16 +2021,16 @@ def report_rowwise(records, mismatches, shapes, use_torch, stream=sys.stdout):
     for r in records:
         by.setdefault((r["function"], r["spec"], r["dtype"], r["threads"]), []).append(r)
     p("")
-    p("Row-wise functions (reduced along 'ax'): ns/el = median time / elements of the input; "
-      "GB/s = ideal bytes / median time")
+    p("Row-wise functions, reduced over axis 'ax': ns/el = median time / elements of the input; "
+      "GB/s (mlkern's) = ideal bytes / median time")
     p("  (softmax, log_softmax 2*N*itemsize; logsumexp (N + rows)*itemsize; argmax N*itemsize + 8*rows; "
-      "*_backward 3*N*itemsize);")
+      "*_backward 3*N*itemsize; the peers' GB/s are in --json);")
     p("  speedup = peer time / mlkern time (> 1: mlkern faster); [1T] single-threaded peer's T=1 time; "
       "[a] allocates; [!] value check failed; [s] stalled")
-    hdr = (f"{'function':<21}{'shape':>13}{'ax':>3} {'dtype':<5}{'T':>2} {'mlkern':>7} {'GB/s':>6} |"
-           f" {'numpy/scipy best':<34}{'ns/el':>7} {'GB/s':>6} {'speedup':>8}")
+    hdr = (f"{'function':<21}{'shape':>13}{'ax':>3} {'dtype':<5}{'T':>2} {'mlkern':>7}{'':<6} {'GB/s':>6} |"
+           f" {'numpy/scipy best':<40}{'ns/el':>7} {'speedup':>8}")
     if use_torch:
-        hdr += f" | {'torch':<34}{'ns/el':>7} {'GB/s':>6} {'speedup':>8}"
+        hdr += f" | {'torch':<40}{'ns/el':>7} {'speedup':>8}"
     p(hdr)
     p("-" * len(hdr))
     corder = {c.name: i for i, c in enumerate(ROW_CASES)}
@@ -2022,20 +2049,20 @@ def report_rowwise(records, mismatches, shapes, use_torch, stream=sys.stdout):
         if prev is not None and prev != fn:
             p("")
         prev = fn
-        gb = lambda r: f"{r['gbps']:.1f}" if r else "-"  # noqa: E731
+        gb = lambda r: (f"{r['gbps']:.1f}" if r['gbps'] >= 1 else f"{r['gbps']:.2f}") if r else "-"  # noqa: E731
         line = (f"{fn:<21}{'x'.join(map(str, r0['shape'])):>13}{r0['axis']:>3} {dt:<5}{T:>2} "
-                f"{_fmt(mine and mine['ns_per_el'])}{bang(mine)} {gb(mine):>6} |")
+                f"{_fmt(mine and mine['ns_per_el'])}{bang(mine):<6} {gb(mine):>6} |")
         if npb:
             name = npb["label"] + (" [1T]" if npb["carried_1T"] else "") + (" [!]" if not npb["ok"] else "")
-            line += f" {name[:34]:<34}{_fmt(npb['ns_per_el'])} {gb(npb):>6} {_ratio(npb, mine):>8}"
+            line += f" {name[:40]:<40}{_fmt(npb['ns_per_el'])} {_ratio(npb, mine):>8}"
         else:
-            line += f" {'(none)':<34}{'-':>7} {'-':>6} {'-':>8}"
+            line += f" {'(none)':<40}{'-':>7} {'-':>8}"
         if use_torch:
             if tb:
-                name = tb["label"] + bang(tb)
-                line += f" | {name[:34]:<34}{_fmt(tb['ns_per_el'])} {gb(tb):>6} {_ratio(tb, mine):>8}"
+                name = tb["label"] + (" " + bang(tb) if bang(tb) else "")
+                line += f" | {name[:40]:<40}{_fmt(tb['ns_per_el'])} {_ratio(tb, mine):>8}"
             else:
-                line += f" | {'-':<34}{'-':>7} {'-':>6} {'-':>8}"
+                line += f" | {'-':<40}{'-':>7} {'-':>8}"
         p(line)
     if not any(r["runtime"] == "mlkern" for r in records) and records:
         p("  (mlkern has none of these functions in this build: peers only)")
@@ -2114,7 +2141,8 @@ def main(argv=None, args=None):
     print(f"  CPU: {info['cpu']}, {info['cpu_count']} CPUs; Python {info['python']}; "
           f"numpy {info['numpy']}; scipy {info['scipy'] or 'not installed'}; torch "
           + (info["torch"] if use_torch else ("disabled" if args.no_torch else "not importable")))
-    print(f"  sizes {','.join(fmt_n(n) for n in sizes)}; dtypes "
+    print((f"  sizes {','.join(fmt_n(n) for n in sizes)}" if cases else "  no elementwise functions")
+          + "; dtypes "
           f"{','.join(dtype_tag(d) for d in dtypes)}; threads {','.join(map(str, threads))}; "
           f">= {settings.repeats} repeats of >= {settings.repeat_ns / 1e6:.0f} ms, median")
     if row_cases:

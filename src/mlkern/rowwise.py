@@ -84,6 +84,9 @@ def _reduced_out(out, w, ax, keepdims, tr, dtype):
 
 # ------------------------------------------------------------ forward
 def _forward(op, fname, x, axis, out):
+    r = _ew.rowwise_fast(op, x, axis, out)
+    if r is not None:
+        return r
     arr, rdt = as_float_array(x, "x")
     ax = check_axis(axis, arr.ndim, fname)
     if out is not None:
@@ -197,6 +200,9 @@ def logsumexp(x, axis=-1, *, keepdims=False, out=None):
     >>> float(mlkern.logsumexp([1000.0, 1000.0]))
     1000.6931471805599
     """
+    r = _ew.logsumexp_fast(x, axis, keepdims, out)
+    if r is not None:
+        return r
     arr, rdt = as_float_array(x, "x")
     ax = check_axis(axis, arr.ndim, "logsumexp")
     rshape = arr.shape[:ax] + arr.shape[ax + 1:]
@@ -226,6 +232,9 @@ def logsumexp(x, axis=-1, *, keepdims=False, out=None):
 
 # ------------------------------------------------------------ backward
 def _backward(op, fname, grad_output, y, axis, out, cost):
+    r = _ew.backward_fast(op, grad_output, y, axis, out, cost)
+    if r is not None:
+        return r
     ga = np.asarray(grad_output)
     ya = np.asarray(y)
     gdt, grdt = compute_dtype(ga.dtype, "grad_output")
@@ -382,6 +391,10 @@ def argmax(x, axis=-1, *, keepdims=False, out=None):
     >>> mlkern.argmax([[1.0, 2.0], [4.0, 3.0]], axis=0).tolist()
     [1, 1]
     """
+    if axis is not None:
+        r = _ew.argmax_fast(x, axis, keepdims, out)
+        if r is not None:
+            return r
     arr = np.asarray(x)
     if arr.ndim == 0:
         raise ValueError("argmax: a 0-d input has no axis to reduce")

@@ -35,6 +35,12 @@
 #define MLK_RW_SHORT 64        /* rows shorter than this: block mode */
 #define MLK_RW_SBLK 2048       /* elements per block of short rows */
 #define MLK_RW_ABLK 64         /* argmax: elements per scan block */
+#define MLK_RW_EBLK 1024       /* logsumexp: exponentials buffered per block */
+/* Column mode sums: MLK_RW_JB consecutive terms of a column are added in the
+ * working precision, and these partial sums in double: at most 3 float32
+ * roundings on any term (a row sum within 3 eps + the scale's 1.5), one
+ * conversion per 4 elements instead of one per element. */
+#define MLK_RW_JB 4
 #endif
 
 #define MLK_RW_SCALE MLK_F(MLK_EXPNEG_SCALE)
@@ -47,6 +53,18 @@ MLK_INLINE MLK_T MLK_F(mlk_rw_max)(const MLK_T *restrict x, intptr_t n) {
 #pragma omp simd reduction(max:m)
     for (intptr_t j = 0; j < n; j++) m = x[j] > m ? x[j] : m;
     return m;
+}
+
+/* sum in double of a row (float32 included).  The exponentials are
+ * stored first and summed by this separate pass from L1/L2: converting
+ * inside the exp loop costs more (measured, float32 (4096, 1000) on
+ * AVX-512: exp loop with a double sum 0.42 ns/el, exp loop then this pass
+ * 0.32, a float sum 0.29 -- but a float sum can be off by n/16 eps). */
+MLK_INLINE double MLK_F(mlk_rw_sum)(const MLK_T *restrict y, intptr_t n) {
+    double s = 0.0;
+#pragma omp simd reduction(+:s)
+    for (intptr_t j = 0; j < n; j++) s += (double)y[j];
+    return s;
 }
 
 /* the scalar max of a short row (no vector set-up for 10 elements) */
@@ -83,26 +101,41 @@ static void MLK_F(mlk_rw_logsm_special)(const MLK_T *x, MLK_T *y, intptr_t n, in
 
 static void MLK_F(mlk_rw_softmax_row)(const MLK_T *restrict x, MLK_T *restrict y, intptr_t n) {
     const MLK_T m = MLK_F(mlk_rw_max)(x, n);
-    double s = 0.0;
-#pragma omp simd reduction(+:s)
-    for (intptr_t j = 0; j < n; j++) {
-        const MLK_T e = MLK_F(mlk_expneg_scaled)(x[j] - m);
-        y[j] = e;
-        s += (double)e;
-    }
-    const MLK_T r = (MLK_T)(1.0 / s);
+    for (intptr_t j = 0; j < n; j++) y[j] = MLK_F(mlk_expneg_scaled)(x[j] - m);
+    const MLK_T r = (MLK_T)(1.0 / MLK_F(mlk_rw_sum)(y, n));
     for (intptr_t j = 0; j < n; j++) y[j] *= r;
 }
 
-/* R of the row (see the header) for a finite max m */
-MLK_INLINE double MLK_F(mlk_rw_rest)(const MLK_T *restrict x, intptr_t n, MLK_T m) {
+/* R of the row (see the header) for a finite max m; with dout != NULL
+   (log_softmax) the shifted row x - m is stored there on the way, so that
+   the output's first write overlaps the exponentials */
+MLK_INLINE double MLK_F(mlk_rw_rest)(const MLK_T *restrict x, intptr_t n, MLK_T m,
+                                    MLK_T *restrict dout) {
+    MLK_T buf[MLK_RW_EBLK];
     double acc = 0.0, cnt = 0.0;
-#pragma omp simd reduction(+:acc, cnt)
-    for (intptr_t j = 0; j < n; j++) {
-        const MLK_T d = x[j] - m;
-        const MLK_T e = MLK_F(mlk_expneg_scaled)(d);
-        acc += d == 0 ? 0.0 : (double)e;
-        cnt += d == 0 ? 1.0 : 0.0;
+    for (intptr_t j0 = 0; j0 < n; j0 += MLK_RW_EBLK) {
+        const intptr_t nb = n - j0 < MLK_RW_EBLK ? n - j0 : MLK_RW_EBLK;
+        const MLK_T *xb = x + j0;
+        MLK_T bc = 0;                       /* counts < 2^24: exact in float */
+        if (dout) {
+            MLK_T *db = dout + j0;
+#pragma omp simd reduction(+:bc)
+            for (intptr_t j = 0; j < nb; j++) {
+                const MLK_T d = xb[j] - m;
+                db[j] = d;
+                buf[j] = d == 0 ? (MLK_T)0 : MLK_F(mlk_expneg_scaled)(d);
+                bc += d == 0 ? (MLK_T)1 : (MLK_T)0;
+            }
+        } else {
+#pragma omp simd reduction(+:bc)
+            for (intptr_t j = 0; j < nb; j++) {
+                const MLK_T d = xb[j] - m;
+                buf[j] = d == 0 ? (MLK_T)0 : MLK_F(mlk_expneg_scaled)(d);
+                bc += d == 0 ? (MLK_T)1 : (MLK_T)0;
+            }
+        }
+        acc += MLK_F(mlk_rw_sum)(buf, nb);
+        cnt += (double)bc;
     }
     return acc * (double)MLK_RW_UNSCALE + (cnt - 1.0);
 }
@@ -110,81 +143,14 @@ MLK_INLINE double MLK_F(mlk_rw_rest)(const MLK_T *restrict x, intptr_t n, MLK_T 
 static MLK_T MLK_F(mlk_rw_lse_row)(const MLK_T *restrict x, intptr_t n) {
     const MLK_T m = MLK_F(mlk_rw_max)(x, n);
     if (!MLK_F(mlk_rw_finite)(m)) return MLK_F(mlk_rw_lse_special)(x, n, 1, m);
-    return m + MLK_F(mlk_rw_log1p)(MLK_F(mlk_rw_rest)(x, n, m));
+    return m + MLK_F(mlk_rw_log1p)(MLK_F(mlk_rw_rest)(x, n, m, NULL));
 }
 
 static void MLK_F(mlk_rw_logsm_row)(const MLK_T *restrict x, MLK_T *restrict y, intptr_t n) {
     const MLK_T m = MLK_F(mlk_rw_max)(x, n);
     if (!MLK_F(mlk_rw_finite)(m)) { MLK_F(mlk_rw_logsm_special)(x, y, n, 1, m); return; }
-    const MLK_T L = MLK_F(mlk_rw_log1p)(MLK_F(mlk_rw_rest)(x, n, m));
-    for (intptr_t j = 0; j < n; j++) y[j] = (x[j] - m) - L;
-}
-
-/* ---- row mode, short rows: blocks of rows, one flat exp loop ------------ */
-
-static void MLK_F(mlk_rw_short)(int op, const MLK_T *restrict x, MLK_T *restrict y,
-                                intptr_t rows, intptr_t n) {
-    MLK_T d[MLK_RW_SBLK];
-    MLK_T m[MLK_RW_SBLK];
-    double R[MLK_RW_SBLK];
-    MLK_T L[MLK_RW_SBLK];
-    const intptr_t rb = MLK_RW_SBLK / n;           /* rows per block, >= 32 */
-    for (intptr_t r0 = 0; r0 < rows; r0 += rb) {
-        const intptr_t nr = rows - r0 < rb ? rows - r0 : rb;
-        const MLK_T *xb = x + r0 * n;
-        const intptr_t ne = nr * n;
-        for (intptr_t r = 0; r < nr; r++) m[r] = MLK_F(mlk_rw_max_short)(xb + r * n, n);
-        for (intptr_t r = 0; r < nr; r++) {
-            const MLK_T mr = m[r];
-            for (intptr_t j = 0; j < n; j++) d[r * n + j] = xb[r * n + j] - mr;
-        }
-        if (op == MLK_SOFTMAX) {
-            MLK_T *yb = y + r0 * n;
-            for (intptr_t i = 0; i < ne; i++) yb[i] = MLK_F(mlk_expneg_scaled)(d[i]);
-            for (intptr_t r = 0; r < nr; r++) {
-                double s = 0.0;
-                for (intptr_t j = 0; j < n; j++) s += (double)yb[r * n + j];
-                R[r] = s;
-            }
-            for (intptr_t r = 0; r < nr; r++) L[r] = (MLK_T)(1.0 / R[r]);
-            for (intptr_t r = 0; r < nr; r++) {
-                const MLK_T q = L[r];
-                for (intptr_t j = 0; j < n; j++) yb[r * n + j] *= q;
-            }
-            continue;
-        }
-        /* logsumexp / log_softmax: e of the non-maximal elements, then R */
-        MLK_T e[MLK_RW_SBLK];
-        for (intptr_t i = 0; i < ne; i++) {
-            const MLK_T di = d[i];
-            e[i] = di == 0 ? 0 : MLK_F(mlk_expneg_scaled)(di);
-        }
-        for (intptr_t r = 0; r < nr; r++) {
-            double acc = 0.0, cnt = 0.0;
-            for (intptr_t j = 0; j < n; j++) {
-                acc += (double)e[r * n + j];
-                cnt += d[r * n + j] == 0 ? 1.0 : 0.0;
-            }
-            R[r] = acc * (double)MLK_RW_UNSCALE + (cnt - 1.0);
-        }
-        for (intptr_t r = 0; r < nr; r++) L[r] = MLK_F(mlk_log1p)((MLK_T)R[r]);
-        if (op == MLK_LOGSUMEXP) {
-            MLK_T *yb = y + r0;
-            for (intptr_t r = 0; r < nr; r++) yb[r] = m[r] + L[r];
-            for (intptr_t r = 0; r < nr; r++)
-                if (!MLK_F(mlk_rw_finite)(m[r]))
-                    yb[r] = MLK_F(mlk_rw_lse_special)(xb + r * n, n, 1, m[r]);
-        } else {
-            MLK_T *yb = y + r0 * n;
-            for (intptr_t r = 0; r < nr; r++) {
-                const MLK_T q = L[r];
-                for (intptr_t j = 0; j < n; j++) yb[r * n + j] = d[r * n + j] - q;
-            }
-            for (intptr_t r = 0; r < nr; r++)
-                if (!MLK_F(mlk_rw_finite)(m[r]))
-                    MLK_F(mlk_rw_logsm_special)(xb + r * n, yb + r * n, n, 1, m[r]);
-        }
-    }
+    const MLK_T L = MLK_F(mlk_rw_log1p)(MLK_F(mlk_rw_rest)(x, n, m, y));
+    for (intptr_t j = 0; j < n; j++) y[j] -= L;     /* (x - m) - L */
 }
 
 /* ---- column mode: vectorised across the contiguous inner columns -------- */
@@ -202,15 +168,21 @@ static void MLK_F(mlk_rw_cols)(int op, const MLK_T *restrict x, MLK_T *restrict 
         for (intptr_t c = 0; c < cb; c++) m[c] = xr[c] > m[c] ? xr[c] : m[c];
     }
     for (intptr_t c = 0; c < cb; c++) { acc[c] = 0.0; cnt[c] = 0.0; }
+    MLK_T fa[MLK_RW_CB], fc[MLK_RW_CB];
     if (op == MLK_SOFTMAX) {
-        for (intptr_t j = 0; j < n; j++) {
-            const MLK_T *xr = x + j * ld;
-            MLK_T *yr = y + j * ld;
-            for (intptr_t c = 0; c < cb; c++) {
-                const MLK_T e = MLK_F(mlk_expneg_scaled)(xr[c] - m[c]);
-                yr[c] = e;
-                acc[c] += (double)e;
+        for (intptr_t j0 = 0; j0 < n; j0 += MLK_RW_JB) {
+            const intptr_t j1 = j0 + MLK_RW_JB < n ? j0 + MLK_RW_JB : n;
+            for (intptr_t c = 0; c < cb; c++) fa[c] = 0;
+            for (intptr_t j = j0; j < j1; j++) {
+                const MLK_T *xr = x + j * ld;
+                MLK_T *yr = y + j * ld;
+                for (intptr_t c = 0; c < cb; c++) {
+                    const MLK_T e = MLK_F(mlk_expneg_scaled)(xr[c] - m[c]);
+                    yr[c] = e;
+                    fa[c] += e;
+                }
             }
+            for (intptr_t c = 0; c < cb; c++) acc[c] += (double)fa[c];
         }
         for (intptr_t c = 0; c < cb; c++) q[c] = (MLK_T)(1.0 / acc[c]);
         for (intptr_t j = 0; j < n; j++) {
@@ -219,14 +191,19 @@ static void MLK_F(mlk_rw_cols)(int op, const MLK_T *restrict x, MLK_T *restrict 
         }
         return;
     }
-    for (intptr_t j = 0; j < n; j++) {
-        const MLK_T *xr = x + j * ld;
-        for (intptr_t c = 0; c < cb; c++) {
-            const MLK_T d = xr[c] - m[c];
-            const MLK_T e = MLK_F(mlk_expneg_scaled)(d);
-            acc[c] += d == 0 ? 0.0 : (double)e;
-            cnt[c] += d == 0 ? 1.0 : 0.0;
+    for (intptr_t j0 = 0; j0 < n; j0 += MLK_RW_JB) {
+        const intptr_t j1 = j0 + MLK_RW_JB < n ? j0 + MLK_RW_JB : n;
+        for (intptr_t c = 0; c < cb; c++) { fa[c] = 0; fc[c] = 0; }
+        for (intptr_t j = j0; j < j1; j++) {
+            const MLK_T *xr = x + j * ld;
+            for (intptr_t c = 0; c < cb; c++) {
+                const MLK_T d = xr[c] - m[c];
+                const MLK_T e = MLK_F(mlk_expneg_scaled)(d);
+                fa[c] += d == 0 ? (MLK_T)0 : e;
+                fc[c] += d == 0 ? (MLK_T)1 : (MLK_T)0;
+            }
         }
+        for (intptr_t c = 0; c < cb; c++) { acc[c] += (double)fa[c]; cnt[c] += (double)fc[c]; }
     }
     for (intptr_t c = 0; c < cb; c++)
         q[c] = MLK_F(mlk_log1p)((MLK_T)(acc[c] * (double)MLK_RW_UNSCALE + (cnt[c] - 1.0)));
@@ -243,6 +220,34 @@ static void MLK_F(mlk_rw_cols)(int op, const MLK_T *restrict x, MLK_T *restrict 
     }
     for (intptr_t c = 0; c < cb; c++)
         if (!MLK_F(mlk_rw_finite)(m[c])) MLK_F(mlk_rw_logsm_special)(x + c, y + c, n, ld, m[c]);
+}
+
+/* ---- row mode, short rows ------------------------------------------------
+ * Rows shorter than MLK_RW_SHORT give the vector loops nothing to work on.
+ * A block of up to MLK_RW_CB rows is transposed into a stack buffer
+ * (n x rows, a gather the compiler vectorises), the column kernel above
+ * does the work vectorised across the rows, and the result is transposed
+ * back.  Both transposes stay in L1. */
+static void MLK_F(mlk_rw_short)(int op, const MLK_T *restrict x, MLK_T *restrict y,
+                                intptr_t rows, intptr_t n) {
+    MLK_T t[MLK_RW_SBLK];
+    MLK_T u[MLK_RW_SBLK];
+    intptr_t rb = MLK_RW_SBLK / n;
+    if (rb > MLK_RW_CB) rb = MLK_RW_CB;
+    for (intptr_t r0 = 0; r0 < rows; r0 += rb) {
+        const intptr_t nr = rows - r0 < rb ? rows - r0 : rb;
+        const MLK_T *xb = x + r0 * n;
+        for (intptr_t j = 0; j < n; j++)
+            for (intptr_t r = 0; r < nr; r++) t[j * nr + r] = xb[r * n + j];
+        if (op == MLK_LOGSUMEXP) {
+            MLK_F(mlk_rw_cols)(op, t, y + r0, n, nr, nr);
+            continue;
+        }
+        MLK_F(mlk_rw_cols)(op, t, u, n, nr, nr);
+        MLK_T *yb = y + r0 * n;
+        for (intptr_t r = 0; r < nr; r++)
+            for (intptr_t j = 0; j < n; j++) yb[r * n + j] = u[j * nr + r];
+    }
 }
 
 /* ---- backward ------------------------------------------------------------ */
@@ -384,35 +389,58 @@ MLK_INLINE int64_t MLK_F(mlk_argmax_short)(const MLK_T *restrict x, intptr_t n) 
     return bi;
 }
 
+/* cb <= MLK_RW_CB columns, element (j, c) at x[j*ld + c] */
+static void MLK_F(mlk_argmax_cols)(const MLK_T *restrict x0, int64_t *restrict out,
+                                   intptr_t n, intptr_t cb, intptr_t ld) {
+    MLK_T best[MLK_RW_CB];
+    int64_t bi[MLK_RW_CB];
+    for (intptr_t c = 0; c < cb; c++) { best[c] = x0[c]; bi[c] = 0; }
+    for (intptr_t j = 1; j < n; j++) {
+        const MLK_T *xr = x0 + j * ld;
+        for (intptr_t c = 0; c < cb; c++) {
+            const MLK_T v = xr[c], bv = best[c];
+            const int take = !(v <= bv) & (bv == bv);
+            best[c] = take ? v : bv;
+            bi[c] = take ? (int64_t)j : bi[c];
+        }
+    }
+    for (intptr_t c = 0; c < cb; c++) out[c] = bi[c];
+}
+
+/* short rows: blocks of rows transposed (as in mlk_rw_short), then the
+   column scan across the rows */
+static void MLK_F(mlk_argmax_short_rows)(const MLK_T *restrict x, int64_t *restrict out,
+                                         intptr_t rows, intptr_t n) {
+    MLK_T t[MLK_RW_SBLK];
+    intptr_t rb = MLK_RW_SBLK / n;
+    if (rb > MLK_RW_CB) rb = MLK_RW_CB;
+    for (intptr_t r0 = 0; r0 < rows; r0 += rb) {
+        const intptr_t nr = rows - r0 < rb ? rows - r0 : rb;
+        const MLK_T *xb = x + r0 * n;
+        for (intptr_t j = 0; j < n; j++)
+            for (intptr_t r = 0; r < nr; r++) t[j * nr + r] = xb[r * n + j];
+        MLK_F(mlk_argmax_cols)(t, out + r0, n, nr, nr);
+    }
+}
+
 void MLK_K(mlk_argmax)(const MLK_T *restrict x, int64_t *restrict out, intptr_t outer,
                        intptr_t n, intptr_t cols, intptr_t ld) {
     if (n <= 0) return;
     if (ld == 1 && cols == 1) {
-        if (n < 2 * MLK_RW_ABLK) {
+        if (n < MLK_RW_SHORT) {
+            MLK_F(mlk_argmax_short_rows)(x, out, outer, n);
+        } else if (n < 2 * MLK_RW_ABLK) {
             for (intptr_t r = 0; r < outer; r++) out[r] = MLK_F(mlk_argmax_short)(x + r * n, n);
         } else {
             for (intptr_t r = 0; r < outer; r++) out[r] = MLK_F(mlk_argmax_long)(x + r * n, n);
         }
         return;
     }
-    MLK_T best[MLK_RW_CB];
-    int64_t bi[MLK_RW_CB];
     for (intptr_t o = 0; o < outer; o++) {
         const MLK_T *xo = x + o * n * ld;
         for (intptr_t c0 = 0; c0 < cols; c0 += MLK_RW_CB) {
             const intptr_t cb = cols - c0 < MLK_RW_CB ? cols - c0 : MLK_RW_CB;
-            const MLK_T *x0 = xo + c0;
-            for (intptr_t c = 0; c < cb; c++) { best[c] = x0[c]; bi[c] = 0; }
-            for (intptr_t j = 1; j < n; j++) {
-                const MLK_T *xr = x0 + j * ld;
-                for (intptr_t c = 0; c < cb; c++) {
-                    const MLK_T v = xr[c], bv = best[c];
-                    const int take = !(v <= bv) & (bv == bv);
-                    best[c] = take ? v : bv;
-                    bi[c] = take ? (int64_t)j : bi[c];
-                }
-            }
-            for (intptr_t c = 0; c < cb; c++) out[o * ld + c0 + c] = bi[c];
+            MLK_F(mlk_argmax_cols)(xo + c0, out + o * ld + c0, n, cb, ld);
         }
     }
 }
