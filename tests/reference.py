@@ -469,3 +469,133 @@ def ulp_error_array(y, ref64, dtype):
         err = np.where(same, 0.0, err)
         err = np.where(np.isnan(err), np.inf, err)
     return err
+
+
+# ---------------------------------------------------------------- row-wise functions
+# Float64 references of the softmax family along the last axis (callers move the
+# axis there with np.moveaxis).  Finite rows use the careful form
+#   m = max, d = x - m, T = sum_{j != k} e^{d_j} (k the first argmax),
+#   L = log1p(T), softmax = e^d / (1 + T), log_softmax = d - L, logsumexp = m + L,
+# which is accurate to a few float64 ULP apart from the rounding of d (scipy's
+# log(sum) form loses the relative accuracy of L when T is tiny, e.g. the max
+# element of log_softmax([0, -40])).  Rows with a NaN or an infinity take SciPy's
+# values (the contract's semantics for non-finite input are SciPy's); a -inf
+# beside a finite max is e^-inf = 0 in the careful form.
+
+def _rows_f64(x):
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 0:
+        raise ValueError("row-wise reference: 0-d input")
+    return x
+
+
+def rowwise_parts(x):
+    """(m, d, e, T, L) of the careful form along the last axis, float64, for
+    rows of finite values (non-empty); keepdims shapes for m, T, L."""
+    x = _rows_f64(x)
+    with _errstate():
+        k = np.argmax(x, axis=-1)[..., None]
+        m = np.take_along_axis(x, k, axis=-1)
+        d = x - m
+        e = np.exp(d)
+        eo = e.copy()
+        np.put_along_axis(eo, k, 0.0, axis=-1)
+        T = eo.sum(axis=-1, keepdims=True)
+        L = np.log1p(T)
+    return m, d, e, T, L
+
+
+def _nonfinite_rows(x):
+    """Rows the careful form does not cover: a NaN, a +inf, or all -inf (a -inf
+    next to a finite max is just e^-inf = 0)."""
+    return np.isnan(x).any(axis=-1) | (x == np.inf).any(axis=-1) | (x == -np.inf).all(axis=-1)
+
+
+def softmax_ref(x):
+    x = _rows_f64(x)
+    if x.shape[-1] == 0 or x.size == 0:
+        return np.empty(x.shape)
+    m, d, e, T, L = rowwise_parts(x)
+    with _errstate():
+        r = e / (1.0 + T)
+        bad = _nonfinite_rows(x)
+        if bad.any():
+            r[bad] = sc.softmax(x[bad], axis=-1)
+    return r
+
+
+def log_softmax_ref(x):
+    x = _rows_f64(x)
+    if x.shape[-1] == 0 or x.size == 0:
+        return np.empty(x.shape)
+    m, d, e, T, L = rowwise_parts(x)
+    with _errstate():
+        r = d - L
+        bad = _nonfinite_rows(x)
+        if bad.any():
+            r[bad] = sc.log_softmax(x[bad], axis=-1)
+    return r
+
+
+def logsumexp_ref(x, keepdims=False):
+    x = _rows_f64(x)
+    if x.shape[-1] == 0:
+        r = np.full(x.shape[:-1] + (1,), -np.inf)
+    elif x.size == 0:
+        r = np.empty(x.shape[:-1] + (1,))
+    else:
+        m, d, e, T, L = rowwise_parts(x)
+        with _errstate():
+            r = m + L
+            bad = _nonfinite_rows(x)
+            if bad.any():
+                r[bad] = sc.logsumexp(x[bad], axis=-1, keepdims=True)
+    return r if keepdims else r[..., 0]
+
+
+def softmax_backward_ref(g, y):
+    """y * (g - sum(g * y)) along the last axis, float64."""
+    g = np.asarray(g, np.float64)
+    y = np.asarray(y, np.float64)
+    with _errstate():
+        return y * (g - np.sum(g * y, axis=-1, keepdims=True))
+
+
+def log_softmax_backward_ref(g, y):
+    """g - exp(y) * sum(g) along the last axis, float64."""
+    g = np.asarray(g, np.float64)
+    y = np.asarray(y, np.float64)
+    with _errstate():
+        return g - np.exp(y) * np.sum(g, axis=-1, keepdims=True)
+
+
+def softmax_jacobian_ref(p):
+    """J[..., i, j] = p_i (delta_ij - p_j) for p along the last axis, float64."""
+    p = np.asarray(p, np.float64)
+    n = p.shape[-1]
+    return p[..., :, None] * (np.eye(n) - p[..., None, :])
+
+
+def mp_row(row):
+    """mpmath truth for one finite row (exact float inputs): a dict with the
+    mpf values 'lse', 'log_softmax' and 'softmax' (lists), computed with
+    log1p so that tiny L = lse - max keeps its relative accuracy (50 digits)."""
+    with mpmath.workdps(50):
+        xs = [mpmath.mpf(float(v)) for v in row]
+        k = max(range(len(xs)), key=lambda i: (xs[i], -i))
+        m = xs[k]
+        T = mpmath.fsum(mpmath.exp(v - m) for i, v in enumerate(xs) if i != k)
+        L = mpmath.log1p(T)
+        lse = m + L
+        return {"lse": lse,
+                "log_softmax": [(v - m) - L for v in xs],
+                "softmax": [mpmath.exp((v - m) - L) for v in xs]}
+
+
+def mp_hi_lo(values):
+    """mpf values -> (hi, lo) float64 arrays with hi + lo = value to ~2^-106."""
+    with mpmath.workdps(50):
+        hi = np.array([float(v) for v in values], dtype=np.float64)
+        lo = np.array([float(v - mpmath.mpf(h)) if math.isfinite(h) else 0.0
+                       for v, h in zip(values, hi)], dtype=np.float64)
+    return hi, lo

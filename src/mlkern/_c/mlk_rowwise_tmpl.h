@@ -41,6 +41,7 @@
  * roundings on any term (a row sum within 3 eps + the scale's 1.5), one
  * conversion per 4 elements instead of one per element. */
 #define MLK_RW_JB 4
+#define MLK_RW_PB 512          /* float64 row sums: block of the compensated sum */
 #endif
 
 #define MLK_RW_SCALE MLK_F(MLK_EXPNEG_SCALE)
@@ -61,10 +62,26 @@ MLK_INLINE MLK_T MLK_F(mlk_rw_max)(const MLK_T *restrict x, intptr_t n) {
  * AVX-512: exp loop with a double sum 0.42 ns/el, exp loop then this pass
  * 0.32, a float sum 0.29 -- but a float sum can be off by n/16 eps). */
 MLK_INLINE double MLK_F(mlk_rw_sum)(const MLK_T *restrict y, intptr_t n) {
-    double s = 0.0;
+    if (sizeof(MLK_T) == 4 || n <= MLK_RW_PB) {
+        double s = 0.0;
 #pragma omp simd reduction(+:s)
-    for (intptr_t j = 0; j < n; j++) s += (double)y[j];
-    return s;
+        for (intptr_t j = 0; j < n; j++) s += (double)y[j];
+        return s;
+    }
+    /* float64: vector sums of blocks of MLK_RW_PB, and the block sums
+       added with a compensation (Neumaier), so that long rows stay within
+       eps (4 + log2 n) */
+    double s = 0.0, c = 0.0;
+    for (intptr_t j0 = 0; j0 < n; j0 += MLK_RW_PB) {
+        const intptr_t j1 = j0 + MLK_RW_PB < n ? j0 + MLK_RW_PB : n;
+        double b = 0.0;
+#pragma omp simd reduction(+:b)
+        for (intptr_t j = j0; j < j1; j++) b += (double)y[j];
+        const double t = s + b;
+        c += s >= b ? (s - t) + b : (b - t) + s;
+        s = t;
+    }
+    return s + c;
 }
 
 /* the scalar max of a short row (no vector set-up for 10 elements) */
@@ -155,6 +172,22 @@ static void MLK_F(mlk_rw_logsm_row)(const MLK_T *restrict x, MLK_T *restrict y, 
 
 /* ---- column mode: vectorised across the contiguous inner columns -------- */
 
+/* acc += fa per column; float64 with a Neumaier compensation in cmp (a
+   column is a sequential sum over the reduced axis, whose error would grow
+   with n), float32 plainly (the double has 29 spare bits) */
+MLK_INLINE void MLK_F(mlk_rw_flush)(double *restrict acc, double *restrict cmp,
+                                    const MLK_T *restrict fa, intptr_t cb) {
+    if (sizeof(MLK_T) == 4) {
+        for (intptr_t c = 0; c < cb; c++) acc[c] += (double)fa[c];
+        return;
+    }
+    for (intptr_t c = 0; c < cb; c++) {
+        const double a = acc[c], b = (double)fa[c], t = a + b;
+        cmp[c] += a >= b ? (a - t) + b : (b - t) + a;
+        acc[c] = t;
+    }
+}
+
 /* one (n x cb) slab: element (j, c) at x[j*ld + c]; logsumexp writes y[c] */
 static void MLK_F(mlk_rw_cols)(int op, const MLK_T *restrict x, MLK_T *restrict y,
                                intptr_t n, intptr_t cb, intptr_t ld) {
@@ -167,7 +200,8 @@ static void MLK_F(mlk_rw_cols)(int op, const MLK_T *restrict x, MLK_T *restrict 
         const MLK_T *xr = x + j * ld;
         for (intptr_t c = 0; c < cb; c++) m[c] = xr[c] > m[c] ? xr[c] : m[c];
     }
-    for (intptr_t c = 0; c < cb; c++) { acc[c] = 0.0; cnt[c] = 0.0; }
+    double cmp[MLK_RW_CB];
+    for (intptr_t c = 0; c < cb; c++) { acc[c] = 0.0; cnt[c] = 0.0; cmp[c] = 0.0; }
     MLK_T fa[MLK_RW_CB], fc[MLK_RW_CB];
     if (op == MLK_SOFTMAX) {
         for (intptr_t j0 = 0; j0 < n; j0 += MLK_RW_JB) {
@@ -182,9 +216,9 @@ static void MLK_F(mlk_rw_cols)(int op, const MLK_T *restrict x, MLK_T *restrict 
                     fa[c] += e;
                 }
             }
-            for (intptr_t c = 0; c < cb; c++) acc[c] += (double)fa[c];
+            MLK_F(mlk_rw_flush)(acc, cmp, fa, cb);
         }
-        for (intptr_t c = 0; c < cb; c++) q[c] = (MLK_T)(1.0 / acc[c]);
+        for (intptr_t c = 0; c < cb; c++) q[c] = (MLK_T)(1.0 / (acc[c] + cmp[c]));
         for (intptr_t j = 0; j < n; j++) {
             MLK_T *yr = y + j * ld;
             for (intptr_t c = 0; c < cb; c++) yr[c] *= q[c];
@@ -203,8 +237,10 @@ static void MLK_F(mlk_rw_cols)(int op, const MLK_T *restrict x, MLK_T *restrict 
                 fc[c] += d == 0 ? (MLK_T)1 : (MLK_T)0;
             }
         }
-        for (intptr_t c = 0; c < cb; c++) { acc[c] += (double)fa[c]; cnt[c] += (double)fc[c]; }
+        MLK_F(mlk_rw_flush)(acc, cmp, fa, cb);
+        for (intptr_t c = 0; c < cb; c++) cnt[c] += (double)fc[c];
     }
+    for (intptr_t c = 0; c < cb; c++) acc[c] += cmp[c];
     for (intptr_t c = 0; c < cb; c++)
         q[c] = MLK_F(mlk_log1p)((MLK_T)(acc[c] * (double)MLK_RW_UNSCALE + (cnt[c] - 1.0)));
     if (op == MLK_LOGSUMEXP) {
@@ -253,13 +289,15 @@ static void MLK_F(mlk_rw_short)(int op, const MLK_T *restrict x, MLK_T *restrict
 /* ---- backward ------------------------------------------------------------ */
 
 /* softmax:      out = y (g - sum g y)
-   log_softmax:  out = g - e^y sum g */
+   log_softmax:  out = g - e^y sum g
+   The products g y are rounded in the working precision (0.5 eps each)
+   and summed in double: one conversion per element, not two. */
 static void MLK_F(mlk_rw_bwd_row)(int op, const MLK_T *restrict g, const MLK_T *restrict s,
                                   MLK_T *restrict o, intptr_t n) {
     double acc = 0.0;
     if (op == MLK_SOFTMAX_BWD) {
 #pragma omp simd reduction(+:acc)
-        for (intptr_t j = 0; j < n; j++) acc += (double)g[j] * (double)s[j];
+        for (intptr_t j = 0; j < n; j++) acc += (double)(g[j] * s[j]);
         const MLK_T dot = (MLK_T)acc;
         for (intptr_t j = 0; j < n; j++) o[j] = s[j] * (g[j] - dot);
     } else {
@@ -278,7 +316,7 @@ static void MLK_F(mlk_rw_bwd_cols)(int op, const MLK_T *restrict g, const MLK_T 
     if (op == MLK_SOFTMAX_BWD) {
         for (intptr_t j = 0; j < n; j++) {
             const MLK_T *gr = g + j * ld, *sr = s + j * ld;
-            for (intptr_t c = 0; c < cb; c++) acc[c] += (double)gr[c] * (double)sr[c];
+            for (intptr_t c = 0; c < cb; c++) acc[c] += (double)(gr[c] * sr[c]);
         }
         for (intptr_t c = 0; c < cb; c++) q[c] = (MLK_T)acc[c];
         for (intptr_t j = 0; j < n; j++) {
