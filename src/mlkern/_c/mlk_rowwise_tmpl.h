@@ -118,8 +118,16 @@ static void MLK_F(mlk_rw_logsm_special)(const MLK_T *x, MLK_T *y, intptr_t n, in
 
 static void MLK_F(mlk_rw_softmax_row)(const MLK_T *restrict x, MLK_T *restrict y, intptr_t n) {
     const MLK_T m = MLK_F(mlk_rw_max)(x, n);
-    for (intptr_t j = 0; j < n; j++) y[j] = MLK_F(mlk_expneg_scaled)(x[j] - m);
-    const MLK_T r = (MLK_T)(1.0 / MLK_F(mlk_rw_sum)(y, n));
+    /* exponentials, then their sum from L1, a block at a time */
+    double s = 0.0;
+    for (intptr_t j0 = 0; j0 < n; j0 += MLK_RW_EBLK) {
+        const intptr_t nb = n - j0 < MLK_RW_EBLK ? n - j0 : MLK_RW_EBLK;
+        const MLK_T *xb = x + j0;
+        MLK_T *yb = y + j0;
+        for (intptr_t j = 0; j < nb; j++) yb[j] = MLK_F(mlk_expneg_scaled)(xb[j] - m);
+        s += MLK_F(mlk_rw_sum)(yb, nb);
+    }
+    const MLK_T r = (MLK_T)(1.0 / s);
     for (intptr_t j = 0; j < n; j++) y[j] *= r;
 }
 
