@@ -41,7 +41,7 @@
  * roundings on any term (a row sum within 3 eps + the scale's 1.5), one
  * conversion per 4 elements instead of one per element. */
 #define MLK_RW_JB 4
-#define MLK_RW_PB 512          /* float64 row sums: block of the compensated sum */
+#define MLK_RW_PB 64           /* float64 row sums: block of the compensated sum */
 #endif
 
 #define MLK_RW_SCALE MLK_F(MLK_EXPNEG_SCALE)
