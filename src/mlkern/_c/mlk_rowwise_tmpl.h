@@ -41,6 +41,7 @@
  * roundings on any term (a row sum within 3 eps + the scale's 1.5), one
  * conversion per 4 elements instead of one per element. */
 #define MLK_RW_JB 4
+#define MLK_RW_RB 64           /* rows per block of vectorised log1p */
 #define MLK_RW_PB 64           /* float64 row sums: block of the compensated sum */
 #endif
 
@@ -165,17 +166,47 @@ MLK_INLINE double MLK_F(mlk_rw_rest)(const MLK_T *restrict x, intptr_t n, MLK_T 
     return acc * (double)MLK_RW_UNSCALE + (cnt - 1.0);
 }
 
-static MLK_T MLK_F(mlk_rw_lse_row)(const MLK_T *restrict x, intptr_t n) {
-    const MLK_T m = MLK_F(mlk_rw_max)(x, n);
-    if (!MLK_F(mlk_rw_finite)(m)) return MLK_F(mlk_rw_lse_special)(x, n, 1, m);
-    return m + MLK_F(mlk_rw_log1p)(MLK_F(mlk_rw_rest)(x, n, m, NULL));
-}
-
-static void MLK_F(mlk_rw_logsm_row)(const MLK_T *restrict x, MLK_T *restrict y, intptr_t n) {
-    const MLK_T m = MLK_F(mlk_rw_max)(x, n);
-    if (!MLK_F(mlk_rw_finite)(m)) { MLK_F(mlk_rw_logsm_special)(x, y, n, 1, m); return; }
-    const MLK_T L = MLK_F(mlk_rw_log1p)(MLK_F(mlk_rw_rest)(x, n, m, y));
-    for (intptr_t j = 0; j < n; j++) y[j] -= L;     /* (x - m) - L */
+/* logsumexp (y[r]) or log_softmax (rows of y) of `rows` contiguous rows of
+   n: R per row, then log1p of a block of rows as one vector loop (a scalar
+   log1p per row costs more than the rest of a 128-element row) */
+static void MLK_F(mlk_rw_log_rows)(int op, const MLK_T *restrict x, MLK_T *restrict y,
+                                   intptr_t rows, intptr_t n) {
+    MLK_T m[MLK_RW_RB], L[MLK_RW_RB];
+    MLK_T R[MLK_RW_RB];
+    /* rows per block: the block's output is still in L2 for the last pass */
+    intptr_t rb = 16384 / n;
+    rb = rb < 1 ? 1 : (rb > MLK_RW_RB ? MLK_RW_RB : rb);
+    for (intptr_t r0 = 0; r0 < rows; r0 += rb) {
+        const intptr_t nr = rows - r0 < rb ? rows - r0 : rb;
+        int bad = 0;
+        for (intptr_t r = 0; r < nr; r++) {
+            const MLK_T *xr = x + (r0 + r) * n;
+            const MLK_T mr = MLK_F(mlk_rw_max)(xr, n);
+            m[r] = mr;
+            if (!MLK_F(mlk_rw_finite)(mr)) { bad = 1; R[r] = 0; continue; }
+            R[r] = (MLK_T)MLK_F(mlk_rw_rest)(xr, n, mr, op == MLK_LOG_SOFTMAX ? y + (r0 + r) * n : NULL);
+        }
+        for (intptr_t r = 0; r < nr; r++) L[r] = MLK_F(mlk_log1p)(R[r]);
+        if (op == MLK_LOGSUMEXP) {
+            for (intptr_t r = 0; r < nr; r++) y[r0 + r] = m[r] + L[r];
+        } else {
+            for (intptr_t r = 0; r < nr; r++) {
+                MLK_T *yr = y + (r0 + r) * n;
+                const MLK_T q = L[r];
+                for (intptr_t j = 0; j < n; j++) yr[j] -= q;     /* (x - m) - L */
+            }
+        }
+        if (bad) {
+            for (intptr_t r = 0; r < nr; r++) {
+                if (MLK_F(mlk_rw_finite)(m[r])) continue;
+                const MLK_T *xr = x + (r0 + r) * n;
+                if (op == MLK_LOGSUMEXP)
+                    y[r0 + r] = MLK_F(mlk_rw_lse_special)(xr, n, 1, m[r]);
+                else
+                    MLK_F(mlk_rw_logsm_special)(xr, y + (r0 + r) * n, n, 1, m[r]);
+            }
+        }
+    }
 }
 
 /* ---- column mode: vectorised across the contiguous inner columns -------- */
@@ -366,9 +397,9 @@ void MLK_K(mlk_rowwise)(int op, const MLK_T *restrict a, const MLK_T *restrict b
         } else if (op == MLK_SOFTMAX) {
             for (intptr_t r = 0; r < outer; r++) MLK_F(mlk_rw_softmax_row)(a + r * n, y + r * n, n);
         } else if (op == MLK_LOG_SOFTMAX) {
-            for (intptr_t r = 0; r < outer; r++) MLK_F(mlk_rw_logsm_row)(a + r * n, y + r * n, n);
+            MLK_F(mlk_rw_log_rows)(op, a, y, outer, n);
         } else {
-            for (intptr_t r = 0; r < outer; r++) y[r] = MLK_F(mlk_rw_lse_row)(a + r * n, n);
+            MLK_F(mlk_rw_log_rows)(op, a, y, outer, n);
         }
         return;
     }
