@@ -1586,3 +1586,22 @@ def test_property_argmax_like_numpy(case):
     assert np.array_equal(r, e), (x, axis, r, e)
     if not isinstance(e, np.ndarray):
         assert type(r) is np.int64
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,axis", [((7, 300), -1), ((5, 9), -1), ((4, 30, 5), 1)])
+def test_log_softmax_backward_any_saved_values(dt, shape, axis):
+    # the kernel takes e^y by the cheaper e^{<=0} path when every saved y is a
+    # log-probability; a y > 0 (not a log_softmax output, but allowed) or a NaN
+    # must still give g - exp(y) * sum(g)
+    rng = np.random.default_rng(5)
+    g = rng.standard_normal(shape).astype(dt)
+    y = (rng.standard_normal(shape) * 2).astype(dt)        # half of them > 0
+    want = g.astype(np.float64) - np.exp(y.astype(np.float64)) * g.astype(np.float64).sum(axis=axis, keepdims=True)
+    got = mlkern.log_softmax_backward(g, y, axis=axis)
+    tol = 2e-5 if dt == np.float32 else 1e-12
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
+    y2 = -np.abs(y)
+    y2.flat[3] = np.nan
+    got2 = mlkern.log_softmax_backward(g, y2, axis=axis)
+    assert np.isnan(got2.flat[3])

@@ -340,10 +340,18 @@ static void MLK_F(mlk_rw_bwd_row)(int op, const MLK_T *restrict g, const MLK_T *
         const MLK_T dot = (MLK_T)acc;
         for (intptr_t j = 0; j < n; j++) o[j] = s[j] * (g[j] - dot);
     } else {
-#pragma omp simd reduction(+:acc)
-        for (intptr_t j = 0; j < n; j++) acc += (double)g[j];
+        /* y is a log-probability (<= 0): e^y by the cheaper mlk_expneg,
+           unless some y > 0 (or NaN) was passed; y is read here with g, so
+           the second pass finds both rows in L1 */
+        int pos = 0;
+#pragma omp simd reduction(+:acc) reduction(|:pos)
+        for (intptr_t j = 0; j < n; j++) { acc += (double)g[j]; pos |= !(s[j] <= 0); }
         const MLK_T sg = (MLK_T)acc;
-        for (intptr_t j = 0; j < n; j++) o[j] = g[j] - MLK_F(mlk_exp)(s[j]) * sg;
+        if (pos) {
+            for (intptr_t j = 0; j < n; j++) o[j] = g[j] - MLK_F(mlk_exp)(s[j]) * sg;
+        } else {
+            for (intptr_t j = 0; j < n; j++) o[j] = g[j] - MLK_F(mlk_expneg)(s[j]) * sg;
+        }
     }
 }
 
@@ -364,15 +372,20 @@ static void MLK_F(mlk_rw_bwd_cols)(int op, const MLK_T *restrict g, const MLK_T 
             for (intptr_t c = 0; c < cb; c++) orow[c] = sr[c] * (gr[c] - q[c]);
         }
     } else {
+        int pos = 0;
         for (intptr_t j = 0; j < n; j++) {
-            const MLK_T *gr = g + j * ld;
-            for (intptr_t c = 0; c < cb; c++) acc[c] += (double)gr[c];
+            const MLK_T *gr = g + j * ld, *sr = s + j * ld;
+            for (intptr_t c = 0; c < cb; c++) { acc[c] += (double)gr[c]; pos |= !(sr[c] <= 0); }
         }
         for (intptr_t c = 0; c < cb; c++) q[c] = (MLK_T)acc[c];
         for (intptr_t j = 0; j < n; j++) {
             const MLK_T *gr = g + j * ld, *sr = s + j * ld;
             MLK_T *orow = o + j * ld;
-            for (intptr_t c = 0; c < cb; c++) orow[c] = gr[c] - MLK_F(mlk_exp)(sr[c]) * q[c];
+            if (pos) {
+                for (intptr_t c = 0; c < cb; c++) orow[c] = gr[c] - MLK_F(mlk_exp)(sr[c]) * q[c];
+            } else {
+                for (intptr_t c = 0; c < cb; c++) orow[c] = gr[c] - MLK_F(mlk_expneg)(sr[c]) * q[c];
+            }
         }
     }
 }
