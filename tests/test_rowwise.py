@@ -1605,3 +1605,27 @@ def test_log_softmax_backward_any_saved_values(dt, shape, axis):
     y2.flat[3] = np.nan
     got2 = mlkern.log_softmax_backward(g, y2, axis=axis)
     assert np.isnan(got2.flat[3])
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [256, 257, 1000, 4099])
+def test_softmax_backward_streaming_stores(dt, n):
+    # large outputs are written with non-temporal stores; force that path on
+    # small arrays (threshold 1 byte), with an out= that starts off the
+    # vector alignment and in place, and compare with the plain stores
+    from mlkern import _elementwise as ew
+    rng = np.random.default_rng(n)
+    g = rng.standard_normal((5, n)).astype(dt)
+    y = mlkern.softmax(rng.standard_normal((5, n)).astype(dt))
+    want = mlkern.softmax_backward(g, y)
+    old = ew.set_stream_bytes(1)
+    try:
+        base = np.empty(5 * n + 1, dt)
+        out = base[1:].reshape(5, n)              # 4 or 8 bytes past an aligned start
+        got = mlkern.softmax_backward(g, y, out=out)
+        assert got is out
+        np.testing.assert_array_equal(got, want)
+        g2 = g.copy()
+        np.testing.assert_array_equal(mlkern.softmax_backward(g2, y, out=g2), want)
+    finally:
+        ew.set_stream_bytes(old)

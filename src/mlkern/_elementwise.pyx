@@ -64,6 +64,7 @@ cdef extern from "mlk_kernels.h" nogil:
     int MLK_N_BINARY
     int MLK_N_ROWWISE
     int MLK_LOGSUMEXP
+    int MLK_RW_STREAM
 
 ctypedef fused real:
     float

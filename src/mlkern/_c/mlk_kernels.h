@@ -46,6 +46,9 @@ enum {
     MLK_LOG_SOFTMAX_BWD,    /* a = grad_output, b = y (log_softmax output) */
     MLK_N_ROWWISE
 };
+/* or-ed into a row-wise op: the output is large, write it with
+   non-temporal stores where the kernel can (mlk_stream.h) */
+#define MLK_RW_STREAM 0x100
 
 typedef struct {
     double a, b, c;        /* op parameters (alpha/slope, beta, threshold, sigma) */

@@ -3,6 +3,7 @@
 #include "mlk_kernels.h"
 #include "mlk_act.h"
 #include "mlk_rng.h"
+#include "mlk_stream.h"
 
 #define MLK_T float
 #define MLK_F(name) name##_f32

@@ -332,13 +332,22 @@ static void MLK_F(mlk_rw_short)(int op, const MLK_T *restrict x, MLK_T *restrict
    The products g y are rounded in the working precision (0.5 eps each)
    and summed in double: one conversion per element, not two. */
 static void MLK_F(mlk_rw_bwd_row)(int op, const MLK_T *restrict g, const MLK_T *restrict s,
-                                  MLK_T *restrict o, intptr_t n) {
+                                  MLK_T *restrict o, intptr_t n, int stream) {
     double acc = 0.0;
+    MLK_T buf[MLK_RW_CB];
     if (op == MLK_SOFTMAX_BWD) {
 #pragma omp simd reduction(+:acc)
         for (intptr_t j = 0; j < n; j++) acc += (double)(g[j] * s[j]);
         const MLK_T dot = (MLK_T)acc;
-        for (intptr_t j = 0; j < n; j++) o[j] = s[j] * (g[j] - dot);
+        if (!stream) {
+            for (intptr_t j = 0; j < n; j++) o[j] = s[j] * (g[j] - dot);
+            return;
+        }
+        for (intptr_t j0 = 0; j0 < n; j0 += MLK_RW_CB) {
+            const intptr_t nb = n - j0 < MLK_RW_CB ? n - j0 : MLK_RW_CB;
+            for (intptr_t j = 0; j < nb; j++) buf[j] = s[j0 + j] * (g[j0 + j] - dot);
+            MLK_F(mlk_stream_copy)(o + j0, buf, nb);
+        }
     } else {
         /* y is a log-probability (<= 0): e^y by the cheaper mlk_expneg,
            unless some y > 0 (or NaN) was passed; y is read here with g, so
@@ -399,12 +408,18 @@ static void MLK_F(mlk_rw_bwd_cols)(int op, const MLK_T *restrict g, const MLK_T 
 void MLK_K(mlk_rowwise)(int op, const MLK_T *restrict a, const MLK_T *restrict b,
                         MLK_T *restrict y, intptr_t outer, intptr_t n, intptr_t cols,
                         intptr_t ld) {
+    const int stream = (op & MLK_RW_STREAM) != 0;
+    op &= ~MLK_RW_STREAM;
     const int bwd = op == MLK_SOFTMAX_BWD || op == MLK_LOG_SOFTMAX_BWD;
     if (n <= 0) return;
     if (ld == 1 && cols == 1) {
         if (bwd) {
+            /* streaming only pays for softmax_backward (measured: log_softmax_backward
+               and the forward ops lost with it); short rows use plain stores */
+            const int st = stream && op == MLK_SOFTMAX_BWD && n >= MLK_RW_CB;
             for (intptr_t r = 0; r < outer; r++)
-                MLK_F(mlk_rw_bwd_row)(op, a + r * n, b + r * n, y + r * n, n);
+                MLK_F(mlk_rw_bwd_row)(op, a + r * n, b + r * n, y + r * n, n, st);
+            if (stream) mlk_stream_fence();
         } else if (n < MLK_RW_SHORT) {
             MLK_F(mlk_rw_short)(op, a, y, outer, n);
         } else if (op == MLK_SOFTMAX) {
