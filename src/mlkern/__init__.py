@@ -16,6 +16,8 @@ from .activations import *  # noqa: E402,F401,F403
 from .activations import __all__ as _act_all  # noqa: E402
 from .rowwise import *  # noqa: E402,F401,F403
 from .rowwise import __all__ as _row_all  # noqa: E402
+from .losses import *  # noqa: E402,F401,F403
+from .losses import __all__ as _loss_all  # noqa: E402
 
 
 def show_config(file=None):
@@ -46,4 +48,4 @@ def show_config(file=None):
     return info
 
 
-__all__ = ["get_num_threads", "set_num_threads", "threads", "show_config", *_act_all, *_row_all]
+__all__ = ["get_num_threads", "set_num_threads", "threads", "show_config", *_act_all, *_row_all, *_loss_all]

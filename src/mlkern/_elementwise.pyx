@@ -36,6 +36,8 @@ cdef extern from "mlk_kernels.h" nogil:
     ctypedef void (*rowwise_f64_fn)(int, const double *, const double *, double *, intptr_t, intptr_t, intptr_t, intptr_t) noexcept nogil
     ctypedef void (*argmax_f32_fn)(const float *, int64_t *, intptr_t, intptr_t, intptr_t, intptr_t) noexcept nogil
     ctypedef void (*argmax_f64_fn)(const double *, int64_t *, intptr_t, intptr_t, intptr_t, intptr_t) noexcept nogil
+    ctypedef void (*xent_f32_fn)(const float *, const int64_t *, const double *, intptr_t, int64_t, const float *, float *, double *, intptr_t, intptr_t) noexcept nogil
+    ctypedef void (*xent_f64_fn)(const double *, const int64_t *, const double *, intptr_t, int64_t, const double *, double *, double *, intptr_t, intptr_t) noexcept nogil
     ctypedef struct mlk_kernel_table:
         unary_f32_fn unary_f32
         unary_f64_fn unary_f64
@@ -49,6 +51,8 @@ cdef extern from "mlk_kernels.h" nogil:
         rowwise_f64_fn rowwise_f64
         argmax_f32_fn argmax_f32
         argmax_f64_fn argmax_f64
+        xent_f32_fn xent_f32
+        xent_f64_fn xent_f64
     mlk_kernel_table mlk_kt
     int mlk_dispatch_init(const char *level)
     const char *mlk_dispatch_level()
@@ -419,3 +423,4 @@ def prelu_bwd_raw(cnp.ndarray ga, cnp.ndarray xa, cnp.ndarray alpha, cnp.ndarray
 
 
 include "_rowwise.pxi"
+include "_loss.pxi"

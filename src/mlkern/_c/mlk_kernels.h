@@ -73,6 +73,11 @@ typedef void (*mlk_rowwise_f64_fn)(int op, const double *a, const double *b, dou
 typedef void (*mlk_argmax_f32_fn)(const float *x, int64_t *out, intptr_t outer, intptr_t n, intptr_t cols, intptr_t ld);
 typedef void (*mlk_argmax_f64_fn)(const double *x, int64_t *out, intptr_t outer, intptr_t n, intptr_t cols, intptr_t ld);
 
+/* fused cross-entropy over contiguous rows of n logits (mlk_loss_tmpl.h):
+   coef + cstride*r = (a, b, c), w = class weights or NULL, g = gradient or NULL */
+typedef void (*mlk_xent_f32_fn)(const float *z, const int64_t *lab, const double *coef, intptr_t cstride, int64_t ignore, const float *w, float *g, double *loss, intptr_t rows, intptr_t n);
+typedef void (*mlk_xent_f64_fn)(const double *z, const int64_t *lab, const double *coef, intptr_t cstride, int64_t ignore, const double *w, double *g, double *loss, intptr_t rows, intptr_t n);
+
 typedef struct {
     mlk_unary_f32_fn unary_f32;
     mlk_unary_f64_fn unary_f64;
@@ -86,6 +91,8 @@ typedef struct {
     mlk_rowwise_f64_fn rowwise_f64;
     mlk_argmax_f32_fn argmax_f32;
     mlk_argmax_f64_fn argmax_f64;
+    mlk_xent_f32_fn xent_f32;
+    mlk_xent_f64_fn xent_f64;
 } mlk_kernel_table;
 
 /* the table in use; set by mlk_dispatch_init */

@@ -10,6 +10,7 @@
 #define MLK_K(name) MLK_ISA_SUFFIX(name##_f32)
 #include "mlk_kernels_tmpl.h"
 #include "mlk_rowwise_tmpl.h"
+#include "mlk_loss_tmpl.h"
 #undef MLK_T
 #undef MLK_F
 #undef MLK_K
@@ -19,6 +20,7 @@
 #define MLK_K(name) MLK_ISA_SUFFIX(name##_f64)
 #include "mlk_kernels_tmpl.h"
 #include "mlk_rowwise_tmpl.h"
+#include "mlk_loss_tmpl.h"
 #undef MLK_T
 #undef MLK_F
 #undef MLK_K
