@@ -6,9 +6,10 @@ import pytest
 import mlkern
 import mlkern.activations
 import mlkern.rowwise
+import mlkern.losses
 
 
-@pytest.mark.parametrize("module", [mlkern, mlkern.activations, mlkern.rowwise], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [mlkern, mlkern.activations, mlkern.rowwise, mlkern.losses], ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     res = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert res.attempted > 0, "no examples found"
@@ -16,7 +17,7 @@ def test_docstring_examples(module):
 
 
 def test_every_public_function_documents_formula_derivative_or_trick():
-    for name in mlkern.activations.__all__ + mlkern.rowwise.__all__:
+    for name in mlkern.activations.__all__ + mlkern.rowwise.__all__ + mlkern.losses.__all__:
         doc = getattr(mlkern, name).__doc__ or ""
         assert len(doc.strip()) > 40, name
         assert ">>>" in doc, f"{name}: no example"
