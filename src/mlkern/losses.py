@@ -234,7 +234,7 @@ _DOC_ARGS = """
 def cross_entropy(logits, target, axis=-1, *, reduction="mean", weight=None, ignore_index=-100,
                   label_smoothing=0.0, sample_weight=None):
     """Cross-entropy from logits: ``-sum_i t_i log softmax(z)_i``.
-    """ + _DOC_ARGS + """
+    {args}
     Returns
     -------
     scalar of the logits' float dtype, or an array for ``reduction="none"``
@@ -258,7 +258,7 @@ def cross_entropy_grad(logits, target, axis=-1, *, reduction="mean", weight=None
                        ignore_index=-100, label_smoothing=0.0, sample_weight=None, out=None):
     """Gradient of :func:`cross_entropy` with respect to the logits:
     ``softmax(z) - target``, weighted and scaled like the loss.
-    """ + _DOC_ARGS + """    out : ndarray, optional
+    {args}    out : ndarray, optional
         The gradient's array (the logits' shape and dtype); may be the
         logits themselves.
 
@@ -275,7 +275,7 @@ def cross_entropy_grad(logits, target, axis=-1, *, reduction="mean", weight=None
 def cross_entropy_with_grad(logits, target, axis=-1, *, reduction="mean", weight=None,
                             ignore_index=-100, label_smoothing=0.0, sample_weight=None, out=None):
     """``(cross_entropy, cross_entropy_grad)`` from one fused pass.
-    """ + _DOC_ARGS + """    out : ndarray, optional
+    {args}    out : ndarray, optional
         The gradient's array; ``out=logits`` overwrites the logits with the
         gradient and allocates nothing of their size.
 
@@ -288,3 +288,8 @@ def cross_entropy_with_grad(logits, target, axis=-1, *, reduction="mean", weight
     """
     return _xent("cross_entropy_with_grad", logits, target, axis, reduction, weight,
                  ignore_index, label_smoothing, sample_weight, True, True, out)
+
+
+for _f in (cross_entropy, cross_entropy_grad, cross_entropy_with_grad):
+    _f.__doc__ = _f.__doc__.replace("    {args}", _DOC_ARGS.strip("\n") + "\n")
+del _f
