@@ -14,8 +14,8 @@ DEF ROW_CB = 256      # columns per unit in column mode (= MLK_RW_CB)
 # would not stay in cache.  Measured on the dev machine (T=1): f32
 # softmax_backward (256, 32000) 1.06 -> 0.69 ns/el; at (4096, 1000) f32
 # (16 MiB, which the last-level cache holds across calls) streaming lost
-# 10-20 %, hence 32 MiB.
-cdef Py_ssize_t _stream_bytes = 32 * 1024 * 1024
+# 10-20 %, hence 24 MiB ((256, 32000) float32 is 31.25 MiB).
+cdef Py_ssize_t _stream_bytes = 24 * 1024 * 1024
 
 def set_stream_bytes(Py_ssize_t nbytes):
     """Set the output size from which row-wise kernels stream; returns the old one."""

@@ -34,7 +34,7 @@
 #define MLK_RW_CB 256          /* columns per block in column mode */
 #define MLK_RW_SHORT 64        /* rows shorter than this: block mode */
 #define MLK_RW_SBLK 2048       /* elements per block of short rows */
-#define MLK_RW_ABLK 64         /* argmax: elements per scan block */
+#define MLK_RW_ABLK 256        /* argmax: elements per scan block */
 #define MLK_RW_EBLK 1024       /* logsumexp: exponentials buffered per block */
 /* Column mode sums: MLK_RW_JB consecutive terms of a column are added in the
  * working precision, and these partial sums in double: at most 3 float32
@@ -456,30 +456,44 @@ void MLK_K(mlk_rowwise)(int op, const MLK_T *restrict a, const MLK_T *restrict b
  * selects: take = !(v <= best) && best == best (a NaN v is taken unless a
  * NaN is already held).
  */
+/* first j in [b0, e) with x[j] == v, or with x[j] NaN (v NaN), found 16
+   elements at a time by a vector "any" test; -1 if none */
+static intptr_t MLK_F(mlk_argmax_find)(const MLK_T *restrict x, intptr_t b0, intptr_t e, MLK_T v) {
+    if (v != v) {
+        for (intptr_t j = b0; j < e; j++)
+            if (x[j] != x[j]) return j;
+        return -1;
+    }
+    for (intptr_t s0 = b0; s0 < e; s0 += 16) {
+        const intptr_t s1 = s0 + 16 < e ? s0 + 16 : e;
+        int hit = 0;
+        for (intptr_t j = s0; j < s1; j++) hit |= x[j] == v;
+        if (hit)
+            for (intptr_t j = s0; j < s1; j++)
+                if (x[j] == v) return j;
+    }
+    return -1;
+}
+
 static int64_t MLK_F(mlk_argmax_long)(const MLK_T *restrict x, intptr_t n) {
     MLK_T best = (MLK_T)-INFINITY;
     intptr_t bblk = 0;
     for (intptr_t b0 = 0; b0 < n; b0 += MLK_RW_ABLK) {
         const intptr_t e = b0 + MLK_RW_ABLK < n ? b0 + MLK_RW_ABLK : n;
-        MLK_T bm = (MLK_T)-INFINITY;
-        int nan = 0;
-#pragma omp simd reduction(max:bm) reduction(|:nan)
+        MLK_T bm = (MLK_T)-INFINITY, nan = 0;
+#pragma omp simd reduction(max:bm) reduction(max:nan)
         for (intptr_t j = b0; j < e; j++) {
             const MLK_T v = x[j];
             bm = v > bm ? v : bm;
-            nan |= v != v;
+            nan = v != v ? (MLK_T)1 : nan;        /* same-width lanes as bm */
         }
-        if (nan) {
-            for (intptr_t j = b0; j < e; j++)
-                if (x[j] != x[j]) return j;
-        }
+        if (nan > 0) return MLK_F(mlk_argmax_find)(x, b0, e, (MLK_T)NAN);
         if (bm > best) { best = bm; bblk = b0; }
     }
     /* the first element equal to best (an all -inf row: index 0) */
     const intptr_t e = bblk + MLK_RW_ABLK < n ? bblk + MLK_RW_ABLK : n;
-    for (intptr_t j = bblk; j < e; j++)
-        if (x[j] == best) return j;
-    return 0;
+    const intptr_t j = MLK_F(mlk_argmax_find)(x, bblk, e, best);
+    return j < 0 ? 0 : j;
 }
 
 MLK_INLINE int64_t MLK_F(mlk_argmax_short)(const MLK_T *restrict x, intptr_t n) {
@@ -534,7 +548,7 @@ void MLK_K(mlk_argmax)(const MLK_T *restrict x, int64_t *restrict out, intptr_t 
     if (ld == 1 && cols == 1) {
         if (n < MLK_RW_SHORT) {
             MLK_F(mlk_argmax_short_rows)(x, out, outer, n);
-        } else if (n < 2 * MLK_RW_ABLK) {
+        } else if (n < 128) {
             for (intptr_t r = 0; r < outer; r++) out[r] = MLK_F(mlk_argmax_short)(x + r * n, n);
         } else {
             for (intptr_t r = 0; r < outer; r++) out[r] = MLK_F(mlk_argmax_long)(x + r * n, n);
