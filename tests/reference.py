@@ -599,3 +599,77 @@ def mp_hi_lo(values):
         lo = np.array([float(v - mpmath.mpf(h)) if math.isfinite(h) else 0.0
                        for v, h in zip(values, hi)], dtype=np.float64)
     return hi, lo
+
+
+# ---------------------------------------------------------------- cross-entropy
+# Float64 reference of the cross-entropy family (SPEC.md, "Losses"), in the
+# "target distribution" form: every sample's loss is -sum_j u_j log_softmax(z)_j
+# with the weighted, smoothed target
+#   labels:        u = (1 - eps) w_y onehot(y) + (eps / n) w   (0 for ignored samples)
+#   probabilities: u = w ((1 - eps) t + eps / n)
+# (PyTorch's definitions), whose gradient is (sum_j u_j) softmax(z) - u.
+# The reduction scales sample i by coef_i: its sample weight s_i, divided for
+# "mean" by sum_i s_i w_{y_i} over the non-ignored samples (labels) or by
+# sum_i s_i (probabilities).  "none" is s_i l_i, and the gradient of "none" is
+# that of the sum.
+
+def cross_entropy_terms(logits, target, axis=-1, reduction="mean", weight=None,
+                        ignore_index=-100, label_smoothing=0.0, sample_weight=None):
+    """(z, u, coef, valid): the float64 logits with the class axis last, the
+    target distribution u (z's shape), the per-sample scale coef and the mask
+    of the samples that count (all of them for probability targets)."""
+    z = np.moveaxis(np.asarray(logits).astype(np.float64), axis, -1)
+    n = z.shape[-1]
+    t = np.asarray(target)
+    w = np.ones(n) if weight is None else np.asarray(weight, np.float64)
+    eps = float(label_smoothing)
+    if t.dtype.kind == "f" and t.shape == np.shape(logits):
+        q = (1.0 - eps) * np.moveaxis(t.astype(np.float64), axis, -1) + eps / n
+        u = w * q
+        valid = np.ones(z.shape[:-1], bool)
+        wden = np.ones(z.shape[:-1])
+    else:
+        lab = t.astype(np.int64)
+        valid = lab != ignore_index
+        safe = np.where(valid, lab, 0)
+        onehot = (np.arange(n) == safe[..., None]).astype(np.float64)
+        wy = w[safe]
+        u = (1.0 - eps) * wy[..., None] * onehot + (eps / n) * w
+        u = np.where(valid[..., None], u, 0.0)
+        wden = np.where(valid, wy, 0.0)
+    s = np.ones(z.shape[:-1]) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    coef = np.where(valid, s, 0.0)
+    if reduction == "mean":
+        with _errstate():
+            coef = coef / np.sum(coef * wden)
+    return z, u, coef, valid
+
+
+def cross_entropy_ref(logits, target, axis=-1, reduction="mean", weight=None, ignore_index=-100,
+                      label_smoothing=0.0, sample_weight=None):
+    """float64 (loss, grad) of the cross-entropy: loss a float (mean/sum) or
+    the target-shaped array of s_i l_i (none); grad of the logits' shape
+    (for "none" the gradient of the sum).  A sample that does not count has
+    loss 0 and gradient 0 (an all-ignored "mean" is 0/0 = NaN, its gradient 0,
+    as PyTorch)."""
+    z, u, coef, valid = cross_entropy_terms(logits, target, axis, reduction, weight, ignore_index,
+                                            label_smoothing, sample_weight)
+    if z.size == 0:
+        per = np.zeros(z.shape[:-1])
+        g = np.zeros(z.shape)
+    else:
+        logp = log_softmax_ref(z)
+        p = softmax_ref(z)
+        with _errstate():
+            per = -np.sum(np.where(u == 0, 0.0, u * logp), axis=-1)
+            g = np.sum(u, axis=-1, keepdims=True) * p - u
+    with _errstate():
+        per = np.where(valid, per, 0.0)
+        g = np.where(valid[..., None], coef[..., None] * g, 0.0)
+        if reduction == "none":
+            loss = np.where(valid, coef * per, 0.0)
+        elif reduction == "sum":
+            loss = float(np.sum(coef * per))
+        else:   # 0/0 = NaN when nothing counts (the coefficients are NaN then)
+            loss = float(np.sum(coef * per)) if valid.any() else math.nan
+    return loss, np.moveaxis(g, -1, axis)

@@ -94,7 +94,7 @@ def _coefficients(lab, n, w, sw, eps, ignore_index, reduction):
         denom = float(np.count_nonzero(lab != ignore_index)) if reduction == "mean" else 1.0
         with np.errstate(divide="ignore", invalid="ignore"):
             s = np.float64(1.0) / np.float64(denom)
-        return np.array([s, s * (1.0 - eps), s * (eps / n)], np.float64)
+        return np.array([s, s * (1.0 - eps), s * (eps / n)], np.float64), denom
     valid = lab != ignore_index
     safe = np.where(valid, lab, 0)
     wy = w.astype(np.float64)[safe] if w is not None else np.ones(lab.shape, np.float64)
@@ -109,7 +109,7 @@ def _coefficients(lab, n, w, sw, eps, ignore_index, reduction):
     coef[:, 1] = s * (1.0 - eps) * wy
     coef[:, 2] = s * (eps / n)
     coef[~valid] = 0.0
-    return coef
+    return coef, denom
 
 
 def _xent(fname, logits, target, axis, reduction, weight, ignore_index, label_smoothing,
@@ -132,7 +132,8 @@ def _xent(fname, logits, target, axis, reduction, weight, ignore_index, label_sm
     last = ax == z.ndim - 1
     zc = z if (last and z.flags.c_contiguous) else np.ascontiguousarray(np.moveaxis(z, ax, -1))
     rows = lab.size
-    coef = _coefficients(lab.reshape(-1), n, w, sw, eps, ignore_index, reduction)
+    with np.errstate(all="ignore"):    # a mean over nothing: 0/0, reported as NaN below
+        coef, denom = _coefficients(lab.reshape(-1), n, w, sw, eps, ignore_index, reduction)
     g = None
     if want_grad:
         if (out is not None and last and out.dtype == zc.dtype and out.flags.c_contiguous
@@ -147,8 +148,10 @@ def _xent(fname, logits, target, axis, reduction, weight, ignore_index, label_sm
     if want_loss:
         if reduction == "none":
             res_loss = loss.reshape(rshape).astype(rdt)
+        elif reduction == "mean" and not denom:
+            res_loss = rdt.type(np.nan)       # nothing counted (all ignored): 0/0, as PyTorch
         elif rows == 0:
-            res_loss = rdt.type(0.0 if reduction == "sum" else np.nan)
+            res_loss = rdt.type(0.0)
         else:
             res_loss = rdt.type(np.sum(loss))   # pairwise, in a fixed order
     res_grad = None
