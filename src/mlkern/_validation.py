@@ -145,24 +145,30 @@ def unary_slow(op, x, out, a, b, c, cost, seed):
     return finish(res, out, rdt, scalar)
 
 
-def binary_slow(op, g, s, out, a, b, c, cost, names=("grad_output", "saved")):
+def as_float_pair(g, s, names, fname=None):
+    """Two same-shape inputs as float arrays of one compute dtype and one
+    memory order (F only if both are F), each copied at most once.
+    Returns (g, s, result dtype, order)."""
     ga = np.asarray(g)
     sa = np.asarray(s)
     gdt, grdt = compute_dtype(ga.dtype, names[0])
     sdt, srdt = compute_dtype(sa.dtype, names[1])
     if ga.shape != sa.shape:
-        raise ValueError(f"{names[0]} and {names[1]} must have the same shape, got "
+        pre = f"{fname}: " if fname else ""
+        raise ValueError(f"{pre}{names[0]} and {names[1]} must have the same shape, got "
                          f"{ga.shape} and {sa.shape}")
     cdt = np.promote_types(gdt, sdt)
     rdt = np.promote_types(grdt, srdt)
     if rdt == _F16:
         cdt = _F32
-    # one memory order for both (F only if both are F), each copied at most once
     both_f = ga.flags.f_contiguous and sa.flags.f_contiguous
     both_c = ga.flags.c_contiguous and sa.flags.c_contiguous
     order = "F" if both_f and not both_c else "C"
-    ga = _as_layout(ga, cdt, order)
-    sa = _as_layout(sa, cdt, order)
+    return _as_layout(ga, cdt, order), _as_layout(sa, cdt, order), rdt, order
+
+
+def binary_slow(op, g, s, out, a, b, c, cost, names=("grad_output", "saved")):
+    ga, sa, rdt, _ = as_float_pair(g, s, names)
     scalar = ga.ndim == 0
     if out is not None:
         check_out(out, ga.shape, rdt)

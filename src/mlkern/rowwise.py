@@ -28,8 +28,8 @@ import operator
 import numpy as np
 
 from . import _elementwise as _ew
-from ._validation import (_as_layout, as_float_array, check_out, compute_dtype, finish,
-                          result_array)
+from ._validation import (_as_layout, as_float_array, as_float_pair, check_out, compute_dtype,
+                          finish, result_array)
 
 __all__ = ["softmax", "log_softmax", "logsumexp", "softmax_backward",
            "log_softmax_backward", "softmax_jacobian", "argmax"]
@@ -37,8 +37,6 @@ __all__ = ["softmax", "log_softmax", "logsumexp", "softmax_backward",
 # op codes: must match the enum in _c/mlk_kernels.h
 _SOFTMAX, _LOG_SOFTMAX, _LOGSUMEXP, _SOFTMAX_BWD, _LOG_SOFTMAX_BWD = range(5)
 
-_F32 = np.dtype(np.float32)
-_F64 = np.dtype(np.float64)
 _I64 = np.dtype(np.int64)
 
 
@@ -235,24 +233,8 @@ def _backward(op, fname, grad_output, y, axis, out, cost):
     r = _ew.backward_fast(op, grad_output, y, axis, out, cost)
     if r is not None:
         return r
-    ga = np.asarray(grad_output)
-    ya = np.asarray(y)
-    gdt, grdt = compute_dtype(ga.dtype, "grad_output")
-    ydt, yrdt = compute_dtype(ya.dtype, "y")
-    if ga.shape != ya.shape:
-        raise ValueError(f"{fname}: grad_output and y must have the same shape, got "
-                         f"{ga.shape} and {ya.shape}")
+    ga, ya, rdt, order = as_float_pair(grad_output, y, ("grad_output", "y"), fname)
     ax = check_axis(axis, ga.ndim, fname)
-    cdt = np.promote_types(gdt, ydt)
-    rdt = np.promote_types(grdt, yrdt)
-    if rdt == np.float16:
-        cdt = _F32
-    # one memory order for both (F only if both are F), each copied at most once
-    both_f = ga.flags.f_contiguous and ya.flags.f_contiguous
-    both_c = ga.flags.c_contiguous and ya.flags.c_contiguous
-    order = "F" if both_f and not both_c else "C"
-    ga = _as_layout(ga, cdt, order)
-    ya = _as_layout(ya, cdt, order)
     if out is not None:
         check_out(out, ga.shape, rdt)
     res = result_array(ga, out, rdt, ya)

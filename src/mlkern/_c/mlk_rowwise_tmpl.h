@@ -300,9 +300,17 @@ static void MLK_F(mlk_rw_cols)(int op, const MLK_T *restrict x, MLK_T *restrict 
 /* ---- row mode, short rows ------------------------------------------------
  * Rows shorter than MLK_RW_SHORT give the vector loops nothing to work on.
  * A block of up to MLK_RW_CB rows is transposed into a stack buffer
- * (n x rows, a gather the compiler vectorises), the column kernel above
+ * (n x rows), the column kernel above
  * does the work vectorised across the rows, and the result is transposed
  * back.  Both transposes stay in L1. */
+/* nr rows of n -> the (n x nr) buffer t (the strided reads are scalar:
+   gcc 12 does not vectorise them, not even for a constant n) */
+MLK_INLINE void MLK_F(mlk_rw_tr_in)(const MLK_T *restrict xb, MLK_T *restrict t,
+                                    intptr_t nr, intptr_t n) {
+    for (intptr_t j = 0; j < n; j++)
+        for (intptr_t r = 0; r < nr; r++) t[j * nr + r] = xb[r * n + j];
+}
+
 static void MLK_F(mlk_rw_short)(int op, const MLK_T *restrict x, MLK_T *restrict y,
                                 intptr_t rows, intptr_t n) {
     MLK_T t[MLK_RW_SBLK];
@@ -312,8 +320,7 @@ static void MLK_F(mlk_rw_short)(int op, const MLK_T *restrict x, MLK_T *restrict
     for (intptr_t r0 = 0; r0 < rows; r0 += rb) {
         const intptr_t nr = rows - r0 < rb ? rows - r0 : rb;
         const MLK_T *xb = x + r0 * n;
-        for (intptr_t j = 0; j < n; j++)
-            for (intptr_t r = 0; r < nr; r++) t[j * nr + r] = xb[r * n + j];
+        MLK_F(mlk_rw_tr_in)(xb, t, nr, n);
         if (op == MLK_LOGSUMEXP) {
             MLK_F(mlk_rw_cols)(op, t, y + r0, n, nr, nr);
             continue;
@@ -536,8 +543,7 @@ static void MLK_F(mlk_argmax_short_rows)(const MLK_T *restrict x, int64_t *restr
     for (intptr_t r0 = 0; r0 < rows; r0 += rb) {
         const intptr_t nr = rows - r0 < rb ? rows - r0 : rb;
         const MLK_T *xb = x + r0 * n;
-        for (intptr_t j = 0; j < n; j++)
-            for (intptr_t r = 0; r < nr; r++) t[j * nr + r] = xb[r * n + j];
+        MLK_F(mlk_rw_tr_in)(xb, t, nr, n);
         MLK_F(mlk_argmax_cols)(t, out + r0, n, nr, nr);
     }
 }
