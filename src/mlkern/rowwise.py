@@ -80,6 +80,23 @@ def _reduced_out(out, w, ax, keepdims, tr, dtype):
     return ov
 
 
+def _finish_reduced(wres, direct, out, tr, ax, keepdims, rdt):
+    """A reduction's result from the kernel's (outer, inner) array: back in
+    the input's orientation, the axis kept if asked, into out= or as a new
+    array of dtype rdt (a NumPy scalar when 0-d)."""
+    if direct is not None:
+        return out
+    res = wres.T if tr else wres
+    if keepdims:
+        res = np.expand_dims(res, ax)
+    if out is not None:
+        np.copyto(out, res, casting="unsafe")
+        return out
+    if res.dtype != rdt:
+        res = res.astype(rdt)
+    return res[()] if res.ndim == 0 else res
+
+
 # ------------------------------------------------------------ forward
 def _forward(op, fname, x, axis, out):
     r = _ew.rowwise_fast(op, x, axis, out)
@@ -215,17 +232,7 @@ def logsumexp(x, axis=-1, *, keepdims=False, out=None):
         wres.fill(-np.inf)
     elif wres.size:
         _ew.rowwise_raw(_LOGSUMEXP, w, w, wres, outer, n, inner, 4)
-    if direct is not None:
-        return out
-    res = wres.T if tr else wres
-    if keepdims:
-        res = np.expand_dims(res, ax)
-    if out is not None:
-        np.copyto(out, res, casting="unsafe")
-        return out
-    if res.dtype != rdt:
-        res = res.astype(rdt)
-    return res[()] if res.ndim == 0 else res
+    return _finish_reduced(wres, direct, out, tr, ax, keepdims, rdt)
 
 
 # ------------------------------------------------------------ backward
@@ -417,12 +424,4 @@ def argmax(x, axis=-1, *, keepdims=False, out=None):
     wres = direct if direct is not None else np.empty(w.shape[:wax] + w.shape[wax + 1:], _I64)
     if wres.size:
         _ew.argmax_raw(w, wres, outer, n, inner)
-    if direct is not None:
-        return out
-    res = wres.T if tr else wres
-    if keepdims:
-        res = np.expand_dims(res, ax)
-    if out is not None:
-        np.copyto(out, res)
-        return out
-    return res[()] if res.ndim == 0 else res
+    return _finish_reduced(wres, direct, out, tr, ax, keepdims, _I64)
