@@ -5,8 +5,9 @@
  *
  * The array is seen as (outer, n, inner), C-contiguous, reduced over n.
  *   Row mode (inner == 1): each row is contiguous; the passes vectorise
- *     along the row.  Rows shorter than MLK_RW_SHORT are done in blocks of
- *     rows so that the exponentials still run as one long vector loop.
+ *     along the row.  Rows shorter than MLK_RW_SHORT are taken in blocks of
+ *     up to MLK_RW_CB rows, transposed into an L1 buffer and run through the
+ *     column kernel, so that the loops vectorise across rows instead.
  *   Column mode (inner > 1): element (o, j, c) is at o*n*ld + j*ld + c.  The
  *     reduced axis is walked with stride ld and the loops vectorise across
  *     the contiguous columns c, with per-column accumulators on the stack
@@ -85,20 +86,8 @@ MLK_INLINE double MLK_F(mlk_rw_sum)(const MLK_T *restrict y, intptr_t n) {
     return s + c;
 }
 
-/* the scalar max of a short row (no vector set-up for 10 elements) */
-MLK_INLINE MLK_T MLK_F(mlk_rw_max_short)(const MLK_T *restrict x, intptr_t n) {
-    MLK_T m = (MLK_T)-INFINITY;
-    for (intptr_t j = 0; j < n; j++) m = x[j] > m ? x[j] : m;
-    return m;
-}
-
 MLK_INLINE int MLK_F(mlk_rw_finite)(MLK_T m) {
     return m - m == 0;          /* false for +-inf and NaN */
-}
-
-/* R -> log1p(R), in the working precision (R >= 0) */
-MLK_INLINE MLK_T MLK_F(mlk_rw_log1p)(double r) {
-    return MLK_F(mlk_log1p)((MLK_T)r);
 }
 
 /* a row (contiguous, or strided by ld) whose max m is not finite:
