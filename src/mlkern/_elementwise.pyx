@@ -11,6 +11,7 @@ Everything else (dtype conversion, layouts, ``out=`` checks) is in
 ``_validation.py``, which calls back into ``unary_raw``/``binary_raw``.
 """
 cimport numpy as cnp
+import numpy as np
 from cython.parallel cimport prange
 from libc.stdint cimport uint64_t, int64_t, intptr_t
 from libc.stdlib cimport malloc, free
@@ -38,6 +39,20 @@ cdef extern from "mlk_kernels.h" nogil:
     ctypedef void (*argmax_f64_fn)(const double *, int64_t *, intptr_t, intptr_t, intptr_t, intptr_t) noexcept nogil
     ctypedef void (*xent_f32_fn)(const float *, const int64_t *, const double *, intptr_t, int64_t, const float *, float *, double *, intptr_t, intptr_t) noexcept nogil
     ctypedef void (*xent_f64_fn)(const double *, const int64_t *, const double *, intptr_t, int64_t, const double *, double *, double *, intptr_t, intptr_t) noexcept nogil
+    ctypedef struct mlk_lparams:
+        const double *sw
+        intptr_t K
+        const void *pw
+        intptr_t P
+        intptr_t prs
+        double pws
+        double delta
+        double lscale
+        double gscale
+    ctypedef void (*ploss_f32_fn)(int, const float *, const float *, float *, float *, double *, intptr_t, intptr_t, const mlk_lparams *) noexcept nogil
+    ctypedef void (*ploss_f64_fn)(int, const double *, const double *, double *, double *, double *, intptr_t, intptr_t, const mlk_lparams *) noexcept nogil
+    ctypedef void (*kl_f32_fn)(const float *, const float *, int, float *, const double *, double, double *, intptr_t, intptr_t) noexcept nogil
+    ctypedef void (*kl_f64_fn)(const double *, const double *, int, double *, const double *, double, double *, intptr_t, intptr_t) noexcept nogil
     ctypedef struct mlk_kernel_table:
         unary_f32_fn unary_f32
         unary_f64_fn unary_f64
@@ -53,6 +68,10 @@ cdef extern from "mlk_kernels.h" nogil:
         argmax_f64_fn argmax_f64
         xent_f32_fn xent_f32
         xent_f64_fn xent_f64
+        ploss_f32_fn ploss_f32
+        ploss_f64_fn ploss_f64
+        kl_f32_fn kl_f32
+        kl_f64_fn kl_f64
     mlk_kernel_table mlk_kt
     int mlk_dispatch_init(const char *level)
     const char *mlk_dispatch_level()
@@ -69,6 +88,7 @@ cdef extern from "mlk_kernels.h" nogil:
     int MLK_N_ROWWISE
     int MLK_LOGSUMEXP
     int MLK_RW_STREAM
+    int MLK_N_PLOSS
 
 ctypedef fused real:
     float

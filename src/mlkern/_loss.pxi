@@ -63,3 +63,140 @@ def xent_raw(cnp.ndarray z, cnp.ndarray lab, cnp.ndarray coef, int64_t ignore, w
     else:
         raise TypeError("internal: xent_raw needs float32 or float64")
     return loss
+
+
+# ------------------------------------------------------------------------
+# pointwise losses (mse, mae, huber, bce, bce with logits, penalties) and
+# the KL divergence: kernels in _c/mlk_loss_tmpl.h, checks and reductions in
+# losses.py.  The pointwise loss is summed per block of LBLK elements at
+# fixed global positions (bsum), and the blocks are added in order by the
+# caller, so the total does not depend on the thread count.
+# ------------------------------------------------------------------------
+
+DEF LBLK = 2048         # = MLK_LBLK
+
+cdef inline void _call_ploss(int op, const real *p, const real *t, real *lo, real *g,
+                             double *bsum, Py_ssize_t i0, Py_ssize_t i1,
+                             const mlk_lparams *lp) noexcept nogil:
+    if real is float:
+        mlk_kt.ploss_f32(op, p, t, lo, g, bsum, i0, i1, lp)
+    else:
+        mlk_kt.ploss_f64(op, p, t, lo, g, bsum, i0, i1, lp)
+
+cdef void _run_ploss(int op, const real *p, const real *t, real *lo, real *g, double *bsum,
+                     Py_ssize_t n, const mlk_lparams *lp, int cost) noexcept nogil:
+    cdef int nt = _threads_for(n, cost)
+    cdef Py_ssize_t nb = (n + LBLK - 1) // LBLK
+    cdef Py_ssize_t chunk, k, i0, i1
+    if nt <= 1 or nb < nt:
+        _call_ploss(op, p, t, lo, g, bsum, 0, n, lp)
+        return
+    chunk = ((nb + nt - 1) // nt) * LBLK
+    for k in prange(nt, num_threads=nt, schedule='static'):
+        i0 = k * chunk
+        i1 = i0 + chunk
+        if i1 > n:
+            i1 = n
+        if i1 > i0:
+            _call_ploss(op, p, t, lo, g, bsum, i0, i1, lp)
+
+
+def ploss_raw(int op, cnp.ndarray p, cnp.ndarray t, lo, g, sw, Py_ssize_t K, pw,
+              Py_ssize_t P, Py_ssize_t prs, double pws=1.0, double delta=1.0,
+              double lscale=1.0, double gscale=1.0, int cost=1):
+    """Pointwise loss op over C-contiguous p, t of one float dtype (same
+    size; t may be p for the penalties).  lo (per-element loss) and g
+    (gradient) are None or C-contiguous arrays like p (either may be p or t);
+    sw None or float64 (n // K,) row weights; pw None or a C-contiguous array
+    of p's dtype read with period P along rows of K (row stride prs).
+    Returns the float64 block sums (sum them in order for the total)."""
+    cdef int tn = cnp.PyArray_TYPE(p)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(p)
+    cdef mlk_lparams lp
+    cdef cnp.ndarray bs = np.zeros((n + LBLK - 1) // LBLK, np.float64)
+    cdef double *pb = <double *>cnp.PyArray_DATA(bs)
+    cdef void *plo = NULL
+    cdef void *pg = NULL
+    if op < 0 or op >= MLK_N_PLOSS:
+        raise ValueError("internal: unknown loss op")
+    if n == 0:
+        return bs
+    lp.sw = <const double *>cnp.PyArray_DATA(<cnp.ndarray>sw) if sw is not None else NULL
+    lp.K = K
+    lp.pw = cnp.PyArray_DATA(<cnp.ndarray>pw) if pw is not None else NULL
+    lp.P = P
+    lp.prs = prs
+    lp.pws = pws
+    lp.delta = delta
+    lp.lscale = lscale
+    lp.gscale = gscale
+    if lo is not None:
+        plo = cnp.PyArray_DATA(<cnp.ndarray>lo)
+    if g is not None:
+        pg = cnp.PyArray_DATA(<cnp.ndarray>g)
+    if tn == cnp.NPY_DOUBLE:
+        with nogil:
+            _run_ploss(op, <const double *>cnp.PyArray_DATA(p), <const double *>cnp.PyArray_DATA(t),
+                       <double *>plo, <double *>pg, pb, n, &lp, cost)
+    elif tn == cnp.NPY_FLOAT:
+        with nogil:
+            _run_ploss(op, <const float *>cnp.PyArray_DATA(p), <const float *>cnp.PyArray_DATA(t),
+                       <float *>plo, <float *>pg, pb, n, &lp, cost)
+    else:
+        raise TypeError("internal: ploss_raw needs float32 or float64")
+    return bs
+
+
+cdef inline void _call_kl(const real *p, const real *q, int log_q, real *g, const double *gsr,
+                          double gscale, double *rsum, Py_ssize_t rows,
+                          Py_ssize_t n) noexcept nogil:
+    if real is float:
+        mlk_kt.kl_f32(p, q, log_q, g, gsr, gscale, rsum, rows, n)
+    else:
+        mlk_kt.kl_f64(p, q, log_q, g, gsr, gscale, rsum, rows, n)
+
+cdef void _run_kl(const real *p, const real *q, int log_q, real *g, const double *gsr,
+                  double gscale, double *rsum, Py_ssize_t rows, Py_ssize_t n) noexcept nogil:
+    cdef int nt = _row_threads(rows, rows * n, 4)
+    cdef Py_ssize_t k, r0, r1
+    if nt <= 1:
+        _call_kl(p, q, log_q, g, gsr, gscale, rsum, rows, n)
+        return
+    for k in prange(nt, num_threads=nt, schedule='static'):
+        r0 = (rows * k) // nt
+        r1 = (rows * (k + 1)) // nt
+        if r1 > r0:
+            if g != NULL:
+                _call_kl(p + r0 * n, q + r0 * n, log_q, g + r0 * n,
+                         gsr + r0 if gsr != NULL else gsr, gscale, rsum + r0, r1 - r0, n)
+            else:
+                _call_kl(p + r0 * n, q + r0 * n, log_q, <real *>NULL,
+                         gsr + r0 if gsr != NULL else gsr, gscale, rsum + r0, r1 - r0, n)
+
+
+def kl_raw(cnp.ndarray p, cnp.ndarray q, bint log_q, g, gsr, double gscale,
+           cnp.ndarray rsum, Py_ssize_t rows, Py_ssize_t n):
+    """KL rows of C-contiguous p, q (rows, n), one float dtype; g None or an
+    array like q (may be q); gsr None or float64 (rows,) gradient row scales
+    (times gscale); the row values into float64 rsum (rows,)."""
+    cdef int tn = cnp.PyArray_TYPE(p)
+    cdef void *pg = NULL
+    cdef const double *pgs = NULL
+    cdef double *pr = <double *>cnp.PyArray_DATA(rsum)
+    if rows <= 0 or n <= 0:
+        return rsum
+    if g is not None:
+        pg = cnp.PyArray_DATA(<cnp.ndarray>g)
+    if gsr is not None:
+        pgs = <const double *>cnp.PyArray_DATA(<cnp.ndarray>gsr)
+    if tn == cnp.NPY_DOUBLE:
+        with nogil:
+            _run_kl(<const double *>cnp.PyArray_DATA(p), <const double *>cnp.PyArray_DATA(q),
+                    log_q, <double *>pg, pgs, gscale, pr, rows, n)
+    elif tn == cnp.NPY_FLOAT:
+        with nogil:
+            _run_kl(<const float *>cnp.PyArray_DATA(p), <const float *>cnp.PyArray_DATA(q),
+                    log_q, <float *>pg, pgs, gscale, pr, rows, n)
+    else:
+        raise TypeError("internal: kl_raw needs float32 or float64")
+    return rsum

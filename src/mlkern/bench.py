@@ -52,6 +52,30 @@ function x shape x dtype x threads:
   without elementwise functions skips the copy roof and the elementwise
   table.  ``--json`` puts them under ``rowwise_records``.
 
+Losses (``--functions losses``; registries :data:`LOSS_CASES` and
+:data:`LOSS_ROW_CASES`): a loss and its gradient from one call, mean
+reduction, each impl returning ``(loss, grad)``:
+
+* ``bce_with_logits_with_grad`` (z ~ 4 N(0,1), soft targets U[0,1)) and
+  ``mse_with_grad`` (pred, target ~ N(0,1)) at ``--sizes``, in the
+  elementwise table (GB/s by 3 n itemsize: read pred and target, write
+  the gradient; %roof as there).  Peers: the NumPy out= chains
+  max(z,0) - z t + log1p(exp(-|z|)) with ``expit`` (or the 4-pass
+  sigmoid) for the gradient, and ``g = p - t; dot(g, g)/N; g *= 2/N``
+  (np.dot's OpenBLAS limited to one thread with threadpoolctl when it is
+  importable); torch's out= ATen chains (``binary_cross_entropy_with_logits.out``
+  + ``sigmoid(out=)``, ``mse_loss.out`` + ``mse_loss_backward``) and
+  autograd (``F.*`` forward + ``backward()``, [a]);
+* ``cross_entropy_with_grad`` (logits ~ 2 N(0,1), uniform int64 labels)
+  on :data:`LOSS_SHAPES` (4096x1000 and 256x32000), or the smoke shape
+  64x1000 when the largest ``--sizes`` is below 1e6, or ``--shapes``; its
+  own table after the row-wise one, GB/s by 2 N itemsize + 8 rows.  Peers:
+  NumPy softmax - onehot with ``out=``, torch ``F.cross_entropy`` forward
+  + backward ([a]);
+* the check: loss within TOL relative, gradient within TOL of max|ref
+  grad| (the gradient of a mean is ~1/N), against float64 on all
+  elements.
+
 Only NumPy is required; SciPy and PyTorch are optional.  This module is
 not imported by ``import mlkern``.
 """
@@ -741,14 +765,16 @@ def select_functions(spec):
     and its backward, "sigmoid_forward" the function only,
     "sigmoid_backward" the backward only; "forward"/"backward" select all of
     a kind (both registries); "elementwise" (or "activations") all of
-    :data:`CASES`, "rowwise" all of :data:`ROW_CASES`; None or "all"
-    selects everything."""
+    :data:`CASES`, "rowwise" all of :data:`ROW_CASES`, "losses" the
+    elementwise :data:`LOSS_CASES` and the row-shaped
+    :data:`LOSS_ROW_CASES` (returned with the row-wise cases); None or
+    "all" selects everything."""
     if spec is None or spec.strip() in ("", "all"):
-        return list(CASES), list(ROW_CASES)
+        return CASES + LOSS_CASES, ROW_CASES + LOSS_ROW_CASES
     chosen = []
-    by_name = {**CASES_BY_NAME, **ROW_CASES_BY_NAME}
-    every = CASES + ROW_CASES
-    families = FAMILIES + [f for f in ROW_FAMILIES if f not in FAMILIES]
+    by_name = {**CASES_BY_NAME, **ROW_CASES_BY_NAME, **LOSS_CASES_BY_NAME}
+    every = CASES + ROW_CASES + LOSS_CASES + LOSS_ROW_CASES
+    families = FAMILIES + [f for f in ROW_FAMILIES if f not in FAMILIES] + ["losses"]
     for tok in (t.strip() for t in spec.split(",")):
         if not tok:
             continue
@@ -769,9 +795,10 @@ def select_functions(spec):
         else:
             raise ValueError(f"unknown function {tok!r}; choose from: {', '.join(families)} "
                              "(with its backward), <name>_forward, <name>_backward, "
-                             "forward, backward, elementwise, rowwise")
+                             "forward, backward, elementwise, rowwise, losses")
         chosen.extend(c for c in hits if c not in chosen)
-    return [c for c in CASES if c in chosen], [c for c in ROW_CASES if c in chosen]
+    return ([c for c in CASES + LOSS_CASES if c in chosen],
+            [c for c in ROW_CASES + LOSS_ROW_CASES if c in chosen])
 
 
 def select_cases(spec):
@@ -809,7 +836,9 @@ class Inputs:
                          lambda: np.random.default_rng([n, 1]).standard_normal(n).astype(dtype))
 
     def for_case(self, case, n, dtype):
-        """The input tuple of ``case``: (x,) or (g, saved)."""
+        """The input tuple of ``case``: (x,) or (g, saved); a loss's (pred, target)."""
+        if isinstance(case, LossCase):
+            return case.inputs(self, n, dtype)
         x = self.x(n, dtype)
         if case.n_inputs == 1:
             return (x,)
@@ -1058,13 +1087,17 @@ class Runner:
         out = self._out(n, dtype, slot)
         f = prepare(impl, ins, out)
         t0 = _pc()
-        f()                       # the first call: thrown away (timed for the warm-up)
+        res = f()                 # the first call: thrown away (timed for the warm-up)
         first_ns = _pc() - t0
         try:
             f.first_ns = first_ns
         except AttributeError:    # not a Python function: the warm-up times its own first call
             pass
-        chk = check(case, ins, out)
+        if isinstance(case, LossCase):
+            chk = loss_check(ins, res, case.reference(self.inputs, n, ins))
+        else:
+            chk = check(case, ins, out)
+        del res
         if not chk["ok"]:
             self.mismatches.append({"case": case.name, "impl": impl.name, "dtype": dtype_tag(dtype),
                                     "n": n, "threads": T, **chk})
@@ -1317,7 +1350,7 @@ def report(records, mismatches, overhead, info, use_torch, pruned=(), stream=sys
             p(f"  {dt} T={T}: " + ";  ".join(parts))
 
     p("")
-    hdr = (f"{'function':<21}{'dtype':<6}{'n':>5}{'T':>3} {'mlkern':>7} {'GB/s':>6} {'%roof':>5} |"
+    hdr = (f"{'function':<26}{'dtype':<6}{'n':>5}{'T':>3} {'mlkern':>7} {'GB/s':>6} {'%roof':>5} |"
            f" {'numpy/scipy best':<33}{'ns/el':>7} {'speedup':>8}")
     if use_torch:
         hdr += f" | {'torch':<28}{'ns/el':>7} {'speedup':>8}"
@@ -1328,7 +1361,7 @@ def report(records, mismatches, overhead, info, use_torch, pruned=(), stream=sys
       "CPUs while timing (another process held a vCPU)")
     p(hdr)
     p("-" * len(hdr))
-    order = {c.name: i for i, c in enumerate([COPY] + CASES)}
+    order = {c.name: i for i, c in enumerate([COPY] + CASES + LOSS_CASES)}
     keys = sorted((k for k in by if k[0] != "copy"),
                   key=lambda k: (order.get(k[0], 99), k[1], k[2], k[3]))
     prev = None
@@ -1346,7 +1379,7 @@ def report(records, mismatches, overhead, info, use_torch, pruned=(), stream=sys
             roof = f"{100 * mine['gbps'] / rf[(dt, T)][0]:.0f}%"
         bang = lambda r: ("[!]" if r and not r["ok"] else "") + ("[s]" if r and r.get("stalled") else "")  # noqa: E731,E501
         gbps = f"{mine['gbps']:.1f}" if mine else "-"
-        line = (f"{fn:<21}{dt:<6}{fmt_n(n):>5}{T:>3} "
+        line = (f"{fn:<26}{dt:<6}{fmt_n(n):>5}{T:>3} "
                 f"{_fmt(mine and mine['ns_per_el'])}{bang(mine)} "
                 f"{gbps:>6} {roof:>5} |")
         if npb:
@@ -1363,7 +1396,7 @@ def report(records, mismatches, overhead, info, use_torch, pruned=(), stream=sys
         p(line)
 
     # memory-bound kernels against the roof
-    mb = [c.name for c in CASES if c.memory_bound]
+    mb = [c.name for c in CASES + LOSS_CASES if c.memory_bound]
     lines = []
     for key in keys:
         fn, dt, n, T = key
@@ -1371,6 +1404,8 @@ def report(records, mismatches, overhead, info, use_torch, pruned=(), stream=sys
             continue
         mine = _best([r for r in by[key] if r["runtime"] == "mlkern"])
         tb = _best([r for r in by[key] if r["runtime"] == "torch"])
+        if mine is None:
+            continue
         roof_gbps, roof_name = rf[(dt, T)]
         s = (f"  {fn:<21}{dt:<5}{fmt_n(n):>5} T={T}: mlkern {mine['gbps']:5.1f} GB/s = "
              f"{100 * mine['gbps'] / roof_gbps:3.0f}% of {roof_gbps:.1f} ({roof_name})")
@@ -1395,8 +1430,9 @@ def report(records, mismatches, overhead, info, use_torch, pruned=(), stream=sys
         for m in mismatches:
             names = ("x",) if len(m["inputs"]) == 1 else ("g", "saved")
             inp = ", ".join(f"{k}={v!r}" for k, v in zip(names, m["inputs"]))
+            where = m.get("where") or f"index {m['index']} ({inp})"
             p(f"  {m['case']} {m['dtype']} n={fmt_n(m['n'])} T={m['threads']} {m['impl']}: err {m['err']:.3g} > "
-              f"{m['tol']:g} at index {m['index']} ({inp}): got {m['got']!r}, ref {m['ref']!r}")
+              f"{m['tol']:g} at {where}: got {m['got']!r}, ref {m['ref']!r}")
 
 
 def _loadavg():
@@ -1841,7 +1877,9 @@ class RowInputs:
                          .astype(dtype, copy=False))
 
     def for_case(self, case, rs, dtype):
-        """(x,) or (g, y) of ``case``."""
+        """(x,) or (g, y) of ``case``; a loss's (logits, labels)."""
+        if isinstance(case, LossCase):
+            return case.inputs(self, rs, dtype)
         if case.kind == "fwd":
             return (self.x(rs, dtype),)
         y = self._get(("y", case.family, rs.shape, rs.ax, np.dtype(dtype).str),
@@ -1993,7 +2031,10 @@ class RowRunner(Runner):
             f.first_ns = first_ns
         except AttributeError:
             pass
-        chk = row_check(case, ins, _as_numpy(res) if impl.allocates else out, rs)
+        if isinstance(case, LossCase):
+            chk = loss_check(ins, res, case.reference(self.inputs, rs, ins), axis=rs.axis)
+        else:
+            chk = row_check(case, ins, _as_numpy(res) if impl.allocates else out, rs)
         del res
         if not chk["ok"]:
             self.mismatches.append({"case": case.name, "impl": impl.name, "dtype": dtype_tag(dtype),
@@ -2013,7 +2054,7 @@ class RowRunner(Runner):
         return rec
 
 
-def report_rowwise(records, mismatches, shapes, use_torch, stream=sys.stdout):
+def report_rowwise(records, mismatches, shapes, use_torch, stream=sys.stdout, title=None):
     """The row-wise table: per function x shape x dtype x T, mlkern's ns/el
     and GB/s, the best NumPy/SciPy and torch peer and the speedups."""
     p = lambda *a: print(*a, file=stream)  # noqa: E731
@@ -2021,19 +2062,22 @@ def report_rowwise(records, mismatches, shapes, use_torch, stream=sys.stdout):
     for r in records:
         by.setdefault((r["function"], r["spec"], r["dtype"], r["threads"]), []).append(r)
     p("")
-    p("Row-wise functions, reduced over axis 'ax': ns/el = median time / elements of the input; "
-      "GB/s (mlkern's) = ideal bytes / median time")
-    p("  (softmax, log_softmax 2*N*itemsize; logsumexp (N + rows)*itemsize; argmax N*itemsize + 8*rows; "
-      "*_backward 3*N*itemsize; the peers' GB/s are in --json);")
+    if title:
+        p(title)
+    else:
+        p("Row-wise functions, reduced over axis 'ax': ns/el = median time / elements of the input; "
+          "GB/s (mlkern's) = ideal bytes / median time")
+        p("  (softmax, log_softmax 2*N*itemsize; logsumexp (N + rows)*itemsize; argmax N*itemsize + 8*rows; "
+          "*_backward 3*N*itemsize; the peers' GB/s are in --json);")
     p("  speedup = peer time / mlkern time (> 1: mlkern faster); [1T] single-threaded peer's T=1 time; "
       "[a] allocates; [!] value check failed; [s] stalled")
-    hdr = (f"{'function':<21}{'shape':>13}{'ax':>3} {'dtype':<5}{'T':>2} {'mlkern':>7}{'':<6} {'GB/s':>6} |"
+    hdr = (f"{'function':<26}{'shape':>13}{'ax':>3} {'dtype':<5}{'T':>2} {'mlkern':>7}{'':<6} {'GB/s':>6} |"
            f" {'numpy/scipy best':<40}{'ns/el':>7} {'speedup':>8}")
     if use_torch:
         hdr += f" | {'torch':<40}{'ns/el':>7} {'speedup':>8}"
     p(hdr)
     p("-" * len(hdr))
-    corder = {c.name: i for i, c in enumerate(ROW_CASES)}
+    corder = {c.name: i for i, c in enumerate(ROW_CASES + LOSS_ROW_CASES)}
     sorder = {s.spec: i for i, s in enumerate(shapes)}
     keys = sorted(by, key=lambda k: (corder.get(k[0], 99), sorder.get(k[1], 99), k[2], k[3]))
     bang = lambda r: ("[!]" if r and not r["ok"] else "") + ("[s]" if r and r.get("stalled") else "")  # noqa: E731
@@ -2050,7 +2094,7 @@ def report_rowwise(records, mismatches, shapes, use_torch, stream=sys.stdout):
             p("")
         prev = fn
         gb = lambda r: (f"{r['gbps']:.1f}" if r['gbps'] >= 1 else f"{r['gbps']:.2f}") if r else "-"  # noqa: E731
-        line = (f"{fn:<21}{'x'.join(map(str, r0['shape'])):>13}{r0['axis']:>3} {dt:<5}{T:>2} "
+        line = (f"{fn:<26}{'x'.join(map(str, r0['shape'])):>13}{r0['axis']:>3} {dt:<5}{T:>2} "
                 f"{_fmt(mine and mine['ns_per_el'])}{bang(mine):<6} {gb(mine):>6} |")
         if npb:
             name = npb["label"] + (" [1T]" if npb["carried_1T"] else "") + (" [!]" if not npb["ok"] else "")
@@ -2073,9 +2117,317 @@ def report_rowwise(records, mismatches, shapes, use_torch, stream=sys.stdout):
         sh = {s.spec: s for s in shapes}
         for m in mismatches:
             rs = sh.get(m["shape"])
-            where = _row_where(rs, m) if rs else ""
+            where = m.get("where") or (_row_where(rs, m) if rs else "")
             p(f"  {m['case']} {m['dtype']} {m['shape']} T={m['threads']} {m['impl']}: err {m['err']:.3g} > "
               f"{m['tol']:g} at {where}: got {m['got']!r}, ref {m['ref']!r}")
+
+
+# ================================================================== losses
+# A loss and its gradient from one call: mlkern's ``*_with_grad`` against
+# NumPy out= chains and torch.  Elementwise losses (BCE with logits, MSE)
+# run in the elementwise Runner at --sizes; cross-entropy runs in a
+# RowRunner on its own shapes (LOSS_SHAPES).  Every impl's callable writes
+# the gradient into ``out`` (or, [a], returns its own) and returns
+# ``(loss, grad)``; loss_check compares both with a float64 reference.
+
+class LossCase(Case):
+    """``draw(key, dtype)`` makes the inputs (pred, target) for a size n or
+    a RowShape; ``ref(pred64, target[, axis])`` gives (loss, grad) in
+    float64; ``nbytes`` (row-shaped losses) is the ideal-traffic model."""
+    out_dtype = None
+    reduces = False
+
+    def __init__(self, name, ref, mlkern, numpy, torch, draw, nbytes=None, memory_bound=False):
+        super().__init__(name, "losses", "loss", ref, mlkern, numpy, torch,
+                         memory_bound=memory_bound)
+        self.draw, self._nbytes = draw, nbytes
+
+    def nbytes(self, rs, itemsize):
+        return self._nbytes(rs.n, rs.rows, itemsize)
+
+    def out_shape(self, rs):
+        return rs.shape
+
+    def inputs(self, cache, key, dtype):
+        """The cached inputs of size/shape ``key`` (a Inputs or RowInputs)."""
+        return cache._get(("loss", self.name, key, np.dtype(dtype).str),
+                          lambda: self.draw(key, np.dtype(dtype)))
+
+    def reference(self, cache, key, ins):
+        """(loss, grad) in float64 on the inputs, cached like them."""
+        args = [a.astype(np.float64) if a.dtype.kind == "f" else a for a in ins]
+        if isinstance(key, RowShape):
+            args.append(key.axis)
+        return cache._get(("lossref", self.name, key, ins[0].dtype.str),
+                          lambda: self.ref(*args))
+
+
+def loss_check(ins, res, ref, loss_tol=None, axis=None):
+    """Compare a peer's ``(loss, grad)`` with the float64 ``ref``: the loss
+    by relative error (``loss_tol``, default TOL), the gradient by max abs
+    error / max|ref grad| (the gradient of a mean is ~1/N: no max(1, .)
+    floor).  A loss of None (a gradient-only peer) is not checked.  Returns
+    a dict as :func:`check` does, with ``where`` naming the worst value
+    (``axis``: the class axis of row-shaped inputs, to find the label)."""
+    loss, grad = res
+    rl, rg = ref
+    tol = TOL[np.dtype(ins[0].dtype)]
+    lt = tol if loss_tol is None else loss_tol
+    lerr = 0.0
+    if loss is not None:
+        lerr = abs(float(loss) - rl) / max(abs(rl), 1e-300)
+        if lerr != lerr:
+            lerr = math.inf
+    g = np.asarray(_as_numpy(grad), dtype=np.float64)
+    with np.errstate(all="ignore"):
+        d = np.abs(g - rg)
+        d[np.isnan(g) & np.isnan(rg)] = 0.0
+        d[np.isnan(d)] = np.inf
+        fin = np.abs(rg[np.isfinite(rg)])
+        den = float(fin.max()) if fin.size and fin.max() > 0 else 1.0
+    j = int(np.argmax(d)) if d.size else 0
+    gerr = float(d.flat[j] / den) if d.size else 0.0
+    ok = lerr <= lt and gerr <= tol
+    if loss is not None and lerr / lt >= gerr / tol:
+        return {"ok": ok, "err": lerr, "tol": lt, "index": None, "inputs": [],
+                "got": float(loss), "ref": float(rl), "where": "the loss (relative error)"}
+    wi = np.unravel_index(j, g.shape) if d.size else (0,) * g.ndim
+    lab = wi if axis is None else wi[:axis % g.ndim] + wi[axis % g.ndim + 1:]
+    inp = [float(a[wi] if a.ndim == g.ndim else a[lab]) for a in ins] if d.size else []
+    return {"ok": ok, "err": gerr, "tol": tol, "index": j, "inputs": inp,
+            "got": float(g.flat[j]) if d.size else None, "ref": float(rg.flat[j]) if d.size else None,
+            "where": f"grad[{', '.join(map(str, wi))}] (inputs {', '.join(map(repr, inp))}; "
+                     "error / max|ref grad|)"}
+
+
+# --- inputs: float32 is the float64 draw rounded
+def _draw_bce(n, dtype):
+    """z ~ 4 N(0,1), soft targets t ~ U[0,1)."""
+    rng = np.random.default_rng([n, 4])
+    return ((4.0 * rng.standard_normal(n)).astype(dtype), rng.random(n).astype(dtype))
+
+
+def _draw_mse(n, dtype):
+    """pred, target ~ N(0,1)."""
+    rng = np.random.default_rng([n, 5])
+    return (rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype))
+
+
+def _draw_ce(rs, dtype):
+    """logits ~ 2 N(0,1), int64 labels uniform over the classes."""
+    rng = np.random.default_rng([6, *rs.shape])
+    return ((2.0 * rng.standard_normal(rs.shape)).astype(dtype),
+            rng.integers(0, rs.length, rs.lead))
+
+
+# --- float64 references: (loss, grad) of the mean reduction
+def _lr_bce(z, t):
+    loss = np.mean(np.maximum(z, 0.0) - z * t + np.log1p(np.exp(-np.abs(z))))
+    return float(loss), (_r_sigmoid(z) - t) / z.size
+
+
+def _lr_mse(p, t):
+    d = p - t
+    return float(np.mean(d * d)), d * (2.0 / d.size)
+
+
+def _lr_ce(z, y, axis):
+    zm = np.moveaxis(z, axis, -1)
+    z2 = zm.reshape(-1, zm.shape[-1])
+    y2 = y.reshape(-1)
+    r = np.arange(y2.size)
+    m = z2.max(axis=1, keepdims=True)
+    e = np.exp(z2 - m)
+    s = e.sum(axis=1, keepdims=True)
+    loss = np.mean(np.log(s[:, 0]) + m[:, 0] - z2[r, y2])
+    e /= s
+    e[r, y2] -= 1.0
+    e /= y2.size
+    return float(loss), np.moveaxis(e.reshape(zm.shape), -1, axis)
+
+
+def _mkl(fname):
+    """mlkern.<fname>(pred, target[, axis=axis], out=out) -> (loss, grad)."""
+    def make(ins, out, *axis):
+        import mlkern
+        f = getattr(mlkern, fname)
+        a, b = ins
+        if axis:
+            ax = axis[0]
+            return lambda: f(a, b, axis=ax, out=out)
+        return lambda: f(a, b, out=out)
+    return Impl(f"mlkern.{fname}", "mlkern", make, needs=f"mlkern:{fname}")
+
+
+# --- numpy (single-threaded; np.dot's OpenBLAS is limited to 1 thread, see _blas_threads)
+def _np_bce(sigmoid_name, needs=None):
+    def deco(sig):
+        @_np(f"np bce (out=), grad {sigmoid_name}", needs=needs)
+        def make(ins, o):
+            z, t = ins
+            a, b = np.empty_like(z), np.empty_like(z)
+            n = z.size
+            scale = o.dtype.type(1.0 / n)
+
+            def f():
+                np.abs(z, out=a)
+                np.negative(a, out=a)
+                np.exp(a, out=a)
+                np.log1p(a, out=a)
+                np.maximum(z, 0, out=b)
+                np.add(a, b, out=a)
+                np.multiply(z, t, out=b)
+                np.subtract(a, b, out=a)
+                loss = np.add.reduce(a) / n
+                sig(z, o)
+                np.subtract(o, t, out=o)
+                np.multiply(o, scale, out=o)
+                return loss, o
+            return f
+        return make
+    return deco
+
+
+@_np_bce("expit", needs="scipy")
+def _np_bce_expit(z, o):
+    _sps.expit(z, out=o)
+
+
+@_np_bce("1/(1+exp(-z))")
+def _np_bce_4pass(z, o):
+    np.negative(z, out=o)
+    np.exp(o, out=o)
+    np.add(o, 1, out=o)
+    np.reciprocal(o, out=o)
+
+
+@_np("np p-t, dot, *2/N (out=)")
+def _np_mse(ins, o):
+    p, t = ins
+    n = p.size
+    scale = o.dtype.type(2.0 / n)
+    gr = o.reshape(-1)
+
+    def f():
+        np.subtract(p, t, out=o)
+        loss = np.dot(gr, gr) / n
+        np.multiply(o, scale, out=o)
+        return loss, o
+    return f
+
+
+@_np("np softmax-onehot (out=)")
+def _np_ce(ins, o, axis):
+    z, y = ins
+    m = np.empty(_kd(z.shape, axis), z.dtype)
+    s = np.empty_like(m)
+    yi = np.expand_dims(y, axis)
+    n = y.size
+
+    def f():
+        _amax(z, axis=axis, keepdims=True, out=m)
+        np.subtract(z, m, out=o)
+        np.exp(o, out=o)
+        _asum(o, axis=axis, keepdims=True, out=s)
+        loss = np.add.reduce(np.log(s) + m - np.take_along_axis(z, yi, axis), axis=None) / n
+        np.multiply(s, n, out=s)
+        np.reciprocal(s, out=s)
+        np.multiply(o, s, out=o)
+        np.put_along_axis(o, yi, np.take_along_axis(o, yi, axis) - o.dtype.type(1.0 / n), axis)
+        return loss, o
+    return f
+
+
+# --- torch: autograd (allocates the gradient and temporaries per call) and out= ATen chains
+def _t_autograd(name, loss_fn):
+    @_tc(f"autograd {name}", allocates=True)
+    def make(ins, o, *axis):
+        z, t = ins
+        F = _torch.nn.functional
+        tz = z.detach().clone().requires_grad_()
+        ax = (axis[0] % z.ndim) if axis else 1
+        zz = (lambda: tz) if ax == 1 else (lambda: tz.movedim(ax, 1))
+
+        def f():
+            tz.grad = None
+            loss = getattr(F, loss_fn)(zz(), t)
+            loss.backward()
+            return loss.detach(), tz.grad
+        return f
+    return make
+
+
+_t_bce_autograd = _t_autograd("F.bce_logits", "binary_cross_entropy_with_logits")
+_t_mse_autograd = _t_autograd("F.mse_loss", "mse_loss")
+_t_ce_autograd = _t_autograd("F.cross_entropy", "cross_entropy")
+
+
+@_tc("aten bce+sigmoid (out=)")
+def _t_bce_out(ins, o):
+    z, t = ins
+    op = _aten().binary_cross_entropy_with_logits.out
+    loss = _torch.empty((), dtype=z.dtype)
+    n = z.numel()
+
+    def f():
+        op(z, t, None, None, 1, out=loss)
+        _torch.sigmoid(z, out=o)
+        _torch.sub(o, t, out=o)
+        _torch.mul(o, 1.0 / n, out=o)
+        return loss, o
+    return f
+
+
+@_tc("aten mse+mse_bwd (out=)")
+def _t_mse_out(ins, o):
+    p, t = ins
+    aten = _aten()
+    fwd, bwd = aten.mse_loss.out, aten.mse_loss_backward.grad_input
+    loss = _torch.empty((), dtype=p.dtype)
+    one = _torch.ones((), dtype=p.dtype)
+
+    def f():
+        fwd(p, t, 1, out=loss)
+        bwd(one, p, t, 1, grad_input=o)
+        return loss, o
+    return f
+
+
+_B_CE = lambda n, rows, isz: 2 * n * isz + 8 * rows   # noqa: E731  read z, write grad, read labels
+
+#: elementwise losses, at --sizes; byte model 3 n itemsize (read pred, target; write grad)
+LOSS_CASES = [
+    LossCase("bce_with_logits_with_grad", _lr_bce, _mkl("binary_cross_entropy_with_logits_with_grad"),
+             [_np_bce_expit, _np_bce_4pass], [_t_bce_out, _t_bce_autograd], _draw_bce),
+    LossCase("mse_with_grad", _lr_mse, _mkl("mse_with_grad"), [_np_mse],
+             [_t_mse_out, _t_mse_autograd], _draw_mse, memory_bound=True),
+]
+#: row-shaped losses, on LOSS_SHAPES (or --shapes)
+LOSS_ROW_CASES = [
+    LossCase("cross_entropy_with_grad", _lr_ce, _mkl("cross_entropy_with_grad"), [_np_ce],
+             [_t_ce_autograd], _draw_ce, nbytes=_B_CE),
+]
+LOSS_CASES_BY_NAME = {c.name: c for c in LOSS_CASES + LOSS_ROW_CASES}
+#: the issue's cross-entropy shapes; the smoke stand-in when the largest --sizes is < 1e6
+LOSS_SHAPES = (RowShape((4096, 1000)), RowShape((256, 32000)))
+LOSS_SHAPES_SMOKE = (RowShape((64, 1000)),)
+
+
+def default_loss_shapes(sizes):
+    """Cross-entropy shapes when --shapes is not given (as default_row_shapes)."""
+    return list(LOSS_SHAPES) if sizes and max(sizes) >= 10 ** 6 else list(LOSS_SHAPES_SMOKE)
+
+
+def _blas_threads(n):
+    """Limit NumPy's OpenBLAS (np.dot) to ``n`` threads while timing, when
+    threadpoolctl is importable; OpenBLAS only (a "blas" limit also reaches
+    torch's MKL / OpenMP)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - optional
+        import contextlib
+        return contextlib.nullcontext()
+    return threadpool_limits(limits={"openblas": n})
 
 
 def build_parser(parser=None):
@@ -2087,12 +2439,15 @@ def build_parser(parser=None):
     p.add_argument("--threads", default="1,2", help="comma list of thread counts (default: 1,2)")
     p.add_argument("--functions", help="comma list: a name (sigmoid = sigmoid and "
                    "sigmoid_backward), <name>_forward, <name>_backward, 'forward', 'backward', "
-                   "'elementwise', 'rowwise' (default: all). Names: "
-                   f"{', '.join(FAMILIES + [f for f in ROW_FAMILIES if f not in FAMILIES])}")
-    p.add_argument("--shapes", help="row-wise shapes, comma list of AxB[xC][:axis] (reduce over the "
-                   "last axis unless ':axis'), or 'default' / 'smoke'. Default: "
-                   + ",".join(s.spec for s in ROW_SHAPES) + " when the largest --sizes value is "
-                   ">= 1e6, else the smoke set " + ",".join(s.spec for s in ROW_SHAPES_SMOKE))
+                   "'elementwise', 'rowwise', 'losses' (default: all). Names: "
+                   f"{', '.join(FAMILIES + [f for f in ROW_FAMILIES if f not in FAMILIES])}; "
+                   f"losses: {', '.join(LOSS_CASES_BY_NAME)}")
+    p.add_argument("--shapes", help="row-wise (and cross-entropy) shapes, comma list of AxB[xC][:axis] "
+                   "(reduce over the last axis unless ':axis'), or 'default' / 'smoke'. Default: "
+                   + ",".join(s.spec for s in ROW_SHAPES) + " (cross-entropy "
+                   + ",".join(s.spec for s in LOSS_SHAPES) + ") when the largest --sizes value is "
+                   ">= 1e6, else the smoke set " + ",".join(s.spec for s in ROW_SHAPES_SMOKE)
+                   + " (" + ",".join(s.spec for s in LOSS_SHAPES_SMOKE) + ")")
     p.add_argument("--repeats", type=int, default=7, help="minimum repeats per peer (default 7)")
     p.add_argument("--json", metavar="FILE", help="write every measurement (median, min, quartiles) here")
     mode = p.add_mutually_exclusive_group()
@@ -2123,9 +2478,12 @@ def main(argv=None, args=None):
         if not threads or min(threads) < 1:
             raise ValueError("--threads: thread counts must be >= 1")
         cases, row_cases = select_functions(args.functions)
+        loss_rows = [c for c in row_cases if isinstance(c, LossCase)]
+        row_cases = [c for c in row_cases if c not in loss_rows]
         shapes = (parse_shapes(args.shapes) if getattr(args, "shapes", None)
                   else default_row_shapes(sizes))
-        if row_cases and not shapes:
+        loss_shapes = shapes if getattr(args, "shapes", None) else default_loss_shapes(sizes)
+        if (row_cases or loss_rows) and not shapes:
             raise ValueError("--shapes: no shape given")
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -2148,6 +2506,9 @@ def main(argv=None, args=None):
     if row_cases:
         print(f"  row-wise: {','.join(c.name for c in row_cases)} on shapes "
               f"{','.join(s.spec for s in shapes)} (':k' = reduced over axis k, else the last)")
+    if loss_rows:
+        print(f"  losses: {','.join(c.name for c in loss_rows)} on shapes "
+              f"{','.join(s.spec for s in loss_shapes)}")
     load = _loadavg()
     if load is not None:
         busy = load[0] > 0.5
@@ -2159,28 +2520,38 @@ def main(argv=None, args=None):
     overhead = [] if args.no_overhead else measure_overhead(dtypes, settings, use_torch)
     runner = Runner(cases, sizes, dtypes, threads, settings, use_torch=use_torch,
                     progress=not args.no_progress)
-    records = runner.run() if cases else []
     row_runner = RowRunner(row_cases, shapes, dtypes, threads, settings, use_torch=use_torch,
                            progress=not args.no_progress)
-    row_records = row_runner.run() if row_cases else []
+    loss_runner = RowRunner(loss_rows, loss_shapes, dtypes, threads, settings, use_torch=use_torch,
+                            progress=not args.no_progress)
+    with _blas_threads(1):        # np.dot (the MSE peer): single-threaded like the rest of NumPy
+        records = runner.run() if cases else []
+        row_records = row_runner.run() if row_cases else []
+        loss_records = loss_runner.run() if loss_rows else []
     if cases:
         report(records, runner.mismatches, overhead, info, use_torch, pruned=runner.pruned)
     else:
         report_overhead(overhead)
     if row_cases:
         report_rowwise(row_records, row_runner.mismatches, shapes, use_torch)
+    if loss_rows:
+        report_rowwise(loss_records, loss_runner.mismatches, loss_shapes, use_torch,
+                       title="Cross-entropy loss + gradient (mean over the rows, int64 labels): ns/el = "
+                             "median time / logits; GB/s = (2*N*itemsize + 8*rows) / median time")
     elapsed = time.perf_counter() - t_start
     print(f"\n({elapsed:.0f} s)")
     if args.json:
         payload = {"machine": {k: v for k, v in info.items() if k != "show_config_text"},
                    "settings": {"sizes": sizes, "dtypes": [dtype_tag(d) for d in dtypes],
-                                "functions": [c.name for c in cases + row_cases],
+                                "functions": [c.name for c in cases + row_cases + loss_rows],
                                 "shapes": [s.spec for s in shapes] if row_cases else [],
+                                "loss_shapes": [s.spec for s in loss_shapes] if loss_rows else [],
                                 "threads": threads, "full": args.full, "repeats": settings.repeats,
                                 "repeat_ns": settings.repeat_ns, "total_ns": settings.total_ns,
                                 "warm_ns": settings.warm_ns},
                    "overhead": overhead, "records": records, "mismatches": runner.mismatches,
-                   "rowwise_records": row_records, "rowwise_mismatches": row_runner.mismatches,
+                   "rowwise_records": row_records + loss_records,
+                   "rowwise_mismatches": row_runner.mismatches + loss_runner.mismatches,
                    "pruned_numpy_peers": runner.pruned,
                    "roofs": {f"{d}-T{t}": {"gbps": v[0], "impl": v[1]}
                              for (d, t), v in roofs(records).items()},
@@ -2188,7 +2559,7 @@ def main(argv=None, args=None):
         with open(args.json, "w") as fh:
             json.dump(payload, fh, indent=1)
         print(f"wrote {args.json}")
-    return 1 if (runner.mismatches or row_runner.mismatches) else 0
+    return 1 if (runner.mismatches or row_runner.mismatches or loss_runner.mismatches) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,5 +1,7 @@
-"""Losses.  This module has, so far, the cross-entropy family; the other
-losses of SPEC.md are still to come.
+"""Losses (SPEC.md, "Losses"): the cross-entropy family, nll_loss, the
+pointwise losses (mse, rmse, mae, l1_loss, l2_loss, quadratic_cost, huber,
+binary_cross_entropy, binary_cross_entropy_with_logits), kl_div, and the
+l1/l2 penalties -- each with ``_grad`` and (the losses) ``_with_grad``.
 
 ``cross_entropy_with_grad`` with integer labels is one fused kernel per row
 (``_c/mlk_loss_tmpl.h``): the max, the exponentials and their sum, the loss
@@ -11,16 +13,40 @@ does not depend on the thread count.
 
 Probability targets (a float ``target`` of the logits' shape) go through
 the row-wise kernels (``log_softmax``) and NumPy, unfused.
+
+The pointwise losses are one kernel (``mlk_ploss`` in the same C file):
+loss, per-element loss and scaled gradient in one pass over pred and
+target, the sum taken per block of 2048 elements at fixed positions and
+the blocks added in order here, so the loss does not depend on the thread
+count.  ``kl_div`` has its own row kernel (``mlk_kl``).  ``nll_loss`` is a
+gather and a scatter, in NumPy.
 """
+import math
 import operator
 
 import numpy as np
 
 from . import _elementwise as _ew
-from ._validation import as_float_array, check_out, check_real, compute_dtype
+from ._validation import (_as_layout, as_float_array, check_out, check_real, compute_dtype,
+                          finish, flat, result_array)
 from .rowwise import check_axis, log_softmax, softmax
 
-__all__ = ["cross_entropy", "cross_entropy_grad", "cross_entropy_with_grad"]
+__all__ = [
+    "cross_entropy", "cross_entropy_grad", "cross_entropy_with_grad",
+    "nll_loss", "nll_loss_grad", "nll_loss_with_grad",
+    "mse", "mse_grad", "mse_with_grad",
+    "rmse", "rmse_grad", "rmse_with_grad",
+    "mae", "mae_grad", "mae_with_grad",
+    "l1_loss", "l1_loss_grad", "l1_loss_with_grad",
+    "l2_loss", "l2_loss_grad", "l2_loss_with_grad",
+    "quadratic_cost", "quadratic_cost_grad", "quadratic_cost_with_grad",
+    "huber", "huber_grad", "huber_with_grad",
+    "binary_cross_entropy", "binary_cross_entropy_grad", "binary_cross_entropy_with_grad",
+    "binary_cross_entropy_with_logits", "binary_cross_entropy_with_logits_grad",
+    "binary_cross_entropy_with_logits_with_grad",
+    "kl_div", "kl_div_grad", "kl_div_with_grad",
+    "l1_penalty", "l1_penalty_grad", "l2_penalty", "l2_penalty_grad",
+]
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -296,3 +322,1077 @@ def cross_entropy_with_grad(logits, target, axis=-1, *, reduction="mean", weight
 for _f in (cross_entropy, cross_entropy_grad, cross_entropy_with_grad):
     _f.__doc__ = _f.__doc__.replace("    {args}", _DOC_ARGS.strip("\n") + "\n")
 del _f
+
+
+# ---------------------------------------------------------------------------
+# nll_loss: a gather (loss) and a scatter (gradient) along the class axis
+# ---------------------------------------------------------------------------
+
+def _nll(fname, log_probs, target, axis, reduction, weight, ignore_index, sample_weight,
+         want_loss, want_grad, out):
+    lp, rdt = as_float_array(log_probs, "log_probs")
+    ax = check_axis(axis, lp.ndim, fname)
+    _check_reduction(reduction, fname)
+    ignore_index = operator.index(ignore_index)
+    n = lp.shape[ax]
+    rshape = lp.shape[:ax] + lp.shape[ax + 1:]
+    lab = _labels(target, rshape, n, ignore_index, fname)
+    w = _weights(weight, n, np.float64, fname)
+    sw = _sample_weight(sample_weight, rshape, fname)
+    if out is not None:
+        check_out(out, lp.shape, rdt)
+    if n == 0:
+        raise ValueError(f"{fname}: the class axis is empty")
+    valid = lab != ignore_index
+    safe = np.where(valid, lab, 0)
+    s = valid.astype(np.float64)
+    if w is not None:
+        s *= w[safe]
+    if sw is not None:
+        s *= sw.reshape(rshape)
+    denom = float(np.sum(s))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = 1.0 / denom if reduction == "mean" else 1.0
+    lpm = np.moveaxis(lp, ax, -1)
+    res_loss = res_grad = None
+    if want_loss:
+        picked = np.take_along_axis(lpm, safe[..., None], -1)[..., 0].astype(np.float64)
+        per = np.where(s != 0, -(s * picked), 0.0)        # ignored samples: 0, never NaN
+        if reduction == "none":
+            res_loss = per.astype(rdt)
+        elif reduction == "mean" and not denom:
+            res_loss = rdt.type(np.nan)                   # nothing counted: 0/0, as PyTorch
+        else:
+            res_loss = rdt.type(np.sum(per) * scale)
+    if want_grad:
+        g = out if out is not None else np.empty(lp.shape, rdt)
+        g[...] = 0
+        vals = np.where(s != 0, -(s * scale), 0.0).astype(rdt)
+        np.put_along_axis(np.moveaxis(g, ax, -1), safe[..., None], vals[..., None], -1)
+        res_grad = g
+    if want_loss and want_grad:
+        return res_loss, res_grad
+    return res_loss if want_loss else res_grad
+
+
+_NLL_ARGS = """
+    Parameters
+    ----------
+    log_probs : array_like
+        Log-probabilities, classes along ``axis`` (e.g. ``log_softmax``).
+    target : array_like of int
+        Class labels, the shape of ``log_probs`` without ``axis``.
+    axis : int, optional
+        The class axis (default -1; PyTorch's is 1).
+    reduction : {"mean", "sum", "none"}
+        "mean" divides by the summed weights ``weight[y] * sample_weight`` of
+        the samples that are not ``ignore_index`` (NaN if that is 0, as
+        PyTorch); "none" gives one loss per sample.
+    weight : array_like, optional
+        One weight per class.
+    ignore_index : int, optional
+        Label whose samples count for nothing (default -100).
+    sample_weight : array_like, optional
+        One weight per sample (the target's shape).
+"""
+
+
+def nll_loss(log_probs, target, axis=-1, *, reduction="mean", weight=None, ignore_index=-100,
+             sample_weight=None):
+    """Negative log-likelihood: ``-weight[y] * log_probs[y]`` per sample.
+    {args}
+    Returns
+    -------
+    scalar of the input's float dtype, or an array for ``reduction="none"``
+
+    Notes
+    -----
+    Derivative: ``-weight[y]`` (scaled by the reduction) at the label,
+    0 elsewhere.  Labels are checked before anything is read: one outside
+    ``[0, n_classes)`` that is not ``ignore_index`` raises ``ValueError``.
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern
+    >>> float(mlkern.nll_loss(np.log([[0.25, 0.75]]), [1]))
+    0.2876820724517809
+    """
+    return _nll("nll_loss", log_probs, target, axis, reduction, weight, ignore_index,
+                sample_weight, True, False, None)
+
+
+def nll_loss_grad(log_probs, target, axis=-1, *, reduction="mean", weight=None,
+                  ignore_index=-100, sample_weight=None, out=None):
+    """Gradient of :func:`nll_loss` with respect to ``log_probs``:
+    ``-weight[y]`` times the reduction's scale at the label, 0 elsewhere.
+    {args}    out : ndarray, optional
+        The gradient's array (the shape and dtype of ``log_probs``).
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> mlkern.nll_loss_grad([[-1.0, -2.0], [-3.0, -4.0]], [1, 0]).tolist()
+    [[0.0, -0.5], [-0.5, 0.0]]
+    """
+    return _nll("nll_loss_grad", log_probs, target, axis, reduction, weight, ignore_index,
+                sample_weight, False, True, out)
+
+
+def nll_loss_with_grad(log_probs, target, axis=-1, *, reduction="mean", weight=None,
+                       ignore_index=-100, sample_weight=None, out=None):
+    """``(nll_loss, nll_loss_grad)`` from one call.
+    {args}    out : ndarray, optional
+        The gradient's array.
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> loss, g = mlkern.nll_loss_with_grad([[-1.0, -2.0]], [1], reduction="sum")
+    >>> float(loss), g.tolist()
+    (2.0, [[0.0, -1.0]])
+    """
+    return _nll("nll_loss_with_grad", log_probs, target, axis, reduction, weight, ignore_index,
+                sample_weight, True, True, out)
+
+
+for _f in (nll_loss, nll_loss_grad, nll_loss_with_grad):
+    _f.__doc__ = _f.__doc__.replace("    {args}", _NLL_ARGS.strip("\n") + "\n")
+del _f
+
+
+# ---------------------------------------------------------------------------
+# pointwise losses: one fused kernel (mlk_ploss)
+# ---------------------------------------------------------------------------
+
+# op codes (mlk_kernels.h, MLK_L_*) and their cost for the thread threshold
+_SQ, _ABS, _HUBER, _BCE, _BCEL, _SQ0, _ABS0 = range(7)
+_COST = {_SQ: 1, _ABS: 1, _HUBER: 1, _BCE: 8, _BCEL: 4, _SQ0: 1, _ABS0: 1}
+
+
+def _pair(pred, target, names, fname, order):
+    """pred and target as arrays of pred's compute dtype, one memory order
+    ("C", or "K": F when both are F), each copied at most once."""
+    p = np.asarray(pred)
+    t = np.asarray(target)
+    cdt, rdt = compute_dtype(p.dtype, names[0])
+    compute_dtype(t.dtype, names[1])                    # TypeError for complex, object...
+    if p.shape != t.shape:
+        raise ValueError(f"{fname}: {names[0]} and {names[1]} must have the same shape, got "
+                         f"{p.shape} and {t.shape}")
+    if order == "K":
+        both_f = (p.flags.f_contiguous and t.flags.f_contiguous
+                  and not (p.flags.c_contiguous and t.flags.c_contiguous))
+        order = "F" if both_f else "C"
+    return _as_layout(p, cdt, order), _as_layout(t, cdt, order), rdt
+
+
+def _row_weights(sample_weight, shape, fname):
+    """sample_weight as float64 (shape[0],): one weight per index of the
+    leading axis, broadcast over the rest."""
+    sw = np.asarray(sample_weight)
+    if sw.dtype.kind not in "biuf":
+        raise TypeError(f"{fname}: sample_weight must be real, got dtype {sw.dtype}")
+    if len(shape) == 0:
+        raise ValueError(f"{fname}: sample_weight needs an input with a leading axis (got a 0-d input)")
+    if sw.shape != (shape[0],):
+        raise ValueError(f"{fname}: sample_weight must have shape ({shape[0]},) (one weight per "
+                         f"index of the leading axis), got {sw.shape}")
+    return np.ascontiguousarray(sw, dtype=np.float64)
+
+
+def _pos_weight(pos_weight, shape, cdt, rows, fname):
+    """(scalar, array, P, prs): pos_weight as a scalar, or as an array read
+    with period P along the kernel's rows (row stride prs); rows: the
+    kernel runs over rows of prod(shape[1:]) (sample weights), else over
+    the whole array as one row."""
+    pw = np.asarray(pos_weight)
+    if pw.dtype.kind not in "biuf":
+        raise TypeError(f"{fname}: pos_weight must be real, got dtype {pw.dtype}")
+    try:
+        ok = np.broadcast_shapes(pw.shape, shape) == tuple(shape)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{fname}: pos_weight of shape {pw.shape} does not broadcast to the "
+                         f"logits' shape {tuple(shape)}")
+    if pw.size == 1:
+        return float(pw.reshape(())), None, 1, 0
+    full = (1,) * (len(shape) - pw.ndim) + pw.shape
+    j = next(i for i, d in enumerate(full) if d != 1)
+    if full[j:] == tuple(shape[j:]) and (j >= 1 or not rows):
+        # varies over trailing axes only: one period of prod(shape[j:])
+        return 1.0, np.ascontiguousarray(pw.reshape(shape[j:]), dtype=cdt).reshape(-1), \
+            int(np.prod(shape[j:], dtype=np.int64)), 0
+    # anything else, with sample weights: the whole array, row by row
+    K = int(np.prod(shape[1:], dtype=np.int64))
+    arr = np.ascontiguousarray(np.broadcast_to(pw, shape), dtype=cdt).reshape(-1)
+    return 1.0, arr, K, K if rows else 0
+
+
+def _pointwise(fname, op, pred, target, reduction, sample_weight, want_loss, want_grad, out,
+               names=("pred", "target"), delta=1.0, pos_weight=None, lscale=1.0, gmul=1.0,
+               rmse=False):
+    """The pointwise losses' one driver: checks, then one kernel pass.
+    lscale multiplies each element's loss, gmul the gradient (1/2 of
+    quadratic_cost); rmse=True takes the root of the mean."""
+    _check_reduction(reduction, fname)
+    structured = sample_weight is not None or (pos_weight is not None
+                                               and np.size(pos_weight) != 1)
+    p, t, rdt = _pair(pred, target, names, fname, "C" if structured else "K")
+    shape = p.shape
+    sw = _row_weights(sample_weight, shape, fname) if sample_weight is not None else None
+    pws, pwa, P, prs = 1.0, None, 1, 0
+    if pos_weight is not None:
+        pws, pwa, P, prs = _pos_weight(pos_weight, shape, p.dtype, sw is not None, fname)
+    if out is not None:
+        check_out(out, shape, rdt)
+    n = p.size
+    # the kernel's rows: one per index of the leading axis with sample
+    # weights, else the whole array is one row
+    K = int(np.prod(shape[1:], dtype=np.int64)) if sw is not None else max(n, 1)
+    if reduction == "mean":
+        denom = (float(np.sum(sw)) * K) if sw is not None else float(n)
+    else:
+        denom = 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gscale = float(np.float64(gmul) / np.float64(denom))
+    g = result_array(p, out, rdt, t) if want_grad else None
+    lo = None
+    if want_loss and reduction == "none":
+        lo = np.empty_like(p, order="K")
+    total = 0.0
+    if n:
+        root = op == _SQ and rmse
+        bsum = _ew.ploss_raw(op, flat(p), flat(t), None if lo is None else flat(lo),
+                             None if (g is None or root) else flat(g), sw, K, pwa, P, prs, pws,
+                             delta, lscale, gscale, _COST[op])
+        total = float(np.sum(bsum)) * lscale
+        if root and g is not None:
+            # rmse: the gradient d / (N rmse) needs the loss first: a second pass
+            with np.errstate(divide="ignore", invalid="ignore"):
+                r = math.sqrt(total / denom) if denom else math.nan
+                gs = 0.0 if r == 0 else 0.5 / (denom * r)
+            _ew.ploss_raw(op, flat(p), flat(t), None, flat(g), sw, K, None, 1, 0, 1.0, 1.0,
+                          1.0, gs, _COST[op])
+    res_loss = res_grad = None
+    if want_loss:
+        if reduction == "none":
+            res_loss = finish(lo, None, rdt, lo.ndim == 0)
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                v = np.float64(total) / np.float64(denom)
+                res_loss = rdt.type(np.sqrt(v) if rmse else v)
+    if want_grad:
+        res_grad = finish(g, out, rdt, g.ndim == 0)
+    if want_loss and want_grad:
+        return res_loss, res_grad
+    return res_loss if want_loss else res_grad
+
+
+_PW_ARGS = """
+    Parameters
+    ----------
+    pred : array_like
+        Predictions; the loss, the gradient and ``out`` have its float dtype
+        (integers compute in float64, float16 in float32).
+    target : array_like
+        Targets, the shape of ``pred``; converted to pred's dtype.
+    reduction : {"mean", "sum", "none"}
+        "mean" divides by the number of elements (or by the summed sample
+        weights, each element counting); "none" gives the per-element
+        losses, weighted.
+    sample_weight : array_like, optional
+        One weight per index of the leading axis, broadcast over the rest.
+"""
+_OUT_G = """    out : ndarray, optional
+        The gradient's array (pred's shape and dtype); may be ``pred``.
+"""
+
+
+def _doc(*fns, args=_PW_ARGS):
+    for f in fns:
+        f.__doc__ = f.__doc__.replace("    {args}", args.strip("\n") + "\n")
+        f.__doc__ = f.__doc__.replace("    {out}", _OUT_G.rstrip("\n"))
+
+
+def mse(pred, target, *, reduction="mean", sample_weight=None):
+    """Mean squared error: ``mean((pred - target)**2)``.
+    {args}
+    Returns
+    -------
+    scalar of pred's float dtype (an array for ``reduction="none"``)
+
+    Notes
+    -----
+    Derivative ``2 (pred - target) / N``.  One pass over pred and target;
+    the sum is taken in float64 per block of 2048 elements and the blocks
+    added in a fixed order, so the loss does not depend on the thread count.
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> float(mlkern.mse([1.0, 2.0, 3.0], [1.0, 2.0, 5.0]))
+    1.3333333333333333
+    """
+    return _pointwise("mse", _SQ, pred, target, reduction, sample_weight, True, False, None)
+
+
+def mse_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
+    """Gradient of :func:`mse` with respect to pred: ``2 (pred - target) / N``.
+    {args}{out}
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> mlkern.mse_grad([1.0, 2.0], [0.0, 0.0]).tolist()
+    [1.0, 2.0]
+    """
+    return _pointwise("mse_grad", _SQ, pred, target, reduction, sample_weight, False, True, out)
+
+
+def mse_with_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
+    """``(mse, mse_grad)`` from one fused pass (pred and target read once,
+    the gradient written once).
+    {args}{out}
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> loss, g = mlkern.mse_with_grad([1.0, 2.0], [0.0, 0.0])
+    >>> float(loss), g.tolist()
+    (2.5, [1.0, 2.0])
+    """
+    return _pointwise("mse_with_grad", _SQ, pred, target, reduction, sample_weight, True, True,
+                      out)
+
+
+def _check_rmse(reduction, fname):
+    if reduction != "mean":
+        raise ValueError(f"{fname}: reduction must be 'mean' (rmse is the root of a mean), "
+                         f"got {reduction!r}")
+
+
+def rmse(pred, target, *, reduction="mean", sample_weight=None):
+    """Root mean squared error: ``sqrt(mse)``.
+    {args}
+    Only ``reduction="mean"`` is accepted.
+
+    Notes
+    -----
+    Derivative ``(pred - target) / (N rmse)``, 0 everywhere where rmse is 0
+    (the subgradient at the minimum).
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> float(mlkern.rmse([3.0, 0.0], [0.0, 4.0]))
+    3.5355339059327378
+    """
+    _check_rmse(reduction, "rmse")
+    return _pointwise("rmse", _SQ, pred, target, reduction, sample_weight, True, False, None,
+                      rmse=True)
+
+
+def rmse_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
+    """Gradient of :func:`rmse`: ``(pred - target) / (N rmse)``, 0 where
+    rmse is 0.  Two passes (the loss first).
+    {args}{out}
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> mlkern.rmse_grad([3.0], [0.0]).tolist()
+    [1.0]
+    """
+    _check_rmse(reduction, "rmse_grad")
+    return _pointwise("rmse_grad", _SQ, pred, target, reduction, sample_weight, False, True, out,
+                      rmse=True)
+
+
+def rmse_with_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
+    """``(rmse, rmse_grad)``: a loss pass, then the gradient pass.
+    {args}{out}
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> loss, g = mlkern.rmse_with_grad([3.0, -4.0], [0.0, 0.0])
+    >>> float(loss), g.tolist()
+    (3.5355339059327378, [0.4242640687119285, -0.565685424949238])
+    """
+    _check_rmse(reduction, "rmse_with_grad")
+    return _pointwise("rmse_with_grad", _SQ, pred, target, reduction, sample_weight, True, True,
+                      out, rmse=True)
+
+
+def mae(pred, target, *, reduction="mean", sample_weight=None):
+    """Mean absolute error: ``mean(|pred - target|)``.
+    {args}
+    Notes
+    -----
+    Derivative ``sign(pred - target) / N``, 0 where pred == target (as
+    PyTorch's ``l1_loss``), NaN where either is NaN.
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> float(mlkern.mae([1.0, -2.0], [0.0, 0.0]))
+    1.5
+    """
+    return _pointwise("mae", _ABS, pred, target, reduction, sample_weight, True, False, None)
+
+
+def mae_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
+    """Gradient of :func:`mae`: ``sign(pred - target) / N`` (0 at 0).
+    {args}{out}
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> mlkern.mae_grad([1.0, -2.0, 0.0], [0.0, 0.0, 0.0], reduction="sum").tolist()
+    [1.0, -1.0, 0.0]
+    """
+    return _pointwise("mae_grad", _ABS, pred, target, reduction, sample_weight, False, True, out)
+
+
+def mae_with_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
+    """``(mae, mae_grad)`` from one fused pass.
+    {args}{out}
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> loss, g = mlkern.mae_with_grad([1.0, -2.0], [0.0, 0.0])
+    >>> float(loss), g.tolist()
+    (1.5, [0.5, -0.5])
+    """
+    return _pointwise("mae_with_grad", _ABS, pred, target, reduction, sample_weight, True, True,
+                      out)
+
+
+def l1_loss(pred, target, *, reduction="sum", sample_weight=None):
+    """L1 loss: ``sum(|pred - target|)`` (default ``reduction="sum"``;
+    ``"mean"`` is :func:`mae`).
+    {args}
+    Notes
+    -----
+    Derivative ``sign(pred - target)``, 0 at 0.
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> float(mlkern.l1_loss([1.0, -2.0], [0.0, 0.0]))
+    3.0
+    """
+    return _pointwise("l1_loss", _ABS, pred, target, reduction, sample_weight, True, False, None)
+
+
+def l1_loss_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
+    """Gradient of :func:`l1_loss`: ``sign(pred - target)`` (0 at 0).
+    {args}{out}
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> mlkern.l1_loss_grad([1.0, -2.0], [0.0, 0.0]).tolist()
+    [1.0, -1.0]
+    """
+    return _pointwise("l1_loss_grad", _ABS, pred, target, reduction, sample_weight, False, True,
+                      out)
+
+
+def l1_loss_with_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
+    """``(l1_loss, l1_loss_grad)`` from one fused pass.
+    {args}{out}
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> loss, g = mlkern.l1_loss_with_grad([1.0, -2.0], [0.0, 0.0])
+    >>> float(loss), g.tolist()
+    (3.0, [1.0, -1.0])
+    """
+    return _pointwise("l1_loss_with_grad", _ABS, pred, target, reduction, sample_weight, True,
+                      True, out)
+
+
+def l2_loss(pred, target, *, reduction="sum", sample_weight=None):
+    """L2 loss: ``sum((pred - target)**2)`` (default ``reduction="sum"``;
+    ``"mean"`` is :func:`mse`).
+    {args}
+    Notes
+    -----
+    Derivative ``2 (pred - target)``.
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> float(mlkern.l2_loss([1.0, -2.0], [0.0, 0.0]))
+    5.0
+    """
+    return _pointwise("l2_loss", _SQ, pred, target, reduction, sample_weight, True, False, None)
+
+
+def l2_loss_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
+    """Gradient of :func:`l2_loss`: ``2 (pred - target)``.
+    {args}{out}
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> mlkern.l2_loss_grad([1.0, -2.0], [0.0, 0.0]).tolist()
+    [2.0, -4.0]
+    """
+    return _pointwise("l2_loss_grad", _SQ, pred, target, reduction, sample_weight, False, True,
+                      out)
+
+
+def l2_loss_with_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
+    """``(l2_loss, l2_loss_grad)`` from one fused pass.
+    {args}{out}
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> loss, g = mlkern.l2_loss_with_grad([1.0, -2.0], [0.0, 0.0])
+    >>> float(loss), g.tolist()
+    (5.0, [2.0, -4.0])
+    """
+    return _pointwise("l2_loss_with_grad", _SQ, pred, target, reduction, sample_weight, True,
+                      True, out)
+
+
+def quadratic_cost(pred, target, *, reduction="sum", sample_weight=None):
+    """Quadratic cost: ``0.5 * sum((pred - target)**2)`` (default
+    ``reduction="sum"``).
+    {args}
+    Notes
+    -----
+    Derivative ``pred - target``.
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> float(mlkern.quadratic_cost([1.0, -2.0], [0.0, 0.0]))
+    2.5
+    """
+    return _pointwise("quadratic_cost", _SQ, pred, target, reduction, sample_weight, True, False,
+                      None, lscale=0.5, gmul=0.5)
+
+
+def quadratic_cost_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
+    """Gradient of :func:`quadratic_cost`: ``pred - target``.
+    {args}{out}
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> mlkern.quadratic_cost_grad([1.0, -2.0], [0.0, 0.0]).tolist()
+    [1.0, -2.0]
+    """
+    return _pointwise("quadratic_cost_grad", _SQ, pred, target, reduction, sample_weight, False,
+                      True, out, lscale=0.5, gmul=0.5)
+
+
+def quadratic_cost_with_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
+    """``(quadratic_cost, quadratic_cost_grad)`` from one fused pass.
+    {args}{out}
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> loss, g = mlkern.quadratic_cost_with_grad([1.0, -2.0], [0.0, 0.0])
+    >>> float(loss), g.tolist()
+    (2.5, [1.0, -2.0])
+    """
+    return _pointwise("quadratic_cost_with_grad", _SQ, pred, target, reduction, sample_weight,
+                      True, True, out, lscale=0.5, gmul=0.5)
+
+
+def _delta(delta, fname):
+    d = check_real(delta, "delta")
+    if not d > 0:
+        raise ValueError(f"{fname}: delta must be > 0, got {delta!r}")
+    return d
+
+
+def huber(pred, target, *, delta=1.0, reduction="mean", sample_weight=None):
+    """Huber loss (PyTorch's ``huber_loss``): ``d**2 / 2`` where
+    ``|d| <= delta``, ``delta (|d| - delta/2)`` beyond, d = pred - target.
+    {args}    delta : float, optional
+        The switch point, > 0 (default 1).
+
+    Notes
+    -----
+    Derivative ``clip(d, -delta, delta)``.
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> mlkern.huber([0.5, 3.0], [0.0, 0.0], reduction="none").tolist()
+    [0.125, 2.5]
+    """
+    return _pointwise("huber", _HUBER, pred, target, reduction, sample_weight, True, False, None,
+                      delta=_delta(delta, "huber"))
+
+
+def huber_grad(pred, target, *, delta=1.0, reduction="mean", sample_weight=None, out=None):
+    """Gradient of :func:`huber`: ``clip(pred - target, -delta, delta)``,
+    scaled by the reduction.
+    {args}    delta : float, optional
+        The switch point, > 0 (default 1).
+{out}
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> mlkern.huber_grad([0.5, 3.0], [0.0, 0.0], reduction="sum").tolist()
+    [0.5, 1.0]
+    """
+    return _pointwise("huber_grad", _HUBER, pred, target, reduction, sample_weight, False, True,
+                      out, delta=_delta(delta, "huber_grad"))
+
+
+def huber_with_grad(pred, target, *, delta=1.0, reduction="mean", sample_weight=None, out=None):
+    """``(huber, huber_grad)`` from one fused pass.
+    {args}    delta : float, optional
+        The switch point, > 0 (default 1).
+{out}
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> loss, g = mlkern.huber_with_grad([0.5, 3.0], [0.0, 0.0], delta=2.0)
+    >>> float(loss), g.tolist()
+    (2.0625, [0.25, 1.0])
+    """
+    return _pointwise("huber_with_grad", _HUBER, pred, target, reduction, sample_weight, True,
+                      True, out, delta=_delta(delta, "huber_with_grad"))
+
+
+_BCE_NAMES = ("prob", "target")
+
+
+def _probs(prob, fname):
+    """prob must lie in [0, 1] (NaN passes, as NaN in -> NaN out)."""
+    p = np.asarray(prob)
+    if p.size and p.dtype.kind == "f":
+        lo = np.fmin.reduce(p, axis=None)       # ignores NaN
+        hi = np.fmax.reduce(p, axis=None)
+        if lo < 0 or hi > 1:
+            bad = lo if lo < 0 else hi
+            raise ValueError(f"{fname}: prob must be in [0, 1], found {bad}")
+    elif p.size and p.dtype.kind in "iu":
+        if p.min() < 0 or p.max() > 1:
+            raise ValueError(f"{fname}: prob must be in [0, 1], found {p.min() if p.min() < 0 else p.max()}")
+    return p
+
+
+def binary_cross_entropy(prob, target, *, reduction="mean", sample_weight=None):
+    """Binary cross-entropy of probabilities:
+    ``-(t log p + (1 - t) log(1 - p))``, each log clamped at -100 (as
+    PyTorch), so p = 0 or 1 gives a finite loss.
+    {args}
+    Notes
+    -----
+    ``prob`` must lie in [0, 1] (``ValueError`` otherwise).  log(1 - p) is
+    taken as ``log1p(-p)``.  Derivative ``(p - t) / max(p (1 - p), 1e-12)``
+    (as PyTorch).  For logits, :func:`binary_cross_entropy_with_logits` is
+    the accurate form.
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> mlkern.binary_cross_entropy([0.5, 0.0], [1.0, 1.0], reduction="none").tolist()
+    [0.6931471805599453, 100.0]
+    """
+    return _pointwise("binary_cross_entropy", _BCE, _probs(prob, "binary_cross_entropy"), target,
+                      reduction, sample_weight, True, False, None, names=_BCE_NAMES)
+
+
+def binary_cross_entropy_grad(prob, target, *, reduction="mean", sample_weight=None, out=None):
+    """Gradient of :func:`binary_cross_entropy` with respect to prob:
+    ``(p - t) / max(p (1 - p), 1e-12)``, scaled by the reduction.
+    {args}{out}
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> mlkern.binary_cross_entropy_grad([0.5], [1.0]).tolist()
+    [-2.0]
+    """
+    return _pointwise("binary_cross_entropy_grad", _BCE,
+                      _probs(prob, "binary_cross_entropy_grad"), target, reduction, sample_weight,
+                      False, True, out, names=_BCE_NAMES)
+
+
+def binary_cross_entropy_with_grad(prob, target, *, reduction="mean", sample_weight=None,
+                                   out=None):
+    """``(binary_cross_entropy, binary_cross_entropy_grad)`` from one pass.
+    {args}{out}
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> loss, g = mlkern.binary_cross_entropy_with_grad([0.5], [1.0])
+    >>> float(loss), g.tolist()
+    (0.6931471805599453, [-2.0])
+    """
+    return _pointwise("binary_cross_entropy_with_grad", _BCE,
+                      _probs(prob, "binary_cross_entropy_with_grad"), target, reduction,
+                      sample_weight, True, True, out, names=_BCE_NAMES)
+
+
+_BCEL_NAMES = ("logits", "target")
+_POS_W = """    pos_weight : float or array_like, optional
+        Weight of the positive term, broadcast against the logits (as
+        PyTorch: typically one per class along the last axis).
+"""
+
+
+def binary_cross_entropy_with_logits(logits, target, *, pos_weight=None, reduction="mean",
+                                     sample_weight=None):
+    """Binary cross-entropy from logits z:
+    ``max(z, 0) - z t + log1p(exp(-|z|))``.
+    {args}{pw}
+    Notes
+    -----
+    Exact in both tails (no exp overflows; ``z = 1e20, t = 1`` gives 0 and
+    ``t = 0`` gives 1e20).  With pos_weight w the loss is
+    ``(1 - t) z + (1 + (w - 1) t) softplus(-z)``.  Derivative
+    ``sigmoid(z) - t``, computed as ``((1-t) a - w t b) / (1 + e)``
+    (e = exp(-|z|), a = 1, b = e for z >= 0 and a = e, b = 1 below), so
+    ``t = 1, z = 37`` gives ``-exp(-37)`` rather than 0.
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> mlkern.binary_cross_entropy_with_logits([0.0, -40.0], [1.0, 0.0], reduction="none").tolist()
+    [0.6931471805599453, 4.248354255291589e-18]
+    """
+    return _pointwise("binary_cross_entropy_with_logits", _BCEL, logits, target, reduction,
+                      sample_weight, True, False, None, names=_BCEL_NAMES, pos_weight=pos_weight)
+
+
+def binary_cross_entropy_with_logits_grad(logits, target, *, pos_weight=None, reduction="mean",
+                                          sample_weight=None, out=None):
+    """Gradient of :func:`binary_cross_entropy_with_logits` with respect to
+    the logits: ``sigmoid(z) - t`` (with pos_weight w:
+    ``(1 - t) - (1 + (w - 1) t) sigmoid(-z)``), scaled by the reduction.
+    {args}{pw}{out}
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> g = mlkern.binary_cross_entropy_with_logits_grad([37.0], [1.0])
+    >>> print(f"{g[0]:.12e}")      # -exp(-37)/(1 + exp(-37)), not 0
+    -8.533047625744e-17
+    """
+    return _pointwise("binary_cross_entropy_with_logits_grad", _BCEL, logits, target, reduction,
+                      sample_weight, False, True, out, names=_BCEL_NAMES, pos_weight=pos_weight)
+
+
+def binary_cross_entropy_with_logits_with_grad(logits, target, *, pos_weight=None,
+                                               reduction="mean", sample_weight=None, out=None):
+    """``(binary_cross_entropy_with_logits, its gradient)`` from one fused
+    pass: one exponential and one log1p per element.
+    {args}{pw}{out}
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> loss, g = mlkern.binary_cross_entropy_with_logits_with_grad([0.0], [1.0])
+    >>> float(loss), g.tolist()
+    (0.6931471805599453, [-0.5])
+    """
+    return _pointwise("binary_cross_entropy_with_logits_with_grad", _BCEL, logits, target,
+                      reduction, sample_weight, True, True, out, names=_BCEL_NAMES,
+                      pos_weight=pos_weight)
+
+
+_doc(binary_cross_entropy, binary_cross_entropy_grad, binary_cross_entropy_with_grad,
+     binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_grad,
+     binary_cross_entropy_with_logits_with_grad)
+for _f in (binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_grad,
+           binary_cross_entropy_with_logits_with_grad):
+    _f.__doc__ = (_f.__doc__.replace("    {pw}", _POS_W.rstrip("\n"))
+                  .replace("pred : array_like\n        Predictions;", "logits : array_like\n        Logits;")
+                  .replace("``pred``", "``logits``"))
+for _f in (binary_cross_entropy, binary_cross_entropy_grad, binary_cross_entropy_with_grad):
+    _f.__doc__ = _f.__doc__.replace("pred : array_like\n        Predictions;",
+                                    "prob : array_like\n        Probabilities in [0, 1];")
+del _f
+_doc(mse, mse_grad, mse_with_grad, rmse, rmse_grad, rmse_with_grad, mae, mae_grad, mae_with_grad,
+     l1_loss, l1_loss_grad, l1_loss_with_grad, l2_loss, l2_loss_grad, l2_loss_with_grad,
+     quadratic_cost, quadratic_cost_grad, quadratic_cost_with_grad, huber, huber_grad,
+     huber_with_grad)
+
+
+# ---------------------------------------------------------------------------
+# kl_div: a row kernel (mlk_kl) along the axis
+# ---------------------------------------------------------------------------
+
+def _kl(fname, p, q, axis, log_q, reduction, sample_weight, want_loss, want_grad, out):
+    _check_reduction(reduction, fname)
+    qa, pa, rdt = _pair(q, p, ("q", "p"), fname, "C")
+    ax = check_axis(axis, qa.ndim, fname)
+    n = qa.shape[ax]
+    rshape = qa.shape[:ax] + qa.shape[ax + 1:]
+    sw = None
+    if sample_weight is not None:
+        s = np.asarray(sample_weight)
+        if s.dtype.kind not in "biuf":
+            raise TypeError(f"{fname}: sample_weight must be real, got dtype {s.dtype}")
+        if s.shape == rshape:
+            sw = s.astype(np.float64)
+        elif s.ndim == 1 and len(rshape) >= 1 and s.shape[0] == rshape[0]:
+            sw = np.broadcast_to(s.astype(np.float64).reshape((-1,) + (1,) * (len(rshape) - 1)),
+                                 rshape)
+        else:
+            raise ValueError(f"{fname}: sample_weight must have shape {rshape} (one weight per "
+                             f"row) or ({rshape[0] if rshape else 1},), got {s.shape}")
+        sw = np.ascontiguousarray(sw).reshape(-1)
+    if out is not None:
+        check_out(out, qa.shape, rdt)
+    last = ax == qa.ndim - 1
+    if not last:
+        qa = np.ascontiguousarray(np.moveaxis(qa, ax, -1))
+        pa = np.ascontiguousarray(np.moveaxis(pa, ax, -1))
+    rows = qa.size // n if n else int(np.prod(rshape, dtype=np.int64))
+    if reduction == "mean":
+        denom = float(np.sum(sw)) if sw is not None else float(rows)
+    else:
+        denom = 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gscale = float(np.float64(1.0) / np.float64(denom))
+    g = None
+    if want_grad:
+        if (out is not None and last and out.flags.c_contiguous and out.flags.aligned
+                and out.dtype.isnative and out.dtype == qa.dtype
+                and all(out.ctypes.data == a.ctypes.data or not np.may_share_memory(out, a)
+                        for a in (qa, pa))):
+            g = out
+        else:
+            g = np.empty(qa.shape, qa.dtype)
+    rsum = np.zeros(rows, np.float64)
+    _ew.kl_raw(pa, qa, bool(log_q), g, sw, gscale, rsum, rows, n)
+    res_loss = res_grad = None
+    if want_loss:
+        per = rsum * sw if sw is not None else rsum
+        if reduction == "none":
+            res_loss = per.reshape(rshape).astype(rdt)
+            if res_loss.ndim == 0:
+                res_loss = res_loss[()]
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                res_loss = rdt.type(np.float64(np.sum(per)) / np.float64(denom))
+    if want_grad:
+        if not last:
+            g = np.moveaxis(g, -1, ax)
+        if out is not None:
+            if g is not out:
+                np.copyto(out, g, casting="unsafe")
+            res_grad = out
+        else:
+            res_grad = g if g.dtype == rdt else g.astype(rdt)
+    if want_loss and want_grad:
+        return res_loss, res_grad
+    return res_loss if want_loss else res_grad
+
+
+_KL_ARGS = """
+    Parameters
+    ----------
+    p : array_like
+        The target distribution, along ``axis``.
+    q : array_like
+        The model's distribution (its log if ``log_q``), p's shape; the
+        loss and the gradient have q's float dtype.
+    axis : int, optional
+        The distribution axis (default -1).
+    log_q : bool, optional
+        q holds log-probabilities (the gradient is then w.r.t. log q).
+    reduction : {"mean", "sum", "none"}
+        "none": one value per row (the shape without ``axis``); "mean":
+        their mean (PyTorch's "batchmean"); "sum": their sum.
+    sample_weight : array_like, optional
+        One weight per row (the shape without ``axis``, or one per index of
+        the leading axis); "mean" is then sum(w kl) / sum(w).
+"""
+_OUT_KL = """    out : ndarray, optional
+        The gradient's array (q's shape and dtype); may be ``q``.
+"""
+
+
+def kl_div(p, q, axis=-1, *, log_q=False, reduction="mean", sample_weight=None):
+    """Kullback-Leibler divergence KL(p || q) = ``sum p (log p - log q)``
+    along ``axis``, a term being 0 where p == 0 (0 log 0 = 0).
+    {args}
+    Notes
+    -----
+    The argument order is the mathematical one: p is the target, q the
+    model (the reverse of ``torch.nn.functional.kl_div``).  Each term is
+    ``p log(p/q)`` (one rounding in the ratio), or ``p (log p - log q)``
+    where the ratio would under/overflow.  Derivative ``-p/q`` (0 where
+    p == 0), or ``-p`` with respect to log q.
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> float(mlkern.kl_div([0.5, 0.5, 0.0], [0.25, 0.25, 0.5]))
+    0.6931471805599453
+    """
+    return _kl("kl_div", p, q, axis, log_q, reduction, sample_weight, True, False, None)
+
+
+def kl_div_grad(p, q, axis=-1, *, log_q=False, reduction="mean", sample_weight=None, out=None):
+    """Gradient of :func:`kl_div` with respect to q: ``-p/q`` (0 where
+    p == 0), or ``-p`` with respect to log q when ``log_q``; scaled by the
+    reduction.
+    {args}{out}
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> mlkern.kl_div_grad([0.5, 0.5, 0.0], [0.25, 0.25, 0.5]).tolist()
+    [-2.0, -2.0, 0.0]
+    """
+    return _kl("kl_div_grad", p, q, axis, log_q, reduction, sample_weight, False, True, out)
+
+
+def kl_div_with_grad(p, q, axis=-1, *, log_q=False, reduction="mean", sample_weight=None,
+                     out=None):
+    """``(kl_div, kl_div_grad)`` from one pass over p and q.
+    {args}{out}
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern
+    >>> loss, g = mlkern.kl_div_with_grad([0.5, 0.5], np.log([0.25, 0.75]), log_q=True)
+    >>> round(float(loss), 12), g.tolist()
+    (0.143841036226, [-0.5, -0.5])
+    """
+    return _kl("kl_div_with_grad", p, q, axis, log_q, reduction, sample_weight, True, True, out)
+
+
+for _f in (kl_div, kl_div_grad, kl_div_with_grad):
+    _f.__doc__ = (_f.__doc__.replace("    {args}", _KL_ARGS.strip("\n") + "\n")
+                  .replace("    {out}", _OUT_KL.rstrip("\n")))
+del _f
+
+
+# ---------------------------------------------------------------------------
+# penalties: the pointwise kernel with t = w (not read)
+# ---------------------------------------------------------------------------
+
+def _penalty(fname, op, w, lam, want_loss, out):
+    lam = check_real(lam, "lam", nonnegative=True)
+    wa, rdt = as_float_array(w, "w")
+    if out is not None:
+        check_out(out, wa.shape, rdt)
+    if want_loss:
+        if not wa.size:
+            return rdt.type(0.0)
+        bsum = _ew.ploss_raw(op, flat(wa), flat(wa), None, None, None, 1, None, 1, 0,
+                             cost=_COST[op])
+        return rdt.type(lam * float(np.sum(bsum)))
+    g = result_array(wa, out, rdt)
+    if wa.size:
+        # SQ0 has l' = 2w and ABS0 sign(w): the scale is lam in both cases
+        _ew.ploss_raw(op, flat(wa), flat(wa), None, flat(g), None, 1, None, 1, 0, gscale=lam,
+                      cost=_COST[op])
+    return finish(g, out, rdt, g.ndim == 0)
+
+
+def l1_penalty(w, lam):
+    """L1 penalty ``lam * sum(|w|)``.
+
+    Parameters
+    ----------
+    w : array_like
+        The weights.
+    lam : float
+        The penalty's strength, >= 0.
+
+    Returns
+    -------
+    scalar of w's float dtype
+
+    Notes
+    -----
+    Derivative ``lam * sign(w)`` (0 at 0): :func:`l1_penalty_grad`.
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> float(mlkern.l1_penalty([1.0, -2.0], 0.5))
+    1.5
+    """
+    return _penalty("l1_penalty", _ABS0, w, lam, True, None)
+
+
+def l1_penalty_grad(w, lam, *, out=None):
+    """Gradient of :func:`l1_penalty`: ``lam * sign(w)`` (0 at 0).
+
+    Parameters
+    ----------
+    w : array_like
+    lam : float
+        >= 0.
+    out : ndarray, optional
+        w's shape and float dtype; may be w.
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> mlkern.l1_penalty_grad([1.0, -2.0, 0.0], 0.5).tolist()
+    [0.5, -0.5, 0.0]
+    """
+    return _penalty("l1_penalty_grad", _ABS0, w, lam, False, out)
+
+
+def l2_penalty(w, lam):
+    """L2 penalty ``lam * sum(w**2)``.
+
+    Parameters
+    ----------
+    w : array_like
+        The weights.
+    lam : float
+        The penalty's strength, >= 0.
+
+    Returns
+    -------
+    scalar of w's float dtype
+
+    Notes
+    -----
+    Derivative ``2 lam w``: :func:`l2_penalty_grad`.
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> float(mlkern.l2_penalty([1.0, -2.0], 0.5))
+    2.5
+    """
+    return _penalty("l2_penalty", _SQ0, w, lam, True, None)
+
+
+def l2_penalty_grad(w, lam, *, out=None):
+    """Gradient of :func:`l2_penalty`: ``2 lam w``.
+
+    Parameters
+    ----------
+    w : array_like
+    lam : float
+        >= 0.
+    out : ndarray, optional
+        w's shape and float dtype; may be w.
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> mlkern.l2_penalty_grad([1.0, -2.0], 0.5).tolist()
+    [1.0, -2.0]
+    """
+    return _penalty("l2_penalty_grad", _SQ0, w, lam, False, out)

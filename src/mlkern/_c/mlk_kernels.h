@@ -78,6 +78,28 @@ typedef void (*mlk_argmax_f64_fn)(const double *x, int64_t *out, intptr_t outer,
 typedef void (*mlk_xent_f32_fn)(const float *z, const int64_t *lab, const double *coef, intptr_t cstride, int64_t ignore, const float *w, float *g, double *loss, intptr_t rows, intptr_t n);
 typedef void (*mlk_xent_f64_fn)(const double *z, const int64_t *lab, const double *coef, intptr_t cstride, int64_t ignore, const double *w, double *g, double *loss, intptr_t rows, intptr_t n);
 
+/* pointwise losses (mlk_loss_tmpl.h) */
+enum {
+    MLK_L_SQ = 0, MLK_L_ABS, MLK_L_HUBER, MLK_L_BCE, MLK_L_BCEL,
+    MLK_L_SQ0, MLK_L_ABS0,  /* penalties: t not read */
+    MLK_N_PLOSS
+};
+typedef struct {
+    const double *sw;      /* weight of each row of K elements, or NULL */
+    intptr_t K;
+    const void *pw;        /* BCEL pos_weight (element type), period P along a row,
+                              row stride prs; NULL: the scalar pws */
+    intptr_t P, prs;
+    double pws;
+    double delta;          /* huber */
+    double lscale, gscale; /* per-element loss and gradient scales */
+} mlk_lparams;
+typedef void (*mlk_ploss_f32_fn)(int op, const float *p, const float *t, float *lo, float *g, double *bsum, intptr_t i0, intptr_t i1, const mlk_lparams *lp);
+typedef void (*mlk_ploss_f64_fn)(int op, const double *p, const double *t, double *lo, double *g, double *bsum, intptr_t i0, intptr_t i1, const mlk_lparams *lp);
+/* KL divergence over contiguous rows of n */
+typedef void (*mlk_kl_f32_fn)(const float *p, const float *q, int log_q, float *g, const double *gsr, double gscale, double *rsum, intptr_t rows, intptr_t n);
+typedef void (*mlk_kl_f64_fn)(const double *p, const double *q, int log_q, double *g, const double *gsr, double gscale, double *rsum, intptr_t rows, intptr_t n);
+
 typedef struct {
     mlk_unary_f32_fn unary_f32;
     mlk_unary_f64_fn unary_f64;
@@ -93,6 +115,10 @@ typedef struct {
     mlk_argmax_f64_fn argmax_f64;
     mlk_xent_f32_fn xent_f32;
     mlk_xent_f64_fn xent_f64;
+    mlk_ploss_f32_fn ploss_f32;
+    mlk_ploss_f64_fn ploss_f64;
+    mlk_kl_f32_fn kl_f32;
+    mlk_kl_f64_fn kl_f64;
 } mlk_kernel_table;
 
 /* the table in use; set by mlk_dispatch_init */

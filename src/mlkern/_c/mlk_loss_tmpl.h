@@ -107,3 +107,223 @@ void MLK_K(mlk_xent)(const MLK_T *restrict z, const int64_t *restrict lab,
         gr[y] -= (MLK_T)b;
     }
 }
+
+/* ======================================================================
+ * Pointwise losses: an elementwise loss l(p, t) and its derivative dl/dp,
+ * summed, with the per-element loss ("none") and the scaled gradient
+ * written in the same pass.  Ops (mlk_kernels.h, MLK_L_*):
+ *   SQ     l = d^2, d = p - t              l' = 2d
+ *   ABS    l = |d|                         l' = sign(d) (0 at 0, NaN kept)
+ *   HUBER  l = d^2/2 (|d| <= delta), delta (|d| - delta/2) beyond
+ *                                          l' = clip(d, -delta, delta)
+ *   BCE    l = -(t max(log p, -100) + (1-t) max(log1p(-p), -100))
+ *                                          l' = (p - t) / max(p(1-p), 1e-12)
+ *   BCEL   logits z = p:  l = c|z| + L log1p(e),  e = exp(-|z|),
+ *          c = (1-t) for z >= 0, w t below, L = 1 + (w-1) t, w = pos_weight;
+ *          (w = 1: max(z,0) - z t + log1p(e)); c|z| is 0 when c is 0, so
+ *          t = 1, z = +inf gives 0, not inf*0.
+ *                                          l' = ((1-t) a - w t b) / (1+e),
+ *          a = 1, b = e for z >= 0 and a = e, b = 1 below: sigma(z) - t
+ *          without the cancellation of 1 - sigma (t = 1, z = 37: -e^-37).
+ *   SQ0 / ABS0: the penalties, d = p (t is not read).
+ * The array is a run of rows of K elements (the leading axis of the
+ * input); row r has weight sw[r] (sample_weight, or 1).  BCEL's pos_weight
+ * is either the scalar lp->pws or the array pw with period P along a row
+ * (index r*prs + k mod P).  A block of MLK_LBLK consecutive elements (at a
+ * global index multiple of MLK_LBLK) has its weighted loss summed into
+ * bsum[block]: the caller sums the blocks in order, so the total does not
+ * depend on how the range was split over threads.
+ *   loss "none":  lo[i] = lscale w_r l_i
+ *   gradient:     g[i] = gscale w_r l'_i
+ * ==================================================================== */
+#ifndef MLK_LBLK
+#define MLK_LBLK 2048
+#endif
+
+MLK_INLINE MLK_T MLK_F(mlk_l_sq)(MLK_T p, MLK_T t, MLK_T *gd) {
+    const MLK_T d = p - t;
+    *gd = d + d;
+    return d * d;
+}
+MLK_INLINE MLK_T MLK_F(mlk_l_abs)(MLK_T p, MLK_T t, MLK_T *gd) {
+    const MLK_T d = p - t;
+    const MLK_T s = d > 0 ? (MLK_T)1 : (MLK_T)-1;
+    *gd = d != 0 && d == d ? s : d;               /* 0 -> 0, NaN -> NaN */
+    return MLK_F(mlk_abs)(d);
+}
+MLK_INLINE MLK_T MLK_F(mlk_l_huber)(MLK_T p, MLK_T t, MLK_T delta, MLK_T *gd) {
+    const MLK_T d = p - t;
+    const MLK_T a = MLK_F(mlk_abs)(d);
+    const MLK_T c = d < -delta ? -delta : d;
+    *gd = d > delta ? delta : c;                   /* NaN passes through */
+    const MLK_T lin = delta * (a - (MLK_T)0.5 * delta);
+    return a <= delta ? (MLK_T)0.5 * d * d : lin;       /* NaN: lin is NaN */
+}
+MLK_INLINE MLK_T MLK_F(mlk_l_bce)(MLK_T p, MLK_T t, MLK_T *gd) {
+    MLK_T lp = MLK_F(mlk_log)(p);
+    MLK_T lq = MLK_F(mlk_log1p)(-p);
+    lp = lp < (MLK_T)-100 ? (MLK_T)-100 : lp;      /* NaN kept */
+    lq = lq < (MLK_T)-100 ? (MLK_T)-100 : lq;
+    MLK_T den = p * ((MLK_T)1 - p);
+    den = den < (MLK_T)1e-12 ? (MLK_T)1e-12 : den;
+    *gd = (p - t) / den;
+    return -(t * lp + ((MLK_T)1 - t) * lq);
+}
+MLK_INLINE MLK_T MLK_F(mlk_l_bcel)(MLK_T z, MLK_T t, MLK_T w, MLK_T *gd) {
+    const MLK_T az = MLK_F(mlk_abs)(z);
+    const MLK_T e = MLK_F(mlk_expneg)(-az);        /* NaN propagates */
+    const MLK_T one_t = (MLK_T)1 - t;
+    const MLK_T wt = w * t;
+    const MLK_T c = z >= 0 ? one_t : wt;
+    const MLK_T cz = c * az;
+    const MLK_T u = (MLK_T)1 + e;
+    const MLK_T ru = (MLK_T)1 / u;                 /* shared by log1p and the gradient */
+    const MLK_T lg = MLK_F(mlk_log1p_unit_c)(e, (e - (u - (MLK_T)1)) * ru);
+    const MLK_T L = (MLK_T)1 + (w - (MLK_T)1) * t;
+    const MLK_T a = z >= 0 ? (MLK_T)1 : e;
+    const MLK_T b = z >= 0 ? e : (MLK_T)1;
+    *gd = (one_t * a - wt * b) * ru;
+    return (c == 0 ? (MLK_T)0 : cz) + L * lg;
+}
+
+/* one run of elements of one row: loss summed (weight applied by the caller),
+   lo/g written with the row's scales.  pw: pos_weight for each element of
+   the run (BCEL only) or NULL for the scalar pws. */
+#define MLK_PL_RUN(EXPR) \
+    if (g && lo) { \
+        _Pragma("omp simd reduction(+:acc)") \
+        for (intptr_t j = 0; j < len; j++) { \
+            MLK_T gd; const MLK_T v = p[j], u = t[j]; const MLK_T l = (EXPR); \
+            acc += (double)l; lo[j] = ls * l; g[j] = gs * gd; } \
+    } else if (g) { \
+        _Pragma("omp simd reduction(+:acc)") \
+        for (intptr_t j = 0; j < len; j++) { \
+            MLK_T gd; const MLK_T v = p[j], u = t[j]; const MLK_T l = (EXPR); \
+            acc += (double)l; g[j] = gs * gd; } \
+    } else if (lo) { \
+        _Pragma("omp simd reduction(+:acc)") \
+        for (intptr_t j = 0; j < len; j++) { \
+            MLK_T gd; const MLK_T v = p[j], u = t[j]; const MLK_T l = (EXPR); \
+            acc += (double)l; lo[j] = ls * l; (void)gd; } \
+    } else { \
+        _Pragma("omp simd reduction(+:acc)") \
+        for (intptr_t j = 0; j < len; j++) { \
+            MLK_T gd; const MLK_T v = p[j], u = t[j]; const MLK_T l = (EXPR); \
+            acc += (double)l; (void)gd; } \
+    } \
+    break
+
+MLK_INLINE double MLK_F(mlk_pl_run)(int op, const MLK_T *restrict p, const MLK_T *restrict t,
+                                    const MLK_T *restrict pw, MLK_T *restrict lo,
+                                    MLK_T *restrict g, intptr_t len, MLK_T ls, MLK_T gs,
+                                    MLK_T delta, MLK_T pws) {
+    double acc = 0.0;
+    switch (op) {
+    case MLK_L_SQ:    MLK_PL_RUN(MLK_F(mlk_l_sq)(v, u, &gd));
+    case MLK_L_SQ0:   MLK_PL_RUN(((void)u, MLK_F(mlk_l_sq)(v, (MLK_T)0, &gd)));
+    case MLK_L_ABS:   MLK_PL_RUN(MLK_F(mlk_l_abs)(v, u, &gd));
+    case MLK_L_ABS0:  MLK_PL_RUN(((void)u, MLK_F(mlk_l_abs)(v, (MLK_T)0, &gd)));
+    case MLK_L_HUBER: MLK_PL_RUN(MLK_F(mlk_l_huber)(v, u, delta, &gd));
+    case MLK_L_BCE:   MLK_PL_RUN(MLK_F(mlk_l_bce)(v, u, &gd));
+    case MLK_L_BCEL:
+        if (pw) {
+            MLK_PL_RUN(MLK_F(mlk_l_bcel)(v, u, pw[j], &gd));
+        } else {
+            MLK_PL_RUN(MLK_F(mlk_l_bcel)(v, u, pws, &gd));
+        }
+    default: break;
+    }
+    return acc;
+}
+#undef MLK_PL_RUN
+
+/* elements [i0, i1) of the whole array (pointers are to element 0);
+   i0 is a multiple of MLK_LBLK, bsum[b] gets block b's weighted sum */
+void MLK_K(mlk_ploss)(int op, const MLK_T *restrict p, const MLK_T *restrict t,
+                      MLK_T *restrict lo, MLK_T *restrict g, double *restrict bsum,
+                      intptr_t i0, intptr_t i1, const mlk_lparams *lp) {
+    const intptr_t K = lp->K > 0 ? lp->K : 1;
+    const MLK_T *pw = (const MLK_T *)lp->pw;
+    const intptr_t P = lp->P > 0 ? lp->P : 1;
+    const MLK_T delta = (MLK_T)lp->delta, pws = (MLK_T)lp->pws;
+    for (intptr_t b0 = i0; b0 < i1; b0 += MLK_LBLK) {
+        const intptr_t b1 = b0 + MLK_LBLK < i1 ? b0 + MLK_LBLK : i1;
+        double bs = 0.0;
+        for (intptr_t i = b0; i < b1;) {
+            const intptr_t r = i / K;
+            intptr_t e = (r + 1) * K;
+            e = e < b1 ? e : b1;                   /* the run stays in row r */
+            const intptr_t k = i - r * K;
+            const double w = lp->sw ? lp->sw[r] : 1.0;
+            const MLK_T ls = (MLK_T)(lp->lscale * w), gs = (MLK_T)(lp->gscale * w);
+            const MLK_T *pwr = NULL;
+            if (pw) {                              /* and within one period of pos_weight */
+                const intptr_t kp = k % P;
+                const intptr_t e2 = i + (P - kp);
+                e = e < e2 ? e : e2;
+                pwr = pw + r * lp->prs + kp;
+            }
+            const double s = MLK_F(mlk_pl_run)(op, p + i, t + i, pwr, lo ? lo + i : NULL,
+                                               g ? g + i : NULL, e - i, ls, gs, delta, pws);
+            bs += w * s;
+            i = e;
+        }
+        bsum[b0 / MLK_LBLK] = bs;
+    }
+}
+
+/* ======================================================================
+ * KL divergence along contiguous rows of n: row value sum_j k(p_j, q_j),
+ * k = p (log p - log q) = p log(p/q), 0 where p == 0 (whatever q); with
+ * log_q, q holds log q.  Gradient with respect to q: -p/q (0 where p == 0),
+ * or -p with respect to log q; g row r is scaled by gs[r] (or gscale).
+ * ==================================================================== */
+MLK_INLINE MLK_T MLK_F(mlk_l_kl)(MLK_T p, MLK_T q, int log_q, MLK_T *gd) {
+    const MLK_T lp = MLK_F(mlk_log)(p);
+    MLK_T v;
+    if (log_q) {
+        v = p * (lp - q);
+        *gd = -p;
+    } else {
+        const MLK_T r = p / q;
+        /* log(p/q) has one rounding; the difference of logs is the fallback
+           when the ratio under/overflows */
+        const MLK_T lr = MLK_F(mlk_log)(r);
+        const MLK_T ld = lp - MLK_F(mlk_log)(q);
+        const int ok = r > (MLK_T)1e-30 && r < (MLK_T)1e30;
+        v = p * (ok ? lr : ld);
+        *gd = p == 0 ? (MLK_T)0 : -r;
+    }
+    return p == 0 ? (MLK_T)0 : v;
+}
+
+void MLK_K(mlk_kl)(const MLK_T *restrict p, const MLK_T *restrict q, int log_q,
+                   MLK_T *restrict g, const double *restrict gsr, double gscale,
+                   double *restrict rsum, intptr_t rows, intptr_t n) {
+    for (intptr_t r = 0; r < rows; r++) {
+        const MLK_T *pr = p + r * n, *qr = q + r * n;
+        double acc = 0.0;
+        if (g) {
+            MLK_T *gr = g + r * n;
+            const MLK_T gs = (MLK_T)(gsr ? gsr[r] * gscale : gscale);
+            if (log_q) {
+#pragma omp simd reduction(+:acc)
+                for (intptr_t j = 0; j < n; j++) {
+                    MLK_T gd; acc += (double)MLK_F(mlk_l_kl)(pr[j], qr[j], 1, &gd); gr[j] = gs * gd;
+                }
+            } else {
+#pragma omp simd reduction(+:acc)
+                for (intptr_t j = 0; j < n; j++) {
+                    MLK_T gd; acc += (double)MLK_F(mlk_l_kl)(pr[j], qr[j], 0, &gd); gr[j] = gs * gd;
+                }
+            }
+        } else if (log_q) {
+#pragma omp simd reduction(+:acc)
+            for (intptr_t j = 0; j < n; j++) { MLK_T gd; acc += (double)MLK_F(mlk_l_kl)(pr[j], qr[j], 1, &gd); }
+        } else {
+#pragma omp simd reduction(+:acc)
+            for (intptr_t j = 0; j < n; j++) { MLK_T gd; acc += (double)MLK_F(mlk_l_kl)(pr[j], qr[j], 0, &gd); }
+        }
+        rsum[r] = acc;
+    }
+}

@@ -258,12 +258,17 @@ MLK_INLINE double mlk_log_poly_f64(double f, double k, double c) {
 /* log1p(e) for e in [0, 1] (or NaN): the log1p of softplus and friends.
  * u = 1 + e is in [1, 2], so k is 0 or 1 and no special cases are needed;
  * NaN propagates through c. */
-MLK_INLINE double mlk_log1p_unit_f64(double e) {
+/* the same with the correction c = (1 + e - u)/u supplied (a caller that
+ * has 1/u already multiplies instead of dividing) */
+MLK_INLINE double mlk_log1p_unit_c_f64(double e, double c) {
     double u = 1.0 + e;
-    double c = (e - (u - 1.0)) / u;
     double hi = u > 1.4142135623730951 ? 1.0 : 0.0;
     double m = hi > 0.0 ? u * 0.5 : u;
     return mlk_log_poly_f64(m - 1.0, hi, c);
+}
+MLK_INLINE double mlk_log1p_unit_f64(double e) {
+    double u = 1.0 + e;
+    return mlk_log1p_unit_c_f64(e, (e - (u - 1.0)) / u);
 }
 
 /* x > 0 finite (normal or subnormal) -> m in [sqrt(.5), sqrt(2)), k with x = m 2^k */
@@ -425,12 +430,15 @@ MLK_INLINE float mlk_log_poly_f32(float f, float k, float c) {
     return k * MLK_LN2HI_32 - ((hfsq - (s * (hfsq + R) + (k * MLK_LN2LO_32 + c))) - f);
 }
 
-MLK_INLINE float mlk_log1p_unit_f32(float e) {
+MLK_INLINE float mlk_log1p_unit_c_f32(float e, float c) {
     float u = 1.0f + e;
-    float c = (e - (u - 1.0f)) / u;
     float hi = u > 1.41421356f ? 1.0f : 0.0f;
     float m = hi > 0.0f ? u * 0.5f : u;
     return mlk_log_poly_f32(m - 1.0f, hi, c);
+}
+MLK_INLINE float mlk_log1p_unit_f32(float e) {
+    float u = 1.0f + e;
+    return mlk_log1p_unit_c_f32(e, (e - (u - 1.0f)) / u);
 }
 
 MLK_INLINE float mlk_frexp_f32(float x, float *k) {
