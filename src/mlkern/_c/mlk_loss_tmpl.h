@@ -178,7 +178,7 @@ MLK_INLINE MLK_T MLK_F(mlk_l_bcel)(MLK_T z, MLK_T t, MLK_T w, MLK_T *gd) {
     const MLK_T cz = c * az;
     const MLK_T u = (MLK_T)1 + e;
     const MLK_T ru = (MLK_T)1 / u;                 /* shared by log1p and the gradient */
-    const MLK_T lg = MLK_F(mlk_log1p_unit_c)(e, (e - (u - (MLK_T)1)) * ru);
+    const MLK_T lg = MLK_F(mlk_log1p_e)(e, ru);
     const MLK_T L = (MLK_T)1 + (w - (MLK_T)1) * t;
     const MLK_T a = z >= 0 ? (MLK_T)1 : e;
     const MLK_T b = z >= 0 ? e : (MLK_T)1;

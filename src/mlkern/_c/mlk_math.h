@@ -441,6 +441,32 @@ MLK_INLINE float mlk_log1p_unit_f32(float e) {
     return mlk_log1p_unit_c_f32(e, (e - (u - 1.0f)) / u);
 }
 
+/* log1p(e) for e in [0, 1] with 1/(1 + e) known (ru): the softplus tail of
+ * binary cross-entropy with logits, whose gradient needs ru anyway.
+ * float32: e + e^2 P(e), P of degree 9 interpolating (log1p(e)/e - 1)/e at
+ * Chebyshev nodes of [0, 1]: no division, no range split (1.6 ULP measured
+ * over 3e7 random e, half the time of mlk_log1p_unit_f32); ru unused.
+ * float64: mlk_log1p_unit with its correction multiplied by ru (a degree-21
+ * polynomial was not faster there). */
+MLK_INLINE float mlk_log1p_e_f32(float e, float ru) {
+    (void)ru;
+    float q = 0.001986696617677808f;
+    q = q * e - 0.013187826611101627f;
+    q = q * e + 0.04100657254457474f;
+    q = q * e - 0.08188040554523468f;
+    q = q * e + 0.12377995997667313f;
+    q = q * e - 0.16087622940540314f;
+    q = q * e + 0.19885820150375366f;
+    q = q * e - 0.24986496567726135f;
+    q = q * e + 0.33332496881484985f;
+    q = q * e - 0.4999997913837433f;
+    return e + e * (e * q);                 /* NaN propagates */
+}
+MLK_INLINE double mlk_log1p_e_f64(double e, double ru) {
+    double u = 1.0 + e;
+    return mlk_log1p_unit_c_f64(e, (e - (u - 1.0)) * ru);
+}
+
 MLK_INLINE float mlk_frexp_f32(float x, float *k) {
     float sub = x < 0x1p-126f ? 1.0f : 0.0f;
     x = sub > 0.0f ? x * 0x1p24f : x;
