@@ -18,6 +18,7 @@ from .rowwise import *  # noqa: E402,F401,F403
 from .rowwise import __all__ as _row_all  # noqa: E402
 from .losses import *  # noqa: E402,F401,F403
 from .losses import __all__ as _loss_all  # noqa: E402
+from . import calculus, optim  # noqa: E402,F401
 
 
 def show_config(file=None):

@@ -53,6 +53,18 @@ cdef extern from "mlk_kernels.h" nogil:
     ctypedef void (*ploss_f64_fn)(int, const double *, const double *, double *, double *, double *, intptr_t, intptr_t, const mlk_lparams *) noexcept nogil
     ctypedef void (*kl_f32_fn)(const float *, const float *, int, float *, const double *, double, double *, intptr_t, intptr_t) noexcept nogil
     ctypedef void (*kl_f64_fn)(const double *, const double *, int, double *, const double *, double, double *, intptr_t, intptr_t) noexcept nogil
+    ctypedef struct mlk_oparams:
+        double lr
+        double mom
+        double wd
+        double beta1
+        double beta2
+        double eps
+        double step_size
+        double rbc2
+        double decay
+    ctypedef void (*optim_f32_fn)(int, float *, const float *, float *, float *, intptr_t, const mlk_oparams *) noexcept nogil
+    ctypedef void (*optim_f64_fn)(int, double *, const double *, double *, double *, intptr_t, const mlk_oparams *) noexcept nogil
     ctypedef struct mlk_kernel_table:
         unary_f32_fn unary_f32
         unary_f64_fn unary_f64
@@ -72,6 +84,8 @@ cdef extern from "mlk_kernels.h" nogil:
         ploss_f64_fn ploss_f64
         kl_f32_fn kl_f32
         kl_f64_fn kl_f64
+        optim_f32_fn optim_f32
+        optim_f64_fn optim_f64
     mlk_kernel_table mlk_kt
     int mlk_dispatch_init(const char *level)
     const char *mlk_dispatch_level()
@@ -89,6 +103,7 @@ cdef extern from "mlk_kernels.h" nogil:
     int MLK_LOGSUMEXP
     int MLK_RW_STREAM
     int MLK_N_PLOSS
+    int MLK_N_OPTIM
 
 ctypedef fused real:
     float
@@ -444,3 +459,4 @@ def prelu_bwd_raw(cnp.ndarray ga, cnp.ndarray xa, cnp.ndarray alpha, cnp.ndarray
 
 include "_rowwise.pxi"
 include "_loss.pxi"
+include "_optim.pxi"

@@ -100,6 +100,21 @@ typedef void (*mlk_ploss_f64_fn)(int op, const double *p, const double *t, doubl
 typedef void (*mlk_kl_f32_fn)(const float *p, const float *q, int log_q, float *g, const double *gsr, double gscale, double *rsum, intptr_t rows, intptr_t n);
 typedef void (*mlk_kl_f64_fn)(const double *p, const double *q, int log_q, double *g, const double *gsr, double gscale, double *rsum, intptr_t rows, intptr_t n);
 
+/* optimiser steps (mlk_optim_tmpl.h): param, grad, state s1, s2 */
+enum {
+    MLK_O_SGD = 0, MLK_O_MOMENTUM, MLK_O_NESTEROV, MLK_O_ADAGRAD, MLK_O_ADADELTA,
+    MLK_O_RMSPROP, MLK_O_ADAM, MLK_O_ADAMW,
+    MLK_N_OPTIM
+};
+typedef struct {
+    double lr, mom, wd;
+    double beta1, beta2, eps;  /* Adam's betas; Adadelta's rho is beta1, RMSprop's alpha beta2 */
+    double step_size, rbc2;    /* Adam: lr / (1 - b1^t), 1 / sqrt(1 - b2^t) */
+    double decay;              /* AdamW: 1 - lr wd */
+} mlk_oparams;
+typedef void (*mlk_optim_f32_fn)(int op, float *param, const float *grad, float *s1, float *s2, intptr_t n, const mlk_oparams *p);
+typedef void (*mlk_optim_f64_fn)(int op, double *param, const double *grad, double *s1, double *s2, intptr_t n, const mlk_oparams *p);
+
 typedef struct {
     mlk_unary_f32_fn unary_f32;
     mlk_unary_f64_fn unary_f64;
@@ -119,6 +134,8 @@ typedef struct {
     mlk_ploss_f64_fn ploss_f64;
     mlk_kl_f32_fn kl_f32;
     mlk_kl_f64_fn kl_f64;
+    mlk_optim_f32_fn optim_f32;
+    mlk_optim_f64_fn optim_f64;
 } mlk_kernel_table;
 
 /* the table in use; set by mlk_dispatch_init */

@@ -8,9 +8,12 @@
 #define MLK_T float
 #define MLK_F(name) name##_f32
 #define MLK_K(name) MLK_ISA_SUFFIX(name##_f32)
+#define MLK_SQRT sqrtf
 #include "mlk_kernels_tmpl.h"
 #include "mlk_rowwise_tmpl.h"
 #include "mlk_loss_tmpl.h"
+#include "mlk_optim_tmpl.h"
+#undef MLK_SQRT
 #undef MLK_T
 #undef MLK_F
 #undef MLK_K
@@ -18,9 +21,12 @@
 #define MLK_T double
 #define MLK_F(name) name##_f64
 #define MLK_K(name) MLK_ISA_SUFFIX(name##_f64)
+#define MLK_SQRT sqrt
 #include "mlk_kernels_tmpl.h"
 #include "mlk_rowwise_tmpl.h"
 #include "mlk_loss_tmpl.h"
+#include "mlk_optim_tmpl.h"
+#undef MLK_SQRT
 #undef MLK_T
 #undef MLK_F
 #undef MLK_K

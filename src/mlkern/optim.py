@@ -1,0 +1,666 @@
+"""Optimisers (SPEC.md, "Optimisers"): fused in-place step functions and
+the classes that hold parameters and state.
+
+Each step function is one pass over memory (``_c/mlk_optim_tmpl.h``): the
+parameter, the gradient and the state are read once, the parameter and the
+state written once, in the parameter's own buffer.  float32 and float64,
+parallel over chunks above the work threshold; each element is updated on
+its own, so the result does not depend on the thread count.  The order of
+operations is PyTorch's (``torch.optim`` with ``foreach=False``), so
+trajectories agree with it to rounding where the conventions agree.
+
+Parameters and state arrays must be NumPy arrays of one float dtype and
+one shape, writeable, C-contiguous and distinct: mlkern never updates a
+silent copy (which would lose the update) and raises instead.  The gradient
+must have the parameter's shape and dtype; it may have any layout (a
+non-contiguous gradient is copied once).
+
+Weight decay is coupled (``g + weight_decay * param``) everywhere, except
+in :class:`AdamW` / ``adam_step(..., decoupled=True)``, where the
+parameter is first multiplied by ``1 - lr * weight_decay``.
+"""
+import math
+import numbers
+import operator
+
+import numpy as np
+
+from . import _elementwise as _ew
+from ._validation import check_real
+
+__all__ = [
+    "sgd_step", "momentum_step", "nesterov_step", "adagrad_step", "adadelta_step",
+    "rmsprop_step", "adam_step",
+    "Optimizer", "SGD", "Momentum", "Nesterov", "Adagrad", "Adadelta", "RMSprop", "Adam",
+    "AdamW", "minibatches",
+]
+
+# op codes (mlk_kernels.h, MLK_O_*)
+_SGD, _MOMENTUM, _NESTEROV, _ADAGRAD, _ADADELTA, _RMSPROP, _ADAM, _ADAMW = range(8)
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _param(param, fname):
+    if not isinstance(param, np.ndarray):
+        raise TypeError(f"{fname}: param must be a numpy.ndarray (updated in place), "
+                        f"got {type(param).__name__}")
+    if param.dtype not in _FLOATS or not param.dtype.isnative:
+        raise TypeError(f"{fname}: param must be float32 or float64 (native byte order), "
+                        f"got dtype {param.dtype}")
+    if not param.flags.c_contiguous or not param.flags.aligned:
+        raise ValueError(f"{fname}: param must be C-contiguous and aligned (it is updated in "
+                         "place; a copy would lose the update)")
+    if not param.flags.writeable:
+        raise ValueError(f"{fname}: param is read-only")
+    return param
+
+
+def _state(arr, name, param, fname):
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"{fname}: {name} must be a numpy.ndarray (updated in place), "
+                        f"got {type(arr).__name__}")
+    if arr.dtype != param.dtype:
+        raise TypeError(f"{fname}: {name} must have param's dtype {param.dtype}, got {arr.dtype}")
+    if arr.shape != param.shape:
+        raise ValueError(f"{fname}: {name} must have param's shape {param.shape}, got {arr.shape}")
+    if not arr.flags.c_contiguous or not arr.flags.aligned:
+        raise ValueError(f"{fname}: {name} must be C-contiguous and aligned (it is updated in "
+                         "place)")
+    if not arr.flags.writeable:
+        raise ValueError(f"{fname}: {name} is read-only")
+    return arr
+
+
+def _grad(grad, param, fname):
+    g = np.asarray(grad)
+    if g.dtype != param.dtype:
+        if g.dtype.kind == "c" or g.dtype.kind not in "biuf":
+            raise TypeError(f"{fname}: grad must be real, got dtype {g.dtype}")
+        raise TypeError(f"{fname}: grad must have param's dtype {param.dtype}, got {g.dtype}")
+    if g.shape != param.shape:
+        raise ValueError(f"{fname}: grad must have param's shape {param.shape}, got {g.shape}")
+    if g.flags.c_contiguous and g.flags.aligned and g.dtype.isnative:
+        if g.ctypes.data == param.ctypes.data or not np.may_share_memory(g, param):
+            return g
+    return np.array(g, dtype=param.dtype, order="C")        # one copy
+
+
+def _distinct(arrays, names, fname):
+    for i in range(len(arrays)):
+        for j in range(i + 1, len(arrays)):
+            if arrays[i].size and np.may_share_memory(arrays[i], arrays[j]):
+                raise ValueError(f"{fname}: {names[i]} and {names[j]} must not share memory")
+
+
+def _lr(lr, fname):
+    v = check_real(lr, "lr", nonnegative=True)
+    if math.isinf(v):
+        raise ValueError(f"{fname}: lr must be finite, got {lr!r}")
+    return v
+
+
+def _unit(x, name, fname, closed=False):
+    v = check_real(x, name)
+    if not (0.0 <= v <= 1.0 if closed else 0.0 <= v < 1.0):
+        raise ValueError(f"{fname}: {name} must be in [0, 1{']' if closed else ')'}, got {x!r}")
+    return v
+
+
+def _nonneg(x, name, fname):
+    v = check_real(x, name, nonnegative=True)
+    if math.isinf(v):
+        raise ValueError(f"{fname}: {name} must be finite, got {x!r}")
+    return v
+
+
+def _run(op, fname, param, grad, states, names, cost=2, **hyper):
+    p = _param(param, fname)
+    sts = [_state(s, n, p, fname) for s, n in zip(states, names)]
+    _distinct([p] + sts, ["param"] + list(names), fname)
+    g = _grad(grad, p, fname)
+    _ew.optim_raw(op, p, g, sts[0] if sts else None, sts[1] if len(sts) > 1 else None,
+                  cost=cost, **hyper)
+    return param
+
+
+def sgd_step(param, grad, *, lr, weight_decay=0.0):
+    """One SGD step in place: ``param -= lr * (grad + weight_decay * param)``.
+
+    Parameters
+    ----------
+    param : ndarray
+        float32/float64, C-contiguous, writeable; updated in place and
+        returned.
+    grad : array_like
+        param's shape and dtype, any layout.
+    lr : float
+        Learning rate, >= 0.
+    weight_decay : float, optional
+        Coupled L2 weight decay, >= 0.
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern.optim as opt
+    >>> p = np.array([1.0, 2.0])
+    >>> opt.sgd_step(p, np.array([0.5, -1.0]), lr=0.1).tolist()
+    [0.95, 2.1]
+    """
+    f = "sgd_step"
+    return _run(_SGD, f, param, grad, (), (), cost=1, lr=_lr(lr, f),
+                wd=_nonneg(weight_decay, "weight_decay", f))
+
+
+def momentum_step(param, grad, velocity, *, lr, momentum=0.9, weight_decay=0.0):
+    """One momentum step in place: ``v = momentum v + lr g; param -= v``.
+
+    The velocity includes the learning rate (the seeds' form): it is ``lr``
+    times PyTorch's momentum buffer, and the trajectory equals
+    ``torch.optim.SGD(momentum=momentum)`` with a constant lr.
+
+    Parameters
+    ----------
+    param, grad : see :func:`sgd_step`
+    velocity : ndarray
+        State, param's shape and dtype, updated in place (start at zeros).
+    lr : float
+    momentum : float, optional
+        In [0, 1) (default 0.9).
+    weight_decay : float, optional
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern.optim as opt
+    >>> p, v = np.array([1.0]), np.zeros(1)
+    >>> opt.momentum_step(p, np.array([1.0]), v, lr=0.1); opt.momentum_step(p, np.array([1.0]), v, lr=0.1)
+    array([0.9])
+    array([0.71])
+    >>> v.tolist()
+    [0.19]
+    """
+    f = "momentum_step"
+    return _run(_MOMENTUM, f, param, grad, (velocity,), ("velocity",), cost=1, lr=_lr(lr, f),
+                mom=_unit(momentum, "momentum", f), wd=_nonneg(weight_decay, "weight_decay", f))
+
+
+def nesterov_step(param, grad, velocity, *, lr, momentum=0.9, weight_decay=0.0):
+    """One Nesterov momentum step in place, in the look-ahead form that needs
+    the gradient at ``param`` only::
+
+        v = momentum v + lr g;   param -= momentum v + lr g
+
+    Derivation: Nesterov's update is ``v' = mu v + lr grad J(theta - mu v)``,
+    ``theta' = theta - v'``.  Store the look-ahead point
+    ``phi = theta - mu v`` as the parameter instead; then the gradient is
+    taken at ``phi`` (``g = grad J(phi)``) and
+    ``phi' = theta' - mu v' = phi + mu v - (1 + mu) v' = phi - mu v' - lr g``,
+    which is the update above.  It equals ``torch.optim.SGD(momentum=mu,
+    nesterov=True)`` with ``v = lr x`` its buffer.
+
+    Parameters
+    ----------
+    param, grad, velocity, lr, momentum, weight_decay : as :func:`momentum_step`
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern.optim as opt
+    >>> p, v = np.array([1.0]), np.zeros(1)
+    >>> opt.nesterov_step(p, np.array([1.0]), v, lr=0.1).tolist()
+    [0.81]
+    """
+    f = "nesterov_step"
+    return _run(_NESTEROV, f, param, grad, (velocity,), ("velocity",), cost=1, lr=_lr(lr, f),
+                mom=_unit(momentum, "momentum", f), wd=_nonneg(weight_decay, "weight_decay", f))
+
+
+def adagrad_step(param, grad, sum_sq, *, lr, eps=1e-10, weight_decay=0.0):
+    """One Adagrad step in place: ``G += g**2; param -= lr g / (sqrt(G) + eps)``.
+
+    Parameters
+    ----------
+    param, grad : see :func:`sgd_step`
+    sum_sq : ndarray
+        State G (start at zeros), updated in place.
+    lr : float
+    eps : float, optional
+        Outside the square root (as PyTorch), >= 0.
+    weight_decay : float, optional
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern.optim as opt
+    >>> p, G = np.array([1.0]), np.zeros(1)
+    >>> opt.adagrad_step(p, np.array([2.0]), G, lr=0.1).tolist(), G.tolist()
+    ([0.900000000005], [4.0])
+    """
+    f = "adagrad_step"
+    return _run(_ADAGRAD, f, param, grad, (sum_sq,), ("sum_sq",), lr=_lr(lr, f),
+                eps=_nonneg(eps, "eps", f), wd=_nonneg(weight_decay, "weight_decay", f))
+
+
+def adadelta_step(param, grad, sq_avg, delta_avg, *, rho=0.9, eps=1e-6, lr=1.0,
+                  weight_decay=0.0):
+    """One Adadelta step in place (Zeiler 2012, as PyTorch)::
+
+        S = rho S + (1 - rho) g**2
+        d = sqrt(D + eps) / sqrt(S + eps) * g
+        D = rho D + (1 - rho) d**2
+        param -= lr d
+
+    ``eps`` sits inside both roots; ``lr`` scales the applied update while
+    D accumulates the unscaled d**2.
+
+    Parameters
+    ----------
+    param, grad : see :func:`sgd_step`
+    sq_avg, delta_avg : ndarray
+        States S and D (start at zeros), updated in place.
+    rho : float, optional
+        In [0, 1] (default 0.9).
+    eps : float, optional
+    lr : float, optional
+        Default 1.
+    weight_decay : float, optional
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern.optim as opt
+    >>> p, S, D = np.array([1.0]), np.zeros(1), np.zeros(1)
+    >>> round(float(opt.adadelta_step(p, np.array([1.0]), S, D)[0]), 9)
+    0.996837738
+    """
+    f = "adadelta_step"
+    return _run(_ADADELTA, f, param, grad, (sq_avg, delta_avg), ("sq_avg", "delta_avg"),
+                lr=_lr(lr, f), beta1=_unit(rho, "rho", f, closed=True),
+                eps=_nonneg(eps, "eps", f), wd=_nonneg(weight_decay, "weight_decay", f))
+
+
+def rmsprop_step(param, grad, sq_avg, *, lr, alpha=0.99, eps=1e-8, weight_decay=0.0):
+    """One RMSprop step in place:
+    ``S = alpha S + (1 - alpha) g**2; param -= lr g / (sqrt(S) + eps)``.
+
+    Parameters
+    ----------
+    param, grad : see :func:`sgd_step`
+    sq_avg : ndarray
+        State S (start at zeros), updated in place.
+    lr : float
+    alpha : float, optional
+        In [0, 1] (default 0.99).
+    eps : float, optional
+        Outside the root (as PyTorch).
+    weight_decay : float, optional
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern.optim as opt
+    >>> p, S = np.array([1.0]), np.zeros(1)
+    >>> round(float(opt.rmsprop_step(p, np.array([1.0]), S, lr=0.01)[0]), 9)
+    0.90000001
+    """
+    f = "rmsprop_step"
+    return _run(_RMSPROP, f, param, grad, (sq_avg,), ("sq_avg",), lr=_lr(lr, f),
+                beta2=_unit(alpha, "alpha", f, closed=True), eps=_nonneg(eps, "eps", f),
+                wd=_nonneg(weight_decay, "weight_decay", f))
+
+
+def _adam_hyper(fname, step, lr, beta1, beta2, eps, weight_decay, decoupled):
+    if isinstance(step, (bool, np.bool_)) or not isinstance(step, (numbers.Integral, np.integer)):
+        raise TypeError(f"{fname}: step must be an integer (the 1-based count of this update), "
+                        f"got {type(step).__name__}")
+    t = operator.index(step)
+    if t < 1:
+        raise ValueError(f"{fname}: step must be >= 1 (the 1-based count of this update), got {t}")
+    lr = _lr(lr, fname)
+    b1 = _unit(beta1, "beta1", fname)
+    b2 = _unit(beta2, "beta2", fname)
+    eps = _nonneg(eps, "eps", fname)
+    wd = _nonneg(weight_decay, "weight_decay", fname)
+    bc1 = 1.0 - b1 ** t                     # float64, as the contract asks
+    bc2 = 1.0 - b2 ** t
+    hyper = dict(lr=lr, beta1=b1, beta2=b2, eps=eps, step_size=lr / bc1,
+                 rbc2=1.0 / math.sqrt(bc2))
+    if decoupled:
+        return _ADAMW, dict(hyper, decay=1.0 - lr * wd)
+    return _ADAM, dict(hyper, wd=wd)
+
+
+def adam_step(param, grad, m, v, *, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
+              weight_decay=0.0, decoupled=False):
+    """One Adam (or AdamW) step in place::
+
+        m = beta1 m + (1 - beta1) g       (as m += (1 - beta1)(g - m))
+        v = beta2 v + (1 - beta2) g**2
+        param -= lr / (1 - beta1**step) * m / (sqrt(v) / sqrt(1 - beta2**step) + eps)
+
+    The bias corrections are computed in float64 and rounded once.
+    ``decoupled=True`` is AdamW: ``param *= 1 - lr * weight_decay`` first
+    and the gradient is used as is; otherwise weight decay is added to the
+    gradient.
+
+    Parameters
+    ----------
+    param, grad : see :func:`sgd_step`
+    m, v : ndarray
+        The moment estimates (start at zeros), updated in place.
+    step : int
+        The 1-based count of this update.
+    lr, beta1, beta2, eps, weight_decay : float, optional
+    decoupled : bool, optional
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern.optim as opt
+    >>> p, m, v = np.array([1.0]), np.zeros(1), np.zeros(1)
+    >>> round(float(opt.adam_step(p, np.array([0.5]), m, v, step=1, lr=0.1)[0]), 9)
+    0.900000002
+    """
+    f = "adam_step"
+    op, hyper = _adam_hyper(f, step, lr, beta1, beta2, eps, weight_decay, decoupled)
+    return _run(op, f, param, grad, (m, v), ("m", "v"), **hyper)
+
+
+# ---------------------------------------------------------------------------
+# classes
+# ---------------------------------------------------------------------------
+
+class Optimizer:
+    """Base class: a list of parameter arrays, their state, a step count.
+
+    ``step(grads)`` updates every parameter in place from the matching
+    gradient; ``state_dict()`` / ``load_state_dict(d)`` save and restore the
+    step count, the hyper-parameters and copies of the state arrays (a
+    reloaded optimiser continues bit for bit); ``zero_state()`` resets the
+    state to zeros and the step count to 0.  ``lr`` is a float or a callable
+    of the 1-based step number that returns one.
+    """
+    _state_names = ()
+
+    def __init__(self, params, lr, **hyper):
+        if isinstance(params, np.ndarray):
+            params = [params]
+        self.params = list(params)
+        name = type(self).__name__
+        if not self.params:
+            raise ValueError(f"{name}: params is empty")
+        for i, p in enumerate(self.params):
+            _param(p, f"{name}: params[{i}]")
+        _distinct(self.params, [f"params[{i}]" for i in range(len(self.params))], name)
+        if not callable(lr):
+            _lr(lr, name)
+        self.lr = lr
+        self.hyper = hyper
+        self.step_count = 0
+        self.state = [{k: np.zeros_like(p) for k in self._state_names} for p in self.params]
+
+    def _current_lr(self, t):
+        lr = self.lr(t) if callable(self.lr) else self.lr
+        return _lr(lr, type(self).__name__)
+
+    def step(self, grads):
+        """Update every parameter in place from ``grads`` (a list matching
+        ``params``, or one array for a single parameter)."""
+        if isinstance(grads, np.ndarray):
+            grads = [grads]
+        grads = list(grads)
+        if len(grads) != len(self.params):
+            raise ValueError(f"{type(self).__name__}.step: expected {len(self.params)} gradients, "
+                             f"got {len(grads)}")
+        t = self.step_count + 1
+        lr = self._current_lr(t)
+        for p, g, st in zip(self.params, grads, self.state):
+            self._update(p, g, st, lr, t)
+        self.step_count = t
+
+    def zero_state(self):
+        """Reset the state arrays to zeros and the step count to 0."""
+        for st in self.state:
+            for a in st.values():
+                a[...] = 0
+        self.step_count = 0
+
+    def state_dict(self):
+        """A dict with the step count, the hyper-parameters and copies of the
+        state arrays (the parameters themselves are not included)."""
+        return {"step": self.step_count, "lr": self.lr, "hyper": dict(self.hyper),
+                "state": [{k: a.copy() for k, a in st.items()} for st in self.state]}
+
+    def load_state_dict(self, d):
+        """Restore what :meth:`state_dict` saved (into this optimiser's own
+        state arrays, which keep their identity)."""
+        name = type(self).__name__
+        states = d["state"]
+        if len(states) != len(self.params):
+            raise ValueError(f"{name}.load_state_dict: state for {len(states)} parameters, "
+                             f"this optimiser has {len(self.params)}")
+        for i, (st, saved) in enumerate(zip(self.state, states)):
+            if set(saved) != set(st):
+                raise ValueError(f"{name}.load_state_dict: params[{i}] state keys "
+                                 f"{sorted(saved)} != {sorted(st)}")
+            for k, a in st.items():
+                s = np.asarray(saved[k])
+                if s.shape != a.shape:
+                    raise ValueError(f"{name}.load_state_dict: params[{i}] {k} has shape "
+                                     f"{s.shape}, expected {a.shape}")
+                np.copyto(a, s, casting="same_kind")
+        self.step_count = operator.index(d["step"])
+        self.lr = d.get("lr", self.lr)
+        self.hyper.update(d.get("hyper", {}))
+
+    def __repr__(self):
+        hp = ", ".join(f"{k}={v!r}" for k, v in self.hyper.items())
+        return f"{type(self).__name__}(lr={self.lr!r}, {hp}, {len(self.params)} params)"
+
+
+class SGD(Optimizer):
+    """Plain SGD over a list of arrays (:func:`sgd_step`); coupled weight decay.
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern.optim as opt
+    >>> w = np.array([1.0, -1.0])
+    >>> o = opt.SGD([w], lr=0.5)
+    >>> o.step([w.copy()]); w.tolist()
+    [0.5, -0.5]
+    """
+
+    def __init__(self, params, lr=1e-3, weight_decay=0.0):
+        _nonneg(weight_decay, "weight_decay", "SGD")
+        super().__init__(params, lr, weight_decay=weight_decay)
+
+    def _update(self, p, g, st, lr, t):
+        sgd_step(p, g, lr=lr, weight_decay=self.hyper["weight_decay"])
+
+
+class Momentum(Optimizer):
+    """SGD with momentum (:func:`momentum_step`; velocity includes lr).
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern.optim as opt
+    >>> w = np.array([1.0])
+    >>> o = opt.Momentum([w], lr=0.1)
+    >>> o.step([np.ones(1)]); o.step([np.ones(1)]); w.tolist()
+    [0.71]
+    """
+    _state_names = ("velocity",)
+
+    def __init__(self, params, lr=1e-3, momentum=0.9, weight_decay=0.0):
+        _unit(momentum, "momentum", type(self).__name__)
+        _nonneg(weight_decay, "weight_decay", type(self).__name__)
+        super().__init__(params, lr, momentum=momentum, weight_decay=weight_decay)
+
+    def _update(self, p, g, st, lr, t):
+        momentum_step(p, g, st["velocity"], lr=lr, momentum=self.hyper["momentum"],
+                      weight_decay=self.hyper["weight_decay"])
+
+
+class Nesterov(Momentum):
+    """Nesterov momentum (:func:`nesterov_step`).
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern.optim as opt
+    >>> w = np.array([1.0])
+    >>> o = opt.Nesterov([w], lr=0.1)
+    >>> o.step([np.ones(1)]); w.tolist()
+    [0.81]
+    """
+
+    def _update(self, p, g, st, lr, t):
+        nesterov_step(p, g, st["velocity"], lr=lr, momentum=self.hyper["momentum"],
+                      weight_decay=self.hyper["weight_decay"])
+
+
+class Adagrad(Optimizer):
+    """Adagrad (:func:`adagrad_step`).
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern.optim as opt
+    >>> w = np.array([1.0])
+    >>> o = opt.Adagrad([w], lr=0.1)
+    >>> o.step([np.array([2.0])]); w.tolist()
+    [0.900000000005]
+    """
+    _state_names = ("sum_sq",)
+
+    def __init__(self, params, lr=1e-2, eps=1e-10, weight_decay=0.0):
+        _nonneg(eps, "eps", "Adagrad")
+        _nonneg(weight_decay, "weight_decay", "Adagrad")
+        super().__init__(params, lr, eps=eps, weight_decay=weight_decay)
+
+    def _update(self, p, g, st, lr, t):
+        adagrad_step(p, g, st["sum_sq"], lr=lr, eps=self.hyper["eps"],
+                     weight_decay=self.hyper["weight_decay"])
+
+
+class Adadelta(Optimizer):
+    """Adadelta (:func:`adadelta_step`).
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern.optim as opt
+    >>> w = np.array([1.0])
+    >>> o = opt.Adadelta([w])
+    >>> o.step([np.ones(1)]); round(w[0], 9)
+    np.float64(0.996837738)
+    """
+    _state_names = ("sq_avg", "delta_avg")
+
+    def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0):
+        _unit(rho, "rho", "Adadelta", closed=True)
+        _nonneg(eps, "eps", "Adadelta")
+        _nonneg(weight_decay, "weight_decay", "Adadelta")
+        super().__init__(params, lr, rho=rho, eps=eps, weight_decay=weight_decay)
+
+    def _update(self, p, g, st, lr, t):
+        adadelta_step(p, g, st["sq_avg"], st["delta_avg"], lr=lr, rho=self.hyper["rho"],
+                      eps=self.hyper["eps"], weight_decay=self.hyper["weight_decay"])
+
+
+class RMSprop(Optimizer):
+    """RMSprop (:func:`rmsprop_step`).
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern.optim as opt
+    >>> w = np.array([1.0])
+    >>> o = opt.RMSprop([w], lr=0.01)
+    >>> o.step([np.ones(1)]); round(w[0], 9)
+    np.float64(0.90000001)
+    """
+    _state_names = ("sq_avg",)
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0):
+        _unit(alpha, "alpha", "RMSprop", closed=True)
+        _nonneg(eps, "eps", "RMSprop")
+        _nonneg(weight_decay, "weight_decay", "RMSprop")
+        super().__init__(params, lr, alpha=alpha, eps=eps, weight_decay=weight_decay)
+
+    def _update(self, p, g, st, lr, t):
+        rmsprop_step(p, g, st["sq_avg"], lr=lr, alpha=self.hyper["alpha"], eps=self.hyper["eps"],
+                     weight_decay=self.hyper["weight_decay"])
+
+
+class Adam(Optimizer):
+    """Adam (:func:`adam_step`), coupled weight decay.
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern.optim as opt
+    >>> w = np.array([1.0])
+    >>> o = opt.Adam([w], lr=0.1)
+    >>> o.step([np.array([0.5])]); round(w[0], 9)    # eps: 0.1 (1 - 2e-8) moved
+    np.float64(0.900000002)
+    """
+    _state_names = ("m", "v")
+    _decoupled = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        name = type(self).__name__
+        try:
+            b1, b2 = betas
+        except (TypeError, ValueError):
+            raise TypeError(f"{name}: betas must be a pair (beta1, beta2), got {betas!r}") from None
+        _unit(b1, "beta1", name)
+        _unit(b2, "beta2", name)
+        _nonneg(eps, "eps", name)
+        _nonneg(weight_decay, "weight_decay", name)
+        super().__init__(params, lr, betas=(b1, b2), eps=eps, weight_decay=weight_decay)
+
+    def _update(self, p, g, st, lr, t):
+        b1, b2 = self.hyper["betas"]
+        adam_step(p, g, st["m"], st["v"], step=t, lr=lr, beta1=b1, beta2=b2,
+                  eps=self.hyper["eps"], weight_decay=self.hyper["weight_decay"],
+                  decoupled=self._decoupled)
+
+
+class AdamW(Adam):
+    """AdamW: Adam with decoupled weight decay (default 0.01, as PyTorch).
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern.optim as opt
+    >>> w = np.array([1.0])
+    >>> o = opt.AdamW([w], lr=0.1)
+    >>> o.step([np.array([0.5])]); round(w[0], 9)
+    np.float64(0.899000002)
+    """
+    _decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+        super().__init__(params, lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+
+def minibatches(n_samples, batch_size, *, shuffle=True, seed=None):
+    """Yield index arrays (int64) of mini-batches covering ``range(n_samples)``
+    once; the last batch holds the remainder.
+
+    Parameters
+    ----------
+    n_samples, batch_size : int
+        >= 0 and >= 1.
+    shuffle : bool, optional
+        Shuffle the order (default True); False gives consecutive slices.
+    seed : int or numpy.random.Generator, optional
+        The permutation's seed (an int, or a Generator drawn from).
+
+    Examples
+    --------
+    >>> import mlkern.optim as opt
+    >>> [b.tolist() for b in opt.minibatches(5, 2, shuffle=False)]
+    [[0, 1], [2, 3], [4]]
+    """
+    for name, v, lo in (("n_samples", n_samples, 0), ("batch_size", batch_size, 1)):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Integral, np.integer)):
+            raise TypeError(f"minibatches: {name} must be an integer, got {type(v).__name__}")
+        if v < lo:
+            raise ValueError(f"minibatches: {name} must be >= {lo}, got {v}")
+    n, b = int(n_samples), int(batch_size)
+    if shuffle:
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        order = rng.permutation(n).astype(np.int64)
+    else:
+        order = np.arange(n, dtype=np.int64)
+    for i in range(0, n, b):
+        yield order[i:i + b]
