@@ -13,10 +13,19 @@ Work below about 32k simple operations (exp/log counting 4) runs on the
 calling thread without entering an OpenMP region, whatever the setting.
 After ``os.fork()`` the child runs serially (libgomp's thread pool does not
 survive a fork) until it calls ``set_num_threads`` again.
+
+Threads other than the interpreter's main thread (an outer
+``ThreadPoolExecutor``, a server's worker threads) run every mlkern call on
+one thread, so that an outer pool of k threads does not start k teams of
+OpenMP threads.  A thread that wants more says so for itself:
+``set_num_threads(n)`` or ``with threads(n):`` called in that thread set
+its own count (they set the process-wide count only when called in the main
+thread).
 """
 import contextlib
 import operator
 import os
+import threading
 
 from . import _elementwise as _ew
 
@@ -30,9 +39,13 @@ def set_num_threads(n):
     """Use ``n`` threads (``n >= 1``) in mlkern kernels, or follow OpenMP's
     default again with ``n=None``.  Returns the previous setting
     (``None`` when it was the default)."""
-    prev = _ew.get_user_threads() or None
+    main = threading.current_thread() is threading.main_thread()
+    prev = (_ew.get_user_threads() if main else _ew.get_thread_threads()) or None
     if n is None:
-        _ew.set_user_threads(0)
+        if main:
+            _ew.set_user_threads(0)
+        else:
+            _ew.set_thread_threads(0)
         return prev
     try:
         k = operator.index(n)
@@ -41,29 +54,50 @@ def set_num_threads(n):
     if k < 1:
         raise ValueError(f"n: the number of threads must be >= 1, got {k}")
     _ew.set_fork_serial(0)
-    _ew.set_user_threads(k)
+    if main:
+        _ew.set_user_threads(k)
+    else:
+        _ew.set_thread_threads(k)
     return prev
 
 
 @contextlib.contextmanager
 def threads(n):
-    """Context manager: ``with mlkern.threads(1): ...`` runs mlkern with n threads."""
+    """Context manager: ``with mlkern.threads(1): ...`` runs mlkern with n
+    threads (in the calling thread only, when that is not the main thread)."""
     omp_before = _ew.omp_max_threads()
     prev = set_num_threads(n)
     try:
         yield
     finally:
-        _ew.set_user_threads(0)
-        if prev is not None:
-            _ew.set_user_threads(prev)
+        if threading.current_thread() is not threading.main_thread():
+            _restore_thread(prev, omp_before)
         else:
-            # restore this thread's OpenMP default as it was
-            _ew.set_user_threads(omp_before)
-            _ew.set_user_threads(0)
+            _restore_main(prev, omp_before)
+
+
+def _restore_thread(prev, omp_before):
+    _ew.set_thread_threads(0)
+    _ew.set_omp_threads(omp_before)       # this thread's OpenMP default as it was
+    if prev is not None:
+        _ew.set_thread_threads(prev)
+
+
+def _restore_main(prev, omp_before):
+    _ew.set_user_threads(0)
+    if prev is not None:
+        _ew.set_user_threads(prev)
+    else:
+        # restore this thread's OpenMP default as it was
+        _ew.set_user_threads(omp_before)
+        _ew.set_user_threads(0)
 
 
 def _after_fork_in_child():
     _ew.set_fork_serial(1)
+
+
+_ew.set_main_ident(threading.main_thread().ident)
 
 
 if hasattr(os, "register_at_fork"):

@@ -11,6 +11,9 @@ Everything else (dtype conversion, layouts, ``out=`` checks) is in
 ``_validation.py``, which calls back into ``unary_raw``/``binary_raw``.
 """
 cimport numpy as cnp
+
+cdef extern from "pythread.h":
+    unsigned long PyThread_get_thread_ident() nogil   # pthread_self: safe without the GIL
 import numpy as np
 from cython.parallel cimport prange
 from libc.stdint cimport uint64_t, int64_t, intptr_t
@@ -97,6 +100,8 @@ cdef extern from "mlk_kernels.h" nogil:
     const char *mlk_compiler()
     int mlk_omp_max_threads()
     void mlk_omp_set_num_threads(int n)
+    int mlk_tl_threads_get()
+    void mlk_tl_threads_set(int n)
     int MLK_N_UNARY
     int MLK_N_BINARY
     int MLK_N_ROWWISE
@@ -117,6 +122,7 @@ DEF MIN_CHUNK = 4096
 
 cdef int _user_threads = 0      # 0: follow OpenMP (OMP_NUM_THREADS / threadpoolctl)
 cdef int _fork_serial = 0       # set in a forked child: run serially
+cdef unsigned long _main_ident = 0   # the interpreter's main thread (set by _config)
 
 # ------------------------------------------------------------------------
 # configuration
@@ -169,9 +175,38 @@ def set_fork_serial(int flag):
     global _fork_serial
     _fork_serial = flag
 
+def set_main_ident(unsigned long ident):
+    global _main_ident
+    _main_ident = ident
+
+def set_thread_threads(int n):
+    """This thread's own count (n > 0, also its OpenMP default so that
+    threadpoolctl sees it), or 0: none (the policy applies again)."""
+    mlk_tl_threads_set(n)
+    if n > 0:
+        mlk_omp_set_num_threads(n)
+
+def set_omp_threads(int n):
+    """The calling thread's OpenMP default (omp_set_num_threads)."""
+    if n > 0:
+        mlk_omp_set_num_threads(n)
+
+def get_thread_threads():
+    return mlk_tl_threads_get()
+
 cdef inline int _max_threads() noexcept nogil:
+    """Team size limit for the calling thread: 1 in a forked child; the
+    thread's own count if it set one; 1 in any thread other than the main
+    one (no oversubscription inside an outer thread pool); else the
+    process setting, capped by OpenMP's limit (threadpoolctl)."""
     cdef int omp = mlk_omp_max_threads()
+    cdef int tl
     if _fork_serial:
+        return 1
+    tl = mlk_tl_threads_get()
+    if tl > 0:
+        return tl if tl < omp else omp
+    if _main_ident != 0 and PyThread_get_thread_ident() != _main_ident:
         return 1
     if _user_threads > 0 and _user_threads < omp:
         return _user_threads

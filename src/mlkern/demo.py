@@ -41,7 +41,7 @@ import numpy as np
 
 INSTALL_HINT = 'pip install ".[examples]"'
 
-DEFAULT_LR = {"sgd": 0.1, "momentum": 0.05, "adam": 1e-3}
+DEFAULT_LR = {"sgd": 0.1, "momentum": 0.05, "adam": 3e-3}
 MOMENTUM = 0.9
 BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
@@ -181,7 +181,7 @@ class NumpyMLP:
                 m += (1.0 - b1) * g
                 v *= b2
                 v += (1.0 - b2) * (g * g)
-                p -= (lr / c1) * m / (np.sqrt(v / c2) + ADAM_EPS)
+                p -= (lr / c1) * m / (np.sqrt(v) / math.sqrt(c2) + ADAM_EPS)
 
     def train_step(self, X, y):
         W1, b1, W2, b2 = self.params
@@ -267,7 +267,8 @@ def build_parser(p=None):
     return p
 
 
-def _check_args(p, a):
+def check_args(p, a):
+    """Reject option values the demo cannot use (``p.error`` exits with status 2)."""
     if a.epochs < 1:
         p.error("--epochs must be >= 1")
     if a.batch_size < 1:
@@ -296,7 +297,7 @@ def main(argv=None, *, args=None, out=None):
     if args is None:
         p = build_parser()
         args = p.parse_args(argv)
-        _check_args(p, args)
+        check_args(p, args)
     out = sys.stdout if out is None else out
     dtype = np.dtype(args.dtype)
     lr = DEFAULT_LR[args.optimizer] if args.lr is None else args.lr

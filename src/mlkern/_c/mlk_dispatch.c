@@ -131,6 +131,15 @@ const char *mlk_compiler(void) {
 #endif
 }
 
+/* the calling thread's own thread count (0: none set); see _config.py */
+#if defined(_MSC_VER)
+static __declspec(thread) int mlk_tl_threads = 0;
+#else
+static _Thread_local int mlk_tl_threads = 0;
+#endif
+int mlk_tl_threads_get(void) { return mlk_tl_threads; }
+void mlk_tl_threads_set(int n) { mlk_tl_threads = n; }
+
 int mlk_openmp_enabled(void) {
 #ifdef _OPENMP
     return 1;

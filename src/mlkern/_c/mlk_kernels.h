@@ -151,6 +151,10 @@ int mlk_have_v4_build(void);
 
 const char *mlk_compiler(void);         /* the compiler that built the kernels */
 
+/* a thread count set by a thread for itself (0: none), thread-local */
+int mlk_tl_threads_get(void);
+void mlk_tl_threads_set(int n);
+
 /* OpenMP shims (serial build: 1 thread, no OpenMP) */
 int mlk_openmp_enabled(void);
 int mlk_omp_max_threads(void);
