@@ -39,7 +39,11 @@ def main(argv=None):
     if args.command == "demo":
         from . import demo
         demo.check_args(args.demo_parser, args)
-        demo.main(args=args)
+        try:
+            demo.main(args=args)
+        except KeyboardInterrupt:
+            print("\ninterrupted", file=sys.stderr)
+            return 130
         return 0
     if args.command == "show-config":
         import mlkern

@@ -2156,11 +2156,10 @@ class LossCase(Case):
 
     def reference(self, cache, key, ins):
         """(loss, grad) in float64 on the inputs, cached like them."""
-        args = [a.astype(np.float64) if a.dtype.kind == "f" else a for a in ins]
-        if isinstance(key, RowShape):
-            args.append(key.axis)
-        return cache._get(("lossref", self.name, key, ins[0].dtype.str),
-                          lambda: self.ref(*args))
+        def ref():
+            args = [a.astype(np.float64) if a.dtype.kind == "f" else a for a in ins]
+            return self.ref(*args, *((key.axis,) if isinstance(key, RowShape) else ()))
+        return cache._get(("lossref", self.name, key, ins[0].dtype.str), ref)
 
 
 def loss_check(ins, res, ref, loss_tol=None, axis=None):

@@ -23,7 +23,7 @@ class GradcheckError(AssertionError):
 
 
 def _point(x):
-    a = np.array(x, copy=True)
+    a = np.array(x, copy=True, order="C")      # C order: reshape(-1) below is a view
     if a.dtype.kind in "biu":
         a = a.astype(np.float64)
     if a.dtype.kind != "f":
@@ -107,7 +107,7 @@ def gradcheck(f, grad_f, x, *, rtol=1e-5, atol=1e-8):
         return True
     excess = np.where(np.isnan(err), np.inf, err)
     k = int(np.argmax(excess))
-    idx = np.unravel_index(k, gn.shape) if gn.ndim else ()
+    idx = tuple(int(i) for i in np.unravel_index(k, gn.shape)) if gn.ndim else ()
     a, n = float(ga.reshape(-1)[k]), float(gn.reshape(-1)[k])
     raise GradcheckError(f"gradcheck failed at index {idx}: analytic {a!r}, numerical {n!r} "
                          f"({int(bad.sum())} of {bad.size} elements outside rtol={rtol}, "

@@ -71,7 +71,9 @@ def _state(arr, name, param, fname):
     return arr
 
 
-def _grad(grad, param, fname):
+def _grad(grad, param, fname, states=()):
+    """grad as a C-contiguous array of param's dtype: as is when it is param
+    itself or shares no memory with param and the states, else one copy."""
     g = np.asarray(grad)
     if g.dtype != param.dtype:
         if g.dtype.kind == "c" or g.dtype.kind not in "biuf":
@@ -80,7 +82,9 @@ def _grad(grad, param, fname):
     if g.shape != param.shape:
         raise ValueError(f"{fname}: grad must have param's shape {param.shape}, got {g.shape}")
     if g.flags.c_contiguous and g.flags.aligned and g.dtype.isnative:
-        if g.ctypes.data == param.ctypes.data or not np.may_share_memory(g, param):
+        same = g.ctypes.data == param.ctypes.data
+        if ((same or not np.may_share_memory(g, param))
+                and not any(np.may_share_memory(g, s) for s in states)):
             return g
     return np.array(g, dtype=param.dtype, order="C")        # one copy
 
@@ -117,7 +121,7 @@ def _run(op, fname, param, grad, states, names, cost=2, **hyper):
     p = _param(param, fname)
     sts = [_state(s, n, p, fname) for s, n in zip(states, names)]
     _distinct([p] + sts, ["param"] + list(names), fname)
-    g = _grad(grad, p, fname)
+    g = _grad(grad, p, fname, sts)
     _ew.optim_raw(op, p, g, sts[0] if sts else None, sts[1] if len(sts) > 1 else None,
                   cost=cost, **hyper)
     return param
@@ -407,6 +411,11 @@ class Optimizer:
                              f"got {len(grads)}")
         t = self.step_count + 1
         lr = self._current_lr(t)
+        # every gradient is checked before any parameter moves: a bad one
+        # leaves the whole optimiser as it was
+        name = type(self).__name__
+        grads = [_grad(g, p, f"{name}.step: grads[{i}]", tuple(st.values()))
+                 for i, (p, g, st) in enumerate(zip(self.params, grads, self.state))]
         for p, g, st in zip(self.params, grads, self.state):
             self._update(p, g, st, lr, t)
         self.step_count = t
