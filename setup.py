@@ -103,6 +103,16 @@ def make_extensions():
         link += omp[1]
     if os.environ.get("MLKERN_VEC_REPORT") == "1":
         flags += ["-fopt-info-vec-optimized"]
+    # --- sanitizer build (tools/sanitize.sh) -----------------------------------
+    # MLKERN_SANITIZE=address,undefined (any -fsanitize= list) adds
+    # -fsanitize=<list> -fno-omit-frame-pointer -g to the compile flags of every
+    # source (the per-SIMD-level kernel files included) and -fsanitize=<list> to
+    # the link flags.  For testing only: never set it for a release build.
+    sanitize = os.environ.get("MLKERN_SANITIZE", "").strip()
+    if sanitize:
+        flags += [f"-fsanitize={sanitize}", "-fno-omit-frame-pointer", "-g"]
+        link += [f"-fsanitize={sanitize}"]
+    # ---------------------------------------------------------------------------
 
     cdir = os.path.join("src", "mlkern", "_c")
     csrc = [os.path.join(cdir, f) for f in ("mlk_dispatch.c", "mlk_kernels_baseline.c")]

@@ -53,6 +53,8 @@ def set_num_threads(n):
         raise TypeError(f"n: expected an integer number of threads, got {type(n).__name__}") from None
     if k < 1:
         raise ValueError(f"n: the number of threads must be >= 1, got {k}")
+    if k > 2**20:
+        raise ValueError(f"n: the number of threads must be <= 2**20, got {k}")
     _ew.set_fork_serial(0)
     if main:
         _ew.set_user_threads(k)

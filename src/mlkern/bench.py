@@ -2424,14 +2424,18 @@ def default_loss_shapes(sizes):
 
 def _blas_threads(n):
     """Limit NumPy's OpenBLAS (np.dot) to ``n`` threads while timing, when
-    threadpoolctl is importable; OpenBLAS only (a "blas" limit also reaches
-    torch's MKL / OpenMP)."""
+    threadpoolctl is importable.  OpenBLAS only, keyed by the loaded
+    libraries' file paths (threadpoolctl matches limits by path, prefix or
+    user_api, not by internal_api; a "blas" limit would also reach torch's
+    MKL).  Unlimited, a 2-thread np.dot on this 2-vCPU VM stalled for ~8 ms
+    a call while the other vCPU was busy."""
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import threadpool_info, threadpool_limits
     except ImportError:  # pragma: no cover - optional
         import contextlib
         return contextlib.nullcontext()
-    return threadpool_limits(limits={"openblas": n})
+    return threadpool_limits(limits={i["filepath"]: n for i in threadpool_info()
+                                     if i["internal_api"] == "openblas"})
 
 
 def build_parser(parser=None):

@@ -78,7 +78,7 @@ def numerical_grad(f, x, *, eps=None):
         hm = float(xi) - float(flat[i])
         fm = float(f(xa))
         flat[i] = xi
-        gflat[i] = (fp - fm) / (hp + hm)
+        gflat[i] = (fp - fm) / (hp + hm) if hp + hm > 0 else np.nan   # the step vanished
     return g.astype(xa.dtype)
 
 

@@ -56,6 +56,13 @@ def _check_reduction(reduction, fname):
         raise ValueError(f"{fname}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
+def _ignore_index(ignore_index, fname):
+    v = operator.index(ignore_index)
+    if not -2**63 <= v < 2**63:
+        raise ValueError(f"{fname}: ignore_index must fit in int64, got {v}")
+    return v
+
+
 def _labels(target, shape, n, ignore_index, fname):
     lab = np.asarray(target)
     if lab.dtype.kind not in "iu":
@@ -107,7 +114,7 @@ def _prepare(logits, target, axis, reduction, weight, ignore_index, label_smooth
     eps = check_real(label_smoothing, "label_smoothing", nonnegative=True)
     if eps > 1:
         raise ValueError(f"{fname}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
-    ignore_index = operator.index(ignore_index)
+    ignore_index = _ignore_index(ignore_index, fname)
     n = z.shape[ax]
     return z, rdt, ax, n, eps, ignore_index
 
@@ -213,7 +220,8 @@ def _xent_probs(fname, z, rdt, t, ax, n, reduction, weight, eps, sample_weight, 
     wt = tt * w.reshape(shape_w) if w is not None else tt
     sw = _sample_weight(sample_weight, rshape, fname)
     s = np.ones(rshape, np.float64) if sw is None else sw.reshape(rshape)
-    scale = 1.0 / float(np.sum(s)) if reduction == "mean" else 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):   # nothing counted: NaN, as PyTorch
+        scale = float(np.float64(1.0) / np.sum(s)) if reduction == "mean" else 1.0
     res_loss = res_grad = None
     if want_loss:
         per = -np.sum(wt.astype(np.float64) * log_softmax(z, axis=ax), axis=ax) * s
@@ -333,7 +341,7 @@ def _nll(fname, log_probs, target, axis, reduction, weight, ignore_index, sample
     lp, rdt = as_float_array(log_probs, "log_probs")
     ax = check_axis(axis, lp.ndim, fname)
     _check_reduction(reduction, fname)
-    ignore_index = operator.index(ignore_index)
+    ignore_index = _ignore_index(ignore_index, fname)
     n = lp.shape[ax]
     rshape = lp.shape[:ax] + lp.shape[ax + 1:]
     lab = _labels(target, rshape, n, ignore_index, fname)
@@ -352,7 +360,7 @@ def _nll(fname, log_probs, target, axis, reduction, weight, ignore_index, sample
         s *= sw.reshape(rshape)
     denom = float(np.sum(s))
     with np.errstate(divide="ignore", invalid="ignore"):
-        scale = 1.0 / denom if reduction == "mean" else 1.0
+        scale = float(np.float64(1.0) / np.float64(denom)) if reduction == "mean" else 1.0
     lpm = np.moveaxis(lp, ax, -1)
     res_loss = res_grad = None
     if want_loss:
@@ -367,7 +375,8 @@ def _nll(fname, log_probs, target, axis, reduction, weight, ignore_index, sample
     if want_grad:
         g = out if out is not None else np.empty(lp.shape, rdt)
         g[...] = 0
-        vals = np.where(s != 0, -(s * scale), 0.0).astype(rdt)
+        with np.errstate(invalid="ignore"):
+            vals = np.where(s != 0, -(s * scale), 0.0).astype(rdt)
         np.put_along_axis(np.moveaxis(g, ax, -1), safe[..., None], vals[..., None], -1)
         res_grad = g
     if want_loss and want_grad:
@@ -524,9 +533,11 @@ def _pos_weight(pos_weight, shape, cdt, rows, fname):
         return 1.0, np.ascontiguousarray(pw.reshape(shape[j:]), dtype=cdt).reshape(-1), \
             int(np.prod(shape[j:], dtype=np.int64)), 0
     # anything else, with sample weights: the whole array, row by row
-    K = int(np.prod(shape[1:], dtype=np.int64))
     arr = np.ascontiguousarray(np.broadcast_to(pw, shape), dtype=cdt).reshape(-1)
-    return 1.0, arr, K, K if rows else 0
+    if rows:
+        K = int(np.prod(shape[1:], dtype=np.int64))
+        return 1.0, arr, K, K
+    return 1.0, arr, arr.size, 0
 
 
 def _pointwise(fname, op, pred, target, reduction, sample_weight, want_loss, want_grad, out,

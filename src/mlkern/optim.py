@@ -396,6 +396,9 @@ class Optimizer:
         self.step_count = 0
         self.state = [{k: np.zeros_like(p) for k in self._state_names} for p in self.params]
 
+    def _update(self, p, g, st, lr, t):
+        raise NotImplementedError("Optimizer is a base class: use SGD, Adam, ...")
+
     def _current_lr(self, t):
         lr = self.lr(t) if callable(self.lr) else self.lr
         return _lr(lr, type(self).__name__)

@@ -1,0 +1,414 @@
+"""pytest-benchmark suite: the fused in-place Adam step against NumPy and
+PyTorch, with a memory roof measured in the same run.
+
+Groups ``adam_step-<n>-<dtype>-T<threads>`` (default n = 10**7 parameters;
+``MLKERN_BENCH_OPTIM_SIZES``, e.g. ``1e6,1e7``), lr = 1e-3, the other
+hyper-parameters at their defaults (beta1 0.9, beta2 0.999, eps 1e-8, no
+weight decay).  Data: param, grad ~ N(0,1), drawn once per size and dtype;
+m = v = 0 at the start.  The gradient stays fixed and every call is the
+next step of the same run (its own step counter, or torch's), so m, v and
+the bias corrections evolve as in training.  Peers:
+
+* mlkern ``adam_step(p, g, m, v, step=k, lr=1e-3)`` (one pass, in place);
+* NumPy, ``out=`` ufuncs and one preallocated temporary, no allocation per
+  call, 12 in-place passes (``m += (1-b1)(g-m)``: 3, ``v = b2 v +
+  (1-b2) g*g``: 4, ``p -= s m / (sqrt(v) + e)`` with the bias corrections
+  folded into s and e: 5) -- over the whole arrays, and the same passes
+  over 65 536-element blocks (the block's five arrays stay in cache, so
+  memory sees one read of p, g, m, v and one write of p, m, v); the faster
+  is the NumPy figure.  NumPy is single-threaded whatever T;
+* PyTorch ``torch.optim.Adam([t], lr=1e-3, fused=True).step()`` (CPU fused
+  Adam, torch >= 2.4; if the fused constructor or first step raises, the
+  peer is ``foreach=True`` and labelled so), ``foreach=True`` ([a]: makes
+  n-sized temporaries) and ``foreach=False`` (the per-tensor reference
+  loop, [a]).  ``t = torch.from_numpy(p)``, ``t.grad =
+  torch.from_numpy(g)`` (zero-copy, set once); torch allocates its own
+  exp_avg / exp_avg_sq at the first step.
+
+``roof-<n>-<dtype>-T<threads>`` (where an array is >= 32 MiB, out of L3):
+the memory roof as PEERS.md defines it, the best GB/s of a copy (read 1,
+write 1: ``np.copyto``, ``mlkern._math.copy``, ``Tensor.copy_``) and a
+triad-like add (read 2, write 1: ``np.add(a, b, out=c)``,
+``torch.add(a, b, out=c)``) at the same dtype and T.  ``%roof`` of a peer =
+its effective GB/s (7 n itemsize / median: p, g, m, v read, p, m, v
+written) / that best.  ``roof_inplace-...`` (information, not the roof):
+``np.add(a, b, out=a)`` and ``a.add_(b)``, read 2, write 1 into a line
+just read -- the access pattern of an in-place optimiser, whose writes need
+no write-allocate read, which is why fused Adam can exceed the roof.
+
+``extra_info``: n, dtype, threads, runtime, bytes (ideal bytes per call),
+ns_per_el (median / n) and gbps (bytes / median).
+
+Threads: ``mlkern.threads(T)``; torch ``set_num_threads(T)`` (checked).
+All T=1 benchmarks run first, then T >= 2 by runtime (NumPy, mlkern,
+torch), so that parallel calls of two OpenMP runtimes are not interleaved
+(PEERS.md, pitfall 2).  Every timed callable is warmed (first call and
+>= 0.05 s thrown away) before pytest-benchmark times it.
+
+Correctness: each benchmark first runs its peer once on a separate small
+instance (100 003 elements: above mlkern's threshold for a parallel
+split) for 3 steps with a new gradient per step, under the same thread
+setting, and compares with a float64 NumPy transcription of the update: m
+and v within 2e-4 (float32) / 1e-8 (float64) of their max, p within that
+of max(1, max|p|), and the update p - p0 elementwise within that of
+max|update| plus 3 spacings of p0 (the rounding of p itself).  The roof
+peers are compared with a + b / a.  So ``--benchmark-disable`` is a
+correctness pass.  ``--bench-dtypes``, ``--bench-threads`` and
+``--bench-no-torch`` of the conftest apply.
+
+    PYTHONPATH=src python -m pytest benchmarks/bench_optim.py --benchmark-disable -q
+    PYTHONPATH=src python -m pytest benchmarks/bench_optim.py \\
+        --benchmark-columns=median,iqr,rounds --benchmark-sort=name
+"""
+import math
+import os
+import re
+import time
+
+import numpy as np
+import pytest
+
+import mlkern
+from mlkern.optim import adam_step
+
+try:
+    import torch
+except Exception:  # pragma: no cover
+    torch = None
+
+DT = {"f32": np.float32, "f64": np.float64}
+TOL = {np.dtype(np.float32): 2e-4, np.dtype(np.float64): 1e-8}
+ROOF_BYTES = 32 * 2**20       # roof groups only where an array is out of L3
+LR, B1, B2, EPS = 1e-3, 0.9, 0.999, 1e-8
+BLOCK = 65536                 # NumPy blocked variant: elements per block
+CHECK_N = 100_003
+CHECK_STEPS = 3
+WARM_S = 0.05
+ADAM_BYTES = 7                # x n x itemsize: p, g, m, v read; p, m, v written
+
+
+def _sizes():
+    spec = os.environ.get("MLKERN_BENCH_OPTIM_SIZES", "1e7")
+    return [int(float(s)) for s in spec.split(",") if s.strip()]
+
+
+def _fmt_n(n):
+    e = int(round(math.log10(n))) if n > 0 else 0
+    return f"1e{e}" if 10 ** e == n else str(n)
+
+
+def _tag(dt):
+    return {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}[np.dtype(dt)]
+
+
+_DATA = {}
+
+
+def _data(n, dt):
+    """(p0, g) for n elements of dtype dt, drawn once."""
+    key = (n, np.dtype(dt))
+    if key not in _DATA:
+        rng = np.random.default_rng(n)
+        _DATA[key] = (rng.standard_normal(n).astype(dt), rng.standard_normal(n).astype(dt))
+    return _DATA[key]
+
+
+def _set_torch_threads(t):
+    torch.set_num_threads(t)
+    got = torch.get_num_threads()
+    if got != t:
+        raise RuntimeError(f"torch.get_num_threads() is {got} after set_num_threads({t})")
+
+
+# ------------------------------------------------------------------ Adam peers
+# make(p, g, m, v) -> (step, state): step() does the next Adam step in place
+# (g is read through the reference given, so the check can change its
+# contents between steps); state() returns the (m, v) arrays.
+
+class Peer:
+    def __init__(self, name, runtime, make, label=None):
+        self.name, self.runtime, self.make, self.label = name, runtime, make, label or name
+
+
+def _mk_mlkern(p, g, m, v):
+    k = [0]
+
+    def step():
+        k[0] += 1
+        adam_step(p, g, m, v, step=k[0], lr=LR)
+    return step, lambda: (m, v)
+
+
+def _np_views(p, g, m, v, tmp, block):
+    n = p.size
+    return [(p[i:i + block], g[i:i + block], m[i:i + block], v[i:i + block], tmp[:min(block, n - i)])
+            for i in range(0, n, block)]
+
+
+def _mk_numpy(block):
+    def make(p, g, m, v):
+        tmp = np.empty(min(block, p.size) if block else p.size, p.dtype)
+        views = _np_views(p, g, m, v, tmp, block or p.size)
+        mul, add, sub, div, sqrt = np.multiply, np.add, np.subtract, np.divide, np.sqrt
+        c1, c2 = 1.0 - B1, 1.0 - B2
+        k = [0]
+
+        def step():
+            k[0] += 1
+            t = k[0]
+            rb = math.sqrt(1.0 - B2 ** t)
+            # p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps)
+            #    = (lr sqrt(bc2)/bc1) * m / (sqrt(v) + eps sqrt(bc2))
+            s = LR / (1.0 - B1 ** t) * rb
+            e = EPS * rb
+            for P, G, M, V, T in views:
+                sub(G, M, out=T)
+                mul(T, c1, out=T)
+                add(M, T, out=M)          # m += (1-b1)(g-m)
+                mul(V, B2, out=V)
+                mul(G, G, out=T)
+                mul(T, c2, out=T)
+                add(V, T, out=V)          # v = b2 v + (1-b2) g^2
+                sqrt(V, out=T)
+                add(T, e, out=T)
+                div(M, T, out=T)
+                mul(T, s, out=T)
+                sub(P, T, out=P)
+        return step, lambda: (m, v)
+    return make
+
+
+def _mk_torch(**kw):
+    def make(p, g, m, v):
+        t = torch.from_numpy(p)
+        t.grad = torch.from_numpy(g)
+        opt = torch.optim.Adam([t], lr=LR, **kw)
+
+        def state():
+            st = opt.state[t]
+            return st["exp_avg"].numpy(), st["exp_avg_sq"].numpy()
+        return opt.step, state
+    return make
+
+
+ADAM_PEERS = [
+    Peer("mlkern.adam_step", "mlkern", _mk_mlkern),
+    Peer("numpy out= (12 passes)", "numpy", _mk_numpy(0)),
+    Peer(f"numpy out= blocked {BLOCK}", "numpy", _mk_numpy(BLOCK)),
+    Peer("torch Adam fused=True", "torch", _mk_torch(fused=True)),
+    Peer("torch Adam foreach=True [a]", "torch", _mk_torch(foreach=True)),
+    Peer("torch Adam foreach=False [a]", "torch", _mk_torch(foreach=False)),
+]
+
+
+def _adam_ref(p0, grads, steps):
+    p = p0.astype(np.float64)
+    m = np.zeros_like(p)
+    v = np.zeros_like(p)
+    for t in range(1, steps + 1):
+        g = grads[t - 1].astype(np.float64)
+        m = B1 * m + (1 - B1) * g
+        v = B2 * v + (1 - B2) * g * g
+        p = p - LR / (1 - B1 ** t) * m / (np.sqrt(v) / math.sqrt(1 - B2 ** t) + EPS)
+    return p, m, v
+
+
+def _check_adam(make, dt, label):
+    rng = np.random.default_rng(12345)
+    p0 = rng.standard_normal(CHECK_N).astype(dt)
+    grads = [rng.standard_normal(CHECK_N).astype(dt) for _ in range(CHECK_STEPS)]
+    p, g = p0.copy(), np.empty_like(p0)
+    m, v = np.zeros_like(p0), np.zeros_like(p0)
+    step, state = make(p, g, m, v)
+    for gk in grads:
+        np.copyto(g, gk)
+        step()
+    rp, rm, rv = _adam_ref(p0, grads, CHECK_STEPS)
+    gm, gv = state()
+    tol = TOL[np.dtype(dt)]
+
+    def rel(got, ref, floor):
+        return np.max(np.abs(np.asarray(got, np.float64) - ref)) / max(floor, np.max(np.abs(ref)))
+    for what, got, ref, floor in (("m", gm, rm, 1e-30), ("v", gv, rv, 1e-30), ("p", p, rp, 1.0)):
+        err = rel(got, ref, floor)
+        assert err <= tol, f"{label}: {what} err {err:.3g} > {tol:g}"
+    d_ref = rp - p0
+    d_got = p.astype(np.float64) - p0
+    allowed = tol * np.max(np.abs(d_ref)) + 3 * np.spacing(np.abs(p0)).astype(np.float64)
+    bad = np.abs(d_got - d_ref) > allowed
+    assert not bad.any(), (f"{label}: update p - p0 off at {int(np.argmax(bad))}: "
+                           f"{d_got[bad][0]!r} vs {d_ref[bad][0]!r}")
+
+
+# ------------------------------------------------------------------ roof peers
+# make(a, b, c) -> fn; kind: "copy" (c = a), "add" (c = a + b), "inplace" (a += b)
+
+class RoofPeer(Peer):
+    def __init__(self, name, runtime, make, kind):
+        super().__init__(name, runtime, make)
+        self.kind = kind
+        self.bytes = {"copy": 2, "add": 3, "inplace": 3}[kind]
+
+
+def _mk_mlkern_copy(a, b, c):
+    from mlkern import _math
+    return lambda: _math.copy(a, out=c)
+
+
+def _tt(*arrays):
+    return [torch.from_numpy(x) for x in arrays]
+
+
+def _mk_t_copy(a, b, c):
+    ta, tc = _tt(a, c)
+    return lambda: tc.copy_(ta)
+
+
+def _mk_t_add(a, b, c):
+    ta, tb, tc = _tt(a, b, c)
+    return lambda: torch.add(ta, tb, out=tc)
+
+
+def _mk_t_iadd(a, b, c):
+    ta, tb = _tt(a, b)
+    return lambda: ta.add_(tb)
+
+
+ROOF_PEERS = {
+    "roof": [
+        RoofPeer("np.copyto(c, a)", "numpy", lambda a, b, c: lambda: np.copyto(c, a), "copy"),
+        RoofPeer("np.add(a, b, out=c)", "numpy", lambda a, b, c: lambda: np.add(a, b, out=c), "add"),
+        RoofPeer("mlkern._math.copy(a, out=c)", "mlkern", _mk_mlkern_copy, "copy"),
+        RoofPeer("torch c.copy_(a)", "torch", _mk_t_copy, "copy"),
+        RoofPeer("torch.add(a, b, out=c)", "torch", _mk_t_add, "add"),
+    ],
+    "roof_inplace": [
+        RoofPeer("np.add(a, b, out=a)", "numpy", lambda a, b, c: lambda: np.add(a, b, out=a), "inplace"),
+        RoofPeer("torch a.add_(b)", "torch", _mk_t_iadd, "inplace"),
+    ],
+}
+
+
+def _check_roof(peer, dt, label):
+    rng = np.random.default_rng(7)
+    a0 = rng.standard_normal(CHECK_N).astype(dt)
+    b = rng.standard_normal(CHECK_N).astype(dt)
+    a, c = a0.copy(), np.full_like(a0, np.nan)
+    peer.make(a, b, c)()
+    got = a if peer.kind == "inplace" else c
+    ref = a0.astype(np.float64) + (0 if peer.kind == "copy" else b)
+    err = np.max(np.abs(got.astype(np.float64) - ref)) / max(1.0, np.max(np.abs(ref)))
+    assert err <= TOL[np.dtype(dt)], f"{label}: err {err:.3g}"
+
+
+# ------------------------------------------------------------------ collection
+
+def _units(config):
+    """(group prefix, peer, dtype, n, T) in run order: T=1 first, then each
+    T > 1 by runtime (numpy, mlkern, torch)."""
+    dtypes = [np.dtype(DT[d.strip()]) for d in config.getoption("--bench-dtypes").split(",")
+              if d.strip()]
+    threads = sorted({int(x) for x in config.getoption("--bench-threads").split(",") if x.strip()})
+    runtimes = ("mlkern", "numpy") if config.getoption("--bench-no-torch") else ("mlkern", "numpy", "torch")
+    units = []
+    for T in threads:
+        phases = [runtimes] if T == 1 else [(r,) for r in ("numpy", "mlkern", "torch") if r in runtimes]
+        for rts in phases:
+            for n in _sizes():
+                for dtype in dtypes:
+                    groups = [("adam_step", ADAM_PEERS)]
+                    if n * dtype.itemsize >= ROOF_BYTES:
+                        groups += list(ROOF_PEERS.items())
+                    for prefix, peers in groups:
+                        units.extend((prefix, pr, dtype, n, T) for pr in peers if pr.runtime in rts)
+    return units
+
+
+def _id(unit):
+    prefix, peer, dtype, n, T = unit
+    slug = re.sub(r"[^A-Za-z0-9.]+", "_", peer.name).strip("_")
+    return f"{prefix}-{_fmt_n(n)}-{_tag(dtype)}-T{T}-{peer.runtime}:{slug}"
+
+
+def pytest_generate_tests(metafunc):
+    if "optim_unit" in metafunc.fixturenames:
+        units = _units(metafunc.config)
+        metafunc.parametrize("optim_unit", units, ids=[_id(u) for u in units])
+
+
+def _warm(fn, disabled):
+    fn()                                  # first call: first touch, torch state, dispatch
+    if disabled:
+        return
+    t_end = time.perf_counter() + WARM_S
+    fn()
+    while time.perf_counter() < t_end:
+        fn()
+
+
+def _run(benchmark, peer, T, fn, disabled):
+    if peer.runtime == "mlkern":
+        with mlkern.threads(T):
+            _warm(fn, disabled)
+            benchmark(fn)
+    elif peer.runtime == "torch":
+        _set_torch_threads(T)
+        _warm(fn, disabled)
+        benchmark(fn)
+    else:                                 # NumPy: single-threaded
+        _warm(fn, disabled)
+        benchmark(fn)
+
+
+def _in_threads(peer, T, fn):
+    if peer.runtime == "mlkern":
+        with mlkern.threads(T):
+            return fn()
+    if peer.runtime == "torch":
+        _set_torch_threads(T)
+    return fn()
+
+
+def test_optim(benchmark, optim_unit):
+    prefix, peer, dtype, n, T = optim_unit
+    tag = _tag(dtype)
+    benchmark.group = f"{prefix}-{_fmt_n(n)}-{tag}-T{T}"
+    if peer.runtime == "torch" and torch is None:
+        pytest.skip("torch is not importable")
+    disabled = bool(getattr(benchmark, "disabled", False))
+    label = f"{benchmark.group} {peer.name}"
+    nbytes = (ADAM_BYTES if prefix == "adam_step" else peer.bytes) * n * dtype.itemsize
+    benchmark.extra_info.update(n=n, dtype=tag, threads=T, runtime=peer.runtime, impl=peer.name,
+                                bytes=nbytes)
+    p0, g0 = _data(n, dtype)
+    with np.errstate(all="ignore"):
+        if prefix == "adam_step":
+            make, name = peer.make, peer.label
+            try:
+                _in_threads(peer, T, lambda: _check_adam(make, dtype, label))
+            except (RuntimeError, NotImplementedError, ValueError) as exc:
+                if "fused=True" not in peer.name:
+                    raise
+                # torch < 2.4, or no CPU fused kernel for this dtype
+                make = _mk_torch(foreach=True)
+                name = "torch Adam foreach=True (fused=True raised)"
+                benchmark.extra_info["fused_error"] = str(exc)[:200]
+                _in_threads(peer, T, lambda: _check_adam(make, dtype, label))
+            benchmark.name = name
+            benchmark.extra_info["impl"] = name
+            p, m, v = p0.copy(), np.zeros_like(p0), np.zeros_like(p0)
+            fn, _ = make(p, g0, m, v)
+        else:
+            if peer.kind == "copy" and peer.runtime == "mlkern":
+                pytest.importorskip("mlkern._math")
+            _in_threads(peer, T, lambda: _check_roof(peer, dtype, label))
+            benchmark.name = peer.name
+            a = p0.copy() if peer.kind == "inplace" else p0
+            c = np.empty_like(p0)
+            fn = peer.make(a, g0, c)
+        _run(benchmark, peer, T, fn, disabled)
+    stats = getattr(benchmark, "stats", None)
+    if stats is not None and getattr(stats, "stats", None) is not None:
+        med = stats.stats.median
+        benchmark.extra_info["ns_per_el"] = med * 1e9 / n
+        benchmark.extra_info["gbps"] = nbytes / med / 1e9

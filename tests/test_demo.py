@@ -1,0 +1,123 @@
+"""The end-to-end training demo (``python -m mlkern demo``, :mod:`mlkern.demo`):
+it learns the digits with each optimiser, its plain-NumPy twin agrees with
+it, and without scikit-learn it says how to install it and exits with 2."""
+import io
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import subprocess_env
+
+from mlkern import demo
+
+
+def _run(argv):
+    out = io.StringIO()
+    res = demo.main(argv, out=out)
+    return res, out.getvalue()
+
+
+# ------------------------------------------------------------------ accuracy
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", "momentum"])
+def test_reaches_95_percent(optimizer):
+    pytest.importorskip("sklearn")
+    res, text = _run(["--optimizer", optimizer, "--epochs", "15", "--no-compare"])
+    assert res["test_accuracy"] >= 0.95, text
+    assert len(res["losses"]) == 15 and res["losses"][-1] < res["losses"][0]
+    assert res["numpy_test_accuracy"] is None and res["numpy_ms_per_epoch"] is None
+    assert res["ms_per_epoch"] > 0
+
+
+def test_tanh_float64():
+    pytest.importorskip("sklearn")
+    res, text = _run(["--activation", "tanh", "--dtype", "float64", "--epochs", "10", "--no-compare"])
+    assert res["test_accuracy"] >= 0.95, text
+    assert res["dtype"] == "float64"
+
+
+# ------------------------------------------------------- NumPy comparison
+def test_numpy_comparison_float32():
+    pytest.importorskip("sklearn")
+    res, text = _run(["--epochs", "4"])
+    assert res["numpy_test_accuracy"] is not None
+    assert abs(res["numpy_test_accuracy"] - res["test_accuracy"]) <= 0.02, text
+    np.testing.assert_allclose(res["numpy_losses"], res["losses"], rtol=1e-3)
+    assert len(res["numpy_epoch_ms"]) == 4 and res["numpy_ms_per_epoch"] > 0
+    assert res["ratio"] == pytest.approx(res["numpy_ms_per_epoch"] / res["ms_per_epoch"])
+    assert "numpy" in text and "median time per epoch" in text
+
+
+@pytest.mark.parametrize("optimizer,activation", [("sgd", "relu"), ("momentum", "tanh"), ("adam", "relu")])
+def test_numpy_twin_is_the_same_math(optimizer, activation):
+    # float64, same initialisation and batches: the two loops differ by rounding only
+    pytest.importorskip("sklearn")
+    res, text = _run(["--optimizer", optimizer, "--activation", activation, "--dtype", "float64",
+                      "--epochs", "3"])
+    np.testing.assert_allclose(res["numpy_losses"], res["losses"], rtol=1e-9)
+    assert res["numpy_test_accuracies"] == res["test_accuracies"], text
+
+
+# ------------------------------------------------------------------ output
+def test_output_one_line_per_epoch_without_tty():
+    pytest.importorskip("sklearn")
+    res, text = _run(["--epochs", "3", "--no-compare"])
+    assert "\r" not in text
+    lines = [ln for ln in text.splitlines() if ln.startswith("epoch")]
+    assert len(lines) == 3
+    assert lines[0].startswith("epoch 1/3 [") and "test acc" in lines[0] and "ms" in lines[0]
+    assert lines[-1].startswith("epoch 3/3 [" + "#" * demo.BAR_WIDTH + "]")
+    assert "final test accuracy (mlkern)" in text
+
+
+def test_progress_redrawn_in_place_on_a_tty():
+    pytest.importorskip("sklearn")
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    out = Tty()
+    demo.main(["--epochs", "2", "--no-compare", "--batch-size", "512"], out=out)
+    text = out.getvalue()
+    assert "\r" in text and "mlkern batch 1/3" in text
+    assert len([ln for ln in text.split("\n") if ln.startswith("\repoch") and "loss" in ln]) == 2
+
+
+def test_bad_options_exit_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        demo.main(["--epochs", "0"])
+    assert e.value.code == 2
+    with pytest.raises(SystemExit) as e:
+        demo.main(["--optimizer", "lbfgs"])
+    assert e.value.code == 2
+
+
+# ------------------------------------------------------- missing scikit-learn
+def test_missing_sklearn_exits_2(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    with pytest.raises(SystemExit) as e:
+        demo.main(["--epochs", "1"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "scikit-learn" in err and 'pip install ".[examples]"' in err
+
+
+def test_cli_missing_sklearn_no_traceback():
+    code = ("import sys; sys.modules['sklearn'] = None; "
+            "from mlkern.__main__ import main; sys.exit(main(['demo', '--epochs', '1']))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env=subprocess_env())
+    assert p.returncode == 2, p.stderr
+    assert "Traceback" not in p.stderr
+    assert 'pip install ".[examples]"' in p.stderr
+
+
+def test_cli_demo_runs():
+    pytest.importorskip("sklearn")
+    p = subprocess.run([sys.executable, "-m", "mlkern", "demo", "--epochs", "2", "--no-compare"],
+                       capture_output=True, text=True, timeout=120, env=subprocess_env())
+    assert p.returncode == 0, p.stderr
+    assert "epoch 2/2" in p.stdout and "final test accuracy" in p.stdout
