@@ -92,7 +92,7 @@ def _weights(weight, n, dtype, fname):
         raise TypeError(f"{fname}: weight must be real, got dtype {w.dtype}")
     if w.shape != (n,):
         raise ValueError(f"{fname}: weight must have shape ({n},) (one per class), got {w.shape}")
-    return np.ascontiguousarray(w, dtype=dtype)
+    return np.require(w, dtype, ["C", "A"])           # aligned too: the kernel reads it
 
 
 def _sample_weight(sample_weight, shape, fname):
@@ -506,7 +506,7 @@ def _row_weights(sample_weight, shape, fname):
     if sw.shape != (shape[0],):
         raise ValueError(f"{fname}: sample_weight must have shape ({shape[0]},) (one weight per "
                          f"index of the leading axis), got {sw.shape}")
-    return np.ascontiguousarray(sw, dtype=np.float64)
+    return np.require(sw, np.float64, ["C", "A"])     # aligned too: the kernel reads it
 
 
 def _pos_weight(pos_weight, shape, cdt, rows, fname):
@@ -1162,7 +1162,7 @@ def _kl(fname, p, q, axis, log_q, reduction, sample_weight, want_loss, want_grad
         else:
             raise ValueError(f"{fname}: sample_weight must have shape {rshape} (one weight per "
                              f"row) or ({rshape[0] if rshape else 1},), got {s.shape}")
-        sw = np.ascontiguousarray(sw).reshape(-1)
+        sw = np.require(sw, np.float64, ["C", "A"]).reshape(-1)
     if out is not None:
         check_out(out, qa.shape, rdt)
     last = ax == qa.ndim - 1
