@@ -11,8 +11,12 @@ The team size for a call is ``get_num_threads()``:
 
 Work below about 32k simple operations (exp/log counting 4) runs on the
 calling thread without entering an OpenMP region, whatever the setting.
-After ``os.fork()`` the child runs serially (libgomp's thread pool does not
-survive a fork) until it calls ``set_num_threads`` again.
+After ``os.fork()`` the child runs every call serially for the rest of its
+life: libgomp's thread pool does not survive a fork, and a child that
+entered a parallel region would hang in its barrier.  ``set_num_threads``
+in a forked child is recorded (``get_num_threads`` still says 1) but does
+not re-enable threads.  Worker processes that want parallel kernels use
+the "spawn" or "forkserver" start method.
 
 Threads other than the interpreter's main thread (an outer
 ``ThreadPoolExecutor``, a server's worker threads) run every mlkern call on
@@ -55,7 +59,6 @@ def set_num_threads(n):
         raise ValueError(f"n: the number of threads must be >= 1, got {k}")
     if k > 2**20:
         raise ValueError(f"n: the number of threads must be <= 2**20, got {k}")
-    _ew.set_fork_serial(0)
     if main:
         _ew.set_user_threads(k)
     else:

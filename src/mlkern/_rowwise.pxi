@@ -196,6 +196,8 @@ cdef inline bint _row_dims(cnp.ndarray xa, object axis, int *ax, Py_ssize_t *out
     cdef Py_ssize_t a
     if nd == 0 or type(axis) is not int:
         return False
+    if not (-nd <= axis < nd):     # compared as Python ints: a huge axis cannot overflow
+        return False               # the slow path raises the ValueError
     a = axis
     if a < 0:
         a += nd

@@ -229,7 +229,7 @@ def _prelu_setup(x, alpha):
     if a.ndim > 1:
         raise ValueError(f"alpha: expected a scalar or a 1-D array, got shape {a.shape}")
     ashape = a.shape
-    a = np.ascontiguousarray(a.reshape(-1), dtype=arr.dtype)
+    a = np.require(a.reshape(-1), arr.dtype, ["C", "A"])   # aligned: the kernel reads it
     if arr.ndim >= 2:
         C = arr.shape[1]
         if a.size not in (1, C):
@@ -320,7 +320,7 @@ def prelu_backward(grad_output, x, alpha, *, out=None):
     compute_dtype(g.dtype, "grad_output")
     if g.shape != arr.shape:
         raise ValueError(f"grad_output and x must have the same shape, got {g.shape} and {arr.shape}")
-    g = np.asarray(g, dtype=arr.dtype, order="C")
+    g = np.require(g, arr.dtype, ["C", "A"])
     scalar = arr.ndim == 0
     if out is not None:
         check_out(out, arr.shape, rdt)

@@ -74,7 +74,7 @@ def _labels(target, shape, n, ignore_index, fname):
         bad = int(np.flatnonzero(lab > np.iinfo(np.int64).max)[0])
         raise ValueError(f"{fname}: target label {lab.flat[bad]} at index "
                          f"{np.unravel_index(bad, shape)} is outside [0, {n})")
-    lab = np.ascontiguousarray(lab, dtype=np.int64)
+    lab = np.require(lab, np.int64, ["C", "A"])      # aligned too: the kernel reads it
     bad_mask = ((lab < 0) | (lab >= n)) & (lab != ignore_index)
     if bad_mask.any():
         bad = int(np.flatnonzero(bad_mask)[0])
@@ -211,6 +211,8 @@ def _xent_probs(fname, z, rdt, t, ax, n, reduction, weight, eps, sample_weight, 
         raise TypeError(f"{fname}: target must be real")
     if out is not None:
         check_out(out, z.shape, rdt)
+    if n == 0:                       # as for class labels (and eps / n is undefined)
+        raise ValueError(f"{fname}: the class axis is empty")
     tt = t.astype(z.dtype, copy=False)
     if eps:
         tt = (1.0 - eps) * tt + eps / n
@@ -530,10 +532,10 @@ def _pos_weight(pos_weight, shape, cdt, rows, fname):
     j = next(i for i, d in enumerate(full) if d != 1)
     if full[j:] == tuple(shape[j:]) and (j >= 1 or not rows):
         # varies over trailing axes only: one period of prod(shape[j:])
-        return 1.0, np.ascontiguousarray(pw.reshape(shape[j:]), dtype=cdt).reshape(-1), \
+        return 1.0, np.require(pw.reshape(shape[j:]), cdt, ["C", "A"]).reshape(-1), \
             int(np.prod(shape[j:], dtype=np.int64)), 0
     # anything else, with sample weights: the whole array, row by row
-    arr = np.ascontiguousarray(np.broadcast_to(pw, shape), dtype=cdt).reshape(-1)
+    arr = np.require(np.broadcast_to(pw, shape), cdt, ["C", "A"]).reshape(-1)
     if rows:
         K = int(np.prod(shape[1:], dtype=np.int64))
         return 1.0, arr, K, K
@@ -987,15 +989,17 @@ _BCE_NAMES = ("prob", "target")
 def _probs(prob, fname):
     """prob must lie in [0, 1] (NaN passes, as NaN in -> NaN out)."""
     p = np.asarray(prob)
-    if p.size and p.dtype.kind == "f":
-        lo = np.fmin.reduce(p, axis=None)       # ignores NaN
-        hi = np.fmax.reduce(p, axis=None)
+    # scan each distinct element once: a broadcast (stride-0) axis is read at index 0
+    q = p[tuple(slice(0, 1) if st == 0 else slice(None) for st in p.strides)] if p.ndim else p
+    if q.size and q.dtype.kind == "f":
+        lo = np.fmin.reduce(q, axis=None)       # ignores NaN
+        hi = np.fmax.reduce(q, axis=None)
         if lo < 0 or hi > 1:
             bad = lo if lo < 0 else hi
             raise ValueError(f"{fname}: prob must be in [0, 1], found {bad}")
-    elif p.size and p.dtype.kind in "iu":
-        if p.min() < 0 or p.max() > 1:
-            raise ValueError(f"{fname}: prob must be in [0, 1], found {p.min() if p.min() < 0 else p.max()}")
+    elif q.size and q.dtype.kind in "iu":
+        if q.min() < 0 or q.max() > 1:
+            raise ValueError(f"{fname}: prob must be in [0, 1], found {q.min() if q.min() < 0 else q.max()}")
     return p
 
 

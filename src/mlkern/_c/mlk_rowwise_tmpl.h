@@ -277,13 +277,18 @@ static void MLK_F(mlk_rw_cols)(int op, const MLK_T *restrict x, MLK_T *restrict 
             if (!MLK_F(mlk_rw_finite)(m[c])) y[c] = MLK_F(mlk_rw_lse_special)(x + c, n, ld, m[c]);
         return;
     }
+    /* a column whose max is not finite gives x - L, L its scipy logsumexp:
+       shift 0 and q = L, decided before anything is written (y may be x) */
+    for (intptr_t c = 0; c < cb; c++)
+        if (!MLK_F(mlk_rw_finite)(m[c])) {
+            q[c] = MLK_F(mlk_rw_lse_special)(x + c, n, ld, m[c]);
+            m[c] = 0;
+        }
     for (intptr_t j = 0; j < n; j++) {
         const MLK_T *xr = x + j * ld;
         MLK_T *yr = y + j * ld;
         for (intptr_t c = 0; c < cb; c++) yr[c] = (xr[c] - m[c]) - q[c];
     }
-    for (intptr_t c = 0; c < cb; c++)
-        if (!MLK_F(mlk_rw_finite)(m[c])) MLK_F(mlk_rw_logsm_special)(x + c, y + c, n, ld, m[c]);
 }
 
 /* ---- row mode, short rows ------------------------------------------------
