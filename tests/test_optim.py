@@ -604,6 +604,82 @@ def test_class_failed_step_changes_nothing(cls):
             assert not a.any(), k
 
 
+@pytest.mark.parametrize("cls", list(CLASSES))
+@pytest.mark.parametrize("how", ["F-order", "strided", "int", "is-param", "overlaps-state",
+                                 "readonly", "list"])
+def test_class_step_every_gradient_form(cls, how):
+    """Optimizer.step checks the common case (C-contiguous, param's dtype and
+    shape, disjoint) in one C call and sends everything else through the full
+    checks: each form below either gives the step function's result on a
+    contiguous copy or the step function's error."""
+    name, ckw, hp = CLASSES[cls]
+    rng = np.random.default_rng(5)
+    p = rng.standard_normal((4, 6))
+    ref = p.copy()
+    o = getattr(O, cls)([p], **ckw)
+    st = o.state[0]
+    g0 = np.cos(p)
+    if how == "F-order":
+        g = np.asfortranarray(g0)
+    elif how == "strided":
+        g = np.repeat(g0, 2, axis=1)[:, ::2]
+    elif how == "int":
+        g = np.ones((4, 6), np.int64)
+    elif how == "is-param":
+        g = p
+        g0 = p.copy()
+    elif how == "overlaps-state":
+        if not st:
+            pytest.skip("no state")
+        k = next(iter(st))
+        st[k][...] = 0.5
+        g = st[k]
+        g0 = st[k].copy()
+    elif how == "readonly":
+        g = g0.copy()
+        g.flags.writeable = False
+    else:
+        g = g0.tolist()
+    if how == "int":
+        with pytest.raises(TypeError, match="grad"):
+            o.step([g])
+        assert o.step_count == 0 and np.array_equal(p, ref)
+        return
+    states = {k: a.copy() for k, a in st.items()}
+    o.step([g])
+    mk_step(name, ref, g0, states, 1, dict(hp, lr=ckw["lr"]))
+    assert np.array_equal(p, ref)
+    for k in states:
+        assert np.array_equal(st[k], states[k]), k
+
+
+@pytest.mark.parametrize("cls", ["SGD", "Adam"])
+def test_class_params_and_state_changed_after_construction(cls):
+    """The parameters are validated at construction and checked again on
+    every step: a parameter list edited afterwards gets the same errors."""
+    _, ckw, _ = CLASSES[cls]
+    p = np.zeros((3, 3))
+    o = getattr(O, cls)([p], **ckw)
+    ro = np.zeros((3, 3))
+    ro.flags.writeable = False
+    o.params[0] = ro
+    with pytest.raises(ValueError, match="read-only"):
+        o.step([np.ones((3, 3))])
+    o.params[0] = np.zeros((3, 3), order="F")[:, :2]
+    with pytest.raises(ValueError, match="C-contiguous"):
+        o.step([np.ones((3, 2))])
+    o.params[0] = np.zeros((3, 3), np.float32)
+    with pytest.raises(TypeError):
+        o.step([np.ones((3, 3))])         # float64 grad, float32 param
+    if o.state[0]:
+        o.params[0] = p
+        k = next(iter(o.state[0]))
+        o.state[0][k] = np.zeros((3, 3), np.float32)
+        with pytest.raises(TypeError, match=k):
+            o.step([np.ones((3, 3))])
+    assert o.step_count == 0
+
+
 def test_class_single_array_and_defaults():
     w = np.array([1.0, -1.0])
     o = O.SGD(w, lr=0.5)                      # a bare array is one parameter

@@ -69,3 +69,65 @@ def optim_raw(int op, cnp.ndarray param, cnp.ndarray grad, s1, s2, double lr, do
     else:
         raise TypeError("internal: optim_raw needs float32 or float64")
     return param
+
+
+cdef inline bint _carray_like(object a, cnp.ndarray p, bint writeable):
+    """a is an ndarray of p's type and shape, C-contiguous, aligned, native
+    (and writeable if asked)."""
+    cdef cnp.ndarray b
+    cdef int i
+    if type(a) is not cnp.ndarray:
+        return False
+    b = <cnp.ndarray>a
+    if cnp.PyArray_TYPE(b) != cnp.PyArray_TYPE(p) or cnp.PyArray_NDIM(b) != cnp.PyArray_NDIM(p):
+        return False
+    for i in range(cnp.PyArray_NDIM(p)):
+        if cnp.PyArray_DIM(b, i) != cnp.PyArray_DIM(p, i):
+            return False
+    if not (cnp.PyArray_ISCARRAY_RO(b) and cnp.PyArray_ISNOTSWAPPED(b)):
+        return False
+    return cnp.PyArray_ISWRITEABLE(b) or not writeable
+
+
+cdef inline bint _apart(cnp.ndarray a, cnp.ndarray b):
+    """The byte ranges of two C-contiguous arrays do not overlap."""
+    cdef char *pa = <char *>cnp.PyArray_DATA(a)
+    cdef char *pb = <char *>cnp.PyArray_DATA(b)
+    return pa + cnp.PyArray_NBYTES(a) <= pb or pb + cnp.PyArray_NBYTES(b) <= pa
+
+
+def optim_fast_ok(param, grad, s1, s2):
+    """The common case of an optimiser class's step, in one call: param is a
+    writeable, aligned, native, C-contiguous float32/float64 ndarray; the
+    states (or None) are such arrays of its type and shape, apart from it and
+    from each other; grad is an aligned native C-contiguous array of its type
+    and shape that is param itself or apart from param and the states.
+    False: optim.py's full checks decide (copy or a clear error)."""
+    cdef cnp.ndarray p, g
+    cdef int tn
+    if type(param) is not cnp.ndarray:
+        return False
+    p = <cnp.ndarray>param
+    tn = cnp.PyArray_TYPE(p)
+    if tn != cnp.NPY_DOUBLE and tn != cnp.NPY_FLOAT:
+        return False
+    if not (cnp.PyArray_ISCARRAY(p) and cnp.PyArray_ISNOTSWAPPED(p)):
+        return False
+    if not _carray_like(grad, p, False):
+        return False
+    g = <cnp.ndarray>grad
+    if cnp.PyArray_SIZE(p) == 0:
+        return False              # nothing to do fast; the full checks are cheap here
+    if cnp.PyArray_DATA(g) != cnp.PyArray_DATA(p) and not _apart(g, p):
+        return False
+    if s1 is not None:
+        if not _carray_like(s1, p, True) or not _apart(<cnp.ndarray>s1, p) \
+                or not _apart(<cnp.ndarray>s1, g):
+            return False
+    if s2 is not None:
+        if not _carray_like(s2, p, True) or not _apart(<cnp.ndarray>s2, p) \
+                or not _apart(<cnp.ndarray>s2, g):
+            return False
+        if s1 is not None and not _apart(<cnp.ndarray>s1, <cnp.ndarray>s2):
+            return False
+    return True

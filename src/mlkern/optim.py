@@ -127,6 +127,32 @@ def _run(op, fname, param, grad, states, names, cost=2, **hyper):
     return param
 
 
+# The kernel arguments of each rule, validated: (op, cost, hyper-parameters).
+# Shared by the step functions and the classes (which build them once per step).
+def _sgd_k(f, lr, weight_decay):
+    return _SGD, 1, dict(lr=_lr(lr, f), wd=_nonneg(weight_decay, "weight_decay", f))
+
+
+def _momentum_k(f, op, lr, momentum, weight_decay):
+    return op, 1, dict(lr=_lr(lr, f), mom=_unit(momentum, "momentum", f),
+                       wd=_nonneg(weight_decay, "weight_decay", f))
+
+
+def _adagrad_k(f, lr, eps, weight_decay):
+    return _ADAGRAD, 2, dict(lr=_lr(lr, f), eps=_nonneg(eps, "eps", f),
+                             wd=_nonneg(weight_decay, "weight_decay", f))
+
+
+def _adadelta_k(f, lr, rho, eps, weight_decay):
+    return _ADADELTA, 2, dict(lr=_lr(lr, f), beta1=_unit(rho, "rho", f, closed=True),
+                              eps=_nonneg(eps, "eps", f), wd=_nonneg(weight_decay, "weight_decay", f))
+
+
+def _rmsprop_k(f, lr, alpha, eps, weight_decay):
+    return _RMSPROP, 2, dict(lr=_lr(lr, f), beta2=_unit(alpha, "alpha", f, closed=True),
+                             eps=_nonneg(eps, "eps", f), wd=_nonneg(weight_decay, "weight_decay", f))
+
+
 def sgd_step(param, grad, *, lr, weight_decay=0.0):
     """One SGD step in place: ``param -= lr * (grad + weight_decay * param)``.
 
@@ -150,8 +176,8 @@ def sgd_step(param, grad, *, lr, weight_decay=0.0):
     [0.95, 2.1]
     """
     f = "sgd_step"
-    return _run(_SGD, f, param, grad, (), (), cost=1, lr=_lr(lr, f),
-                wd=_nonneg(weight_decay, "weight_decay", f))
+    op, cost, hyper = _sgd_k(f, lr, weight_decay)
+    return _run(op, f, param, grad, (), (), cost, **hyper)
 
 
 def momentum_step(param, grad, velocity, *, lr, momentum=0.9, weight_decay=0.0):
@@ -182,8 +208,8 @@ def momentum_step(param, grad, velocity, *, lr, momentum=0.9, weight_decay=0.0):
     [0.19]
     """
     f = "momentum_step"
-    return _run(_MOMENTUM, f, param, grad, (velocity,), ("velocity",), cost=1, lr=_lr(lr, f),
-                mom=_unit(momentum, "momentum", f), wd=_nonneg(weight_decay, "weight_decay", f))
+    op, cost, hyper = _momentum_k(f, _MOMENTUM, lr, momentum, weight_decay)
+    return _run(op, f, param, grad, (velocity,), ("velocity",), cost, **hyper)
 
 
 def nesterov_step(param, grad, velocity, *, lr, momentum=0.9, weight_decay=0.0):
@@ -212,8 +238,8 @@ def nesterov_step(param, grad, velocity, *, lr, momentum=0.9, weight_decay=0.0):
     [0.81]
     """
     f = "nesterov_step"
-    return _run(_NESTEROV, f, param, grad, (velocity,), ("velocity",), cost=1, lr=_lr(lr, f),
-                mom=_unit(momentum, "momentum", f), wd=_nonneg(weight_decay, "weight_decay", f))
+    op, cost, hyper = _momentum_k(f, _NESTEROV, lr, momentum, weight_decay)
+    return _run(op, f, param, grad, (velocity,), ("velocity",), cost, **hyper)
 
 
 def adagrad_step(param, grad, sum_sq, *, lr, eps=1e-10, weight_decay=0.0):
@@ -237,8 +263,8 @@ def adagrad_step(param, grad, sum_sq, *, lr, eps=1e-10, weight_decay=0.0):
     ([0.900000000005], [4.0])
     """
     f = "adagrad_step"
-    return _run(_ADAGRAD, f, param, grad, (sum_sq,), ("sum_sq",), lr=_lr(lr, f),
-                eps=_nonneg(eps, "eps", f), wd=_nonneg(weight_decay, "weight_decay", f))
+    op, cost, hyper = _adagrad_k(f, lr, eps, weight_decay)
+    return _run(op, f, param, grad, (sum_sq,), ("sum_sq",), cost, **hyper)
 
 
 def adadelta_step(param, grad, sq_avg, delta_avg, *, rho=0.9, eps=1e-6, lr=1.0,
@@ -273,9 +299,8 @@ def adadelta_step(param, grad, sq_avg, delta_avg, *, rho=0.9, eps=1e-6, lr=1.0,
     0.996837738
     """
     f = "adadelta_step"
-    return _run(_ADADELTA, f, param, grad, (sq_avg, delta_avg), ("sq_avg", "delta_avg"),
-                lr=_lr(lr, f), beta1=_unit(rho, "rho", f, closed=True),
-                eps=_nonneg(eps, "eps", f), wd=_nonneg(weight_decay, "weight_decay", f))
+    op, cost, hyper = _adadelta_k(f, lr, rho, eps, weight_decay)
+    return _run(op, f, param, grad, (sq_avg, delta_avg), ("sq_avg", "delta_avg"), cost, **hyper)
 
 
 def rmsprop_step(param, grad, sq_avg, *, lr, alpha=0.99, eps=1e-8, weight_decay=0.0):
@@ -302,9 +327,8 @@ def rmsprop_step(param, grad, sq_avg, *, lr, alpha=0.99, eps=1e-8, weight_decay=
     0.90000001
     """
     f = "rmsprop_step"
-    return _run(_RMSPROP, f, param, grad, (sq_avg,), ("sq_avg",), lr=_lr(lr, f),
-                beta2=_unit(alpha, "alpha", f, closed=True), eps=_nonneg(eps, "eps", f),
-                wd=_nonneg(weight_decay, "weight_decay", f))
+    op, cost, hyper = _rmsprop_k(f, lr, alpha, eps, weight_decay)
+    return _run(op, f, param, grad, (sq_avg,), ("sq_avg",), cost, **hyper)
 
 
 def _adam_hyper(fname, step, lr, beta1, beta2, eps, weight_decay, decoupled):
@@ -324,8 +348,8 @@ def _adam_hyper(fname, step, lr, beta1, beta2, eps, weight_decay, decoupled):
     hyper = dict(lr=lr, beta1=b1, beta2=b2, eps=eps, step_size=lr / bc1,
                  rbc2=1.0 / math.sqrt(bc2))
     if decoupled:
-        return _ADAMW, dict(hyper, decay=1.0 - lr * wd)
-    return _ADAM, dict(hyper, wd=wd)
+        return _ADAMW, 2, dict(hyper, decay=1.0 - lr * wd)
+    return _ADAM, 2, dict(hyper, wd=wd)
 
 
 def adam_step(param, grad, m, v, *, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
@@ -359,8 +383,8 @@ def adam_step(param, grad, m, v, *, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1
     0.900000002
     """
     f = "adam_step"
-    op, hyper = _adam_hyper(f, step, lr, beta1, beta2, eps, weight_decay, decoupled)
-    return _run(op, f, param, grad, (m, v), ("m", "v"), **hyper)
+    op, cost, hyper = _adam_hyper(f, step, lr, beta1, beta2, eps, weight_decay, decoupled)
+    return _run(op, f, param, grad, (m, v), ("m", "v"), cost, **hyper)
 
 
 # ---------------------------------------------------------------------------
@@ -396,7 +420,8 @@ class Optimizer:
         self.step_count = 0
         self.state = [{k: np.zeros_like(p) for k in self._state_names} for p in self.params]
 
-    def _update(self, p, g, st, lr, t):
+    def _kernel(self, lr, t):
+        """(op, cost, kernel hyper-parameters) of step t, validated."""
         raise NotImplementedError("Optimizer is a base class: use SGD, Adam, ...")
 
     def _current_lr(self, t):
@@ -413,14 +438,26 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}.step: expected {len(self.params)} gradients, "
                              f"got {len(grads)}")
         t = self.step_count + 1
-        lr = self._current_lr(t)
-        # every gradient is checked before any parameter moves: a bad one
-        # leaves the whole optimiser as it was
         name = type(self).__name__
-        grads = [_grad(g, p, f"{name}.step: grads[{i}]", tuple(st.values()))
-                 for i, (p, g, st) in enumerate(zip(self.params, grads, self.state))]
-        for p, g, st in zip(self.params, grads, self.state):
-            self._update(p, g, st, lr, t)
+        op, cost, hyper = self._kernel(self._current_lr(t), t)
+        # every gradient (and parameter and state) is checked before any
+        # parameter moves: a bad one leaves the whole optimiser as it was.
+        # The common case -- C-contiguous arrays of the parameter's dtype
+        # and shape, disjoint -- is checked in one C call per parameter.
+        names = self._state_names
+        work = []
+        for i, (p, g, st) in enumerate(zip(self.params, grads, self.state)):
+            s1 = st[names[0]] if names else None
+            s2 = st[names[1]] if len(names) > 1 else None
+            if not _ew.optim_fast_ok(p, g, s1, s2):
+                f = f"{name}.step: params[{i}]"
+                p = _param(p, f)
+                sts = [_state(a, k, p, f) for k, a in st.items()]
+                _distinct([p] + sts, ["param"] + list(st), f)
+                g = _grad(g, p, f"{name}.step: grads[{i}]", sts)
+            work.append((p, g, s1, s2))
+        for p, g, s1, s2 in work:
+            _ew.optim_raw(op, p, g, s1, s2, cost=cost, **hyper)
         self.step_count = t
 
     def zero_state(self):
@@ -479,8 +516,8 @@ class SGD(Optimizer):
         _nonneg(weight_decay, "weight_decay", "SGD")
         super().__init__(params, lr, weight_decay=weight_decay)
 
-    def _update(self, p, g, st, lr, t):
-        sgd_step(p, g, lr=lr, weight_decay=self.hyper["weight_decay"])
+    def _kernel(self, lr, t):
+        return _sgd_k("SGD.step", lr, self.hyper["weight_decay"])
 
 
 class Momentum(Optimizer):
@@ -501,9 +538,12 @@ class Momentum(Optimizer):
         _nonneg(weight_decay, "weight_decay", type(self).__name__)
         super().__init__(params, lr, momentum=momentum, weight_decay=weight_decay)
 
-    def _update(self, p, g, st, lr, t):
-        momentum_step(p, g, st["velocity"], lr=lr, momentum=self.hyper["momentum"],
-                      weight_decay=self.hyper["weight_decay"])
+    _op = _MOMENTUM
+
+    def _kernel(self, lr, t):
+        h = self.hyper
+        return _momentum_k(f"{type(self).__name__}.step", self._op, lr, h["momentum"],
+                           h["weight_decay"])
 
 
 class Nesterov(Momentum):
@@ -518,9 +558,7 @@ class Nesterov(Momentum):
     [0.81]
     """
 
-    def _update(self, p, g, st, lr, t):
-        nesterov_step(p, g, st["velocity"], lr=lr, momentum=self.hyper["momentum"],
-                      weight_decay=self.hyper["weight_decay"])
+    _op = _NESTEROV
 
 
 class Adagrad(Optimizer):
@@ -541,9 +579,8 @@ class Adagrad(Optimizer):
         _nonneg(weight_decay, "weight_decay", "Adagrad")
         super().__init__(params, lr, eps=eps, weight_decay=weight_decay)
 
-    def _update(self, p, g, st, lr, t):
-        adagrad_step(p, g, st["sum_sq"], lr=lr, eps=self.hyper["eps"],
-                     weight_decay=self.hyper["weight_decay"])
+    def _kernel(self, lr, t):
+        return _adagrad_k("Adagrad.step", lr, self.hyper["eps"], self.hyper["weight_decay"])
 
 
 class Adadelta(Optimizer):
@@ -565,9 +602,9 @@ class Adadelta(Optimizer):
         _nonneg(weight_decay, "weight_decay", "Adadelta")
         super().__init__(params, lr, rho=rho, eps=eps, weight_decay=weight_decay)
 
-    def _update(self, p, g, st, lr, t):
-        adadelta_step(p, g, st["sq_avg"], st["delta_avg"], lr=lr, rho=self.hyper["rho"],
-                      eps=self.hyper["eps"], weight_decay=self.hyper["weight_decay"])
+    def _kernel(self, lr, t):
+        h = self.hyper
+        return _adadelta_k("Adadelta.step", lr, h["rho"], h["eps"], h["weight_decay"])
 
 
 class RMSprop(Optimizer):
@@ -589,9 +626,9 @@ class RMSprop(Optimizer):
         _nonneg(weight_decay, "weight_decay", "RMSprop")
         super().__init__(params, lr, alpha=alpha, eps=eps, weight_decay=weight_decay)
 
-    def _update(self, p, g, st, lr, t):
-        rmsprop_step(p, g, st["sq_avg"], lr=lr, alpha=self.hyper["alpha"], eps=self.hyper["eps"],
-                     weight_decay=self.hyper["weight_decay"])
+    def _kernel(self, lr, t):
+        h = self.hyper
+        return _rmsprop_k("RMSprop.step", lr, h["alpha"], h["eps"], h["weight_decay"])
 
 
 class Adam(Optimizer):
@@ -620,11 +657,11 @@ class Adam(Optimizer):
         _nonneg(weight_decay, "weight_decay", name)
         super().__init__(params, lr, betas=(b1, b2), eps=eps, weight_decay=weight_decay)
 
-    def _update(self, p, g, st, lr, t):
-        b1, b2 = self.hyper["betas"]
-        adam_step(p, g, st["m"], st["v"], step=t, lr=lr, beta1=b1, beta2=b2,
-                  eps=self.hyper["eps"], weight_decay=self.hyper["weight_decay"],
-                  decoupled=self._decoupled)
+    def _kernel(self, lr, t):
+        h = self.hyper
+        b1, b2 = h["betas"]
+        return _adam_hyper(f"{type(self).__name__}.step", t, lr, b1, b2, h["eps"],
+                           h["weight_decay"], self._decoupled)
 
 
 class AdamW(Adam):
