@@ -2083,3 +2083,49 @@ if HAVE_HYPOTHESIS:
         sw = data.draw(st.one_of(st.none(), hnp.arrays(np.float64, rshape, elements=st.floats(0.1, 3.0))))
         check_kl(p, qa, axis, log_q=log_q, reduction=red, sample_weight=sw,
                  what=f"kl {np.dtype(dt)} {shape} axis={axis} log_q={log_q} {red}")
+
+
+# --------------------------------------------------------------------------
+# cross_entropy's one-call fast path (C-contiguous logits, classes last,
+# int64 labels, no weights, no out=) against the full path, which int32
+# labels take: bit-identical loss and gradient
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 1), (5, 3), (64, 10), (3, 4, 7), (2, 70), (300, 2)])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("eps", [0.0, 0.3])
+def test_xent_fast_path_equals_full_path(dtype, shape, reduction, eps):
+    rng = np.random.default_rng(sum(shape))
+    z = (3 * rng.standard_normal(shape)).astype(dtype)
+    lab = rng.integers(0, shape[-1], shape[:-1])
+    lab.reshape(-1)[::4] = -100                          # some ignored rows
+    if (lab == -100).all():
+        lab.reshape(-1)[0] = 0
+    for f in (mlkern.cross_entropy, mlkern.cross_entropy_grad):
+        a = f(z, lab, reduction=reduction, label_smoothing=eps)
+        b = f(z, lab.astype(np.int32), reduction=reduction, label_smoothing=eps)
+        assert type(a) is type(b) and np.asarray(a).dtype == dtype
+        np.testing.assert_array_equal(a, b)
+    loss, g = mlkern.cross_entropy_with_grad(z, lab, -1, reduction=reduction, label_smoothing=eps)
+    l2, g2 = mlkern.cross_entropy_with_grad(z, lab.astype(np.int32), z.ndim - 1,
+                                            reduction=reduction, label_smoothing=eps)
+    assert loss == l2 and np.array_equal(g, g2) and g.dtype == dtype
+
+
+def test_xent_fast_path_falls_back_for_errors_and_edge_cases():
+    z = np.zeros((3, 4))
+    with pytest.raises(ValueError, match="outside"):
+        mlkern.cross_entropy(z, np.array([0, 4, 1]))
+    with pytest.raises(ValueError, match="outside"):
+        mlkern.cross_entropy(z, np.array([0, -1, 1]))
+    # every row ignored: NaN mean (0/0, as PyTorch), zero gradient
+    loss, g = mlkern.cross_entropy_with_grad(z, np.full(3, -100))
+    assert np.isnan(loss) and not g.any()
+    # read-only and F-ordered logits give the same result as C logits
+    r = np.random.default_rng(1).standard_normal((6, 5))
+    lab = np.arange(6) % 5
+    ro = r.copy()
+    ro.flags.writeable = False
+    want = mlkern.cross_entropy_with_grad(r, lab)
+    for zz in (ro, np.asfortranarray(r)):
+        got = mlkern.cross_entropy_with_grad(zz, lab)
+        assert got[0] == want[0] and np.array_equal(got[1], want[1])

@@ -200,3 +200,73 @@ def kl_raw(cnp.ndarray p, cnp.ndarray q, bint log_q, g, gsr, double gscale,
     else:
         raise TypeError("internal: kl_raw needs float32 or float64")
     return rsum
+
+
+def xent_fast(z, target, axis, int64_t ignore, double eps, bint mean, bint want_grad):
+    """cross_entropy's common case in one call: z a C-contiguous aligned
+    native float32/float64 array with classes on its last axis (axis -1 or
+    ndim-1), target C-contiguous aligned int64 labels of z's shape without
+    that axis, every label in [0, n) or equal to `ignore`, at least one
+    counted; no class or sample weights (losses.py checks those and
+    reduction).  Returns (per-row float64 losses, gradient or None) with the
+    coefficients of losses._coefficients, or None when the case does not
+    apply (losses.py's full path then decides, with its error messages)."""
+    cdef cnp.ndarray za, la, loss, g = None
+    cdef int tn, nd, i
+    cdef Py_ssize_t n, rows = 1, r, cnt = 0
+    cdef const int64_t *pl
+    cdef int64_t v
+    cdef double s
+    cdef double c[3]
+    if type(z) is not cnp.ndarray or type(target) is not cnp.ndarray or type(axis) is not int:
+        return None
+    za = <cnp.ndarray>z
+    la = <cnp.ndarray>target
+    tn = cnp.PyArray_TYPE(za)
+    nd = cnp.PyArray_NDIM(za)
+    if (tn != cnp.NPY_DOUBLE and tn != cnp.NPY_FLOAT) or nd < 1:
+        return None
+    if not (axis == -1 or axis == nd - 1):
+        return None
+    if not (cnp.PyArray_ISCARRAY_RO(za) and cnp.PyArray_ISNOTSWAPPED(za)):
+        return None
+    if cnp.PyArray_TYPE(la) != cnp.NPY_INT64 or cnp.PyArray_NDIM(la) != nd - 1:
+        return None
+    if not (cnp.PyArray_ISCARRAY_RO(la) and cnp.PyArray_ISNOTSWAPPED(la)):
+        return None
+    for i in range(nd - 1):
+        if cnp.PyArray_DIM(la, i) != cnp.PyArray_DIM(za, i):
+            return None
+        rows *= cnp.PyArray_DIM(za, i)
+    n = cnp.PyArray_DIM(za, nd - 1)
+    if n <= 0 or rows <= 0:
+        return None
+    pl = <const int64_t *>cnp.PyArray_DATA(la)
+    with nogil:
+        for r in range(rows):
+            v = pl[r]
+            if v != ignore:
+                if v < 0 or v >= n:
+                    cnt = -1
+                    break
+                cnt += 1
+    if cnt <= 0:
+        return None
+    s = 1.0 / <double>cnt if mean else 1.0
+    c[0] = s
+    c[1] = s * (1.0 - eps)
+    c[2] = s * (eps / <double>n)
+    loss = cnp.PyArray_EMPTY(1, <cnp.npy_intp *>&rows, cnp.NPY_DOUBLE, 0)
+    if want_grad:
+        g = cnp.PyArray_EMPTY(nd, cnp.PyArray_DIMS(za), tn, 0)
+    if tn == cnp.NPY_DOUBLE:
+        with nogil:
+            _run_xent(<const double *>cnp.PyArray_DATA(za), pl, c, 0, ignore, <const double *>NULL,
+                      <double *>cnp.PyArray_DATA(g) if want_grad else <double *>NULL,
+                      <double *>cnp.PyArray_DATA(loss), rows, n)
+    else:
+        with nogil:
+            _run_xent(<const float *>cnp.PyArray_DATA(za), pl, c, 0, ignore, <const float *>NULL,
+                      <float *>cnp.PyArray_DATA(g) if want_grad else <float *>NULL,
+                      <double *>cnp.PyArray_DATA(loss), rows, n)
+    return loss, g
