@@ -30,10 +30,19 @@ MLK_INLINE double MLK_F(mlk_xent_loss)(double a, double b, double c, MLK_T m, ML
     return b * (((double)m - (double)zy) + (double)L) + (a - b) * lse - c * wz;
 }
 
+static void MLK_F(mlk_xent_short)(const MLK_T *restrict z, const int64_t *restrict lab,
+                                  const double *restrict coef, intptr_t cstride, int64_t ignore,
+                                  const MLK_T *restrict w, MLK_T *restrict g,
+                                  double *restrict loss, intptr_t rows, intptr_t n);
+
 void MLK_K(mlk_xent)(const MLK_T *restrict z, const int64_t *restrict lab,
                      const double *restrict coef, intptr_t cstride, int64_t ignore,
                      const MLK_T *restrict w, MLK_T *restrict g, double *restrict loss,
                      intptr_t rows, intptr_t n) {
+    if (n < MLK_RW_SHORT && rows > 1) {     /* short rows: vectorised across rows */
+        MLK_F(mlk_xent_short)(z, lab, coef, cstride, ignore, w, g, loss, rows, n);
+        return;
+    }
     for (intptr_t r = 0; r < rows; r++) {
         const MLK_T *zr = z + r * n;
         MLK_T *gr = g ? g + r * n : NULL;
@@ -105,6 +114,120 @@ void MLK_K(mlk_xent)(const MLK_T *restrict z, const int64_t *restrict lab,
             for (intptr_t j = 0; j < n; j++) gr[j] = (gr[j] < 0 ? sc : gr[j]) * q;
         }
         gr[y] -= (MLK_T)b;
+    }
+}
+
+/* Short rows (n < MLK_RW_SHORT), where a row gives the vector loops
+ * nothing to work on: a block of up to MLK_RW_CB rows is transposed into an
+ * L1 buffer (n x nr) and the row kernel's math above runs vectorised across
+ * the rows -- the max, the exponentials with the maximal elements marked by
+ * the sentinel -1, R and L = log1p(R), the loss, the gradient -- and the
+ * gradient is transposed back.  Rows whose max is not finite are left to
+ * the row kernel (their logits are still intact when g is z). */
+static void MLK_F(mlk_xent_short)(const MLK_T *restrict z, const int64_t *restrict lab,
+                                  const double *restrict coef, intptr_t cstride, int64_t ignore,
+                                  const MLK_T *restrict w, MLK_T *restrict g,
+                                  double *restrict loss, intptr_t rows, intptr_t n) {
+    MLK_T t[MLK_RW_SBLK];
+    MLK_T m[MLK_RW_CB], q[MLK_RW_CB], cc[MLK_RW_CB], zy[MLK_RW_CB];
+    double acc[MLK_RW_CB], cnt[MLK_RW_CB], wz[MLK_RW_CB];
+    unsigned char ok[MLK_RW_CB];
+    const MLK_T sc = MLK_RW_SCALE;
+    intptr_t rb = MLK_RW_SBLK / n;
+    if (rb > MLK_RW_CB) rb = MLK_RW_CB;
+    for (intptr_t r0 = 0; r0 < rows; r0 += rb) {
+        const intptr_t nr = rows - r0 < rb ? rows - r0 : rb;
+        const int64_t *lb = lab + r0;
+        int any_c = 0, n_ok = 0;
+        MLK_F(mlk_rw_tr_in)(z + r0 * n, t, nr, n);
+        for (intptr_t r = 0; r < nr; r++) m[r] = (MLK_T)-INFINITY;
+        for (intptr_t j = 0; j < n; j++) {
+            const MLK_T *tj = t + j * nr;
+            for (intptr_t r = 0; r < nr; r++) m[r] = tj[r] > m[r] ? tj[r] : m[r];
+        }
+        for (intptr_t r = 0; r < nr; r++) {
+            const double *cr = coef + cstride * (r0 + r);
+            const int skip = lb[r] == ignore || (cr[0] == 0 && cr[1] == 0 && cr[2] == 0);
+            ok[r] = !skip && MLK_F(mlk_rw_finite)(m[r]);
+            n_ok += ok[r];
+            zy[r] = ok[r] ? t[lb[r] * nr + r] : (MLK_T)0;
+            cc[r] = ok[r] ? (MLK_T)cr[2] : (MLK_T)0;
+            any_c |= cc[r] != 0;
+            if (!ok[r]) m[r] = 0;               /* keeps the passes below finite */
+            acc[r] = 0.0;
+            cnt[r] = 0.0;
+            wz[r] = 0.0;
+        }
+        if (n_ok == 0 && g) {
+            for (intptr_t r = 0; r < nr; r++) {
+                const double *cr = coef + cstride * (r0 + r);
+                if (lb[r] == ignore || (cr[0] == 0 && cr[1] == 0 && cr[2] == 0)) {
+                    for (intptr_t j = 0; j < n; j++) g[(r0 + r) * n + j] = 0;
+                    loss[r0 + r] = 0.0;
+                } else {
+                    MLK_K(mlk_xent)(z + (r0 + r) * n, lb + r, cr, cstride, ignore, w,
+                                    g + (r0 + r) * n, loss + r0 + r, 1, n);
+                }
+            }
+            continue;
+        }
+        if (any_c) {
+            for (intptr_t j = 0; j < n; j++) {
+                const MLK_T *tj = t + j * nr;
+                const MLK_T wj = w ? w[j] : (MLK_T)1;
+                for (intptr_t r = 0; r < nr; r++) wz[r] += (double)(wj * tj[r]);
+            }
+        }
+        for (intptr_t j = 0; j < n; j++) {
+            MLK_T *tj = t + j * nr;
+            for (intptr_t r = 0; r < nr; r++) {
+                const MLK_T d = tj[r] - m[r];
+                const MLK_T e = MLK_F(mlk_expneg_scaled)(d);
+                tj[r] = d == 0 ? (MLK_T)-1 : e;
+                acc[r] += d == 0 ? 0.0 : (double)e;
+                cnt[r] += d == 0 ? 1.0 : 0.0;
+            }
+        }
+        for (intptr_t r = 0; r < nr; r++) {
+            const double *cr = coef + cstride * (r0 + r);
+            const MLK_T L = MLK_F(mlk_log1p)((MLK_T)(acc[r] * (double)MLK_RW_UNSCALE + (cnt[r] - 1.0)));
+            if (ok[r]) loss[r0 + r] = MLK_F(mlk_xent_loss)(cr[0], cr[1], cr[2], m[r], L, zy[r], wz[r]);
+            q[r] = (MLK_T)(cr[0] / (acc[r] + cnt[r] * (double)MLK_RW_SCALE));
+        }
+        if (!g) {
+            for (intptr_t r = 0; r < nr; r++)
+                if (!ok[r]) {
+                    const double *cr = coef + cstride * (r0 + r);
+                    if (lb[r] == ignore || (cr[0] == 0 && cr[1] == 0 && cr[2] == 0))
+                        loss[r0 + r] = 0.0;
+                    else
+                        MLK_K(mlk_xent)(z + (r0 + r) * n, lb + r, cr, cstride, ignore, w, NULL,
+                                        loss + r0 + r, 1, n);
+                }
+            continue;
+        }
+        for (intptr_t j = 0; j < n; j++) {
+            MLK_T *tj = t + j * nr;
+            const MLK_T wj = w ? w[j] : (MLK_T)1;
+            for (intptr_t r = 0; r < nr; r++)
+                tj[r] = (tj[r] < 0 ? sc : tj[r]) * q[r] - cc[r] * wj;
+        }
+        for (intptr_t r = 0; r < nr; r++)
+            if (ok[r]) t[lb[r] * nr + r] -= (MLK_T)coef[cstride * (r0 + r) + 1];
+        /* back, row by row; the rows left out go through the row kernel */
+        for (intptr_t r = 0; r < nr; r++) {
+            MLK_T *gr = g + (r0 + r) * n;
+            const double *cr = coef + cstride * (r0 + r);
+            if (ok[r]) {
+                for (intptr_t j = 0; j < n; j++) gr[j] = t[j * nr + r];
+            } else if (lb[r] == ignore || (cr[0] == 0 && cr[1] == 0 && cr[2] == 0)) {
+                for (intptr_t j = 0; j < n; j++) gr[j] = 0;
+                loss[r0 + r] = 0.0;
+            } else {
+                MLK_K(mlk_xent)(z + (r0 + r) * n, lb + r, cr, cstride, ignore, w, gr,
+                                loss + r0 + r, 1, n);
+            }
+        }
     }
 }
 
