@@ -23,6 +23,9 @@ def _table():
                      _rec("tanh", "mlkern", n, mine, T=T), _rec("tanh", "numpy", n, mine * 0.5, T=T, ok=False),
                      _rec("tanh", "numpy", n, mine * 3, T=T)]
     recs += [_rec("copy", "mlkern", 1000, 1.0), _rec("copy", "numpy", 1000, 2.0)]
+    stalled = _rec("relu", "mlkern", 1000, 8e6, T=2)
+    stalled["stalled"] = True
+    recs += [stalled, _rec("relu", "torch", 1000, 2e3, T=2)]
     recs += [_rec("softmax", "mlkern", 8192, 1e4, shape=(64, 128), axis=-1),
              _rec("softmax", "numpy", 8192, 5e4, shape=(64, 128), axis=-1),
              _rec("softmax", "mlkern", 16000, 1e4, shape=(16, 1000, 16), axis=1),
@@ -36,6 +39,7 @@ def test_speedups_use_the_fastest_checked_peer():
     # the failed (ok=False) numpy record is not a peer
     assert d[("elementwise", "f32", 1)]["tanh"] == [(1000, 3.0), (100000, 3.0)]
     assert "copy" not in d[("elementwise", "f32", 1)]
+    assert "relu" not in d[("elementwise", "f32", 2)]          # stalled: not a speed
     rw = d[("row-wise / losses", "f32", 1)]
     assert rw["softmax"] == [(8192, 5.0)] and rw["softmax (axis 1)"] == [(16000, 3.0)]
     assert bench.speedups(_table(), peer="numpy")[("elementwise", "f32", 1)]["sigmoid"][0] == (1000, 2.0)

@@ -2462,7 +2462,8 @@ def speedups(records, peer="best"):
     last).  The peer is the fastest NumPy/SciPy or torch record of the same
     function, size (shape), dtype and threads that passed its check
     (``peer="numpy"`` / ``"torch"``: only that runtime); NumPy's [1T] rows
-    count at T>1.  The copy roof is left out."""
+    count at T>1.  The copy roof and records flagged ``stalled`` (a T>1
+    call that waited for a busy vCPU, :func:`mark_stalls`) are left out."""
     if peer not in PLOT_PEERS:
         raise ValueError(f"peer: expected one of {PLOT_PEERS}, got {peer!r}")
     cells = {}
@@ -2474,6 +2475,7 @@ def speedups(records, peer="best"):
         cells.setdefault(key, []).append(r)
     out = {}
     for (fn, dt, T, n, shape, axis), recs in cells.items():
+        recs = [r for r in recs if not r.get("stalled")]      # see mark_stalls: not a speed
         mine = [r for r in recs if r["runtime"] == "mlkern"]
         peers = [r for r in recs if r["runtime"] != "mlkern" and r.get("ok", True)
                  and (peer == "best" or r["runtime"] == peer)]
@@ -2505,7 +2507,7 @@ def plot(records, path, peer="best", title=None):
     cols = sorted({(k[1], k[2]) for k in data}, key=lambda c: (c[1], c[0]))
     fig = Figure(figsize=(1.5 + 5.2 * len(cols), 0.6 + 4.6 * len(families)), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(len(families), len(cols), squeeze=False, sharey=True)
+    axes = fig.subplots(len(families), len(cols), squeeze=False, sharey="row")
     import matplotlib as mpl
     cmap = mpl.colormaps["tab20"]
     markers = "osD^v<>ph*XP"
@@ -2548,7 +2550,10 @@ def plot(records, path, peer="best", title=None):
     for ax in axes.flat:
         ax.yaxis.set_major_formatter(fmt)
         ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}x" if str(v)[0] in "25" else ""))
-    fig.suptitle(title or f"mlkern speed-up over the {peer_txt} (median times, same run)", fontsize=12)
+    n_st = sum(1 for r in records if r.get("stalled"))
+    fig.suptitle(title or (f"mlkern speed-up over the {peer_txt} (median times, same run)"
+                           + (f"\n({n_st} stalled T>1 measurements left out: the machine was busy)" if n_st else "")),
+                 fontsize=12)
     fig.savefig(path, dpi=110)
     return path
 
