@@ -27,3 +27,218 @@ def test_every_public_function_documents_formula_derivative_or_trick():
         doc = getattr(mod, name).__doc__ or ""
         assert len(doc.strip()) > 40, name
         assert ">>>" in doc, f"{name}: no example"
+
+
+# ---------------------------------------------------------------- README tables vs the API
+import inspect  # noqa: E402
+import pathlib  # noqa: E402
+import re  # noqa: E402
+
+README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+_TABLES = {  # README section heading -> (columns holding a formula, column holding the stability facts)
+    "## Functions": ((1, 2), 3),
+    "### Row-wise functions": ((1,), 2),
+    "### Losses": ((1, 2), 3),
+}
+# unicode and markup of the README written the way docstrings write it
+_CANON = [("−", "-"), ("·", ""), ("⊙", ""), ("σ", "sigmoid"), ("Φ", "phi"), ("φ", "phi"),
+          ("α", "alpha"), ("β", "beta"), ("δ", "delta"), ("Σ", "sum"), ("√", "sqrt"), ("²", "^2"),
+          ("³", "^3"), ("½", "1/2"), ("≥", ">="), ("≤", "<="), ("→", "->"), ("∂", "d"), ("≪", "<<"), ("π", "pi"), ("′", "'")]
+_SECTION = re.compile(r"^\s*([A-Z][A-Za-z ]+)\n\s*-{3,}\s*$", re.M)
+
+
+def _canon(s):
+    for a, b in _CANON:
+        s = s.replace(a, b)
+    return re.sub(r"[\s`\\{}*]", "", s).lower()
+
+
+def _readme_tables():
+    """{heading: [row cells]} of the three function tables."""
+    text = README.read_text(encoding="utf-8")
+    out = {}
+    for heading in _TABLES:
+        i = text.index("\n" + heading)
+        rows = []
+        for line in text[i + 1:].splitlines()[1:]:
+            if line.startswith("#"):
+                break
+            if line.startswith("|"):
+                cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+                if not set(cells[0]) <= set("-: ") and cells[0] != "function":
+                    rows.append(cells)
+            elif rows and not line.strip():
+                break
+        out[heading] = rows
+    return out
+
+
+def _names(cell):
+    """Function names of a first cell: the backticked names before the first
+    parenthesis outside backticks (``prelu`` in "`prelu` (`alpha`: ...)",
+    ``silu`` and ``swish`` in "`silu` = `swish` (`beta=1`)"), each cut at its
+    own ``(`` ("`softmax(x, axis=-1, *, out=None)`")."""
+    codes = re.findall(r"`([^`]+)`", cell)
+    head = re.sub(r"`[^`]+`", "@", cell).split("(")[0]
+    return [re.match(r"[A-Za-z_][A-Za-z0-9_]*", c).group(0) for c in codes[:head.count("@")]]
+
+
+def _defaults(cell):
+    """``name=value`` pairs written in a first cell, inside or outside a
+    call's parentheses; "with `k=v`" names an option, not a default."""
+    pairs = {}
+    for pre, code in re.findall(r"(with )?`([^`]+)`", cell):
+        if pre:
+            continue
+        for k, v in re.findall(r"\b([a-z_]+)=(\"[^\"]*\"|-?[0-9.]+(?:e-?[0-9]+)?|None|True|False)", code):
+            pairs[k] = v
+    return pairs
+
+
+def _family(name):
+    """The function and its _grad / _backward / _with_grad siblings."""
+    return [getattr(mlkern, n) for n in (name, name + "_grad", name + "_backward", name + "_with_grad")
+            if hasattr(mlkern, n)]
+
+
+def _all_rows():
+    return [(h, row) for h, rows in _readme_tables().items() for row in rows]
+
+
+def test_readme_tables_parsed():
+    tables = _readme_tables()
+    sizes = {h: len(rows) for h, rows in tables.items()}
+    assert sizes["## Functions"] >= 12 and sizes["### Row-wise functions"] >= 7 \
+        and sizes["### Losses"] >= 10, sizes
+
+
+# README states these naming rules in words; a name derived by one of them
+# from a name of the README's activation / loss table counts as documented
+_RULES = {"## Functions": ("For each activation `f` there are `f(x)`, `f_grad(x)`",
+                           ("_grad", "_backward")),
+          "### Losses": ("Every loss `f` has `f(...)`, `f_grad(..., out=None)`",
+                         ("_grad", "_with_grad"))}
+
+
+def _documented_names():
+    text = README.read_text(encoding="utf-8")
+    tables = _readme_tables()
+    derived = set()
+    for heading, (sentence, suffixes) in _RULES.items():
+        assert sentence in text, f"README no longer states the naming rule {sentence!r}"
+        for row in tables[heading]:
+            for n in _names(row[0]):
+                derived.update(n + s for s in suffixes)
+    return text, derived
+
+
+@pytest.mark.parametrize("module", [mlkern, mlkern.optim, mlkern.calculus], ids=lambda m: m.__name__)
+def test_every_public_name_is_in_the_readme(module):
+    text, derived = _documented_names()
+    literal = [n for n in module.__all__ if re.search(r"\b" + re.escape(n) + r"\b", text)]
+    missing = [n for n in module.__all__ if n not in literal and n not in derived]
+    assert not missing, f"{module.__name__}.__all__ names absent from README.md: {missing}"
+    assert len(literal) >= len(module.__all__) // 3     # not everything by a rule
+
+
+def test_every_function_in_a_readme_table_exists():
+    seen = 0
+    for heading, row in _all_rows():
+        names = _names(row[0])
+        assert names, f"{heading}: no function name in {row[0]!r}"
+        for n in names:
+            assert n in mlkern.__all__, f"{heading}: README names {n!r}, not in mlkern.__all__"
+            assert callable(getattr(mlkern, n)), n
+            seen += 1
+    assert seen >= 30
+
+
+def test_readme_defaults_match_signatures():
+    checked = 0
+    for heading, row in _all_rows():
+        for k, v in _defaults(row[0]).items():
+            for name in _names(row[0]):
+                for f in _family(name):
+                    p = inspect.signature(f).parameters
+                    if k not in p:
+                        continue
+                    want = eval(v)  # a literal written in the README  # noqa: S307
+                    assert p[k].default == want and type(p[k].default) in (type(want), float), (
+                        f"README ({heading}) says {k}={v} for {name}; "
+                        f"{f.__name__} has {k}={p[k].default!r}")
+                    checked += 1
+    assert checked >= 10          # leaky_relu, elu, softplus, silu, gelu, huber, ... and their siblings
+
+
+def _table_functions():
+    out = []
+    for heading, row in _all_rows():
+        for n in _names(row[0]):
+            if n not in [o[1] for o in out]:
+                out.append((heading, n, row))
+    return out
+
+
+@pytest.mark.parametrize("heading,name,row", _table_functions(), ids=lambda v: v if isinstance(v, str) else "")
+def test_table_function_docstring_is_numpydoc(heading, name, row):
+    f = getattr(mlkern, name)
+    doc = inspect.getdoc(f) or ""
+    sections = set(_SECTION.findall(doc))
+    missing = [s for s in ("Parameters", "Returns", "Notes", "Examples") if s not in sections]
+    assert not missing, f"{name}: docstring has no {missing} section(s)"
+    params = doc.split("Parameters", 1)[1].split("Returns", 1)[0]
+    for p in inspect.signature(f).parameters:
+        if p not in ("args", "kwargs"):
+            assert re.search(r"^" + re.escape(p) + r"\b", params, re.M), f"{name}: parameter {p!r} undocumented"
+    notes = doc.split("Notes", 1)[1]
+    if heading == "## Functions":
+        assert "Derivative" in notes, f"{name}: Notes do not give the derivative"
+
+
+@pytest.mark.parametrize("module", [mlkern, mlkern.optim, mlkern.calculus], ids=lambda m: m.__name__)
+def test_no_docstring_template_placeholder_left(module):
+    left = [n for n in module.__all__
+            if re.search(r"\{(args|out|pw)\}", getattr(module, n).__doc__ or "")]
+    assert not left, f"unfilled {{args}}/{{out}}/{{pw}} in the docstrings of {left}"
+
+
+def _family_doc(name):
+    return "\n".join(inspect.getdoc(f) or "" for f in _family(name))
+
+
+@pytest.mark.parametrize("heading,name,row", _table_functions(), ids=lambda v: v if isinstance(v, str) else "")
+def test_readme_formulas_appear_in_docstrings(heading, name, row):
+    """Each formula cell of the row (f(x), f'(x); value; loss, gradient),
+    written with ASCII names (σ -> sigmoid, · dropped, spaces dropped), is a
+    substring of the docstrings of the function and its siblings."""
+    formula_cols, _ = _TABLES[heading]
+    doc = _canon(_family_doc(name))
+    names = _names(row[0])
+    for c in formula_cols:
+        part = row[c]
+        pieces = [p for p in re.split(r",\s*(?![^(]*\))", part)]
+        if len(names) > 1 and len(pieces) == len(names):   # "mean d², Σ d², ½ Σ d²": one per name
+            part = pieces[names.index(name)]
+        want = _canon(part)
+        assert want, (name, row)
+        assert want in doc, (f"{name}: README {heading} column {c} says {part.strip()!r}; "
+                             f"not found in the docstrings of {name} and its siblings")
+
+
+_TRICK_WORDS = ("expm1", "log1p", "erfc", "float64", "compensated", "reciprocal", "PyTorch", "SciPy")
+
+
+@pytest.mark.parametrize("heading,name,row", _table_functions(), ids=lambda v: v if isinstance(v, str) else "")
+def test_readme_stability_facts_appear_in_docstrings(heading, name, row):
+    """The stability column's pinned numbers (e.g. 4.248354255291589e-18)
+    and named devices (expm1, log1p, float64 sums, ...) are in the docstrings."""
+    _, col = _TABLES[heading]
+    cell = row[col].replace("−", "-")
+    doc = _family_doc(name)
+    if heading == "### Losses":       # the losses module documents its shared facts once
+        doc += "\n" + (mlkern.losses.__doc__ or "")
+    for num in re.findall(r"\d\.\d{6,}e-?\d+", cell):
+        assert num in doc, f"{name}: README value {num} not in the docstrings"
+    for w in _TRICK_WORDS:
+        if w in cell:
+            assert w in doc, f"{name}: README's stability note mentions {w}; the docstrings do not"

@@ -64,6 +64,8 @@ def sigmoid(x, *, out=None):
 
     Notes
     -----
+    float64 corrects the roundings of ``1 + e`` and of the quotient.
+
     Formula: ``y = 1/(1+e^{-x})``.  Derivative: ``y (1 - y)``.
     Stability: with ``e = exp(-|x|)`` (never overflows), ``y = 1/(1+e)`` for
     ``x >= 0`` and ``e/(1+e)`` for ``x < 0``, so the left tail keeps its
@@ -110,6 +112,18 @@ def sigmoid_backward(grad_output, y, *, out=None):
 def tanh(x, *, out=None):
     """Hyperbolic tangent.
 
+    Parameters
+    ----------
+    x : array_like
+        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
+    out : ndarray, optional
+        Result array (same shape and dtype as the result); may be ``x``.
+
+    Returns
+    -------
+    ndarray (or NumPy scalar for 0-d input)
+        Same shape as ``x``, float dtype of ``x``.
+
     Notes
     -----
     Formula: ``tanh x``.  Derivative: ``1 - y^2``.  Stability: with
@@ -118,6 +132,8 @@ def tanh(x, *, out=None):
     exponential reduction serves both; the sign is copied from ``x``
     (``tanh(-0.0) = -0.0``).
 
+    Examples
+    --------
     >>> import mlkern
     >>> float(mlkern.tanh(0.0)), float(mlkern.tanh(1000.0))
     (0.0, 1.0)
@@ -152,8 +168,25 @@ def tanh_backward(grad_output, y, *, out=None):
 def relu(x, *, out=None):
     """Rectified linear unit, ``max(0, x)``; NaN stays NaN.
 
-    Derivative: 1 for ``x > 0``, 0 for ``x <= 0`` (0 at 0, as PyTorch).
+    Parameters
+    ----------
+    x : array_like
+        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
+    out : ndarray, optional
+        Result array (same shape and dtype as the result); may be ``x``.
 
+    Returns
+    -------
+    ndarray (or NumPy scalar for 0-d input)
+        Same shape as ``x``, float dtype of ``x``.
+
+    Notes
+    -----
+    Formula: ``max(0, x)``.  Derivative: ``1 if x > 0 else 0 (NaN -> NaN)`` (0
+    at 0, as PyTorch).
+
+    Examples
+    --------
     >>> import mlkern
     >>> mlkern.relu([-1.0, 2.0]).tolist()
     [0.0, 2.0]
@@ -186,8 +219,27 @@ def relu_backward(grad_output, x, *, out=None):
 def leaky_relu(x, *, negative_slope=0.01, out=None):
     """Leaky ReLU: ``x`` for ``x > 0``, ``negative_slope * x`` otherwise.
 
-    Derivative: 1 or ``negative_slope``.
+    Parameters
+    ----------
+    x : array_like
+        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
+    negative_slope : float, default 0.01
+        Slope ``a`` for ``x <= 0``.
+    out : ndarray, optional
+        Result array (same shape and dtype as the result); may be ``x``.
 
+    Returns
+    -------
+    ndarray (or NumPy scalar for 0-d input)
+        Same shape as ``x``, float dtype of ``x``.
+
+    Notes
+    -----
+    Formula: ``x if x > 0 else a x``, ``a = negative_slope``.  Derivative: ``1
+    or a`` (1 where ``x > 0``).
+
+    Examples
+    --------
     >>> import mlkern
     >>> mlkern.leaky_relu([-100.0, 2.0]).tolist()
     [-1.0, 2.0]
@@ -260,12 +312,23 @@ def prelu(x, alpha, *, out=None):
         ``torch.nn.functional.prelu``).
     alpha : float or 1-D array_like
         One slope, or one per channel (``x.shape[1]`` values).
+    out : ndarray, optional
+        Result array (same shape and dtype as the result); may be ``x``.
+
+    Returns
+    -------
+    ndarray (or NumPy scalar for 0-d input)
+        Same shape as ``x``.
 
     Notes
     -----
+    Formula: ``x if x > 0 else alpha x``.
+
     Derivative: 1 or alpha.  ``prelu_backward`` also returns the gradient with
     respect to alpha, reduced to alpha's shape.
 
+    Examples
+    --------
     >>> import mlkern, numpy as np
     >>> mlkern.prelu(np.array([[-1.0, -1.0], [2.0, -2.0]]), [0.1, 0.5]).tolist()
     [[-0.1, -0.5], [2.0, -1.0]]
@@ -342,11 +405,30 @@ def prelu_backward(grad_output, x, alpha, *, out=None):
 def elu(x, *, alpha=1.0, out=None):
     """Exponential linear unit: ``x`` for ``x > 0``, ``alpha * expm1(x)`` otherwise.
 
-    Derivative: 1 for ``x > 0``, ``alpha * e^x = y + alpha`` otherwise.  Uses
-    ``expm1`` so that small negative ``x`` keep their relative accuracy.  (The
+    Parameters
+    ----------
+    x : array_like
+        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
+    alpha : float, default 1
+        Scale ``alpha`` of the negative branch.
+    out : ndarray, optional
+        Result array (same shape and dtype as the result); may be ``x``.
+
+    Returns
+    -------
+    ndarray (or NumPy scalar for 0-d input)
+        Same shape as ``x``, float dtype of ``x``.
+
+    Notes
+    -----
+    Formula: ``x if x > 0 else alpha expm1(x)``.  Derivative: ``1 or y +
+    alpha`` (``alpha e^x = y + alpha`` for ``x <= 0``).
+    ``expm1`` keeps small negative ``x`` accurate in relative terms.  (The
     seeds' ``max(x, a(e^x - 1))`` holds only for ``alpha <= 1``; this is the
     piecewise definition.)
 
+    Examples
+    --------
     >>> import mlkern
     >>> round(float(mlkern.elu(-1.0)), 12)
     -0.632120558829
@@ -393,17 +475,30 @@ def softplus(x, *, beta=1.0, threshold=None, out=None):
 
     Parameters
     ----------
+    x : array_like
+        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
     beta : float, default 1
     threshold : float or None, default None
         If a number, the result is ``x`` where ``beta * x > threshold``
         (PyTorch's default is 20).  ``None`` keeps the exact value everywhere.
+    out : ndarray, optional
+        Result array (same shape and dtype as the result); may be ``x``.
+
+    Returns
+    -------
+    ndarray (or NumPy scalar for 0-d input)
+        Same shape as ``x``, float dtype of ``x``.
 
     Notes
     -----
+    Formula: ``(1/beta) log(1 + e^{beta x})``.
+
     Derivative: ``sigmoid(beta * x)`` (1 above the threshold).  Stability:
     ``max(z, 0) + log1p(exp(-|z|))``, ``z = beta x``: exact in both tails,
     ``softplus(1000) = 1000`` and ``softplus(-30) = 9.357622968839737e-14``.
 
+    Examples
+    --------
     >>> import mlkern
     >>> float(mlkern.softplus(1000.0)), float(mlkern.softplus(-30.0))
     (1000.0, 9.357622968839737e-14)
@@ -440,13 +535,33 @@ def softplus_backward(grad_output, x, *, beta=1.0, threshold=None, out=None):
 def silu(x, *, beta=1.0, out=None):
     """SiLU / swish: ``x * sigmoid(beta * x)``.
 
+    Parameters
+    ----------
+    x : array_like
+        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
+    beta : float, default 1
+        ``silu(x) = x sigmoid(beta x)``; ``beta = 1`` is SiLU, other values swish-beta.
+    out : ndarray, optional
+        Result array (same shape and dtype as the result); may be ``x``.
+
+    Returns
+    -------
+    ndarray (or NumPy scalar for 0-d input)
+        Same shape as ``x``, float dtype of ``x``.
+
     Notes
     -----
+    Formula: ``x sigmoid(beta x)``.  Derivative: ``s + beta x s (1 - s), s =
+    sigmoid(beta x)``.  The rounding of ``beta x`` is compensated, and ``x e``
+    is scaled so that subnormal results are not lost.
+
     Derivative: ``s + beta x s (1 - s)``, ``s = sigmoid(beta x)``.  Stability:
     one ``exp(-|beta x|)`` and one division, ``x / (1 + e)`` or
     ``x e / (1 + e)``; the limits are exact: ``silu(-inf) = -0.0``,
     ``silu(-1000) = -0.0``, ``silu(inf) = inf``.
 
+    Examples
+    --------
     >>> import mlkern
     >>> float(mlkern.silu(-1000.0))
     -0.0
@@ -487,11 +602,25 @@ swish_backward = silu_backward
 def log_sigmoid(x, *, out=None):
     """Log of the logistic sigmoid, ``-softplus(-x)``.
 
+    Parameters
+    ----------
+    x : array_like
+        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
+    out : ndarray, optional
+        Result array (same shape and dtype as the result); may be ``x``.
+
+    Returns
+    -------
+    ndarray (or NumPy scalar for 0-d input)
+        Same shape as ``x``, float dtype of ``x``.
+
     Notes
     -----
     Derivative: ``1 - sigmoid(x) = sigmoid(-x)``.  Stability:
     ``min(x, 0) - log1p(exp(-|x|))``; ``log_sigmoid(-1000) = -1000``.
 
+    Examples
+    --------
     >>> import mlkern
     >>> float(mlkern.log_sigmoid(-1000.0))
     -1000.0
@@ -533,18 +662,35 @@ def gelu(x, *, approximate="none", out=None):
 
     Parameters
     ----------
+    x : array_like
+        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
     approximate : {"none", "tanh"}
         ``"none"``: exact, ``Phi`` the standard normal CDF.  ``"tanh"``:
         ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``.
+    out : ndarray, optional
+        Result array (same shape and dtype as the result); may be ``x``.
+
+    Returns
+    -------
+    ndarray (or NumPy scalar for 0-d input)
+        Same shape as ``x``, float dtype of ``x``.
 
     Notes
     -----
+    Formula: ``x Phi(x)``; derivative ``Phi(x) + x phi(x)``.  ``Phi`` comes
+    from one erfc-type rational times the Gaussian factor.  The tanh form:
+    ``1/2 x (1 + tanh u), u = sqrt(2/pi) (x + 0.044715 x^3)``, with derivative
+    ``sigmoid(2u) + 2 x u' sigmoid(2u) sigmoid(-2u)``; ``u`` is computed with
+    compensated products.
+
     Derivative: ``Phi(x) + x phi(x)``.  Stability: ``Phi`` is evaluated with
     relative accuracy in the left tail (the Gaussian factor ``exp(-x^2/2)``
     is computed from an exactly split ``x^2``), so ``gelu(-30)`` is the tiny
     true value, not 0 or noise.  The tanh form is evaluated as
     ``x * sigmoid(2u)``, which does not cancel for ``x << 0``.
 
+    Examples
+    --------
     >>> import mlkern
     >>> float(mlkern.gelu(0.0)), round(float(mlkern.gelu(1.0)), 12)
     (0.0, 0.841344746069)
@@ -598,6 +744,8 @@ def noisy_relu(x, *, sigma=None, seed=None, out=None):
 
     Parameters
     ----------
+    x : array_like
+        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
     sigma : float or None
         Noise standard deviation ``s``.  ``None`` (Nair & Hinton):
         ``s^2 = sigmoid(x)``, the *variance* is the logistic sigmoid of x.
@@ -606,13 +754,25 @@ def noisy_relu(x, *, sigma=None, seed=None, out=None):
         noise of element i is a pure function of (seed, i) (a counter-based
         generator, Box-Muller on two hashed 53-bit uniforms).  A Generator is
         asked for one integer; None draws fresh entropy.
+    out : ndarray, optional
+        Result array (same shape and dtype as the result); may be ``x``.
+
+    Returns
+    -------
+    ndarray (or NumPy scalar for 0-d input)
+        Same shape as ``x``, float dtype of ``x``.
 
     Notes
     -----
+    Formula: ``max(0, x + Y), Y ~ N(0, s^2), s^2 = sigmoid(x) or s = sigma``.
+    Derivative: 1 where y > 0 (that is, where the output > 0).
+
     Training-time only: the backward is :func:`noisy_relu_backward` from the
     output ``y``; there is no ``noisy_relu_grad``.  For float32 input the noise
     is drawn in float64 and the sum rounded once.
 
+    Examples
+    --------
     >>> import mlkern
     >>> a = mlkern.noisy_relu([1.0, -5.0, 3.0], seed=0)
     >>> b = mlkern.noisy_relu([1.0, -5.0, 3.0], seed=0)

@@ -295,6 +295,8 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", weight=None, ign
 
     Notes
     -----
+    Formula: ``-sum t log softmax(z)``; gradient ``softmax(z) - t``.
+
     Integer labels: ``lse(z) - z_y`` per sample, lse in the log1p form, so
     a confident right answer keeps a tiny, accurate loss.
 
@@ -433,6 +435,8 @@ def nll_loss(log_probs, target, axis=-1, *, reduction="mean", weight=None, ignor
 
     Notes
     -----
+    Formula: ``-w_y log_probs[y]``; gradient ``-w_y at the label``.
+
     Derivative: ``-weight[y]`` (scaled by the reduction) at the label,
     0 elsewhere.  Labels are checked before anything is read: one outside
     ``[0, n_classes)`` that is not ``ignore_index`` raises ``ValueError``.
@@ -652,6 +656,8 @@ def mse(pred, target, *, reduction="mean", sample_weight=None):
 
     Notes
     -----
+    Formula: ``mean d^2``, ``d = pred - target``; gradient ``2d/N``.
+
     Derivative ``2 (pred - target) / N``.  One pass over pred and target;
     the sum is taken in float64 per block of 2048 elements and the blocks
     added in a fixed order, so the loss does not depend on the thread count.
@@ -667,7 +673,8 @@ def mse(pred, target, *, reduction="mean", sample_weight=None):
 
 def mse_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
     """Gradient of :func:`mse` with respect to pred: ``2 (pred - target) / N``.
-    {args}{out}
+    {args}
+    {out}
 
     Examples
     --------
@@ -681,7 +688,8 @@ def mse_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
 def mse_with_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
     """``(mse, mse_grad)`` from one fused pass (pred and target read once,
     the gradient written once).
-    {args}{out}
+    {args}
+    {out}
 
     Examples
     --------
@@ -705,8 +713,15 @@ def rmse(pred, target, *, reduction="mean", sample_weight=None):
     {args}
     Only ``reduction="mean"`` is accepted.
 
+    Returns
+    -------
+    loss : scalar or ndarray
+        A NumPy scalar of the prediction's float dtype (an array for ``reduction="none"``).
+
     Notes
     -----
+    Formula: ``sqrt mse``; gradient ``d/(N rmse), 0 where rmse = 0``.
+
     Derivative ``(pred - target) / (N rmse)``, 0 everywhere where rmse is 0
     (the subgradient at the minimum).
 
@@ -724,7 +739,8 @@ def rmse(pred, target, *, reduction="mean", sample_weight=None):
 def rmse_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
     """Gradient of :func:`rmse`: ``(pred - target) / (N rmse)``, 0 where
     rmse is 0.  Two passes (the loss first).
-    {args}{out}
+    {args}
+    {out}
 
     Examples
     --------
@@ -739,7 +755,8 @@ def rmse_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
 
 def rmse_with_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
     """``(rmse, rmse_grad)``: a loss pass, then the gradient pass.
-    {args}{out}
+    {args}
+    {out}
 
     Examples
     --------
@@ -756,8 +773,16 @@ def rmse_with_grad(pred, target, *, reduction="mean", sample_weight=None, out=No
 def mae(pred, target, *, reduction="mean", sample_weight=None):
     """Mean absolute error: ``mean(|pred - target|)``.
     {args}
+    Returns
+    -------
+    loss : scalar or ndarray
+        A NumPy scalar of the prediction's float dtype (an array for ``reduction="none"``).
+
     Notes
     -----
+    Formula: ``mean |d|``, ``d = pred - target``; gradient ``sign(d) (0 at
+    0)``.
+
     Derivative ``sign(pred - target) / N``, 0 where pred == target (as
     PyTorch's ``l1_loss``), NaN where either is NaN.
 
@@ -772,7 +797,8 @@ def mae(pred, target, *, reduction="mean", sample_weight=None):
 
 def mae_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
     """Gradient of :func:`mae`: ``sign(pred - target) / N`` (0 at 0).
-    {args}{out}
+    {args}
+    {out}
 
     Examples
     --------
@@ -785,7 +811,8 @@ def mae_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
 
 def mae_with_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
     """``(mae, mae_grad)`` from one fused pass.
-    {args}{out}
+    {args}
+    {out}
 
     Examples
     --------
@@ -802,8 +829,16 @@ def l1_loss(pred, target, *, reduction="sum", sample_weight=None):
     """L1 loss: ``sum(|pred - target|)`` (default ``reduction="sum"``;
     ``"mean"`` is :func:`mae`).
     {args}
+    Returns
+    -------
+    loss : scalar or ndarray
+        A NumPy scalar of the prediction's float dtype (an array for ``reduction="none"``).
+
     Notes
     -----
+    Formula: ``sum |d|``, ``d = pred - target``; gradient ``sign(d) (0 at
+    0)``.
+
     Derivative ``sign(pred - target)``, 0 at 0.
 
     Examples
@@ -817,7 +852,8 @@ def l1_loss(pred, target, *, reduction="sum", sample_weight=None):
 
 def l1_loss_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
     """Gradient of :func:`l1_loss`: ``sign(pred - target)`` (0 at 0).
-    {args}{out}
+    {args}
+    {out}
 
     Examples
     --------
@@ -831,7 +867,8 @@ def l1_loss_grad(pred, target, *, reduction="sum", sample_weight=None, out=None)
 
 def l1_loss_with_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
     """``(l1_loss, l1_loss_grad)`` from one fused pass.
-    {args}{out}
+    {args}
+    {out}
 
     Examples
     --------
@@ -848,8 +885,15 @@ def l2_loss(pred, target, *, reduction="sum", sample_weight=None):
     """L2 loss: ``sum((pred - target)**2)`` (default ``reduction="sum"``;
     ``"mean"`` is :func:`mse`).
     {args}
+    Returns
+    -------
+    loss : scalar or ndarray
+        A NumPy scalar of the prediction's float dtype (an array for ``reduction="none"``).
+
     Notes
     -----
+    Formula: ``sum d^2``, ``d = pred - target``; gradient ``2d``.
+
     Derivative ``2 (pred - target)``.
 
     Examples
@@ -863,7 +907,8 @@ def l2_loss(pred, target, *, reduction="sum", sample_weight=None):
 
 def l2_loss_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
     """Gradient of :func:`l2_loss`: ``2 (pred - target)``.
-    {args}{out}
+    {args}
+    {out}
 
     Examples
     --------
@@ -877,7 +922,8 @@ def l2_loss_grad(pred, target, *, reduction="sum", sample_weight=None, out=None)
 
 def l2_loss_with_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
     """``(l2_loss, l2_loss_grad)`` from one fused pass.
-    {args}{out}
+    {args}
+    {out}
 
     Examples
     --------
@@ -894,8 +940,15 @@ def quadratic_cost(pred, target, *, reduction="sum", sample_weight=None):
     """Quadratic cost: ``0.5 * sum((pred - target)**2)`` (default
     ``reduction="sum"``).
     {args}
+    Returns
+    -------
+    loss : scalar or ndarray
+        A NumPy scalar of the prediction's float dtype (an array for ``reduction="none"``).
+
     Notes
     -----
+    Formula: ``1/2 sum d^2``, ``d = pred - target``; gradient ``d``.
+
     Derivative ``pred - target``.
 
     Examples
@@ -910,7 +963,8 @@ def quadratic_cost(pred, target, *, reduction="sum", sample_weight=None):
 
 def quadratic_cost_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
     """Gradient of :func:`quadratic_cost`: ``pred - target``.
-    {args}{out}
+    {args}
+    {out}
 
     Examples
     --------
@@ -924,7 +978,8 @@ def quadratic_cost_grad(pred, target, *, reduction="sum", sample_weight=None, ou
 
 def quadratic_cost_with_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
     """``(quadratic_cost, quadratic_cost_grad)`` from one fused pass.
-    {args}{out}
+    {args}
+    {out}
 
     Examples
     --------
@@ -950,8 +1005,16 @@ def huber(pred, target, *, delta=1.0, reduction="mean", sample_weight=None):
     {args}    delta : float, optional
         The switch point, > 0 (default 1).
 
+    Returns
+    -------
+    loss : scalar or ndarray
+        A NumPy scalar of the prediction's float dtype (an array for ``reduction="none"``).
+
     Notes
     -----
+    Formula: ``d^2/2 for |d| <= delta, delta (|d| - delta/2) beyond``;
+    gradient ``clip(d, -delta, delta)``.
+
     Derivative ``clip(d, -delta, delta)``.
 
     Examples
@@ -969,7 +1032,7 @@ def huber_grad(pred, target, *, delta=1.0, reduction="mean", sample_weight=None,
     scaled by the reduction.
     {args}    delta : float, optional
         The switch point, > 0 (default 1).
-{out}
+    {out}
 
     Examples
     --------
@@ -985,7 +1048,7 @@ def huber_with_grad(pred, target, *, delta=1.0, reduction="mean", sample_weight=
     """``(huber, huber_grad)`` from one fused pass.
     {args}    delta : float, optional
         The switch point, > 0 (default 1).
-{out}
+    {out}
 
     Examples
     --------
@@ -1023,8 +1086,16 @@ def binary_cross_entropy(prob, target, *, reduction="mean", sample_weight=None):
     ``-(t log p + (1 - t) log(1 - p))``, each log clamped at -100 (as
     PyTorch), so p = 0 or 1 gives a finite loss.
     {args}
+    Returns
+    -------
+    loss : scalar or ndarray
+        A NumPy scalar of the prediction's float dtype (an array for ``reduction="none"``).
+
     Notes
     -----
+    Formula: ``-(t log p + (1-t) log(1-p)), each log >= -100``; gradient
+    ``(p-t)/max(p(1-p), 1e-12)``.
+
     ``prob`` must lie in [0, 1] (``ValueError`` otherwise).  log(1 - p) is
     taken as ``log1p(-p)``.  Derivative ``(p - t) / max(p (1 - p), 1e-12)``
     (as PyTorch).  For logits, :func:`binary_cross_entropy_with_logits` is
@@ -1043,7 +1114,8 @@ def binary_cross_entropy(prob, target, *, reduction="mean", sample_weight=None):
 def binary_cross_entropy_grad(prob, target, *, reduction="mean", sample_weight=None, out=None):
     """Gradient of :func:`binary_cross_entropy` with respect to prob:
     ``(p - t) / max(p (1 - p), 1e-12)``, scaled by the reduction.
-    {args}{out}
+    {args}
+    {out}
 
     Examples
     --------
@@ -1059,7 +1131,8 @@ def binary_cross_entropy_grad(prob, target, *, reduction="mean", sample_weight=N
 def binary_cross_entropy_with_grad(prob, target, *, reduction="mean", sample_weight=None,
                                    out=None):
     """``(binary_cross_entropy, binary_cross_entropy_grad)`` from one pass.
-    {args}{out}
+    {args}
+    {out}
 
     Examples
     --------
@@ -1084,9 +1157,21 @@ def binary_cross_entropy_with_logits(logits, target, *, pos_weight=None, reducti
                                      sample_weight=None):
     """Binary cross-entropy from logits z:
     ``max(z, 0) - z t + log1p(exp(-|z|))``.
-    {args}{pw}
+    {args}
+    {pw}
+    Returns
+    -------
+    loss : scalar or ndarray
+        A NumPy scalar of the prediction's float dtype (an array for ``reduction="none"``).
+
     Notes
     -----
+    Formula: ``max(z,0) - z t + log1p(e^{-|z|})``; gradient ``sigmoid(z) - t =
+    ((1-t) a - w t b)/(1+e)`` with ``e = exp(-|z|)``, ``w`` the pos_weight and
+    ``a``, ``b`` the sigmoid branches (``1`` and ``e`` or the reverse): one
+    exponential and one reciprocal per element.  ``pos_weight`` broadcasts as
+    in PyTorch.
+
     Exact in both tails (no exp overflows; ``z = 1e20, t = 1`` gives 0 and
     ``t = 0`` gives 1e20).  With pos_weight w the loss is
     ``(1 - t) z + (1 + (w - 1) t) softplus(-z)``.  Derivative
@@ -1109,7 +1194,9 @@ def binary_cross_entropy_with_logits_grad(logits, target, *, pos_weight=None, re
     """Gradient of :func:`binary_cross_entropy_with_logits` with respect to
     the logits: ``sigmoid(z) - t`` (with pos_weight w:
     ``(1 - t) - (1 + (w - 1) t) sigmoid(-z)``), scaled by the reduction.
-    {args}{pw}{out}
+    {args}
+    {pw}
+    {out}
 
     Examples
     --------
@@ -1126,7 +1213,9 @@ def binary_cross_entropy_with_logits_with_grad(logits, target, *, pos_weight=Non
                                                reduction="mean", sample_weight=None, out=None):
     """``(binary_cross_entropy_with_logits, its gradient)`` from one fused
     pass: one exponential and one log1p per element.
-    {args}{pw}{out}
+    {args}
+    {pw}
+    {out}
 
     Examples
     --------
@@ -1258,8 +1347,16 @@ def kl_div(p, q, axis=-1, *, log_q=False, reduction="mean", sample_weight=None):
     """Kullback-Leibler divergence KL(p || q) = ``sum p (log p - log q)``
     along ``axis``, a term being 0 where p == 0 (0 log 0 = 0).
     {args}
+    Returns
+    -------
+    loss : scalar or ndarray
+        A NumPy scalar of the prediction's float dtype (an array for ``reduction="none"``).
+
     Notes
     -----
+    Formula: ``sum p (log p - log q), 0 where p = 0``; gradient ``-p/q (or -p
+    w.r.t. log q)``.
+
     The argument order is the mathematical one: p is the target, q the
     model (the reverse of ``torch.nn.functional.kl_div``).  Each term is
     ``p log(p/q)`` (one rounding in the ratio), or ``p (log p - log q)``
@@ -1279,7 +1376,8 @@ def kl_div_grad(p, q, axis=-1, *, log_q=False, reduction="mean", sample_weight=N
     """Gradient of :func:`kl_div` with respect to q: ``-p/q`` (0 where
     p == 0), or ``-p`` with respect to log q when ``log_q``; scaled by the
     reduction.
-    {args}{out}
+    {args}
+    {out}
 
     Examples
     --------
@@ -1293,7 +1391,8 @@ def kl_div_grad(p, q, axis=-1, *, log_q=False, reduction="mean", sample_weight=N
 def kl_div_with_grad(p, q, axis=-1, *, log_q=False, reduction="mean", sample_weight=None,
                      out=None):
     """``(kl_div, kl_div_grad)`` from one pass over p and q.
-    {args}{out}
+    {args}
+    {out}
 
     Examples
     --------
@@ -1350,6 +1449,8 @@ def l1_penalty(w, lam):
 
     Notes
     -----
+    Formula: ``lam sum |w|``; gradient ``lam sign(w)``.
+
     Derivative ``lam * sign(w)`` (0 at 0): :func:`l1_penalty_grad`.
 
     Examples
@@ -1397,6 +1498,8 @@ def l2_penalty(w, lam):
 
     Notes
     -----
+    Formula: ``lam sum w^2``; gradient ``2 lam w``.
+
     Derivative ``2 lam w``: :func:`l2_penalty_grad`.
 
     Examples

@@ -133,8 +133,12 @@ def softmax(x, axis=-1, *, out=None):
 
     Notes
     -----
+    Formula: ``e^{x-m} / sum e^{x-m}, m = max``; the exponentials are stored,
+    summed, then scaled by one reciprocal.  float64 row sums are
+    compensated, so row sums are 1 within ``eps (4 + log2 n)``.
+
     The row sums are accumulated in float64 (float32 input included).  A
-    row of all ``-inf`` or with a ``+inf`` gives NaN, as
+    row of all ``-inf`` or with a ``+inf`` gives NaN, as SciPy's
     ``scipy.special.softmax`` does; a NaN makes its own row NaN.
 
     Examples
@@ -167,6 +171,9 @@ def log_softmax(x, axis=-1, *, out=None):
 
     Notes
     -----
+    Formula: ``(x - m) - log1p(R)``, ``R = sum_{x_j < m} e^{x_j - m} + (#max -
+    1)``.
+
     The log term is ``log1p`` of the sum over the non-maximal elements, so
     the log-probability of a dominant element is accurate in relative
     terms (``log_softmax([0, -40])[0]`` is ``-4.248e-18``, not 0).
@@ -202,6 +209,8 @@ def logsumexp(x, axis=-1, *, keepdims=False, out=None):
 
     Notes
     -----
+    Formula: ``m + log1p(R)`` (``R`` as in :func:`log_softmax`).
+
     Computed as ``m + log1p(sum_{j != k} exp(x_j - m))``, ``m = x_k`` the
     (first) maximum: ``logsumexp([0, -40])`` is ``4.248354255291589e-18``
     (SciPy issue 18295).  An all ``-inf`` row and an empty row give
@@ -275,6 +284,8 @@ def softmax_backward(grad_output, y, axis=-1, *, out=None):
 
     Notes
     -----
+    Formula: ``y * (g - sum g*y)``.
+
     The row dot product is accumulated in float64.
 
     Examples
@@ -304,6 +315,10 @@ def log_softmax_backward(grad_output, y, axis=-1, *, out=None):
     -------
     ndarray
 
+    Notes
+    -----
+    Formula: ``g - e^y sum g``; ``y`` is the log_softmax output.
+
     Examples
     --------
     >>> import numpy as np, mlkern
@@ -329,6 +344,10 @@ def softmax_jacobian(p, axis=-1):
     ndarray
         Symmetric in its last two axes.  Meant for small n (n^2 memory);
         use :func:`softmax_backward` for gradients.
+
+    Notes
+    -----
+    Formula: ``J_ij = p_i (δ_ij - p_j)``.
 
     Examples
     --------
@@ -366,6 +385,8 @@ def argmax(x, axis=-1, *, keepdims=False, out=None):
 
     Notes
     -----
+    Result: the int64 index of the first maximum (``np.argmax`` semantics).
+
     NumPy's semantics: ties give the first index; NaN counts as the
     maximum and the first NaN wins.  An empty axis raises ``ValueError``.
     Integer and bool input is compared exactly (by ``np.argmax``: a
