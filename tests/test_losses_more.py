@@ -32,6 +32,7 @@ float16 included) and a few subnormal spacings (underflow).  Against torch
 K doubles (torch's own rounding).
 """
 import math
+import os
 import re
 
 import numpy as np
@@ -336,6 +337,22 @@ def same(a, b):
     return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
 
 
+_UNDER_SANITIZER = bool(os.environ.get("MLKERN_UNDER_SANITIZER"))
+
+
+def same_loss(a, b):
+    """f(...) against f_with_grad(...)[0]: bit for bit in a release build,
+    where both run the same kernel loop.  In the ASan/UBSan build
+    (tools/sanitize.sh) the instrumentation can leave one specialisation of
+    that loop unvectorised, which changes the order of the float64 sum in
+    its last bit: there, within 1e-13."""
+    if not _UNDER_SANITIZER:
+        return same(a, b)
+    a, b = np.asarray(a), np.asarray(b)
+    return (a.dtype == b.dtype and a.shape == b.shape
+            and np.allclose(a, b, rtol=1e-13, atol=0, equal_nan=True))
+
+
 # ================================================================ the pointwise cases
 def _pw_vec(n):
     """A per-class pos_weight along the last axis (exact in float16)."""
@@ -458,7 +475,7 @@ def run3(case, p, t, **kw):
     loss = case.f(p, t, **kw)
     grad = case.grad(p, t, **kw)
     lw, gw = case.with_grad(p, t, **kw)
-    assert same(np.asarray(lw), np.asarray(loss)) and type(lw) is type(loss), \
+    assert same_loss(np.asarray(lw), np.asarray(loss)) and type(lw) is type(loss), \
         f"{case.id} {kw.get('reduction')}: with_grad loss {lw!r} != f {loss!r}"
     assert same(gw, grad), f"{case.id} {kw.get('reduction')}: with_grad grad != f_grad"
     return loss, grad
@@ -1304,7 +1321,7 @@ def run_nll(lp, lab, axis=-1, **kw):
     loss = mlkern.nll_loss(lp, lab, axis, **kw)
     grad = mlkern.nll_loss_grad(lp, lab, axis, **kw)
     lw, gw = mlkern.nll_loss_with_grad(lp, lab, axis, **kw)
-    assert same(np.asarray(lw), np.asarray(loss)) and type(lw) is type(loss), "nll_loss_with_grad[0] != nll_loss"
+    assert same_loss(np.asarray(lw), np.asarray(loss)) and type(lw) is type(loss), "nll_loss_with_grad[0] != nll_loss"
     assert same(gw, grad), "nll_loss_with_grad[1] != nll_loss_grad"
     return loss, grad
 
@@ -1567,7 +1584,7 @@ def run_kl(p, q, axis=-1, **kw):
     loss = mlkern.kl_div(p, q, axis, **kw)
     grad = mlkern.kl_div_grad(p, q, axis, **kw)
     lw, gw = mlkern.kl_div_with_grad(p, q, axis, **kw)
-    assert same(np.asarray(lw), np.asarray(loss)) and type(lw) is type(loss), "kl_div_with_grad[0] != kl_div"
+    assert same_loss(np.asarray(lw), np.asarray(loss)) and type(lw) is type(loss), "kl_div_with_grad[0] != kl_div"
     assert same(gw, grad), "kl_div_with_grad[1] != kl_div_grad"
     return loss, grad
 
