@@ -31,6 +31,7 @@ allows 2 ULP of the result dtype at the reference (the final rounding,
 float16 included) and a few subnormal spacings (underflow).  Against torch
 K doubles (torch's own rounding).
 """
+import inspect
 import math
 import os
 import re
@@ -2200,3 +2201,43 @@ def test_xent_short_rows_match_row_kernel(dtype, n, variant):
                                    atol=4 * np.finfo(dtype).eps * scale
                                    if np.isfinite(gi[0]).all() else 0,
                                    err_msg=f"row {i}")
+
+
+# the pointwise losses' one-call fast path (C-contiguous float arrays of one
+# dtype and shape, no weights, no out=) against the full path, which a list
+# target, or an F-ordered pair, takes: bit-identical
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 7, 2048, 2049, 10000])
+@pytest.mark.parametrize("name,kw", [("mse", {}), ("mae", {}), ("huber", {"delta": 0.7}),
+                                     ("quadratic_cost", {}), ("l1_loss", {}), ("l2_loss", {}),
+                                     ("binary_cross_entropy", {}),
+                                     ("binary_cross_entropy_with_logits", {}),
+                                     ("binary_cross_entropy_with_logits", {"pos_weight": 2.5}),
+                                     ("binary_cross_entropy_with_logits", {"pos_weight": 3})])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_pointwise_fast_path_equals_full_path(dtype, n, name, kw, reduction):
+    if not hasattr(mlkern, name):
+        pytest.skip(f"no {name}")
+    rng = np.random.default_rng(n)
+    if name == "binary_cross_entropy":
+        p = rng.uniform(0, 1, n).astype(dtype)
+    else:
+        p = (2 * rng.standard_normal(n)).astype(dtype)
+    t = rng.uniform(0, 1, n).astype(dtype)
+    if "reduction" in inspect.signature(getattr(mlkern, name)).parameters:
+        kw = dict(kw, reduction=reduction)
+    elif reduction == "sum":
+        pytest.skip("no reduction argument")
+    f, fg, fwg = (getattr(mlkern, name), getattr(mlkern, name + "_grad"),
+                  getattr(mlkern, name + "_with_grad"))
+    a, b = f(p, t, **kw), f(p, t.tolist(), **kw)
+    assert type(a) is type(b) and a.dtype == dtype and same(a, b)
+    ga, gb = fg(p, t, **kw), fg(p, t.tolist(), **kw)
+    assert same(ga, gb) and ga.dtype == dtype
+    la, gwa = fwg(p, t, **kw)
+    assert same(la, a) and same(gwa, ga)
+    # a 2-D F-ordered pair takes the full path too
+    if n == 10000:
+        pf, tf = np.asfortranarray(p.reshape(100, 100)), np.asfortranarray(t.reshape(100, 100))
+        pc, tc = np.ascontiguousarray(pf), np.ascontiguousarray(tf)
+        np.testing.assert_allclose(f(pf, tf, **kw), f(pc, tc, **kw), rtol=1e-6 if dtype == np.float32 else 1e-13)

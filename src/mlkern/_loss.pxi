@@ -270,3 +270,70 @@ def xent_fast(z, target, axis, int64_t ignore, double eps, bint mean, bint want_
                       <float *>cnp.PyArray_DATA(g) if want_grad else <float *>NULL,
                       <double *>cnp.PyArray_DATA(loss), rows, n)
     return loss, g
+
+
+def ploss_fast(int op, p, t, bint mean, bint want_grad, double pws, double delta,
+               double lscale, double gmul, int cost):
+    """The pointwise losses' common case in one call: p and t C-contiguous
+    aligned native arrays of one float dtype and one shape, not empty; no
+    sample weights, a scalar pos_weight, no out=, reduction mean or sum.
+    Returns (loss as a Python float, gradient or None) computed exactly as
+    losses._pointwise does, or None when the case does not apply."""
+    cdef cnp.ndarray pa, ta, g = None, bs = None
+    cdef int tn, nd, i
+    cdef Py_ssize_t n, nb
+    cdef mlk_lparams lp
+    cdef double b1 = 0.0
+    cdef double *pb
+    cdef double denom, total
+    if type(p) is not cnp.ndarray or type(t) is not cnp.ndarray:
+        return None
+    if op < 0 or op >= MLK_N_PLOSS:
+        return None
+    pa = <cnp.ndarray>p
+    ta = <cnp.ndarray>t
+    tn = cnp.PyArray_TYPE(pa)
+    nd = cnp.PyArray_NDIM(pa)
+    if (tn != cnp.NPY_DOUBLE and tn != cnp.NPY_FLOAT) or cnp.PyArray_TYPE(ta) != tn:
+        return None
+    if cnp.PyArray_NDIM(ta) != nd:
+        return None
+    for i in range(nd):
+        if cnp.PyArray_DIM(ta, i) != cnp.PyArray_DIM(pa, i):
+            return None
+    if not (cnp.PyArray_ISCARRAY_RO(pa) and cnp.PyArray_ISNOTSWAPPED(pa)
+            and cnp.PyArray_ISCARRAY_RO(ta) and cnp.PyArray_ISNOTSWAPPED(ta)):
+        return None
+    n = cnp.PyArray_SIZE(pa)
+    if n == 0:
+        return None
+    nb = (n + LBLK - 1) // LBLK
+    if nb == 1:
+        pb = &b1
+    else:
+        bs = np.zeros(nb, np.float64)
+        pb = <double *>cnp.PyArray_DATA(bs)
+    denom = <double>n if mean else 1.0
+    lp.sw = NULL
+    lp.K = n
+    lp.pw = NULL
+    lp.P = 1
+    lp.prs = 0
+    lp.pws = pws
+    lp.delta = delta
+    lp.lscale = lscale
+    lp.gscale = gmul / denom
+    if want_grad:
+        g = cnp.PyArray_EMPTY(nd, cnp.PyArray_DIMS(pa), tn, 0)
+    if tn == cnp.NPY_DOUBLE:
+        with nogil:
+            _run_ploss(op, <const double *>cnp.PyArray_DATA(pa), <const double *>cnp.PyArray_DATA(ta),
+                       <double *>NULL, <double *>cnp.PyArray_DATA(g) if want_grad else <double *>NULL,
+                       pb, n, &lp, cost)
+    else:
+        with nogil:
+            _run_ploss(op, <const float *>cnp.PyArray_DATA(pa), <const float *>cnp.PyArray_DATA(ta),
+                       <float *>NULL, <float *>cnp.PyArray_DATA(g) if want_grad else <float *>NULL,
+                       pb, n, &lp, cost)
+    total = b1 if nb == 1 else float(np.sum(bs))     # the blocks in order, as _pointwise
+    return (total * lscale) / denom, g

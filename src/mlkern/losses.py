@@ -567,6 +567,21 @@ def _pointwise(fname, op, pred, target, reduction, sample_weight, want_loss, wan
     """The pointwise losses' one driver: checks, then one kernel pass.
     lscale multiplies each element's loss, gmul the gradient (1/2 of
     quadratic_cost); rmse=True takes the root of the mean."""
+    # the common case (C-contiguous float arrays of one dtype and shape, no
+    # weights but a scalar pos_weight, no out=) is checked and run in one C
+    # call, with the same kernel and the same arithmetic as below
+    if (sample_weight is None and out is None and not rmse
+            and (reduction == "mean" or reduction == "sum") and type(reduction) is str
+            and (pos_weight is None or type(pos_weight) is float or type(pos_weight) is int)):
+        r = _ew.ploss_fast(op, pred, target, reduction == "mean", want_grad,
+                           1.0 if pos_weight is None else float(pos_weight), delta, lscale,
+                           gmul, _COST[op])
+        if r is not None:
+            v, g = r
+            res_loss = pred.dtype.type(v)
+            if want_loss and want_grad:
+                return res_loss, g
+            return res_loss if want_loss else g
     _check_reduction(reduction, fname)
     structured = sample_weight is not None or (pos_weight is not None
                                                and np.size(pos_weight) != 1)
