@@ -38,6 +38,7 @@ def show_config(file=None):
                              + (["x86-64-v4"] if _ew.have_v4_build() else []),
         "cpu_supports": [lv for lv, ok in (("x86-64-v3", _ew.cpu_has_v3()),
                                            ("x86-64-v4", _ew.cpu_has_v4())) if ok],
+        "native_build": _ew.built_native(),
     }
     out = sys.stdout if file is None else file
     print(f"mlkern {info['version']}", file=out)
@@ -46,7 +47,27 @@ def show_config(file=None):
     print(f"  threads:           {info['num_threads']}", file=out)
     print(f"  SIMD level in use: {info['simd_level']} (built: {', '.join(info['simd_levels_built'])};"
           f" CPU supports: {', '.join(['baseline'] + info['cpu_supports'])})", file=out)
+    if info["native_build"]:
+        print("  build:             -march=native (MLKERN_NATIVE=1): runs only on CPUs like the"
+              " build machine", file=out)
     return info
+
+
+def get_include():
+    """The directory of mlkern's C headers (``mlk_math.h``, ``mlk_act.h``, ...).
+
+    Cython users do not need it: ``from mlkern.cython_api cimport sigmoid``
+    works with no include path (see ``mlkern/cython_api.pxd``).  It is for C
+    code that wants the inline math itself (gcc or clang; compile with
+    ``-O2 -fno-math-errno -fno-trapping-math``, never ``-ffast-math``).
+
+    >>> import os, mlkern
+    >>> os.path.isfile(os.path.join(mlkern.get_include(), "mlk_act.h"))
+    True
+    """
+    import os
+
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "_c")
 
 
 __all__ = ["get_num_threads", "set_num_threads", "threads", "show_config", *_act_all, *_row_all, *_loss_all]

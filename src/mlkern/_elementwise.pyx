@@ -98,6 +98,7 @@ cdef extern from "mlk_kernels.h" nogil:
     int mlk_have_v4_build()
     int mlk_openmp_enabled()
     const char *mlk_compiler()
+    int mlk_built_native()
     int mlk_omp_max_threads()
     void mlk_omp_set_num_threads(int n)
     int mlk_tl_threads_get()
@@ -153,6 +154,10 @@ def have_v4_build():
 
 def compiler():
     return (<bytes>mlk_compiler()).decode()
+
+def built_native():
+    """True if the extension was built with -march=native (MLKERN_NATIVE=1)."""
+    return bool(mlk_built_native())
 
 def openmp_enabled():
     return bool(mlk_openmp_enabled())
@@ -495,3 +500,4 @@ def prelu_bwd_raw(cnp.ndarray ga, cnp.ndarray xa, cnp.ndarray alpha, cnp.ndarray
 include "_rowwise.pxi"
 include "_loss.pxi"
 include "_optim.pxi"
+include "_capi.pxi"

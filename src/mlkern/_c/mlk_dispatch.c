@@ -131,6 +131,15 @@ const char *mlk_compiler(void) {
 #endif
 }
 
+/* 1 if the build used -march=native (MLKERN_NATIVE=1 in setup.py) */
+int mlk_built_native(void) {
+#ifdef MLK_NATIVE
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 /* the calling thread's own thread count (0: none set); see _config.py */
 #if defined(_MSC_VER)
 static __declspec(thread) int mlk_tl_threads = 0;

@@ -150,6 +150,7 @@ int mlk_cpu_has_v4(void);               /* 1 if this CPU can run the v4 (AVX-512
 int mlk_have_v4_build(void);
 
 const char *mlk_compiler(void);         /* the compiler that built the kernels */
+int mlk_built_native(void);              /* 1: built with -march=native (MLKERN_NATIVE=1) */
 
 /* a thread count set by a thread for itself (0: none), thread-local */
 int mlk_tl_threads_get(void);

@@ -23,7 +23,11 @@
 #include <string.h>
 #include <math.h>
 
+#if defined(_MSC_VER) && !defined(__clang__)
+#define MLK_INLINE static __forceinline          /* MSVC (Windows wheels) */
+#else
 #define MLK_INLINE static inline __attribute__((always_inline))
+#endif
 
 /* ------------------------------------------------------------------ */
 /* bit casts                                                           */
