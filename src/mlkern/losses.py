@@ -245,11 +245,13 @@ def _xent_probs(fname, z, rdt, t, ax, n, reduction, weight, eps, sample_weight, 
         if reduction == "none":
             res_loss = per.astype(rdt)
         else:
-            res_loss = rdt.type(np.sum(per) * scale)
+            with np.errstate(invalid="ignore"):     # 0 * inf when nothing counted: NaN
+                res_loss = rdt.type(np.sum(per) * scale)
     if want_grad:
         p = softmax(z, axis=ax)
-        coef = (np.expand_dims(s, ax) * scale)
-        g = (np.sum(wt, axis=ax, keepdims=True) * p - wt) * coef
+        with np.errstate(invalid="ignore"):
+            coef = (np.expand_dims(s, ax) * scale)
+            g = (np.sum(wt, axis=ax, keepdims=True) * p - wt) * coef
         if out is not None:
             np.copyto(out, g, casting="unsafe")
             res_grad = out
