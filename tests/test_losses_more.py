@@ -2231,11 +2231,15 @@ def test_pointwise_fast_path_equals_full_path(dtype, n, name, kw, reduction):
     f, fg, fwg = (getattr(mlkern, name), getattr(mlkern, name + "_grad"),
                   getattr(mlkern, name + "_with_grad"))
     a, b = f(p, t, **kw), f(p, t.tolist(), **kw)
-    assert type(a) is type(b) and a.dtype == dtype and same(a, b)
+    # (same_loss: the sanitizer build's loop peeling depends on the alignment)
+    assert type(a) is type(b) and a.dtype == dtype and same_loss(a, b)
     ga, gb = fg(p, t, **kw), fg(p, t.tolist(), **kw)
     assert same(ga, gb) and ga.dtype == dtype
     la, gwa = fwg(p, t, **kw)
-    assert same(la, a) and same(gwa, ga)
+    assert same_loss(la, a) and same(gwa, ga)
+    # 0-d: NumPy scalars, as the full path gives
+    l0, g0 = fwg(p[0].reshape(()), t[0].reshape(()), **kw)
+    assert isinstance(l0, np.generic) and isinstance(g0, np.generic) and g0.dtype == dtype
     # a 2-D F-ordered pair takes the full path too
     if n == 10000:
         pf, tf = np.asfortranarray(p.reshape(100, 100)), np.asfortranarray(t.reshape(100, 100))

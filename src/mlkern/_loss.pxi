@@ -296,7 +296,7 @@ def ploss_fast(int op, p, t, bint mean, bint want_grad, double pws, double delta
     nd = cnp.PyArray_NDIM(pa)
     if (tn != cnp.NPY_DOUBLE and tn != cnp.NPY_FLOAT) or cnp.PyArray_TYPE(ta) != tn:
         return None
-    if cnp.PyArray_NDIM(ta) != nd:
+    if nd == 0 or cnp.PyArray_NDIM(ta) != nd:      # 0-d: the gradient is a NumPy scalar
         return None
     for i in range(nd):
         if cnp.PyArray_DIM(ta, i) != cnp.PyArray_DIM(pa, i):
