@@ -2554,7 +2554,7 @@ def plot(records, path, peer="best", title=None):
     fig.suptitle(title or (f"mlkern speed-up over the {peer_txt} (median times, same run)"
                            + (f"\n({n_st} stalled T>1 measurements left out: the machine was busy)" if n_st else "")),
                  fontsize=12)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")   # a long title widens the canvas
     return path
 
 
