@@ -9,10 +9,12 @@ import mlkern.rowwise
 import mlkern.losses
 import mlkern.optim
 import mlkern.calculus
+import mlkern._config
 
 
 @pytest.mark.parametrize("module", [mlkern, mlkern.activations, mlkern.rowwise, mlkern.losses,
-                                    mlkern.optim, mlkern.calculus], ids=lambda m: m.__name__)
+                                    mlkern.optim, mlkern.calculus, mlkern._config],
+                         ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     res = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert res.attempted > 0, "no examples found"
@@ -242,3 +244,83 @@ def test_readme_stability_facts_appear_in_docstrings(heading, name, row):
     for w in _TRICK_WORDS:
         if w in cell:
             assert w in doc, f"{name}: README's stability note mentions {w}; the docstrings do not"
+
+
+# ---------------------------------------------------------------- numpydoc sections, every public name
+def _public_api():
+    """(qualified name, object, module-level?) for every name of the three public __all__
+    lists and every public method defined by their classes (aliases once)."""
+    out, seen = [], set()
+    for mod in (mlkern, mlkern.optim, mlkern.calculus):
+        for n in mod.__all__:
+            obj = getattr(mod, n)
+            items = [(f"{mod.__name__}.{n}", obj, True)]
+            if inspect.isclass(obj):
+                items += [(f"{mod.__name__}.{n}.{k}", v, False) for k, v in vars(obj).items()
+                          if not k.startswith("_") and callable(v)]
+            for q, o, top in items:
+                if id(o) not in seen:
+                    seen.add(id(o))
+                    out.append((q, o, top))
+    return out
+
+
+_HEADER = re.compile(r"^([A-Z][A-Za-z ]+)\n-{3,}[ \t]*$", re.M)
+_PARAM_NAMES = re.compile(r"^(\*{0,2}[A-Za-z_]\w*(?:\s*,\s*\*{0,2}[A-Za-z_]\w*)*)\s*(?::|$)")
+
+
+def _numpydoc(doc):
+    """(summary paragraph, {section title: body}) of a docstring as inspect.getdoc gives it."""
+    parts = _HEADER.split(doc)
+    return parts[0].strip().split("\n\n")[0], {parts[i]: parts[i + 1]
+                                               for i in range(1, len(parts), 2)}
+
+
+def _param_names(body):
+    """Names a Parameters section documents: its unindented lines
+    ``name : type``, ``a, b : type`` or ``**kwargs``."""
+    names = set()
+    for line in body.splitlines():
+        m = _PARAM_NAMES.match(line)
+        if line and not line[0].isspace() and m:
+            names.update(s.strip().lstrip("*") for s in m.group(1).split(","))
+    return names
+
+
+def _signature_params(obj):
+    return [p for p in inspect.signature(obj).parameters if p != "self"]
+
+
+@pytest.mark.parametrize("qualname,obj,top", _public_api(),
+                         ids=lambda v: v if isinstance(v, str) else "")
+def test_public_docstring_sections(qualname, obj, top):
+    """One-line summary; Parameters naming exactly the signature's parameters
+    (none if it takes none); Returns (or Yields) unless a class or the
+    summary says it returns None; Notes for the module-level names;
+    Examples with a doctest."""
+    doc = inspect.getdoc(obj) or ""
+    assert doc.strip(), f"{qualname}: no docstring"
+    summary, sections = _numpydoc(doc)
+    assert "\n" not in summary, f"{qualname}: the summary is not one line: {summary!r}"
+    params = _signature_params(obj)
+    if params:
+        assert "Parameters" in sections, f"{qualname}: no Parameters section"
+        documented = _param_names(sections["Parameters"])
+        missing = [p for p in params if p not in documented]
+        assert not missing, f"{qualname}: parameters {missing} not in its Parameters section"
+        extra = sorted(documented - set(params))
+        assert not extra, f"{qualname}: Parameters documents {extra}, not in the signature"
+    if not inspect.isclass(obj) and not {"Returns", "Yields"} & set(sections):
+        assert re.search(r"\breturns None\b", summary, re.I), (
+            f"{qualname}: no Returns section, and the summary does not say it returns None")
+    if top:
+        assert "Notes" in sections, f"{qualname}: no Notes section"
+    assert "Examples" in sections and ">>>" in sections["Examples"], f"{qualname}: no Examples"
+
+
+def test_public_api_covers_every_module():
+    names = {q for q, _, _ in _public_api()}
+    for must in ("mlkern.sigmoid_grad", "mlkern.cross_entropy_with_grad", "mlkern.show_config",
+                 "mlkern.threads", "mlkern.optim.Adam", "mlkern.optim.Optimizer.step",
+                 "mlkern.optim.Optimizer.load_state_dict", "mlkern.calculus.GradcheckError"):
+        assert must in names, must

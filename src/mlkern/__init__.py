@@ -22,8 +22,36 @@ from . import calculus, optim  # noqa: E402,F401
 
 
 def show_config(file=None):
-    """Print the version, compiler, OpenMP on/off, thread count and the SIMD
-    level chosen at run time.  Returns the same facts as a dict."""
+    """Print the version, compiler, OpenMP on/off, thread count and SIMD level in use.
+
+    Parameters
+    ----------
+    file : file-like, optional
+        Where to print (default ``sys.stdout``).
+
+    Returns
+    -------
+    dict
+        The same facts: ``version``, ``compiler``, ``openmp``, ``num_threads``,
+        ``simd_level`` (chosen at run time), ``simd_levels_built``,
+        ``cpu_supports`` and ``native_build``.
+
+    Notes
+    -----
+    ``num_threads`` is :func:`get_num_threads` of the calling thread; a
+    ``-march=native`` build (``MLKERN_NATIVE=1``) is flagged, as it runs
+    only on CPUs like the build machine.
+
+    Examples
+    --------
+    >>> import io, mlkern
+    >>> buf = io.StringIO()
+    >>> info = mlkern.show_config(file=buf)
+    >>> buf.getvalue().startswith("mlkern " + mlkern.__version__), info["openmp"] in (True, False)
+    (True, True)
+    >>> sorted(info)[:4]
+    ['compiler', 'cpu_supports', 'native_build', 'num_threads']
+    """
     import sys
 
     from . import _elementwise as _ew

@@ -35,14 +35,63 @@ from . import _elementwise as _ew
 
 
 def get_num_threads():
-    """Number of threads the next large mlkern call will use at most."""
+    """Number of threads the next large mlkern call will use at most.
+
+    Returns
+    -------
+    int
+        The team size for the calling thread, >= 1.
+
+    Notes
+    -----
+    By default OpenMP's default (``OMP_NUM_THREADS``, else the CPU count) in
+    the main thread and 1 in other threads; what :func:`set_num_threads` or
+    :func:`threads` set; lowered by an active
+    ``threadpoolctl.threadpool_limits``; 1 in a child of ``os.fork()``.
+    Work below about 32k simple operations runs on the calling thread
+    whatever this says.
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> with mlkern.threads(1):
+    ...     mlkern.get_num_threads()
+    1
+    """
     return _ew.effective_threads()
 
 
 def set_num_threads(n):
-    """Use ``n`` threads (``n >= 1``) in mlkern kernels, or follow OpenMP's
-    default again with ``n=None``.  Returns the previous setting
-    (``None`` when it was the default)."""
+    """Use ``n`` threads in mlkern kernels, or follow OpenMP's default again with ``n=None``.
+
+    Parameters
+    ----------
+    n : int or None
+        The number of threads, 1 <= n <= 2**20; ``None`` goes back to the
+        default.
+
+    Returns
+    -------
+    int or None
+        The previous setting (``None`` when it was the default).
+
+    Notes
+    -----
+    Called in the main thread it sets the process-wide count (and the main
+    thread's OpenMP default, which ``threadpoolctl`` sees); called in any
+    other thread it sets that thread's own count only.  In a forked child
+    the setting is recorded but calls stay serial.  A non-integer ``n``
+    raises ``TypeError``, one out of range ``ValueError``.
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> prev = mlkern.set_num_threads(3)
+    >>> mlkern.get_num_threads()
+    3
+    >>> mlkern.set_num_threads(prev)
+    3
+    """
     main = threading.current_thread() is threading.main_thread()
     prev = (_ew.get_user_threads() if main else _ew.get_thread_threads()) or None
     if n is None:
@@ -68,8 +117,31 @@ def set_num_threads(n):
 
 @contextlib.contextmanager
 def threads(n):
-    """Context manager: ``with mlkern.threads(1): ...`` runs mlkern with n
-    threads (in the calling thread only, when that is not the main thread)."""
+    """Context manager: ``with mlkern.threads(n): ...`` runs mlkern with n threads.
+
+    Parameters
+    ----------
+    n : int or None
+        As :func:`set_num_threads`.
+
+    Returns
+    -------
+    context manager
+        Sets the count on entry and restores the previous setting (and the
+        calling thread's OpenMP default) on exit, also on an exception.
+
+    Notes
+    -----
+    In the main thread it sets the process-wide count for the block; in
+    any other thread, that thread's own count only.
+
+    Examples
+    --------
+    >>> import mlkern
+    >>> with mlkern.threads(1):
+    ...     mlkern.get_num_threads()
+    1
+    """
     omp_before = _ew.omp_max_threads()
     prev = set_num_threads(n)
     try:
@@ -117,5 +189,18 @@ def _init_dispatch():
 
 
 def simd_level():
-    """The SIMD level of the kernels in use ("baseline", "x86-64-v3" or "x86-64-v4")."""
+    """The SIMD level of the kernels in use ("baseline", "x86-64-v3" or "x86-64-v4").
+
+    Returns
+    -------
+    str
+        The level chosen at import: the best the CPU supports among the
+        levels built, or the one ``MLKERN_CPU`` asks for.
+
+    Examples
+    --------
+    >>> from mlkern import _config
+    >>> _config.simd_level() in ("baseline", "x86-64-v3", "x86-64-v4")
+    True
+    """
     return _ew.dispatch_level()

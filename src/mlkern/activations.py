@@ -84,26 +84,77 @@ def sigmoid(x, *, out=None):
 
 
 def sigmoid_grad(x, *, out=None):
-    """Derivative of :func:`sigmoid`, ``sigmoid(x) * (1 - sigmoid(x))``.
+    """Derivative of :func:`sigmoid`, ``sigmoid(x) * (1 - sigmoid(x))``, from x.
 
-    Evaluated as ``e / (1 + e)^2`` with ``e = exp(-|x|)`` (symmetric, accurate
-    in both tails where ``y (1 - y)`` would cancel).
+    Parameters
+    ----------
+    x : array_like
+        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
+    out : ndarray, optional
+        Result array (same shape and dtype as the result); may be ``x``.
 
+    Returns
+    -------
+    ndarray (or NumPy scalar for 0-d input)
+        Same shape as ``x``, float dtype of ``x``.
+
+    Notes
+    -----
+    Formula: ``sigmoid'(x) = y (1 - y)``, ``y = sigmoid(x)``.  Evaluated as
+    ``e / (1 + e)^2`` with ``e = exp(-|x|)`` (symmetric, accurate in both tails
+    where ``y (1 - y)`` would cancel; no exponential overflows).  float64
+    corrects the roundings of ``1 + e``, of its square and of the quotient;
+    float32 is evaluated in float64 and rounded once.  NaN stays NaN;
+    ``sigmoid_grad(+-inf) = 0``.
+
+    Examples
+    --------
     >>> import mlkern
     >>> float(mlkern.sigmoid_grad(0.0))
     0.25
+    >>> float(mlkern.sigmoid_grad(40.0))      # no 1 - y cancellation
+    4.248354255291589e-18
     """
     return _unary(_SIGMOID_GRAD, x, out, 0.0, 0.0, 0.0, 5)
 
 
 def sigmoid_backward(grad_output, y, *, out=None):
-    """Fused backward of :func:`sigmoid`: ``grad_output * y * (1 - y)``.
+    """Fused backward of :func:`sigmoid` from its output: ``grad_output * y * (1 - y)``.
 
-    ``y`` is the forward *output* ``sigmoid(x)``.
+    Parameters
+    ----------
+    grad_output : array_like
+        ``g``, the gradient with respect to the forward output; same shape as ``y``
+        (no broadcasting).
+    y : array_like
+        The forward *output* ``y = sigmoid(x)``.
+    out : ndarray, optional
+        Result array (same shape and dtype as the result); may be ``grad_output`` or the
+        saved array.
 
+    Returns
+    -------
+    ndarray (or NumPy scalar for 0-d input)
+        The gradient with respect to the forward input x; same shape as ``grad_output``,
+        the float dtype NumPy's promotion gives the two inputs.
+
+    Notes
+    -----
+    Formula: ``g sigmoid'(x) = g y (1 - y)``, computed as ``g * (y * (1 - y))``
+    in one pass: the vector-Jacobian product, literally a product, so a NaN in
+    ``g`` or ``y`` gives NaN.  No stability device is possible from ``y``
+    alone: ``1 - y`` is known only to the spacing of the floats below 1, so
+    the right tail loses its relative accuracy, and the result is 0 once ``y``
+    has rounded to 1 (``x >= 37.5`` in float64); ``grad_output *
+    sigmoid_grad(x)`` keeps that tail when ``x`` is at hand.
+
+    Examples
+    --------
     >>> import mlkern
     >>> float(mlkern.sigmoid_backward(2.0, 0.5))
     0.5
+    >>> float(mlkern.sigmoid_backward(1.0, mlkern.sigmoid(40.0)))
+    0.0
     """
     return _binary(_B_SIGMOID, grad_output, y, out, 0.0, 0.0, 0.0, 1, "y")
 
@@ -142,21 +193,68 @@ def tanh(x, *, out=None):
 
 
 def tanh_grad(x, *, out=None):
-    """Derivative of :func:`tanh`, ``1 - tanh(x)^2``, evaluated as
-    ``4e / (1 + e)^2`` with ``e = exp(-2|x|)`` (accurate in the tails;
-    ``tanh_grad(+-inf) = 0``).
+    """Derivative of :func:`tanh`, ``1 - tanh(x)^2``, from x.
 
+    Parameters
+    ----------
+    x : array_like
+        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
+    out : ndarray, optional
+        Result array (same shape and dtype as the result); may be ``x``.
+
+    Returns
+    -------
+    ndarray (or NumPy scalar for 0-d input)
+        Same shape as ``x``, float dtype of ``x``.
+
+    Notes
+    -----
+    Formula: ``tanh'(x) = 1 - y^2``, ``y = tanh x``.  Evaluated as
+    ``4e / (1 + e)^2`` with ``e = exp(-2|x|)``: accurate in the tails, where
+    ``1 - y^2`` would cancel, and ``tanh_grad(+-inf) = 0``.  float64 corrects
+    the roundings of ``1 + e``, of its square and of the quotient; float32 is
+    evaluated in float64 and rounded once.  NaN stays NaN.
+
+    Examples
+    --------
     >>> import mlkern
     >>> float(mlkern.tanh_grad(0.0))
     1.0
+    >>> float(mlkern.tanh_grad(20.0)), float(mlkern.tanh_grad(float("inf")))
+    (1.6993417021166355e-17, 0.0)
     """
     return _unary(_TANH_GRAD, x, out, 0.0, 0.0, 0.0, 5)
 
 
 def tanh_backward(grad_output, y, *, out=None):
-    """Fused backward of :func:`tanh`: ``grad_output * (1 - y^2)``; ``y`` is the
-    forward output.
+    """Fused backward of :func:`tanh` from its output: ``grad_output * (1 - y^2)``.
 
+    Parameters
+    ----------
+    grad_output : array_like
+        ``g``, the gradient with respect to the forward output; same shape as ``y``
+        (no broadcasting).
+    y : array_like
+        The forward *output* ``y = tanh(x)``.
+    out : ndarray, optional
+        Result array (same shape and dtype as the result); may be ``grad_output`` or the
+        saved array.
+
+    Returns
+    -------
+    ndarray (or NumPy scalar for 0-d input)
+        The gradient with respect to the forward input x; same shape as ``grad_output``,
+        the float dtype NumPy's promotion gives the two inputs.
+
+    Notes
+    -----
+    Formula: ``g tanh'(x) = g (1 - y^2)``, computed as ``g * (1 - y * y)`` in
+    one pass (a NaN in ``g`` or ``y`` gives NaN).  From ``y`` alone the right
+    and left tails are lost where ``|y|`` has rounded to 1 (the result is then
+    0); ``grad_output * tanh_grad(x)`` keeps them.
+
+    Examples
+    --------
     >>> import mlkern
     >>> float(mlkern.tanh_backward(1.0, 0.5))
     0.75
@@ -197,6 +295,26 @@ def relu(x, *, out=None):
 def relu_grad(x, *, out=None):
     """Derivative of :func:`relu`: 1 where ``x > 0``, else 0; NaN where ``x`` is NaN.
 
+    Parameters
+    ----------
+    x : array_like
+        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
+    out : ndarray, optional
+        Result array (same shape and dtype as the result); may be ``x``.
+
+    Returns
+    -------
+    ndarray (or NumPy scalar for 0-d input)
+        Same shape as ``x``, float dtype of ``x``.
+
+    Notes
+    -----
+    Formula: ``relu'(x) = 1 if x > 0 else 0``, 0 at ``x = 0`` (as PyTorch); a
+    NaN input gives NaN (SPEC: no silent zeros).  Exact: a select, no
+    arithmetic.
+
+    Examples
+    --------
     >>> import mlkern
     >>> mlkern.relu_grad([-1.0, 0.0, 3.0]).tolist()
     [0.0, 0.0, 1.0]
@@ -205,9 +323,33 @@ def relu_grad(x, *, out=None):
 
 
 def relu_backward(grad_output, x, *, out=None):
-    """Fused backward of :func:`relu`: ``grad_output * relu_grad(x)``; ``x`` is
-    the forward input.
+    """Fused backward of :func:`relu` from its input: ``grad_output * relu_grad(x)``.
 
+    Parameters
+    ----------
+    grad_output : array_like
+        ``g``, the gradient with respect to the forward output; same shape as ``x``
+        (no broadcasting).
+    x : array_like
+        The forward *input* ``x``.
+    out : ndarray, optional
+        Result array (same shape and dtype as the result); may be ``grad_output`` or the
+        saved array.
+
+    Returns
+    -------
+    ndarray (or NumPy scalar for 0-d input)
+        The gradient with respect to the forward input x; same shape as ``grad_output``,
+        the float dtype NumPy's promotion gives the two inputs.
+
+    Notes
+    -----
+    Formula: ``g relu'(x)``, computed as the product ``g * (1 if x > 0 else
+    0)``, so NaN in ``x`` or ``g`` gives NaN and ``inf * 0`` (an infinite
+    ``g`` where ``x <= 0``) is NaN.
+
+    Examples
+    --------
     >>> import mlkern
     >>> mlkern.relu_backward([5.0, 5.0], [-1.0, 1.0]).tolist()
     [0.0, 5.0]
@@ -251,6 +393,27 @@ def leaky_relu(x, *, negative_slope=0.01, out=None):
 def leaky_relu_grad(x, *, negative_slope=0.01, out=None):
     """Derivative of :func:`leaky_relu`: 1 where ``x > 0``, else ``negative_slope``.
 
+    Parameters
+    ----------
+    x : array_like
+        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
+    negative_slope : float, default 0.01
+        Slope ``a`` for ``x <= 0``.
+    out : ndarray, optional
+        Result array (same shape and dtype as the result); may be ``x``.
+
+    Returns
+    -------
+    ndarray (or NumPy scalar for 0-d input)
+        Same shape as ``x``, float dtype of ``x``.
+
+    Notes
+    -----
+    Formula: ``leaky_relu'(x) = 1 if x > 0 else a``, ``a = negative_slope``
+    (``a`` at 0); NaN stays NaN.  Exact: a select.
+
+    Examples
+    --------
     >>> import mlkern
     >>> mlkern.leaky_relu_grad([-1.0, 1.0], negative_slope=0.5).tolist()
     [0.5, 1.0]
@@ -260,8 +423,34 @@ def leaky_relu_grad(x, *, negative_slope=0.01, out=None):
 
 
 def leaky_relu_backward(grad_output, x, *, negative_slope=0.01, out=None):
-    """Fused backward of :func:`leaky_relu`; ``x`` is the forward input.
+    """Fused backward of :func:`leaky_relu` from its input: ``grad_output * (1 or a)``.
 
+    Parameters
+    ----------
+    grad_output : array_like
+        ``g``, the gradient with respect to the forward output; same shape as ``x``
+        (no broadcasting).
+    x : array_like
+        The forward *input* ``x``.
+    negative_slope : float, default 0.01
+        Slope ``a`` for ``x <= 0``, as in the forward call.
+    out : ndarray, optional
+        Result array (same shape and dtype as the result); may be ``grad_output`` or the
+        saved array.
+
+    Returns
+    -------
+    ndarray (or NumPy scalar for 0-d input)
+        The gradient with respect to the forward input x; same shape as ``grad_output``,
+        the float dtype NumPy's promotion gives the two inputs.
+
+    Notes
+    -----
+    Formula: ``g leaky_relu'(x) = g * (1 if x > 0 else a)``, one product per
+    element (NaN in ``x`` or ``g`` gives NaN).
+
+    Examples
+    --------
     >>> import mlkern
     >>> mlkern.leaky_relu_backward([2.0, 2.0], [-1.0, 1.0], negative_slope=0.5).tolist()
     [1.0, 2.0]
@@ -344,12 +533,36 @@ def prelu(x, alpha, *, out=None):
 
 
 def prelu_grad(x, alpha, *, out=None):
-    """Derivative of :func:`prelu` with respect to x: 1 where ``x > 0``, else
-    alpha (per channel on axis 1).
+    """Derivative of :func:`prelu` with respect to x: 1 where ``x > 0``, else alpha.
 
+    Parameters
+    ----------
+    x : array_like
+        Input; with two or more dimensions, axis 1 is the channel axis.
+    alpha : float or 1-D array_like
+        One slope, or one per channel (``x.shape[1]`` values).
+    out : ndarray, optional
+        Result array (same shape and dtype as the result); may be ``x``.
+
+    Returns
+    -------
+    ndarray (or NumPy scalar for 0-d input)
+        Same shape as ``x``, float dtype of ``x``.
+
+    Notes
+    -----
+    Formula: ``prelu'(x) = 1 if x > 0 else alpha_c``, ``alpha_c`` the slope of
+    the element's channel (axis 1); NaN stays NaN.  Computed by the backward
+    kernel with ``grad_output = 1`` (one kernel, exact: a select).  For the
+    gradient with respect to alpha use :func:`prelu_backward`.
+
+    Examples
+    --------
     >>> import mlkern
     >>> mlkern.prelu_grad([-1.0, 1.0], 0.25).tolist()
     [0.25, 1.0]
+    >>> mlkern.prelu_grad([[-1.0, 2.0], [-3.0, -4.0]], [0.1, 0.2]).tolist()
+    [[0.1, 1.0], [0.1, 0.2]]
     """
     arr, rdt, a, _, outer, C, inner = _prelu_setup(x, alpha)
     scalar = arr.ndim == 0
@@ -363,7 +576,19 @@ def prelu_grad(x, alpha, *, out=None):
 
 
 def prelu_backward(grad_output, x, alpha, *, out=None):
-    """Fused backward of :func:`prelu`.
+    """Fused backward of :func:`prelu`: the gradients with respect to x and to alpha.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        ``g``, the gradient with respect to the forward output; x's shape.
+    x : array_like
+        The forward *input* ``x`` (axis 1 is the channel axis when ``x.ndim >= 2``).
+    alpha : float or 1-D array_like
+        The slope(s) of the forward call: one, or one per channel.
+    out : ndarray, optional
+        Result array for ``grad_x`` (same shape and dtype as it); may be
+        ``grad_output`` or ``x``.
 
     Returns
     -------
@@ -373,6 +598,17 @@ def prelu_backward(grad_output, x, alpha, *, out=None):
         ``sum(grad_output * x where x <= 0)`` per channel, in alpha's shape
         (accumulated in float64).
 
+    Notes
+    -----
+    Formula: ``d/dx = g (1 if x > 0 else alpha_c)`` and
+    ``d/dalpha_c = sum over the channel's elements with x <= 0 of g x``.  One
+    pass over ``g`` and ``x`` computes both; each channel's sum is accumulated
+    in float64 and rounded once to x's float dtype.  A scalar alpha gets a
+    NumPy scalar, a one-element alpha shared by several channels a
+    one-element array (the sum over every channel).
+
+    Examples
+    --------
     >>> import mlkern
     >>> gx, ga = mlkern.prelu_backward([1.0, 1.0], [-2.0, 3.0], 0.1)
     >>> gx.tolist(), float(ga)
@@ -440,22 +676,77 @@ def elu(x, *, alpha=1.0, out=None):
 def elu_grad(x, *, alpha=1.0, out=None):
     """Derivative of :func:`elu`: 1 for ``x > 0``, ``alpha * exp(x)`` otherwise.
 
+    Parameters
+    ----------
+    x : array_like
+        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
+    alpha : float, default 1
+        Scale ``alpha`` of the negative branch, as in the forward call.
+    out : ndarray, optional
+        Result array (same shape and dtype as the result); may be ``x``.
+
+    Returns
+    -------
+    ndarray (or NumPy scalar for 0-d input)
+        Same shape as ``x``, float dtype of ``x``.
+
+    Notes
+    -----
+    Formula: ``elu'(x) = 1 if x > 0 else alpha e^x`` (``= y + alpha`` below 0).
+    Computed from ``x`` as ``alpha * exp(min(x, 0))``: the exponential never
+    overflows and keeps its relative accuracy in the left tail, where
+    ``y + alpha`` cancels (compare :func:`elu_backward`).  NaN stays NaN.
+
+    Examples
+    --------
     >>> import mlkern
     >>> float(mlkern.elu_grad(0.0, alpha=2.0))
     2.0
+    >>> float(mlkern.elu_grad(-40.0))
+    4.248354255291589e-18
     """
     a = check_real(alpha, "alpha")
     return _unary(_ELU_GRAD, x, out, a, 0.0, 0.0, 4)
 
 
 def elu_backward(grad_output, y, *, alpha=1.0, out=None):
-    """Fused backward of :func:`elu` from the forward *output* ``y``:
-    ``grad_output * (1 if y > 0 else y + alpha)`` (valid for ``alpha >= 0``, as
-    PyTorch's ``elu_backward(is_result=True)``).
+    """Fused backward of :func:`elu` from its output: ``grad_output * (1 or y + alpha)``.
 
+    Parameters
+    ----------
+    grad_output : array_like
+        ``g``, the gradient with respect to the forward output; same shape as ``y``
+        (no broadcasting).
+    y : array_like
+        The forward *output* ``y = elu(x, alpha=alpha)``.
+    alpha : float, default 1
+        As in the forward call; the form is valid for ``alpha >= 0``.
+    out : ndarray, optional
+        Result array (same shape and dtype as the result); may be ``grad_output`` or the
+        saved array.
+
+    Returns
+    -------
+    ndarray (or NumPy scalar for 0-d input)
+        The gradient with respect to the forward input x; same shape as ``grad_output``,
+        the float dtype NumPy's promotion gives the two inputs.
+
+    Notes
+    -----
+    Formula: ``g elu'(x) = g * (1 if y > 0 else y + alpha)``, because
+    ``alpha e^x = alpha expm1(x) + alpha = y + alpha`` for ``x <= 0`` (as
+    PyTorch's ``elu_backward(is_result=True)``).  No exponential is taken.
+    From ``y`` alone, ``y + alpha`` cancels where ``y`` is close to
+    ``-alpha`` (``x << 0``): ``grad_output * elu_grad(x)`` keeps that tail.
+    NaN in ``y`` or ``g`` gives NaN.
+
+    Examples
+    --------
     >>> import mlkern
     >>> float(mlkern.elu_backward(1.0, -0.5, alpha=1.0))
     0.5
+    >>> float(mlkern.elu_backward(1.0, mlkern.elu(-40.0)))     # y rounded to -1
+    0.0
     """
     a = check_real(alpha, "alpha")
     return _binary(_B_ELU, grad_output, y, out, a, 0.0, 0.0, 1, "y")
@@ -508,9 +799,33 @@ def softplus(x, *, beta=1.0, threshold=None, out=None):
 
 
 def softplus_grad(x, *, beta=1.0, threshold=None, out=None):
-    """Derivative of :func:`softplus`: ``sigmoid(beta * x)``, 1 where
-    ``beta * x > threshold``.
+    """Derivative of :func:`softplus`: ``sigmoid(beta * x)``, 1 above the threshold.
 
+    Parameters
+    ----------
+    x : array_like
+        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
+    beta : float, default 1
+        As in the forward call (nonzero).
+    threshold : float or None, default None
+        As in the forward call: where ``beta * x > threshold`` the derivative is 1.
+    out : ndarray, optional
+        Result array (same shape and dtype as the result); may be ``x``.
+
+    Returns
+    -------
+    ndarray (or NumPy scalar for 0-d input)
+        Same shape as ``x``, float dtype of ``x``.
+
+    Notes
+    -----
+    Formula: ``softplus'(x) = sigmoid(beta x)``; 1 where ``beta * x >
+    threshold`` (the forward is ``x`` there).  Evaluated by the sigmoid kernel
+    on ``z = beta x``: ``e = exp(-|z|)``, ``1/(1+e)`` or ``e/(1+e)``, so no
+    overflow and the left tail keeps its relative accuracy.
+
+    Examples
+    --------
     >>> import mlkern
     >>> float(mlkern.softplus_grad(0.0))
     0.5
@@ -520,9 +835,37 @@ def softplus_grad(x, *, beta=1.0, threshold=None, out=None):
 
 
 def softplus_backward(grad_output, x, *, beta=1.0, threshold=None, out=None):
-    """Fused backward of :func:`softplus`: ``grad_output * sigmoid(beta * x)``;
-    ``x`` is the forward input.
+    """Fused backward of :func:`softplus` from its input: ``grad_output * sigmoid(beta * x)``.
 
+    Parameters
+    ----------
+    grad_output : array_like
+        ``g``, the gradient with respect to the forward output; same shape as ``x``
+        (no broadcasting).
+    x : array_like
+        The forward *input* ``x``.
+    beta : float, default 1
+        As in the forward call (nonzero).
+    threshold : float or None, default None
+        As in the forward call: where ``beta * x > threshold`` the derivative is 1.
+    out : ndarray, optional
+        Result array (same shape and dtype as the result); may be ``grad_output`` or the
+        saved array.
+
+    Returns
+    -------
+    ndarray (or NumPy scalar for 0-d input)
+        The gradient with respect to the forward input x; same shape as ``grad_output``,
+        the float dtype NumPy's promotion gives the two inputs.
+
+    Notes
+    -----
+    Formula: ``g softplus'(x) = g sigmoid(beta x)`` (``g`` where ``beta * x >
+    threshold``): ``g`` times :func:`softplus_grad`'s stable sigmoid, in one
+    pass.
+
+    Examples
+    --------
     >>> import mlkern
     >>> float(mlkern.softplus_backward(2.0, 0.0))
     1.0
@@ -571,9 +914,32 @@ def silu(x, *, beta=1.0, out=None):
 
 
 def silu_grad(x, *, beta=1.0, out=None):
-    """Derivative of :func:`silu`: ``s (1 + beta x (1 - s))``, with ``1 - s``
-    computed as ``sigmoid(-beta x)`` (no cancellation); 0 at -inf, 1 at +inf.
+    """Derivative of :func:`silu`: ``s (1 + beta x (1 - s))``, ``s = sigmoid(beta x)``.
 
+    Parameters
+    ----------
+    x : array_like
+        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
+    beta : float, default 1
+        As in the forward call.
+    out : ndarray, optional
+        Result array (same shape and dtype as the result); may be ``x``.
+
+    Returns
+    -------
+    ndarray (or NumPy scalar for 0-d input)
+        Same shape as ``x``, float dtype of ``x``.
+
+    Notes
+    -----
+    Formula: ``silu'(x) = s + beta x s (1 - s) = s (1 + z sigmoid(-z))``,
+    ``z = beta x``.  One ``exp(-|z|)`` and one reciprocal give both ``s`` and
+    ``1 - s``, the latter as ``sigmoid(-z)`` (no cancellation); ``s`` is kept
+    scaled by a power of 2 until the last multiply, so a subnormal result keeps
+    its digits.  0 where ``z = -inf``, 1 where ``z = +inf``; NaN stays NaN.
+
+    Examples
+    --------
     >>> import mlkern
     >>> float(mlkern.silu_grad(0.0))
     0.5
@@ -583,8 +949,34 @@ def silu_grad(x, *, beta=1.0, out=None):
 
 
 def silu_backward(grad_output, x, *, beta=1.0, out=None):
-    """Fused backward of :func:`silu`; ``x`` is the forward input.
+    """Fused backward of :func:`silu` from its input: ``grad_output * silu_grad(x)``.
 
+    Parameters
+    ----------
+    grad_output : array_like
+        ``g``, the gradient with respect to the forward output; same shape as ``x``
+        (no broadcasting).
+    x : array_like
+        The forward *input* ``x``.
+    beta : float, default 1
+        As in the forward call.
+    out : ndarray, optional
+        Result array (same shape and dtype as the result); may be ``grad_output`` or the
+        saved array.
+
+    Returns
+    -------
+    ndarray (or NumPy scalar for 0-d input)
+        The gradient with respect to the forward input x; same shape as ``grad_output``,
+        the float dtype NumPy's promotion gives the two inputs.
+
+    Notes
+    -----
+    Formula: ``g silu'(x) = g s (1 + beta x (1 - s))``, ``s = sigmoid(beta x)``,
+    with :func:`silu_grad`'s stable evaluation, in one pass.
+
+    Examples
+    --------
     >>> import mlkern
     >>> float(mlkern.silu_backward(2.0, 0.0))
     1.0
@@ -631,6 +1023,27 @@ def log_sigmoid(x, *, out=None):
 def log_sigmoid_grad(x, *, out=None):
     """Derivative of :func:`log_sigmoid`: ``sigmoid(-x)``.
 
+    Parameters
+    ----------
+    x : array_like
+        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
+    out : ndarray, optional
+        Result array (same shape and dtype as the result); may be ``x``.
+
+    Returns
+    -------
+    ndarray (or NumPy scalar for 0-d input)
+        Same shape as ``x``, float dtype of ``x``.
+
+    Notes
+    -----
+    Formula: ``log_sigmoid'(x) = 1 - sigmoid(x) = sigmoid(-x)``, evaluated as
+    ``sigmoid(-x)`` by the sigmoid kernel (``e = exp(-|x|)``, no overflow), so
+    the right tail, where ``1 - sigmoid(x)`` would cancel, stays accurate.
+    1 at -inf, 0 at +inf.
+
+    Examples
+    --------
     >>> import mlkern
     >>> float(mlkern.log_sigmoid_grad(0.0))
     0.5
@@ -639,8 +1052,32 @@ def log_sigmoid_grad(x, *, out=None):
 
 
 def log_sigmoid_backward(grad_output, x, *, out=None):
-    """Fused backward of :func:`log_sigmoid`: ``grad_output * sigmoid(-x)``.
+    """Fused backward of :func:`log_sigmoid` from its input: ``grad_output * sigmoid(-x)``.
 
+    Parameters
+    ----------
+    grad_output : array_like
+        ``g``, the gradient with respect to the forward output; same shape as ``x``
+        (no broadcasting).
+    x : array_like
+        The forward *input* ``x``.
+    out : ndarray, optional
+        Result array (same shape and dtype as the result); may be ``grad_output`` or the
+        saved array.
+
+    Returns
+    -------
+    ndarray (or NumPy scalar for 0-d input)
+        The gradient with respect to the forward input x; same shape as ``grad_output``,
+        the float dtype NumPy's promotion gives the two inputs.
+
+    Notes
+    -----
+    Formula: ``g log_sigmoid'(x) = g sigmoid(-x)``, with
+    :func:`log_sigmoid_grad`'s stable sigmoid, in one pass.
+
+    Examples
+    --------
     >>> import mlkern
     >>> float(mlkern.log_sigmoid_backward(4.0, 0.0))
     2.0
@@ -700,20 +1137,75 @@ def gelu(x, *, approximate="none", out=None):
 
 
 def gelu_grad(x, *, approximate="none", out=None):
-    """Derivative of :func:`gelu`: ``Phi(x) + x phi(x)`` (or the derivative of
-    the tanh form); 0 at -inf, 1 at +inf.
+    """Derivative of :func:`gelu`: ``Phi(x) + x phi(x)`` (or that of the tanh form).
 
+    Parameters
+    ----------
+    x : array_like
+        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
+    approximate : {"none", "tanh"}
+        As in the forward call: the exact GELU or its tanh form.
+    out : ndarray, optional
+        Result array (same shape and dtype as the result); may be ``x``.
+
+    Returns
+    -------
+    ndarray (or NumPy scalar for 0-d input)
+        Same shape as ``x``, float dtype of ``x``.
+
+    Notes
+    -----
+    Formula: ``gelu'(x) = Phi(x) + x phi(x)``.  Computed from one exponential:
+    with ``h = Phi(-|x|)``, ``h + x phi(x)`` for ``x < 0`` and
+    ``1 - (h - x phi(x))`` above, the Gaussian factor taken from an exactly
+    split ``x^2``, so the left tail is relatively accurate.  Beyond
+    ``|x| = 40`` (float64; 14.5 in float32) the limits are returned: -0.0 on
+    the left, 1 on the right.  The tanh form: ``sigmoid(2u) + x (2u')
+    sigmoid(2u) sigmoid(-2u)``, ``u = sqrt(2/pi) (x + 0.044715 x^3)``, both
+    sigmoids from one exponential.  NaN stays NaN.
+
+    Examples
+    --------
     >>> import mlkern
     >>> float(mlkern.gelu_grad(0.0))
     0.5
+    >>> float(mlkern.gelu_grad(float("-inf"))), float(mlkern.gelu_grad(float("inf")))
+    (-0.0, 1.0)
     """
     _, g, _ = _gelu_ops(approximate)
     return _unary(g, x, out, 0.0, 0.0, 0.0, 10)
 
 
 def gelu_backward(grad_output, x, *, approximate="none", out=None):
-    """Fused backward of :func:`gelu`; ``x`` is the forward input.
+    """Fused backward of :func:`gelu` from its input: ``grad_output * gelu_grad(x)``.
 
+    Parameters
+    ----------
+    grad_output : array_like
+        ``g``, the gradient with respect to the forward output; same shape as ``x``
+        (no broadcasting).
+    x : array_like
+        The forward *input* ``x``.
+    approximate : {"none", "tanh"}
+        As in the forward call: the exact GELU or its tanh form.
+    out : ndarray, optional
+        Result array (same shape and dtype as the result); may be ``grad_output`` or the
+        saved array.
+
+    Returns
+    -------
+    ndarray (or NumPy scalar for 0-d input)
+        The gradient with respect to the forward input x; same shape as ``grad_output``,
+        the float dtype NumPy's promotion gives the two inputs.
+
+    Notes
+    -----
+    Formula: ``g gelu'(x) = g (Phi(x) + x phi(x))`` (or ``g`` times the tanh
+    form's derivative), with :func:`gelu_grad`'s one-exponential evaluation,
+    in one pass.
+
+    Examples
+    --------
     >>> import mlkern
     >>> float(mlkern.gelu_backward(2.0, 0.0))
     1.0
@@ -785,9 +1277,34 @@ def noisy_relu(x, *, sigma=None, seed=None, out=None):
 
 
 def noisy_relu_backward(grad_output, y, *, out=None):
-    """Backward of :func:`noisy_relu` from its output ``y``: ``grad_output``
-    where ``y > 0``, else 0 (NaN where y is NaN).
+    """Backward of :func:`noisy_relu` from its output: ``grad_output`` where ``y > 0``, else 0.
 
+    Parameters
+    ----------
+    grad_output : array_like
+        ``g``, the gradient with respect to the forward output; same shape as ``y``
+        (no broadcasting).
+    y : array_like
+        The forward *output* of :func:`noisy_relu` (the noise is in it).
+    out : ndarray, optional
+        Result array (same shape and dtype as the result); may be ``grad_output`` or the
+        saved array.
+
+    Returns
+    -------
+    ndarray (or NumPy scalar for 0-d input)
+        The gradient with respect to the forward input x; same shape as ``grad_output``,
+        the float dtype NumPy's promotion gives the two inputs.
+
+    Notes
+    -----
+    Formula: ``g * (1 if y > 0 else 0)``: the noisy ReLU passes the gradient
+    where its output is positive, treating the noise as a constant.  It is the
+    ReLU backward kernel applied to ``y``, so NaN in ``y`` or ``g`` gives NaN.
+    There is no ``noisy_relu_grad``: the derivative depends on the noise drawn.
+
+    Examples
+    --------
     >>> import mlkern
     >>> mlkern.noisy_relu_backward([3.0, 3.0], [0.0, 2.0]).tolist()
     [0.0, 3.0]

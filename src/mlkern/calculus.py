@@ -12,8 +12,37 @@ __all__ = ["numerical_grad", "gradcheck", "derivative", "GradcheckError"]
 
 
 class GradcheckError(AssertionError):
-    """Raised by :func:`gradcheck`; ``index``, ``analytic`` and ``numerical``
-    hold the worst element."""
+    """Raised by :func:`gradcheck`: an analytic gradient disagrees with the numerical one.
+
+    ``index``, ``analytic`` and ``numerical`` hold the worst element.  A
+    subclass of ``AssertionError``, so a failed check reads as a failed test.
+
+    Parameters
+    ----------
+    msg : str
+        The message: the worst index, both values and how many elements failed.
+    index : tuple of int
+        The worst element's index (``()`` for a 0-d x).
+    analytic : float
+        ``grad_f(x)`` there.
+    numerical : float
+        :func:`numerical_grad` there.
+
+    Notes
+    -----
+    The worst element is the one furthest outside the tolerance
+    ``|analytic - numerical| <= atol + rtol |numerical|`` (a NaN counts as
+    furthest).
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern
+    >>> try:
+    ...     mlkern.calculus.gradcheck(lambda v: float(np.sum(v ** 2)), lambda v: v, [1.0, 3.0])
+    ... except mlkern.calculus.GradcheckError as e:
+    ...     print(e.index, e.analytic, round(e.numerical, 6))
+    (1,) 3.0 6.0
+    """
 
     def __init__(self, msg, index, analytic, numerical):
         super().__init__(msg)
@@ -32,8 +61,9 @@ def _point(x):
 
 
 def numerical_grad(f, x, *, eps=None):
-    """Partial derivatives of a scalar-valued ``f`` at ``x`` by central
-    differences, one coordinate at a time holding the others constant:
+    """Partial derivatives of a scalar-valued ``f`` at ``x`` by central differences.
+
+    One coordinate at a time, holding the others constant:
     ``(f(x + h e_i) - f(x - h e_i)) / (2 h)``.
 
     Parameters
@@ -50,6 +80,15 @@ def numerical_grad(f, x, *, eps=None):
     Returns
     -------
     ndarray of x's shape and float dtype
+
+    Notes
+    -----
+    Formula: ``df/dx_i ~ (f(x + h e_i) - f(x - h e_i)) / (2 h)``, truncation
+    error O(h^2).  The divisor is the step actually taken, ``(x_i + h) -
+    (x_i - h)`` as rounded, not ``2 h``, so the rounding of ``x_i +- h`` does
+    not bias the quotient; a step that vanishes gives NaN.  The quotients are
+    formed in float64 and the result cast to x's float dtype; ``f`` is
+    called ``2 x.size`` times on a copy of x.
 
     Examples
     --------
@@ -85,9 +124,38 @@ def numerical_grad(f, x, *, eps=None):
 def gradcheck(f, grad_f, x, *, rtol=1e-5, atol=1e-8):
     """Compare an analytic gradient with :func:`numerical_grad`.
 
-    Returns True when ``|analytic - numerical| <= atol + rtol |numerical|``
-    everywhere; otherwise raises :class:`GradcheckError` naming the worst
-    element's index and both values.
+    Parameters
+    ----------
+    f : callable
+        ``f(x) -> scalar``.
+    grad_f : callable
+        ``grad_f(x) -> array`` of x's shape, the analytic gradient of ``f``;
+        called once, on a copy of x.
+    x : array_like
+        The point (integers are taken as float64).
+    rtol : float, optional
+        Relative tolerance (default 1e-5).
+    atol : float, optional
+        Absolute tolerance (default 1e-8).
+
+    Returns
+    -------
+    bool
+        True when ``|analytic - numerical| <= atol + rtol |numerical|``
+        everywhere.
+
+    Raises
+    ------
+    GradcheckError
+        Otherwise, naming the worst element's index and both values.
+    ValueError
+        If ``grad_f`` returns an array of another shape.
+
+    Notes
+    -----
+    The numerical gradient is :func:`numerical_grad` with its default step
+    (central differences, O(h^2)); both gradients are compared in float64.
+    A NaN on either side counts as a failure.
 
     Examples
     --------
@@ -118,14 +186,40 @@ _NO_GRAD = {"noisy_relu": "noisy_relu has no elementwise derivative (use noisy_r
 
 
 def derivative(name):
-    """The elementwise derivative function of an activation by name:
-    ``derivative("sigmoid")`` is :func:`mlkern.sigmoid_grad`.
+    """The elementwise derivative function of an activation, by name.
+
+    Parameters
+    ----------
+    name : str
+        An activation of :mod:`mlkern.activations` that has a ``_grad``:
+        ``"sigmoid"``, ``"tanh"``, ``"gelu"``, ...
+
+    Returns
+    -------
+    callable
+        ``mlkern.<name>_grad`` itself: ``derivative("sigmoid")`` is
+        :func:`mlkern.sigmoid_grad`, with its keyword parameters.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, and for ``"noisy_relu"`` (no elementwise
+        derivative: use ``noisy_relu_backward``).
+    TypeError
+        If ``name`` is not a string.
+
+    Notes
+    -----
+    A lookup, no numerics: the returned function is the analytic derivative
+    with its own stable evaluation (see each ``_grad`` docstring).
 
     Examples
     --------
     >>> import mlkern
     >>> mlkern.calculus.derivative("tanh")(0.0)
     np.float64(1.0)
+    >>> mlkern.calculus.derivative("sigmoid") is mlkern.sigmoid_grad
+    True
     """
     from . import activations
 

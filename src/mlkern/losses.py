@@ -290,6 +290,7 @@ _DOC_ARGS = """
 def cross_entropy(logits, target, axis=-1, *, reduction="mean", weight=None, ignore_index=-100,
                   label_smoothing=0.0, sample_weight=None):
     """Cross-entropy from logits: ``-sum_i t_i log softmax(z)_i``.
+
     {args}
     Returns
     -------
@@ -314,11 +315,36 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", weight=None, ign
 
 def cross_entropy_grad(logits, target, axis=-1, *, reduction="mean", weight=None,
                        ignore_index=-100, label_smoothing=0.0, sample_weight=None, out=None):
-    """Gradient of :func:`cross_entropy` with respect to the logits:
-    ``softmax(z) - target``, weighted and scaled like the loss.
+    """Gradient of :func:`cross_entropy` with respect to the logits: ``softmax(z) - target``.
+
+    Weighted and scaled like the loss.
+
     {args}    out : ndarray, optional
         The gradient's array (the logits' shape and dtype); may be the
         logits themselves.
+
+    Returns
+    -------
+    grad : ndarray
+        The logits' shape and float dtype (``out`` if given).
+
+    Notes
+    -----
+    Formula: ``s (softmax(z) - onehot(y))`` per sample, ``s`` the sample
+    weight divided by the mean's denominator (1 for ``"sum"`` and ``"none"``;
+    ``"none"`` gives the gradient of the sum of the per-sample losses).  With
+    class weights ``w`` and label smoothing ``eps`` (PyTorch's definition) it
+    is ``a softmax(z) - b onehot(y) - c w`` with ``a = s ((1 - eps) w_y +
+    eps W/n)``, ``b = s (1 - eps) w_y``, ``c = s eps/n``, ``W = sum w``.
+
+    Integer labels: one fused kernel per row takes the max ``m``, stores the
+    exponentials ``e^{z_j - m}`` in the gradient row while summing them in
+    float64, then scales them by one reciprocal of the sum and subtracts
+    ``b`` at the label: no exponential overflows and the logits are read
+    once from memory.  Samples labelled ``ignore_index`` get a zero
+    gradient; a row whose max is not finite gets NaN.  Probability targets
+    ``t``: ``(sum_j w_j t'_j) softmax(z) - w t'``, ``t' = (1 - eps) t +
+    eps/n``, through :func:`softmax` and NumPy (unfused).
 
     Examples
     --------
@@ -333,9 +359,28 @@ def cross_entropy_grad(logits, target, axis=-1, *, reduction="mean", weight=None
 def cross_entropy_with_grad(logits, target, axis=-1, *, reduction="mean", weight=None,
                             ignore_index=-100, label_smoothing=0.0, sample_weight=None, out=None):
     """``(cross_entropy, cross_entropy_grad)`` from one fused pass.
+
     {args}    out : ndarray, optional
         The gradient's array; ``out=logits`` overwrites the logits with the
         gradient and allocates nothing of their size.
+
+    Returns
+    -------
+    loss : scalar or ndarray
+        A NumPy scalar of ``logits``'s float dtype (an array for ``reduction="none"``),
+        as :func:`cross_entropy` returns it.
+    grad : ndarray
+        As :func:`cross_entropy_grad`.
+
+    Notes
+    -----
+    Formula: loss ``-sum t log softmax(z)``, gradient ``softmax(z) - t``
+    (weighted and scaled as in :func:`cross_entropy_grad`).  With integer
+    labels both come from the one kernel pass of :func:`cross_entropy_grad`:
+    the row's loss is ``(m - z_y) + log1p(R)``, ``R`` the sum of the
+    exponentials of the non-maximal logits, from the same exponentials as the
+    gradient.  Per-row losses are summed in a fixed order, so the loss does
+    not depend on the thread count.
 
     Examples
     --------
@@ -430,6 +475,7 @@ _NLL_ARGS = """
 def nll_loss(log_probs, target, axis=-1, *, reduction="mean", weight=None, ignore_index=-100,
              sample_weight=None):
     """Negative log-likelihood: ``-weight[y] * log_probs[y]`` per sample.
+
     {args}
     Returns
     -------
@@ -455,10 +501,25 @@ def nll_loss(log_probs, target, axis=-1, *, reduction="mean", weight=None, ignor
 
 def nll_loss_grad(log_probs, target, axis=-1, *, reduction="mean", weight=None,
                   ignore_index=-100, sample_weight=None, out=None):
-    """Gradient of :func:`nll_loss` with respect to ``log_probs``:
+    """Gradient of :func:`nll_loss` with respect to ``log_probs``.
+
     ``-weight[y]`` times the reduction's scale at the label, 0 elsewhere.
+
     {args}    out : ndarray, optional
         The gradient's array (the shape and dtype of ``log_probs``).
+
+    Returns
+    -------
+    grad : ndarray
+        The shape and float dtype of ``log_probs`` (``out`` if given).
+
+    Notes
+    -----
+    Formula: ``d loss / d log_probs[i, j] = -s_i w_{y_i}`` at ``j = y_i`` and 0
+    elsewhere, ``s_i`` the sample weight (1 without), divided for ``"mean"`` by
+    the sum of ``w_y s`` over the counted samples.  A scatter in NumPy: the
+    gradient does not depend on the values of ``log_probs`` and is exact.
+    Samples labelled ``ignore_index`` get 0.
 
     Examples
     --------
@@ -473,8 +534,23 @@ def nll_loss_grad(log_probs, target, axis=-1, *, reduction="mean", weight=None,
 def nll_loss_with_grad(log_probs, target, axis=-1, *, reduction="mean", weight=None,
                        ignore_index=-100, sample_weight=None, out=None):
     """``(nll_loss, nll_loss_grad)`` from one call.
+
     {args}    out : ndarray, optional
         The gradient's array.
+
+    Returns
+    -------
+    loss : scalar or ndarray
+        A NumPy scalar of ``log_probs``'s float dtype (an array for ``reduction="none"``),
+        as :func:`nll_loss` returns it.
+    grad : ndarray
+        As :func:`nll_loss_grad`.
+
+    Notes
+    -----
+    Formula: loss ``-w_y log_probs[y]`` per sample, gradient ``-w_y`` at the
+    label (scaled by the reduction): a gather and a scatter along the class
+    axis, in NumPy, sharing the label checks and the weights.
 
     Examples
     --------
@@ -666,6 +742,7 @@ def _doc(*fns, args=_PW_ARGS):
 
 def mse(pred, target, *, reduction="mean", sample_weight=None):
     """Mean squared error: ``mean((pred - target)**2)``.
+
     {args}
     Returns
     -------
@@ -690,8 +767,30 @@ def mse(pred, target, *, reduction="mean", sample_weight=None):
 
 def mse_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
     """Gradient of :func:`mse` with respect to pred: ``2 (pred - target) / N``.
+
     {args}
     {out}
+
+    Returns
+    -------
+    grad : ndarray (or NumPy scalar for 0-d input)
+        The gradient with respect to ``pred``: its shape and float dtype
+        (``out`` if given).
+
+    Notes
+    -----
+    Formula: ``2 d``, ``d = pred - target``.
+
+    Scaled by the reduction: ``1/N`` for ``"mean"`` (N elements; with sample
+    weights ``1/(K sum w)``, K the elements per index of the leading axis,
+    each element multiplied by its row's weight w), 1 for ``"sum"`` and
+    ``"none"`` (``"none"``: the gradient of the sum of the weighted
+    per-element losses).
+
+    One kernel pass over pred and target (``mlk_ploss``) writes the
+    gradient; the loss, when asked for, is summed in float64 per block of
+    2048 elements at fixed positions and the blocks added in order, so it does
+    not depend on the thread count.
 
     Examples
     --------
@@ -703,10 +802,30 @@ def mse_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
 
 
 def mse_with_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
-    """``(mse, mse_grad)`` from one fused pass (pred and target read once,
-    the gradient written once).
+    """``(mse, mse_grad)`` from one fused pass.
+
+    pred and target are read once, the gradient written once.
+
     {args}
     {out}
+
+    Returns
+    -------
+    loss : scalar or ndarray
+        A NumPy scalar of ``pred``'s float dtype (an array for ``reduction="none"``),
+        as :func:`mse` returns it.
+    grad : ndarray
+        As :func:`mse_grad`.
+
+    Notes
+    -----
+    Formula: loss ``mean d^2``, gradient ``2d/N``, ``d = pred - target``
+    (scaling as in :func:`mse_grad`).
+
+    One kernel pass over pred and target (``mlk_ploss``) writes the
+    gradient; the loss, when asked for, is summed in float64 per block of
+    2048 elements at fixed positions and the blocks added in order, so it does
+    not depend on the thread count.
 
     Examples
     --------
@@ -727,9 +846,8 @@ def _check_rmse(reduction, fname):
 
 def rmse(pred, target, *, reduction="mean", sample_weight=None):
     """Root mean squared error: ``sqrt(mse)``.
-    {args}
-    Only ``reduction="mean"`` is accepted.
 
+    {args}
     Returns
     -------
     loss : scalar or ndarray
@@ -740,7 +858,8 @@ def rmse(pred, target, *, reduction="mean", sample_weight=None):
     Formula: ``sqrt mse``; gradient ``d/(N rmse), 0 where rmse = 0``.
 
     Derivative ``(pred - target) / (N rmse)``, 0 everywhere where rmse is 0
-    (the subgradient at the minimum).
+    (the subgradient at the minimum).  Only ``reduction="mean"`` is accepted
+    (``ValueError`` otherwise).
 
     Examples
     --------
@@ -754,10 +873,26 @@ def rmse(pred, target, *, reduction="mean", sample_weight=None):
 
 
 def rmse_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
-    """Gradient of :func:`rmse`: ``(pred - target) / (N rmse)``, 0 where
-    rmse is 0.  Two passes (the loss first).
+    """Gradient of :func:`rmse`: ``(pred - target) / (N rmse)``, 0 where rmse is 0.
+
+    Two passes (the loss first).
+
     {args}
     {out}
+
+    Returns
+    -------
+    grad : ndarray (or NumPy scalar for 0-d input)
+        The gradient with respect to ``pred``: its shape and float dtype
+        (``out`` if given).
+
+    Notes
+    -----
+    Formula: ``d / (N rmse)``, ``d = pred - target`` (with sample weights
+    ``w d / (K sum w rmse)``), and 0 everywhere where rmse is 0 (the
+    subgradient at the minimum).  Two kernel passes: the loss first (the sum
+    of ``d^2`` in float64 blocks), then the gradient.  Only
+    ``reduction="mean"`` is accepted (``ValueError`` otherwise).
 
     Examples
     --------
@@ -772,8 +907,23 @@ def rmse_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
 
 def rmse_with_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
     """``(rmse, rmse_grad)``: a loss pass, then the gradient pass.
+
     {args}
     {out}
+
+    Returns
+    -------
+    loss : scalar or ndarray
+        A NumPy scalar of ``pred``'s float dtype (an array for ``reduction="none"``),
+        as :func:`rmse` returns it.
+    grad : ndarray
+        As :func:`rmse_grad`.
+
+    Notes
+    -----
+    Formula: loss ``sqrt mse``, gradient ``d/(N rmse)`` (0 where rmse is 0).
+    The gradient needs the loss: a loss pass, then a gradient pass, as in
+    :func:`rmse_grad`.  Only ``reduction="mean"`` is accepted.
 
     Examples
     --------
@@ -789,6 +939,7 @@ def rmse_with_grad(pred, target, *, reduction="mean", sample_weight=None, out=No
 
 def mae(pred, target, *, reduction="mean", sample_weight=None):
     """Mean absolute error: ``mean(|pred - target|)``.
+
     {args}
     Returns
     -------
@@ -814,8 +965,31 @@ def mae(pred, target, *, reduction="mean", sample_weight=None):
 
 def mae_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
     """Gradient of :func:`mae`: ``sign(pred - target) / N`` (0 at 0).
+
     {args}
     {out}
+
+    Returns
+    -------
+    grad : ndarray (or NumPy scalar for 0-d input)
+        The gradient with respect to ``pred``: its shape and float dtype
+        (``out`` if given).
+
+    Notes
+    -----
+    Formula: ``sign(d)``, ``d = pred - target``, 0 where pred == target (as
+    PyTorch's ``l1_loss``) and NaN where either is NaN.
+
+    Scaled by the reduction: ``1/N`` for ``"mean"`` (N elements; with sample
+    weights ``1/(K sum w)``, K the elements per index of the leading axis,
+    each element multiplied by its row's weight w), 1 for ``"sum"`` and
+    ``"none"`` (``"none"``: the gradient of the sum of the weighted
+    per-element losses).
+
+    One kernel pass over pred and target (``mlk_ploss``) writes the
+    gradient; the loss, when asked for, is summed in float64 per block of
+    2048 elements at fixed positions and the blocks added in order, so it does
+    not depend on the thread count.
 
     Examples
     --------
@@ -828,8 +1002,27 @@ def mae_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
 
 def mae_with_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
     """``(mae, mae_grad)`` from one fused pass.
+
     {args}
     {out}
+
+    Returns
+    -------
+    loss : scalar or ndarray
+        A NumPy scalar of ``pred``'s float dtype (an array for ``reduction="none"``),
+        as :func:`mae` returns it.
+    grad : ndarray
+        As :func:`mae_grad`.
+
+    Notes
+    -----
+    Formula: loss ``mean |d|``, gradient ``sign(d)/N`` (0 at 0), ``d = pred -
+    target``.
+
+    One kernel pass over pred and target (``mlk_ploss``) writes the
+    gradient; the loss, when asked for, is summed in float64 per block of
+    2048 elements at fixed positions and the blocks added in order, so it does
+    not depend on the thread count.
 
     Examples
     --------
@@ -843,8 +1036,10 @@ def mae_with_grad(pred, target, *, reduction="mean", sample_weight=None, out=Non
 
 
 def l1_loss(pred, target, *, reduction="sum", sample_weight=None):
-    """L1 loss: ``sum(|pred - target|)`` (default ``reduction="sum"``;
-    ``"mean"`` is :func:`mae`).
+    """L1 loss: ``sum(|pred - target|)``.
+
+    The default is ``reduction="sum"``; ``"mean"`` is :func:`mae`.
+
     {args}
     Returns
     -------
@@ -869,8 +1064,31 @@ def l1_loss(pred, target, *, reduction="sum", sample_weight=None):
 
 def l1_loss_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
     """Gradient of :func:`l1_loss`: ``sign(pred - target)`` (0 at 0).
+
     {args}
     {out}
+
+    Returns
+    -------
+    grad : ndarray (or NumPy scalar for 0-d input)
+        The gradient with respect to ``pred``: its shape and float dtype
+        (``out`` if given).
+
+    Notes
+    -----
+    Formula: ``sign(d)``, ``d = pred - target``, 0 where pred == target and
+    NaN where either is NaN (the default reduction is ``"sum"``).
+
+    Scaled by the reduction: ``1/N`` for ``"mean"`` (N elements; with sample
+    weights ``1/(K sum w)``, K the elements per index of the leading axis,
+    each element multiplied by its row's weight w), 1 for ``"sum"`` and
+    ``"none"`` (``"none"``: the gradient of the sum of the weighted
+    per-element losses).
+
+    One kernel pass over pred and target (``mlk_ploss``) writes the
+    gradient; the loss, when asked for, is summed in float64 per block of
+    2048 elements at fixed positions and the blocks added in order, so it does
+    not depend on the thread count.
 
     Examples
     --------
@@ -884,8 +1102,27 @@ def l1_loss_grad(pred, target, *, reduction="sum", sample_weight=None, out=None)
 
 def l1_loss_with_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
     """``(l1_loss, l1_loss_grad)`` from one fused pass.
+
     {args}
     {out}
+
+    Returns
+    -------
+    loss : scalar or ndarray
+        A NumPy scalar of ``pred``'s float dtype (an array for ``reduction="none"``),
+        as :func:`l1_loss` returns it.
+    grad : ndarray
+        As :func:`l1_loss_grad`.
+
+    Notes
+    -----
+    Formula: loss ``sum |d|``, gradient ``sign(d)`` (0 at 0), ``d = pred -
+    target``, for the default ``reduction="sum"``.
+
+    One kernel pass over pred and target (``mlk_ploss``) writes the
+    gradient; the loss, when asked for, is summed in float64 per block of
+    2048 elements at fixed positions and the blocks added in order, so it does
+    not depend on the thread count.
 
     Examples
     --------
@@ -899,8 +1136,10 @@ def l1_loss_with_grad(pred, target, *, reduction="sum", sample_weight=None, out=
 
 
 def l2_loss(pred, target, *, reduction="sum", sample_weight=None):
-    """L2 loss: ``sum((pred - target)**2)`` (default ``reduction="sum"``;
-    ``"mean"`` is :func:`mse`).
+    """L2 loss: ``sum((pred - target)**2)``.
+
+    The default is ``reduction="sum"``; ``"mean"`` is :func:`mse`.
+
     {args}
     Returns
     -------
@@ -924,8 +1163,30 @@ def l2_loss(pred, target, *, reduction="sum", sample_weight=None):
 
 def l2_loss_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
     """Gradient of :func:`l2_loss`: ``2 (pred - target)``.
+
     {args}
     {out}
+
+    Returns
+    -------
+    grad : ndarray (or NumPy scalar for 0-d input)
+        The gradient with respect to ``pred``: its shape and float dtype
+        (``out`` if given).
+
+    Notes
+    -----
+    Formula: ``2 d``, ``d = pred - target`` (the default reduction is ``"sum"``).
+
+    Scaled by the reduction: ``1/N`` for ``"mean"`` (N elements; with sample
+    weights ``1/(K sum w)``, K the elements per index of the leading axis,
+    each element multiplied by its row's weight w), 1 for ``"sum"`` and
+    ``"none"`` (``"none"``: the gradient of the sum of the weighted
+    per-element losses).
+
+    One kernel pass over pred and target (``mlk_ploss``) writes the
+    gradient; the loss, when asked for, is summed in float64 per block of
+    2048 elements at fixed positions and the blocks added in order, so it does
+    not depend on the thread count.
 
     Examples
     --------
@@ -939,8 +1200,27 @@ def l2_loss_grad(pred, target, *, reduction="sum", sample_weight=None, out=None)
 
 def l2_loss_with_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
     """``(l2_loss, l2_loss_grad)`` from one fused pass.
+
     {args}
     {out}
+
+    Returns
+    -------
+    loss : scalar or ndarray
+        A NumPy scalar of ``pred``'s float dtype (an array for ``reduction="none"``),
+        as :func:`l2_loss` returns it.
+    grad : ndarray
+        As :func:`l2_loss_grad`.
+
+    Notes
+    -----
+    Formula: loss ``sum d^2``, gradient ``2d``, ``d = pred - target``, for the
+    default ``reduction="sum"``.
+
+    One kernel pass over pred and target (``mlk_ploss``) writes the
+    gradient; the loss, when asked for, is summed in float64 per block of
+    2048 elements at fixed positions and the blocks added in order, so it does
+    not depend on the thread count.
 
     Examples
     --------
@@ -954,8 +1234,10 @@ def l2_loss_with_grad(pred, target, *, reduction="sum", sample_weight=None, out=
 
 
 def quadratic_cost(pred, target, *, reduction="sum", sample_weight=None):
-    """Quadratic cost: ``0.5 * sum((pred - target)**2)`` (default
-    ``reduction="sum"``).
+    """Quadratic cost: ``0.5 * sum((pred - target)**2)``.
+
+    The default is ``reduction="sum"``.
+
     {args}
     Returns
     -------
@@ -980,8 +1262,31 @@ def quadratic_cost(pred, target, *, reduction="sum", sample_weight=None):
 
 def quadratic_cost_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
     """Gradient of :func:`quadratic_cost`: ``pred - target``.
+
     {args}
     {out}
+
+    Returns
+    -------
+    grad : ndarray (or NumPy scalar for 0-d input)
+        The gradient with respect to ``pred``: its shape and float dtype
+        (``out`` if given).
+
+    Notes
+    -----
+    Formula: ``d = pred - target`` (the kernel's ``2d`` times 1/2, exact); the
+    default reduction is ``"sum"``.
+
+    Scaled by the reduction: ``1/N`` for ``"mean"`` (N elements; with sample
+    weights ``1/(K sum w)``, K the elements per index of the leading axis,
+    each element multiplied by its row's weight w), 1 for ``"sum"`` and
+    ``"none"`` (``"none"``: the gradient of the sum of the weighted
+    per-element losses).
+
+    One kernel pass over pred and target (``mlk_ploss``) writes the
+    gradient; the loss, when asked for, is summed in float64 per block of
+    2048 elements at fixed positions and the blocks added in order, so it does
+    not depend on the thread count.
 
     Examples
     --------
@@ -995,8 +1300,27 @@ def quadratic_cost_grad(pred, target, *, reduction="sum", sample_weight=None, ou
 
 def quadratic_cost_with_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
     """``(quadratic_cost, quadratic_cost_grad)`` from one fused pass.
+
     {args}
     {out}
+
+    Returns
+    -------
+    loss : scalar or ndarray
+        A NumPy scalar of ``pred``'s float dtype (an array for ``reduction="none"``),
+        as :func:`quadratic_cost` returns it.
+    grad : ndarray
+        As :func:`quadratic_cost_grad`.
+
+    Notes
+    -----
+    Formula: loss ``1/2 sum d^2``, gradient ``d``, ``d = pred - target``, for
+    the default ``reduction="sum"``.
+
+    One kernel pass over pred and target (``mlk_ploss``) writes the
+    gradient; the loss, when asked for, is summed in float64 per block of
+    2048 elements at fixed positions and the blocks added in order, so it does
+    not depend on the thread count.
 
     Examples
     --------
@@ -1017,8 +1341,11 @@ def _delta(delta, fname):
 
 
 def huber(pred, target, *, delta=1.0, reduction="mean", sample_weight=None):
-    """Huber loss (PyTorch's ``huber_loss``): ``d**2 / 2`` where
-    ``|d| <= delta``, ``delta (|d| - delta/2)`` beyond, d = pred - target.
+    """Huber loss (PyTorch's ``huber_loss``), quadratic near 0 and linear beyond ``delta``.
+
+    ``d**2 / 2`` where ``|d| <= delta``, ``delta (|d| - delta/2)`` beyond,
+    d = pred - target.
+
     {args}    delta : float, optional
         The switch point, > 0 (default 1).
 
@@ -1045,11 +1372,35 @@ def huber(pred, target, *, delta=1.0, reduction="mean", sample_weight=None):
 
 
 def huber_grad(pred, target, *, delta=1.0, reduction="mean", sample_weight=None, out=None):
-    """Gradient of :func:`huber`: ``clip(pred - target, -delta, delta)``,
-    scaled by the reduction.
+    """Gradient of :func:`huber`: ``clip(pred - target, -delta, delta)``.
+
+    Scaled by the reduction.
+
     {args}    delta : float, optional
         The switch point, > 0 (default 1).
     {out}
+
+    Returns
+    -------
+    grad : ndarray (or NumPy scalar for 0-d input)
+        The gradient with respect to ``pred``: its shape and float dtype
+        (``out`` if given).
+
+    Notes
+    -----
+    Formula: ``clip(d, -delta, delta)``, ``d = pred - target`` (NaN passes
+    through).
+
+    Scaled by the reduction: ``1/N`` for ``"mean"`` (N elements; with sample
+    weights ``1/(K sum w)``, K the elements per index of the leading axis,
+    each element multiplied by its row's weight w), 1 for ``"sum"`` and
+    ``"none"`` (``"none"``: the gradient of the sum of the weighted
+    per-element losses).
+
+    One kernel pass over pred and target (``mlk_ploss``) writes the
+    gradient; the loss, when asked for, is summed in float64 per block of
+    2048 elements at fixed positions and the blocks added in order, so it does
+    not depend on the thread count.
 
     Examples
     --------
@@ -1063,9 +1414,28 @@ def huber_grad(pred, target, *, delta=1.0, reduction="mean", sample_weight=None,
 
 def huber_with_grad(pred, target, *, delta=1.0, reduction="mean", sample_weight=None, out=None):
     """``(huber, huber_grad)`` from one fused pass.
+
     {args}    delta : float, optional
         The switch point, > 0 (default 1).
     {out}
+
+    Returns
+    -------
+    loss : scalar or ndarray
+        A NumPy scalar of ``pred``'s float dtype (an array for ``reduction="none"``),
+        as :func:`huber` returns it.
+    grad : ndarray
+        As :func:`huber_grad`.
+
+    Notes
+    -----
+    Formula: loss ``d^2/2`` for ``|d| <= delta``, ``delta (|d| - delta/2)``
+    beyond; gradient ``clip(d, -delta, delta)``.
+
+    One kernel pass over pred and target (``mlk_ploss``) writes the
+    gradient; the loss, when asked for, is summed in float64 per block of
+    2048 elements at fixed positions and the blocks added in order, so it does
+    not depend on the thread count.
 
     Examples
     --------
@@ -1099,9 +1469,10 @@ def _probs(prob, fname):
 
 
 def binary_cross_entropy(prob, target, *, reduction="mean", sample_weight=None):
-    """Binary cross-entropy of probabilities:
-    ``-(t log p + (1 - t) log(1 - p))``, each log clamped at -100 (as
-    PyTorch), so p = 0 or 1 gives a finite loss.
+    """Binary cross-entropy of probabilities: ``-(t log p + (1 - t) log(1 - p))``.
+
+    Each log is clamped at -100 (as PyTorch), so p = 0 or 1 gives a finite loss.
+
     {args}
     Returns
     -------
@@ -1129,10 +1500,36 @@ def binary_cross_entropy(prob, target, *, reduction="mean", sample_weight=None):
 
 
 def binary_cross_entropy_grad(prob, target, *, reduction="mean", sample_weight=None, out=None):
-    """Gradient of :func:`binary_cross_entropy` with respect to prob:
+    """Gradient of :func:`binary_cross_entropy` with respect to prob.
+
     ``(p - t) / max(p (1 - p), 1e-12)``, scaled by the reduction.
+
     {args}
     {out}
+
+    Returns
+    -------
+    grad : ndarray (or NumPy scalar for 0-d input)
+        The gradient with respect to ``prob``: its shape and float dtype
+        (``out`` if given).
+
+    Notes
+    -----
+    Formula: ``(p - t) / max(p (1 - p), 1e-12)`` (as PyTorch: the clamp keeps
+    ``p = 0`` or ``1`` finite).  ``prob`` must lie in [0, 1] (``ValueError``
+    otherwise).  For logits, :func:`binary_cross_entropy_with_logits_grad` is
+    the accurate form.
+
+    Scaled by the reduction: ``1/N`` for ``"mean"`` (N elements; with sample
+    weights ``1/(K sum w)``, K the elements per index of the leading axis,
+    each element multiplied by its row's weight w), 1 for ``"sum"`` and
+    ``"none"`` (``"none"``: the gradient of the sum of the weighted
+    per-element losses).
+
+    One kernel pass over pred and target (``mlk_ploss``) writes the
+    gradient; the loss, when asked for, is summed in float64 per block of
+    2048 elements at fixed positions and the blocks added in order, so it does
+    not depend on the thread count.
 
     Examples
     --------
@@ -1148,8 +1545,28 @@ def binary_cross_entropy_grad(prob, target, *, reduction="mean", sample_weight=N
 def binary_cross_entropy_with_grad(prob, target, *, reduction="mean", sample_weight=None,
                                    out=None):
     """``(binary_cross_entropy, binary_cross_entropy_grad)`` from one pass.
+
     {args}
     {out}
+
+    Returns
+    -------
+    loss : scalar or ndarray
+        A NumPy scalar of ``prob``'s float dtype (an array for ``reduction="none"``),
+        as :func:`binary_cross_entropy` returns it.
+    grad : ndarray
+        As :func:`binary_cross_entropy_grad`.
+
+    Notes
+    -----
+    Formula: loss ``-(t log p + (1-t) log(1-p))``, each log clamped at -100
+    and ``log(1 - p)`` taken as ``log1p(-p)``; gradient ``(p - t) / max(p (1 -
+    p), 1e-12)``.
+
+    One kernel pass over pred and target (``mlk_ploss``) writes the
+    gradient; the loss, when asked for, is summed in float64 per block of
+    2048 elements at fixed positions and the blocks added in order, so it does
+    not depend on the thread count.
 
     Examples
     --------
@@ -1172,8 +1589,8 @@ _POS_W = """    pos_weight : float or array_like, optional
 
 def binary_cross_entropy_with_logits(logits, target, *, pos_weight=None, reduction="mean",
                                      sample_weight=None):
-    """Binary cross-entropy from logits z:
-    ``max(z, 0) - z t + log1p(exp(-|z|))``.
+    """Binary cross-entropy from logits z: ``max(z, 0) - z t + log1p(exp(-|z|))``.
+
     {args}
     {pw}
     Returns
@@ -1208,12 +1625,40 @@ def binary_cross_entropy_with_logits(logits, target, *, pos_weight=None, reducti
 
 def binary_cross_entropy_with_logits_grad(logits, target, *, pos_weight=None, reduction="mean",
                                           sample_weight=None, out=None):
-    """Gradient of :func:`binary_cross_entropy_with_logits` with respect to
-    the logits: ``sigmoid(z) - t`` (with pos_weight w:
-    ``(1 - t) - (1 + (w - 1) t) sigmoid(-z)``), scaled by the reduction.
+    """Gradient of :func:`binary_cross_entropy_with_logits`: ``sigmoid(z) - t``.
+
+    With respect to the logits; with pos_weight w it is
+    ``(1 - t) - (1 + (w - 1) t) sigmoid(-z)``; scaled by the reduction.
+
     {args}
     {pw}
     {out}
+
+    Returns
+    -------
+    grad : ndarray (or NumPy scalar for 0-d input)
+        The gradient with respect to ``logits``: its shape and float dtype
+        (``out`` if given).
+
+    Notes
+    -----
+    Formula: ``((1 - t) a - w t b) / (1 + e)`` with ``e = exp(-|z|)``, ``w``
+    the pos_weight, ``a = 1, b = e`` for ``z >= 0`` and ``a = e, b = 1``
+    below.  This is ``sigmoid(z) - t`` (for ``w = 1``) without
+    the cancellation of ``1 - sigmoid``: one exponential that never
+    overflows and one reciprocal, so ``t = 1, z = 37`` gives ``-exp(-37) /
+    (1 + exp(-37))``, not 0.
+
+    Scaled by the reduction: ``1/N`` for ``"mean"`` (N elements; with sample
+    weights ``1/(K sum w)``, K the elements per index of the leading axis,
+    each element multiplied by its row's weight w), 1 for ``"sum"`` and
+    ``"none"`` (``"none"``: the gradient of the sum of the weighted
+    per-element losses).
+
+    One kernel pass over pred and target (``mlk_ploss``) writes the
+    gradient; the loss, when asked for, is summed in float64 per block of
+    2048 elements at fixed positions and the blocks added in order, so it does
+    not depend on the thread count.
 
     Examples
     --------
@@ -1228,11 +1673,34 @@ def binary_cross_entropy_with_logits_grad(logits, target, *, pos_weight=None, re
 
 def binary_cross_entropy_with_logits_with_grad(logits, target, *, pos_weight=None,
                                                reduction="mean", sample_weight=None, out=None):
-    """``(binary_cross_entropy_with_logits, its gradient)`` from one fused
-    pass: one exponential and one log1p per element.
+    """``(binary_cross_entropy_with_logits, its gradient)`` from one fused pass.
+
+    One exponential and one log1p per element.
+
     {args}
     {pw}
     {out}
+
+    Returns
+    -------
+    loss : scalar or ndarray
+        A NumPy scalar of ``logits``'s float dtype (an array for ``reduction="none"``),
+        as :func:`binary_cross_entropy_with_logits` returns it.
+    grad : ndarray
+        As :func:`binary_cross_entropy_with_logits_grad`.
+
+    Notes
+    -----
+    Formula: loss ``c |z| + L log1p(e)``, ``e = exp(-|z|)``, ``c = 1 - t`` for
+    ``z >= 0`` and ``w t`` below, ``L = 1 + (w - 1) t`` (``w = 1``:
+    ``max(z,0) - z t + log1p(e^{-|z|})``); gradient as in
+    :func:`binary_cross_entropy_with_logits_grad`.  The reciprocal
+    ``1/(1 + e)`` is shared by the log1p and the gradient.
+
+    One kernel pass over pred and target (``mlk_ploss``) writes the
+    gradient; the loss, when asked for, is summed in float64 per block of
+    2048 elements at fixed positions and the blocks added in order, so it does
+    not depend on the thread count.
 
     Examples
     --------
@@ -1361,8 +1829,10 @@ _OUT_KL = """    out : ndarray, optional
 
 
 def kl_div(p, q, axis=-1, *, log_q=False, reduction="mean", sample_weight=None):
-    """Kullback-Leibler divergence KL(p || q) = ``sum p (log p - log q)``
-    along ``axis``, a term being 0 where p == 0 (0 log 0 = 0).
+    """Kullback-Leibler divergence KL(p || q) = ``sum p (log p - log q)`` along ``axis``.
+
+    A term is 0 where p == 0 (0 log 0 = 0).
+
     {args}
     Returns
     -------
@@ -1390,11 +1860,25 @@ def kl_div(p, q, axis=-1, *, log_q=False, reduction="mean", sample_weight=None):
 
 
 def kl_div_grad(p, q, axis=-1, *, log_q=False, reduction="mean", sample_weight=None, out=None):
-    """Gradient of :func:`kl_div` with respect to q: ``-p/q`` (0 where
-    p == 0), or ``-p`` with respect to log q when ``log_q``; scaled by the
-    reduction.
+    """Gradient of :func:`kl_div` with respect to q: ``-p/q`` (0 where p == 0).
+
+    ``-p`` with respect to log q when ``log_q``; scaled by the reduction.
+
     {args}
     {out}
+
+    Returns
+    -------
+    grad : ndarray
+        q's shape and float dtype (``out`` if given).
+
+    Notes
+    -----
+    Formula: ``-p/q`` (0 where p == 0), or ``-p`` with respect to log q when
+    ``log_q``, times the row's scale: ``w_r / sum w`` for ``"mean"`` (``1 /
+    rows`` without sample weights), ``w_r`` (or 1) for ``"sum"`` and
+    ``"none"``.  One pass of the row kernel (``mlk_kl``): the ratio ``p/q`` is
+    the one the loss takes its log of.
 
     Examples
     --------
@@ -1408,8 +1892,25 @@ def kl_div_grad(p, q, axis=-1, *, log_q=False, reduction="mean", sample_weight=N
 def kl_div_with_grad(p, q, axis=-1, *, log_q=False, reduction="mean", sample_weight=None,
                      out=None):
     """``(kl_div, kl_div_grad)`` from one pass over p and q.
+
     {args}
     {out}
+
+    Returns
+    -------
+    loss : scalar or ndarray
+        A NumPy scalar of ``q``'s float dtype (an array for ``reduction="none"``),
+        as :func:`kl_div` returns it.
+    grad : ndarray
+        As :func:`kl_div_grad`.
+
+    Notes
+    -----
+    Formula: loss ``sum p (log p - log q)`` per row (0 where p == 0),
+    gradient ``-p/q`` (``-p`` w.r.t. log q).  One pass over p and q: each
+    term is ``p log(p/q)`` (one rounding in the ratio), or ``p (log p - log
+    q)`` where the ratio would under/overflow, summed per row in float64,
+    and the gradient written in the same pass.
 
     Examples
     --------
@@ -1485,10 +1986,21 @@ def l1_penalty_grad(w, lam, *, out=None):
     Parameters
     ----------
     w : array_like
+        The weights.
     lam : float
-        >= 0.
+        The penalty's strength, >= 0.
     out : ndarray, optional
         w's shape and float dtype; may be w.
+
+    Returns
+    -------
+    ndarray (or NumPy scalar for 0-d input)
+        w's shape and float dtype (``out`` if given).
+
+    Notes
+    -----
+    Formula: ``lam sign(w)``, 0 at 0 and NaN where w is NaN: the pointwise
+    kernel of :func:`mae_grad` with target 0 (not read), scaled by ``lam``.
 
     Examples
     --------
@@ -1534,10 +2046,21 @@ def l2_penalty_grad(w, lam, *, out=None):
     Parameters
     ----------
     w : array_like
+        The weights.
     lam : float
-        >= 0.
+        The penalty's strength, >= 0.
     out : ndarray, optional
         w's shape and float dtype; may be w.
+
+    Returns
+    -------
+    ndarray (or NumPy scalar for 0-d input)
+        w's shape and float dtype (``out`` if given).
+
+    Notes
+    -----
+    Formula: ``2 lam w``: the pointwise kernel's ``l' = 2w`` (target 0, not
+    read) scaled by ``lam``.
 
     Examples
     --------

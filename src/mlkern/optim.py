@@ -162,11 +162,26 @@ def sgd_step(param, grad, *, lr, weight_decay=0.0):
         float32/float64, C-contiguous, writeable; updated in place and
         returned.
     grad : array_like
-        param's shape and dtype, any layout.
+        param's shape and dtype, any layout (a non-contiguous one is copied once).
     lr : float
-        Learning rate, >= 0.
+        Learning rate, finite and >= 0.
     weight_decay : float, optional
-        Coupled L2 weight decay, >= 0.
+        Coupled L2 weight decay, >= 0 (default 0).
+
+    Returns
+    -------
+    ndarray
+        ``param`` itself, updated in place.
+
+    Notes
+    -----
+    Formula: ``param -= lr g``, with
+    ``g = grad + weight_decay * param`` (coupled weight decay).
+
+    One pass over memory in the parameter's own buffer (``mlk_optim``),
+    PyTorch's order of operations (``torch.optim``, ``foreach=False``); each
+    element is updated on its own, so the result does not depend on the thread
+    count.  There is no derivative to take: the step consumes one.
 
     Examples
     --------
@@ -189,13 +204,35 @@ def momentum_step(param, grad, velocity, *, lr, momentum=0.9, weight_decay=0.0):
 
     Parameters
     ----------
-    param, grad : see :func:`sgd_step`
+    param : ndarray
+        float32/float64, C-contiguous, writeable; updated in place and
+        returned.
+    grad : array_like
+        param's shape and dtype, any layout (a non-contiguous one is copied once).
     velocity : ndarray
-        State, param's shape and dtype, updated in place (start at zeros).
+        State ``v``, param's shape and dtype, C-contiguous, updated in place
+        (start at zeros).
     lr : float
+        Learning rate, finite and >= 0.
     momentum : float, optional
         In [0, 1) (default 0.9).
     weight_decay : float, optional
+        Coupled L2 weight decay, >= 0 (default 0).
+
+    Returns
+    -------
+    ndarray
+        ``param`` itself, updated in place.
+
+    Notes
+    -----
+    Formula: ``v = momentum v + lr g; param -= v``, with
+    ``g = grad + weight_decay * param`` (coupled weight decay).
+
+    One pass over memory in the parameter's own buffer (``mlk_optim``),
+    PyTorch's order of operations (``torch.optim``, ``foreach=False``); each
+    element is updated on its own, so the result does not depend on the thread
+    count.  There is no derivative to take: the step consumes one.
 
     Examples
     --------
@@ -213,8 +250,9 @@ def momentum_step(param, grad, velocity, *, lr, momentum=0.9, weight_decay=0.0):
 
 
 def nesterov_step(param, grad, velocity, *, lr, momentum=0.9, weight_decay=0.0):
-    """One Nesterov momentum step in place, in the look-ahead form that needs
-    the gradient at ``param`` only::
+    """One Nesterov momentum step in place, in the look-ahead form.
+
+    It needs the gradient at ``param`` only::
 
         v = momentum v + lr g;   param -= momentum v + lr g
 
@@ -228,7 +266,34 @@ def nesterov_step(param, grad, velocity, *, lr, momentum=0.9, weight_decay=0.0):
 
     Parameters
     ----------
-    param, grad, velocity, lr, momentum, weight_decay : as :func:`momentum_step`
+    param : ndarray
+        float32/float64, C-contiguous, writeable; updated in place and
+        returned.
+    grad : array_like
+        param's shape and dtype, any layout (a non-contiguous one is copied once).
+    velocity : ndarray
+        State ``v``, param's shape and dtype, C-contiguous, updated in place
+        (start at zeros).
+    lr : float
+        Learning rate, finite and >= 0.
+    momentum : float, optional
+        In [0, 1) (default 0.9).
+    weight_decay : float, optional
+        Coupled L2 weight decay, >= 0 (default 0).
+
+    Returns
+    -------
+    ndarray
+        ``param`` itself, updated in place.
+
+    Notes
+    -----
+    Formula: ``v = momentum v + lr g; param -= momentum v + lr g``, with
+    ``g = grad + weight_decay * param`` (coupled weight decay);
+    ``lr g`` is computed once.  One pass over memory in the parameter's own buffer (``mlk_optim``),
+    PyTorch's order of operations (``torch.optim``, ``foreach=False``); each
+    element is updated on its own, so the result does not depend on the thread
+    count.  There is no derivative to take: the step consumes one.
 
     Examples
     --------
@@ -247,13 +312,34 @@ def adagrad_step(param, grad, sum_sq, *, lr, eps=1e-10, weight_decay=0.0):
 
     Parameters
     ----------
-    param, grad : see :func:`sgd_step`
+    param : ndarray
+        float32/float64, C-contiguous, writeable; updated in place and
+        returned.
+    grad : array_like
+        param's shape and dtype, any layout (a non-contiguous one is copied once).
     sum_sq : ndarray
-        State G (start at zeros), updated in place.
+        State G, param's shape and dtype (start at zeros), updated in place.
     lr : float
+        Learning rate, finite and >= 0.
     eps : float, optional
-        Outside the square root (as PyTorch), >= 0.
+        Outside the square root (as PyTorch), >= 0 (default 1e-10).
     weight_decay : float, optional
+        Coupled L2 weight decay, >= 0 (default 0).
+
+    Returns
+    -------
+    ndarray
+        ``param`` itself, updated in place.
+
+    Notes
+    -----
+    Formula: ``G += g^2; param -= lr g / (sqrt(G) + eps)``, with
+    ``g = grad + weight_decay * param`` (coupled weight decay).
+
+    One pass over memory in the parameter's own buffer (``mlk_optim``),
+    PyTorch's order of operations (``torch.optim``, ``foreach=False``); each
+    element is updated on its own, so the result does not depend on the thread
+    count.  There is no derivative to take: the step consumes one.
 
     Examples
     --------
@@ -281,15 +367,38 @@ def adadelta_step(param, grad, sq_avg, delta_avg, *, rho=0.9, eps=1e-6, lr=1.0,
 
     Parameters
     ----------
-    param, grad : see :func:`sgd_step`
-    sq_avg, delta_avg : ndarray
-        States S and D (start at zeros), updated in place.
+    param : ndarray
+        float32/float64, C-contiguous, writeable; updated in place and
+        returned.
+    grad : array_like
+        param's shape and dtype, any layout (a non-contiguous one is copied once).
+    sq_avg : ndarray
+        State S, the running mean of g**2 (start at zeros), updated in place.
+    delta_avg : ndarray
+        State D, the running mean of d**2 (start at zeros), updated in place.
     rho : float, optional
         In [0, 1] (default 0.9).
     eps : float, optional
+        Inside both square roots, >= 0 (default 1e-6).
     lr : float, optional
-        Default 1.
+        Scales the applied update, finite and >= 0 (default 1).
     weight_decay : float, optional
+        Coupled L2 weight decay, >= 0 (default 0).
+
+    Returns
+    -------
+    ndarray
+        ``param`` itself, updated in place.
+
+    Notes
+    -----
+    Formula: as above, with ``g = grad + weight_decay * param`` (coupled
+    weight decay).
+
+    One pass over memory in the parameter's own buffer (``mlk_optim``),
+    PyTorch's order of operations (``torch.optim``, ``foreach=False``); each
+    element is updated on its own, so the result does not depend on the thread
+    count.  There is no derivative to take: the step consumes one.
 
     Examples
     --------
@@ -304,20 +413,42 @@ def adadelta_step(param, grad, sq_avg, delta_avg, *, rho=0.9, eps=1e-6, lr=1.0,
 
 
 def rmsprop_step(param, grad, sq_avg, *, lr, alpha=0.99, eps=1e-8, weight_decay=0.0):
-    """One RMSprop step in place:
+    """One RMSprop step in place: ``param -= lr g / (sqrt(S) + eps)``, S the running mean of g**2.
+
     ``S = alpha S + (1 - alpha) g**2; param -= lr g / (sqrt(S) + eps)``.
 
     Parameters
     ----------
-    param, grad : see :func:`sgd_step`
+    param : ndarray
+        float32/float64, C-contiguous, writeable; updated in place and
+        returned.
+    grad : array_like
+        param's shape and dtype, any layout (a non-contiguous one is copied once).
     sq_avg : ndarray
-        State S (start at zeros), updated in place.
+        State S, param's shape and dtype (start at zeros), updated in place.
     lr : float
+        Learning rate, finite and >= 0.
     alpha : float, optional
         In [0, 1] (default 0.99).
     eps : float, optional
-        Outside the root (as PyTorch).
+        Outside the root (as PyTorch), >= 0 (default 1e-8).
     weight_decay : float, optional
+        Coupled L2 weight decay, >= 0 (default 0).
+
+    Returns
+    -------
+    ndarray
+        ``param`` itself, updated in place.
+
+    Notes
+    -----
+    Formula: ``S = alpha S + (1 - alpha) g^2; param -= lr g / (sqrt(S) + eps)``, with
+    ``g = grad + weight_decay * param`` (coupled weight decay).
+
+    One pass over memory in the parameter's own buffer (``mlk_optim``),
+    PyTorch's order of operations (``torch.optim``, ``foreach=False``); each
+    element is updated on its own, so the result does not depend on the thread
+    count.  There is no derivative to take: the step consumes one.
 
     Examples
     --------
@@ -367,13 +498,48 @@ def adam_step(param, grad, m, v, *, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1
 
     Parameters
     ----------
-    param, grad : see :func:`sgd_step`
-    m, v : ndarray
-        The moment estimates (start at zeros), updated in place.
+    param : ndarray
+        float32/float64, C-contiguous, writeable; updated in place and
+        returned.
+    grad : array_like
+        param's shape and dtype, any layout (a non-contiguous one is copied once).
+    m : ndarray
+        The first-moment estimate (start at zeros), updated in place.
+    v : ndarray
+        The second-moment estimate (start at zeros), updated in place.
     step : int
-        The 1-based count of this update.
-    lr, beta1, beta2, eps, weight_decay : float, optional
+        The 1-based count of this update (>= 1).
+    lr : float, optional
+        Learning rate, finite and >= 0 (default 1e-3).
+    beta1 : float, optional
+        In [0, 1) (default 0.9).
+    beta2 : float, optional
+        In [0, 1) (default 0.999).
+    eps : float, optional
+        Added to the bias-corrected ``sqrt(v)``, >= 0 (default 1e-8).
+    weight_decay : float, optional
+        >= 0 (default 0): coupled, or decoupled with ``decoupled=True``.
     decoupled : bool, optional
+        AdamW's decoupled weight decay (default False).
+
+    Returns
+    -------
+    ndarray
+        ``param`` itself, updated in place.
+
+    Notes
+    -----
+    Formula: as above, with ``g = grad + weight_decay * param`` (coupled
+    weight decay) unless ``decoupled``.  The first moment is updated as
+    ``m += (1 - beta1) (g - m)`` (a lerp: m's rounding does not grow); the
+    bias corrections ``1 - beta1**step`` and ``1 - beta2**step``
+    are computed in float64 and enter as ``lr / (1 - beta1**step)`` and
+    ``1 / sqrt(1 - beta2**step)``, each rounded once to the parameter's dtype.
+
+    One pass over memory in the parameter's own buffer (``mlk_optim``),
+    PyTorch's order of operations (``torch.optim``, ``foreach=False``); each
+    element is updated on its own, so the result does not depend on the thread
+    count.  There is no derivative to take: the step consumes one.
 
     Examples
     --------
@@ -400,6 +566,33 @@ class Optimizer:
     reloaded optimiser continues bit for bit); ``zero_state()`` resets the
     state to zeros and the step count to 0.  ``lr`` is a float or a callable
     of the 1-based step number that returns one.
+
+    Parameters
+    ----------
+    params : ndarray or list of ndarray
+        The parameters (float32/float64, C-contiguous, writeable, sharing no
+        memory), updated in place by :meth:`step`.
+    lr : float or callable
+        Learning rate, finite and >= 0, or a callable of the 1-based step
+        number that returns one (checked at every step).
+    **hyper
+        The subclass's hyper-parameters, kept in ``self.hyper``.
+
+    Notes
+    -----
+    The base class is not usable by itself (its :meth:`step` raises
+    ``NotImplementedError``); a subclass names its state arrays and the
+    kernel of its update rule.  Attributes: ``params`` (the list of arrays),
+    ``lr``, ``hyper``, ``step_count`` (steps taken) and ``state`` (one dict of
+    state arrays per parameter).
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern.optim as opt
+    >>> w = np.array([1.0])
+    >>> o = opt.Momentum([w], lr=0.1)
+    >>> isinstance(o, opt.Optimizer), o.step_count, sorted(o.state[0])
+    (True, 0, ['velocity'])
     """
     _state_names = ()
 
@@ -429,8 +622,31 @@ class Optimizer:
         return _lr(lr, type(self).__name__)
 
     def step(self, grads):
-        """Update every parameter in place from ``grads`` (a list matching
-        ``params``, or one array for a single parameter)."""
+        """Update every parameter in place from ``grads``; returns None.
+
+        Parameters
+        ----------
+        grads : ndarray or list of array_like
+            One gradient per parameter, in the order of ``params`` (one array
+            for a single parameter); each of its parameter's shape and dtype.
+
+        Notes
+        -----
+        The step number ``t = step_count + 1`` gives the learning rate (a
+        callable ``lr`` is called with it) and Adam's bias corrections.  Every
+        gradient, parameter and state array is checked before any parameter
+        moves: a bad one raises and leaves the whole optimiser as it was.
+        Then each parameter gets one fused in-place kernel pass, and
+        ``step_count`` becomes ``t``.
+
+        Examples
+        --------
+        >>> import numpy as np, mlkern.optim as opt
+        >>> w = np.array([1.0, 2.0])
+        >>> o = opt.SGD([w], lr=lambda t: 0.5 / t)
+        >>> o.step([np.ones(2)]); o.step([np.ones(2)]); w.tolist(), o.step_count
+        ([0.25, 1.25], 2)
+        """
         if isinstance(grads, np.ndarray):
             grads = [grads]
         grads = list(grads)
@@ -461,21 +677,73 @@ class Optimizer:
         self.step_count = t
 
     def zero_state(self):
-        """Reset the state arrays to zeros and the step count to 0."""
+        """Reset the state arrays to zeros and the step count to 0; returns None.
+
+        The parameters are not touched, and the state arrays keep their identity.
+
+        Examples
+        --------
+        >>> import numpy as np, mlkern.optim as opt
+        >>> w = np.array([1.0])
+        >>> o = opt.Momentum([w], lr=0.1)
+        >>> o.step([np.ones(1)]); o.zero_state(); o.step_count, o.state[0]["velocity"].tolist()
+        (0, [0.0])
+        """
         for st in self.state:
             for a in st.values():
                 a[...] = 0
         self.step_count = 0
 
     def state_dict(self):
-        """A dict with the step count, the hyper-parameters and copies of the
-        state arrays (the parameters themselves are not included)."""
+        """A dict with the step count, the hyper-parameters and copies of the state arrays.
+
+        The parameters themselves are not included.
+
+        Returns
+        -------
+        dict
+            ``{"step": int, "lr": float or callable, "hyper": dict, "state":
+            [one dict of array copies per parameter]}``, for
+            :meth:`load_state_dict`.
+
+        Examples
+        --------
+        >>> import numpy as np, mlkern.optim as opt
+        >>> o = opt.Adam([np.zeros(2)], lr=0.1)
+        >>> o.step([np.ones(2)])
+        >>> d = o.state_dict()
+        >>> d["step"], sorted(d["state"][0]), d["state"][0]["m"].round(9).tolist()
+        (1, ['m', 'v'], [0.1, 0.1])
+        """
         return {"step": self.step_count, "lr": self.lr, "hyper": dict(self.hyper),
                 "state": [{k: a.copy() for k, a in st.items()} for st in self.state]}
 
     def load_state_dict(self, d):
-        """Restore what :meth:`state_dict` saved (into this optimiser's own
-        state arrays, which keep their identity)."""
+        """Restore what :meth:`state_dict` saved; returns None.
+
+        Parameters
+        ----------
+        d : dict
+            A :meth:`state_dict` of an optimiser of the same kind over
+            parameters of the same shapes.  The arrays are copied into this
+            optimiser's own state arrays, which keep their identity.
+
+        Notes
+        -----
+        The step count, ``lr`` and the hyper-parameters are restored too, so
+        the reloaded optimiser continues bit for bit.  A state for a different
+        number of parameters, other state names or other shapes raises
+        ``ValueError``.
+
+        Examples
+        --------
+        >>> import numpy as np, mlkern.optim as opt
+        >>> a, b = np.array([1.0]), np.array([1.0])
+        >>> oa, ob = opt.Adam([a], lr=0.1), opt.Adam([b], lr=0.1)
+        >>> oa.step([np.ones(1)]); ob.load_state_dict(oa.state_dict()); b[...] = a
+        >>> oa.step([np.ones(1)]); ob.step([np.ones(1)]); bool(a[0] == b[0]), ob.step_count
+        (True, 2)
+        """
         name = type(self).__name__
         states = d["state"]
         if len(states) != len(self.params):
@@ -503,6 +771,23 @@ class Optimizer:
 class SGD(Optimizer):
     """Plain SGD over a list of arrays (:func:`sgd_step`); coupled weight decay.
 
+    Parameters
+    ----------
+    params : ndarray or list of ndarray
+        The parameters (float32/float64, C-contiguous, writeable, sharing no
+        memory), updated in place by :meth:`step`.
+    lr : float or callable, optional
+        Learning rate, finite and >= 0 (default 1e-3), or a callable of the
+        1-based step number that returns one.
+    weight_decay : float, optional
+        Coupled L2 weight decay, >= 0 (default 0).
+
+    Notes
+    -----
+    Each :meth:`step` applies :func:`sgd_step` to every parameter:
+    ``param -= lr g``, ``g = grad + weight_decay * param``.
+    State per parameter: none (zeros at the start; see :meth:`state_dict`).
+
     Examples
     --------
     >>> import numpy as np, mlkern.optim as opt
@@ -522,6 +807,26 @@ class SGD(Optimizer):
 
 class Momentum(Optimizer):
     """SGD with momentum (:func:`momentum_step`; velocity includes lr).
+
+    Parameters
+    ----------
+    params : ndarray or list of ndarray
+        The parameters (float32/float64, C-contiguous, writeable, sharing no
+        memory), updated in place by :meth:`step`.
+    lr : float or callable, optional
+        Learning rate, finite and >= 0 (default 1e-3), or a callable of the
+        1-based step number that returns one.
+    momentum : float, optional
+        In [0, 1) (default 0.9).
+    weight_decay : float, optional
+        Coupled L2 weight decay, >= 0 (default 0).
+
+    Notes
+    -----
+    Each :meth:`step` applies :func:`momentum_step` to every parameter:
+    ``v = momentum v + lr g; param -= v``,
+    ``g = grad + weight_decay * param``.
+    State per parameter: ``velocity`` (zeros at the start; see :meth:`state_dict`).
 
     Examples
     --------
@@ -549,6 +854,26 @@ class Momentum(Optimizer):
 class Nesterov(Momentum):
     """Nesterov momentum (:func:`nesterov_step`).
 
+    Parameters
+    ----------
+    params : ndarray or list of ndarray
+        The parameters (float32/float64, C-contiguous, writeable, sharing no
+        memory), updated in place by :meth:`step`.
+    lr : float or callable, optional
+        Learning rate, finite and >= 0 (default 1e-3), or a callable of the
+        1-based step number that returns one.
+    momentum : float, optional
+        In [0, 1) (default 0.9).
+    weight_decay : float, optional
+        Coupled L2 weight decay, >= 0 (default 0).
+
+    Notes
+    -----
+    Each :meth:`step` applies :func:`nesterov_step` to every parameter:
+    ``v = momentum v + lr g; param -= momentum v + lr g``
+    (the look-ahead form).
+    State per parameter: ``velocity`` (zeros at the start; see :meth:`state_dict`).
+
     Examples
     --------
     >>> import numpy as np, mlkern.optim as opt
@@ -563,6 +888,25 @@ class Nesterov(Momentum):
 
 class Adagrad(Optimizer):
     """Adagrad (:func:`adagrad_step`).
+
+    Parameters
+    ----------
+    params : ndarray or list of ndarray
+        The parameters (float32/float64, C-contiguous, writeable, sharing no
+        memory), updated in place by :meth:`step`.
+    lr : float or callable, optional
+        Learning rate, finite and >= 0 (default 1e-2), or a callable of the
+        1-based step number that returns one.
+    eps : float, optional
+        Outside the square root, >= 0 (default 1e-10).
+    weight_decay : float, optional
+        Coupled L2 weight decay, >= 0 (default 0).
+
+    Notes
+    -----
+    Each :meth:`step` applies :func:`adagrad_step` to every parameter:
+    ``G += g^2; param -= lr g / (sqrt(G) + eps)``.
+    State per parameter: ``sum_sq`` (zeros at the start; see :meth:`state_dict`).
 
     Examples
     --------
@@ -585,6 +929,30 @@ class Adagrad(Optimizer):
 
 class Adadelta(Optimizer):
     """Adadelta (:func:`adadelta_step`).
+
+    Parameters
+    ----------
+    params : ndarray or list of ndarray
+        The parameters (float32/float64, C-contiguous, writeable, sharing no
+        memory), updated in place by :meth:`step`.
+    lr : float or callable, optional
+        Learning rate, finite and >= 0 (default 1), or a callable of the
+        1-based step number that returns one.
+    rho : float, optional
+        In [0, 1] (default 0.9).
+    eps : float, optional
+        Inside both square roots, >= 0 (default 1e-6).
+    weight_decay : float, optional
+        Coupled L2 weight decay, >= 0 (default 0).
+
+    Notes
+    -----
+    Each :meth:`step` applies :func:`adadelta_step` to every parameter:
+    ``S = rho S + (1 - rho) g^2``,
+    ``d = sqrt(D + eps) / sqrt(S + eps) g``, ``D = rho D + (1 - rho) d^2``,
+    ``param -= lr d``.
+    State per parameter: ``sq_avg`` (S) and ``delta_avg`` (D), zeros at the start
+    (see :meth:`state_dict`).
 
     Examples
     --------
@@ -610,6 +978,28 @@ class Adadelta(Optimizer):
 class RMSprop(Optimizer):
     """RMSprop (:func:`rmsprop_step`).
 
+    Parameters
+    ----------
+    params : ndarray or list of ndarray
+        The parameters (float32/float64, C-contiguous, writeable, sharing no
+        memory), updated in place by :meth:`step`.
+    lr : float or callable, optional
+        Learning rate, finite and >= 0 (default 1e-2), or a callable of the
+        1-based step number that returns one.
+    alpha : float, optional
+        In [0, 1] (default 0.99).
+    eps : float, optional
+        Outside the square root, >= 0 (default 1e-8).
+    weight_decay : float, optional
+        Coupled L2 weight decay, >= 0 (default 0).
+
+    Notes
+    -----
+    Each :meth:`step` applies :func:`rmsprop_step` to every parameter:
+    ``S = alpha S + (1 - alpha) g^2;
+    param -= lr g / (sqrt(S) + eps)``.
+    State per parameter: ``sq_avg`` (zeros at the start; see :meth:`state_dict`).
+
     Examples
     --------
     >>> import numpy as np, mlkern.optim as opt
@@ -633,6 +1023,29 @@ class RMSprop(Optimizer):
 
 class Adam(Optimizer):
     """Adam (:func:`adam_step`), coupled weight decay.
+
+    Parameters
+    ----------
+    params : ndarray or list of ndarray
+        The parameters (float32/float64, C-contiguous, writeable, sharing no
+        memory), updated in place by :meth:`step`.
+    lr : float or callable, optional
+        Learning rate, finite and >= 0 (default 1e-3), or a callable of the
+        1-based step number that returns one.
+    betas : tuple of two floats, optional
+        ``(beta1, beta2)``, each in [0, 1) (default ``(0.9, 0.999)``).
+    eps : float, optional
+        Added to the bias-corrected ``sqrt(v)``, >= 0 (default 1e-8).
+    weight_decay : float, optional
+        Coupled L2 weight decay, >= 0 (default 0).
+
+    Notes
+    -----
+    Each :meth:`step` applies :func:`adam_step` to every parameter:
+    ``m = beta1 m + (1 - beta1) g``, ``v = beta2 v + (1 - beta2)
+    g^2``, ``param -= lr / (1 - beta1^t) m / (sqrt(v) / sqrt(1 - beta2^t) + eps)``
+    with ``t`` the 1-based step count.
+    State per parameter: ``m`` and ``v`` (zeros at the start; see :meth:`state_dict`).
 
     Examples
     --------
@@ -667,6 +1080,28 @@ class Adam(Optimizer):
 class AdamW(Adam):
     """AdamW: Adam with decoupled weight decay (default 0.01, as PyTorch).
 
+    Parameters
+    ----------
+    params : ndarray or list of ndarray
+        The parameters (float32/float64, C-contiguous, writeable, sharing no
+        memory), updated in place by :meth:`step`.
+    lr : float or callable, optional
+        Learning rate, finite and >= 0 (default 1e-3), or a callable of the
+        1-based step number that returns one.
+    betas : tuple of two floats, optional
+        ``(beta1, beta2)``, each in [0, 1) (default ``(0.9, 0.999)``).
+    eps : float, optional
+        Added to the bias-corrected ``sqrt(v)``, >= 0 (default 1e-8).
+    weight_decay : float, optional
+        Decoupled weight decay, >= 0 (default 0.01).
+
+    Notes
+    -----
+    Each :meth:`step` applies :func:`adam_step` to every parameter:
+    ``adam_step(..., decoupled=True)``: ``param *= 1 - lr weight_decay`` first,
+    then the Adam update with the gradient as is.
+    State per parameter: ``m`` and ``v`` (zeros at the start; see :meth:`state_dict`).
+
     Examples
     --------
     >>> import numpy as np, mlkern.optim as opt
@@ -682,17 +1117,33 @@ class AdamW(Adam):
 
 
 def minibatches(n_samples, batch_size, *, shuffle=True, seed=None):
-    """Yield index arrays (int64) of mini-batches covering ``range(n_samples)``
-    once; the last batch holds the remainder.
+    """Yield int64 index arrays of mini-batches covering ``range(n_samples)`` once.
+
+    The last batch holds the remainder.
 
     Parameters
     ----------
-    n_samples, batch_size : int
-        >= 0 and >= 1.
+    n_samples : int
+        The number of samples, >= 0.
+    batch_size : int
+        The batch size, >= 1.
     shuffle : bool, optional
         Shuffle the order (default True); False gives consecutive slices.
     seed : int or numpy.random.Generator, optional
         The permutation's seed (an int, or a Generator drawn from).
+
+    Yields
+    ------
+    ndarray of int64
+        The indices of one batch: ``batch_size`` of them, fewer in the last.
+
+    Notes
+    -----
+    With ``shuffle``, one permutation of ``range(n_samples)`` is drawn
+    (``Generator.permutation``, from ``seed`` if it is a Generator, else from
+    ``numpy.random.default_rng(seed)``) and cut into consecutive batches, so
+    every index appears exactly once; the same int seed gives the same
+    batches.
 
     Examples
     --------
