@@ -246,7 +246,7 @@ def test_readme_stability_facts_appear_in_docstrings(heading, name, row):
             assert w in doc, f"{name}: README's stability note mentions {w}; the docstrings do not"
 
 
-# ---------------------------------------------------------------- numpydoc sections, every public name
+# ------------------------------------------------- numpydoc sections of every public name
 def _public_api():
     """(qualified name, object, module-level?) for every name of the three public __all__
     lists and every public method defined by their classes (aliases once)."""
