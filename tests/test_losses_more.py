@@ -2195,8 +2195,12 @@ def test_xent_short_rows_match_row_kernel(dtype, n, variant):
             li, gi = mlkern.cross_entropy_with_grad(z[i:i + 1], lab[i:i + 1], **kwi)
             np.testing.assert_allclose(loss[i], li[0], rtol=6 * np.finfo(dtype).eps,
                                        atol=6 * np.finfo(dtype).tiny, err_msg=f"row {i}")
-            tol = 6
-            scale = np.abs(gi[0]).max(initial=0)
+            # both kernels are within ~9 eps of an mpmath softmax at the
+            # baseline level (no FMA): they may differ by twice that
+            tol = 24
+            # p_y - 1 cancels: the error is ~ eps times the row's coefficient
+            coef = (kw["sample_weight"][i] * kw["weight"].max()) if "weight" in kw else 1.0
+            scale = max(np.abs(gi[0]).max(initial=0), coef)
         np.testing.assert_allclose(g[i], gi[0], rtol=tol * np.finfo(dtype).eps,
                                    atol=4 * np.finfo(dtype).eps * scale
                                    if np.isfinite(gi[0]).all() else 0,
