@@ -2249,3 +2249,53 @@ def test_pointwise_fast_path_equals_full_path(dtype, n, name, kw, reduction):
         pf, tf = np.asfortranarray(p.reshape(100, 100)), np.asfortranarray(t.reshape(100, 100))
         pc, tc = np.ascontiguousarray(pf), np.ascontiguousarray(tf)
         np.testing.assert_allclose(f(pf, tf, **kw), f(pc, tc, **kw), rtol=1e-6 if dtype == np.float32 else 1e-13)
+
+
+# the fast paths with out=: a direct array (fresh, the input itself) is
+# written by the kernel; anything else (F-ordered, partially overlapping,
+# wrong dtype) takes the full path -- the same values or the same error
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("where", ["fresh", "pred", "target", "F", "overlap", "wrong-dtype"])
+def test_fast_paths_with_out(dtype, where):
+    rng = np.random.default_rng(11)
+    p = rng.standard_normal((40, 6)).astype(dtype)
+    t = rng.standard_normal((40, 6)).astype(dtype)
+    lab = rng.integers(0, 6, 40)
+    want_m = mlkern.mse_with_grad(p, t)
+    want_x = mlkern.cross_entropy_with_grad(p, lab)
+
+    def make(base):
+        if where == "fresh":
+            return np.empty_like(base)
+        if where == "pred":
+            return base
+        if where == "target":
+            return t
+        if where == "F":
+            return np.empty(base.shape, base.dtype, order="F")
+        return np.empty(base.shape, np.float16)
+
+    for f, want, args in ((mlkern.mse_with_grad, want_m, lambda q: (q, t.copy())),
+                          (mlkern.cross_entropy_with_grad, want_x, lambda q: (q, lab))):
+        if where == "target" and f is mlkern.cross_entropy_with_grad:
+            continue
+        q = p.copy()
+        if where == "overlap":            # out one element before pred in the same buffer
+            buf = np.empty(p.size + 1, dtype)
+            buf[1:] = p.reshape(-1)
+            q = buf[1:].reshape(p.shape)
+        a = args(q)
+        if where == "overlap":
+            o = buf[:-1].reshape(p.shape)
+        elif where == "target":
+            o = a[1]
+        else:
+            o = make(q)
+        if where == "wrong-dtype":
+            with pytest.raises(TypeError, match="out"):
+                f(*a, out=o)
+            continue
+        loss, g = f(*a, out=o)
+        assert g is o
+        assert loss == want[0]
+        np.testing.assert_array_equal(g, want[1])

@@ -202,7 +202,7 @@ def kl_raw(cnp.ndarray p, cnp.ndarray q, bint log_q, g, gsr, double gscale,
     return rsum
 
 
-def xent_fast(z, target, axis, int64_t ignore, double eps, bint mean, bint want_grad):
+def xent_fast(z, target, axis, int64_t ignore, double eps, bint mean, bint want_grad, out=None):
     """cross_entropy's common case in one call: z a C-contiguous aligned
     native float32/float64 array with classes on its last axis (axis -1 or
     ndim-1), target C-contiguous aligned int64 labels of z's shape without
@@ -210,7 +210,9 @@ def xent_fast(z, target, axis, int64_t ignore, double eps, bint mean, bint want_
     counted; no class or sample weights (losses.py checks those and
     reduction).  Returns (per-row float64 losses, gradient or None) with the
     coefficients of losses._coefficients, or None when the case does not
-    apply (losses.py's full path then decides, with its error messages)."""
+    apply (losses.py's full path then decides, with its error messages).
+    out: None, or the gradient's array -- z's type and shape, C-contiguous,
+    aligned, writeable, and z itself or apart from z and the labels."""
     cdef cnp.ndarray za, la, loss, g = None
     cdef int tn, nd, i
     cdef Py_ssize_t n, rows = 1, r, cnt = 0
@@ -252,12 +254,19 @@ def xent_fast(z, target, axis, int64_t ignore, double eps, bint mean, bint want_
                 cnt += 1
     if cnt <= 0:
         return None
+    if want_grad and out is not None:
+        if not _carray_like(out, za, True):
+            return None
+        g = <cnp.ndarray>out
+        if (cnp.PyArray_DATA(g) != cnp.PyArray_DATA(za) and not _apart(g, za)) \
+                or not _apart(g, la):
+            return None
     s = 1.0 / <double>cnt if mean else 1.0
     c[0] = s
     c[1] = s * (1.0 - eps)
     c[2] = s * (eps / <double>n)
     loss = cnp.PyArray_EMPTY(1, <cnp.npy_intp *>&rows, cnp.NPY_DOUBLE, 0)
-    if want_grad:
+    if want_grad and g is None:
         g = cnp.PyArray_EMPTY(nd, cnp.PyArray_DIMS(za), tn, 0)
     if tn == cnp.NPY_DOUBLE:
         with nogil:
@@ -273,12 +282,14 @@ def xent_fast(z, target, axis, int64_t ignore, double eps, bint mean, bint want_
 
 
 def ploss_fast(int op, p, t, bint mean, bint want_grad, double pws, double delta,
-               double lscale, double gmul, int cost):
+               double lscale, double gmul, int cost, out=None):
     """The pointwise losses' common case in one call: p and t C-contiguous
     aligned native arrays of one float dtype and one shape, not empty; no
     sample weights, a scalar pos_weight, no out=, reduction mean or sum.
     Returns (loss as a Python float, gradient or None) computed exactly as
-    losses._pointwise does, or None when the case does not apply."""
+    losses._pointwise does, or None when the case does not apply.  out: None,
+    or the gradient's array -- p's type and shape, C-contiguous, aligned,
+    writeable, and p or t itself or apart from both."""
     cdef cnp.ndarray pa, ta, g = None, bs = None
     cdef int tn, nd, i
     cdef Py_ssize_t n, nb
@@ -307,6 +318,14 @@ def ploss_fast(int op, p, t, bint mean, bint want_grad, double pws, double delta
     n = cnp.PyArray_SIZE(pa)
     if n == 0:
         return None
+    if want_grad and out is not None:
+        if not _carray_like(out, pa, True):
+            return None
+        g = <cnp.ndarray>out
+        if cnp.PyArray_DATA(g) != cnp.PyArray_DATA(pa) and not _apart(g, pa):
+            return None
+        if cnp.PyArray_DATA(g) != cnp.PyArray_DATA(ta) and not _apart(g, ta):
+            return None
     nb = (n + LBLK - 1) // LBLK
     if nb == 1:
         pb = &b1
@@ -323,7 +342,7 @@ def ploss_fast(int op, p, t, bint mean, bint want_grad, double pws, double delta
     lp.delta = delta
     lp.lscale = lscale
     lp.gscale = gmul / denom
-    if want_grad:
+    if want_grad and g is None:
         g = cnp.PyArray_EMPTY(nd, cnp.PyArray_DIMS(pa), tn, 0)
     if tn == cnp.NPY_DOUBLE:
         with nogil:

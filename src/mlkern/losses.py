@@ -148,14 +148,15 @@ def _coefficients(lab, n, w, sw, eps, ignore_index, reduction):
 def _xent(fname, logits, target, axis, reduction, weight, ignore_index, label_smoothing,
           sample_weight, want_loss, want_grad, out):
     # the common case (C-contiguous float logits, classes last, int64 labels,
-    # no weights, no out=) is checked and run in one C call: a few us less
+    # no weights, out= None or a direct C-contiguous array) is checked and run
+    # in one C call: a few us less
     # per call for small batches; anything else takes the full path below
-    if (out is None and weight is None and sample_weight is None
+    if (weight is None and sample_weight is None
             and (reduction == "mean" or reduction == "sum") and type(reduction) is str
             and type(ignore_index) is int and -2**63 <= ignore_index < 2**63
             and type(label_smoothing) in (float, int) and 0 <= label_smoothing <= 1):
         r = _ew.xent_fast(logits, target, axis, ignore_index, float(label_smoothing),
-                          reduction == "mean", want_grad)
+                          reduction == "mean", want_grad, out)
         if r is not None:
             loss, g = r
             res_loss = logits.dtype.type(np.sum(loss))    # pairwise, as the full path
@@ -646,14 +647,14 @@ def _pointwise(fname, op, pred, target, reduction, sample_weight, want_loss, wan
     lscale multiplies each element's loss, gmul the gradient (1/2 of
     quadratic_cost); rmse=True takes the root of the mean."""
     # the common case (C-contiguous float arrays of one dtype and shape, no
-    # weights but a scalar pos_weight, no out=) is checked and run in one C
+    # weights but a scalar pos_weight, out= None or direct) is checked in one C
     # call, with the same kernel and the same arithmetic as below
-    if (sample_weight is None and out is None and not rmse
+    if (sample_weight is None and not rmse
             and (reduction == "mean" or reduction == "sum") and type(reduction) is str
             and (pos_weight is None or type(pos_weight) is float or type(pos_weight) is int)):
         r = _ew.ploss_fast(op, pred, target, reduction == "mean", want_grad,
                            1.0 if pos_weight is None else float(pos_weight), delta, lscale,
-                           gmul, _COST[op])
+                           gmul, _COST[op], out)
         if r is not None:
             v, g = r
             res_loss = pred.dtype.type(v)
