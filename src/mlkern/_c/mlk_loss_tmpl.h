@@ -22,6 +22,11 @@
  * or class weights: nothing rows-sized to allocate).
  */
 
+/* a row that counts nothing: labelled ignore_index, or a = b = c = 0 */
+MLK_INLINE int MLK_F(mlk_xent_skip)(int64_t y, int64_t ignore, const double *cr) {
+    return y == ignore || (cr[0] == 0 && cr[1] == 0 && cr[2] == 0);
+}
+
 /* loss of one row from its max m, L = log1p(R), z_y and sum w z */
 MLK_INLINE double MLK_F(mlk_xent_loss)(double a, double b, double c, MLK_T m, MLK_T L,
                                        MLK_T zy, double wz) {
@@ -48,7 +53,7 @@ void MLK_K(mlk_xent)(const MLK_T *restrict z, const int64_t *restrict lab,
         MLK_T *gr = g ? g + r * n : NULL;
         const double *cr = coef + cstride * r;
         const double a = cr[0], b = cr[1], c = cr[2];
-        if (lab[r] == ignore || (a == 0 && b == 0 && c == 0)) {
+        if (MLK_F(mlk_xent_skip)(lab[r], ignore, cr)) {
             if (gr) for (intptr_t j = 0; j < n; j++) gr[j] = 0;
             loss[r] = 0.0;
             continue;
@@ -131,7 +136,7 @@ static void MLK_F(mlk_xent_short)(const MLK_T *restrict z, const int64_t *restri
     MLK_T t[MLK_RW_SBLK];
     MLK_T m[MLK_RW_CB], q[MLK_RW_CB], cc[MLK_RW_CB], zy[MLK_RW_CB];
     double acc[MLK_RW_CB], cnt[MLK_RW_CB], wz[MLK_RW_CB];
-    unsigned char ok[MLK_RW_CB];
+    unsigned char ok[MLK_RW_CB], sk[MLK_RW_CB];
     const MLK_T sc = MLK_RW_SCALE;
     intptr_t rb = MLK_RW_SBLK / n;
     if (rb > MLK_RW_CB) rb = MLK_RW_CB;
@@ -147,8 +152,8 @@ static void MLK_F(mlk_xent_short)(const MLK_T *restrict z, const int64_t *restri
         }
         for (intptr_t r = 0; r < nr; r++) {
             const double *cr = coef + cstride * (r0 + r);
-            const int skip = lb[r] == ignore || (cr[0] == 0 && cr[1] == 0 && cr[2] == 0);
-            ok[r] = !skip && MLK_F(mlk_rw_finite)(m[r]);
+            sk[r] = (unsigned char)MLK_F(mlk_xent_skip)(lb[r], ignore, cr);
+            ok[r] = !sk[r] && MLK_F(mlk_rw_finite)(m[r]);
             n_ok += ok[r];
             zy[r] = ok[r] ? t[lb[r] * nr + r] : (MLK_T)0;
             cc[r] = ok[r] ? (MLK_T)cr[2] : (MLK_T)0;
@@ -161,7 +166,7 @@ static void MLK_F(mlk_xent_short)(const MLK_T *restrict z, const int64_t *restri
         if (n_ok == 0 && g) {
             for (intptr_t r = 0; r < nr; r++) {
                 const double *cr = coef + cstride * (r0 + r);
-                if (lb[r] == ignore || (cr[0] == 0 && cr[1] == 0 && cr[2] == 0)) {
+                if (sk[r]) {
                     for (intptr_t j = 0; j < n; j++) g[(r0 + r) * n + j] = 0;
                     loss[r0 + r] = 0.0;
                 } else {
@@ -198,7 +203,7 @@ static void MLK_F(mlk_xent_short)(const MLK_T *restrict z, const int64_t *restri
             for (intptr_t r = 0; r < nr; r++)
                 if (!ok[r]) {
                     const double *cr = coef + cstride * (r0 + r);
-                    if (lb[r] == ignore || (cr[0] == 0 && cr[1] == 0 && cr[2] == 0))
+                    if (sk[r])
                         loss[r0 + r] = 0.0;
                     else
                         MLK_K(mlk_xent)(z + (r0 + r) * n, lb + r, cr, cstride, ignore, w, NULL,
@@ -220,7 +225,7 @@ static void MLK_F(mlk_xent_short)(const MLK_T *restrict z, const int64_t *restri
             const double *cr = coef + cstride * (r0 + r);
             if (ok[r]) {
                 for (intptr_t j = 0; j < n; j++) gr[j] = t[j * nr + r];
-            } else if (lb[r] == ignore || (cr[0] == 0 && cr[1] == 0 && cr[2] == 0)) {
+            } else if (sk[r]) {
                 for (intptr_t j = 0; j < n; j++) gr[j] = 0;
                 loss[r0 + r] = 0.0;
             } else {
