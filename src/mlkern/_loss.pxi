@@ -230,11 +230,7 @@ def xent_fast(z, target, axis, int64_t ignore, double eps, bint mean, bint want_
         return None
     if not (axis == -1 or axis == nd - 1):
         return None
-    if not (cnp.PyArray_ISCARRAY_RO(za) and cnp.PyArray_ISNOTSWAPPED(za)):
-        return None
-    if cnp.PyArray_TYPE(la) != cnp.NPY_INT64 or cnp.PyArray_NDIM(la) != nd - 1:
-        return None
-    if not (cnp.PyArray_ISCARRAY_RO(la) and cnp.PyArray_ISNOTSWAPPED(la)):
+    if not _fast_ok(za, tn) or not _fast_ok(la, cnp.NPY_INT64) or cnp.PyArray_NDIM(la) != nd - 1:
         return None
     for i in range(nd - 1):
         if cnp.PyArray_DIM(la, i) != cnp.PyArray_DIM(za, i):
@@ -255,12 +251,9 @@ def xent_fast(z, target, axis, int64_t ignore, double eps, bint mean, bint want_
     if cnt <= 0:
         return None
     if want_grad and out is not None:
-        if not _carray_like(out, za, True):
+        if not _out_ok(out, za, tn) or not _disjoint(<cnp.ndarray>out, la):
             return None
         g = <cnp.ndarray>out
-        if (cnp.PyArray_DATA(g) != cnp.PyArray_DATA(za) and not _apart(g, za)) \
-                or not _apart(g, la):
-            return None
     s = 1.0 / <double>cnt if mean else 1.0
     c[0] = s
     c[1] = s * (1.0 - eps)
@@ -291,7 +284,7 @@ def ploss_fast(int op, p, t, bint mean, bint want_grad, double pws, double delta
     or the gradient's array -- p's type and shape, C-contiguous, aligned,
     writeable, and p or t itself or apart from both."""
     cdef cnp.ndarray pa, ta, g = None, bs = None
-    cdef int tn, nd, i
+    cdef int tn, nd
     cdef Py_ssize_t n, nb
     cdef mlk_lparams lp
     cdef double b1 = 0.0
@@ -305,27 +298,17 @@ def ploss_fast(int op, p, t, bint mean, bint want_grad, double pws, double delta
     ta = <cnp.ndarray>t
     tn = cnp.PyArray_TYPE(pa)
     nd = cnp.PyArray_NDIM(pa)
-    if (tn != cnp.NPY_DOUBLE and tn != cnp.NPY_FLOAT) or cnp.PyArray_TYPE(ta) != tn:
+    if (tn != cnp.NPY_DOUBLE and tn != cnp.NPY_FLOAT) or nd == 0:   # 0-d: a scalar gradient
         return None
-    if nd == 0 or cnp.PyArray_NDIM(ta) != nd:      # 0-d: the gradient is a NumPy scalar
-        return None
-    for i in range(nd):
-        if cnp.PyArray_DIM(ta, i) != cnp.PyArray_DIM(pa, i):
-            return None
-    if not (cnp.PyArray_ISCARRAY_RO(pa) and cnp.PyArray_ISNOTSWAPPED(pa)
-            and cnp.PyArray_ISCARRAY_RO(ta) and cnp.PyArray_ISNOTSWAPPED(ta)):
+    if not _fast_ok(pa, tn) or not _fast_ok(ta, tn) or not _same_shape(pa, ta):
         return None
     n = cnp.PyArray_SIZE(pa)
     if n == 0:
         return None
     if want_grad and out is not None:
-        if not _carray_like(out, pa, True):
+        if not _out_ok(out, pa, tn) or not _no_partial_overlap(ta, <cnp.ndarray>out):
             return None
         g = <cnp.ndarray>out
-        if cnp.PyArray_DATA(g) != cnp.PyArray_DATA(pa) and not _apart(g, pa):
-            return None
-        if cnp.PyArray_DATA(g) != cnp.PyArray_DATA(ta) and not _apart(g, ta):
-            return None
     nb = (n + LBLK - 1) // LBLK
     if nb == 1:
         pb = &b1

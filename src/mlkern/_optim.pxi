@@ -71,29 +71,12 @@ def optim_raw(int op, cnp.ndarray param, cnp.ndarray grad, s1, s2, double lr, do
     return param
 
 
-cdef inline bint _carray_like(object a, cnp.ndarray p, bint writeable):
-    """a is an ndarray of p's type and shape, C-contiguous, aligned, native
-    (and writeable if asked)."""
-    cdef cnp.ndarray b
-    cdef int i
-    if type(a) is not cnp.ndarray:
-        return False
-    b = <cnp.ndarray>a
-    if cnp.PyArray_TYPE(b) != cnp.PyArray_TYPE(p) or cnp.PyArray_NDIM(b) != cnp.PyArray_NDIM(p):
-        return False
-    for i in range(cnp.PyArray_NDIM(p)):
-        if cnp.PyArray_DIM(b, i) != cnp.PyArray_DIM(p, i):
-            return False
-    if not (cnp.PyArray_ISCARRAY_RO(b) and cnp.PyArray_ISNOTSWAPPED(b)):
-        return False
-    return cnp.PyArray_ISWRITEABLE(b) or not writeable
-
-
-cdef inline bint _apart(cnp.ndarray a, cnp.ndarray b):
-    """The byte ranges of two C-contiguous arrays do not overlap."""
-    cdef char *pa = <char *>cnp.PyArray_DATA(a)
-    cdef char *pb = <char *>cnp.PyArray_DATA(b)
-    return pa + cnp.PyArray_NBYTES(a) <= pb or pb + cnp.PyArray_NBYTES(b) <= pa
+cdef inline bint _state_ok(object s, cnp.ndarray p, cnp.ndarray g, int tn):
+    """A state array: writeable, aligned, native, C-contiguous, p's type and
+    shape, apart from p and g (_out_ok, _disjoint: _elementwise.pyx,
+    _rowwise.pxi)."""
+    return (_out_ok(s, p, tn) and _disjoint(<cnp.ndarray>s, p)
+            and _disjoint(<cnp.ndarray>s, g))
 
 
 def optim_fast_ok(param, grad, s1, s2):
@@ -109,25 +92,21 @@ def optim_fast_ok(param, grad, s1, s2):
         return False
     p = <cnp.ndarray>param
     tn = cnp.PyArray_TYPE(p)
-    if tn != cnp.NPY_DOUBLE and tn != cnp.NPY_FLOAT:
+    if (tn != cnp.NPY_DOUBLE and tn != cnp.NPY_FLOAT) or not _fast_ok(p, tn) \
+            or not cnp.PyArray_ISWRITEABLE(p):
         return False
-    if not (cnp.PyArray_ISCARRAY(p) and cnp.PyArray_ISNOTSWAPPED(p)):
-        return False
-    if not _carray_like(grad, p, False):
-        return False
-    g = <cnp.ndarray>grad
     if cnp.PyArray_SIZE(p) == 0:
         return False              # nothing to do fast; the full checks are cheap here
-    if cnp.PyArray_DATA(g) != cnp.PyArray_DATA(p) and not _apart(g, p):
+    if not _fast_ok(grad, tn):
         return False
-    if s1 is not None:
-        if not _carray_like(s1, p, True) or not _apart(<cnp.ndarray>s1, p) \
-                or not _apart(<cnp.ndarray>s1, g):
-            return False
+    g = <cnp.ndarray>grad
+    if not _same_shape(g, p) or not _no_partial_overlap(p, g):
+        return False
+    if s1 is not None and not _state_ok(s1, p, g, tn):
+        return False
     if s2 is not None:
-        if not _carray_like(s2, p, True) or not _apart(<cnp.ndarray>s2, p) \
-                or not _apart(<cnp.ndarray>s2, g):
+        if not _state_ok(s2, p, g, tn):
             return False
-        if s1 is not None and not _apart(<cnp.ndarray>s1, <cnp.ndarray>s2):
+        if s1 is not None and not _disjoint(<cnp.ndarray>s1, <cnp.ndarray>s2):
             return False
     return True

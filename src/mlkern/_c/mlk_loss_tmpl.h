@@ -27,6 +27,13 @@ MLK_INLINE int MLK_F(mlk_xent_skip)(int64_t y, int64_t ignore, const double *cr)
     return y == ignore || (cr[0] == 0 && cr[1] == 0 && cr[2] == 0);
 }
 
+/* one gradient element from its stored exponential e (the sentinel -1 for
+   a maximal element, whose exponential is the scale), q = a / sum and
+   cw = c w_j: a softmax - c w (the label's -b is subtracted after) */
+MLK_INLINE MLK_T MLK_F(mlk_xent_g)(MLK_T e, MLK_T q, MLK_T cw) {
+    return (e < 0 ? MLK_RW_SCALE : e) * q - cw;
+}
+
 /* loss of one row from its max m, L = log1p(R), z_y and sum w z */
 MLK_INLINE double MLK_F(mlk_xent_loss)(double a, double b, double c, MLK_T m, MLK_T L,
                                        MLK_T zy, double wz) {
@@ -107,16 +114,15 @@ void MLK_K(mlk_xent)(const MLK_T *restrict z, const int64_t *restrict lab,
         const MLK_T L = MLK_F(mlk_log1p)((MLK_T)(acc * (double)MLK_RW_UNSCALE + (cnt - 1.0)));
         loss[r] = MLK_F(mlk_xent_loss)(a, b, c, m, L, zy, wz);
         const MLK_T q = (MLK_T)(a / (acc + cnt * (double)MLK_RW_SCALE));
-        const MLK_T sc = MLK_RW_SCALE;
         if (c != 0) {
             const MLK_T cc = (MLK_T)c;
             if (w) {
-                for (intptr_t j = 0; j < n; j++) gr[j] = (gr[j] < 0 ? sc : gr[j]) * q - cc * w[j];
+                for (intptr_t j = 0; j < n; j++) gr[j] = MLK_F(mlk_xent_g)(gr[j], q, cc * w[j]);
             } else {
-                for (intptr_t j = 0; j < n; j++) gr[j] = (gr[j] < 0 ? sc : gr[j]) * q - cc;
+                for (intptr_t j = 0; j < n; j++) gr[j] = MLK_F(mlk_xent_g)(gr[j], q, cc);
             }
         } else {
-            for (intptr_t j = 0; j < n; j++) gr[j] = (gr[j] < 0 ? sc : gr[j]) * q;
+            for (intptr_t j = 0; j < n; j++) gr[j] = MLK_F(mlk_xent_g)(gr[j], q, 0);
         }
         gr[y] -= (MLK_T)b;
     }
@@ -137,7 +143,6 @@ static void MLK_F(mlk_xent_short)(const MLK_T *restrict z, const int64_t *restri
     MLK_T m[MLK_RW_CB], q[MLK_RW_CB], cc[MLK_RW_CB], zy[MLK_RW_CB];
     double acc[MLK_RW_CB], cnt[MLK_RW_CB], wz[MLK_RW_CB];
     unsigned char ok[MLK_RW_CB], sk[MLK_RW_CB];
-    const MLK_T sc = MLK_RW_SCALE;
     intptr_t rb = MLK_RW_SBLK / n;
     if (rb > MLK_RW_CB) rb = MLK_RW_CB;
     for (intptr_t r0 = 0; r0 < rows; r0 += rb) {
@@ -215,7 +220,7 @@ static void MLK_F(mlk_xent_short)(const MLK_T *restrict z, const int64_t *restri
             MLK_T *tj = t + j * nr;
             const MLK_T wj = w ? w[j] : (MLK_T)1;
             for (intptr_t r = 0; r < nr; r++)
-                tj[r] = (tj[r] < 0 ? sc : tj[r]) * q[r] - cc[r] * wj;
+                tj[r] = MLK_F(mlk_xent_g)(tj[r], q[r], cc[r] * wj);
         }
         for (intptr_t r = 0; r < nr; r++)
             if (ok[r]) t[lb[r] * nr + r] -= (MLK_T)coef[cstride * (r0 + r) + 1];
