@@ -31,18 +31,21 @@ def test_every_public_function_documents_formula_derivative_or_trick():
         assert ">>>" in doc, f"{name}: no example"
 
 
-# ---------------------------------------------------------------- README tables vs the API
+# ------------------------------------------------------- the user guide's tables vs the API
 import inspect  # noqa: E402
 import pathlib  # noqa: E402
 import re  # noqa: E402
 
-README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
-_TABLES = {  # README section heading -> (columns holding a formula, column holding the stability facts)
-    "## Functions": ((1, 2), 3),
-    "### Row-wise functions": ((1,), 2),
-    "### Losses": ((1, 2), 3),
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+README = ROOT / "README.md"
+FUNCTIONS = DOCS / "functions.rst"          # the user guide page that holds the function tables
+_TABLES = {  # section title of docs/functions.rst -> (columns holding a formula, column holding the stability facts)
+    "Activations": ((1, 2), 3),
+    "Row-wise functions": ((1,), 2),
+    "Losses": ((1, 2), 3),
 }
-# unicode and markup of the README written the way docstrings write it
+# unicode and markup of the tables written the way docstrings write it
 _CANON = [("−", "-"), ("·", ""), ("⊙", ""), ("σ", "sigmoid"), ("Φ", "phi"), ("φ", "phi"),
           ("α", "alpha"), ("β", "beta"), ("δ", "delta"), ("Σ", "sum"), ("√", "sqrt"), ("²", "^2"),
           ("³", "^3"), ("½", "1/2"), ("≥", ">="), ("≤", "<="), ("→", "->"), ("∂", "d"), ("≪", "<<"), ("π", "pi"), ("′", "'")]
@@ -55,23 +58,45 @@ def _canon(s):
     return re.sub(r"[\s`\\{}*]", "", s).lower()
 
 
-def _readme_tables():
-    """{heading: [row cells]} of the three function tables."""
-    text = README.read_text(encoding="utf-8")
+def _rst_text(path):
+    """A page's text with its ``literals`` written `literal` (one backtick),
+    so cells and sentences read as the docstrings' markup-free text does."""
+    return re.sub(r"``(.+?)``", r"`\1`", path.read_text(encoding="utf-8"))
+
+
+def _rst_sections(text):
+    """{section title: body} of a page (titles underlined with - or =)."""
+    parts = re.split(r"^(\S[^\n]*)\n[-=]{3,}[ \t]*$", text, flags=re.M)
+    return {parts[i].strip(): parts[i + 1] for i in range(1, len(parts), 2)}
+
+
+def _list_table(body):
+    """Rows (lists of cells) of the first ``.. list-table::`` of a section
+    body; a cell may continue on more-indented lines."""
+    i = body.index(".. list-table::")
+    rows = []
+    for line in body[i:].splitlines()[1:]:
+        if line.strip() and not line.startswith("   "):
+            break
+        m = re.match(r"^   (\*| ) - (.*)$", line)
+        if m:
+            if m.group(1) == "*":
+                rows.append([])
+            rows[-1].append(m.group(2).strip())
+        elif rows and line.startswith("       ") and line.strip():
+            rows[-1][-1] += " " + line.strip()
+    return [["" if c == ".." else c for c in r] for r in rows]
+
+
+def _doc_tables():
+    """{section: [row cells]} of the three function tables of docs/functions.rst
+    (header row dropped)."""
+    sections = _rst_sections(_rst_text(FUNCTIONS))
     out = {}
     for heading in _TABLES:
-        i = text.index("\n" + heading)
-        rows = []
-        for line in text[i + 1:].splitlines()[1:]:
-            if line.startswith("#"):
-                break
-            if line.startswith("|"):
-                cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
-                if not set(cells[0]) <= set("-: ") and cells[0] != "function":
-                    rows.append(cells)
-            elif rows and not line.strip():
-                break
-        out[heading] = rows
+        rows = _list_table(sections[heading])
+        assert rows and rows[0][0] == "function", (heading, rows[:1])
+        out[heading] = rows[1:]
     return out
 
 
@@ -104,30 +129,34 @@ def _family(name):
 
 
 def _all_rows():
-    return [(h, row) for h, rows in _readme_tables().items() for row in rows]
+    return [(h, row) for h, rows in _doc_tables().items() for row in rows]
 
 
-def test_readme_tables_parsed():
-    tables = _readme_tables()
+def test_doc_tables_parsed():
+    tables = _doc_tables()
     sizes = {h: len(rows) for h, rows in tables.items()}
-    assert sizes["## Functions"] >= 12 and sizes["### Row-wise functions"] >= 7 \
-        and sizes["### Losses"] >= 10, sizes
+    assert sizes["Activations"] >= 12 and sizes["Row-wise functions"] >= 7 \
+        and sizes["Losses"] >= 10, sizes
+    widths = {h: {len(r) for r in rows} for h, rows in tables.items()}
+    assert widths == {"Activations": {4}, "Row-wise functions": {3}, "Losses": {4}}, widths
 
 
-# README states these naming rules in words; a name derived by one of them
-# from a name of the README's activation / loss table counts as documented
-_RULES = {"## Functions": ("For each activation `f` there are `f(x)`, `f_grad(x)`",
-                           ("_grad", "_backward")),
-          "### Losses": ("Every loss `f` has `f(...)`, `f_grad(..., out=None)`",
-                         ("_grad", "_with_grad"))}
+# docs/functions.rst states these naming rules in words; a name derived by one
+# of them from a name of the activation / loss table counts as documented
+_RULES = {"Activations": ("For each activation `f` there are `f(x)`, `f_grad(x)`",
+                          ("_grad", "_backward")),
+          "Losses": ("Every loss `f` has `f(...)`, `f_grad(..., out=None)`",
+                     ("_grad", "_with_grad"))}
+# the user guide: every page but the contract and the generated API reference
+_GUIDE = sorted(p for p in DOCS.glob("*.rst") if p.name != "contract.rst")
 
 
 def _documented_names():
-    text = README.read_text(encoding="utf-8")
-    tables = _readme_tables()
+    text = "\n".join(_rst_text(p) for p in _GUIDE)
+    tables = _doc_tables()
     derived = set()
     for heading, (sentence, suffixes) in _RULES.items():
-        assert sentence in text, f"README no longer states the naming rule {sentence!r}"
+        assert sentence in _rst_text(FUNCTIONS), f"docs/functions.rst no longer states the naming rule {sentence!r}"
         for row in tables[heading]:
             for n in _names(row[0]):
                 derived.update(n + s for s in suffixes)
@@ -135,27 +164,27 @@ def _documented_names():
 
 
 @pytest.mark.parametrize("module", [mlkern, mlkern.optim, mlkern.calculus], ids=lambda m: m.__name__)
-def test_every_public_name_is_in_the_readme(module):
+def test_every_public_name_is_in_the_user_guide(module):
     text, derived = _documented_names()
     literal = [n for n in module.__all__ if re.search(r"\b" + re.escape(n) + r"\b", text)]
     missing = [n for n in module.__all__ if n not in literal and n not in derived]
-    assert not missing, f"{module.__name__}.__all__ names absent from README.md: {missing}"
+    assert not missing, f"{module.__name__}.__all__ names absent from the user guide (docs/*.rst): {missing}"
     assert len(literal) >= len(module.__all__) // 3     # not everything by a rule
 
 
-def test_every_function_in_a_readme_table_exists():
+def test_every_function_in_a_doc_table_exists():
     seen = 0
     for heading, row in _all_rows():
         names = _names(row[0])
         assert names, f"{heading}: no function name in {row[0]!r}"
         for n in names:
-            assert n in mlkern.__all__, f"{heading}: README names {n!r}, not in mlkern.__all__"
+            assert n in mlkern.__all__, f"{heading}: docs/functions.rst names {n!r}, not in mlkern.__all__"
             assert callable(getattr(mlkern, n)), n
             seen += 1
     assert seen >= 30
 
 
-def test_readme_defaults_match_signatures():
+def test_doc_table_defaults_match_signatures():
     checked = 0
     for heading, row in _all_rows():
         for k, v in _defaults(row[0]).items():
@@ -164,9 +193,9 @@ def test_readme_defaults_match_signatures():
                     p = inspect.signature(f).parameters
                     if k not in p:
                         continue
-                    want = eval(v)  # a literal written in the README  # noqa: S307
+                    want = eval(v)  # a literal written in the table  # noqa: S307
                     assert p[k].default == want and type(p[k].default) in (type(want), float), (
-                        f"README ({heading}) says {k}={v} for {name}; "
+                        f"docs/functions.rst ({heading}) says {k}={v} for {name}; "
                         f"{f.__name__} has {k}={p[k].default!r}")
                     checked += 1
     assert checked >= 10          # leaky_relu, elu, softplus, silu, gelu, huber, ... and their siblings
@@ -193,7 +222,7 @@ def test_table_function_docstring_is_numpydoc(heading, name, row):
         if p not in ("args", "kwargs"):
             assert re.search(r"^" + re.escape(p) + r"\b", params, re.M), f"{name}: parameter {p!r} undocumented"
     notes = doc.split("Notes", 1)[1]
-    if heading == "## Functions":
+    if heading == "Activations":
         assert "Derivative" in notes, f"{name}: Notes do not give the derivative"
 
 
@@ -209,7 +238,7 @@ def _family_doc(name):
 
 
 @pytest.mark.parametrize("heading,name,row", _table_functions(), ids=lambda v: v if isinstance(v, str) else "")
-def test_readme_formulas_appear_in_docstrings(heading, name, row):
+def test_doc_formulas_appear_in_docstrings(heading, name, row):
     """Each formula cell of the row (f(x), f'(x); value; loss, gradient),
     written with ASCII names (σ -> sigmoid, · dropped, spaces dropped), is a
     substring of the docstrings of the function and its siblings."""
@@ -223,7 +252,7 @@ def test_readme_formulas_appear_in_docstrings(heading, name, row):
             part = pieces[names.index(name)]
         want = _canon(part)
         assert want, (name, row)
-        assert want in doc, (f"{name}: README {heading} column {c} says {part.strip()!r}; "
+        assert want in doc, (f"{name}: docs/functions.rst {heading} column {c} says {part.strip()!r}; "
                              f"not found in the docstrings of {name} and its siblings")
 
 
@@ -231,19 +260,19 @@ _TRICK_WORDS = ("expm1", "log1p", "erfc", "float64", "compensated", "reciprocal"
 
 
 @pytest.mark.parametrize("heading,name,row", _table_functions(), ids=lambda v: v if isinstance(v, str) else "")
-def test_readme_stability_facts_appear_in_docstrings(heading, name, row):
+def test_doc_stability_facts_appear_in_docstrings(heading, name, row):
     """The stability column's pinned numbers (e.g. 4.248354255291589e-18)
     and named devices (expm1, log1p, float64 sums, ...) are in the docstrings."""
     _, col = _TABLES[heading]
     cell = row[col].replace("−", "-")
     doc = _family_doc(name)
-    if heading == "### Losses":       # the losses module documents its shared facts once
+    if heading == "Losses":           # the losses module documents its shared facts once
         doc += "\n" + (mlkern.losses.__doc__ or "")
     for num in re.findall(r"\d\.\d{6,}e-?\d+", cell):
-        assert num in doc, f"{name}: README value {num} not in the docstrings"
+        assert num in doc, f"{name}: docs/functions.rst value {num} not in the docstrings"
     for w in _TRICK_WORDS:
         if w in cell:
-            assert w in doc, f"{name}: README's stability note mentions {w}; the docstrings do not"
+            assert w in doc, f"{name}: the stability note of docs/functions.rst mentions {w}; the docstrings do not"
 
 
 # ------------------------------------------------- numpydoc sections of every public name
