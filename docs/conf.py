@@ -73,15 +73,15 @@ html_copy_source = False
 import re as _re
 
 _SUBST = _re.compile(r"(?<![\\|])\|(?=\S)([^|`\n]*?\S)\|(?!\|)")
-_LITERAL = _re.compile(r"(``.+?``)")
+_LITERAL = _re.compile(r"(``.+?``)", _re.S)      # an inline literal may span lines
 
 
 def _escape_abs_bars(app, what, name, obj, options, lines):
-    for i, line in enumerate(lines):
-        if line.lstrip().startswith((">>>", "...")):
-            continue
-        parts = _LITERAL.split(line)
-        lines[i] = "".join(p if p.startswith("``") else _SUBST.sub(r"\\|\1\\|", p) for p in parts)
+    def text(part):
+        return "\n".join(ln if ln.lstrip().startswith((">>>", "...")) else _SUBST.sub(r"\\|\1\\|", ln)
+                         for ln in part.split("\n"))
+    parts = _LITERAL.split("\n".join(lines))
+    lines[:] = "".join(p if p.startswith("``") else text(p) for p in parts).split("\n")
 
 
 def setup(app):

@@ -197,12 +197,13 @@ def test_contract_sections():
 
 
 def test_cited_contract_sections_exist():
-    """A comment citing ``SPEC.md, "X"`` or ``docs/contract.rst, "X"`` names a
-    section of docs/contract.rst."""
+    """A comment citing a section of the contract (``docs/contract.rst, "X"``,
+    or the same with the contract's former file name) names a section of
+    docs/contract.rst."""
     sections = set(_contract_sections())
     cited = {}
     for path in list((ROOT / "src").rglob("*")) + list((ROOT / "tests").rglob("*.py")):
-        if path.name == pathlib.Path(__file__).name:
+        if path.name == pathlib.Path(__file__).name:      # this test's own docstring
             continue
         if path.suffix in (".py", ".pyx", ".pxi", ".pxd", ".h", ".c", ".pyi") and path.is_file():
             for sec in re.findall(r"(?:SPEC\.md|docs/contract\.rst),\s*\"([^\"]+)\"", path.read_text(errors="replace")):
