@@ -57,6 +57,8 @@ html_theme = "pydata_sphinx_theme"
 html_title = f"mlkern {release}"
 html_theme_options = {
     "navigation_with_keys": False,
+    "collapse_navigation": True,        # a lighter sidebar: faster builds
+    "navigation_depth": 2,
     "show_toc_level": 2,
     "secondary_sidebar_items": ["page-toc"],
     "footer_start": ["copyright"],
