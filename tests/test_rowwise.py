@@ -87,13 +87,6 @@ def _b(n):
     return 4.0 + math.log2(max(int(n), 1))
 
 
-def _ulp(ref, dt):
-    """Spacing of dt at |ref| (float64 array), subnormal spacing near 0."""
-    with np.errstate(all="ignore"):
-        r = np.abs(np.asarray(ref, np.float64)).astype(dt)
-        return np.spacing(r).astype(np.float64)
-
-
 def _report(ok, **cols):
     ok = np.asarray(ok)
     idx = np.flatnonzero(~ok.ravel())[:8]
@@ -154,7 +147,7 @@ def forward_tol(name, x64m, ref_hi, dt, exact=False, ref_f64=False):
     eps = EPS[dt]
     n = x64m.shape[-1]
     B = _b(n) * (2.0 if (ref_f64 and dt == F64) else 1.0)
-    ulp = _ulp(ref_hi, dt)
+    ulp = R.ulp_spacing(ref_hi, dt)
     p, ad, spd, L, bad = _parts_for_tol(x64m)
     k = 0.0 if exact else 1.0
     if name == "softmax":
@@ -222,7 +215,7 @@ def backward_ref_tol(name, g, y, axis, dt):
         else:
             ref = R.log_softmax_backward_ref(g64, y64)
             mag = np.abs(g64) + np.exp(y64) * np.sum(np.abs(g64), -1, keepdims=True)
-    return ref, B * eps * mag + B * _ulp(ref, dt)
+    return ref, B * eps * mag + B * R.ulp_spacing(ref, dt)
 
 
 def check_backward(name, out, g, y, axis=-1, what=""):
@@ -239,7 +232,7 @@ def check_jacobian(J, p, axis=-1, what=""):
     assert J.shape == pm.shape + (n,), (what, J.shape, pm.shape)
     ref = R.softmax_jacobian_ref(pm)
     mag = np.abs(ref) + np.abs(pm[..., :, None] * pm[..., None, :]) + np.abs(pm[..., :, None]) * np.eye(n)
-    _assert_within(J, ref, 0.0, 4 * EPS[J.dtype] * mag + _ulp(ref, J.dtype), what=what or "softmax_jacobian")
+    _assert_within(J, ref, 0.0, 4 * EPS[J.dtype] * mag + R.ulp_spacing(ref, J.dtype), what=what or "softmax_jacobian")
 
 
 def _forward_of(name):
@@ -935,7 +928,7 @@ def test_translation_invariance():
             tol = forward_tol("log_softmax", x.astype(np.float64), R.log_softmax_ref(x), dt, exact=True)
             _assert_within(lsc, ls.astype(np.float64), 0.0, 2 * tol, what=f"log_softmax(x+{c})")
             l0, l1 = mlkern.logsumexp(x).astype(np.float64), mlkern.logsumexp(xc).astype(np.float64)
-            assert np.all(np.abs((l1 - c) - l0) <= 4 * _b(37) * _ulp(l1, dt)), (c, l1 - c, l0)
+            assert np.all(np.abs((l1 - c) - l0) <= 4 * _b(37) * R.ulp_spacing(l1, dt)), (c, l1 - c, l0)
 
 
 # ---------------------------------------------------------------- non-finite
@@ -1263,7 +1256,7 @@ def test_threads_1_and_2_agree(name, shape, dt, axis):
     budget = 2.0 if name == "softmax" else 4.0
     a, b = r1.astype(np.float64), r2.astype(np.float64)
     with np.errstate(all="ignore"):
-        ulp = np.maximum(_ulp(a, r1.dtype), _ulp(b, r1.dtype))
+        ulp = np.maximum(R.ulp_spacing(a, r1.dtype), R.ulp_spacing(b, r1.dtype))
         diff = np.where((a == b) | (np.isnan(a) & np.isnan(b)), 0.0, np.abs(a - b) / ulp)
     ok = diff <= budget
     if name in BACKWARD and not ok.all():
@@ -1525,7 +1518,7 @@ def test_property_softmax_family(case):
     # m + L cancels (m ~ -L), the size of the summands
     rtol = 1e-13 if dt == F64 else 2 * B * eps
     err = np.abs(lse.astype(np.float64) - ref)
-    ok = err <= rtol * np.maximum(np.abs(ref), np.abs(m) + Lr) + _ulp(ref, dt)
+    ok = err <= rtol * np.maximum(np.abs(ref), np.abs(m) + Lr) + R.ulp_spacing(ref, dt)
     assert ok.all(), _report(ok, logsumexp=lse, ref=ref)
 
 
