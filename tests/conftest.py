@@ -197,6 +197,16 @@ def random_x(rng, n, dtype=np.float64, wide=False):
     return np.concatenate([a, b]).astype(dtype)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _reliability_summary(request):
+    """The reliability harness's totals (tests/fuzz_harness.py), once at the end
+    of a session that ran any of tests/test_reliability_*.py."""
+    yield
+    harness = sys.modules.get("fuzz_harness")
+    if harness is not None:
+        harness.print_summary(request.config)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(20240601)

@@ -1013,8 +1013,6 @@ if HAVE_HYPOTHESIS:
                                      ("binary_cross_entropy_with_logits", {}),
                                      ("binary_cross_entropy_with_logits", {"pos_weight": 2.5}),
                                      ("binary_cross_entropy_with_logits", {"pos_weight": 3})])
-
-
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 def test_pointwise_fast_path_equals_full_path(dtype, n, name, kw, reduction):
     if not hasattr(mlkern, name):
