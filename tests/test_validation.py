@@ -7,11 +7,11 @@ import hashlib
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
 import mlkern
-from conftest import CASES, CASE_IDS, CALLABLES, CALLABLE_IDS
+from conftest import CASES, CALLABLES, CALLABLE_IDS
 
 # unary functions taking (x, out=...): every f and f_grad, and noisy_relu with a seed
 UNARY = []
@@ -26,16 +26,6 @@ UNARY_IDS = [u[0] for u in UNARY]
 BINARY = [(c.id + ".backward", c.backward) for c in CASES]
 BINARY.append(("noisy_relu_backward", lambda g, s, **kw: mlkern.noisy_relu_backward(g, s, **kw)))
 BINARY_IDS = [b[0] for b in BINARY]
-
-PRELU_0D = ("prelu on 0-d input: np.ascontiguousarray makes it shape (1,), so prelu/prelu_grad "
-            "return a (1,) array instead of a NumPy scalar and prelu_backward raises ValueError "
-            "'grad_output and x must have the same shape, got () and (1,)'")
-
-
-def _prelu_0d_xfail(items):
-    """(Was a strict xfail for prelu, PRELU_0D; fixed, kept as a regression.)"""
-    return [pytest.param(n, f, id=n) for n, f in items]
-
 
 X_VALUES = np.array([-7.5, -3.0, -1.0, -0.25, 0.0, 0.3, 1.0, 2.5, 6.0, 40.0, -40.0, 0.001])
 
@@ -128,7 +118,7 @@ def test_complex_scalar_raises():
 
 
 # ---------------------------------------------------------------- scalars, lists, shapes
-@pytest.mark.parametrize("name,fn", _prelu_0d_xfail(UNARY))
+@pytest.mark.parametrize("name,fn", UNARY, ids=UNARY_IDS)
 def test_python_scalars_and_lists(name, fn):
     y = fn(1.5)
     assert isinstance(y, np.float64) and not isinstance(y, np.ndarray)
@@ -141,7 +131,7 @@ def test_python_scalars_and_lists(name, fn):
     assert _eq(fn([[1, 2], [3, 4]]), fn(np.array([[1.0, 2.0], [3.0, 4.0]])))
 
 
-@pytest.mark.parametrize("name,fn", _prelu_0d_xfail(UNARY))
+@pytest.mark.parametrize("name,fn", UNARY, ids=UNARY_IDS)
 def test_zero_d_returns_numpy_scalar(name, fn):
     for v, dt in ((np.float32(-1.25), np.float32), (np.float64(-1.25), np.float64),
                   (np.array(0.75), np.float64), (np.array(0.75, np.float32), np.float32),
@@ -151,7 +141,7 @@ def test_zero_d_returns_numpy_scalar(name, fn):
         assert y == fn(np.array([v], dtype=np.asarray(v).dtype))[0]
 
 
-@pytest.mark.parametrize("name,fn", _prelu_0d_xfail(BINARY))
+@pytest.mark.parametrize("name,fn", BINARY, ids=BINARY_IDS)
 def test_backward_scalars(name, fn):
     y = fn(2.0, 0.5)
     assert type(y) is np.float64
@@ -543,7 +533,6 @@ def test_property_out_in_place(x, which):
     name, fn = which
     if x.dtype.kind != "f":
         return
-    assume(not (name.startswith("prelu") and x.ndim == 0))   # PRELU_0D
     with np.errstate(all="ignore"):
         ref = np.asarray(fn(x.copy()))
         buf = x.copy()
