@@ -61,6 +61,17 @@ def _torch():
 
 
 # ================================================================ comparisons
+def run_loss3(name, a, b, axis, **kw):
+    """(name(a, b, axis), name_grad(...)); checks name_with_grad(...) gives both
+    (the loss as same_loss, the gradient bit for bit)."""
+    loss = fn(name)(a, b, axis, **kw)
+    grad = fn(name + "_grad")(a, b, axis, **kw)
+    lw, gw = fn(name + "_with_grad")(a, b, axis, **kw)
+    assert same_loss(np.asarray(lw), np.asarray(loss)) and type(lw) is type(loss), f"{name}_with_grad[0] != {name}"
+    assert same(gw, grad), f"{name}_with_grad[1] != {name}_grad"
+    return loss, grad
+
+
 def _report(ok, **cols):
     ok = np.asarray(ok)
     idx = np.flatnonzero(~ok.ravel())[:6]

@@ -34,7 +34,7 @@ import pytest
 
 import mlkern
 import reference as R
-from loss_checks import DT_IDS, DTYPES, EPS, F16, F32, F64, fn, REDUCTIONS, _torch
+from loss_checks import DT_IDS, DTYPES, EPS, F16, F32, F64, fn, REDUCTIONS, _report, _torch
 
 try:
     from hypothesis import given, settings, strategies as st
@@ -123,16 +123,6 @@ def _budgets(logits, target, axis, dt, ref_factor, torch_ref=False, **kw):
         gt = eps * B * (au.sum(-1, keepdims=True) * p * amp + au)
         c = np.abs(np.nan_to_num(coef))
     return lt * c, gt * c[..., None], coef
-
-
-def _report(ok, **cols):
-    ok = np.asarray(ok)
-    idx = np.flatnonzero(~ok.ravel())[:6]
-    lines = []
-    for i in idx:
-        parts = [f"{k}={np.broadcast_to(np.asarray(v), ok.shape).ravel()[i]!r}" for k, v in cols.items()]
-        lines.append(", ".join(parts))
-    return f"{(~ok).sum()} of {ok.size} mismatches, e.g.\n  " + "\n  ".join(lines)
 
 
 def assert_close(y, ref, tol, what=""):

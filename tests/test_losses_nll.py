@@ -12,7 +12,7 @@ import pytest
 import mlkern
 from loss_checks import (
     assert_close, assert_fd, check_grad_type, check_loss_type, DT_IDS, DTYPES, _dtypes, EPS, F16, F32,
-    F64, fn, K, _layouts, _log_probs, REDUCTIONS, same, same_loss, _torch,
+    F64, fn, K, _layouts, _log_probs, REDUCTIONS, run_loss3, same, _torch,
 )
 from reference import nll_ref
 
@@ -52,12 +52,7 @@ def _nll_case(opt, seed, rshape, C):
 
 
 def run_nll(lp, lab, axis=-1, **kw):
-    loss = mlkern.nll_loss(lp, lab, axis, **kw)
-    grad = mlkern.nll_loss_grad(lp, lab, axis, **kw)
-    lw, gw = mlkern.nll_loss_with_grad(lp, lab, axis, **kw)
-    assert same_loss(np.asarray(lw), np.asarray(loss)) and type(lw) is type(loss), "nll_loss_with_grad[0] != nll_loss"
-    assert same(gw, grad), "nll_loss_with_grad[1] != nll_loss_grad"
-    return loss, grad
+    return run_loss3("nll_loss", lp, lab, axis, **kw)
 
 
 def check_nll(lp, lab, axis=-1, what="", ref=None, k=K, **kw):
