@@ -43,6 +43,7 @@ try:
 except ImportError:  # pragma: no cover
     HAVE_HYPOTHESIS = False
 
+from conftest import same_array  # noqa: F401 (the loss tests import it from here)
 from reference import EPS, F16, F32, F64, K, TINY_SUB, _dtypes, ulp_spacing  # noqa: F401 (the loss tests import them from here)
 
 DTYPES = [np.float32, np.float64]
@@ -68,7 +69,7 @@ def run_loss3(name, a, b, axis, **kw):
     grad = fn(name + "_grad")(a, b, axis, **kw)
     lw, gw = fn(name + "_with_grad")(a, b, axis, **kw)
     assert same_loss(np.asarray(lw), np.asarray(loss)) and type(lw) is type(loss), f"{name}_with_grad[0] != {name}"
-    assert same(gw, grad), f"{name}_with_grad[1] != {name}_grad"
+    assert same_array(gw, grad), f"{name}_with_grad[1] != {name}_grad"
     return loss, grad
 
 
@@ -113,12 +114,6 @@ def check_grad_type(grad, rdt, shape, what=""):
         f"{what}: grad {grad.shape} {grad.dtype}, expected {tuple(shape)} {rdt}"
 
 
-def same(a, b):
-    """Bit-for-bit (NaN == NaN), same dtype and shape."""
-    a, b = np.asarray(a), np.asarray(b)
-    return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
-
-
 _UNDER_SANITIZER = bool(os.environ.get("MLKERN_UNDER_SANITIZER"))
 
 
@@ -129,7 +124,7 @@ def same_loss(a, b):
     that loop unvectorised, which changes the order of the float64 sum in
     its last bit: there, within 1e-13."""
     if not _UNDER_SANITIZER:
-        return same(a, b)
+        return same_array(a, b)
     a, b = np.asarray(a), np.asarray(b)
     return (a.dtype == b.dtype and a.shape == b.shape
             and np.allclose(a, b, rtol=1e-13, atol=0, equal_nan=True))

@@ -4,12 +4,11 @@ counts on 10^6-element inputs; the fast paths with out=.  Each family has its
 own file: test_losses_cross_entropy.py, test_losses_pointwise.py,
 test_losses_nll.py, test_losses_kl.py, test_losses_penalties.py.
 """
-
 import numpy as np
 import pytest
 
 import mlkern
-from loss_checks import assert_close, F32, F64, _log_probs, _pen, REDUCTIONS, same, _simplex
+from loss_checks import assert_close, F32, F64, _log_probs, _pen, REDUCTIONS, same_array, _simplex
 from reference import kl_ref, nll_ref, penalty_ref
 
 
@@ -62,7 +61,7 @@ def test_threads_bit_identical_nll_kl_penalties():
         with mlkern.threads(2):
             b = call()
         for x, y in zip(a, b):
-            assert same(np.asarray(x), np.asarray(y)), f"{what}: differs between 1 and 2 threads"
+            assert same_array(np.asarray(x), np.asarray(y)), f"{what}: differs between 1 and 2 threads"
     # the values of the big inputs
     L, _, lt, _ = nll_ref(lp, lab, weight=w, sample_weight=s)
     assert_close(mlkern.nll_loss(lp, lab, weight=w, sample_weight=s), L, lt, F64, what="nll 10^6")

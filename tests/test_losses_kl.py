@@ -12,7 +12,7 @@ import pytest
 import mlkern
 from loss_checks import (
     assert_close, assert_fd, _both, check_grad_type, check_loss_type, DT_IDS, DTYPES, _dtypes, EPS,
-    F16, F32, F64, fn, K, _layouts, REDUCTIONS, run_loss3, same, _simplex, _torch,
+    F16, F32, F64, fn, K, _layouts, REDUCTIONS, run_loss3, same_array, _simplex, _torch,
 )
 from reference import kl_ref
 
@@ -202,14 +202,14 @@ def test_kl_dtypes_and_layouts():
     for (n1, a), (n2, b) in zip(_layouts(p), _layouts(q)[::-1]):
         ac, bc = a.copy(), b.copy()
         l1, g1 = mlkern.kl_div_with_grad(a, b)
-        assert same(a, ac) and same(b, bc), "kl_div modified an input"
+        assert same_array(a, ac) and same_array(b, bc), "kl_div modified an input"
         np.testing.assert_allclose(l1, L, rtol=1e-14)
         np.testing.assert_allclose(g1, G, rtol=4 * EPS[F64], atol=0, err_msg=f"{n1}/{n2}")
     o = np.empty_like(q)
-    assert mlkern.kl_div_grad(p, q, out=o) is o and same(o, G)
+    assert mlkern.kl_div_grad(p, q, out=o) is o and same_array(o, G)
     x = q.copy()
     l2, g2 = mlkern.kl_div_with_grad(p, x, out=x)
-    assert g2 is x and same(x, G) and l2 == L
+    assert g2 is x and same_array(x, G) and l2 == L
 
 
 @pytest.mark.parametrize("fname", KL_FUNCS)

@@ -12,7 +12,7 @@ import pytest
 import mlkern
 from loss_checks import (
     assert_close, assert_fd, check_grad_type, check_loss_type, DT_IDS, DTYPES, _dtypes, EPS, F16, F32,
-    F64, fn, K, _layouts, _log_probs, REDUCTIONS, run_loss3, same, _torch,
+    F64, fn, K, _layouts, _log_probs, REDUCTIONS, run_loss3, same_array, _torch,
 )
 from reference import nll_ref
 
@@ -254,10 +254,10 @@ def test_nll_out_and_layouts():
     s = np.random.default_rng(5).uniform(0.5, 2, 6)
     G = mlkern.nll_loss_grad(lp, lab, sample_weight=s)
     o = np.empty_like(lp)
-    assert mlkern.nll_loss_grad(lp, lab, sample_weight=s, out=o) is o and same(o, G)
+    assert mlkern.nll_loss_grad(lp, lab, sample_weight=s, out=o) is o and same_array(o, G)
     x = lp.copy()
     L, g = mlkern.nll_loss_with_grad(x, lab, sample_weight=s, out=x)
-    assert g is x and same(x, G) and L == mlkern.nll_loss(lp, lab, sample_weight=s)
+    assert g is x and same_array(x, G) and L == mlkern.nll_loss(lp, lab, sample_weight=s)
     with pytest.raises(ValueError, match="out"):
         mlkern.nll_loss_grad(lp, lab, out=np.empty((5, 6)))
     with pytest.raises(TypeError, match="out"):
@@ -265,7 +265,7 @@ def test_nll_out_and_layouts():
     for name, v in _layouts(lp):
         c = v.copy()
         l1, g1 = mlkern.nll_loss_with_grad(v, lab, sample_weight=s)
-        assert same(v, c)
+        assert same_array(v, c)
         np.testing.assert_allclose(l1, L, rtol=1e-14)
         np.testing.assert_allclose(g1, G, rtol=4 * EPS[F64], atol=0, err_msg=name)
     # non-contiguous labels and sample weights; other label dtypes; lists
@@ -275,7 +275,7 @@ def test_nll_out_and_layouts():
     sb[::2] = s
     assert mlkern.nll_loss(lp, big[::2], sample_weight=sb[::2]) == pytest.approx(L, rel=1e-14)
     for dt in (np.int8, np.int32, np.uint8, np.uint64):
-        assert same(mlkern.nll_loss(lp, lab.astype(dt), reduction="none"), mlkern.nll_loss(lp, lab, reduction="none"))
+        assert same_array(mlkern.nll_loss(lp, lab.astype(dt), reduction="none"), mlkern.nll_loss(lp, lab, reduction="none"))
     assert mlkern.nll_loss(lp.tolist(), lab.tolist()) == mlkern.nll_loss(lp, lab)
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from loss_checks import (
     assert_close, assert_fd, check_grad_type, DTYPES, _dtypes, _elements, EPS, F64, HYP, _layouts,
-    _pen, same,
+    _pen, same_array,
 )
 from reference import penalty_ref
 
@@ -74,11 +74,11 @@ def test_penalty_validation_and_out(kind):
             fun(w.astype(complex), 0.1)
     G = g(w, 0.7)
     o = np.empty(3)
-    assert g(w, 0.7, out=o) is o and same(o, G)
+    assert g(w, 0.7, out=o) is o and same_array(o, G)
     x = w.copy()
-    assert g(x, 0.7, out=x) is x and same(x, G)
+    assert g(x, 0.7, out=x) is x and same_array(x, G)
     s = np.empty(6)[::2]
-    assert g(w, 0.7, out=s) is s and same(s, G)
+    assert g(w, 0.7, out=s) is s and same_array(s, G)
     with pytest.raises(ValueError, match="out"):
         g(w, 0.7, out=np.empty(4))
     with pytest.raises(TypeError, match="out"):
@@ -92,7 +92,7 @@ def test_penalty_validation_and_out(kind):
     L0, G0 = f(W, 0.3), g(W, 0.3)
     for name, v in _layouts(W):
         c = v.copy()
-        assert f(v, 0.3) == pytest.approx(L0, rel=1e-14) and same(v, c)
+        assert f(v, 0.3) == pytest.approx(L0, rel=1e-14) and same_array(v, c)
         np.testing.assert_allclose(g(v, 0.3), G0, rtol=2 * EPS[F64], atol=0, err_msg=name)
 
 

@@ -16,7 +16,7 @@ import pytest
 import mlkern
 from loss_checks import (
     assert_close, assert_fd, _both, check_grad_type, check_loss_type, DT_IDS, DTYPES, _dtypes,
-    _elements, EPS, F16, F32, F64, fn, HYP, K, _layouts, REDUCTIONS, _report, same, same_loss,
+    _elements, EPS, F16, F32, F64, fn, HYP, K, _layouts, REDUCTIONS, _report, same_array, same_loss,
     SOFTPLUS_M37, _torch,
 )
 from reference import _bcast_w, pw_expected, pw_terms, _sigmoid, _softplus
@@ -153,7 +153,7 @@ def run3(case, p, t, **kw):
     lw, gw = case.with_grad(p, t, **kw)
     assert same_loss(np.asarray(lw), np.asarray(loss)) and type(lw) is type(loss), \
         f"{case.id} {kw.get('reduction')}: with_grad loss {lw!r} != f {loss!r}"
-    assert same(gw, grad), f"{case.id} {kw.get('reduction')}: with_grad grad != f_grad"
+    assert same_array(gw, grad), f"{case.id} {kw.get('reduction')}: with_grad grad != f_grad"
     return loss, grad
 
 
@@ -193,10 +193,10 @@ def test_default_reduction(case):
     rng = np.random.default_rng(3)
     p, t = case.data(rng, (4, 5))
     d = case.default
-    assert same(case.f(p, t), case.f(p, t, reduction=d)), f"{case.id}: default reduction is not {d!r}"
-    assert same(case.grad(p, t), case.grad(p, t, reduction=d))
+    assert same_array(case.f(p, t), case.f(p, t, reduction=d)), f"{case.id}: default reduction is not {d!r}"
+    assert same_array(case.grad(p, t), case.grad(p, t, reduction=d))
     a, b = case.with_grad(p, t), case.with_grad(p, t, reduction=d)
-    assert same(a[0], b[0]) and same(a[1], b[1])
+    assert same_array(a[0], b[0]) and same_array(a[1], b[1])
 
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
@@ -684,7 +684,7 @@ def test_layouts(case):
                 pc, tc, swc = p.copy(), t.copy(), sw.copy()
                 what = f"{case.id} {np.dtype(dt)} {red} pred={np_} target={nt} sw={ns}"
                 loss, grad = run3(case, p, t, reduction=red, sample_weight=sw)
-                assert same(p, pc) and same(t, tc) and same(sw, swc), f"{what}: an input was modified"
+                assert same_array(p, pc) and same_array(t, tc) and same_array(sw, swc), f"{what}: an input was modified"
                 rdt = np.dtype(dt)
                 _, _, lt, _ = case.expected(p0d, t0d, red, sw0)
                 assert_close(loss, L0, lt, rdt, what=what + " loss vs C layout")
@@ -707,11 +707,11 @@ def test_out(case, dt):
                         ("strided", np.empty((5, 8), dt)[:, ::2]), ("negative", np.empty_like(p)[::-1, ::-1])):
             r = case.grad(p, t, out=o, **kw)
             assert r is o, f"{case.id} {name}: grad returned a new array, not out"
-            assert same(o, G2), f"{case.id} {red} out={name}: values differ"
+            assert same_array(o, G2), f"{case.id} {red} out={name}: values differ"
             o2 = np.full_like(o, np.nan)
             o2 = o2 if name != "strided" else np.full((5, 8), np.nan, dt)[:, ::2]
             lw, gw = case.with_grad(p, t, out=o2, **kw)
-            assert gw is o2 and same(gw, G) and same(np.asarray(lw), np.asarray(L)), \
+            assert gw is o2 and same_array(gw, G) and same_array(np.asarray(lw), np.asarray(L)), \
                 f"{case.id} {red} with_grad out={name}"
         # in place: out = pred
         for f in ("grad", "with_grad"):
@@ -719,13 +719,13 @@ def test_out(case, dt):
             r = getattr(case, f)(x, t, out=x, **kw)
             g = r if f == "grad" else r[1]
             assert g is x, f"{case.id} {f}: out=pred not returned"
-            assert same(x, G), f"{case.id} {red} {f}: in-place gradient differs"
+            assert same_array(x, G), f"{case.id} {red} {f}: in-place gradient differs"
             if f == "with_grad":
-                assert same(np.asarray(r[0]), np.asarray(L)), f"{case.id} {red}: in-place loss differs"
+                assert same_array(np.asarray(r[0]), np.asarray(L)), f"{case.id} {red}: in-place loss differs"
         # out = target (aliasing the other input)
         y = t.copy()
         g = case.grad(p, y, out=y, **kw)
-        assert g is y and same(y, G), f"{case.id} {red}: out=target differs"
+        assert g is y and same_array(y, G), f"{case.id} {red}: out=target differs"
 
 
 @pytest.mark.parametrize("case", NAME_CASES, ids=NAME_IDS)
@@ -769,7 +769,7 @@ def test_threads_bit_identical(case, dt):
                     res[n] = (case.f(p, t, **kw), case.grad(p, t, **kw)) + tuple(case.with_grad(p, t, **kw))
             for n in (2,):
                 for a, b, what in zip(res[1], res[n], ("f", "f_grad", "with_grad[0]", "with_grad[1]")):
-                    assert same(np.asarray(a), np.asarray(b)), \
+                    assert same_array(np.asarray(a), np.asarray(b)), \
                         f"{case.id} {np.dtype(dt)} {red} sw={w is not None}: {what} differs, 1 vs {n} threads"
             if red == "mean" and w is not None:
                 L, _, lt, _ = case.expected(p, t, red, w)
@@ -881,7 +881,7 @@ def test_inputs_not_modified():
         pc, tc, swc = p.copy(), t.copy(), sw.copy()
         for red in case.reductions:
             run3(case, p, t, reduction=red, sample_weight=sw)
-        assert same(p, pc) and same(t, tc) and same(sw, swc), case.id
+        assert same_array(p, pc) and same_array(t, tc) and same_array(sw, swc), case.id
 
 
 # ================================================================ hypothesis
@@ -1033,9 +1033,9 @@ def test_pointwise_fast_path_equals_full_path(dtype, n, name, kw, reduction):
     # (same_loss: the sanitizer build's loop peeling depends on the alignment)
     assert type(a) is type(b) and a.dtype == dtype and same_loss(a, b)
     ga, gb = fg(p, t, **kw), fg(p, t.tolist(), **kw)
-    assert same(ga, gb) and ga.dtype == dtype
+    assert same_array(ga, gb) and ga.dtype == dtype
     la, gwa = fwg(p, t, **kw)
-    assert same_loss(la, a) and same(gwa, ga)
+    assert same_loss(la, a) and same_array(gwa, ga)
     # 0-d: NumPy scalars, as the full path gives
     l0, g0 = fwg(p[0].reshape(()), t[0].reshape(()), **kw)
     assert isinstance(l0, np.generic) and isinstance(g0, np.generic) and g0.dtype == dtype

@@ -5,8 +5,6 @@ with timeouts, so a hang fails the test.
 (The harness, its options and the summary: tests/fuzz_harness.py.)
 """
 import contextlib
-import subprocess
-import sys
 import textwrap
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -18,10 +16,9 @@ hypothesis = pytest.importorskip("hypothesis")
 
 import mlkern  # noqa: E402
 import mlkern.optim as mopt  # noqa: E402
-from conftest import subprocess_env  # noqa: E402
-
-from fuzz_harness import _watchdog  # noqa: F401,E402 (autouse: a hang fails the test)
-from fuzz_harness import REPORT, STATS  # noqa: E402
+from fuzz_harness import (  # noqa: E402,F401 (_watchdog: autouse, a hang fails the test)
+    REPORT, _run_script, STATS, _watchdog,
+)
 
 
 # =============================================================================
@@ -113,11 +110,6 @@ def test_threads_policy_in_executor():
 # =============================================================================
 # e. fork and multiprocessing
 # =============================================================================
-def _run_script(code, timeout=180):
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=timeout, env=subprocess_env())
-
-
 _FORK_PRELUDE = textwrap.dedent("""
     import os, sys, time, threading, numpy as np, mlkern, mlkern.optim as mo
 

@@ -3,7 +3,6 @@
 ``MLKERN_FUZZ_EXAMPLES`` examples per function (40 by default).
 (The harness, its options and the summary: tests/fuzz_harness.py.)
 """
-
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
@@ -11,9 +10,9 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import mlkern  # noqa: E402
-
-from fuzz_harness import _watchdog  # noqa: F401,E402 (autouse: a hang fails the test)
-from fuzz_harness import arm_watchdog, FUZZ_EXAMPLES, FUZZ_SEED, OUT_MODES, PHASE, run_one, STATS  # noqa: E402
+from fuzz_harness import (  # noqa: E402,F401 (_watchdog: autouse, a hang fails the test)
+    arm_watchdog, FUZZ_EXAMPLES, FUZZ_SEED, OUT_MODES, PHASE, run_one, STATS, _watchdog,
+)
 from fuzz_registry import FuzzCtx, public_names, REGISTRY, REGISTRY_NAMES  # noqa: E402
 
 

@@ -5,7 +5,6 @@ these pass on x86 even when a kernel reads through the misaligned pointer:
 run them under tools/sanitize.sh (ASan + UBSan), which stops on such a load.
 (The harness, its options and the summary: tests/fuzz_harness.py.)
 """
-
 import numpy as np
 import pytest
 
@@ -13,9 +12,9 @@ hypothesis = pytest.importorskip("hypothesis")
 
 import mlkern  # noqa: E402
 import mlkern.optim as mopt  # noqa: E402
-
-from fuzz_harness import _watchdog  # noqa: F401,E402 (autouse: a hang fails the test)
-from fuzz_harness import compare, PHASE, run_one, STATS  # noqa: E402
+from fuzz_harness import (  # noqa: E402,F401 (_watchdog: autouse, a hang fails the test)
+    compare, PHASE, run_one, STATS, _watchdog,
+)
 from fuzz_registry import apply_layout, F32, F64, PlainCtx, REGISTRY_NAMES, UNTOUCHED_LAYOUTS  # noqa: E402
 
 

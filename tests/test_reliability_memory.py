@@ -14,9 +14,9 @@ hypothesis = pytest.importorskip("hypothesis")
 
 import mlkern  # noqa: E402
 import mlkern.optim as mopt  # noqa: E402
-
-from fuzz_harness import _watchdog  # noqa: F401,E402 (autouse: a hang fails the test)
-from fuzz_harness import arm_watchdog, PHASE, REPORT, run_one, STATS  # noqa: E402
+from fuzz_harness import (  # noqa: E402,F401 (_watchdog: autouse, a hang fails the test)
+    arm_watchdog, PHASE, REPORT, run_one, STATS, _watchdog,
+)
 from fuzz_registry import F32, PlainCtx, REGISTRY, REGISTRY_NAMES  # noqa: E402
 
 

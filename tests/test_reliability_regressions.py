@@ -14,9 +14,7 @@ hypothesis = pytest.importorskip("hypothesis")
 import mlkern  # noqa: E402
 import mlkern.calculus as mcalc  # noqa: E402
 import mlkern.optim as mopt  # noqa: E402
-
-from fuzz_harness import _watchdog  # noqa: F401,E402 (autouse: a hang fails the test)
-from fuzz_harness import _run_script  # noqa: E402
+from fuzz_harness import _run_script, _watchdog  # noqa: E402,F401 (_watchdog: autouse, a hang fails the test)
 from fuzz_registry import _f_softplus_sum, gen_values  # noqa: E402
 
 
