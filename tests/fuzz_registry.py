@@ -772,6 +772,16 @@ def _softmax_np(v, ax):
         return e / np.sum(e, axis=ax, keepdims=True) if v.size else v
 
 
+def _loss_call(want, args, kw, loss, grad, out_like, gcmp, alias):
+    """The Call of a loss family member: want "loss" (f), "grad" (f_grad, out= the
+    gradient) or "both" (f_with_grad: (loss, grad), out= the gradient); gcmp is
+    how gradients compare across layouts (see fuzz_harness.compare)."""
+    e = {"loss": loss, "grad": grad, "both": Tup((loss, grad))}[want]
+    cmp = {"loss": "loss", "grad": gcmp, "both": ("loss", gcmp)}[want]
+    return Call(args, kw, e, out_like=out_like if want != "loss" else None,
+                out_of=(lambda r: r[1]) if want == "both" else None, alias=alias, cmp=cmp)
+
+
 def k_xent(want, nll=False):
     def build(ctx):
         z = ctx.data(ctx.values(0))
@@ -797,13 +807,8 @@ def k_xent(want, nll=False):
         sw = _sample_weights(ctx, rshape)
         if sw is not None:
             kw["sample_weight"] = sw
-        red = kw["reduction"]
-        loss = Arr(rshape, dt) if red == "none" else Arr((), dt, scalar=True)
-        grad = Arr(shp, dt, outable=True)
-        e = {"loss": loss, "grad": grad, "both": Tup((loss, grad))}[want]
-        cmp = {"loss": "loss", "grad": "row", "both": ("loss", "row")}[want]
-        return Call([z, t, axis], kw, e, out_like=(shp, dt) if want != "loss" else None,
-                    out_of=(lambda r: r[1]) if want == "both" else None, alias=(0,), cmp=cmp)
+        loss = Arr(rshape, dt) if kw["reduction"] == "none" else Arr((), dt, scalar=True)
+        return _loss_call(want, [z, t, axis], kw, loss, Arr(shp, dt, outable=True), (shp, dt), "row", (0,))
     return Spec("xent", build)
 
 
@@ -848,14 +853,9 @@ def k_pointwise(want, rmse=False, prob=False, delta=False, pos_weight=False):
             sw = _sample_weights(ctx, shp[:1])
             if sw is not None:
                 kw["sample_weight"] = sw
-        red = kw["reduction"]
-        loss = Arr(shp, dt, scalar=shp == ()) if red == "none" else Arr((), dt, scalar=True)
-        grad = Arr(shp, dt, scalar=shp == (), outable=True)
-        e = {"loss": loss, "grad": grad, "both": Tup((loss, grad))}[want]
-        gcmp = "loss" if rmse else "elem"
-        cmp = {"loss": "loss", "grad": gcmp, "both": ("loss", gcmp)}[want]
-        return Call([p, t], kw, e, out_like=(shp, dt) if want != "loss" else None,
-                    out_of=(lambda r: r[1]) if want == "both" else None, alias=(0, 1), cmp=cmp)
+        loss = Arr(shp, dt, scalar=shp == ()) if kw["reduction"] == "none" else Arr((), dt, scalar=True)
+        return _loss_call(want, [p, t], kw, loss, Arr(shp, dt, scalar=shp == (), outable=True), (shp, dt),
+                          "loss" if rmse else "elem", (0, 1))
     return Spec("pointwise", build)
 
 
@@ -879,13 +879,8 @@ def k_kl(want):
             sw = _sample_weights(ctx, rshape)
             if sw is not None:
                 kw["sample_weight"] = sw
-        red = kw["reduction"]
-        loss = Arr(rshape, dt) if red == "none" else Arr((), dt, scalar=True)
-        grad = Arr(shp, dt, outable=True)
-        e = {"loss": loss, "grad": grad, "both": Tup((loss, grad))}[want]
-        cmp = {"loss": "loss", "grad": "elem", "both": ("loss", "elem")}[want]
-        return Call([p, q, axis], kw, e, out_like=(shp, dt) if want != "loss" else None,
-                    out_of=(lambda r: r[1]) if want == "both" else None, alias=(1,), cmp=cmp)
+        loss = Arr(rshape, dt) if kw["reduction"] == "none" else Arr((), dt, scalar=True)
+        return _loss_call(want, [p, q, axis], kw, loss, Arr(shp, dt, outable=True), (shp, dt), "elem", (1,))
     return Spec("kl", build)
 
 
