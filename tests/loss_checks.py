@@ -3,9 +3,9 @@ comparisons against the float64 references of tests/reference.py, finite
 differences and the data generators that several loss files use.
 
 References (independent of mlkern's implementation).
-* Float64 NumPy transcriptions of the formulas of the contract, written
-  here (``pw_terms``, ``nll_ref``, ``kl_ref``, ``penalty_ref``), reduced by
-  ``reduce_ref`` (np.average semantics for the weighted mean).
+* Float64 NumPy transcriptions of the formulas of the contract, in
+  tests/reference.py (``pw_terms``, ``nll_ref``, ``kl_ref``, ``penalty_ref``),
+  reduced by ``reduce_rows`` (np.average semantics for the weighted mean).
 * Closed-form values spelled out in the tests; mpmath (50 digits) for the
   extreme logits of scikit-learn's HalfBinomialLoss table.
 * torch.nn.functional (mse_loss, l1_loss, huber_loss, binary_cross_entropy

@@ -1,5 +1,8 @@
 """Plain NumPy/SciPy (float64) and mpmath (arbitrary precision) reference
-implementations of every mlkern activation, its derivative and its backward.
+implementations shared by the test files: every mlkern activation, its
+derivative and its backward; the row-wise functions; cross-entropy; the
+pointwise losses, nll_loss, kl_div and the penalties (with their error
+budgets); ``ulp_spacing`` and the ULP helpers.
 
 Independent of mlkern: nothing here imports it.  The NumPy versions are used
 for random-input comparisons (they are accurate to a few float64 ULP, which
