@@ -35,23 +35,27 @@ What is here
   negative-stride, read-only and misaligned inputs, with and without out=:
   input bytes (and the whole buffer a view lives in) hashed before and after;
   a valid call must return, and agree with the call on C-contiguous copies.
-* ``test_misaligned_auxiliary_arrays`` -- labels, weights, pos_weight, alpha,
+* ``test_misaligned_auxiliary_arrays`` (test_reliability_inputs.py) -- labels, weights, pos_weight, alpha,
   grad_output, out= on misaligned buffers.  These pass on x86 even when a
   kernel reads through the misaligned pointer; run them under
   ``tools/sanitize.sh`` (ASan + UBSan build), which stops on such a load.
-* ``test_threads_*`` (test_reliability_concurrency.py) -- 8 Python threads calling different kernels at once give
-  bit-identical results to serial calls; the documented per-thread policy.
-* ``test_fork_*`` / ``test_multiprocessing_*`` -- fork after OpenMP started
-  (also while another thread is inside a parallel kernel), a Pool with the
-  "fork", "spawn" and "forkserver" start methods; all in subprocesses with
-  timeouts, so a hang fails the test instead of blocking the run.
-* ``test_memory_*`` (test_reliability_memory.py) -- RSS stays flat over 10^5 calls per kernel family
-  (``MLKERN_MEM_CALLS``); every function given a 2**40- or 2**60-element
-  broadcast view raises ``MemoryError``/``ValueError`` at once.
-* ``KNOWN_BUGS`` (here) / ``test_known_bug_*`` (test_reliability_regressions.py) -- bugs this harness found that are not
-  fixed yet: each has an ``xfail(strict=True)`` test (so the fix is noticed) and
-  a matcher so that the fuzzer keeps looking for *other* bugs in the same
-  function (hits are counted and printed in the summary).  When a bug is fixed,
+* ``test_threads_*`` (test_reliability_concurrency.py) -- 8 Python threads
+  calling different kernels at once give bit-identical results to serial
+  calls; the documented per-thread policy.
+* ``test_fork_*`` / ``test_multiprocessing_*`` (test_reliability_concurrency.py)
+  -- fork after OpenMP started (also while another thread is inside a parallel
+  kernel), a Pool with the "fork", "spawn" and "forkserver" start methods; all
+  in subprocesses with timeouts, so a hang fails the test instead of blocking
+  the run.
+* ``test_memory_*`` (test_reliability_memory.py) -- RSS stays flat over 10^5
+  calls per kernel family (``MLKERN_MEM_CALLS``); every function given a
+  2**40- or 2**60-element broadcast view raises ``MemoryError``/``ValueError``
+  at once.
+* ``KNOWN_BUGS`` (here) / ``test_known_bug_*`` (test_reliability_regressions.py)
+  -- bugs this harness found that are not fixed yet: each has an
+  ``xfail(strict=True)`` test (so the fix is noticed) and a matcher so that the
+  fuzzer keeps looking for *other* bugs in the same function (hits are counted
+  and printed in the summary).  When a bug is fixed,
   its xfail test XPASSes and fails: delete the test's marker and the entry.
 
 Running
