@@ -7,6 +7,7 @@ function has kinks (for finite differences).  Test modules import it with
 ``from conftest import CASES`` (pytest puts ``tests/`` on ``sys.path``; we
 also do it explicitly so ``reference`` is importable however pytest runs).
 """
+import hashlib
 import os
 import sys
 from dataclasses import dataclass, field
@@ -197,9 +198,38 @@ def random_x(rng, n, dtype=np.float64, wide=False):
     return np.concatenate([a, b]).astype(dtype)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _reliability_summary(request):
+    """The reliability harness's totals (tests/fuzz_harness.py), once at the end
+    of a session that ran any of tests/test_reliability_*.py."""
+    yield
+    harness = sys.modules.get("fuzz_harness")
+    if harness is not None:
+        harness.print_summary(request.config)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(20240601)
+
+
+def same_array(a, b):
+    """Bit for bit (NaN == NaN), same dtype and shape."""
+    a, b = np.asarray(a), np.asarray(b)
+    return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True)
+
+
+def digest(a):
+    """(sha256 of the values, shape, strides): equal before and after a call iff the input is untouched."""
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest(), a.shape, a.strides
+
+
+def result_dtype(dt):
+    """The dtype of mlkern's result for an input dtype: float16/32/64 kept, anything else float64."""
+    dt = np.dtype(dt)
+    if dt in (np.float32, np.float64, np.float16):
+        return dt
+    return np.dtype(np.float64)
 
 
 def subprocess_env(**extra):

@@ -1,5 +1,8 @@
 """Plain NumPy/SciPy (float64) and mpmath (arbitrary precision) reference
-implementations of every mlkern activation, its derivative and its backward.
+implementations shared by the test files: every mlkern activation, its
+derivative and its backward; the row-wise functions; cross-entropy; the
+pointwise losses, nll_loss, kl_div and the penalties (with their error
+budgets); ``ulp_spacing`` and the ULP helpers.
 
 Independent of mlkern: nothing here imports it.  The NumPy versions are used
 for random-input comparisons (they are accurate to a few float64 ULP, which
@@ -673,3 +676,237 @@ def cross_entropy_ref(logits, target, axis=-1, reduction="mean", weight=None, ig
         else:   # 0/0 = NaN when nothing counts (the coefficients are NaN then)
             loss = float(np.sum(coef * per)) if valid.any() else math.nan
     return loss, np.moveaxis(g, -1, axis)
+
+
+# ---------------------------------------------------------------- losses beyond cross-entropy
+# Float64 NumPy transcriptions of the contract's formulas for the pointwise
+# losses, nll_loss, kl_div and the penalties, each with the error budget of
+# an implementation in the dtype mlkern computes in (tests/loss_checks.py's
+# docstring explains the budget).
+F16, F32, F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
+EPS = {F16: 2.0 ** -11, F32: 2.0 ** -24, F64: 2.0 ** -53}
+TINY_SUB = {F16: 2.0 ** -24, F32: 2.0 ** -149, F64: 2.0 ** -1074}
+K = 8.0
+
+
+def _dtypes(x):
+    """(compute dtype, result dtype) of mlkern for an input array x (the contract)."""
+    dt = np.asarray(x).dtype
+    if dt.kind == "f" and dt.itemsize == 2:
+        return F32, F16
+    if dt.kind == "f":
+        d = np.dtype(dt.newbyteorder("="))
+        return d, d
+    return F64, F64
+
+
+def _sigmoid(x):
+    x = np.asarray(x, np.float64)
+    with np.errstate(all="ignore"):
+        e = np.exp(-np.abs(x))
+        return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _softplus(x):
+    x = np.asarray(x, np.float64)
+    with np.errstate(all="ignore"):
+        return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))
+
+
+def pw_terms(name, p, t, delta=1.0, pos_weight=None, careful=True):
+    """Elementwise float64 (l, dl/dp, ml, mg) of a pointwise loss before the
+    reduction (see the module docstring for ml, mg).  careful=False: the
+    magnitudes of a naive evaluation (torch's), which cancels in the
+    logits loss for t in {0, 1} too."""
+    p = np.asarray(p, np.float64)
+    t = np.asarray(t, np.float64)
+    with np.errstate(all="ignore"):
+        d = p - t
+        if name in ("mse", "rmse", "l2_loss"):
+            l, g = d * d, 2.0 * d
+        elif name == "quadratic_cost":
+            l, g = 0.5 * d * d, d
+        elif name in ("mae", "l1_loss"):
+            l, g = np.abs(d), np.sign(d)
+        elif name == "huber":
+            ad = np.abs(d)
+            l = np.where(ad <= delta, 0.5 * d * d, delta * (ad - 0.5 * delta))
+            g = np.clip(d, -delta, delta)
+        elif name == "binary_cross_entropy":
+            lp = np.maximum(np.log(p), -100.0)
+            lq = np.maximum(np.log1p(-p), -100.0)
+            l = -(t * lp + (1.0 - t) * lq)
+            den = np.maximum(p * (1.0 - p), 1e-12)
+            g = (p - t) / den
+            ml = np.abs(t) * (1.0 + np.abs(lp)) + np.abs(1.0 - t) * (1.0 + np.abs(lq)) + np.abs(l)
+            mg = np.abs(g) + (np.abs(p) + np.abs(t)) / den
+            return l, g, ml, mg
+        elif name == "binary_cross_entropy_with_logits":
+            z = p
+            exact = ((t == 0.0) | (t == 1.0)) & careful
+            if pos_weight is None:
+                l = np.maximum(z, 0.0) - z * t + np.log1p(np.exp(-np.abs(z)))
+                # sigma(z) - t without cancellation for t in {0, 1}
+                g = np.where(z >= 0, (1.0 - t) - _sigmoid(-z), _sigmoid(z) - t)
+                # max(z, 0) - z t cancels for soft t; for t in {0, 1} nothing
+                # cancels (the contract's accuracy), the error is relative
+                ml = np.where(exact, np.abs(l), (1.0 + np.abs(t)) * np.abs(z) + np.abs(l))
+                mg = np.where(exact, np.abs(g), 1.0 + np.abs(t) + np.abs(g))
+            else:
+                pw = np.asarray(pos_weight, np.float64)
+                c = 1.0 + (pw - 1.0) * t
+                spm = _softplus(-z)
+                l = (1.0 - t) * z + c * spm
+                g = (1.0 - t) - c * _sigmoid(-z)
+                cm = 1.0 + 2.0 * np.abs(pw * t) + np.abs(t)
+                # the contract's formula: (1 - t) z + c softplus(-z) cancels for
+                # z < 0 unless t = 1; its derivative (1 - t) - c sigma(-z) too
+                ml = (1.0 + np.abs(t)) * np.abs(z) + cm * spm + np.abs(l)
+                mg = np.where((t == 1.0) & careful, np.abs(g), 1.0 + np.abs(t) + cm * _sigmoid(-z) + np.abs(g))
+            return l, g, ml, mg
+        else:
+            raise KeyError(name)
+    return l, g, np.abs(l), np.abs(g)
+
+
+def _bcast_w(sw, shape):
+    """sample_weight (1-D, leading axis) broadcast to shape; ones for None."""
+    if sw is None:
+        return np.ones(shape)
+    w = np.asarray(sw, np.float64)
+    return np.broadcast_to(w.reshape(w.shape + (1,) * (len(shape) - 1)), shape)
+
+
+def ulp_spacing(ref, dt):
+    """Spacing of dt at |ref| (float64 array), subnormal spacing near 0."""
+    with np.errstate(all="ignore"):
+        r = np.abs(np.asarray(ref, np.float64)).astype(dt)
+        return np.spacing(r).astype(np.float64)
+
+
+def pw_expected(name, pred, target, reduction="mean", sample_weight=None, k=K, careful=True, **params):
+    """(loss, grad, loss_tol, grad_tol) float64 for mlkern's pointwise loss
+    `name` on (pred, target) -- both converted to mlkern's compute dtype first,
+    as the contract converts target to pred's dtype."""
+    pred = np.asarray(pred)
+    cdt, rdt = _dtypes(pred)
+    p = pred.astype(cdt).astype(np.float64)
+    t = np.asarray(target).astype(cdt).astype(np.float64)
+    pw = params.get("pos_weight")
+    if pw is not None:
+        pw = np.asarray(pw).astype(cdt).astype(np.float64)
+    l, g, ml, mg = pw_terms(name, p, t, delta=float(params.get("delta", 1.0)), pos_weight=pw,
+                          careful=careful)
+    l, g, ml, mg = (np.broadcast_to(a, p.shape) for a in (l, g, ml, mg))
+    W = _bcast_w(sample_weight, p.shape)
+    eps = EPS[cdt]
+    tiny = 4 * TINY_SUB[cdt] + 4 * TINY_SUB[rdt]
+    N = p.size
+    cap = k + min(N, 64)
+    with np.errstate(all="ignore"):
+        if reduction == "none":
+            return W * l, W * g, k * eps * W * ml + tiny, k * eps * W * mg + tiny
+        S = np.sum(W * l)
+        Sm = np.sum(W * ml)
+        if reduction == "sum":
+            return S, W * g, cap * eps * Sm + (N + 4) * tiny, k * eps * W * mg + tiny
+        D = np.sum(W)
+        if name != "rmse":
+            return S / D, W * g / D, cap * eps * Sm / D + (N + 4) * tiny, cap * eps * W * mg / D + tiny
+        m = S / D
+        tol_m = cap * eps * Sm / D + (N + 4) * tiny
+        r = math.sqrt(m) if m == m else math.nan
+        tol_r = math.sqrt(m + tol_m) - r + 2 * TINY_SUB[rdt] if m == m else 0.0
+        if r > 0:
+            G = W * (g / 2.0) / (D * r)
+            Gtol = np.abs(G) * (cap * eps + tol_r / r) + tiny
+        else:
+            G = np.where(np.isnan(W * g), np.nan, 0.0) if r == 0 else np.full(p.shape, np.nan)
+            Gtol = np.zeros(p.shape) + tiny
+        return r, G, tol_r, Gtol
+
+
+def reduce_rows(per, gper, mag, gmag, reduction, weights, rshape, k=K, eps=EPS[F64]):
+    """Reduction of per-row (per-sample) values `per` (shape rshape) with
+    per-row weights `weights` (already including class weights etc.) and the
+    gradient contributions gper (rshape + (n,)): (loss, grad, ltol, gtol)."""
+    N = per.size
+    cap = k + min(N, 64)
+    tiny = 8 * TINY_SUB[F64] + 8 * TINY_SUB[F32]
+    with np.errstate(all="ignore"):
+        if reduction == "none":
+            return per, gper, k * eps * mag + tiny, k * eps * gmag + tiny
+        S = np.sum(per)
+        Sm = np.sum(mag)
+        if reduction == "sum":
+            return S, gper, cap * eps * Sm + tiny, k * eps * gmag + tiny
+        D = np.sum(weights)
+        return S / D, gper / D, cap * eps * Sm / abs(D) + tiny, cap * eps * gmag / abs(D) + tiny
+
+
+def nll_ref(log_probs, target, axis=-1, reduction="mean", weight=None, ignore_index=-100,
+            sample_weight=None, k=K):
+    """(loss, grad, ltol, gtol) float64 of the contract's nll_loss."""
+    lp = np.asarray(log_probs)
+    cdt, _ = _dtypes(lp)
+    x = np.moveaxis(lp.astype(cdt).astype(np.float64), axis, -1)
+    C = x.shape[-1]
+    lab = np.asarray(target).astype(np.int64)
+    valid = lab != ignore_index
+    safe = np.where(valid, lab, 0)
+    wc = np.ones(C) if weight is None else np.asarray(weight).astype(cdt).astype(np.float64)
+    wy = np.where(valid, wc[safe], 0.0)
+    s = np.ones(lab.shape) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    coef = wy * s
+    picked = np.take_along_axis(x, safe[..., None], -1)[..., 0] if x.size else np.zeros(lab.shape)
+    with np.errstate(all="ignore"):
+        per = np.where(valid, -coef * picked, 0.0)
+    gm = np.zeros(x.shape)
+    if x.size:
+        np.put_along_axis(gm, safe[..., None], np.where(valid, -coef, 0.0)[..., None], -1)
+    L, G, lt, gt = reduce_rows(per, gm, np.abs(per), np.abs(gm), reduction, coef, lab.shape,
+                               k=k, eps=EPS[cdt])
+    return L, np.moveaxis(G, -1, axis), lt, np.moveaxis(np.broadcast_to(gt, gm.shape), -1, axis)
+
+
+def kl_ref(p, q, axis=-1, log_q=False, reduction="mean", sample_weight=None, k=K):
+    """(loss, grad, ltol, gtol) float64 of the contract's kl_div (grad w.r.t. q
+    or log q)."""
+    q = np.asarray(q)
+    cdt, _ = _dtypes(q)
+    P = np.moveaxis(np.asarray(p).astype(cdt).astype(np.float64), axis, -1)
+    Q = np.moveaxis(q.astype(cdt).astype(np.float64), axis, -1)
+    with np.errstate(all="ignore"):
+        lq = Q if log_q else np.log(Q)
+        lp = np.log(P)
+        zero = P == 0
+        term = np.where(zero, 0.0, P * (lp - lq))
+        mag = np.where(zero, 0.0, np.abs(P) * (np.abs(lp) + np.abs(lq) + 1.0))
+        g = np.where(zero, 0.0, -P if log_q else -P / Q)
+    rshape = P.shape[:-1]
+    W = np.ones(rshape) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    row = W * term.sum(-1)
+    rmag = W * mag.sum(-1)
+    # the row sum's own rounding
+    rmag = rmag * (1 + min(P.shape[-1], 64) / k)
+    gw = W[..., None] * g
+    L, G, lt, gt = reduce_rows(row, gw, rmag, np.abs(gw), reduction, W, rshape, k=k, eps=EPS[cdt])
+    return L, np.moveaxis(G, -1, axis), lt, np.moveaxis(np.broadcast_to(gt, gw.shape), -1, axis)
+
+
+def penalty_ref(kind, w, lam):
+    w = np.asarray(w)
+    cdt, _ = _dtypes(w)
+    x = w.astype(cdt).astype(np.float64)
+    lam = float(lam)
+    eps = EPS[cdt]
+    N = x.size
+    with np.errstate(all="ignore"):
+        if kind == "l1":
+            L, G = lam * np.sum(np.abs(x)), lam * np.sign(x)
+            mag = lam * np.sum(np.abs(x))
+        else:
+            L, G = lam * np.sum(x * x), 2.0 * lam * x
+            mag = lam * np.sum(x * x)
+    tiny = 4 * TINY_SUB[cdt]
+    return L, G, (K + min(N, 64)) * eps * mag + (N + 4) * tiny, K * eps * np.abs(G) + tiny

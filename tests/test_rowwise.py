@@ -31,7 +31,6 @@ every element of the row shares it (B eps is between B and 2 B ULP).
   the reference's own rounding included.
 """
 import functools
-import hashlib
 import math
 import warnings
 
@@ -40,6 +39,7 @@ import pytest
 
 import mlkern
 import reference as R
+from conftest import digest, result_dtype, same_array
 
 sc = pytest.importorskip("scipy.special")
 mpmath = pytest.importorskip("mpmath")
@@ -79,19 +79,8 @@ def _data(seed, shape, scale=2.0, dtype=np.float64, exact=False):
     return x.astype(dtype)
 
 
-def _digest(a):
-    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest(), a.shape, a.strides
-
-
 def _b(n):
     return 4.0 + math.log2(max(int(n), 1))
-
-
-def _ulp(ref, dt):
-    """Spacing of dt at |ref| (float64 array), subnormal spacing near 0."""
-    with np.errstate(all="ignore"):
-        r = np.abs(np.asarray(ref, np.float64)).astype(dt)
-        return np.spacing(r).astype(np.float64)
 
 
 def _report(ok, **cols):
@@ -154,7 +143,7 @@ def forward_tol(name, x64m, ref_hi, dt, exact=False, ref_f64=False):
     eps = EPS[dt]
     n = x64m.shape[-1]
     B = _b(n) * (2.0 if (ref_f64 and dt == F64) else 1.0)
-    ulp = _ulp(ref_hi, dt)
+    ulp = R.ulp_spacing(ref_hi, dt)
     p, ad, spd, L, bad = _parts_for_tol(x64m)
     k = 0.0 if exact else 1.0
     if name == "softmax":
@@ -222,7 +211,7 @@ def backward_ref_tol(name, g, y, axis, dt):
         else:
             ref = R.log_softmax_backward_ref(g64, y64)
             mag = np.abs(g64) + np.exp(y64) * np.sum(np.abs(g64), -1, keepdims=True)
-    return ref, B * eps * mag + B * _ulp(ref, dt)
+    return ref, B * eps * mag + B * R.ulp_spacing(ref, dt)
 
 
 def check_backward(name, out, g, y, axis=-1, what=""):
@@ -239,7 +228,7 @@ def check_jacobian(J, p, axis=-1, what=""):
     assert J.shape == pm.shape + (n,), (what, J.shape, pm.shape)
     ref = R.softmax_jacobian_ref(pm)
     mag = np.abs(ref) + np.abs(pm[..., :, None] * pm[..., None, :]) + np.abs(pm[..., :, None]) * np.eye(n)
-    _assert_within(J, ref, 0.0, 4 * EPS[J.dtype] * mag + _ulp(ref, J.dtype), what=what or "softmax_jacobian")
+    _assert_within(J, ref, 0.0, 4 * EPS[J.dtype] * mag + R.ulp_spacing(ref, J.dtype), what=what or "softmax_jacobian")
 
 
 def _forward_of(name):
@@ -281,16 +270,6 @@ def check_any(name, r, x, axis=-1, keepdims=False, what=""):
         assert r.dtype == np.int64 and r.shape == e.shape and np.array_equal(r, e), (what, r, e)
 
 
-def _result_dtype(dt):
-    dt = np.dtype(dt)
-    return dt if dt in (F16, F32, F64) else F64
-
-
-def _eq(a, b):
-    a, b = np.asarray(a), np.asarray(b)
-    return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True)
-
-
 # ================================================================ conventions
 @pytest.mark.parametrize("dt", DTYPES, ids=DT_IDS)
 @pytest.mark.parametrize("name", ALL)
@@ -319,14 +298,14 @@ def test_int_and_bool_compute_in_float64(name, dt):
         y = x                                  # any integer "saved" array
         r = fn(name)(g, y)
         assert r.dtype == F64
-        assert _eq(r, fn(name)(g.astype(np.float64), x64))
+        assert same_array(r, fn(name)(g.astype(np.float64), x64))
         return
     r = call(name, x)
     if name == "argmax":
         assert r.dtype == np.int64 and np.array_equal(r, np.argmax(x, axis=-1))
         return
     assert r.dtype == F64
-    assert _eq(r, call(name, x64))
+    assert same_array(r, call(name, x64))
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -342,14 +321,14 @@ def test_float16_computes_in_float32(name):
         assert g.dtype == F16 and y.dtype == F16
         r = fn(name)(g, y)
         assert r.dtype == F16
-        assert _eq(r, fn(name)(g.astype(np.float32), y.astype(np.float32)).astype(np.float16))
+        assert same_array(r, fn(name)(g.astype(np.float32), y.astype(np.float32)).astype(np.float16))
         return
     r = call(name, x)
     if name == "argmax":
         assert r.dtype == np.int64 and np.array_equal(r, np.argmax(x, axis=-1))
         return
     assert r.dtype == F16
-    assert _eq(r, np.asarray(call(name, x.astype(np.float32))).astype(np.float16))
+    assert same_array(r, np.asarray(call(name, x.astype(np.float32))).astype(np.float16))
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -377,10 +356,10 @@ def test_list_input(name):
     if name in BACKWARD:
         g = [[1.0, -1.0, 0.5], [2.0, 0.0, 1.0]]
         y = [[0.2, 0.3, 0.5], [0.1, 0.1, 0.8]]
-        assert _eq(fn(name)(g, y), fn(name)(np.array(g), np.array(y)))
+        assert same_array(fn(name)(g, y), fn(name)(np.array(g), np.array(y)))
         return
-    assert _eq(fn(name)(rows), fn(name)(a))
-    assert _eq(fn(name)(rows[0]), fn(name)(a[0]))
+    assert same_array(fn(name)(rows), fn(name)(a))
+    assert same_array(fn(name)(rows[0]), fn(name)(a[0]))
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -410,7 +389,7 @@ def test_any_axis(name, axis):
         assert r.shape == m + (m[-1],)
     # the negative and positive spelling of the same axis agree exactly
     other = axis + 3 if axis < 0 else axis - 3
-    assert _eq(call(name, x, axis=other), r)
+    assert same_array(call(name, x, axis=other), r)
 
 
 @pytest.mark.parametrize("axis", [3, -4, 10, -100])
@@ -498,11 +477,11 @@ def test_layouts(name, layout, ndim, axis, dt):
         base = np.nan_to_num(np.abs(base), nan=0.5, posinf=0.25, neginf=0.0)
     x = _layout(base, layout)
     assert np.array_equal(x, base, equal_nan=True)
-    before = _digest(x)
+    before = digest(x)
     with np.errstate(all="ignore"):
         r = call(name, x, axis=axis)
         ref = call(name, base, axis=axis)
-    assert _digest(x) == before, "input modified"
+    assert digest(x) == before, "input modified"
     assert np.shape(r) == np.shape(ref) and np.asarray(r).dtype == np.asarray(ref).dtype
     if name == "argmax":
         assert np.array_equal(r, ref)
@@ -522,9 +501,9 @@ def test_backward_layouts(name, layout_g, layout_y, ndim, axis, dt):
     x = _data(7, (6, 10) if ndim == 2 else (4, 5, 6), scale=3.0, dtype=dt)
     g, y = _bwd_inputs(name, x, axis)
     gl, yl = _layout(g, layout_g), _layout(y, layout_y)
-    bg, by = _digest(gl), _digest(yl)
+    bg, by = digest(gl), digest(yl)
     r = fn(name)(gl, yl, axis=axis)
-    assert _digest(gl) == bg and _digest(yl) == by, "input modified"
+    assert digest(gl) == bg and digest(yl) == by, "input modified"
     assert r.shape == x.shape and r.dtype == dt
     check_backward(name, r, g, y, axis)
     c = fn(name)(g, y, axis=axis)
@@ -538,14 +517,14 @@ def test_inputs_not_modified(name):
         x = _data(8, (5, 33), dtype=dt)
         if name in BACKWARD:
             g, y = _bwd_inputs(name, x)
-            s = (_digest(g), _digest(y))
+            s = (digest(g), digest(y))
             fn(name)(g, y)
-            assert (_digest(g), _digest(y)) == s
+            assert (digest(g), digest(y)) == s
         else:
-            s = _digest(x)
+            s = digest(x)
             call(name, x)
             call(name, x, axis=0)
-            assert _digest(x) == s
+            assert digest(x) == s
 
 
 # ---------------------------------------------------------------- out=
@@ -575,7 +554,7 @@ def test_out_written_and_returned(name, keepdims, dt, axis):
     out = np.full(_out_shape(name, x.shape, axis, keepdims), -123, _out_dtype(name, dt))
     r = call(name, x, axis=axis, out=out, **kw)
     assert r is out
-    assert _eq(out, np.asarray(ref))
+    assert same_array(out, np.asarray(ref))
 
 
 @pytest.mark.parametrize("name", WITH_OUT)
@@ -615,7 +594,7 @@ def test_out_is_input_in_place(name, dt):
         ref = fn(name)(x.copy(order="K"), axis=axis)
         r = fn(name)(x, axis=axis, out=x)
         assert r is x
-        assert _eq(x, ref), f"{name} in place, shape {x.shape} axis {axis}"
+        assert same_array(x, ref), f"{name} in place, shape {x.shape} axis {axis}"
 
 
 @pytest.mark.parametrize("dt", DTYPES, ids=DT_IDS)
@@ -629,10 +608,10 @@ def test_backward_out_aliases_inputs(name, dt):
         ref = fn(name)(g.copy(order="K"), y.copy(order="K"), axis=axis)
         g1, y1 = g.copy(order="K"), y.copy(order="K")
         assert fn(name)(g1, y1, axis=axis, out=g1) is g1
-        assert _eq(g1, ref) and _eq(y1, y), f"out=grad_output {shape} axis {axis} {order}"
+        assert same_array(g1, ref) and same_array(y1, y), f"out=grad_output {shape} axis {axis} {order}"
         g2, y2 = g.copy(order="K"), y.copy(order="K")
         assert fn(name)(g2, y2, axis=axis, out=y2) is y2
-        assert _eq(y2, ref) and _eq(g2, g), f"out=y {shape} axis {axis} {order}"
+        assert same_array(y2, ref) and same_array(g2, g), f"out=y {shape} axis {axis} {order}"
 
 
 @pytest.mark.parametrize("name", SAME_SHAPE)
@@ -645,11 +624,11 @@ def test_out_partial_overlap(name):
         expect = fn(name)(a.copy())
         w = buf.copy()
         r = fn(name)(w[1:].reshape(shape), out=w[:-1].reshape(shape))
-        assert _eq(r, expect) and _eq(w[:-1].reshape(shape), expect)
+        assert same_array(r, expect) and same_array(w[:-1].reshape(shape), expect)
         expect = fn(name)(b.copy())
         w = buf.copy()
         fn(name)(w[:-1].reshape(shape), out=w[1:].reshape(shape))
-        assert _eq(w[1:].reshape(shape), expect)
+        assert same_array(w[1:].reshape(shape), expect)
 
 
 def test_calls_from_several_python_threads():
@@ -675,7 +654,7 @@ def test_calls_from_several_python_threads():
     for t in ts:
         t.join()
     assert not errors, errors
-    assert all(_eq(g, e) for g, e in zip(got, expect))
+    assert all(same_array(g, e) for g, e in zip(got, expect))
 
 
 @pytest.mark.parametrize("name", WITH_OUT)
@@ -688,15 +667,15 @@ def test_out_non_contiguous(name):
         big = np.zeros(tuple(2 * s for s in shape), odt)
         sl = tuple(slice(None, None, 2) for _ in shape)
         out = big[sl]
-        assert call(name, x, axis=axis, out=out) is out and _eq(out, ref)
+        assert call(name, x, axis=axis, out=out) is out and same_array(out, ref)
         mask = np.ones(big.shape, bool)
         mask[sl] = False
         assert (big[mask] == 0).all(), "wrote outside out"
         rev = np.zeros(shape, odt)[tuple(slice(None, None, -1) for _ in shape)]
-        assert call(name, x, axis=axis, out=rev) is rev and _eq(rev, ref)
+        assert call(name, x, axis=axis, out=rev) is rev and same_array(rev, ref)
         if len(shape) == 2:
             outF = np.zeros(shape, odt, order="F")
-            assert call(name, x, axis=axis, out=outF) is outF and _eq(outF, ref)
+            assert call(name, x, axis=axis, out=outF) is outF and same_array(outF, ref)
 
 
 @pytest.mark.parametrize("keepdims", [False, True])
@@ -762,7 +741,7 @@ def test_empty_rows(dt):
     """Shape (3, 0) along axis -1: empty same-shape results, logsumexp -inf per
     row (as SciPy), argmax ValueError."""
     x = np.empty((3, 0), dt)
-    rdt = _result_dtype(dt)
+    rdt = result_dtype(dt)
     for name in SAME_SHAPE:
         r = fn(name)(x)
         assert r.shape == (3, 0) and r.dtype == rdt
@@ -935,7 +914,7 @@ def test_translation_invariance():
             tol = forward_tol("log_softmax", x.astype(np.float64), R.log_softmax_ref(x), dt, exact=True)
             _assert_within(lsc, ls.astype(np.float64), 0.0, 2 * tol, what=f"log_softmax(x+{c})")
             l0, l1 = mlkern.logsumexp(x).astype(np.float64), mlkern.logsumexp(xc).astype(np.float64)
-            assert np.all(np.abs((l1 - c) - l0) <= 4 * _b(37) * _ulp(l1, dt)), (c, l1 - c, l0)
+            assert np.all(np.abs((l1 - c) - l0) <= 4 * _b(37) * R.ulp_spacing(l1, dt)), (c, l1 - c, l0)
 
 
 # ---------------------------------------------------------------- non-finite
@@ -979,7 +958,7 @@ def test_nonfinite_rows_like_scipy(name, dt):
         tol = forward_tol(name, x64, hi, dt)
         _assert_within(ym, hi, 0.0, tol, what=f"{name} non-finite rows {dt}", x=x64[:, :1])
         for i, row in enumerate(X):
-            assert _eq(np.asarray(fn(name)(row)), np.asarray(y[i])), (name, row)
+            assert same_array(np.asarray(fn(name)(row)), np.asarray(y[i])), (name, row)
 
 
 def test_nonfinite_spelled_out():
@@ -998,9 +977,9 @@ def test_nonfinite_spelled_out():
         assert np.isnan(mlkern.logsumexp(a(1.0, nan)))
         assert np.isnan(mlkern.logsumexp(a(inf, nan)))
         assert np.isnan(mlkern.logsumexp(a(-inf, nan)))
-        assert _eq(mlkern.log_softmax(a(inf, 0.0)), a(nan, -inf))
-        assert _eq(mlkern.log_softmax(a(-inf, -inf)), a(nan, nan))
-        assert _eq(mlkern.log_softmax(a(-inf, 0.0)), a(-inf, 0.0))
+        assert same_array(mlkern.log_softmax(a(inf, 0.0)), a(nan, -inf))
+        assert same_array(mlkern.log_softmax(a(-inf, -inf)), a(nan, nan))
+        assert same_array(mlkern.log_softmax(a(-inf, 0.0)), a(-inf, 0.0))
         assert np.isnan(mlkern.log_softmax(a(1.0, nan, 2.0))).all()
 
 
@@ -1210,7 +1189,7 @@ def test_softmax_jacobian_shape_along_axis():
     assert J1.shape == (5, 4, 3, 3)
     check_jacobian(J1, p, axis=1)
     J2 = mlkern.softmax_jacobian(p, axis=-2)
-    assert _eq(J2, J1)
+    assert same_array(J2, J1)
 
 
 # ================================================================ threads
@@ -1263,7 +1242,7 @@ def test_threads_1_and_2_agree(name, shape, dt, axis):
     budget = 2.0 if name == "softmax" else 4.0
     a, b = r1.astype(np.float64), r2.astype(np.float64)
     with np.errstate(all="ignore"):
-        ulp = np.maximum(_ulp(a, r1.dtype), _ulp(b, r1.dtype))
+        ulp = np.maximum(R.ulp_spacing(a, r1.dtype), R.ulp_spacing(b, r1.dtype))
         diff = np.where((a == b) | (np.isnan(a) & np.isnan(b)), 0.0, np.abs(a - b) / ulp)
     ok = diff <= budget
     if name in BACKWARD and not ok.all():
@@ -1310,7 +1289,7 @@ def test_non_last_axis(n, inner, axis, dt):
         check_any(name, r, x, axis, what=f"{name} shape={shape} axis={axis}")
         if name in REDUCTIONS:
             rk = call(name, x, axis=axis, keepdims=True)
-            assert _eq(np.squeeze(rk, axis=axis), np.asarray(r))
+            assert same_array(np.squeeze(rk, axis=axis), np.asarray(r))
     # equal (to rounding) to the last-axis path on the moved copy
     xm = np.ascontiguousarray(np.moveaxis(x, axis, -1))
     for name in SAME_SHAPE:
@@ -1354,8 +1333,8 @@ def test_row_lengths(n, dt):
     for name in SAME_SHAPE + ["logsumexp"]:
         # each row alone gives the same as in the batch
         y = fn(name)(x)
-        assert _eq(np.asarray(fn(name)(x[1])), np.asarray(y[1]))
-        assert _eq(np.asarray(fn(name)(x[3])), np.asarray(y[3]))
+        assert same_array(np.asarray(fn(name)(x[1])), np.asarray(y[1]))
+        assert same_array(np.asarray(fn(name)(x[3])), np.asarray(y[3]))
 
 
 # ================================================================ argmax
@@ -1525,7 +1504,7 @@ def test_property_softmax_family(case):
     # m + L cancels (m ~ -L), the size of the summands
     rtol = 1e-13 if dt == F64 else 2 * B * eps
     err = np.abs(lse.astype(np.float64) - ref)
-    ok = err <= rtol * np.maximum(np.abs(ref), np.abs(m) + Lr) + _ulp(ref, dt)
+    ok = err <= rtol * np.maximum(np.abs(ref), np.abs(m) + Lr) + R.ulp_spacing(ref, dt)
     assert ok.all(), _report(ok, logsumexp=lse, ref=ref)
 
 

@@ -3,15 +3,13 @@ function"): dtypes, scalars and lists, empty and large arrays, layouts,
 ``out=``, no input modified, errors naming the argument; and property tests
 (hypothesis) over random shapes, dtypes, layouts and values.
 """
-import hashlib
-
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
 import mlkern
-from conftest import CASES, CASE_IDS, CALLABLES, CALLABLE_IDS
+from conftest import CASES, CALLABLES, CALLABLE_IDS, digest, result_dtype, same_array
 
 # unary functions taking (x, out=...): every f and f_grad, and noisy_relu with a seed
 UNARY = []
@@ -27,27 +25,12 @@ BINARY = [(c.id + ".backward", c.backward) for c in CASES]
 BINARY.append(("noisy_relu_backward", lambda g, s, **kw: mlkern.noisy_relu_backward(g, s, **kw)))
 BINARY_IDS = [b[0] for b in BINARY]
 
-PRELU_0D = ("prelu on 0-d input: np.ascontiguousarray makes it shape (1,), so prelu/prelu_grad "
-            "return a (1,) array instead of a NumPy scalar and prelu_backward raises ValueError "
-            "'grad_output and x must have the same shape, got () and (1,)'")
-
-
-def _prelu_0d_xfail(items):
-    """(Was a strict xfail for prelu, PRELU_0D; fixed, kept as a regression.)"""
-    return [pytest.param(n, f, id=n) for n, f in items]
-
-
 X_VALUES = np.array([-7.5, -3.0, -1.0, -0.25, 0.0, 0.3, 1.0, 2.5, 6.0, 40.0, -40.0, 0.001])
 
 
 def _x(shape=(12,), dtype=np.float64, seed=0):
     rng = np.random.default_rng(seed)
     return (3 * rng.standard_normal(shape)).astype(dtype)
-
-
-def _eq(a, b):
-    a, b = np.asarray(a), np.asarray(b)
-    return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True)
 
 
 # ---------------------------------------------------------------- dtypes
@@ -65,10 +48,10 @@ def test_int_and_bool_compute_in_float64(name, fn, dt):
         np.array([True, False, True, True, False])
     y = fn(x)
     assert y.dtype == np.float64
-    assert _eq(y, fn(x.astype(np.float64)))
+    assert same_array(y, fn(x.astype(np.float64)))
     if dt is np.int8:
         xi = np.array([-128, -5, -1, 0, 127], np.int8)
-        assert _eq(fn(xi), fn(xi.astype(np.float64)))
+        assert same_array(fn(xi), fn(xi.astype(np.float64)))
 
 
 @pytest.mark.parametrize("name,fn", UNARY, ids=UNARY_IDS)
@@ -79,7 +62,7 @@ def test_float16_computes_in_float32(name, fn):
     assert y.dtype == np.float16
     with np.errstate(over="ignore"):
         expected = fn(x.astype(np.float32)).astype(np.float16)
-    assert _eq(y, expected)
+    assert same_array(y, expected)
 
 
 @pytest.mark.parametrize("name,fn", BINARY, ids=BINARY_IDS)
@@ -91,11 +74,11 @@ def test_backward_dtypes(name, fn):
     gi = np.array([1, 2, 3, 4], np.int32)
     si = np.array([0, 1, 0, 1], np.int64)
     assert fn(gi, si).dtype == np.float64
-    assert _eq(fn(gi, si), fn(gi.astype(np.float64), si.astype(np.float64)))
+    assert same_array(fn(gi, si), fn(gi.astype(np.float64), si.astype(np.float64)))
     g16, s16 = g.astype(np.float16), s.astype(np.float16)
     y = fn(g16, s16)
     assert y.dtype == np.float16
-    assert _eq(y, fn(g16.astype(np.float32), s16.astype(np.float32)).astype(np.float16))
+    assert same_array(y, fn(g16.astype(np.float32), s16.astype(np.float32)).astype(np.float16))
 
 
 BAD_DTYPES = [np.array([1 + 2j, 3j]), np.array([1 + 2j], np.complex64), np.array(["a", "b"]),
@@ -128,20 +111,20 @@ def test_complex_scalar_raises():
 
 
 # ---------------------------------------------------------------- scalars, lists, shapes
-@pytest.mark.parametrize("name,fn", _prelu_0d_xfail(UNARY))
+@pytest.mark.parametrize("name,fn", UNARY, ids=UNARY_IDS)
 def test_python_scalars_and_lists(name, fn):
     y = fn(1.5)
     assert isinstance(y, np.float64) and not isinstance(y, np.ndarray)
     assert y == fn(np.array([1.5]))[0]
     yl = fn([1.5, -2.0, 0.25])
     assert isinstance(yl, np.ndarray) and yl.dtype == np.float64
-    assert _eq(yl, fn(np.array([1.5, -2.0, 0.25])))
+    assert same_array(yl, fn(np.array([1.5, -2.0, 0.25])))
     yi = fn(3)
     assert isinstance(yi, np.float64)
-    assert _eq(fn([[1, 2], [3, 4]]), fn(np.array([[1.0, 2.0], [3.0, 4.0]])))
+    assert same_array(fn([[1, 2], [3, 4]]), fn(np.array([[1.0, 2.0], [3.0, 4.0]])))
 
 
-@pytest.mark.parametrize("name,fn", _prelu_0d_xfail(UNARY))
+@pytest.mark.parametrize("name,fn", UNARY, ids=UNARY_IDS)
 def test_zero_d_returns_numpy_scalar(name, fn):
     for v, dt in ((np.float32(-1.25), np.float32), (np.float64(-1.25), np.float64),
                   (np.array(0.75), np.float64), (np.array(0.75, np.float32), np.float32),
@@ -151,13 +134,13 @@ def test_zero_d_returns_numpy_scalar(name, fn):
         assert y == fn(np.array([v], dtype=np.asarray(v).dtype))[0]
 
 
-@pytest.mark.parametrize("name,fn", _prelu_0d_xfail(BINARY))
+@pytest.mark.parametrize("name,fn", BINARY, ids=BINARY_IDS)
 def test_backward_scalars(name, fn):
     y = fn(2.0, 0.5)
     assert type(y) is np.float64
     assert y == fn(np.array([2.0]), np.array([0.5]))[0]
     assert type(fn(np.float32(2.0), np.float32(0.5))) is np.float32
-    assert _eq(fn([2.0, 1.0], [0.5, -1.0]), fn(np.array([2.0, 1.0]), np.array([0.5, -1.0])))
+    assert same_array(fn([2.0, 1.0], [0.5, -1.0]), fn(np.array([2.0, 1.0]), np.array([0.5, -1.0])))
 
 
 @pytest.mark.parametrize("shape", [(0,), (3, 0), (0, 4, 2)])
@@ -191,11 +174,11 @@ def test_shapes(name, fn, shape):
         x = _x(shape, dt, seed=3)
         y = fn(x)
         assert y.shape == shape and y.dtype == dt
-        assert _eq(y.reshape(-1), fn(x.reshape(-1)))
+        assert same_array(y.reshape(-1), fn(x.reshape(-1)))
         if shape == (1000003,):
             # the chunked (threaded) path agrees with small pieces
             k = 4099
-            assert _eq(y[:k], fn(x[:k])) or name.startswith("noisy")
+            assert same_array(y[:k], fn(x[:k])) or name.startswith("noisy")
 
 
 # ---------------------------------------------------------------- layouts
@@ -258,9 +241,9 @@ def test_layouts_equal_c_contiguous(name, fn, layout, dt):
 def test_1d_strided_and_negative():
     x = _x((3000,), seed=5)
     for f in (mlkern.sigmoid, mlkern.gelu, mlkern.softplus_grad):
-        assert _eq(f(x[::3]), f(x[::3].copy()))
-        assert _eq(f(x[::-1]), f(x[::-1].copy()))
-        assert _eq(f(x[::-2]), f(x[::-2].copy()))
+        assert same_array(f(x[::3]), f(x[::3].copy()))
+        assert same_array(f(x[::-1]), f(x[::-1].copy()))
+        assert same_array(f(x[::-2]), f(x[::-2].copy()))
 
 
 @pytest.mark.parametrize("layout", ["F", "strided", "transposed", "byteswapped", "misaligned"])
@@ -270,25 +253,21 @@ def test_backward_layouts(name, fn, layout):
     g = lay[layout]
     s = np.abs(_layouts()[layout]) * 0.1
     ref = fn(np.ascontiguousarray(g), np.ascontiguousarray(s))
-    assert _eq(fn(g, s), ref)
+    assert same_array(fn(g, s), ref)
     # mixed layouts: C grad_output with the other layout for saved, and vice versa
-    assert _eq(fn(np.ascontiguousarray(g), s), ref)
-    assert _eq(fn(g, np.ascontiguousarray(s)), ref)
+    assert same_array(fn(np.ascontiguousarray(g), s), ref)
+    assert same_array(fn(g, np.ascontiguousarray(s)), ref)
 
 
 # ---------------------------------------------------------------- inputs not modified, no sharing
-def _digest(a):
-    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest(), a.shape, a.strides
-
-
 @pytest.mark.parametrize("layout", ["C", "F", "strided", "misaligned", "byteswapped"])
 @pytest.mark.parametrize("name,fn", CALLABLES, ids=CALLABLE_IDS)
 def test_input_not_modified(name, fn, layout):
     for dt in (np.float32, np.float64):
         x = _layouts(dt)[layout]
-        before = _digest(x)
+        before = digest(x)
         fn(x)
-        assert _digest(x) == before
+        assert digest(x) == before
 
 
 @pytest.mark.parametrize("name,fn", BINARY, ids=BINARY_IDS)
@@ -296,20 +275,20 @@ def test_backward_inputs_not_modified(name, fn):
     for dt in (np.float32, np.float64):
         g = _x((50,), dt, seed=6)
         s = np.abs(_x((50,), dt, seed=7)) * 0.2
-        bg, bs = _digest(g), _digest(s)
+        bg, bs = digest(g), digest(s)
         fn(g, s)
-        assert _digest(g) == bg and _digest(s) == bs
+        assert digest(g) == bg and digest(s) == bs
 
 
 def test_prelu_inputs_not_modified():
     x = _x((4, 3, 5), seed=8)
     g = _x((4, 3, 5), seed=9)
     a = np.array([0.1, 0.2, 0.3])
-    snap = [_digest(v) for v in (x, g, a)]
+    snap = [digest(v) for v in (x, g, a)]
     mlkern.prelu(x, a)
     mlkern.prelu_grad(x, a)
     mlkern.prelu_backward(g, x, a)
-    assert [_digest(v) for v in (x, g, a)] == snap
+    assert [digest(v) for v in (x, g, a)] == snap
 
 
 @pytest.mark.parametrize("name,fn", UNARY, ids=UNARY_IDS)
@@ -328,7 +307,7 @@ def test_out_written_and_returned(name, fn, dt):
     out = np.full((5, 7), -123.0, dt)
     r = fn(x, out=out)
     assert r is out
-    assert _eq(out, ref)
+    assert same_array(out, ref)
 
 
 @pytest.mark.parametrize("name,fn", UNARY, ids=UNARY_IDS)
@@ -375,7 +354,7 @@ def test_out_is_input_in_place(name, fn, dt):
         ref = fn(x.copy(order="K"))    # same memory order (noisy_relu's noise follows it)
         r = fn(x, out=x)
         assert r is x
-        assert _eq(x, ref)
+        assert same_array(x, ref)
 
 
 @pytest.mark.parametrize("dt", [np.float32, np.float64], ids=["f32", "f64"])
@@ -387,10 +366,10 @@ def test_backward_out_aliases_inputs(name, fn, dt):
         ref = fn(g.copy(), s.copy())
         g1, s1 = g.copy(), s.copy()
         assert fn(g1, s1, out=g1) is g1
-        assert _eq(g1, ref) and _eq(s1, s)
+        assert same_array(g1, ref) and same_array(s1, s)
         g2, s2 = g.copy(), s.copy()
         assert fn(g2, s2, out=s2) is s2
-        assert _eq(s2, ref) and _eq(g2, g)
+        assert same_array(s2, ref) and same_array(g2, g)
 
 
 @pytest.mark.parametrize("name,fn", UNARY, ids=UNARY_IDS)
@@ -400,11 +379,11 @@ def test_out_partial_overlap(name, fn):
         expect = fn(buf[1:].copy())
         b = buf.copy()
         r = fn(b[1:], out=b[:-1])
-        assert _eq(r, expect)
-        assert _eq(b[:-1], expect)
+        assert same_array(r, expect)
+        assert same_array(b[:-1], expect)
         b = buf.copy()
         fn(b[:-1], out=b[1:])
-        assert _eq(b[1:], fn(buf[:-1].copy()))
+        assert same_array(b[1:], fn(buf[:-1].copy()))
 
 
 @pytest.mark.parametrize("name,fn", BINARY, ids=BINARY_IDS)
@@ -415,11 +394,11 @@ def test_backward_out_partial_overlap(name, fn):
     expect = fn(buf[1:].copy(), s)
     b = buf.copy()
     fn(b[1:], s, out=b[:-1])
-    assert _eq(b[:-1], expect)
+    assert same_array(b[:-1], expect)
     sb = np.concatenate([[0.5], s])
     expect = fn(buf[:n].copy(), sb[1:].copy())
     fn(buf[:n].copy(), sb[1:], out=sb[:-1])
-    assert _eq(sb[:-1], expect)
+    assert same_array(sb[:-1], expect)
 
 
 @pytest.mark.parametrize("name,fn", UNARY, ids=UNARY_IDS)
@@ -427,18 +406,18 @@ def test_out_other_layouts(name, fn):
     x = _x((40, 30), seed=20)
     ref = fn(x)
     outF = np.asfortranarray(np.zeros((40, 30)))
-    assert fn(x, out=outF) is outF and _eq(outF, ref)
+    assert fn(x, out=outF) is outF and same_array(outF, ref)
     big = np.zeros((40, 60))
     outS = big[:, ::2]
-    assert fn(x, out=outS) is outS and _eq(outS, ref)
+    assert fn(x, out=outS) is outS and same_array(outS, ref)
     assert (big[:, 1::2] == 0).all()
     buf = np.zeros(x.nbytes + 1, np.uint8)
     outM = buf[1:].view(np.float64).reshape(x.shape)
-    assert fn(x, out=outM) is outM and _eq(outM, ref)
+    assert fn(x, out=outM) is outM and same_array(outM, ref)
     # F input into C out
     outC = np.zeros((40, 30))
     xf = np.asfortranarray(x)
-    assert fn(xf, out=outC) is outC and _eq(outC, fn(xf))
+    assert fn(xf, out=outC) is outC and same_array(outC, fn(xf))
 
 
 def test_out_zero_d():
@@ -453,13 +432,13 @@ def test_prelu_out():
     x = _x((4, 3, 5), seed=21)
     a = [0.1, 0.2, 0.3]
     out = np.empty_like(x)
-    assert mlkern.prelu(x, a, out=out) is out and _eq(out, mlkern.prelu(x, a))
-    assert mlkern.prelu_grad(x, a, out=out) is out and _eq(out, mlkern.prelu_grad(x, a))
+    assert mlkern.prelu(x, a, out=out) is out and same_array(out, mlkern.prelu(x, a))
+    assert mlkern.prelu_grad(x, a, out=out) is out and same_array(out, mlkern.prelu_grad(x, a))
     gx, ga = mlkern.prelu_backward(x, x, a, out=out)
     assert gx is out
     xx = x.copy()
     mlkern.prelu(xx, a, out=xx)
-    assert _eq(xx, mlkern.prelu(x, a))
+    assert same_array(xx, mlkern.prelu(x, a))
     with pytest.raises(ValueError, match=r"\(4, 3, 5\)"):
         mlkern.prelu(x, a, out=np.empty((4, 15)))
     with pytest.raises(TypeError, match="float64"):
@@ -511,13 +490,6 @@ def _arrays(draw):
     return a
 
 
-def _result_dtype(dt):
-    dt = np.dtype(dt)
-    if dt in (np.float32, np.float64, np.float16):
-        return dt
-    return np.dtype(np.float64)
-
-
 @settings(max_examples=150, deadline=None)
 @given(x=_arrays(), which=st.sampled_from(CALLABLES))
 def test_property_shape_dtype_nan_layout(x, which):
@@ -526,13 +498,13 @@ def test_property_shape_dtype_nan_layout(x, which):
         y = fn(x)
         y = np.asarray(y)
         assert y.shape == x.shape
-        assert y.dtype == _result_dtype(x.dtype)
+        assert y.dtype == result_dtype(x.dtype)
         if x.dtype.kind == "f":
             assert np.array_equal(np.isnan(y), np.isnan(x)), (name, x, y)
         # equal to the result on a C-contiguous copy
         assert np.array_equal(y, np.asarray(fn(np.array(x, order="C", copy=True))), equal_nan=True)
         # and to computing in the compute dtype then rounding
-        cdt = np.float32 if x.dtype == np.float16 else _result_dtype(x.dtype)
+        cdt = np.float32 if x.dtype == np.float16 else result_dtype(x.dtype)
         expect = np.asarray(fn(np.array(x, dtype=cdt, order="C", copy=True))).astype(y.dtype)
         assert np.array_equal(y, expect, equal_nan=True)
 
@@ -543,7 +515,6 @@ def test_property_out_in_place(x, which):
     name, fn = which
     if x.dtype.kind != "f":
         return
-    assume(not (name.startswith("prelu") and x.ndim == 0))   # PRELU_0D
     with np.errstate(all="ignore"):
         ref = np.asarray(fn(x.copy()))
         buf = x.copy()

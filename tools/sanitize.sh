@@ -11,7 +11,7 @@
 #   ASAN_OPTIONS   detect_leaks=0              CPython itself leaks at exit
 #                  allocator_may_return_null=1 a request too large to allocate gives
 #                                              MemoryError (as without ASan) instead of
-#                                              an ASan abort (tests/test_reliability.py
+#                                              an ASan abort (tests/test_reliability_memory.py
 #                                              asks for 2**40-element arrays on purpose)
 #                  abort_on_error=1            a report kills the run (pytest cannot hide it)
 #   UBSAN_OPTIONS  print_stacktrace=1:halt_on_error=1
