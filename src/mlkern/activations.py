@@ -6,18 +6,18 @@ returned as float16, complex refused with ``TypeError``; any layout
 (a C-contiguous input is never copied); ``out=`` checked and allowed to
 alias the input; 0-d input gives a NumPy scalar, as NumPy's ufuncs do.
 
-The math of each function is written once, in C
-(``mlkern/_c/mlk_act_tmpl.h``), and shared by the value, the derivative and
-the backward kernel.  ``f_backward(grad_output, saved)`` is the fused
-vector-Jacobian product ``grad_output * f'(x)``; ``saved`` is the forward
-output ``y`` for sigmoid, tanh, elu and noisy_relu, the input ``x`` for
-the others.  The backward is literally that product, so a NaN in
+The math of each function is written once, in C, and shared by the value,
+the derivative and the backward kernel (docs/implementation.rst).
+``f_backward(grad_output, saved)`` is the fused vector-Jacobian product
+``grad_output * f'(x)``; ``saved`` is the forward output ``y`` for sigmoid,
+tanh, elu and noisy_relu, the input ``x`` for the others.  The backward is literally that product, so a NaN in
 ``grad_output`` stays NaN, and ``inf * 0`` is NaN.
 """
 import operator
 
 import numpy as np
 
+from . import _docs
 from . import _elementwise as _ew
 from ._validation import as_float_array, check_out, check_real, compute_dtype, finish, result_array
 
@@ -49,14 +49,14 @@ _binary = _ew.binary
 
 
 # ---------------------------------------------------------------- sigmoid
+@_docs.doc()
 def sigmoid(x, *, out=None):
     """Logistic sigmoid, ``1 / (1 + exp(-x))``.
 
     Parameters
     ----------
     x : array_like
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {out}
 
     Returns
     -------
@@ -83,20 +83,18 @@ def sigmoid(x, *, out=None):
     return _unary(_SIGMOID, x, out, 0.0, 0.0, 0.0, 4)
 
 
+@_docs.doc()
 def sigmoid_grad(x, *, out=None):
     """Derivative of :func:`sigmoid`, ``sigmoid(x) * (1 - sigmoid(x))``, from x.
 
     Parameters
     ----------
-    x : array_like
-        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {x}
+    {out}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        Same shape as ``x``, float dtype of ``x``.
+    {returns_x}
 
     Notes
     -----
@@ -118,25 +116,20 @@ def sigmoid_grad(x, *, out=None):
     return _unary(_SIGMOID_GRAD, x, out, 0.0, 0.0, 0.0, 5)
 
 
+@_docs.doc(saved="y")
 def sigmoid_backward(grad_output, y, *, out=None):
     """Fused backward of :func:`sigmoid` from its output: ``grad_output * y * (1 - y)``.
 
     Parameters
     ----------
-    grad_output : array_like
-        ``g``, the gradient with respect to the forward output; same shape as ``y``
-        (no broadcasting).
+    {grad_output}
     y : array_like
         The forward *output* ``y = sigmoid(x)``.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``grad_output`` or the
-        saved array.
+    {out_backward}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        The gradient with respect to the forward input x; same shape as ``grad_output``,
-        the float dtype NumPy's promotion gives the two inputs.
+    {returns_backward}
 
     Notes
     -----
@@ -160,20 +153,18 @@ def sigmoid_backward(grad_output, y, *, out=None):
 
 
 # ---------------------------------------------------------------- tanh
+@_docs.doc()
 def tanh(x, *, out=None):
     """Hyperbolic tangent.
 
     Parameters
     ----------
-    x : array_like
-        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {x}
+    {out}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        Same shape as ``x``, float dtype of ``x``.
+    {returns_x}
 
     Notes
     -----
@@ -192,20 +183,18 @@ def tanh(x, *, out=None):
     return _unary(_TANH, x, out, 0.0, 0.0, 0.0, 5)
 
 
+@_docs.doc()
 def tanh_grad(x, *, out=None):
     """Derivative of :func:`tanh`, ``1 - tanh(x)^2``, from x.
 
     Parameters
     ----------
-    x : array_like
-        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {x}
+    {out}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        Same shape as ``x``, float dtype of ``x``.
+    {returns_x}
 
     Notes
     -----
@@ -226,25 +215,20 @@ def tanh_grad(x, *, out=None):
     return _unary(_TANH_GRAD, x, out, 0.0, 0.0, 0.0, 5)
 
 
+@_docs.doc(saved="y")
 def tanh_backward(grad_output, y, *, out=None):
     """Fused backward of :func:`tanh` from its output: ``grad_output * (1 - y^2)``.
 
     Parameters
     ----------
-    grad_output : array_like
-        ``g``, the gradient with respect to the forward output; same shape as ``y``
-        (no broadcasting).
+    {grad_output}
     y : array_like
         The forward *output* ``y = tanh(x)``.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``grad_output`` or the
-        saved array.
+    {out_backward}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        The gradient with respect to the forward input x; same shape as ``grad_output``,
-        the float dtype NumPy's promotion gives the two inputs.
+    {returns_backward}
 
     Notes
     -----
@@ -263,20 +247,18 @@ def tanh_backward(grad_output, y, *, out=None):
 
 
 # ---------------------------------------------------------------- relu
+@_docs.doc()
 def relu(x, *, out=None):
     """Rectified linear unit, ``max(0, x)``; NaN stays NaN.
 
     Parameters
     ----------
-    x : array_like
-        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {x}
+    {out}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        Same shape as ``x``, float dtype of ``x``.
+    {returns_x}
 
     Notes
     -----
@@ -292,20 +274,18 @@ def relu(x, *, out=None):
     return _unary(_RELU, x, out, 0.0, 0.0, 0.0, 1)
 
 
+@_docs.doc()
 def relu_grad(x, *, out=None):
     """Derivative of :func:`relu`: 1 where ``x > 0``, else 0; NaN where ``x`` is NaN.
 
     Parameters
     ----------
-    x : array_like
-        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {x}
+    {out}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        Same shape as ``x``, float dtype of ``x``.
+    {returns_x}
 
     Notes
     -----
@@ -322,25 +302,19 @@ def relu_grad(x, *, out=None):
     return _unary(_RELU_GRAD, x, out, 0.0, 0.0, 0.0, 1)
 
 
+@_docs.doc(saved="x")
 def relu_backward(grad_output, x, *, out=None):
     """Fused backward of :func:`relu` from its input: ``grad_output * relu_grad(x)``.
 
     Parameters
     ----------
-    grad_output : array_like
-        ``g``, the gradient with respect to the forward output; same shape as ``x``
-        (no broadcasting).
-    x : array_like
-        The forward *input* ``x``.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``grad_output`` or the
-        saved array.
+    {grad_output}
+    {x_saved}
+    {out_backward}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        The gradient with respect to the forward input x; same shape as ``grad_output``,
-        the float dtype NumPy's promotion gives the two inputs.
+    {returns_backward}
 
     Notes
     -----
@@ -358,22 +332,20 @@ def relu_backward(grad_output, x, *, out=None):
 
 
 # ---------------------------------------------------------------- leaky relu
+@_docs.doc()
 def leaky_relu(x, *, negative_slope=0.01, out=None):
     """Leaky ReLU: ``x`` for ``x > 0``, ``negative_slope * x`` otherwise.
 
     Parameters
     ----------
-    x : array_like
-        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
+    {x}
     negative_slope : float, default 0.01
         Slope ``a`` for ``x <= 0``.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {out}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        Same shape as ``x``, float dtype of ``x``.
+    {returns_x}
 
     Notes
     -----
@@ -390,22 +362,20 @@ def leaky_relu(x, *, negative_slope=0.01, out=None):
     return _unary(_LEAKY, x, out, a, 0.0, 0.0, 1)
 
 
+@_docs.doc()
 def leaky_relu_grad(x, *, negative_slope=0.01, out=None):
     """Derivative of :func:`leaky_relu`: 1 where ``x > 0``, else ``negative_slope``.
 
     Parameters
     ----------
-    x : array_like
-        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
+    {x}
     negative_slope : float, default 0.01
         Slope ``a`` for ``x <= 0``.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {out}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        Same shape as ``x``, float dtype of ``x``.
+    {returns_x}
 
     Notes
     -----
@@ -422,27 +392,21 @@ def leaky_relu_grad(x, *, negative_slope=0.01, out=None):
     return _unary(_LEAKY_GRAD, x, out, a, 0.0, 0.0, 1)
 
 
+@_docs.doc(saved="x")
 def leaky_relu_backward(grad_output, x, *, negative_slope=0.01, out=None):
     """Fused backward of :func:`leaky_relu` from its input: ``grad_output * (1 or a)``.
 
     Parameters
     ----------
-    grad_output : array_like
-        ``g``, the gradient with respect to the forward output; same shape as ``x``
-        (no broadcasting).
-    x : array_like
-        The forward *input* ``x``.
+    {grad_output}
+    {x_saved}
     negative_slope : float, default 0.01
         Slope ``a`` for ``x <= 0``, as in the forward call.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``grad_output`` or the
-        saved array.
+    {out_backward}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        The gradient with respect to the forward input x; same shape as ``grad_output``,
-        the float dtype NumPy's promotion gives the two inputs.
+    {returns_backward}
 
     Notes
     -----
@@ -491,6 +455,7 @@ def _prelu_setup(x, alpha):
     return arr, rdt, a, ashape, outer, C, inner
 
 
+@_docs.doc()
 def prelu(x, alpha, *, out=None):
     """Parametric ReLU: ``x`` for ``x > 0``, ``alpha * x`` otherwise.
 
@@ -501,8 +466,7 @@ def prelu(x, alpha, *, out=None):
         ``torch.nn.functional.prelu``).
     alpha : float or 1-D array_like
         One slope, or one per channel (``x.shape[1]`` values).
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {out}
 
     Returns
     -------
@@ -532,6 +496,7 @@ def prelu(x, alpha, *, out=None):
     return finish(res, out, rdt, scalar)
 
 
+@_docs.doc()
 def prelu_grad(x, alpha, *, out=None):
     """Derivative of :func:`prelu` with respect to x: 1 where ``x > 0``, else alpha.
 
@@ -541,13 +506,11 @@ def prelu_grad(x, alpha, *, out=None):
         Input; with two or more dimensions, axis 1 is the channel axis.
     alpha : float or 1-D array_like
         One slope, or one per channel (``x.shape[1]`` values).
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {out}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        Same shape as ``x``, float dtype of ``x``.
+    {returns_x}
 
     Notes
     -----
@@ -638,22 +601,20 @@ def prelu_backward(grad_output, x, alpha, *, out=None):
 
 
 # ---------------------------------------------------------------- elu
+@_docs.doc()
 def elu(x, *, alpha=1.0, out=None):
     """Exponential linear unit: ``x`` for ``x > 0``, ``alpha * expm1(x)`` otherwise.
 
     Parameters
     ----------
-    x : array_like
-        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
+    {x}
     alpha : float, default 1
         Scale ``alpha`` of the negative branch.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {out}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        Same shape as ``x``, float dtype of ``x``.
+    {returns_x}
 
     Notes
     -----
@@ -673,22 +634,20 @@ def elu(x, *, alpha=1.0, out=None):
     return _unary(_ELU, x, out, a, 0.0, 0.0, 4)
 
 
+@_docs.doc()
 def elu_grad(x, *, alpha=1.0, out=None):
     """Derivative of :func:`elu`: 1 for ``x > 0``, ``alpha * exp(x)`` otherwise.
 
     Parameters
     ----------
-    x : array_like
-        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
+    {x}
     alpha : float, default 1
         Scale ``alpha`` of the negative branch, as in the forward call.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {out}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        Same shape as ``x``, float dtype of ``x``.
+    {returns_x}
 
     Notes
     -----
@@ -709,27 +668,22 @@ def elu_grad(x, *, alpha=1.0, out=None):
     return _unary(_ELU_GRAD, x, out, a, 0.0, 0.0, 4)
 
 
+@_docs.doc(saved="y")
 def elu_backward(grad_output, y, *, alpha=1.0, out=None):
     """Fused backward of :func:`elu` from its output: ``grad_output * (1 or y + alpha)``.
 
     Parameters
     ----------
-    grad_output : array_like
-        ``g``, the gradient with respect to the forward output; same shape as ``y``
-        (no broadcasting).
+    {grad_output}
     y : array_like
         The forward *output* ``y = elu(x, alpha=alpha)``.
     alpha : float, default 1
         As in the forward call; the form is valid for ``alpha >= 0``.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``grad_output`` or the
-        saved array.
+    {out_backward}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        The gradient with respect to the forward input x; same shape as ``grad_output``,
-        the float dtype NumPy's promotion gives the two inputs.
+    {returns_backward}
 
     Notes
     -----
@@ -761,24 +715,22 @@ def _softplus_params(beta, threshold):
     return b, t
 
 
+@_docs.doc()
 def softplus(x, *, beta=1.0, threshold=None, out=None):
     """Softplus, ``(1/beta) * log(1 + exp(beta * x))``.
 
     Parameters
     ----------
-    x : array_like
-        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
+    {x}
     beta : float, default 1
     threshold : float or None, default None
         If a number, the result is ``x`` where ``beta * x > threshold``
         (PyTorch's default is 20).  ``None`` keeps the exact value everywhere.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {out}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        Same shape as ``x``, float dtype of ``x``.
+    {returns_x}
 
     Notes
     -----
@@ -798,24 +750,22 @@ def softplus(x, *, beta=1.0, threshold=None, out=None):
     return _unary(_SOFTPLUS, x, out, 0.0, b, t, 8)
 
 
+@_docs.doc()
 def softplus_grad(x, *, beta=1.0, threshold=None, out=None):
     """Derivative of :func:`softplus`: ``sigmoid(beta * x)``, 1 above the threshold.
 
     Parameters
     ----------
-    x : array_like
-        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
+    {x}
     beta : float, default 1
         As in the forward call (nonzero).
     threshold : float or None, default None
         As in the forward call: where ``beta * x > threshold`` the derivative is 1.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {out}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        Same shape as ``x``, float dtype of ``x``.
+    {returns_x}
 
     Notes
     -----
@@ -834,29 +784,23 @@ def softplus_grad(x, *, beta=1.0, threshold=None, out=None):
     return _unary(_SOFTPLUS_GRAD, x, out, 0.0, b, t, 4)
 
 
+@_docs.doc(saved="x")
 def softplus_backward(grad_output, x, *, beta=1.0, threshold=None, out=None):
     """Fused backward of :func:`softplus` from its input: ``grad_output * sigmoid(beta * x)``.
 
     Parameters
     ----------
-    grad_output : array_like
-        ``g``, the gradient with respect to the forward output; same shape as ``x``
-        (no broadcasting).
-    x : array_like
-        The forward *input* ``x``.
+    {grad_output}
+    {x_saved}
     beta : float, default 1
         As in the forward call (nonzero).
     threshold : float or None, default None
         As in the forward call: where ``beta * x > threshold`` the derivative is 1.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``grad_output`` or the
-        saved array.
+    {out_backward}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        The gradient with respect to the forward input x; same shape as ``grad_output``,
-        the float dtype NumPy's promotion gives the two inputs.
+    {returns_backward}
 
     Notes
     -----
@@ -875,22 +819,20 @@ def softplus_backward(grad_output, x, *, beta=1.0, threshold=None, out=None):
 
 
 # ---------------------------------------------------------------- silu
+@_docs.doc()
 def silu(x, *, beta=1.0, out=None):
     """SiLU / swish: ``x * sigmoid(beta * x)``.
 
     Parameters
     ----------
-    x : array_like
-        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
+    {x}
     beta : float, default 1
         ``silu(x) = x sigmoid(beta x)``; ``beta = 1`` is SiLU, other values swish-beta.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {out}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        Same shape as ``x``, float dtype of ``x``.
+    {returns_x}
 
     Notes
     -----
@@ -913,22 +855,20 @@ def silu(x, *, beta=1.0, out=None):
     return _unary(_SILU, x, out, 0.0, b, 0.0, 5)
 
 
+@_docs.doc()
 def silu_grad(x, *, beta=1.0, out=None):
     """Derivative of :func:`silu`: ``s (1 + beta x (1 - s))``, ``s = sigmoid(beta x)``.
 
     Parameters
     ----------
-    x : array_like
-        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
+    {x}
     beta : float, default 1
         As in the forward call.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {out}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        Same shape as ``x``, float dtype of ``x``.
+    {returns_x}
 
     Notes
     -----
@@ -948,27 +888,21 @@ def silu_grad(x, *, beta=1.0, out=None):
     return _unary(_SILU_GRAD, x, out, 0.0, b, 0.0, 5)
 
 
+@_docs.doc(saved="x")
 def silu_backward(grad_output, x, *, beta=1.0, out=None):
     """Fused backward of :func:`silu` from its input: ``grad_output * silu_grad(x)``.
 
     Parameters
     ----------
-    grad_output : array_like
-        ``g``, the gradient with respect to the forward output; same shape as ``x``
-        (no broadcasting).
-    x : array_like
-        The forward *input* ``x``.
+    {grad_output}
+    {x_saved}
     beta : float, default 1
         As in the forward call.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``grad_output`` or the
-        saved array.
+    {out_backward}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        The gradient with respect to the forward input x; same shape as ``grad_output``,
-        the float dtype NumPy's promotion gives the two inputs.
+    {returns_backward}
 
     Notes
     -----
@@ -991,20 +925,18 @@ swish_backward = silu_backward
 
 
 # ---------------------------------------------------------------- log_sigmoid
+@_docs.doc()
 def log_sigmoid(x, *, out=None):
     """Log of the logistic sigmoid, ``-softplus(-x)``.
 
     Parameters
     ----------
-    x : array_like
-        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {x}
+    {out}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        Same shape as ``x``, float dtype of ``x``.
+    {returns_x}
 
     Notes
     -----
@@ -1020,20 +952,18 @@ def log_sigmoid(x, *, out=None):
     return _unary(_LOGSIG, x, out, 0.0, 0.0, 0.0, 8)
 
 
+@_docs.doc()
 def log_sigmoid_grad(x, *, out=None):
     """Derivative of :func:`log_sigmoid`: ``sigmoid(-x)``.
 
     Parameters
     ----------
-    x : array_like
-        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {x}
+    {out}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        Same shape as ``x``, float dtype of ``x``.
+    {returns_x}
 
     Notes
     -----
@@ -1051,25 +981,19 @@ def log_sigmoid_grad(x, *, out=None):
     return _unary(_LOGSIG_GRAD, x, out, 0.0, 0.0, 0.0, 4)
 
 
+@_docs.doc(saved="x")
 def log_sigmoid_backward(grad_output, x, *, out=None):
     """Fused backward of :func:`log_sigmoid` from its input: ``grad_output * sigmoid(-x)``.
 
     Parameters
     ----------
-    grad_output : array_like
-        ``g``, the gradient with respect to the forward output; same shape as ``x``
-        (no broadcasting).
-    x : array_like
-        The forward *input* ``x``.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``grad_output`` or the
-        saved array.
+    {grad_output}
+    {x_saved}
+    {out_backward}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        The gradient with respect to the forward input x; same shape as ``grad_output``,
-        the float dtype NumPy's promotion gives the two inputs.
+    {returns_backward}
 
     Notes
     -----
@@ -1094,23 +1018,21 @@ def _gelu_ops(approximate):
     raise ValueError(f"approximate: expected 'none' or 'tanh', got {approximate!r}")
 
 
+@_docs.doc()
 def gelu(x, *, approximate="none", out=None):
     """Gaussian error linear unit, ``x * Phi(x)``.
 
     Parameters
     ----------
-    x : array_like
-        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
+    {x}
     approximate : {"none", "tanh"}
         ``"none"``: exact, ``Phi`` the standard normal CDF.  ``"tanh"``:
         ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {out}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        Same shape as ``x``, float dtype of ``x``.
+    {returns_x}
 
     Notes
     -----
@@ -1136,22 +1058,20 @@ def gelu(x, *, approximate="none", out=None):
     return _unary(f, x, out, 0.0, 0.0, 0.0, 10)
 
 
+@_docs.doc()
 def gelu_grad(x, *, approximate="none", out=None):
     """Derivative of :func:`gelu`: ``Phi(x) + x phi(x)`` (or that of the tanh form).
 
     Parameters
     ----------
-    x : array_like
-        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
+    {x}
     approximate : {"none", "tanh"}
         As in the forward call: the exact GELU or its tanh form.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {out}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        Same shape as ``x``, float dtype of ``x``.
+    {returns_x}
 
     Notes
     -----
@@ -1176,27 +1096,21 @@ def gelu_grad(x, *, approximate="none", out=None):
     return _unary(g, x, out, 0.0, 0.0, 0.0, 10)
 
 
+@_docs.doc(saved="x")
 def gelu_backward(grad_output, x, *, approximate="none", out=None):
     """Fused backward of :func:`gelu` from its input: ``grad_output * gelu_grad(x)``.
 
     Parameters
     ----------
-    grad_output : array_like
-        ``g``, the gradient with respect to the forward output; same shape as ``x``
-        (no broadcasting).
-    x : array_like
-        The forward *input* ``x``.
+    {grad_output}
+    {x_saved}
     approximate : {"none", "tanh"}
         As in the forward call: the exact GELU or its tanh form.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``grad_output`` or the
-        saved array.
+    {out_backward}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        The gradient with respect to the forward input x; same shape as ``grad_output``,
-        the float dtype NumPy's promotion gives the two inputs.
+    {returns_backward}
 
     Notes
     -----
@@ -1231,13 +1145,13 @@ def _seed_key(seed):
     return int(np.random.SeedSequence(s % 2**64).generate_state(1, np.uint64)[0])
 
 
+@_docs.doc()
 def noisy_relu(x, *, sigma=None, seed=None, out=None):
     """Noisy ReLU, ``max(0, x + Y)``, ``Y ~ N(0, s^2)``.
 
     Parameters
     ----------
-    x : array_like
-        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
+    {x}
     sigma : float or None
         Noise standard deviation ``s``.  ``None`` (Nair & Hinton):
         ``s^2 = sigmoid(x)``, the *variance* is the logistic sigmoid of x.
@@ -1246,13 +1160,11 @@ def noisy_relu(x, *, sigma=None, seed=None, out=None):
         noise of element i is a pure function of (seed, i) (a counter-based
         generator, Box-Muller on two hashed 53-bit uniforms).  A Generator is
         asked for one integer; None draws fresh entropy.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {out}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        Same shape as ``x``, float dtype of ``x``.
+    {returns_x}
 
     Notes
     -----
@@ -1276,25 +1188,20 @@ def noisy_relu(x, *, sigma=None, seed=None, out=None):
     return _unary(_NOISY_RELU, x, out, s, 0.0, 0.0, 12, key)
 
 
+@_docs.doc(saved="y")
 def noisy_relu_backward(grad_output, y, *, out=None):
     """Backward of :func:`noisy_relu` from its output: ``grad_output`` where ``y > 0``, else 0.
 
     Parameters
     ----------
-    grad_output : array_like
-        ``g``, the gradient with respect to the forward output; same shape as ``y``
-        (no broadcasting).
+    {grad_output}
     y : array_like
         The forward *output* of :func:`noisy_relu` (the noise is in it).
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``grad_output`` or the
-        saved array.
+    {out_backward}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        The gradient with respect to the forward input x; same shape as ``grad_output``,
-        the float dtype NumPy's promotion gives the two inputs.
+    {returns_backward}
 
     Notes
     -----

@@ -3,29 +3,31 @@ pointwise losses (mse, rmse, mae, l1_loss, l2_loss, quadratic_cost, huber,
 binary_cross_entropy, binary_cross_entropy_with_logits), kl_div, and the
 l1/l2 penalties -- each with ``_grad`` and (the losses) ``_with_grad``.
 
-``cross_entropy_with_grad`` with integer labels is one fused kernel per row
-(``_c/mlk_loss_tmpl.h``): the max, the exponentials and their sum, the loss
-and the gradient ``softmax - target`` scaled, reading the logits once from
-memory and writing the gradient once.  It allocates nothing the size of the
-logits besides the gradient, which may be the logits' own buffer
+``cross_entropy_with_grad`` with integer labels is one fused pass per row:
+the max, the exponentials and their sum, the loss and the gradient
+``softmax - target`` scaled, reading the logits once from memory and
+writing the gradient once.  It allocates nothing the size of the logits
+besides the gradient, which may be the logits' own buffer
 (``out=logits``).  Per-row losses are summed in a fixed order, so the loss
 does not depend on the thread count.
 
 Probability targets (a float ``target`` of the logits' shape) go through
-the row-wise kernels (``log_softmax``) and NumPy, unfused.
+the row-wise functions (``log_softmax``) and NumPy, unfused.
 
-The pointwise losses are one kernel (``mlk_ploss`` in the same C file):
-loss, per-element loss and scaled gradient in one pass over pred and
-target, the sum taken per block of 2048 elements at fixed positions and
-the blocks added in order here, so the loss does not depend on the thread
-count.  ``kl_div`` has its own row kernel (``mlk_kl``).  ``nll_loss`` is a
-gather and a scatter, in NumPy.
+The pointwise losses are one pass over pred and target that gives the
+loss, the per-element loss and the scaled gradient, the sum taken in
+float64 in a fixed order, so the loss does not depend on the thread count.
+``kl_div`` is one pass per row.  ``nll_loss`` is a gather and a scatter,
+in NumPy.
+
+How the kernels do it: docs/implementation.rst.
 """
 import math
 import operator
 
 import numpy as np
 
+from . import _docs
 from . import _elementwise as _ew
 from ._validation import (_as_layout, as_float_array, check_out, check_real, compute_dtype,
                           finish, flat, result_array)
@@ -263,36 +265,13 @@ def _xent_probs(fname, z, rdt, t, ax, n, reduction, weight, eps, sample_weight, 
     return res_loss if want_loss else res_grad
 
 
-_DOC_ARGS = """
-    Parameters
-    ----------
-    logits : array_like
-        Unnormalised scores, classes along ``axis``.
-    target : array_like
-        Integer class labels with the logits' shape without ``axis``, or
-        probabilities with the logits' shape.
-    axis : int, optional
-        The class axis (default -1).
-    reduction : {"mean", "sum", "none"}
-        "mean" divides by the summed weights of the samples that are not
-        ``ignore_index`` (as PyTorch); "none" gives one loss per sample.
-    weight : array_like, optional
-        One weight per class.
-    ignore_index : int, optional
-        Label whose samples count for nothing (default -100).
-    label_smoothing : float, optional
-        eps in [0, 1]: the target is (1 - eps) onehot + eps/n (PyTorch's).
-    sample_weight : array_like, optional
-        One weight per sample (the target's shape); it multiplies the class
-        weight.
-"""
-
-
+@_docs.doc()
 def cross_entropy(logits, target, axis=-1, *, reduction="mean", weight=None, ignore_index=-100,
                   label_smoothing=0.0, sample_weight=None):
     """Cross-entropy from logits: ``-sum_i t_i log softmax(z)_i``.
 
-    {args}
+    {xent_parameters}
+
     Returns
     -------
     scalar of the logits' float dtype, or an array for ``reduction="none"``
@@ -314,13 +293,15 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", weight=None, ign
                  label_smoothing, sample_weight, True, False, None)
 
 
+@_docs.doc()
 def cross_entropy_grad(logits, target, axis=-1, *, reduction="mean", weight=None,
                        ignore_index=-100, label_smoothing=0.0, sample_weight=None, out=None):
     """Gradient of :func:`cross_entropy` with respect to the logits: ``softmax(z) - target``.
 
     Weighted and scaled like the loss.
 
-    {args}    out : ndarray, optional
+    {xent_parameters}
+    out : ndarray, optional
         The gradient's array (the logits' shape and dtype); may be the
         logits themselves.
 
@@ -357,11 +338,13 @@ def cross_entropy_grad(logits, target, axis=-1, *, reduction="mean", weight=None
                  label_smoothing, sample_weight, False, True, out)
 
 
+@_docs.doc()
 def cross_entropy_with_grad(logits, target, axis=-1, *, reduction="mean", weight=None,
                             ignore_index=-100, label_smoothing=0.0, sample_weight=None, out=None):
     """``(cross_entropy, cross_entropy_grad)`` from one fused pass.
 
-    {args}    out : ndarray, optional
+    {xent_parameters}
+    out : ndarray, optional
         The gradient's array; ``out=logits`` overwrites the logits with the
         gradient and allocates nothing of their size.
 
@@ -392,11 +375,6 @@ def cross_entropy_with_grad(logits, target, axis=-1, *, reduction="mean", weight
     """
     return _xent("cross_entropy_with_grad", logits, target, axis, reduction, weight,
                  ignore_index, label_smoothing, sample_weight, True, True, out)
-
-
-for _f in (cross_entropy, cross_entropy_grad, cross_entropy_with_grad):
-    _f.__doc__ = _f.__doc__.replace("    {args}", _DOC_ARGS.strip("\n") + "\n")
-del _f
 
 
 # ---------------------------------------------------------------------------
@@ -451,33 +429,13 @@ def _nll(fname, log_probs, target, axis, reduction, weight, ignore_index, sample
     return res_loss if want_loss else res_grad
 
 
-_NLL_ARGS = """
-    Parameters
-    ----------
-    log_probs : array_like
-        Log-probabilities, classes along ``axis`` (e.g. ``log_softmax``).
-    target : array_like of int
-        Class labels, the shape of ``log_probs`` without ``axis``.
-    axis : int, optional
-        The class axis (default -1; PyTorch's is 1).
-    reduction : {"mean", "sum", "none"}
-        "mean" divides by the summed weights ``weight[y] * sample_weight`` of
-        the samples that are not ``ignore_index`` (NaN if that is 0, as
-        PyTorch); "none" gives one loss per sample.
-    weight : array_like, optional
-        One weight per class.
-    ignore_index : int, optional
-        Label whose samples count for nothing (default -100).
-    sample_weight : array_like, optional
-        One weight per sample (the target's shape).
-"""
-
-
+@_docs.doc()
 def nll_loss(log_probs, target, axis=-1, *, reduction="mean", weight=None, ignore_index=-100,
              sample_weight=None):
     """Negative log-likelihood: ``-weight[y] * log_probs[y]`` per sample.
 
-    {args}
+    {nll_parameters}
+
     Returns
     -------
     scalar of the input's float dtype, or an array for ``reduction="none"``
@@ -500,13 +458,15 @@ def nll_loss(log_probs, target, axis=-1, *, reduction="mean", weight=None, ignor
                 sample_weight, True, False, None)
 
 
+@_docs.doc()
 def nll_loss_grad(log_probs, target, axis=-1, *, reduction="mean", weight=None,
                   ignore_index=-100, sample_weight=None, out=None):
     """Gradient of :func:`nll_loss` with respect to ``log_probs``.
 
     ``-weight[y]`` times the reduction's scale at the label, 0 elsewhere.
 
-    {args}    out : ndarray, optional
+    {nll_parameters}
+    out : ndarray, optional
         The gradient's array (the shape and dtype of ``log_probs``).
 
     Returns
@@ -516,7 +476,7 @@ def nll_loss_grad(log_probs, target, axis=-1, *, reduction="mean", weight=None,
 
     Notes
     -----
-    Formula: ``d loss / d log_probs[i, j] = -s_i w_{y_i}`` at ``j = y_i`` and 0
+    Formula: ``d loss / d log_probs[i, j] = -s_i w_{{y_i}}`` at ``j = y_i`` and 0
     elsewhere, ``s_i`` the sample weight (1 without), divided for ``"mean"`` by
     the sum of ``w_y s`` over the counted samples.  A scatter in NumPy: the
     gradient does not depend on the values of ``log_probs`` and is exact.
@@ -532,11 +492,13 @@ def nll_loss_grad(log_probs, target, axis=-1, *, reduction="mean", weight=None,
                 sample_weight, False, True, out)
 
 
+@_docs.doc()
 def nll_loss_with_grad(log_probs, target, axis=-1, *, reduction="mean", weight=None,
                        ignore_index=-100, sample_weight=None, out=None):
     """``(nll_loss, nll_loss_grad)`` from one call.
 
-    {args}    out : ndarray, optional
+    {nll_parameters}
+    out : ndarray, optional
         The gradient's array.
 
     Returns
@@ -562,11 +524,6 @@ def nll_loss_with_grad(log_probs, target, axis=-1, *, reduction="mean", weight=N
     """
     return _nll("nll_loss_with_grad", log_probs, target, axis, reduction, weight, ignore_index,
                 sample_weight, True, True, out)
-
-
-for _f in (nll_loss, nll_loss_grad, nll_loss_with_grad):
-    _f.__doc__ = _f.__doc__.replace("    {args}", _NLL_ARGS.strip("\n") + "\n")
-del _f
 
 
 # ---------------------------------------------------------------------------
@@ -715,36 +672,12 @@ def _pointwise(fname, op, pred, target, reduction, sample_weight, want_loss, wan
     return res_loss if want_loss else res_grad
 
 
-_PW_ARGS = """
-    Parameters
-    ----------
-    pred : array_like
-        Predictions; the loss, the gradient and ``out`` have its float dtype
-        (integers compute in float64, float16 in float32).
-    target : array_like
-        Targets, the shape of ``pred``; converted to pred's dtype.
-    reduction : {"mean", "sum", "none"}
-        "mean" divides by the number of elements (or by the summed sample
-        weights, each element counting); "none" gives the per-element
-        losses, weighted.
-    sample_weight : array_like, optional
-        One weight per index of the leading axis, broadcast over the rest.
-"""
-_OUT_G = """    out : ndarray, optional
-        The gradient's array (pred's shape and dtype); may be ``pred``.
-"""
-
-
-def _doc(*fns, args=_PW_ARGS):
-    for f in fns:
-        f.__doc__ = f.__doc__.replace("    {args}", args.strip("\n") + "\n")
-        f.__doc__ = f.__doc__.replace("    {out}", _OUT_G.rstrip("\n"))
-
-
+@_docs.doc()
 def mse(pred, target, *, reduction="mean", sample_weight=None):
     """Mean squared error: ``mean((pred - target)**2)``.
 
-    {args}
+    {pointwise_parameters}
+
     Returns
     -------
     scalar of pred's float dtype (an array for ``reduction="none"``)
@@ -754,8 +687,8 @@ def mse(pred, target, *, reduction="mean", sample_weight=None):
     Formula: ``mean d^2``, ``d = pred - target``; gradient ``2d/N``.
 
     Derivative ``2 (pred - target) / N``.  One pass over pred and target;
-    the sum is taken in float64 per block of 2048 elements and the blocks
-    added in a fixed order, so the loss does not depend on the thread count.
+    the sum is taken in float64 in a fixed order, so the loss does not
+    depend on the thread count.
 
     Examples
     --------
@@ -766,32 +699,24 @@ def mse(pred, target, *, reduction="mean", sample_weight=None):
     return _pointwise("mse", _SQ, pred, target, reduction, sample_weight, True, False, None)
 
 
+@_docs.doc(p="pred")
 def mse_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
     """Gradient of :func:`mse` with respect to pred: ``2 (pred - target) / N``.
 
-    {args}
-    {out}
+    {pointwise_parameters}
+    {out_pointwise}
 
     Returns
     -------
-    grad : ndarray (or NumPy scalar for 0-d input)
-        The gradient with respect to ``pred``: its shape and float dtype
-        (``out`` if given).
+    {returns_grad}
 
     Notes
     -----
     Formula: ``2 d``, ``d = pred - target``.
 
-    Scaled by the reduction: ``1/N`` for ``"mean"`` (N elements; with sample
-    weights ``1/(K sum w)``, K the elements per index of the leading axis,
-    each element multiplied by its row's weight w), 1 for ``"sum"`` and
-    ``"none"`` (``"none"``: the gradient of the sum of the weighted
-    per-element losses).
+    {pointwise_scaled}
 
-    One kernel pass over pred and target (``mlk_ploss``) writes the
-    gradient; the loss, when asked for, is summed in float64 per block of
-    2048 elements at fixed positions and the blocks added in order, so it does
-    not depend on the thread count.
+    {pointwise_pass}
 
     Examples
     --------
@@ -802,13 +727,14 @@ def mse_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
     return _pointwise("mse_grad", _SQ, pred, target, reduction, sample_weight, False, True, out)
 
 
+@_docs.doc()
 def mse_with_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
     """``(mse, mse_grad)`` from one fused pass.
 
     pred and target are read once, the gradient written once.
 
-    {args}
-    {out}
+    {pointwise_parameters}
+    {out_pointwise}
 
     Returns
     -------
@@ -823,10 +749,7 @@ def mse_with_grad(pred, target, *, reduction="mean", sample_weight=None, out=Non
     Formula: loss ``mean d^2``, gradient ``2d/N``, ``d = pred - target``
     (scaling as in :func:`mse_grad`).
 
-    One kernel pass over pred and target (``mlk_ploss``) writes the
-    gradient; the loss, when asked for, is summed in float64 per block of
-    2048 elements at fixed positions and the blocks added in order, so it does
-    not depend on the thread count.
+    {pointwise_pass}
 
     Examples
     --------
@@ -845,14 +768,15 @@ def _check_rmse(reduction, fname):
                          f"got {reduction!r}")
 
 
+@_docs.doc()
 def rmse(pred, target, *, reduction="mean", sample_weight=None):
     """Root mean squared error: ``sqrt(mse)``.
 
-    {args}
+    {pointwise_parameters}
+
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of the prediction's float dtype (an array for ``reduction="none"``).
+    {returns_loss}
 
     Notes
     -----
@@ -873,19 +797,18 @@ def rmse(pred, target, *, reduction="mean", sample_weight=None):
                       rmse=True)
 
 
+@_docs.doc(p="pred")
 def rmse_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
     """Gradient of :func:`rmse`: ``(pred - target) / (N rmse)``, 0 where rmse is 0.
 
     Two passes (the loss first).
 
-    {args}
-    {out}
+    {pointwise_parameters}
+    {out_pointwise}
 
     Returns
     -------
-    grad : ndarray (or NumPy scalar for 0-d input)
-        The gradient with respect to ``pred``: its shape and float dtype
-        (``out`` if given).
+    {returns_grad}
 
     Notes
     -----
@@ -906,11 +829,12 @@ def rmse_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
                       rmse=True)
 
 
+@_docs.doc()
 def rmse_with_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
     """``(rmse, rmse_grad)``: a loss pass, then the gradient pass.
 
-    {args}
-    {out}
+    {pointwise_parameters}
+    {out_pointwise}
 
     Returns
     -------
@@ -938,14 +862,15 @@ def rmse_with_grad(pred, target, *, reduction="mean", sample_weight=None, out=No
                       out, rmse=True)
 
 
+@_docs.doc()
 def mae(pred, target, *, reduction="mean", sample_weight=None):
     """Mean absolute error: ``mean(|pred - target|)``.
 
-    {args}
+    {pointwise_parameters}
+
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of the prediction's float dtype (an array for ``reduction="none"``).
+    {returns_loss}
 
     Notes
     -----
@@ -964,33 +889,25 @@ def mae(pred, target, *, reduction="mean", sample_weight=None):
     return _pointwise("mae", _ABS, pred, target, reduction, sample_weight, True, False, None)
 
 
+@_docs.doc(p="pred")
 def mae_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
     """Gradient of :func:`mae`: ``sign(pred - target) / N`` (0 at 0).
 
-    {args}
-    {out}
+    {pointwise_parameters}
+    {out_pointwise}
 
     Returns
     -------
-    grad : ndarray (or NumPy scalar for 0-d input)
-        The gradient with respect to ``pred``: its shape and float dtype
-        (``out`` if given).
+    {returns_grad}
 
     Notes
     -----
     Formula: ``sign(d)``, ``d = pred - target``, 0 where pred == target (as
     PyTorch's ``l1_loss``) and NaN where either is NaN.
 
-    Scaled by the reduction: ``1/N`` for ``"mean"`` (N elements; with sample
-    weights ``1/(K sum w)``, K the elements per index of the leading axis,
-    each element multiplied by its row's weight w), 1 for ``"sum"`` and
-    ``"none"`` (``"none"``: the gradient of the sum of the weighted
-    per-element losses).
+    {pointwise_scaled}
 
-    One kernel pass over pred and target (``mlk_ploss``) writes the
-    gradient; the loss, when asked for, is summed in float64 per block of
-    2048 elements at fixed positions and the blocks added in order, so it does
-    not depend on the thread count.
+    {pointwise_pass}
 
     Examples
     --------
@@ -1001,11 +918,12 @@ def mae_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
     return _pointwise("mae_grad", _ABS, pred, target, reduction, sample_weight, False, True, out)
 
 
+@_docs.doc()
 def mae_with_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
     """``(mae, mae_grad)`` from one fused pass.
 
-    {args}
-    {out}
+    {pointwise_parameters}
+    {out_pointwise}
 
     Returns
     -------
@@ -1020,10 +938,7 @@ def mae_with_grad(pred, target, *, reduction="mean", sample_weight=None, out=Non
     Formula: loss ``mean |d|``, gradient ``sign(d)/N`` (0 at 0), ``d = pred -
     target``.
 
-    One kernel pass over pred and target (``mlk_ploss``) writes the
-    gradient; the loss, when asked for, is summed in float64 per block of
-    2048 elements at fixed positions and the blocks added in order, so it does
-    not depend on the thread count.
+    {pointwise_pass}
 
     Examples
     --------
@@ -1036,16 +951,17 @@ def mae_with_grad(pred, target, *, reduction="mean", sample_weight=None, out=Non
                       out)
 
 
+@_docs.doc()
 def l1_loss(pred, target, *, reduction="sum", sample_weight=None):
     """L1 loss: ``sum(|pred - target|)``.
 
     The default is ``reduction="sum"``; ``"mean"`` is :func:`mae`.
 
-    {args}
+    {pointwise_parameters}
+
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of the prediction's float dtype (an array for ``reduction="none"``).
+    {returns_loss}
 
     Notes
     -----
@@ -1063,33 +979,25 @@ def l1_loss(pred, target, *, reduction="sum", sample_weight=None):
     return _pointwise("l1_loss", _ABS, pred, target, reduction, sample_weight, True, False, None)
 
 
+@_docs.doc(p="pred")
 def l1_loss_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
     """Gradient of :func:`l1_loss`: ``sign(pred - target)`` (0 at 0).
 
-    {args}
-    {out}
+    {pointwise_parameters}
+    {out_pointwise}
 
     Returns
     -------
-    grad : ndarray (or NumPy scalar for 0-d input)
-        The gradient with respect to ``pred``: its shape and float dtype
-        (``out`` if given).
+    {returns_grad}
 
     Notes
     -----
     Formula: ``sign(d)``, ``d = pred - target``, 0 where pred == target and
     NaN where either is NaN (the default reduction is ``"sum"``).
 
-    Scaled by the reduction: ``1/N`` for ``"mean"`` (N elements; with sample
-    weights ``1/(K sum w)``, K the elements per index of the leading axis,
-    each element multiplied by its row's weight w), 1 for ``"sum"`` and
-    ``"none"`` (``"none"``: the gradient of the sum of the weighted
-    per-element losses).
+    {pointwise_scaled}
 
-    One kernel pass over pred and target (``mlk_ploss``) writes the
-    gradient; the loss, when asked for, is summed in float64 per block of
-    2048 elements at fixed positions and the blocks added in order, so it does
-    not depend on the thread count.
+    {pointwise_pass}
 
     Examples
     --------
@@ -1101,11 +1009,12 @@ def l1_loss_grad(pred, target, *, reduction="sum", sample_weight=None, out=None)
                       out)
 
 
+@_docs.doc()
 def l1_loss_with_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
     """``(l1_loss, l1_loss_grad)`` from one fused pass.
 
-    {args}
-    {out}
+    {pointwise_parameters}
+    {out_pointwise}
 
     Returns
     -------
@@ -1120,10 +1029,7 @@ def l1_loss_with_grad(pred, target, *, reduction="sum", sample_weight=None, out=
     Formula: loss ``sum |d|``, gradient ``sign(d)`` (0 at 0), ``d = pred -
     target``, for the default ``reduction="sum"``.
 
-    One kernel pass over pred and target (``mlk_ploss``) writes the
-    gradient; the loss, when asked for, is summed in float64 per block of
-    2048 elements at fixed positions and the blocks added in order, so it does
-    not depend on the thread count.
+    {pointwise_pass}
 
     Examples
     --------
@@ -1136,16 +1042,17 @@ def l1_loss_with_grad(pred, target, *, reduction="sum", sample_weight=None, out=
                       True, out)
 
 
+@_docs.doc()
 def l2_loss(pred, target, *, reduction="sum", sample_weight=None):
     """L2 loss: ``sum((pred - target)**2)``.
 
     The default is ``reduction="sum"``; ``"mean"`` is :func:`mse`.
 
-    {args}
+    {pointwise_parameters}
+
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of the prediction's float dtype (an array for ``reduction="none"``).
+    {returns_loss}
 
     Notes
     -----
@@ -1162,32 +1069,24 @@ def l2_loss(pred, target, *, reduction="sum", sample_weight=None):
     return _pointwise("l2_loss", _SQ, pred, target, reduction, sample_weight, True, False, None)
 
 
+@_docs.doc(p="pred")
 def l2_loss_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
     """Gradient of :func:`l2_loss`: ``2 (pred - target)``.
 
-    {args}
-    {out}
+    {pointwise_parameters}
+    {out_pointwise}
 
     Returns
     -------
-    grad : ndarray (or NumPy scalar for 0-d input)
-        The gradient with respect to ``pred``: its shape and float dtype
-        (``out`` if given).
+    {returns_grad}
 
     Notes
     -----
     Formula: ``2 d``, ``d = pred - target`` (the default reduction is ``"sum"``).
 
-    Scaled by the reduction: ``1/N`` for ``"mean"`` (N elements; with sample
-    weights ``1/(K sum w)``, K the elements per index of the leading axis,
-    each element multiplied by its row's weight w), 1 for ``"sum"`` and
-    ``"none"`` (``"none"``: the gradient of the sum of the weighted
-    per-element losses).
+    {pointwise_scaled}
 
-    One kernel pass over pred and target (``mlk_ploss``) writes the
-    gradient; the loss, when asked for, is summed in float64 per block of
-    2048 elements at fixed positions and the blocks added in order, so it does
-    not depend on the thread count.
+    {pointwise_pass}
 
     Examples
     --------
@@ -1199,11 +1098,12 @@ def l2_loss_grad(pred, target, *, reduction="sum", sample_weight=None, out=None)
                       out)
 
 
+@_docs.doc()
 def l2_loss_with_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
     """``(l2_loss, l2_loss_grad)`` from one fused pass.
 
-    {args}
-    {out}
+    {pointwise_parameters}
+    {out_pointwise}
 
     Returns
     -------
@@ -1218,10 +1118,7 @@ def l2_loss_with_grad(pred, target, *, reduction="sum", sample_weight=None, out=
     Formula: loss ``sum d^2``, gradient ``2d``, ``d = pred - target``, for the
     default ``reduction="sum"``.
 
-    One kernel pass over pred and target (``mlk_ploss``) writes the
-    gradient; the loss, when asked for, is summed in float64 per block of
-    2048 elements at fixed positions and the blocks added in order, so it does
-    not depend on the thread count.
+    {pointwise_pass}
 
     Examples
     --------
@@ -1234,16 +1131,17 @@ def l2_loss_with_grad(pred, target, *, reduction="sum", sample_weight=None, out=
                       True, out)
 
 
+@_docs.doc()
 def quadratic_cost(pred, target, *, reduction="sum", sample_weight=None):
     """Quadratic cost: ``0.5 * sum((pred - target)**2)``.
 
     The default is ``reduction="sum"``.
 
-    {args}
+    {pointwise_parameters}
+
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of the prediction's float dtype (an array for ``reduction="none"``).
+    {returns_loss}
 
     Notes
     -----
@@ -1261,33 +1159,25 @@ def quadratic_cost(pred, target, *, reduction="sum", sample_weight=None):
                       None, lscale=0.5, gmul=0.5)
 
 
+@_docs.doc(p="pred")
 def quadratic_cost_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
     """Gradient of :func:`quadratic_cost`: ``pred - target``.
 
-    {args}
-    {out}
+    {pointwise_parameters}
+    {out_pointwise}
 
     Returns
     -------
-    grad : ndarray (or NumPy scalar for 0-d input)
-        The gradient with respect to ``pred``: its shape and float dtype
-        (``out`` if given).
+    {returns_grad}
 
     Notes
     -----
     Formula: ``d = pred - target`` (the kernel's ``2d`` times 1/2, exact); the
     default reduction is ``"sum"``.
 
-    Scaled by the reduction: ``1/N`` for ``"mean"`` (N elements; with sample
-    weights ``1/(K sum w)``, K the elements per index of the leading axis,
-    each element multiplied by its row's weight w), 1 for ``"sum"`` and
-    ``"none"`` (``"none"``: the gradient of the sum of the weighted
-    per-element losses).
+    {pointwise_scaled}
 
-    One kernel pass over pred and target (``mlk_ploss``) writes the
-    gradient; the loss, when asked for, is summed in float64 per block of
-    2048 elements at fixed positions and the blocks added in order, so it does
-    not depend on the thread count.
+    {pointwise_pass}
 
     Examples
     --------
@@ -1299,11 +1189,12 @@ def quadratic_cost_grad(pred, target, *, reduction="sum", sample_weight=None, ou
                       True, out, lscale=0.5, gmul=0.5)
 
 
+@_docs.doc()
 def quadratic_cost_with_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
     """``(quadratic_cost, quadratic_cost_grad)`` from one fused pass.
 
-    {args}
-    {out}
+    {pointwise_parameters}
+    {out_pointwise}
 
     Returns
     -------
@@ -1318,10 +1209,7 @@ def quadratic_cost_with_grad(pred, target, *, reduction="sum", sample_weight=Non
     Formula: loss ``1/2 sum d^2``, gradient ``d``, ``d = pred - target``, for
     the default ``reduction="sum"``.
 
-    One kernel pass over pred and target (``mlk_ploss``) writes the
-    gradient; the loss, when asked for, is summed in float64 per block of
-    2048 elements at fixed positions and the blocks added in order, so it does
-    not depend on the thread count.
+    {pointwise_pass}
 
     Examples
     --------
@@ -1341,19 +1229,20 @@ def _delta(delta, fname):
     return d
 
 
+@_docs.doc()
 def huber(pred, target, *, delta=1.0, reduction="mean", sample_weight=None):
     """Huber loss (PyTorch's ``huber_loss``), quadratic near 0 and linear beyond ``delta``.
 
     ``d**2 / 2`` where ``|d| <= delta``, ``delta (|d| - delta/2)`` beyond,
     d = pred - target.
 
-    {args}    delta : float, optional
+    {pointwise_parameters}
+    delta : float, optional
         The switch point, > 0 (default 1).
 
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of the prediction's float dtype (an array for ``reduction="none"``).
+    {returns_loss}
 
     Notes
     -----
@@ -1372,36 +1261,29 @@ def huber(pred, target, *, delta=1.0, reduction="mean", sample_weight=None):
                       delta=_delta(delta, "huber"))
 
 
+@_docs.doc(p="pred")
 def huber_grad(pred, target, *, delta=1.0, reduction="mean", sample_weight=None, out=None):
     """Gradient of :func:`huber`: ``clip(pred - target, -delta, delta)``.
 
     Scaled by the reduction.
 
-    {args}    delta : float, optional
+    {pointwise_parameters}
+    delta : float, optional
         The switch point, > 0 (default 1).
-    {out}
+    {out_pointwise}
 
     Returns
     -------
-    grad : ndarray (or NumPy scalar for 0-d input)
-        The gradient with respect to ``pred``: its shape and float dtype
-        (``out`` if given).
+    {returns_grad}
 
     Notes
     -----
     Formula: ``clip(d, -delta, delta)``, ``d = pred - target`` (NaN passes
     through).
 
-    Scaled by the reduction: ``1/N`` for ``"mean"`` (N elements; with sample
-    weights ``1/(K sum w)``, K the elements per index of the leading axis,
-    each element multiplied by its row's weight w), 1 for ``"sum"`` and
-    ``"none"`` (``"none"``: the gradient of the sum of the weighted
-    per-element losses).
+    {pointwise_scaled}
 
-    One kernel pass over pred and target (``mlk_ploss``) writes the
-    gradient; the loss, when asked for, is summed in float64 per block of
-    2048 elements at fixed positions and the blocks added in order, so it does
-    not depend on the thread count.
+    {pointwise_pass}
 
     Examples
     --------
@@ -1413,12 +1295,14 @@ def huber_grad(pred, target, *, delta=1.0, reduction="mean", sample_weight=None,
                       out, delta=_delta(delta, "huber_grad"))
 
 
+@_docs.doc()
 def huber_with_grad(pred, target, *, delta=1.0, reduction="mean", sample_weight=None, out=None):
     """``(huber, huber_grad)`` from one fused pass.
 
-    {args}    delta : float, optional
+    {pointwise_parameters}
+    delta : float, optional
         The switch point, > 0 (default 1).
-    {out}
+    {out_pointwise}
 
     Returns
     -------
@@ -1433,10 +1317,7 @@ def huber_with_grad(pred, target, *, delta=1.0, reduction="mean", sample_weight=
     Formula: loss ``d^2/2`` for ``|d| <= delta``, ``delta (|d| - delta/2)``
     beyond; gradient ``clip(d, -delta, delta)``.
 
-    One kernel pass over pred and target (``mlk_ploss``) writes the
-    gradient; the loss, when asked for, is summed in float64 per block of
-    2048 elements at fixed positions and the blocks added in order, so it does
-    not depend on the thread count.
+    {pointwise_pass}
 
     Examples
     --------
@@ -1469,16 +1350,17 @@ def _probs(prob, fname):
     return p
 
 
+@_docs.doc(p="prob", p_param="{prob}")
 def binary_cross_entropy(prob, target, *, reduction="mean", sample_weight=None):
     """Binary cross-entropy of probabilities: ``-(t log p + (1 - t) log(1 - p))``.
 
     Each log is clamped at -100 (as PyTorch), so p = 0 or 1 gives a finite loss.
 
-    {args}
+    {pointwise_parameters}
+
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of the prediction's float dtype (an array for ``reduction="none"``).
+    {returns_loss}
 
     Notes
     -----
@@ -1500,19 +1382,18 @@ def binary_cross_entropy(prob, target, *, reduction="mean", sample_weight=None):
                       reduction, sample_weight, True, False, None, names=_BCE_NAMES)
 
 
+@_docs.doc(p="prob", p_param="{prob}")
 def binary_cross_entropy_grad(prob, target, *, reduction="mean", sample_weight=None, out=None):
     """Gradient of :func:`binary_cross_entropy` with respect to prob.
 
     ``(p - t) / max(p (1 - p), 1e-12)``, scaled by the reduction.
 
-    {args}
-    {out}
+    {pointwise_parameters}
+    {out_pointwise}
 
     Returns
     -------
-    grad : ndarray (or NumPy scalar for 0-d input)
-        The gradient with respect to ``prob``: its shape and float dtype
-        (``out`` if given).
+    {returns_grad}
 
     Notes
     -----
@@ -1521,16 +1402,9 @@ def binary_cross_entropy_grad(prob, target, *, reduction="mean", sample_weight=N
     otherwise).  For logits, :func:`binary_cross_entropy_with_logits_grad` is
     the accurate form.
 
-    Scaled by the reduction: ``1/N`` for ``"mean"`` (N elements; with sample
-    weights ``1/(K sum w)``, K the elements per index of the leading axis,
-    each element multiplied by its row's weight w), 1 for ``"sum"`` and
-    ``"none"`` (``"none"``: the gradient of the sum of the weighted
-    per-element losses).
+    {pointwise_scaled}
 
-    One kernel pass over pred and target (``mlk_ploss``) writes the
-    gradient; the loss, when asked for, is summed in float64 per block of
-    2048 elements at fixed positions and the blocks added in order, so it does
-    not depend on the thread count.
+    {pointwise_pass}
 
     Examples
     --------
@@ -1543,12 +1417,13 @@ def binary_cross_entropy_grad(prob, target, *, reduction="mean", sample_weight=N
                       False, True, out, names=_BCE_NAMES)
 
 
+@_docs.doc(p="prob", p_param="{prob}")
 def binary_cross_entropy_with_grad(prob, target, *, reduction="mean", sample_weight=None,
                                    out=None):
     """``(binary_cross_entropy, binary_cross_entropy_grad)`` from one pass.
 
-    {args}
-    {out}
+    {pointwise_parameters}
+    {out_pointwise}
 
     Returns
     -------
@@ -1564,10 +1439,7 @@ def binary_cross_entropy_with_grad(prob, target, *, reduction="mean", sample_wei
     and ``log(1 - p)`` taken as ``log1p(-p)``; gradient ``(p - t) / max(p (1 -
     p), 1e-12)``.
 
-    One kernel pass over pred and target (``mlk_ploss``) writes the
-    gradient; the loss, when asked for, is summed in float64 per block of
-    2048 elements at fixed positions and the blocks added in order, so it does
-    not depend on the thread count.
+    {pointwise_pass}
 
     Examples
     --------
@@ -1582,22 +1454,18 @@ def binary_cross_entropy_with_grad(prob, target, *, reduction="mean", sample_wei
 
 
 _BCEL_NAMES = ("logits", "target")
-_POS_W = """    pos_weight : float or array_like, optional
-        Weight of the positive term, broadcast against the logits (as
-        PyTorch: typically one per class along the last axis).
-"""
 
 
+@_docs.doc(p="logits", p_param="{logits_pointwise}")
 def binary_cross_entropy_with_logits(logits, target, *, pos_weight=None, reduction="mean",
                                      sample_weight=None):
     """Binary cross-entropy from logits z: ``max(z, 0) - z t + log1p(exp(-|z|))``.
 
-    {args}
-    {pw}
+    {pointwise_parameters}
+    {pos_weight}
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of the prediction's float dtype (an array for ``reduction="none"``).
+    {returns_loss}
 
     Notes
     -----
@@ -1624,6 +1492,7 @@ def binary_cross_entropy_with_logits(logits, target, *, pos_weight=None, reducti
                       sample_weight, True, False, None, names=_BCEL_NAMES, pos_weight=pos_weight)
 
 
+@_docs.doc(p="logits", p_param="{logits_pointwise}")
 def binary_cross_entropy_with_logits_grad(logits, target, *, pos_weight=None, reduction="mean",
                                           sample_weight=None, out=None):
     """Gradient of :func:`binary_cross_entropy_with_logits`: ``sigmoid(z) - t``.
@@ -1631,15 +1500,13 @@ def binary_cross_entropy_with_logits_grad(logits, target, *, pos_weight=None, re
     With respect to the logits; with pos_weight w it is
     ``(1 - t) - (1 + (w - 1) t) sigmoid(-z)``; scaled by the reduction.
 
-    {args}
-    {pw}
-    {out}
+    {pointwise_parameters}
+    {pos_weight}
+    {out_pointwise}
 
     Returns
     -------
-    grad : ndarray (or NumPy scalar for 0-d input)
-        The gradient with respect to ``logits``: its shape and float dtype
-        (``out`` if given).
+    {returns_grad}
 
     Notes
     -----
@@ -1650,16 +1517,9 @@ def binary_cross_entropy_with_logits_grad(logits, target, *, pos_weight=None, re
     overflows and one reciprocal, so ``t = 1, z = 37`` gives ``-exp(-37) /
     (1 + exp(-37))``, not 0.
 
-    Scaled by the reduction: ``1/N`` for ``"mean"`` (N elements; with sample
-    weights ``1/(K sum w)``, K the elements per index of the leading axis,
-    each element multiplied by its row's weight w), 1 for ``"sum"`` and
-    ``"none"`` (``"none"``: the gradient of the sum of the weighted
-    per-element losses).
+    {pointwise_scaled}
 
-    One kernel pass over pred and target (``mlk_ploss``) writes the
-    gradient; the loss, when asked for, is summed in float64 per block of
-    2048 elements at fixed positions and the blocks added in order, so it does
-    not depend on the thread count.
+    {pointwise_pass}
 
     Examples
     --------
@@ -1672,15 +1532,16 @@ def binary_cross_entropy_with_logits_grad(logits, target, *, pos_weight=None, re
                       sample_weight, False, True, out, names=_BCEL_NAMES, pos_weight=pos_weight)
 
 
+@_docs.doc(p="logits", p_param="{logits_pointwise}")
 def binary_cross_entropy_with_logits_with_grad(logits, target, *, pos_weight=None,
                                                reduction="mean", sample_weight=None, out=None):
     """``(binary_cross_entropy_with_logits, its gradient)`` from one fused pass.
 
     One exponential and one log1p per element.
 
-    {args}
-    {pw}
-    {out}
+    {pointwise_parameters}
+    {pos_weight}
+    {out_pointwise}
 
     Returns
     -------
@@ -1698,10 +1559,7 @@ def binary_cross_entropy_with_logits_with_grad(logits, target, *, pos_weight=Non
     :func:`binary_cross_entropy_with_logits_grad`.  The reciprocal
     ``1/(1 + e)`` is shared by the log1p and the gradient.
 
-    One kernel pass over pred and target (``mlk_ploss``) writes the
-    gradient; the loss, when asked for, is summed in float64 per block of
-    2048 elements at fixed positions and the blocks added in order, so it does
-    not depend on the thread count.
+    {pointwise_pass}
 
     Examples
     --------
@@ -1713,24 +1571,6 @@ def binary_cross_entropy_with_logits_with_grad(logits, target, *, pos_weight=Non
     return _pointwise("binary_cross_entropy_with_logits_with_grad", _BCEL, logits, target,
                       reduction, sample_weight, True, True, out, names=_BCEL_NAMES,
                       pos_weight=pos_weight)
-
-
-_doc(binary_cross_entropy, binary_cross_entropy_grad, binary_cross_entropy_with_grad,
-     binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_grad,
-     binary_cross_entropy_with_logits_with_grad)
-for _f in (binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_grad,
-           binary_cross_entropy_with_logits_with_grad):
-    _f.__doc__ = (_f.__doc__.replace("    {pw}", _POS_W.rstrip("\n"))
-                  .replace("pred : array_like\n        Predictions;", "logits : array_like\n        Logits;")
-                  .replace("``pred``", "``logits``"))
-for _f in (binary_cross_entropy, binary_cross_entropy_grad, binary_cross_entropy_with_grad):
-    _f.__doc__ = _f.__doc__.replace("pred : array_like\n        Predictions;",
-                                    "prob : array_like\n        Probabilities in [0, 1];")
-del _f
-_doc(mse, mse_grad, mse_with_grad, rmse, rmse_grad, rmse_with_grad, mae, mae_grad, mae_with_grad,
-     l1_loss, l1_loss_grad, l1_loss_with_grad, l2_loss, l2_loss_grad, l2_loss_with_grad,
-     quadratic_cost, quadratic_cost_grad, quadratic_cost_with_grad, huber, huber_grad,
-     huber_with_grad)
 
 
 # ---------------------------------------------------------------------------
@@ -1805,40 +1645,17 @@ def _kl(fname, p, q, axis, log_q, reduction, sample_weight, want_loss, want_grad
     return res_loss if want_loss else res_grad
 
 
-_KL_ARGS = """
-    Parameters
-    ----------
-    p : array_like
-        The target distribution, along ``axis``.
-    q : array_like
-        The model's distribution (its log if ``log_q``), p's shape; the
-        loss and the gradient have q's float dtype.
-    axis : int, optional
-        The distribution axis (default -1).
-    log_q : bool, optional
-        q holds log-probabilities (the gradient is then w.r.t. log q).
-    reduction : {"mean", "sum", "none"}
-        "none": one value per row (the shape without ``axis``); "mean":
-        their mean (PyTorch's "batchmean"); "sum": their sum.
-    sample_weight : array_like, optional
-        One weight per row (the shape without ``axis``, or one per index of
-        the leading axis); "mean" is then sum(w kl) / sum(w).
-"""
-_OUT_KL = """    out : ndarray, optional
-        The gradient's array (q's shape and dtype); may be ``q``.
-"""
-
-
+@_docs.doc()
 def kl_div(p, q, axis=-1, *, log_q=False, reduction="mean", sample_weight=None):
     """Kullback-Leibler divergence KL(p || q) = ``sum p (log p - log q)`` along ``axis``.
 
     A term is 0 where p == 0 (0 log 0 = 0).
 
-    {args}
+    {kl_parameters}
+
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of the prediction's float dtype (an array for ``reduction="none"``).
+    {returns_loss}
 
     Notes
     -----
@@ -1860,13 +1677,14 @@ def kl_div(p, q, axis=-1, *, log_q=False, reduction="mean", sample_weight=None):
     return _kl("kl_div", p, q, axis, log_q, reduction, sample_weight, True, False, None)
 
 
+@_docs.doc()
 def kl_div_grad(p, q, axis=-1, *, log_q=False, reduction="mean", sample_weight=None, out=None):
     """Gradient of :func:`kl_div` with respect to q: ``-p/q`` (0 where p == 0).
 
     ``-p`` with respect to log q when ``log_q``; scaled by the reduction.
 
-    {args}
-    {out}
+    {kl_parameters}
+    {out_kl}
 
     Returns
     -------
@@ -1878,8 +1696,8 @@ def kl_div_grad(p, q, axis=-1, *, log_q=False, reduction="mean", sample_weight=N
     Formula: ``-p/q`` (0 where p == 0), or ``-p`` with respect to log q when
     ``log_q``, times the row's scale: ``w_r / sum w`` for ``"mean"`` (``1 /
     rows`` without sample weights), ``w_r`` (or 1) for ``"sum"`` and
-    ``"none"``.  One pass of the row kernel (``mlk_kl``): the ratio ``p/q`` is
-    the one the loss takes its log of.
+    ``"none"``.  One pass over p and q: the ratio ``p/q`` is the one the
+    loss takes its log of.
 
     Examples
     --------
@@ -1890,12 +1708,13 @@ def kl_div_grad(p, q, axis=-1, *, log_q=False, reduction="mean", sample_weight=N
     return _kl("kl_div_grad", p, q, axis, log_q, reduction, sample_weight, False, True, out)
 
 
+@_docs.doc()
 def kl_div_with_grad(p, q, axis=-1, *, log_q=False, reduction="mean", sample_weight=None,
                      out=None):
     """``(kl_div, kl_div_grad)`` from one pass over p and q.
 
-    {args}
-    {out}
+    {kl_parameters}
+    {out_kl}
 
     Returns
     -------
@@ -1921,12 +1740,6 @@ def kl_div_with_grad(p, q, axis=-1, *, log_q=False, reduction="mean", sample_wei
     (0.143841036226, [-0.5, -0.5])
     """
     return _kl("kl_div_with_grad", p, q, axis, log_q, reduction, sample_weight, True, True, out)
-
-
-for _f in (kl_div, kl_div_grad, kl_div_with_grad):
-    _f.__doc__ = (_f.__doc__.replace("    {args}", _KL_ARGS.strip("\n") + "\n")
-                  .replace("    {out}", _OUT_KL.rstrip("\n")))
-del _f
 
 
 # ---------------------------------------------------------------------------

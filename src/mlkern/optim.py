@@ -1,13 +1,13 @@
 """Optimisers (SPEC.md, "Optimisers"): fused in-place step functions and
 the classes that hold parameters and state.
 
-Each step function is one pass over memory (``_c/mlk_optim_tmpl.h``): the
-parameter, the gradient and the state are read once, the parameter and the
-state written once, in the parameter's own buffer.  float32 and float64,
-parallel over chunks above the work threshold; each element is updated on
-its own, so the result does not depend on the thread count.  The order of
-operations is PyTorch's (``torch.optim`` with ``foreach=False``), so
-trajectories agree with it to rounding where the conventions agree.
+Each step function is one pass over memory: the parameter, the gradient
+and the state are read once, the parameter and the state written once, in
+the parameter's own buffer.  float32 and float64, in parallel above the
+work threshold; each element is updated on its own, so the result does
+not depend on the thread count.  The order of operations is PyTorch's
+(``torch.optim`` with ``foreach=False``), so trajectories agree with it to
+rounding where the conventions agree.
 
 Parameters and state arrays must be NumPy arrays of one float dtype and
 one shape, writeable, C-contiguous and distinct: mlkern never updates a
@@ -25,6 +25,7 @@ import operator
 
 import numpy as np
 
+from . import _docs
 from . import _elementwise as _ew
 from ._validation import check_real
 
@@ -153,6 +154,7 @@ def _rmsprop_k(f, lr, alpha, eps, weight_decay):
                              eps=_nonneg(eps, "eps", f), wd=_nonneg(weight_decay, "weight_decay", f))
 
 
+@_docs.doc()
 def sgd_step(param, grad, *, lr, weight_decay=0.0):
     """One SGD step in place: ``param -= lr * (grad + weight_decay * param)``.
 
@@ -178,10 +180,7 @@ def sgd_step(param, grad, *, lr, weight_decay=0.0):
     Formula: ``param -= lr g``, with
     ``g = grad + weight_decay * param`` (coupled weight decay).
 
-    One pass over memory in the parameter's own buffer (``mlk_optim``),
-    PyTorch's order of operations (``torch.optim``, ``foreach=False``); each
-    element is updated on its own, so the result does not depend on the thread
-    count.  There is no derivative to take: the step consumes one.
+    {optim_pass}
 
     Examples
     --------
@@ -195,6 +194,7 @@ def sgd_step(param, grad, *, lr, weight_decay=0.0):
     return _run(op, f, param, grad, (), (), cost, **hyper)
 
 
+@_docs.doc()
 def momentum_step(param, grad, velocity, *, lr, momentum=0.9, weight_decay=0.0):
     """One momentum step in place: ``v = momentum v + lr g; param -= v``.
 
@@ -229,10 +229,7 @@ def momentum_step(param, grad, velocity, *, lr, momentum=0.9, weight_decay=0.0):
     Formula: ``v = momentum v + lr g; param -= v``, with
     ``g = grad + weight_decay * param`` (coupled weight decay).
 
-    One pass over memory in the parameter's own buffer (``mlk_optim``),
-    PyTorch's order of operations (``torch.optim``, ``foreach=False``); each
-    element is updated on its own, so the result does not depend on the thread
-    count.  There is no derivative to take: the step consumes one.
+    {optim_pass}
 
     Examples
     --------
@@ -249,6 +246,7 @@ def momentum_step(param, grad, velocity, *, lr, momentum=0.9, weight_decay=0.0):
     return _run(op, f, param, grad, (velocity,), ("velocity",), cost, **hyper)
 
 
+@_docs.doc()
 def nesterov_step(param, grad, velocity, *, lr, momentum=0.9, weight_decay=0.0):
     """One Nesterov momentum step in place, in the look-ahead form.
 
@@ -290,10 +288,9 @@ def nesterov_step(param, grad, velocity, *, lr, momentum=0.9, weight_decay=0.0):
     -----
     Formula: ``v = momentum v + lr g; param -= momentum v + lr g``, with
     ``g = grad + weight_decay * param`` (coupled weight decay);
-    ``lr g`` is computed once.  One pass over memory in the parameter's own buffer (``mlk_optim``),
-    PyTorch's order of operations (``torch.optim``, ``foreach=False``); each
-    element is updated on its own, so the result does not depend on the thread
-    count.  There is no derivative to take: the step consumes one.
+    ``lr g`` is computed once.
+
+    {optim_pass}
 
     Examples
     --------
@@ -307,6 +304,7 @@ def nesterov_step(param, grad, velocity, *, lr, momentum=0.9, weight_decay=0.0):
     return _run(op, f, param, grad, (velocity,), ("velocity",), cost, **hyper)
 
 
+@_docs.doc()
 def adagrad_step(param, grad, sum_sq, *, lr, eps=1e-10, weight_decay=0.0):
     """One Adagrad step in place: ``G += g**2; param -= lr g / (sqrt(G) + eps)``.
 
@@ -336,10 +334,7 @@ def adagrad_step(param, grad, sum_sq, *, lr, eps=1e-10, weight_decay=0.0):
     Formula: ``G += g^2; param -= lr g / (sqrt(G) + eps)``, with
     ``g = grad + weight_decay * param`` (coupled weight decay).
 
-    One pass over memory in the parameter's own buffer (``mlk_optim``),
-    PyTorch's order of operations (``torch.optim``, ``foreach=False``); each
-    element is updated on its own, so the result does not depend on the thread
-    count.  There is no derivative to take: the step consumes one.
+    {optim_pass}
 
     Examples
     --------
@@ -353,6 +348,7 @@ def adagrad_step(param, grad, sum_sq, *, lr, eps=1e-10, weight_decay=0.0):
     return _run(op, f, param, grad, (sum_sq,), ("sum_sq",), cost, **hyper)
 
 
+@_docs.doc()
 def adadelta_step(param, grad, sq_avg, delta_avg, *, rho=0.9, eps=1e-6, lr=1.0,
                   weight_decay=0.0):
     """One Adadelta step in place (Zeiler 2012, as PyTorch)::
@@ -395,10 +391,7 @@ def adadelta_step(param, grad, sq_avg, delta_avg, *, rho=0.9, eps=1e-6, lr=1.0,
     Formula: as above, with ``g = grad + weight_decay * param`` (coupled
     weight decay).
 
-    One pass over memory in the parameter's own buffer (``mlk_optim``),
-    PyTorch's order of operations (``torch.optim``, ``foreach=False``); each
-    element is updated on its own, so the result does not depend on the thread
-    count.  There is no derivative to take: the step consumes one.
+    {optim_pass}
 
     Examples
     --------
@@ -412,6 +405,7 @@ def adadelta_step(param, grad, sq_avg, delta_avg, *, rho=0.9, eps=1e-6, lr=1.0,
     return _run(op, f, param, grad, (sq_avg, delta_avg), ("sq_avg", "delta_avg"), cost, **hyper)
 
 
+@_docs.doc()
 def rmsprop_step(param, grad, sq_avg, *, lr, alpha=0.99, eps=1e-8, weight_decay=0.0):
     """One RMSprop step in place: ``param -= lr g / (sqrt(S) + eps)``, S the running mean of g**2.
 
@@ -445,10 +439,7 @@ def rmsprop_step(param, grad, sq_avg, *, lr, alpha=0.99, eps=1e-8, weight_decay=
     Formula: ``S = alpha S + (1 - alpha) g^2; param -= lr g / (sqrt(S) + eps)``, with
     ``g = grad + weight_decay * param`` (coupled weight decay).
 
-    One pass over memory in the parameter's own buffer (``mlk_optim``),
-    PyTorch's order of operations (``torch.optim``, ``foreach=False``); each
-    element is updated on its own, so the result does not depend on the thread
-    count.  There is no derivative to take: the step consumes one.
+    {optim_pass}
 
     Examples
     --------
@@ -483,6 +474,7 @@ def _adam_hyper(fname, step, lr, beta1, beta2, eps, weight_decay, decoupled):
     return _ADAM, 2, dict(hyper, wd=wd)
 
 
+@_docs.doc()
 def adam_step(param, grad, m, v, *, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
               weight_decay=0.0, decoupled=False):
     """One Adam (or AdamW) step in place::
@@ -536,10 +528,7 @@ def adam_step(param, grad, m, v, *, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1
     are computed in float64 and enter as ``lr / (1 - beta1**step)`` and
     ``1 / sqrt(1 - beta2**step)``, each rounded once to the parameter's dtype.
 
-    One pass over memory in the parameter's own buffer (``mlk_optim``),
-    PyTorch's order of operations (``torch.optim``, ``foreach=False``); each
-    element is updated on its own, so the result does not depend on the thread
-    count.  There is no derivative to take: the step consumes one.
+    {optim_pass}
 
     Examples
     --------

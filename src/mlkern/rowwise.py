@@ -7,15 +7,12 @@ allowed to alias the input) and takes any ``axis``, negative included.  A
 0-d input raises ``ValueError`` (there is no axis to reduce), as NumPy's
 reductions do.
 
-Layouts: the kernels see the array as (outer, n, inner), C-contiguous, and
-reduce over n.  A C-contiguous input is used as it is, whatever the axis:
-for a non-last axis the kernel walks the reduced axis with a stride and
-vectorises across the contiguous inner columns -- no transposed copy.  An
-F-contiguous input is used through its (C-contiguous) transpose.  Any other
-layout is copied once, to C order.
+Layouts: a C-contiguous input is used as it is, whatever the axis (no
+transposed copy), an F-contiguous input through its (C-contiguous)
+transpose; any other layout is copied once, to C order.
 
-The math is in ``_c/mlk_rowwise_tmpl.h``: max, then one fused
-exp-and-sum pass (sums in float64, float32 included), then the scale.
+The math: max, then one fused exp-and-sum pass (sums in float64, float32
+included), then the scale (docs/implementation.rst).
 Non-finite rows follow ``scipy.special``: a row with a +inf, or of all
 -inf, gives NaN in softmax; logsumexp gives +inf, -inf for an all -inf or
 empty row, NaN when the row holds a NaN; log_softmax is x - logsumexp(x)
@@ -27,6 +24,7 @@ import operator
 
 import numpy as np
 
+from . import _docs
 from . import _elementwise as _ew
 from ._validation import (_as_layout, as_float_array, as_float_pair, check_out, compute_dtype,
                           finish, result_array)
@@ -114,6 +112,7 @@ def _forward(op, fname, x, axis, out):
     return finish(res, out, rdt, False)
 
 
+@_docs.doc()
 def softmax(x, axis=-1, *, out=None):
     """Softmax along ``axis``: ``exp(x - max) / sum(exp(x - max))``.
 
@@ -123,8 +122,7 @@ def softmax(x, axis=-1, *, out=None):
     axis : int, optional
         The axis to normalise over (default -1).  Any axis of a
         C-contiguous input is processed without a transposed copy.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {out}
 
     Returns
     -------
