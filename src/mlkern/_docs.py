@@ -122,6 +122,13 @@ _fragment("returns_loss", """
     loss : scalar or ndarray
         A NumPy scalar of the prediction's float dtype (an array for ``reduction="none"``).
     """)
+_fragment("returns_with_grad", """
+    loss : scalar or ndarray
+        A NumPy scalar of ``{p}``'s float dtype (an array for ``reduction="none"``),
+        as :func:`{loss}` returns it.
+    grad : ndarray
+        As :func:`{loss}_grad`.
+    """)
 _fragment("returns_grad", """
     grad : ndarray (or NumPy scalar for 0-d input)
         The gradient with respect to ``{p}``: its shape and float dtype
@@ -210,12 +217,55 @@ _fragment("out_kl", """
     out : ndarray, optional
         The gradient's array (q's shape and dtype); may be ``q``.
     """)
+_fragment("w_penalty", """
+    w : array_like
+        The weights.
+    """)
+_fragment("lam", """
+    lam : float
+        The penalty's strength, >= 0.
+    """)
 # the pointwise losses' prediction: ``pred`` unless a function names it otherwise
 # (binary_cross_entropy: p="prob", p_param="{prob}")
 _fragment("p", "pred")
 _fragment("p_param", "{pred}")
 
 # ------------------------------------------------------------------ optim
+_fragment("param", """
+    param : ndarray
+        float32/float64, C-contiguous, writeable; updated in place and
+        returned.
+    """)
+_fragment("grad_param", """
+    grad : array_like
+        param's shape and dtype, any layout (a non-contiguous one is copied once).
+    """)
+_fragment("lr", """
+    lr : float
+        Learning rate, finite and >= 0.
+    """)
+_fragment("momentum", """
+    momentum : float, optional
+        In [0, 1) (default 0.9).
+    """)
+_fragment("weight_decay", """
+    weight_decay : float, optional
+        Coupled L2 weight decay, >= 0 (default 0).
+    """)
+_fragment("returns_param", """
+    ndarray
+        ``param`` itself, updated in place.
+    """)
+_fragment("params", """
+    params : ndarray or list of ndarray
+        The parameters (float32/float64, C-contiguous, writeable, sharing no
+        memory), updated in place by :meth:`step`.
+    """)
+_fragment("lr_schedule", """
+    lr : float or callable, optional
+        Learning rate, finite and >= 0 (default {lr_default}), or a callable of the
+        1-based step number that returns one.
+    """)
 _fragment("optim_pass", """
     One pass over memory in the parameter's own buffer, PyTorch's order of
     operations (``torch.optim``, ``foreach=False``); each element is updated

@@ -338,7 +338,7 @@ def cross_entropy_grad(logits, target, axis=-1, *, reduction="mean", weight=None
                  label_smoothing, sample_weight, False, True, out)
 
 
-@_docs.doc()
+@_docs.doc(p="logits", loss="cross_entropy")
 def cross_entropy_with_grad(logits, target, axis=-1, *, reduction="mean", weight=None,
                             ignore_index=-100, label_smoothing=0.0, sample_weight=None, out=None):
     """``(cross_entropy, cross_entropy_grad)`` from one fused pass.
@@ -350,11 +350,7 @@ def cross_entropy_with_grad(logits, target, axis=-1, *, reduction="mean", weight
 
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of ``logits``'s float dtype (an array for ``reduction="none"``),
-        as :func:`cross_entropy` returns it.
-    grad : ndarray
-        As :func:`cross_entropy_grad`.
+    {returns_with_grad}
 
     Notes
     -----
@@ -492,7 +488,7 @@ def nll_loss_grad(log_probs, target, axis=-1, *, reduction="mean", weight=None,
                 sample_weight, False, True, out)
 
 
-@_docs.doc()
+@_docs.doc(p="log_probs", loss="nll_loss")
 def nll_loss_with_grad(log_probs, target, axis=-1, *, reduction="mean", weight=None,
                        ignore_index=-100, sample_weight=None, out=None):
     """``(nll_loss, nll_loss_grad)`` from one call.
@@ -503,11 +499,7 @@ def nll_loss_with_grad(log_probs, target, axis=-1, *, reduction="mean", weight=N
 
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of ``log_probs``'s float dtype (an array for ``reduction="none"``),
-        as :func:`nll_loss` returns it.
-    grad : ndarray
-        As :func:`nll_loss_grad`.
+    {returns_with_grad}
 
     Notes
     -----
@@ -699,7 +691,7 @@ def mse(pred, target, *, reduction="mean", sample_weight=None):
     return _pointwise("mse", _SQ, pred, target, reduction, sample_weight, True, False, None)
 
 
-@_docs.doc(p="pred")
+@_docs.doc()
 def mse_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
     """Gradient of :func:`mse` with respect to pred: ``2 (pred - target) / N``.
 
@@ -727,7 +719,7 @@ def mse_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
     return _pointwise("mse_grad", _SQ, pred, target, reduction, sample_weight, False, True, out)
 
 
-@_docs.doc()
+@_docs.doc(loss="mse")
 def mse_with_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
     """``(mse, mse_grad)`` from one fused pass.
 
@@ -738,11 +730,7 @@ def mse_with_grad(pred, target, *, reduction="mean", sample_weight=None, out=Non
 
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of ``pred``'s float dtype (an array for ``reduction="none"``),
-        as :func:`mse` returns it.
-    grad : ndarray
-        As :func:`mse_grad`.
+    {returns_with_grad}
 
     Notes
     -----
@@ -797,7 +785,7 @@ def rmse(pred, target, *, reduction="mean", sample_weight=None):
                       rmse=True)
 
 
-@_docs.doc(p="pred")
+@_docs.doc()
 def rmse_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
     """Gradient of :func:`rmse`: ``(pred - target) / (N rmse)``, 0 where rmse is 0.
 
@@ -829,7 +817,7 @@ def rmse_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
                       rmse=True)
 
 
-@_docs.doc()
+@_docs.doc(loss="rmse")
 def rmse_with_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
     """``(rmse, rmse_grad)``: a loss pass, then the gradient pass.
 
@@ -838,11 +826,7 @@ def rmse_with_grad(pred, target, *, reduction="mean", sample_weight=None, out=No
 
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of ``pred``'s float dtype (an array for ``reduction="none"``),
-        as :func:`rmse` returns it.
-    grad : ndarray
-        As :func:`rmse_grad`.
+    {returns_with_grad}
 
     Notes
     -----
@@ -889,7 +873,7 @@ def mae(pred, target, *, reduction="mean", sample_weight=None):
     return _pointwise("mae", _ABS, pred, target, reduction, sample_weight, True, False, None)
 
 
-@_docs.doc(p="pred")
+@_docs.doc()
 def mae_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
     """Gradient of :func:`mae`: ``sign(pred - target) / N`` (0 at 0).
 
@@ -918,7 +902,7 @@ def mae_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
     return _pointwise("mae_grad", _ABS, pred, target, reduction, sample_weight, False, True, out)
 
 
-@_docs.doc()
+@_docs.doc(loss="mae")
 def mae_with_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
     """``(mae, mae_grad)`` from one fused pass.
 
@@ -927,11 +911,7 @@ def mae_with_grad(pred, target, *, reduction="mean", sample_weight=None, out=Non
 
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of ``pred``'s float dtype (an array for ``reduction="none"``),
-        as :func:`mae` returns it.
-    grad : ndarray
-        As :func:`mae_grad`.
+    {returns_with_grad}
 
     Notes
     -----
@@ -979,7 +959,7 @@ def l1_loss(pred, target, *, reduction="sum", sample_weight=None):
     return _pointwise("l1_loss", _ABS, pred, target, reduction, sample_weight, True, False, None)
 
 
-@_docs.doc(p="pred")
+@_docs.doc()
 def l1_loss_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
     """Gradient of :func:`l1_loss`: ``sign(pred - target)`` (0 at 0).
 
@@ -1009,7 +989,7 @@ def l1_loss_grad(pred, target, *, reduction="sum", sample_weight=None, out=None)
                       out)
 
 
-@_docs.doc()
+@_docs.doc(loss="l1_loss")
 def l1_loss_with_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
     """``(l1_loss, l1_loss_grad)`` from one fused pass.
 
@@ -1018,11 +998,7 @@ def l1_loss_with_grad(pred, target, *, reduction="sum", sample_weight=None, out=
 
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of ``pred``'s float dtype (an array for ``reduction="none"``),
-        as :func:`l1_loss` returns it.
-    grad : ndarray
-        As :func:`l1_loss_grad`.
+    {returns_with_grad}
 
     Notes
     -----
@@ -1069,7 +1045,7 @@ def l2_loss(pred, target, *, reduction="sum", sample_weight=None):
     return _pointwise("l2_loss", _SQ, pred, target, reduction, sample_weight, True, False, None)
 
 
-@_docs.doc(p="pred")
+@_docs.doc()
 def l2_loss_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
     """Gradient of :func:`l2_loss`: ``2 (pred - target)``.
 
@@ -1098,7 +1074,7 @@ def l2_loss_grad(pred, target, *, reduction="sum", sample_weight=None, out=None)
                       out)
 
 
-@_docs.doc()
+@_docs.doc(loss="l2_loss")
 def l2_loss_with_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
     """``(l2_loss, l2_loss_grad)`` from one fused pass.
 
@@ -1107,11 +1083,7 @@ def l2_loss_with_grad(pred, target, *, reduction="sum", sample_weight=None, out=
 
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of ``pred``'s float dtype (an array for ``reduction="none"``),
-        as :func:`l2_loss` returns it.
-    grad : ndarray
-        As :func:`l2_loss_grad`.
+    {returns_with_grad}
 
     Notes
     -----
@@ -1159,7 +1131,7 @@ def quadratic_cost(pred, target, *, reduction="sum", sample_weight=None):
                       None, lscale=0.5, gmul=0.5)
 
 
-@_docs.doc(p="pred")
+@_docs.doc()
 def quadratic_cost_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
     """Gradient of :func:`quadratic_cost`: ``pred - target``.
 
@@ -1189,7 +1161,7 @@ def quadratic_cost_grad(pred, target, *, reduction="sum", sample_weight=None, ou
                       True, out, lscale=0.5, gmul=0.5)
 
 
-@_docs.doc()
+@_docs.doc(loss="quadratic_cost")
 def quadratic_cost_with_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
     """``(quadratic_cost, quadratic_cost_grad)`` from one fused pass.
 
@@ -1198,11 +1170,7 @@ def quadratic_cost_with_grad(pred, target, *, reduction="sum", sample_weight=Non
 
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of ``pred``'s float dtype (an array for ``reduction="none"``),
-        as :func:`quadratic_cost` returns it.
-    grad : ndarray
-        As :func:`quadratic_cost_grad`.
+    {returns_with_grad}
 
     Notes
     -----
@@ -1261,7 +1229,7 @@ def huber(pred, target, *, delta=1.0, reduction="mean", sample_weight=None):
                       delta=_delta(delta, "huber"))
 
 
-@_docs.doc(p="pred")
+@_docs.doc()
 def huber_grad(pred, target, *, delta=1.0, reduction="mean", sample_weight=None, out=None):
     """Gradient of :func:`huber`: ``clip(pred - target, -delta, delta)``.
 
@@ -1295,7 +1263,7 @@ def huber_grad(pred, target, *, delta=1.0, reduction="mean", sample_weight=None,
                       out, delta=_delta(delta, "huber_grad"))
 
 
-@_docs.doc()
+@_docs.doc(loss="huber")
 def huber_with_grad(pred, target, *, delta=1.0, reduction="mean", sample_weight=None, out=None):
     """``(huber, huber_grad)`` from one fused pass.
 
@@ -1306,11 +1274,7 @@ def huber_with_grad(pred, target, *, delta=1.0, reduction="mean", sample_weight=
 
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of ``pred``'s float dtype (an array for ``reduction="none"``),
-        as :func:`huber` returns it.
-    grad : ndarray
-        As :func:`huber_grad`.
+    {returns_with_grad}
 
     Notes
     -----
@@ -1417,7 +1381,7 @@ def binary_cross_entropy_grad(prob, target, *, reduction="mean", sample_weight=N
                       False, True, out, names=_BCE_NAMES)
 
 
-@_docs.doc(p="prob", p_param="{prob}")
+@_docs.doc(p="prob", p_param="{prob}", loss="binary_cross_entropy")
 def binary_cross_entropy_with_grad(prob, target, *, reduction="mean", sample_weight=None,
                                    out=None):
     """``(binary_cross_entropy, binary_cross_entropy_grad)`` from one pass.
@@ -1427,11 +1391,7 @@ def binary_cross_entropy_with_grad(prob, target, *, reduction="mean", sample_wei
 
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of ``prob``'s float dtype (an array for ``reduction="none"``),
-        as :func:`binary_cross_entropy` returns it.
-    grad : ndarray
-        As :func:`binary_cross_entropy_grad`.
+    {returns_with_grad}
 
     Notes
     -----
@@ -1532,7 +1492,7 @@ def binary_cross_entropy_with_logits_grad(logits, target, *, pos_weight=None, re
                       sample_weight, False, True, out, names=_BCEL_NAMES, pos_weight=pos_weight)
 
 
-@_docs.doc(p="logits", p_param="{logits_pointwise}")
+@_docs.doc(p="logits", p_param="{logits_pointwise}", loss="binary_cross_entropy_with_logits")
 def binary_cross_entropy_with_logits_with_grad(logits, target, *, pos_weight=None,
                                                reduction="mean", sample_weight=None, out=None):
     """``(binary_cross_entropy_with_logits, its gradient)`` from one fused pass.
@@ -1545,11 +1505,7 @@ def binary_cross_entropy_with_logits_with_grad(logits, target, *, pos_weight=Non
 
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of ``logits``'s float dtype (an array for ``reduction="none"``),
-        as :func:`binary_cross_entropy_with_logits` returns it.
-    grad : ndarray
-        As :func:`binary_cross_entropy_with_logits_grad`.
+    {returns_with_grad}
 
     Notes
     -----
@@ -1708,7 +1664,7 @@ def kl_div_grad(p, q, axis=-1, *, log_q=False, reduction="mean", sample_weight=N
     return _kl("kl_div_grad", p, q, axis, log_q, reduction, sample_weight, False, True, out)
 
 
-@_docs.doc()
+@_docs.doc(p="q", loss="kl_div")
 def kl_div_with_grad(p, q, axis=-1, *, log_q=False, reduction="mean", sample_weight=None,
                      out=None):
     """``(kl_div, kl_div_grad)`` from one pass over p and q.
@@ -1718,11 +1674,7 @@ def kl_div_with_grad(p, q, axis=-1, *, log_q=False, reduction="mean", sample_wei
 
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of ``q``'s float dtype (an array for ``reduction="none"``),
-        as :func:`kl_div` returns it.
-    grad : ndarray
-        As :func:`kl_div_grad`.
+    {returns_with_grad}
 
     Notes
     -----
@@ -1765,15 +1717,14 @@ def _penalty(fname, op, w, lam, want_loss, out):
     return finish(g, out, rdt, g.ndim == 0)
 
 
+@_docs.doc()
 def l1_penalty(w, lam):
     """L1 penalty ``lam * sum(|w|)``.
 
     Parameters
     ----------
-    w : array_like
-        The weights.
-    lam : float
-        The penalty's strength, >= 0.
+    {w_penalty}
+    {lam}
 
     Returns
     -------
@@ -1794,15 +1745,14 @@ def l1_penalty(w, lam):
     return _penalty("l1_penalty", _ABS0, w, lam, True, None)
 
 
+@_docs.doc()
 def l1_penalty_grad(w, lam, *, out=None):
     """Gradient of :func:`l1_penalty`: ``lam * sign(w)`` (0 at 0).
 
     Parameters
     ----------
-    w : array_like
-        The weights.
-    lam : float
-        The penalty's strength, >= 0.
+    {w_penalty}
+    {lam}
     out : ndarray, optional
         w's shape and float dtype; may be w.
 
@@ -1825,15 +1775,14 @@ def l1_penalty_grad(w, lam, *, out=None):
     return _penalty("l1_penalty_grad", _ABS0, w, lam, False, out)
 
 
+@_docs.doc()
 def l2_penalty(w, lam):
     """L2 penalty ``lam * sum(w**2)``.
 
     Parameters
     ----------
-    w : array_like
-        The weights.
-    lam : float
-        The penalty's strength, >= 0.
+    {w_penalty}
+    {lam}
 
     Returns
     -------
@@ -1854,15 +1803,14 @@ def l2_penalty(w, lam):
     return _penalty("l2_penalty", _SQ0, w, lam, True, None)
 
 
+@_docs.doc()
 def l2_penalty_grad(w, lam, *, out=None):
     """Gradient of :func:`l2_penalty`: ``2 lam w``.
 
     Parameters
     ----------
-    w : array_like
-        The weights.
-    lam : float
-        The penalty's strength, >= 0.
+    {w_penalty}
+    {lam}
     out : ndarray, optional
         w's shape and float dtype; may be w.
 

@@ -160,20 +160,14 @@ def sgd_step(param, grad, *, lr, weight_decay=0.0):
 
     Parameters
     ----------
-    param : ndarray
-        float32/float64, C-contiguous, writeable; updated in place and
-        returned.
-    grad : array_like
-        param's shape and dtype, any layout (a non-contiguous one is copied once).
-    lr : float
-        Learning rate, finite and >= 0.
-    weight_decay : float, optional
-        Coupled L2 weight decay, >= 0 (default 0).
+    {param}
+    {grad_param}
+    {lr}
+    {weight_decay}
 
     Returns
     -------
-    ndarray
-        ``param`` itself, updated in place.
+    {returns_param}
 
     Notes
     -----
@@ -204,25 +198,18 @@ def momentum_step(param, grad, velocity, *, lr, momentum=0.9, weight_decay=0.0):
 
     Parameters
     ----------
-    param : ndarray
-        float32/float64, C-contiguous, writeable; updated in place and
-        returned.
-    grad : array_like
-        param's shape and dtype, any layout (a non-contiguous one is copied once).
+    {param}
+    {grad_param}
     velocity : ndarray
         State ``v``, param's shape and dtype, C-contiguous, updated in place
         (start at zeros).
-    lr : float
-        Learning rate, finite and >= 0.
-    momentum : float, optional
-        In [0, 1) (default 0.9).
-    weight_decay : float, optional
-        Coupled L2 weight decay, >= 0 (default 0).
+    {lr}
+    {momentum}
+    {weight_decay}
 
     Returns
     -------
-    ndarray
-        ``param`` itself, updated in place.
+    {returns_param}
 
     Notes
     -----
@@ -264,25 +251,18 @@ def nesterov_step(param, grad, velocity, *, lr, momentum=0.9, weight_decay=0.0):
 
     Parameters
     ----------
-    param : ndarray
-        float32/float64, C-contiguous, writeable; updated in place and
-        returned.
-    grad : array_like
-        param's shape and dtype, any layout (a non-contiguous one is copied once).
+    {param}
+    {grad_param}
     velocity : ndarray
         State ``v``, param's shape and dtype, C-contiguous, updated in place
         (start at zeros).
-    lr : float
-        Learning rate, finite and >= 0.
-    momentum : float, optional
-        In [0, 1) (default 0.9).
-    weight_decay : float, optional
-        Coupled L2 weight decay, >= 0 (default 0).
+    {lr}
+    {momentum}
+    {weight_decay}
 
     Returns
     -------
-    ndarray
-        ``param`` itself, updated in place.
+    {returns_param}
 
     Notes
     -----
@@ -310,24 +290,18 @@ def adagrad_step(param, grad, sum_sq, *, lr, eps=1e-10, weight_decay=0.0):
 
     Parameters
     ----------
-    param : ndarray
-        float32/float64, C-contiguous, writeable; updated in place and
-        returned.
-    grad : array_like
-        param's shape and dtype, any layout (a non-contiguous one is copied once).
+    {param}
+    {grad_param}
     sum_sq : ndarray
         State G, param's shape and dtype (start at zeros), updated in place.
-    lr : float
-        Learning rate, finite and >= 0.
+    {lr}
     eps : float, optional
         Outside the square root (as PyTorch), >= 0 (default 1e-10).
-    weight_decay : float, optional
-        Coupled L2 weight decay, >= 0 (default 0).
+    {weight_decay}
 
     Returns
     -------
-    ndarray
-        ``param`` itself, updated in place.
+    {returns_param}
 
     Notes
     -----
@@ -363,11 +337,8 @@ def adadelta_step(param, grad, sq_avg, delta_avg, *, rho=0.9, eps=1e-6, lr=1.0,
 
     Parameters
     ----------
-    param : ndarray
-        float32/float64, C-contiguous, writeable; updated in place and
-        returned.
-    grad : array_like
-        param's shape and dtype, any layout (a non-contiguous one is copied once).
+    {param}
+    {grad_param}
     sq_avg : ndarray
         State S, the running mean of g**2 (start at zeros), updated in place.
     delta_avg : ndarray
@@ -378,13 +349,11 @@ def adadelta_step(param, grad, sq_avg, delta_avg, *, rho=0.9, eps=1e-6, lr=1.0,
         Inside both square roots, >= 0 (default 1e-6).
     lr : float, optional
         Scales the applied update, finite and >= 0 (default 1).
-    weight_decay : float, optional
-        Coupled L2 weight decay, >= 0 (default 0).
+    {weight_decay}
 
     Returns
     -------
-    ndarray
-        ``param`` itself, updated in place.
+    {returns_param}
 
     Notes
     -----
@@ -413,26 +382,20 @@ def rmsprop_step(param, grad, sq_avg, *, lr, alpha=0.99, eps=1e-8, weight_decay=
 
     Parameters
     ----------
-    param : ndarray
-        float32/float64, C-contiguous, writeable; updated in place and
-        returned.
-    grad : array_like
-        param's shape and dtype, any layout (a non-contiguous one is copied once).
+    {param}
+    {grad_param}
     sq_avg : ndarray
         State S, param's shape and dtype (start at zeros), updated in place.
-    lr : float
-        Learning rate, finite and >= 0.
+    {lr}
     alpha : float, optional
         In [0, 1] (default 0.99).
     eps : float, optional
         Outside the root (as PyTorch), >= 0 (default 1e-8).
-    weight_decay : float, optional
-        Coupled L2 weight decay, >= 0 (default 0).
+    {weight_decay}
 
     Returns
     -------
-    ndarray
-        ``param`` itself, updated in place.
+    {returns_param}
 
     Notes
     -----
@@ -490,11 +453,8 @@ def adam_step(param, grad, m, v, *, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1
 
     Parameters
     ----------
-    param : ndarray
-        float32/float64, C-contiguous, writeable; updated in place and
-        returned.
-    grad : array_like
-        param's shape and dtype, any layout (a non-contiguous one is copied once).
+    {param}
+    {grad_param}
     m : ndarray
         The first-moment estimate (start at zeros), updated in place.
     v : ndarray
@@ -516,8 +476,7 @@ def adam_step(param, grad, m, v, *, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1
 
     Returns
     -------
-    ndarray
-        ``param`` itself, updated in place.
+    {returns_param}
 
     Notes
     -----
@@ -546,6 +505,7 @@ def adam_step(param, grad, m, v, *, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1
 # classes
 # ---------------------------------------------------------------------------
 
+@_docs.doc()
 class Optimizer:
     """Base class: a list of parameter arrays, their state, a step count.
 
@@ -558,9 +518,7 @@ class Optimizer:
 
     Parameters
     ----------
-    params : ndarray or list of ndarray
-        The parameters (float32/float64, C-contiguous, writeable, sharing no
-        memory), updated in place by :meth:`step`.
+    {params}
     lr : float or callable
         Learning rate, finite and >= 0, or a callable of the 1-based step
         number that returns one (checked at every step).
@@ -757,19 +715,15 @@ class Optimizer:
         return f"{type(self).__name__}(lr={self.lr!r}, {hp}, {len(self.params)} params)"
 
 
+@_docs.doc(lr_default="1e-3")
 class SGD(Optimizer):
     """Plain SGD over a list of arrays (:func:`sgd_step`); coupled weight decay.
 
     Parameters
     ----------
-    params : ndarray or list of ndarray
-        The parameters (float32/float64, C-contiguous, writeable, sharing no
-        memory), updated in place by :meth:`step`.
-    lr : float or callable, optional
-        Learning rate, finite and >= 0 (default 1e-3), or a callable of the
-        1-based step number that returns one.
-    weight_decay : float, optional
-        Coupled L2 weight decay, >= 0 (default 0).
+    {params}
+    {lr_schedule}
+    {weight_decay}
 
     Notes
     -----
@@ -794,21 +748,16 @@ class SGD(Optimizer):
         return _sgd_k("SGD.step", lr, self.hyper["weight_decay"])
 
 
+@_docs.doc(lr_default="1e-3")
 class Momentum(Optimizer):
     """SGD with momentum (:func:`momentum_step`; velocity includes lr).
 
     Parameters
     ----------
-    params : ndarray or list of ndarray
-        The parameters (float32/float64, C-contiguous, writeable, sharing no
-        memory), updated in place by :meth:`step`.
-    lr : float or callable, optional
-        Learning rate, finite and >= 0 (default 1e-3), or a callable of the
-        1-based step number that returns one.
-    momentum : float, optional
-        In [0, 1) (default 0.9).
-    weight_decay : float, optional
-        Coupled L2 weight decay, >= 0 (default 0).
+    {params}
+    {lr_schedule}
+    {momentum}
+    {weight_decay}
 
     Notes
     -----
@@ -840,21 +789,16 @@ class Momentum(Optimizer):
                            h["weight_decay"])
 
 
+@_docs.doc(lr_default="1e-3")
 class Nesterov(Momentum):
     """Nesterov momentum (:func:`nesterov_step`).
 
     Parameters
     ----------
-    params : ndarray or list of ndarray
-        The parameters (float32/float64, C-contiguous, writeable, sharing no
-        memory), updated in place by :meth:`step`.
-    lr : float or callable, optional
-        Learning rate, finite and >= 0 (default 1e-3), or a callable of the
-        1-based step number that returns one.
-    momentum : float, optional
-        In [0, 1) (default 0.9).
-    weight_decay : float, optional
-        Coupled L2 weight decay, >= 0 (default 0).
+    {params}
+    {lr_schedule}
+    {momentum}
+    {weight_decay}
 
     Notes
     -----
@@ -875,21 +819,17 @@ class Nesterov(Momentum):
     _op = _NESTEROV
 
 
+@_docs.doc(lr_default="1e-2")
 class Adagrad(Optimizer):
     """Adagrad (:func:`adagrad_step`).
 
     Parameters
     ----------
-    params : ndarray or list of ndarray
-        The parameters (float32/float64, C-contiguous, writeable, sharing no
-        memory), updated in place by :meth:`step`.
-    lr : float or callable, optional
-        Learning rate, finite and >= 0 (default 1e-2), or a callable of the
-        1-based step number that returns one.
+    {params}
+    {lr_schedule}
     eps : float, optional
         Outside the square root, >= 0 (default 1e-10).
-    weight_decay : float, optional
-        Coupled L2 weight decay, >= 0 (default 0).
+    {weight_decay}
 
     Notes
     -----
@@ -916,23 +856,19 @@ class Adagrad(Optimizer):
         return _adagrad_k("Adagrad.step", lr, self.hyper["eps"], self.hyper["weight_decay"])
 
 
+@_docs.doc(lr_default="1")
 class Adadelta(Optimizer):
     """Adadelta (:func:`adadelta_step`).
 
     Parameters
     ----------
-    params : ndarray or list of ndarray
-        The parameters (float32/float64, C-contiguous, writeable, sharing no
-        memory), updated in place by :meth:`step`.
-    lr : float or callable, optional
-        Learning rate, finite and >= 0 (default 1), or a callable of the
-        1-based step number that returns one.
+    {params}
+    {lr_schedule}
     rho : float, optional
         In [0, 1] (default 0.9).
     eps : float, optional
         Inside both square roots, >= 0 (default 1e-6).
-    weight_decay : float, optional
-        Coupled L2 weight decay, >= 0 (default 0).
+    {weight_decay}
 
     Notes
     -----
@@ -964,23 +900,19 @@ class Adadelta(Optimizer):
         return _adadelta_k("Adadelta.step", lr, h["rho"], h["eps"], h["weight_decay"])
 
 
+@_docs.doc(lr_default="1e-2")
 class RMSprop(Optimizer):
     """RMSprop (:func:`rmsprop_step`).
 
     Parameters
     ----------
-    params : ndarray or list of ndarray
-        The parameters (float32/float64, C-contiguous, writeable, sharing no
-        memory), updated in place by :meth:`step`.
-    lr : float or callable, optional
-        Learning rate, finite and >= 0 (default 1e-2), or a callable of the
-        1-based step number that returns one.
+    {params}
+    {lr_schedule}
     alpha : float, optional
         In [0, 1] (default 0.99).
     eps : float, optional
         Outside the square root, >= 0 (default 1e-8).
-    weight_decay : float, optional
-        Coupled L2 weight decay, >= 0 (default 0).
+    {weight_decay}
 
     Notes
     -----
@@ -1010,23 +942,19 @@ class RMSprop(Optimizer):
         return _rmsprop_k("RMSprop.step", lr, h["alpha"], h["eps"], h["weight_decay"])
 
 
+@_docs.doc(lr_default="1e-3")
 class Adam(Optimizer):
     """Adam (:func:`adam_step`), coupled weight decay.
 
     Parameters
     ----------
-    params : ndarray or list of ndarray
-        The parameters (float32/float64, C-contiguous, writeable, sharing no
-        memory), updated in place by :meth:`step`.
-    lr : float or callable, optional
-        Learning rate, finite and >= 0 (default 1e-3), or a callable of the
-        1-based step number that returns one.
+    {params}
+    {lr_schedule}
     betas : tuple of two floats, optional
         ``(beta1, beta2)``, each in [0, 1) (default ``(0.9, 0.999)``).
     eps : float, optional
         Added to the bias-corrected ``sqrt(v)``, >= 0 (default 1e-8).
-    weight_decay : float, optional
-        Coupled L2 weight decay, >= 0 (default 0).
+    {weight_decay}
 
     Notes
     -----
@@ -1066,17 +994,14 @@ class Adam(Optimizer):
                            h["weight_decay"], self._decoupled)
 
 
+@_docs.doc(lr_default="1e-3")
 class AdamW(Adam):
     """AdamW: Adam with decoupled weight decay (default 0.01, as PyTorch).
 
     Parameters
     ----------
-    params : ndarray or list of ndarray
-        The parameters (float32/float64, C-contiguous, writeable, sharing no
-        memory), updated in place by :meth:`step`.
-    lr : float or callable, optional
-        Learning rate, finite and >= 0 (default 1e-3), or a callable of the
-        1-based step number that returns one.
+    {params}
+    {lr_schedule}
     betas : tuple of two floats, optional
         ``(beta1, beta2)``, each in [0, 1) (default ``(0.9, 0.999)``).
     eps : float, optional
