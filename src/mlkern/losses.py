@@ -151,8 +151,7 @@ def _xent(fname, logits, target, axis, reduction, weight, ignore_index, label_sm
           sample_weight, want_loss, want_grad, out):
     # the common case (C-contiguous float logits, classes last, int64 labels,
     # no weights, out= None or a direct C-contiguous array) is checked and run
-    # in one C call: a few us less
-    # per call for small batches; anything else takes the full path below
+    # in one C call; anything else takes the full path below
     if (weight is None and sample_weight is None
             and (reduction == "mean" or reduction == "sum") and type(reduction) is str
             and type(ignore_index) is int and -2**63 <= ignore_index < 2**63
