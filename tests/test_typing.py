@@ -38,11 +38,29 @@ def _config_args():
     return ["--config-file", cfg] if os.path.isfile(cfg) else []
 
 
+# modules typed by a stub (the compiled module; the modules whose types are
+# overloads or whose __all__ is built at run time) and modules typed inline
+STUBBED = ("__init__", "_elementwise", "activations", "rowwise", "losses", "optim")
+INLINE = ("_config", "calculus", "_docs")
+
+
 def test_package_is_marked_typed():
+    import importlib
+    import inspect
     assert os.path.isfile(os.path.join(PKG, "py.typed"))
-    for mod in ("__init__", "_config", "_elementwise", "activations", "rowwise", "losses",
-                "optim", "calculus"):
+    for mod in STUBBED:
         assert os.path.isfile(os.path.join(PKG, mod + ".pyi")), mod
+    for mod in INLINE:
+        # no stub to drift from the code: every function of the module is annotated
+        assert not os.path.isfile(os.path.join(PKG, mod + ".pyi")), mod
+        m = importlib.import_module("mlkern." + mod)
+        fns = [f for f in vars(m).values() if inspect.isfunction(f) and f.__module__ == m.__name__]
+        assert fns, mod
+        for f in fns:
+            sig = inspect.signature(f)
+            assert sig.return_annotation is not inspect.Signature.empty, f"{mod}.{f.__name__}"
+            assert all(p.annotation is not inspect.Parameter.empty
+                       for p in sig.parameters.values()), f"{mod}.{f.__name__}"
 
 
 def test_mypy_strict_on_typing_client(tmp_path):

@@ -28,13 +28,17 @@ raises at import time: nothing is patched after the fact.
 import inspect
 import re
 import textwrap
+from collections.abc import Callable
+from typing import TypeVar
+
+_T = TypeVar("_T")
 
 __all__ = ["FRAGMENTS", "doc", "fill"]
 
-FRAGMENTS = {}
+FRAGMENTS: dict[str, str] = {}
 
 
-def _fragment(name, text):
+def _fragment(name: str, text: str) -> None:
     FRAGMENTS[name] = textwrap.dedent(text).strip("\n")
 
 
@@ -276,36 +280,35 @@ _fragment("optim_pass", """
 _FIELD = re.compile(r"\{\{([A-Za-z_]\w*)\}\}|\{([A-Za-z_]\w*)\}")
 
 
-def fill(template, fields, where="docstring", _used=None):
-    """``template`` with each ``{name}`` replaced by ``fields[name]`` (itself
-    filled first), continuation lines indented to the field's column, and
-    each ``{{name}}`` written ``{name}``.  An unknown name raises KeyError."""
-    used = set() if _used is None else _used
+def fill(template: str, fields: dict[str, str], where: str = "docstring",
+         _used: set[str] | None = None) -> tuple[str, set[str]]:
+    """``(text, names used)``: ``template`` with each ``{name}`` replaced by
+    ``fields[name]`` (itself filled first), continuation lines indented to
+    the field's column, and each ``{{name}}`` written ``{name}``.  An
+    unknown name raises KeyError."""
+    used: set[str] = set() if _used is None else _used
 
-    def sub(m):
+    def sub(m: re.Match[str]) -> str:
         if m.group(1):
             return "{" + m.group(1) + "}"
         name = m.group(2)
         if name not in fields:
             raise KeyError(f"{where}: no docstring fragment {{{name}}}")
         used.add(name)
-        text = fill(fields[name], fields, where, used)
+        text = fill(fields[name], fields, where, used)[0]
         col = m.start() - (m.string.rfind("\n", 0, m.start()) + 1)
         return ("\n" + " " * col).join(text.split("\n"))
 
-    out = _FIELD.sub(sub, template)
-    if _used is None:
-        return out, used
-    return out
+    return _FIELD.sub(sub, template), used
 
 
-def doc(**fields):
+def doc(**fields: str) -> Callable[[_T], _T]:
     """Decorator: the function's docstring, dedented (as :func:`inspect.cleandoc`),
     with its fields filled from ``fields`` and then :data:`FRAGMENTS`."""
-    def decorate(f):
-        where = f.__qualname__
+    def decorate(f: _T) -> _T:
+        where = getattr(f, "__qualname__", repr(f))
         table = {**FRAGMENTS, **{k: textwrap.dedent(v).strip("\n") for k, v in fields.items()}}
-        text, used = fill(inspect.cleandoc(f.__doc__), table, where)
+        text, used = fill(inspect.cleandoc(f.__doc__ or ""), table, where)
         unused = sorted(set(fields) - used)
         if unused:
             raise TypeError(f"{where}: docstring fields {unused} given but not used")
