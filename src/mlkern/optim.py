@@ -22,8 +22,11 @@ parameter is first multiplied by ``1 - lr * weight_decay``.
 import math
 import numbers
 import operator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar, SupportsIndex, TypeVar
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from . import _docs
 from . import _elementwise as _ew
@@ -35,6 +38,10 @@ __all__ = [
     "Optimizer", "SGD", "Momentum", "Nesterov", "Adagrad", "Adadelta", "RMSprop", "Adam",
     "AdamW", "minibatches",
 ]
+
+_P = TypeVar("_P", bound=NDArray[Any])
+# a learning rate: a number, or a function of the 1-based step number
+_LR = float | Callable[[int], float]
 
 # op codes (mlk_kernels.h, MLK_O_*)
 _SGD, _MOMENTUM, _NESTEROV, _ADAGRAD, _ADADELTA, _RMSPROP, _ADAM, _ADAMW = range(8)
@@ -155,7 +162,7 @@ def _rmsprop_k(f, lr, alpha, eps, weight_decay):
 
 
 @_docs.doc()
-def sgd_step(param, grad, *, lr, weight_decay=0.0):
+def sgd_step(param: _P, grad: ArrayLike, *, lr: float, weight_decay: float = 0.0) -> _P:
     """One SGD step in place: ``param -= lr * (grad + weight_decay * param)``.
 
     Parameters
@@ -189,7 +196,8 @@ def sgd_step(param, grad, *, lr, weight_decay=0.0):
 
 
 @_docs.doc()
-def momentum_step(param, grad, velocity, *, lr, momentum=0.9, weight_decay=0.0):
+def momentum_step(param: _P, grad: ArrayLike, velocity: NDArray[Any], *, lr: float,
+                  momentum: float = 0.9, weight_decay: float = 0.0) -> _P:
     """One momentum step in place: ``v = momentum v + lr g; param -= v``.
 
     The velocity includes the learning rate (the seeds' form): it is ``lr``
@@ -234,7 +242,8 @@ def momentum_step(param, grad, velocity, *, lr, momentum=0.9, weight_decay=0.0):
 
 
 @_docs.doc()
-def nesterov_step(param, grad, velocity, *, lr, momentum=0.9, weight_decay=0.0):
+def nesterov_step(param: _P, grad: ArrayLike, velocity: NDArray[Any], *, lr: float,
+                  momentum: float = 0.9, weight_decay: float = 0.0) -> _P:
     """One Nesterov momentum step in place, in the look-ahead form.
 
     It needs the gradient at ``param`` only::
@@ -285,7 +294,8 @@ def nesterov_step(param, grad, velocity, *, lr, momentum=0.9, weight_decay=0.0):
 
 
 @_docs.doc()
-def adagrad_step(param, grad, sum_sq, *, lr, eps=1e-10, weight_decay=0.0):
+def adagrad_step(param: _P, grad: ArrayLike, sum_sq: NDArray[Any], *, lr: float,
+                 eps: float = 1e-10, weight_decay: float = 0.0) -> _P:
     """One Adagrad step in place: ``G += g**2; param -= lr g / (sqrt(G) + eps)``.
 
     Parameters
@@ -323,8 +333,9 @@ def adagrad_step(param, grad, sum_sq, *, lr, eps=1e-10, weight_decay=0.0):
 
 
 @_docs.doc()
-def adadelta_step(param, grad, sq_avg, delta_avg, *, rho=0.9, eps=1e-6, lr=1.0,
-                  weight_decay=0.0):
+def adadelta_step(param: _P, grad: ArrayLike, sq_avg: NDArray[Any], delta_avg: NDArray[Any], *,
+                  rho: float = 0.9, eps: float = 1e-6, lr: float = 1.0,
+                  weight_decay: float = 0.0) -> _P:
     """One Adadelta step in place (Zeiler 2012, as PyTorch)::
 
         S = rho S + (1 - rho) g**2
@@ -375,7 +386,8 @@ def adadelta_step(param, grad, sq_avg, delta_avg, *, rho=0.9, eps=1e-6, lr=1.0,
 
 
 @_docs.doc()
-def rmsprop_step(param, grad, sq_avg, *, lr, alpha=0.99, eps=1e-8, weight_decay=0.0):
+def rmsprop_step(param: _P, grad: ArrayLike, sq_avg: NDArray[Any], *, lr: float,
+                 alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0) -> _P:
     """One RMSprop step in place: ``param -= lr g / (sqrt(S) + eps)``, S the running mean of g**2.
 
     ``S = alpha S + (1 - alpha) g**2; param -= lr g / (sqrt(S) + eps)``.
@@ -438,8 +450,9 @@ def _adam_hyper(fname, step, lr, beta1, beta2, eps, weight_decay, decoupled):
 
 
 @_docs.doc()
-def adam_step(param, grad, m, v, *, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
-              weight_decay=0.0, decoupled=False):
+def adam_step(param: _P, grad: ArrayLike, m: NDArray[Any], v: NDArray[Any], *, step: SupportsIndex,
+              lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+              weight_decay: float = 0.0, decoupled: bool = False) -> _P:
     """One Adam (or AdamW) step in place::
 
         m = beta1 m + (1 - beta1) g       (as m += (1 - beta1)(g - m))
@@ -541,9 +554,15 @@ class Optimizer:
     >>> isinstance(o, opt.Optimizer), o.step_count, sorted(o.state[0])
     (True, 0, ['velocity'])
     """
-    _state_names = ()
+    params: list[NDArray[Any]]
+    lr: _LR
+    hyper: dict[str, Any]
+    step_count: int
+    state: list[dict[str, NDArray[Any]]]
+    _state_names: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, params, lr, **hyper):
+    def __init__(self, params: NDArray[Any] | Iterable[NDArray[Any]], lr: _LR,
+                 **hyper: Any) -> None:
         if isinstance(params, np.ndarray):
             params = [params]
         self.params = list(params)
@@ -560,15 +579,15 @@ class Optimizer:
         self.step_count = 0
         self.state = [{k: np.zeros_like(p) for k in self._state_names} for p in self.params]
 
-    def _kernel(self, lr, t):
+    def _kernel(self, lr: float, t: int) -> tuple[int, int, dict[str, float]]:
         """(op, cost, kernel hyper-parameters) of step t, validated."""
         raise NotImplementedError("Optimizer is a base class: use SGD, Adam, ...")
 
-    def _current_lr(self, t):
+    def _current_lr(self, t: int) -> float:
         lr = self.lr(t) if callable(self.lr) else self.lr
         return _lr(lr, type(self).__name__)
 
-    def step(self, grads):
+    def step(self, grads: ArrayLike | Sequence[ArrayLike]) -> None:
         """Update every parameter in place from ``grads``; returns None.
 
         Parameters
@@ -596,7 +615,7 @@ class Optimizer:
         """
         if isinstance(grads, np.ndarray):
             grads = [grads]
-        grads = list(grads)
+        grads = list(grads)  # type: ignore[arg-type]  # an array was wrapped above
         if len(grads) != len(self.params):
             raise ValueError(f"{type(self).__name__}.step: expected {len(self.params)} gradients, "
                              f"got {len(grads)}")
@@ -623,7 +642,7 @@ class Optimizer:
             _ew.optim_raw(op, p, g, s1, s2, cost=cost, **hyper)
         self.step_count = t
 
-    def zero_state(self):
+    def zero_state(self) -> None:
         """Reset the state arrays to zeros and the step count to 0; returns None.
 
         The parameters are not touched, and the state arrays keep their identity.
@@ -641,7 +660,7 @@ class Optimizer:
                 a[...] = 0
         self.step_count = 0
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """A dict with the step count, the hyper-parameters and copies of the state arrays.
 
         The parameters themselves are not included.
@@ -665,7 +684,7 @@ class Optimizer:
         return {"step": self.step_count, "lr": self.lr, "hyper": dict(self.hyper),
                 "state": [{k: a.copy() for k, a in st.items()} for st in self.state]}
 
-    def load_state_dict(self, d):
+    def load_state_dict(self, d: Mapping[str, Any]) -> None:
         """Restore what :meth:`state_dict` saved; returns None.
 
         Parameters
@@ -740,7 +759,8 @@ class SGD(Optimizer):
     [0.5, -0.5]
     """
 
-    def __init__(self, params, lr=1e-3, weight_decay=0.0):
+    def __init__(self, params: NDArray[Any] | Iterable[NDArray[Any]], lr: _LR = 1e-3,
+                 weight_decay: float = 0.0) -> None:
         _nonneg(weight_decay, "weight_decay", "SGD")
         super().__init__(params, lr, weight_decay=weight_decay)
 
@@ -776,7 +796,8 @@ class Momentum(Optimizer):
     """
     _state_names = ("velocity",)
 
-    def __init__(self, params, lr=1e-3, momentum=0.9, weight_decay=0.0):
+    def __init__(self, params: NDArray[Any] | Iterable[NDArray[Any]], lr: _LR = 1e-3,
+                 momentum: float = 0.9, weight_decay: float = 0.0) -> None:
         _unit(momentum, "momentum", type(self).__name__)
         _nonneg(weight_decay, "weight_decay", type(self).__name__)
         super().__init__(params, lr, momentum=momentum, weight_decay=weight_decay)
@@ -847,7 +868,8 @@ class Adagrad(Optimizer):
     """
     _state_names = ("sum_sq",)
 
-    def __init__(self, params, lr=1e-2, eps=1e-10, weight_decay=0.0):
+    def __init__(self, params: NDArray[Any] | Iterable[NDArray[Any]], lr: _LR = 1e-2,
+                 eps: float = 1e-10, weight_decay: float = 0.0) -> None:
         _nonneg(eps, "eps", "Adagrad")
         _nonneg(weight_decay, "weight_decay", "Adagrad")
         super().__init__(params, lr, eps=eps, weight_decay=weight_decay)
@@ -889,7 +911,8 @@ class Adadelta(Optimizer):
     """
     _state_names = ("sq_avg", "delta_avg")
 
-    def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0):
+    def __init__(self, params: NDArray[Any] | Iterable[NDArray[Any]], lr: _LR = 1.0,
+                 rho: float = 0.9, eps: float = 1e-6, weight_decay: float = 0.0) -> None:
         _unit(rho, "rho", "Adadelta", closed=True)
         _nonneg(eps, "eps", "Adadelta")
         _nonneg(weight_decay, "weight_decay", "Adadelta")
@@ -931,7 +954,8 @@ class RMSprop(Optimizer):
     """
     _state_names = ("sq_avg",)
 
-    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0):
+    def __init__(self, params: NDArray[Any] | Iterable[NDArray[Any]], lr: _LR = 1e-2,
+                 alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0) -> None:
         _unit(alpha, "alpha", "RMSprop", closed=True)
         _nonneg(eps, "eps", "RMSprop")
         _nonneg(weight_decay, "weight_decay", "RMSprop")
@@ -973,9 +997,11 @@ class Adam(Optimizer):
     np.float64(0.900000002)
     """
     _state_names = ("m", "v")
-    _decoupled = False
+    _decoupled: ClassVar[bool] = False
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    def __init__(self, params: NDArray[Any] | Iterable[NDArray[Any]], lr: _LR = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0) -> None:
         name = type(self).__name__
         try:
             b1, b2 = betas
@@ -1026,11 +1052,14 @@ class AdamW(Adam):
     """
     _decoupled = True
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+    def __init__(self, params: NDArray[Any] | Iterable[NDArray[Any]], lr: _LR = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2) -> None:
         super().__init__(params, lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
 
-def minibatches(n_samples, batch_size, *, shuffle=True, seed=None):
+def minibatches(n_samples: SupportsIndex, batch_size: SupportsIndex, *, shuffle: bool = True,
+                seed: int | np.random.Generator | None = None) -> Iterator[NDArray[np.int64]]:
     """Yield int64 index arrays of mini-batches covering ``range(n_samples)`` once.
 
     The last batch holds the remainder.
