@@ -10,12 +10,16 @@ The math of each function is written once, in C, and shared by the value,
 the derivative and the backward kernel (docs/implementation.rst).
 ``f_backward(grad_output, saved)`` is the fused vector-Jacobian product
 ``grad_output * f'(x)``; ``saved`` is the forward output ``y`` for sigmoid,
-tanh, elu and noisy_relu, the input ``x`` for the others.  The backward is literally that product, so a NaN in
-``grad_output`` stays NaN, and ``inf * 0`` is NaN.
+tanh, elu and noisy_relu, the input ``x`` for the others.  The backward is
+literally that product, so a NaN in ``grad_output`` stays NaN, and
+``inf * 0`` is NaN.
 """
 import operator
+from collections.abc import Sequence
+from typing import Any, Literal, TypeVar, overload
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from . import _docs
 from . import _elementwise as _ew
@@ -36,6 +40,11 @@ __all__ = [
     "noisy_relu", "noisy_relu_backward",
 ]
 
+# float arrays keep their dtype (_F); anything else array-like computes in
+# float64 (float16 -> float32 -> float16)
+_F = TypeVar("_F", bound=np.floating[Any])
+_Scalar = float | int | np.floating[Any] | np.integer[Any]
+
 # op codes: must match the enums in _c/mlk_kernels.h
 (_SIGMOID, _SIGMOID_GRAD, _TANH, _TANH_GRAD, _RELU, _RELU_GRAD, _LEAKY, _LEAKY_GRAD,
  _ELU, _ELU_GRAD, _SOFTPLUS, _SOFTPLUS_GRAD, _SILU, _SILU_GRAD, _LOGSIG, _LOGSIG_GRAD,
@@ -49,8 +58,19 @@ _binary = _ew.binary
 
 
 # ---------------------------------------------------------------- sigmoid
+@overload
+def sigmoid(x: NDArray[_F], *, out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def sigmoid(x: NDArray[np.integer[Any] | np.bool], *,
+            out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def sigmoid(x: _F, *, out: None = ...) -> _F: ...
+@overload
+def sigmoid(x: float | np.integer[Any], *, out: None = ...) -> np.float64: ...
+@overload
+def sigmoid(x: Sequence[Any], *, out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
 @_docs.doc()
-def sigmoid(x, *, out=None):
+def sigmoid(x: ArrayLike, *, out: NDArray[Any] | None = None) -> Any:
     """Logistic sigmoid, ``1 / (1 + exp(-x))``.
 
     Parameters
@@ -83,8 +103,20 @@ def sigmoid(x, *, out=None):
     return _unary(_SIGMOID, x, out, 0.0, 0.0, 0.0, 4)
 
 
+@overload
+def sigmoid_grad(x: NDArray[_F], *, out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def sigmoid_grad(x: NDArray[np.integer[Any] | np.bool], *,
+                 out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def sigmoid_grad(x: _F, *, out: None = ...) -> _F: ...
+@overload
+def sigmoid_grad(x: float | np.integer[Any], *, out: None = ...) -> np.float64: ...
+@overload
+def sigmoid_grad(x: Sequence[Any], *,
+                 out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
 @_docs.doc()
-def sigmoid_grad(x, *, out=None):
+def sigmoid_grad(x: ArrayLike, *, out: NDArray[Any] | None = None) -> Any:
     """Derivative of :func:`sigmoid`, ``sigmoid(x) * (1 - sigmoid(x))``, from x.
 
     Parameters
@@ -116,8 +148,23 @@ def sigmoid_grad(x, *, out=None):
     return _unary(_SIGMOID_GRAD, x, out, 0.0, 0.0, 0.0, 5)
 
 
+@overload
+def sigmoid_backward(grad_output: NDArray[_F], y: ArrayLike, *,
+                     out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def sigmoid_backward(grad_output: NDArray[np.integer[Any] | np.bool], y: ArrayLike, *,
+                     out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def sigmoid_backward(grad_output: _F, y: _Scalar, *, out: None = ...) -> _F: ...
+@overload
+def sigmoid_backward(grad_output: float | np.integer[Any], y: _Scalar, *,
+                     out: None = ...) -> np.float64: ...
+@overload
+def sigmoid_backward(grad_output: Sequence[Any], y: ArrayLike, *,
+                     out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
 @_docs.doc(saved="y")
-def sigmoid_backward(grad_output, y, *, out=None):
+def sigmoid_backward(grad_output: ArrayLike, y: ArrayLike, *,
+                     out: NDArray[Any] | None = None) -> Any:
     """Fused backward of :func:`sigmoid` from its output: ``grad_output * y * (1 - y)``.
 
     Parameters
@@ -153,8 +200,19 @@ def sigmoid_backward(grad_output, y, *, out=None):
 
 
 # ---------------------------------------------------------------- tanh
+@overload
+def tanh(x: NDArray[_F], *, out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def tanh(x: NDArray[np.integer[Any] | np.bool], *,
+         out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def tanh(x: _F, *, out: None = ...) -> _F: ...
+@overload
+def tanh(x: float | np.integer[Any], *, out: None = ...) -> np.float64: ...
+@overload
+def tanh(x: Sequence[Any], *, out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
 @_docs.doc()
-def tanh(x, *, out=None):
+def tanh(x: ArrayLike, *, out: NDArray[Any] | None = None) -> Any:
     """Hyperbolic tangent.
 
     Parameters
@@ -183,8 +241,20 @@ def tanh(x, *, out=None):
     return _unary(_TANH, x, out, 0.0, 0.0, 0.0, 5)
 
 
+@overload
+def tanh_grad(x: NDArray[_F], *, out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def tanh_grad(x: NDArray[np.integer[Any] | np.bool], *,
+              out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def tanh_grad(x: _F, *, out: None = ...) -> _F: ...
+@overload
+def tanh_grad(x: float | np.integer[Any], *, out: None = ...) -> np.float64: ...
+@overload
+def tanh_grad(x: Sequence[Any], *,
+              out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
 @_docs.doc()
-def tanh_grad(x, *, out=None):
+def tanh_grad(x: ArrayLike, *, out: NDArray[Any] | None = None) -> Any:
     """Derivative of :func:`tanh`, ``1 - tanh(x)^2``, from x.
 
     Parameters
@@ -215,8 +285,22 @@ def tanh_grad(x, *, out=None):
     return _unary(_TANH_GRAD, x, out, 0.0, 0.0, 0.0, 5)
 
 
+@overload
+def tanh_backward(grad_output: NDArray[_F], y: ArrayLike, *,
+                  out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def tanh_backward(grad_output: NDArray[np.integer[Any] | np.bool], y: ArrayLike, *,
+                  out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def tanh_backward(grad_output: _F, y: _Scalar, *, out: None = ...) -> _F: ...
+@overload
+def tanh_backward(grad_output: float | np.integer[Any], y: _Scalar, *,
+                  out: None = ...) -> np.float64: ...
+@overload
+def tanh_backward(grad_output: Sequence[Any], y: ArrayLike, *,
+                  out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
 @_docs.doc(saved="y")
-def tanh_backward(grad_output, y, *, out=None):
+def tanh_backward(grad_output: ArrayLike, y: ArrayLike, *, out: NDArray[Any] | None = None) -> Any:
     """Fused backward of :func:`tanh` from its output: ``grad_output * (1 - y^2)``.
 
     Parameters
@@ -247,8 +331,19 @@ def tanh_backward(grad_output, y, *, out=None):
 
 
 # ---------------------------------------------------------------- relu
+@overload
+def relu(x: NDArray[_F], *, out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def relu(x: NDArray[np.integer[Any] | np.bool], *,
+         out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def relu(x: _F, *, out: None = ...) -> _F: ...
+@overload
+def relu(x: float | np.integer[Any], *, out: None = ...) -> np.float64: ...
+@overload
+def relu(x: Sequence[Any], *, out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
 @_docs.doc()
-def relu(x, *, out=None):
+def relu(x: ArrayLike, *, out: NDArray[Any] | None = None) -> Any:
     """Rectified linear unit, ``max(0, x)``; NaN stays NaN.
 
     Parameters
@@ -274,8 +369,20 @@ def relu(x, *, out=None):
     return _unary(_RELU, x, out, 0.0, 0.0, 0.0, 1)
 
 
+@overload
+def relu_grad(x: NDArray[_F], *, out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def relu_grad(x: NDArray[np.integer[Any] | np.bool], *,
+              out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def relu_grad(x: _F, *, out: None = ...) -> _F: ...
+@overload
+def relu_grad(x: float | np.integer[Any], *, out: None = ...) -> np.float64: ...
+@overload
+def relu_grad(x: Sequence[Any], *,
+              out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
 @_docs.doc()
-def relu_grad(x, *, out=None):
+def relu_grad(x: ArrayLike, *, out: NDArray[Any] | None = None) -> Any:
     """Derivative of :func:`relu`: 1 where ``x > 0``, else 0; NaN where ``x`` is NaN.
 
     Parameters
@@ -302,8 +409,22 @@ def relu_grad(x, *, out=None):
     return _unary(_RELU_GRAD, x, out, 0.0, 0.0, 0.0, 1)
 
 
+@overload
+def relu_backward(grad_output: NDArray[_F], x: ArrayLike, *,
+                  out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def relu_backward(grad_output: NDArray[np.integer[Any] | np.bool], x: ArrayLike, *,
+                  out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def relu_backward(grad_output: _F, x: _Scalar, *, out: None = ...) -> _F: ...
+@overload
+def relu_backward(grad_output: float | np.integer[Any], x: _Scalar, *,
+                  out: None = ...) -> np.float64: ...
+@overload
+def relu_backward(grad_output: Sequence[Any], x: ArrayLike, *,
+                  out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
 @_docs.doc(saved="x")
-def relu_backward(grad_output, x, *, out=None):
+def relu_backward(grad_output: ArrayLike, x: ArrayLike, *, out: NDArray[Any] | None = None) -> Any:
     """Fused backward of :func:`relu` from its input: ``grad_output * relu_grad(x)``.
 
     Parameters
@@ -332,8 +453,23 @@ def relu_backward(grad_output, x, *, out=None):
 
 
 # ---------------------------------------------------------------- leaky relu
+@overload
+def leaky_relu(x: NDArray[_F], *, negative_slope: float = ...,
+               out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def leaky_relu(x: NDArray[np.integer[Any] | np.bool], *, negative_slope: float = ...,
+               out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def leaky_relu(x: _F, *, negative_slope: float = ..., out: None = ...) -> _F: ...
+@overload
+def leaky_relu(x: float | np.integer[Any], *, negative_slope: float = ...,
+               out: None = ...) -> np.float64: ...
+@overload
+def leaky_relu(x: Sequence[Any], *, negative_slope: float = ...,
+               out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
 @_docs.doc()
-def leaky_relu(x, *, negative_slope=0.01, out=None):
+def leaky_relu(x: ArrayLike, *, negative_slope: float = 0.01,
+               out: NDArray[Any] | None = None) -> Any:
     """Leaky ReLU: ``x`` for ``x > 0``, ``negative_slope * x`` otherwise.
 
     Parameters
@@ -362,8 +498,23 @@ def leaky_relu(x, *, negative_slope=0.01, out=None):
     return _unary(_LEAKY, x, out, a, 0.0, 0.0, 1)
 
 
+@overload
+def leaky_relu_grad(x: NDArray[_F], *, negative_slope: float = ...,
+                    out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def leaky_relu_grad(x: NDArray[np.integer[Any] | np.bool], *, negative_slope: float = ...,
+                    out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def leaky_relu_grad(x: _F, *, negative_slope: float = ..., out: None = ...) -> _F: ...
+@overload
+def leaky_relu_grad(x: float | np.integer[Any], *, negative_slope: float = ...,
+                    out: None = ...) -> np.float64: ...
+@overload
+def leaky_relu_grad(x: Sequence[Any], *, negative_slope: float = ...,
+                    out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
 @_docs.doc()
-def leaky_relu_grad(x, *, negative_slope=0.01, out=None):
+def leaky_relu_grad(x: ArrayLike, *, negative_slope: float = 0.01,
+                    out: NDArray[Any] | None = None) -> Any:
     """Derivative of :func:`leaky_relu`: 1 where ``x > 0``, else ``negative_slope``.
 
     Parameters
@@ -392,8 +543,25 @@ def leaky_relu_grad(x, *, negative_slope=0.01, out=None):
     return _unary(_LEAKY_GRAD, x, out, a, 0.0, 0.0, 1)
 
 
+@overload
+def leaky_relu_backward(grad_output: NDArray[_F], x: ArrayLike, *, negative_slope: float = ...,
+                        out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def leaky_relu_backward(grad_output: NDArray[np.integer[Any] | np.bool], x: ArrayLike, *,
+                        negative_slope: float = ...,
+                        out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def leaky_relu_backward(grad_output: _F, x: _Scalar, *, negative_slope: float = ...,
+                        out: None = ...) -> _F: ...
+@overload
+def leaky_relu_backward(grad_output: float | np.integer[Any], x: _Scalar, *,
+                        negative_slope: float = ..., out: None = ...) -> np.float64: ...
+@overload
+def leaky_relu_backward(grad_output: Sequence[Any], x: ArrayLike, *, negative_slope: float = ...,
+                        out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
 @_docs.doc(saved="x")
-def leaky_relu_backward(grad_output, x, *, negative_slope=0.01, out=None):
+def leaky_relu_backward(grad_output: ArrayLike, x: ArrayLike, *, negative_slope: float = 0.01,
+                        out: NDArray[Any] | None = None) -> Any:
     """Fused backward of :func:`leaky_relu` from its input: ``grad_output * (1 or a)``.
 
     Parameters
@@ -455,8 +623,20 @@ def _prelu_setup(x, alpha):
     return arr, rdt, a, ashape, outer, C, inner
 
 
+@overload
+def prelu(x: NDArray[_F], alpha: ArrayLike, *, out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def prelu(x: NDArray[np.integer[Any] | np.bool], alpha: ArrayLike, *,
+          out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def prelu(x: _F, alpha: _Scalar, *, out: None = ...) -> _F: ...
+@overload
+def prelu(x: float | np.integer[Any], alpha: _Scalar, *, out: None = ...) -> np.float64: ...
+@overload
+def prelu(x: Sequence[Any], alpha: ArrayLike, *,
+          out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
 @_docs.doc()
-def prelu(x, alpha, *, out=None):
+def prelu(x: ArrayLike, alpha: ArrayLike, *, out: NDArray[Any] | None = None) -> Any:
     """Parametric ReLU: ``x`` for ``x > 0``, ``alpha * x`` otherwise.
 
     Parameters
@@ -496,8 +676,21 @@ def prelu(x, alpha, *, out=None):
     return finish(res, out, rdt, scalar)
 
 
+@overload
+def prelu_grad(x: NDArray[_F], alpha: ArrayLike, *,
+               out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def prelu_grad(x: NDArray[np.integer[Any] | np.bool], alpha: ArrayLike, *,
+               out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def prelu_grad(x: _F, alpha: _Scalar, *, out: None = ...) -> _F: ...
+@overload
+def prelu_grad(x: float | np.integer[Any], alpha: _Scalar, *, out: None = ...) -> np.float64: ...
+@overload
+def prelu_grad(x: Sequence[Any], alpha: ArrayLike, *,
+               out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
 @_docs.doc()
-def prelu_grad(x, alpha, *, out=None):
+def prelu_grad(x: ArrayLike, alpha: ArrayLike, *, out: NDArray[Any] | None = None) -> Any:
     """Derivative of :func:`prelu` with respect to x: 1 where ``x > 0``, else alpha.
 
     Parameters
@@ -538,7 +731,8 @@ def prelu_grad(x, alpha, *, out=None):
     return finish(res, out, rdt, scalar)
 
 
-def prelu_backward(grad_output, x, alpha, *, out=None):
+def prelu_backward(grad_output: ArrayLike, x: ArrayLike, alpha: ArrayLike, *,
+                   out: NDArray[Any] | None = None) -> tuple[Any, Any]:
     """Fused backward of :func:`prelu`: the gradients with respect to x and to alpha.
 
     Parameters
@@ -601,8 +795,20 @@ def prelu_backward(grad_output, x, alpha, *, out=None):
 
 
 # ---------------------------------------------------------------- elu
+@overload
+def elu(x: NDArray[_F], *, alpha: float = ..., out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def elu(x: NDArray[np.integer[Any] | np.bool], *, alpha: float = ...,
+        out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def elu(x: _F, *, alpha: float = ..., out: None = ...) -> _F: ...
+@overload
+def elu(x: float | np.integer[Any], *, alpha: float = ..., out: None = ...) -> np.float64: ...
+@overload
+def elu(x: Sequence[Any], *, alpha: float = ...,
+        out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
 @_docs.doc()
-def elu(x, *, alpha=1.0, out=None):
+def elu(x: ArrayLike, *, alpha: float = 1.0, out: NDArray[Any] | None = None) -> Any:
     """Exponential linear unit: ``x`` for ``x > 0``, ``alpha * expm1(x)`` otherwise.
 
     Parameters
@@ -634,8 +840,21 @@ def elu(x, *, alpha=1.0, out=None):
     return _unary(_ELU, x, out, a, 0.0, 0.0, 4)
 
 
+@overload
+def elu_grad(x: NDArray[_F], *, alpha: float = ...,
+             out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def elu_grad(x: NDArray[np.integer[Any] | np.bool], *, alpha: float = ...,
+             out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def elu_grad(x: _F, *, alpha: float = ..., out: None = ...) -> _F: ...
+@overload
+def elu_grad(x: float | np.integer[Any], *, alpha: float = ..., out: None = ...) -> np.float64: ...
+@overload
+def elu_grad(x: Sequence[Any], *, alpha: float = ...,
+             out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
 @_docs.doc()
-def elu_grad(x, *, alpha=1.0, out=None):
+def elu_grad(x: ArrayLike, *, alpha: float = 1.0, out: NDArray[Any] | None = None) -> Any:
     """Derivative of :func:`elu`: 1 for ``x > 0``, ``alpha * exp(x)`` otherwise.
 
     Parameters
@@ -668,8 +887,24 @@ def elu_grad(x, *, alpha=1.0, out=None):
     return _unary(_ELU_GRAD, x, out, a, 0.0, 0.0, 4)
 
 
+@overload
+def elu_backward(grad_output: NDArray[_F], y: ArrayLike, *, alpha: float = ...,
+                 out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def elu_backward(grad_output: NDArray[np.integer[Any] | np.bool], y: ArrayLike, *,
+                 alpha: float = ...,
+                 out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def elu_backward(grad_output: _F, y: _Scalar, *, alpha: float = ..., out: None = ...) -> _F: ...
+@overload
+def elu_backward(grad_output: float | np.integer[Any], y: _Scalar, *, alpha: float = ...,
+                 out: None = ...) -> np.float64: ...
+@overload
+def elu_backward(grad_output: Sequence[Any], y: ArrayLike, *, alpha: float = ...,
+                 out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
 @_docs.doc(saved="y")
-def elu_backward(grad_output, y, *, alpha=1.0, out=None):
+def elu_backward(grad_output: ArrayLike, y: ArrayLike, *, alpha: float = 1.0,
+                 out: NDArray[Any] | None = None) -> Any:
     """Fused backward of :func:`elu` from its output: ``grad_output * (1 or y + alpha)``.
 
     Parameters
@@ -715,8 +950,25 @@ def _softplus_params(beta, threshold):
     return b, t
 
 
+@overload
+def softplus(x: NDArray[_F], *, beta: float = ..., threshold: float | None = ...,
+             out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def softplus(x: NDArray[np.integer[Any] | np.bool], *, beta: float = ...,
+             threshold: float | None = ...,
+             out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def softplus(x: _F, *, beta: float = ..., threshold: float | None = ...,
+             out: None = ...) -> _F: ...
+@overload
+def softplus(x: float | np.integer[Any], *, beta: float = ..., threshold: float | None = ...,
+             out: None = ...) -> np.float64: ...
+@overload
+def softplus(x: Sequence[Any], *, beta: float = ..., threshold: float | None = ...,
+             out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
 @_docs.doc()
-def softplus(x, *, beta=1.0, threshold=None, out=None):
+def softplus(x: ArrayLike, *, beta: float = 1.0, threshold: float | None = None,
+             out: NDArray[Any] | None = None) -> Any:
     """Softplus, ``(1/beta) * log(1 + exp(beta * x))``.
 
     Parameters
@@ -750,8 +1002,25 @@ def softplus(x, *, beta=1.0, threshold=None, out=None):
     return _unary(_SOFTPLUS, x, out, 0.0, b, t, 8)
 
 
+@overload
+def softplus_grad(x: NDArray[_F], *, beta: float = ..., threshold: float | None = ...,
+                  out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def softplus_grad(x: NDArray[np.integer[Any] | np.bool], *, beta: float = ...,
+                  threshold: float | None = ...,
+                  out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def softplus_grad(x: _F, *, beta: float = ..., threshold: float | None = ...,
+                  out: None = ...) -> _F: ...
+@overload
+def softplus_grad(x: float | np.integer[Any], *, beta: float = ..., threshold: float | None = ...,
+                  out: None = ...) -> np.float64: ...
+@overload
+def softplus_grad(x: Sequence[Any], *, beta: float = ..., threshold: float | None = ...,
+                  out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
 @_docs.doc()
-def softplus_grad(x, *, beta=1.0, threshold=None, out=None):
+def softplus_grad(x: ArrayLike, *, beta: float = 1.0, threshold: float | None = None,
+                  out: NDArray[Any] | None = None) -> Any:
     """Derivative of :func:`softplus`: ``sigmoid(beta * x)``, 1 above the threshold.
 
     Parameters
@@ -784,8 +1053,27 @@ def softplus_grad(x, *, beta=1.0, threshold=None, out=None):
     return _unary(_SOFTPLUS_GRAD, x, out, 0.0, b, t, 4)
 
 
+@overload
+def softplus_backward(grad_output: NDArray[_F], x: ArrayLike, *, beta: float = ...,
+                      threshold: float | None = ...,
+                      out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def softplus_backward(grad_output: NDArray[np.integer[Any] | np.bool], x: ArrayLike, *,
+                      beta: float = ..., threshold: float | None = ...,
+                      out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def softplus_backward(grad_output: _F, x: _Scalar, *, beta: float = ...,
+                      threshold: float | None = ..., out: None = ...) -> _F: ...
+@overload
+def softplus_backward(grad_output: float | np.integer[Any], x: _Scalar, *, beta: float = ...,
+                      threshold: float | None = ..., out: None = ...) -> np.float64: ...
+@overload
+def softplus_backward(grad_output: Sequence[Any], x: ArrayLike, *, beta: float = ...,
+                      threshold: float | None = ...,
+                      out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
 @_docs.doc(saved="x")
-def softplus_backward(grad_output, x, *, beta=1.0, threshold=None, out=None):
+def softplus_backward(grad_output: ArrayLike, x: ArrayLike, *, beta: float = 1.0,
+                      threshold: float | None = None, out: NDArray[Any] | None = None) -> Any:
     """Fused backward of :func:`softplus` from its input: ``grad_output * sigmoid(beta * x)``.
 
     Parameters
@@ -819,8 +1107,20 @@ def softplus_backward(grad_output, x, *, beta=1.0, threshold=None, out=None):
 
 
 # ---------------------------------------------------------------- silu
+@overload
+def silu(x: NDArray[_F], *, beta: float = ..., out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def silu(x: NDArray[np.integer[Any] | np.bool], *, beta: float = ...,
+         out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def silu(x: _F, *, beta: float = ..., out: None = ...) -> _F: ...
+@overload
+def silu(x: float | np.integer[Any], *, beta: float = ..., out: None = ...) -> np.float64: ...
+@overload
+def silu(x: Sequence[Any], *, beta: float = ...,
+         out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
 @_docs.doc()
-def silu(x, *, beta=1.0, out=None):
+def silu(x: ArrayLike, *, beta: float = 1.0, out: NDArray[Any] | None = None) -> Any:
     """SiLU / swish: ``x * sigmoid(beta * x)``.
 
     Parameters
@@ -855,8 +1155,21 @@ def silu(x, *, beta=1.0, out=None):
     return _unary(_SILU, x, out, 0.0, b, 0.0, 5)
 
 
+@overload
+def silu_grad(x: NDArray[_F], *, beta: float = ...,
+              out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def silu_grad(x: NDArray[np.integer[Any] | np.bool], *, beta: float = ...,
+              out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def silu_grad(x: _F, *, beta: float = ..., out: None = ...) -> _F: ...
+@overload
+def silu_grad(x: float | np.integer[Any], *, beta: float = ..., out: None = ...) -> np.float64: ...
+@overload
+def silu_grad(x: Sequence[Any], *, beta: float = ...,
+              out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
 @_docs.doc()
-def silu_grad(x, *, beta=1.0, out=None):
+def silu_grad(x: ArrayLike, *, beta: float = 1.0, out: NDArray[Any] | None = None) -> Any:
     """Derivative of :func:`silu`: ``s (1 + beta x (1 - s))``, ``s = sigmoid(beta x)``.
 
     Parameters
@@ -888,8 +1201,24 @@ def silu_grad(x, *, beta=1.0, out=None):
     return _unary(_SILU_GRAD, x, out, 0.0, b, 0.0, 5)
 
 
+@overload
+def silu_backward(grad_output: NDArray[_F], x: ArrayLike, *, beta: float = ...,
+                  out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def silu_backward(grad_output: NDArray[np.integer[Any] | np.bool], x: ArrayLike, *,
+                  beta: float = ...,
+                  out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def silu_backward(grad_output: _F, x: _Scalar, *, beta: float = ..., out: None = ...) -> _F: ...
+@overload
+def silu_backward(grad_output: float | np.integer[Any], x: _Scalar, *, beta: float = ...,
+                  out: None = ...) -> np.float64: ...
+@overload
+def silu_backward(grad_output: Sequence[Any], x: ArrayLike, *, beta: float = ...,
+                  out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
 @_docs.doc(saved="x")
-def silu_backward(grad_output, x, *, beta=1.0, out=None):
+def silu_backward(grad_output: ArrayLike, x: ArrayLike, *, beta: float = 1.0,
+                  out: NDArray[Any] | None = None) -> Any:
     """Fused backward of :func:`silu` from its input: ``grad_output * silu_grad(x)``.
 
     Parameters
@@ -925,8 +1254,20 @@ swish_backward = silu_backward
 
 
 # ---------------------------------------------------------------- log_sigmoid
+@overload
+def log_sigmoid(x: NDArray[_F], *, out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def log_sigmoid(x: NDArray[np.integer[Any] | np.bool], *,
+                out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def log_sigmoid(x: _F, *, out: None = ...) -> _F: ...
+@overload
+def log_sigmoid(x: float | np.integer[Any], *, out: None = ...) -> np.float64: ...
+@overload
+def log_sigmoid(x: Sequence[Any], *,
+                out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
 @_docs.doc()
-def log_sigmoid(x, *, out=None):
+def log_sigmoid(x: ArrayLike, *, out: NDArray[Any] | None = None) -> Any:
     """Log of the logistic sigmoid, ``-softplus(-x)``.
 
     Parameters
@@ -952,8 +1293,20 @@ def log_sigmoid(x, *, out=None):
     return _unary(_LOGSIG, x, out, 0.0, 0.0, 0.0, 8)
 
 
+@overload
+def log_sigmoid_grad(x: NDArray[_F], *, out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def log_sigmoid_grad(x: NDArray[np.integer[Any] | np.bool], *,
+                     out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def log_sigmoid_grad(x: _F, *, out: None = ...) -> _F: ...
+@overload
+def log_sigmoid_grad(x: float | np.integer[Any], *, out: None = ...) -> np.float64: ...
+@overload
+def log_sigmoid_grad(x: Sequence[Any], *,
+                     out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
 @_docs.doc()
-def log_sigmoid_grad(x, *, out=None):
+def log_sigmoid_grad(x: ArrayLike, *, out: NDArray[Any] | None = None) -> Any:
     """Derivative of :func:`log_sigmoid`: ``sigmoid(-x)``.
 
     Parameters
@@ -981,8 +1334,23 @@ def log_sigmoid_grad(x, *, out=None):
     return _unary(_LOGSIG_GRAD, x, out, 0.0, 0.0, 0.0, 4)
 
 
+@overload
+def log_sigmoid_backward(grad_output: NDArray[_F], x: ArrayLike, *,
+                         out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def log_sigmoid_backward(grad_output: NDArray[np.integer[Any] | np.bool], x: ArrayLike, *,
+                         out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def log_sigmoid_backward(grad_output: _F, x: _Scalar, *, out: None = ...) -> _F: ...
+@overload
+def log_sigmoid_backward(grad_output: float | np.integer[Any], x: _Scalar, *,
+                         out: None = ...) -> np.float64: ...
+@overload
+def log_sigmoid_backward(grad_output: Sequence[Any], x: ArrayLike, *,
+                         out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
 @_docs.doc(saved="x")
-def log_sigmoid_backward(grad_output, x, *, out=None):
+def log_sigmoid_backward(grad_output: ArrayLike, x: ArrayLike, *,
+                         out: NDArray[Any] | None = None) -> Any:
     """Fused backward of :func:`log_sigmoid` from its input: ``grad_output * sigmoid(-x)``.
 
     Parameters
@@ -1018,8 +1386,23 @@ def _gelu_ops(approximate):
     raise ValueError(f"approximate: expected 'none' or 'tanh', got {approximate!r}")
 
 
+@overload
+def gelu(x: NDArray[_F], *, approximate: Literal["none", "tanh"] = ...,
+         out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def gelu(x: NDArray[np.integer[Any] | np.bool], *, approximate: Literal["none", "tanh"] = ...,
+         out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def gelu(x: _F, *, approximate: Literal["none", "tanh"] = ..., out: None = ...) -> _F: ...
+@overload
+def gelu(x: float | np.integer[Any], *, approximate: Literal["none", "tanh"] = ...,
+         out: None = ...) -> np.float64: ...
+@overload
+def gelu(x: Sequence[Any], *, approximate: Literal["none", "tanh"] = ...,
+         out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
 @_docs.doc()
-def gelu(x, *, approximate="none", out=None):
+def gelu(x: ArrayLike, *, approximate: Literal['none', 'tanh'] = "none",
+         out: NDArray[Any] | None = None) -> Any:
     """Gaussian error linear unit, ``x * Phi(x)``.
 
     Parameters
@@ -1058,8 +1441,23 @@ def gelu(x, *, approximate="none", out=None):
     return _unary(f, x, out, 0.0, 0.0, 0.0, 10)
 
 
+@overload
+def gelu_grad(x: NDArray[_F], *, approximate: Literal["none", "tanh"] = ...,
+              out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def gelu_grad(x: NDArray[np.integer[Any] | np.bool], *, approximate: Literal["none", "tanh"] = ...,
+              out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def gelu_grad(x: _F, *, approximate: Literal["none", "tanh"] = ..., out: None = ...) -> _F: ...
+@overload
+def gelu_grad(x: float | np.integer[Any], *, approximate: Literal["none", "tanh"] = ...,
+              out: None = ...) -> np.float64: ...
+@overload
+def gelu_grad(x: Sequence[Any], *, approximate: Literal["none", "tanh"] = ...,
+              out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
 @_docs.doc()
-def gelu_grad(x, *, approximate="none", out=None):
+def gelu_grad(x: ArrayLike, *, approximate: Literal['none', 'tanh'] = "none",
+              out: NDArray[Any] | None = None) -> Any:
     """Derivative of :func:`gelu`: ``Phi(x) + x phi(x)`` (or that of the tanh form).
 
     Parameters
@@ -1096,8 +1494,28 @@ def gelu_grad(x, *, approximate="none", out=None):
     return _unary(g, x, out, 0.0, 0.0, 0.0, 10)
 
 
+@overload
+def gelu_backward(grad_output: NDArray[_F], x: ArrayLike, *,
+                  approximate: Literal["none", "tanh"] = ...,
+                  out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def gelu_backward(grad_output: NDArray[np.integer[Any] | np.bool], x: ArrayLike, *,
+                  approximate: Literal["none", "tanh"] = ...,
+                  out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def gelu_backward(grad_output: _F, x: _Scalar, *, approximate: Literal["none", "tanh"] = ...,
+                  out: None = ...) -> _F: ...
+@overload
+def gelu_backward(grad_output: float | np.integer[Any], x: _Scalar, *,
+                  approximate: Literal["none", "tanh"] = ..., out: None = ...) -> np.float64: ...
+@overload
+def gelu_backward(grad_output: Sequence[Any], x: ArrayLike, *,
+                  approximate: Literal["none", "tanh"] = ...,
+                  out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
 @_docs.doc(saved="x")
-def gelu_backward(grad_output, x, *, approximate="none", out=None):
+def gelu_backward(grad_output: ArrayLike, x: ArrayLike, *,
+                  approximate: Literal['none', 'tanh'] = "none",
+                  out: NDArray[Any] | None = None) -> Any:
     """Fused backward of :func:`gelu` from its input: ``grad_output * gelu_grad(x)``.
 
     Parameters
@@ -1145,8 +1563,28 @@ def _seed_key(seed):
     return int(np.random.SeedSequence(s % 2**64).generate_state(1, np.uint64)[0])
 
 
+@overload
+def noisy_relu(x: NDArray[_F], *, sigma: float | None = ...,
+               seed: int | np.random.Generator | None = ...,
+               out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def noisy_relu(x: NDArray[np.integer[Any] | np.bool], *, sigma: float | None = ...,
+               seed: int | np.random.Generator | None = ...,
+               out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def noisy_relu(x: _F, *, sigma: float | None = ..., seed: int | np.random.Generator | None = ...,
+               out: None = ...) -> _F: ...
+@overload
+def noisy_relu(x: float | np.integer[Any], *, sigma: float | None = ...,
+               seed: int | np.random.Generator | None = ..., out: None = ...) -> np.float64: ...
+@overload
+def noisy_relu(x: Sequence[Any], *, sigma: float | None = ...,
+               seed: int | np.random.Generator | None = ...,
+               out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
 @_docs.doc()
-def noisy_relu(x, *, sigma=None, seed=None, out=None):
+def noisy_relu(x: ArrayLike, *, sigma: float | None = None,
+               seed: int | np.random.Generator | None = None,
+               out: NDArray[Any] | None = None) -> Any:
     """Noisy ReLU, ``max(0, x + Y)``, ``Y ~ N(0, s^2)``.
 
     Parameters
@@ -1188,8 +1626,23 @@ def noisy_relu(x, *, sigma=None, seed=None, out=None):
     return _unary(_NOISY_RELU, x, out, s, 0.0, 0.0, 12, key)
 
 
+@overload
+def noisy_relu_backward(grad_output: NDArray[_F], y: ArrayLike, *,
+                        out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def noisy_relu_backward(grad_output: NDArray[np.integer[Any] | np.bool], y: ArrayLike, *,
+                        out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def noisy_relu_backward(grad_output: _F, y: _Scalar, *, out: None = ...) -> _F: ...
+@overload
+def noisy_relu_backward(grad_output: float | np.integer[Any], y: _Scalar, *,
+                        out: None = ...) -> np.float64: ...
+@overload
+def noisy_relu_backward(grad_output: Sequence[Any], y: ArrayLike, *,
+                        out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
 @_docs.doc(saved="y")
-def noisy_relu_backward(grad_output, y, *, out=None):
+def noisy_relu_backward(grad_output: ArrayLike, y: ArrayLike, *,
+                        out: NDArray[Any] | None = None) -> Any:
     """Backward of :func:`noisy_relu` from its output: ``grad_output`` where ``y > 0``, else 0.
 
     Parameters
