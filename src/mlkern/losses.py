@@ -24,8 +24,10 @@ How the kernels do it: docs/implementation.rst.
 """
 import math
 import operator
+from typing import Any, Literal, SupportsIndex, TypeVar, overload
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from . import _docs
 from . import _elementwise as _ew
@@ -49,6 +51,12 @@ __all__ = [
     "kl_div", "kl_div_grad", "kl_div_with_grad",
     "l1_penalty", "l1_penalty_grad", "l2_penalty", "l2_penalty_grad",
 ]
+
+# float arrays keep their dtype (_F); anything else array-like computes in
+# float64 (float16 -> float32 -> float16)
+_F = TypeVar("_F", bound=np.floating[Any])
+_Floating = np.floating[Any]
+_FArray = NDArray[np.floating[Any]]
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -264,9 +272,31 @@ def _xent_probs(fname, z, rdt, t, ax, n, reduction, weight, eps, sample_weight, 
     return res_loss if want_loss else res_grad
 
 
+@overload
+def cross_entropy(logits: NDArray[_F], target: ArrayLike, axis: SupportsIndex = ..., *,
+                  reduction: Literal["mean", "sum"] = ..., weight: ArrayLike | None = ...,
+                  ignore_index: int = ..., label_smoothing: float = ...,
+                  sample_weight: ArrayLike | None = ...) -> _F: ...
+@overload
+def cross_entropy(logits: NDArray[_F], target: ArrayLike, axis: SupportsIndex = ..., *,
+                  reduction: Literal["none"], weight: ArrayLike | None = ...,
+                  ignore_index: int = ..., label_smoothing: float = ...,
+                  sample_weight: ArrayLike | None = ...) -> NDArray[_F]: ...
+@overload
+def cross_entropy(logits: ArrayLike, target: ArrayLike, axis: SupportsIndex = ..., *,
+                  reduction: Literal["mean", "sum"] = ..., weight: ArrayLike | None = ...,
+                  ignore_index: int = ..., label_smoothing: float = ...,
+                  sample_weight: ArrayLike | None = ...) -> _Floating: ...
+@overload
+def cross_entropy(logits: ArrayLike, target: ArrayLike, axis: SupportsIndex = ..., *,
+                  reduction: str = ..., weight: ArrayLike | None = ..., ignore_index: int = ...,
+                  label_smoothing: float = ...,
+                  sample_weight: ArrayLike | None = ...) -> _Floating | _FArray: ...
 @_docs.doc()
-def cross_entropy(logits, target, axis=-1, *, reduction="mean", weight=None, ignore_index=-100,
-                  label_smoothing=0.0, sample_weight=None):
+def cross_entropy(logits: ArrayLike, target: ArrayLike, axis: SupportsIndex = -1, *,
+                  reduction: str = "mean", weight: ArrayLike | None = None,
+                  ignore_index: int = -100, label_smoothing: float = 0.0,
+                  sample_weight: ArrayLike | None = None) -> Any:
     """Cross-entropy from logits: ``-sum_i t_i log softmax(z)_i``.
 
     {xent_parameters}
@@ -292,9 +322,24 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", weight=None, ign
                  label_smoothing, sample_weight, True, False, None)
 
 
+@overload
+def cross_entropy_grad(logits: NDArray[_F], target: ArrayLike, axis: SupportsIndex = ..., *,
+                       reduction: str = ..., weight: ArrayLike | None = ...,
+                       ignore_index: int = ..., label_smoothing: float = ...,
+                       sample_weight: ArrayLike | None = ...,
+                       out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def cross_entropy_grad(logits: ArrayLike, target: ArrayLike, axis: SupportsIndex = ..., *,
+                       reduction: str = ..., weight: ArrayLike | None = ...,
+                       ignore_index: int = ..., label_smoothing: float = ...,
+                       sample_weight: ArrayLike | None = ...,
+                       out: NDArray[Any] | None = ...) -> _FArray: ...
 @_docs.doc()
-def cross_entropy_grad(logits, target, axis=-1, *, reduction="mean", weight=None,
-                       ignore_index=-100, label_smoothing=0.0, sample_weight=None, out=None):
+def cross_entropy_grad(logits: ArrayLike, target: ArrayLike, axis: SupportsIndex = -1, *,
+                       reduction: str = "mean", weight: ArrayLike | None = None,
+                       ignore_index: int = -100, label_smoothing: float = 0.0,
+                       sample_weight: ArrayLike | None = None,
+                       out: NDArray[Any] | None = None) -> Any:
     """Gradient of :func:`cross_entropy` with respect to the logits: ``softmax(z) - target``.
 
     Weighted and scaled like the loss.
@@ -337,9 +382,36 @@ def cross_entropy_grad(logits, target, axis=-1, *, reduction="mean", weight=None
                  label_smoothing, sample_weight, False, True, out)
 
 
+@overload
+def cross_entropy_with_grad(logits: NDArray[_F], target: ArrayLike, axis: SupportsIndex = ..., *,
+                            reduction: Literal["mean", "sum"] = ...,
+                            weight: ArrayLike | None = ..., ignore_index: int = ...,
+                            label_smoothing: float = ..., sample_weight: ArrayLike | None = ...,
+                            out: NDArray[_F] | None = ...) -> tuple[_F, NDArray[_F]]: ...
+@overload
+def cross_entropy_with_grad(logits: NDArray[_F], target: ArrayLike, axis: SupportsIndex = ..., *,
+                            reduction: Literal["none"], weight: ArrayLike | None = ...,
+                            ignore_index: int = ..., label_smoothing: float = ...,
+                            sample_weight: ArrayLike | None = ...,
+                            out: NDArray[_F] | None = ...) -> tuple[NDArray[_F], NDArray[_F]]: ...
+@overload
+def cross_entropy_with_grad(logits: ArrayLike, target: ArrayLike, axis: SupportsIndex = ..., *,
+                            reduction: Literal["mean", "sum"] = ...,
+                            weight: ArrayLike | None = ..., ignore_index: int = ...,
+                            label_smoothing: float = ..., sample_weight: ArrayLike | None = ...,
+                            out: NDArray[Any] | None = ...) -> tuple[_Floating, _FArray]: ...
+@overload
+def cross_entropy_with_grad(
+        logits: ArrayLike, target: ArrayLike, axis: SupportsIndex = ..., *, reduction: str = ...,
+        weight: ArrayLike | None = ..., ignore_index: int = ..., label_smoothing: float = ...,
+        sample_weight: ArrayLike | None = ...,
+        out: NDArray[Any] | None = ...) -> tuple[_Floating | _FArray, _FArray]: ...
 @_docs.doc(p="logits", loss="cross_entropy")
-def cross_entropy_with_grad(logits, target, axis=-1, *, reduction="mean", weight=None,
-                            ignore_index=-100, label_smoothing=0.0, sample_weight=None, out=None):
+def cross_entropy_with_grad(logits: ArrayLike, target: ArrayLike, axis: SupportsIndex = -1, *,
+                            reduction: str = "mean", weight: ArrayLike | None = None,
+                            ignore_index: int = -100, label_smoothing: float = 0.0,
+                            sample_weight: ArrayLike | None = None,
+                            out: NDArray[Any] | None = None) -> Any:
     """``(cross_entropy, cross_entropy_grad)`` from one fused pass.
 
     {xent_parameters}
@@ -424,9 +496,26 @@ def _nll(fname, log_probs, target, axis, reduction, weight, ignore_index, sample
     return res_loss if want_loss else res_grad
 
 
+@overload
+def nll_loss(log_probs: NDArray[_F], target: ArrayLike, axis: SupportsIndex = ..., *,
+             reduction: Literal["mean", "sum"] = ..., weight: ArrayLike | None = ...,
+             ignore_index: int = ..., sample_weight: ArrayLike | None = ...) -> _F: ...
+@overload
+def nll_loss(log_probs: NDArray[_F], target: ArrayLike, axis: SupportsIndex = ..., *,
+             reduction: Literal["none"], weight: ArrayLike | None = ..., ignore_index: int = ...,
+             sample_weight: ArrayLike | None = ...) -> NDArray[_F]: ...
+@overload
+def nll_loss(log_probs: ArrayLike, target: ArrayLike, axis: SupportsIndex = ..., *,
+             reduction: Literal["mean", "sum"] = ..., weight: ArrayLike | None = ...,
+             ignore_index: int = ..., sample_weight: ArrayLike | None = ...) -> _Floating: ...
+@overload
+def nll_loss(log_probs: ArrayLike, target: ArrayLike, axis: SupportsIndex = ..., *,
+             reduction: str = ..., weight: ArrayLike | None = ..., ignore_index: int = ...,
+             sample_weight: ArrayLike | None = ...) -> _Floating | _FArray: ...
 @_docs.doc()
-def nll_loss(log_probs, target, axis=-1, *, reduction="mean", weight=None, ignore_index=-100,
-             sample_weight=None):
+def nll_loss(log_probs: ArrayLike, target: ArrayLike, axis: SupportsIndex = -1, *,
+             reduction: str = "mean", weight: ArrayLike | None = None, ignore_index: int = -100,
+             sample_weight: ArrayLike | None = None) -> Any:
     """Negative log-likelihood: ``-weight[y] * log_probs[y]`` per sample.
 
     {nll_parameters}
@@ -453,9 +542,21 @@ def nll_loss(log_probs, target, axis=-1, *, reduction="mean", weight=None, ignor
                 sample_weight, True, False, None)
 
 
+@overload
+def nll_loss_grad(log_probs: NDArray[_F], target: ArrayLike, axis: SupportsIndex = ..., *,
+                  reduction: str = ..., weight: ArrayLike | None = ..., ignore_index: int = ...,
+                  sample_weight: ArrayLike | None = ...,
+                  out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def nll_loss_grad(log_probs: ArrayLike, target: ArrayLike, axis: SupportsIndex = ..., *,
+                  reduction: str = ..., weight: ArrayLike | None = ..., ignore_index: int = ...,
+                  sample_weight: ArrayLike | None = ...,
+                  out: NDArray[Any] | None = ...) -> _FArray: ...
 @_docs.doc()
-def nll_loss_grad(log_probs, target, axis=-1, *, reduction="mean", weight=None,
-                  ignore_index=-100, sample_weight=None, out=None):
+def nll_loss_grad(log_probs: ArrayLike, target: ArrayLike, axis: SupportsIndex = -1, *,
+                  reduction: str = "mean", weight: ArrayLike | None = None,
+                  ignore_index: int = -100, sample_weight: ArrayLike | None = None,
+                  out: NDArray[Any] | None = None) -> Any:
     """Gradient of :func:`nll_loss` with respect to ``log_probs``.
 
     ``-weight[y]`` times the reduction's scale at the label, 0 elsewhere.
@@ -487,9 +588,31 @@ def nll_loss_grad(log_probs, target, axis=-1, *, reduction="mean", weight=None,
                 sample_weight, False, True, out)
 
 
+@overload
+def nll_loss_with_grad(log_probs: NDArray[_F], target: ArrayLike, axis: SupportsIndex = ..., *,
+                       reduction: Literal["mean", "sum"] = ..., weight: ArrayLike | None = ...,
+                       ignore_index: int = ..., sample_weight: ArrayLike | None = ...,
+                       out: NDArray[_F] | None = ...) -> tuple[_F, NDArray[_F]]: ...
+@overload
+def nll_loss_with_grad(log_probs: NDArray[_F], target: ArrayLike, axis: SupportsIndex = ..., *,
+                       reduction: Literal["none"], weight: ArrayLike | None = ...,
+                       ignore_index: int = ..., sample_weight: ArrayLike | None = ...,
+                       out: NDArray[_F] | None = ...) -> tuple[NDArray[_F], NDArray[_F]]: ...
+@overload
+def nll_loss_with_grad(log_probs: ArrayLike, target: ArrayLike, axis: SupportsIndex = ..., *,
+                       reduction: Literal["mean", "sum"] = ..., weight: ArrayLike | None = ...,
+                       ignore_index: int = ..., sample_weight: ArrayLike | None = ...,
+                       out: NDArray[Any] | None = ...) -> tuple[_Floating, _FArray]: ...
+@overload
+def nll_loss_with_grad(log_probs: ArrayLike, target: ArrayLike, axis: SupportsIndex = ..., *,
+                       reduction: str = ..., weight: ArrayLike | None = ...,
+                       ignore_index: int = ..., sample_weight: ArrayLike | None = ...,
+                       out: NDArray[Any] | None = ...) -> tuple[_Floating | _FArray, _FArray]: ...
 @_docs.doc(p="log_probs", loss="nll_loss")
-def nll_loss_with_grad(log_probs, target, axis=-1, *, reduction="mean", weight=None,
-                       ignore_index=-100, sample_weight=None, out=None):
+def nll_loss_with_grad(log_probs: ArrayLike, target: ArrayLike, axis: SupportsIndex = -1, *,
+                       reduction: str = "mean", weight: ArrayLike | None = None,
+                       ignore_index: int = -100, sample_weight: ArrayLike | None = None,
+                       out: NDArray[Any] | None = None) -> Any:
     """``(nll_loss, nll_loss_grad)`` from one call.
 
     {nll_parameters}
@@ -663,8 +786,21 @@ def _pointwise(fname, op, pred, target, reduction, sample_weight, want_loss, wan
     return res_loss if want_loss else res_grad
 
 
+@overload
+def mse(pred: NDArray[_F], target: ArrayLike, *, reduction: Literal["mean", "sum"] = ...,
+        sample_weight: ArrayLike | None = ...) -> _F: ...
+@overload
+def mse(pred: NDArray[_F], target: ArrayLike, *, reduction: Literal["none"],
+        sample_weight: ArrayLike | None = ...) -> NDArray[_F]: ...
+@overload
+def mse(pred: ArrayLike, target: ArrayLike, *, reduction: Literal["mean", "sum"] = ...,
+        sample_weight: ArrayLike | None = ...) -> _Floating: ...
+@overload
+def mse(pred: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+        sample_weight: ArrayLike | None = ...) -> _Floating | _FArray: ...
 @_docs.doc()
-def mse(pred, target, *, reduction="mean", sample_weight=None):
+def mse(pred: ArrayLike, target: ArrayLike, *, reduction: str = "mean",
+        sample_weight: ArrayLike | None = None) -> Any:
     """Mean squared error: ``mean((pred - target)**2)``.
 
     {pointwise_parameters}
@@ -690,8 +826,16 @@ def mse(pred, target, *, reduction="mean", sample_weight=None):
     return _pointwise("mse", _SQ, pred, target, reduction, sample_weight, True, False, None)
 
 
+@overload
+def mse_grad(pred: NDArray[_F], target: ArrayLike, *, reduction: str = ...,
+             sample_weight: ArrayLike | None = ...,
+             out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def mse_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+             sample_weight: ArrayLike | None = ..., out: NDArray[Any] | None = ...) -> _FArray: ...
 @_docs.doc()
-def mse_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
+def mse_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = "mean",
+             sample_weight: ArrayLike | None = None, out: NDArray[Any] | None = None) -> Any:
     """Gradient of :func:`mse` with respect to pred: ``2 (pred - target) / N``.
 
     {pointwise_parameters}
@@ -718,8 +862,25 @@ def mse_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
     return _pointwise("mse_grad", _SQ, pred, target, reduction, sample_weight, False, True, out)
 
 
+@overload
+def mse_with_grad(pred: NDArray[_F], target: ArrayLike, *, reduction: Literal["mean", "sum"] = ...,
+                  sample_weight: ArrayLike | None = ...,
+                  out: NDArray[_F] | None = ...) -> tuple[_F, NDArray[_F]]: ...
+@overload
+def mse_with_grad(pred: NDArray[_F], target: ArrayLike, *, reduction: Literal["none"],
+                  sample_weight: ArrayLike | None = ...,
+                  out: NDArray[_F] | None = ...) -> tuple[NDArray[_F], NDArray[_F]]: ...
+@overload
+def mse_with_grad(pred: ArrayLike, target: ArrayLike, *, reduction: Literal["mean", "sum"] = ...,
+                  sample_weight: ArrayLike | None = ...,
+                  out: NDArray[Any] | None = ...) -> tuple[_Floating, _FArray]: ...
+@overload
+def mse_with_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+                  sample_weight: ArrayLike | None = ...,
+                  out: NDArray[Any] | None = ...) -> tuple[_Floating | _FArray, _FArray]: ...
 @_docs.doc(loss="mse")
-def mse_with_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
+def mse_with_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = "mean",
+                  sample_weight: ArrayLike | None = None, out: NDArray[Any] | None = None) -> Any:
     """``(mse, mse_grad)`` from one fused pass.
 
     pred and target are read once, the gradient written once.
@@ -755,8 +916,18 @@ def _check_rmse(reduction, fname):
                          f"got {reduction!r}")
 
 
+@overload
+def rmse(pred: NDArray[_F], target: ArrayLike, *, reduction: Literal["mean", "sum"] = ...,
+         sample_weight: ArrayLike | None = ...) -> _F: ...
+@overload
+def rmse(pred: ArrayLike, target: ArrayLike, *, reduction: Literal["mean", "sum"] = ...,
+         sample_weight: ArrayLike | None = ...) -> _Floating: ...
+@overload
+def rmse(pred: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+         sample_weight: ArrayLike | None = ...) -> _Floating | _FArray: ...
 @_docs.doc()
-def rmse(pred, target, *, reduction="mean", sample_weight=None):
+def rmse(pred: ArrayLike, target: ArrayLike, *, reduction: str = "mean",
+         sample_weight: ArrayLike | None = None) -> Any:
     """Root mean squared error: ``sqrt(mse)``.
 
     {pointwise_parameters}
@@ -784,8 +955,17 @@ def rmse(pred, target, *, reduction="mean", sample_weight=None):
                       rmse=True)
 
 
+@overload
+def rmse_grad(pred: NDArray[_F], target: ArrayLike, *, reduction: str = ...,
+              sample_weight: ArrayLike | None = ...,
+              out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def rmse_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+              sample_weight: ArrayLike | None = ...,
+              out: NDArray[Any] | None = ...) -> _FArray: ...
 @_docs.doc()
-def rmse_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
+def rmse_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = "mean",
+              sample_weight: ArrayLike | None = None, out: NDArray[Any] | None = None) -> Any:
     """Gradient of :func:`rmse`: ``(pred - target) / (N rmse)``, 0 where rmse is 0.
 
     Two passes (the loss first).
@@ -816,8 +996,21 @@ def rmse_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
                       rmse=True)
 
 
+@overload
+def rmse_with_grad(pred: NDArray[_F], target: ArrayLike, *,
+                   reduction: Literal["mean", "sum"] = ..., sample_weight: ArrayLike | None = ...,
+                   out: NDArray[_F] | None = ...) -> tuple[_F, NDArray[_F]]: ...
+@overload
+def rmse_with_grad(pred: ArrayLike, target: ArrayLike, *, reduction: Literal["mean", "sum"] = ...,
+                   sample_weight: ArrayLike | None = ...,
+                   out: NDArray[Any] | None = ...) -> tuple[_Floating, _FArray]: ...
+@overload
+def rmse_with_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+                   sample_weight: ArrayLike | None = ...,
+                   out: NDArray[Any] | None = ...) -> tuple[_Floating | _FArray, _FArray]: ...
 @_docs.doc(loss="rmse")
-def rmse_with_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
+def rmse_with_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = "mean",
+                   sample_weight: ArrayLike | None = None, out: NDArray[Any] | None = None) -> Any:
     """``(rmse, rmse_grad)``: a loss pass, then the gradient pass.
 
     {pointwise_parameters}
@@ -845,8 +1038,21 @@ def rmse_with_grad(pred, target, *, reduction="mean", sample_weight=None, out=No
                       out, rmse=True)
 
 
+@overload
+def mae(pred: NDArray[_F], target: ArrayLike, *, reduction: Literal["mean", "sum"] = ...,
+        sample_weight: ArrayLike | None = ...) -> _F: ...
+@overload
+def mae(pred: NDArray[_F], target: ArrayLike, *, reduction: Literal["none"],
+        sample_weight: ArrayLike | None = ...) -> NDArray[_F]: ...
+@overload
+def mae(pred: ArrayLike, target: ArrayLike, *, reduction: Literal["mean", "sum"] = ...,
+        sample_weight: ArrayLike | None = ...) -> _Floating: ...
+@overload
+def mae(pred: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+        sample_weight: ArrayLike | None = ...) -> _Floating | _FArray: ...
 @_docs.doc()
-def mae(pred, target, *, reduction="mean", sample_weight=None):
+def mae(pred: ArrayLike, target: ArrayLike, *, reduction: str = "mean",
+        sample_weight: ArrayLike | None = None) -> Any:
     """Mean absolute error: ``mean(|pred - target|)``.
 
     {pointwise_parameters}
@@ -872,8 +1078,16 @@ def mae(pred, target, *, reduction="mean", sample_weight=None):
     return _pointwise("mae", _ABS, pred, target, reduction, sample_weight, True, False, None)
 
 
+@overload
+def mae_grad(pred: NDArray[_F], target: ArrayLike, *, reduction: str = ...,
+             sample_weight: ArrayLike | None = ...,
+             out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def mae_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+             sample_weight: ArrayLike | None = ..., out: NDArray[Any] | None = ...) -> _FArray: ...
 @_docs.doc()
-def mae_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
+def mae_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = "mean",
+             sample_weight: ArrayLike | None = None, out: NDArray[Any] | None = None) -> Any:
     """Gradient of :func:`mae`: ``sign(pred - target) / N`` (0 at 0).
 
     {pointwise_parameters}
@@ -901,8 +1115,25 @@ def mae_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
     return _pointwise("mae_grad", _ABS, pred, target, reduction, sample_weight, False, True, out)
 
 
+@overload
+def mae_with_grad(pred: NDArray[_F], target: ArrayLike, *, reduction: Literal["mean", "sum"] = ...,
+                  sample_weight: ArrayLike | None = ...,
+                  out: NDArray[_F] | None = ...) -> tuple[_F, NDArray[_F]]: ...
+@overload
+def mae_with_grad(pred: NDArray[_F], target: ArrayLike, *, reduction: Literal["none"],
+                  sample_weight: ArrayLike | None = ...,
+                  out: NDArray[_F] | None = ...) -> tuple[NDArray[_F], NDArray[_F]]: ...
+@overload
+def mae_with_grad(pred: ArrayLike, target: ArrayLike, *, reduction: Literal["mean", "sum"] = ...,
+                  sample_weight: ArrayLike | None = ...,
+                  out: NDArray[Any] | None = ...) -> tuple[_Floating, _FArray]: ...
+@overload
+def mae_with_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+                  sample_weight: ArrayLike | None = ...,
+                  out: NDArray[Any] | None = ...) -> tuple[_Floating | _FArray, _FArray]: ...
 @_docs.doc(loss="mae")
-def mae_with_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
+def mae_with_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = "mean",
+                  sample_weight: ArrayLike | None = None, out: NDArray[Any] | None = None) -> Any:
     """``(mae, mae_grad)`` from one fused pass.
 
     {pointwise_parameters}
@@ -930,8 +1161,21 @@ def mae_with_grad(pred, target, *, reduction="mean", sample_weight=None, out=Non
                       out)
 
 
+@overload
+def l1_loss(pred: NDArray[_F], target: ArrayLike, *, reduction: Literal["mean", "sum"] = ...,
+            sample_weight: ArrayLike | None = ...) -> _F: ...
+@overload
+def l1_loss(pred: NDArray[_F], target: ArrayLike, *, reduction: Literal["none"],
+            sample_weight: ArrayLike | None = ...) -> NDArray[_F]: ...
+@overload
+def l1_loss(pred: ArrayLike, target: ArrayLike, *, reduction: Literal["mean", "sum"] = ...,
+            sample_weight: ArrayLike | None = ...) -> _Floating: ...
+@overload
+def l1_loss(pred: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+            sample_weight: ArrayLike | None = ...) -> _Floating | _FArray: ...
 @_docs.doc()
-def l1_loss(pred, target, *, reduction="sum", sample_weight=None):
+def l1_loss(pred: ArrayLike, target: ArrayLike, *, reduction: str = "sum",
+            sample_weight: ArrayLike | None = None) -> Any:
     """L1 loss: ``sum(|pred - target|)``.
 
     The default is ``reduction="sum"``; ``"mean"`` is :func:`mae`.
@@ -958,8 +1202,17 @@ def l1_loss(pred, target, *, reduction="sum", sample_weight=None):
     return _pointwise("l1_loss", _ABS, pred, target, reduction, sample_weight, True, False, None)
 
 
+@overload
+def l1_loss_grad(pred: NDArray[_F], target: ArrayLike, *, reduction: str = ...,
+                 sample_weight: ArrayLike | None = ...,
+                 out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def l1_loss_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+                 sample_weight: ArrayLike | None = ...,
+                 out: NDArray[Any] | None = ...) -> _FArray: ...
 @_docs.doc()
-def l1_loss_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
+def l1_loss_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = "sum",
+                 sample_weight: ArrayLike | None = None, out: NDArray[Any] | None = None) -> Any:
     """Gradient of :func:`l1_loss`: ``sign(pred - target)`` (0 at 0).
 
     {pointwise_parameters}
@@ -988,8 +1241,28 @@ def l1_loss_grad(pred, target, *, reduction="sum", sample_weight=None, out=None)
                       out)
 
 
+@overload
+def l1_loss_with_grad(pred: NDArray[_F], target: ArrayLike, *,
+                      reduction: Literal["mean", "sum"] = ...,
+                      sample_weight: ArrayLike | None = ...,
+                      out: NDArray[_F] | None = ...) -> tuple[_F, NDArray[_F]]: ...
+@overload
+def l1_loss_with_grad(pred: NDArray[_F], target: ArrayLike, *, reduction: Literal["none"],
+                      sample_weight: ArrayLike | None = ...,
+                      out: NDArray[_F] | None = ...) -> tuple[NDArray[_F], NDArray[_F]]: ...
+@overload
+def l1_loss_with_grad(pred: ArrayLike, target: ArrayLike, *,
+                      reduction: Literal["mean", "sum"] = ...,
+                      sample_weight: ArrayLike | None = ...,
+                      out: NDArray[Any] | None = ...) -> tuple[_Floating, _FArray]: ...
+@overload
+def l1_loss_with_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+                      sample_weight: ArrayLike | None = ...,
+                      out: NDArray[Any] | None = ...) -> tuple[_Floating | _FArray, _FArray]: ...
 @_docs.doc(loss="l1_loss")
-def l1_loss_with_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
+def l1_loss_with_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = "sum",
+                      sample_weight: ArrayLike | None = None,
+                      out: NDArray[Any] | None = None) -> Any:
     """``(l1_loss, l1_loss_grad)`` from one fused pass.
 
     {pointwise_parameters}
@@ -1017,8 +1290,21 @@ def l1_loss_with_grad(pred, target, *, reduction="sum", sample_weight=None, out=
                       True, out)
 
 
+@overload
+def l2_loss(pred: NDArray[_F], target: ArrayLike, *, reduction: Literal["mean", "sum"] = ...,
+            sample_weight: ArrayLike | None = ...) -> _F: ...
+@overload
+def l2_loss(pred: NDArray[_F], target: ArrayLike, *, reduction: Literal["none"],
+            sample_weight: ArrayLike | None = ...) -> NDArray[_F]: ...
+@overload
+def l2_loss(pred: ArrayLike, target: ArrayLike, *, reduction: Literal["mean", "sum"] = ...,
+            sample_weight: ArrayLike | None = ...) -> _Floating: ...
+@overload
+def l2_loss(pred: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+            sample_weight: ArrayLike | None = ...) -> _Floating | _FArray: ...
 @_docs.doc()
-def l2_loss(pred, target, *, reduction="sum", sample_weight=None):
+def l2_loss(pred: ArrayLike, target: ArrayLike, *, reduction: str = "sum",
+            sample_weight: ArrayLike | None = None) -> Any:
     """L2 loss: ``sum((pred - target)**2)``.
 
     The default is ``reduction="sum"``; ``"mean"`` is :func:`mse`.
@@ -1044,8 +1330,17 @@ def l2_loss(pred, target, *, reduction="sum", sample_weight=None):
     return _pointwise("l2_loss", _SQ, pred, target, reduction, sample_weight, True, False, None)
 
 
+@overload
+def l2_loss_grad(pred: NDArray[_F], target: ArrayLike, *, reduction: str = ...,
+                 sample_weight: ArrayLike | None = ...,
+                 out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def l2_loss_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+                 sample_weight: ArrayLike | None = ...,
+                 out: NDArray[Any] | None = ...) -> _FArray: ...
 @_docs.doc()
-def l2_loss_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
+def l2_loss_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = "sum",
+                 sample_weight: ArrayLike | None = None, out: NDArray[Any] | None = None) -> Any:
     """Gradient of :func:`l2_loss`: ``2 (pred - target)``.
 
     {pointwise_parameters}
@@ -1073,8 +1368,28 @@ def l2_loss_grad(pred, target, *, reduction="sum", sample_weight=None, out=None)
                       out)
 
 
+@overload
+def l2_loss_with_grad(pred: NDArray[_F], target: ArrayLike, *,
+                      reduction: Literal["mean", "sum"] = ...,
+                      sample_weight: ArrayLike | None = ...,
+                      out: NDArray[_F] | None = ...) -> tuple[_F, NDArray[_F]]: ...
+@overload
+def l2_loss_with_grad(pred: NDArray[_F], target: ArrayLike, *, reduction: Literal["none"],
+                      sample_weight: ArrayLike | None = ...,
+                      out: NDArray[_F] | None = ...) -> tuple[NDArray[_F], NDArray[_F]]: ...
+@overload
+def l2_loss_with_grad(pred: ArrayLike, target: ArrayLike, *,
+                      reduction: Literal["mean", "sum"] = ...,
+                      sample_weight: ArrayLike | None = ...,
+                      out: NDArray[Any] | None = ...) -> tuple[_Floating, _FArray]: ...
+@overload
+def l2_loss_with_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+                      sample_weight: ArrayLike | None = ...,
+                      out: NDArray[Any] | None = ...) -> tuple[_Floating | _FArray, _FArray]: ...
 @_docs.doc(loss="l2_loss")
-def l2_loss_with_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
+def l2_loss_with_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = "sum",
+                      sample_weight: ArrayLike | None = None,
+                      out: NDArray[Any] | None = None) -> Any:
     """``(l2_loss, l2_loss_grad)`` from one fused pass.
 
     {pointwise_parameters}
@@ -1102,8 +1417,22 @@ def l2_loss_with_grad(pred, target, *, reduction="sum", sample_weight=None, out=
                       True, out)
 
 
+@overload
+def quadratic_cost(pred: NDArray[_F], target: ArrayLike, *,
+                   reduction: Literal["mean", "sum"] = ...,
+                   sample_weight: ArrayLike | None = ...) -> _F: ...
+@overload
+def quadratic_cost(pred: NDArray[_F], target: ArrayLike, *, reduction: Literal["none"],
+                   sample_weight: ArrayLike | None = ...) -> NDArray[_F]: ...
+@overload
+def quadratic_cost(pred: ArrayLike, target: ArrayLike, *, reduction: Literal["mean", "sum"] = ...,
+                   sample_weight: ArrayLike | None = ...) -> _Floating: ...
+@overload
+def quadratic_cost(pred: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+                   sample_weight: ArrayLike | None = ...) -> _Floating | _FArray: ...
 @_docs.doc()
-def quadratic_cost(pred, target, *, reduction="sum", sample_weight=None):
+def quadratic_cost(pred: ArrayLike, target: ArrayLike, *, reduction: str = "sum",
+                   sample_weight: ArrayLike | None = None) -> Any:
     """Quadratic cost: ``0.5 * sum((pred - target)**2)``.
 
     The default is ``reduction="sum"``.
@@ -1130,8 +1459,18 @@ def quadratic_cost(pred, target, *, reduction="sum", sample_weight=None):
                       None, lscale=0.5, gmul=0.5)
 
 
+@overload
+def quadratic_cost_grad(pred: NDArray[_F], target: ArrayLike, *, reduction: str = ...,
+                        sample_weight: ArrayLike | None = ...,
+                        out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def quadratic_cost_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+                        sample_weight: ArrayLike | None = ...,
+                        out: NDArray[Any] | None = ...) -> _FArray: ...
 @_docs.doc()
-def quadratic_cost_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
+def quadratic_cost_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = "sum",
+                        sample_weight: ArrayLike | None = None,
+                        out: NDArray[Any] | None = None) -> Any:
     """Gradient of :func:`quadratic_cost`: ``pred - target``.
 
     {pointwise_parameters}
@@ -1160,8 +1499,29 @@ def quadratic_cost_grad(pred, target, *, reduction="sum", sample_weight=None, ou
                       True, out, lscale=0.5, gmul=0.5)
 
 
+@overload
+def quadratic_cost_with_grad(pred: NDArray[_F], target: ArrayLike, *,
+                             reduction: Literal["mean", "sum"] = ...,
+                             sample_weight: ArrayLike | None = ...,
+                             out: NDArray[_F] | None = ...) -> tuple[_F, NDArray[_F]]: ...
+@overload
+def quadratic_cost_with_grad(pred: NDArray[_F], target: ArrayLike, *, reduction: Literal["none"],
+                             sample_weight: ArrayLike | None = ...,
+                             out: NDArray[_F] | None = ...) -> tuple[NDArray[_F], NDArray[_F]]: ...
+@overload
+def quadratic_cost_with_grad(pred: ArrayLike, target: ArrayLike, *,
+                             reduction: Literal["mean", "sum"] = ...,
+                             sample_weight: ArrayLike | None = ...,
+                             out: NDArray[Any] | None = ...) -> tuple[_Floating, _FArray]: ...
+@overload
+def quadratic_cost_with_grad(
+        pred: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+        sample_weight: ArrayLike | None = ...,
+        out: NDArray[Any] | None = ...) -> tuple[_Floating | _FArray, _FArray]: ...
 @_docs.doc(loss="quadratic_cost")
-def quadratic_cost_with_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
+def quadratic_cost_with_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = "sum",
+                             sample_weight: ArrayLike | None = None,
+                             out: NDArray[Any] | None = None) -> Any:
     """``(quadratic_cost, quadratic_cost_grad)`` from one fused pass.
 
     {pointwise_parameters}
@@ -1196,8 +1556,23 @@ def _delta(delta, fname):
     return d
 
 
+@overload
+def huber(pred: NDArray[_F], target: ArrayLike, *, delta: float = ...,
+          reduction: Literal["mean", "sum"] = ...,
+          sample_weight: ArrayLike | None = ...) -> _F: ...
+@overload
+def huber(pred: NDArray[_F], target: ArrayLike, *, delta: float = ..., reduction: Literal["none"],
+          sample_weight: ArrayLike | None = ...) -> NDArray[_F]: ...
+@overload
+def huber(pred: ArrayLike, target: ArrayLike, *, delta: float = ...,
+          reduction: Literal["mean", "sum"] = ...,
+          sample_weight: ArrayLike | None = ...) -> _Floating: ...
+@overload
+def huber(pred: ArrayLike, target: ArrayLike, *, delta: float = ..., reduction: str = ...,
+          sample_weight: ArrayLike | None = ...) -> _Floating | _FArray: ...
 @_docs.doc()
-def huber(pred, target, *, delta=1.0, reduction="mean", sample_weight=None):
+def huber(pred: ArrayLike, target: ArrayLike, *, delta: float = 1.0, reduction: str = "mean",
+          sample_weight: ArrayLike | None = None) -> Any:
     """Huber loss (PyTorch's ``huber_loss``), quadratic near 0 and linear beyond ``delta``.
 
     ``d**2 / 2`` where ``|d| <= delta``, ``delta (|d| - delta/2)`` beyond,
@@ -1228,8 +1603,17 @@ def huber(pred, target, *, delta=1.0, reduction="mean", sample_weight=None):
                       delta=_delta(delta, "huber"))
 
 
+@overload
+def huber_grad(pred: NDArray[_F], target: ArrayLike, *, delta: float = ..., reduction: str = ...,
+               sample_weight: ArrayLike | None = ...,
+               out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def huber_grad(pred: ArrayLike, target: ArrayLike, *, delta: float = ..., reduction: str = ...,
+               sample_weight: ArrayLike | None = ...,
+               out: NDArray[Any] | None = ...) -> _FArray: ...
 @_docs.doc()
-def huber_grad(pred, target, *, delta=1.0, reduction="mean", sample_weight=None, out=None):
+def huber_grad(pred: ArrayLike, target: ArrayLike, *, delta: float = 1.0, reduction: str = "mean",
+               sample_weight: ArrayLike | None = None, out: NDArray[Any] | None = None) -> Any:
     """Gradient of :func:`huber`: ``clip(pred - target, -delta, delta)``.
 
     Scaled by the reduction.
@@ -1262,8 +1646,26 @@ def huber_grad(pred, target, *, delta=1.0, reduction="mean", sample_weight=None,
                       out, delta=_delta(delta, "huber_grad"))
 
 
+@overload
+def huber_with_grad(pred: NDArray[_F], target: ArrayLike, *, delta: float = ...,
+                    reduction: Literal["mean", "sum"] = ..., sample_weight: ArrayLike | None = ...,
+                    out: NDArray[_F] | None = ...) -> tuple[_F, NDArray[_F]]: ...
+@overload
+def huber_with_grad(pred: NDArray[_F], target: ArrayLike, *, delta: float = ...,
+                    reduction: Literal["none"], sample_weight: ArrayLike | None = ...,
+                    out: NDArray[_F] | None = ...) -> tuple[NDArray[_F], NDArray[_F]]: ...
+@overload
+def huber_with_grad(pred: ArrayLike, target: ArrayLike, *, delta: float = ...,
+                    reduction: Literal["mean", "sum"] = ..., sample_weight: ArrayLike | None = ...,
+                    out: NDArray[Any] | None = ...) -> tuple[_Floating, _FArray]: ...
+@overload
+def huber_with_grad(pred: ArrayLike, target: ArrayLike, *, delta: float = ...,
+                    reduction: str = ..., sample_weight: ArrayLike | None = ...,
+                    out: NDArray[Any] | None = ...) -> tuple[_Floating | _FArray, _FArray]: ...
 @_docs.doc(loss="huber")
-def huber_with_grad(pred, target, *, delta=1.0, reduction="mean", sample_weight=None, out=None):
+def huber_with_grad(pred: ArrayLike, target: ArrayLike, *, delta: float = 1.0,
+                    reduction: str = "mean", sample_weight: ArrayLike | None = None,
+                    out: NDArray[Any] | None = None) -> Any:
     """``(huber, huber_grad)`` from one fused pass.
 
     {pointwise_parameters}
@@ -1313,8 +1715,23 @@ def _probs(prob, fname):
     return p
 
 
+@overload
+def binary_cross_entropy(prob: NDArray[_F], target: ArrayLike, *,
+                         reduction: Literal["mean", "sum"] = ...,
+                         sample_weight: ArrayLike | None = ...) -> _F: ...
+@overload
+def binary_cross_entropy(prob: NDArray[_F], target: ArrayLike, *, reduction: Literal["none"],
+                         sample_weight: ArrayLike | None = ...) -> NDArray[_F]: ...
+@overload
+def binary_cross_entropy(prob: ArrayLike, target: ArrayLike, *,
+                         reduction: Literal["mean", "sum"] = ...,
+                         sample_weight: ArrayLike | None = ...) -> _Floating: ...
+@overload
+def binary_cross_entropy(prob: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+                         sample_weight: ArrayLike | None = ...) -> _Floating | _FArray: ...
 @_docs.doc(p="prob", p_param="{prob}")
-def binary_cross_entropy(prob, target, *, reduction="mean", sample_weight=None):
+def binary_cross_entropy(prob: ArrayLike, target: ArrayLike, *, reduction: str = "mean",
+                         sample_weight: ArrayLike | None = None) -> Any:
     """Binary cross-entropy of probabilities: ``-(t log p + (1 - t) log(1 - p))``.
 
     Each log is clamped at -100 (as PyTorch), so p = 0 or 1 gives a finite loss.
@@ -1345,8 +1762,18 @@ def binary_cross_entropy(prob, target, *, reduction="mean", sample_weight=None):
                       reduction, sample_weight, True, False, None, names=_BCE_NAMES)
 
 
+@overload
+def binary_cross_entropy_grad(prob: NDArray[_F], target: ArrayLike, *, reduction: str = ...,
+                              sample_weight: ArrayLike | None = ...,
+                              out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def binary_cross_entropy_grad(prob: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+                              sample_weight: ArrayLike | None = ...,
+                              out: NDArray[Any] | None = ...) -> _FArray: ...
 @_docs.doc(p="prob", p_param="{prob}")
-def binary_cross_entropy_grad(prob, target, *, reduction="mean", sample_weight=None, out=None):
+def binary_cross_entropy_grad(prob: ArrayLike, target: ArrayLike, *, reduction: str = "mean",
+                              sample_weight: ArrayLike | None = None,
+                              out: NDArray[Any] | None = None) -> Any:
     """Gradient of :func:`binary_cross_entropy` with respect to prob.
 
     ``(p - t) / max(p (1 - p), 1e-12)``, scaled by the reduction.
@@ -1380,9 +1807,30 @@ def binary_cross_entropy_grad(prob, target, *, reduction="mean", sample_weight=N
                       False, True, out, names=_BCE_NAMES)
 
 
+@overload
+def binary_cross_entropy_with_grad(prob: NDArray[_F], target: ArrayLike, *,
+                                   reduction: Literal["mean", "sum"] = ...,
+                                   sample_weight: ArrayLike | None = ...,
+                                   out: NDArray[_F] | None = ...) -> tuple[_F, NDArray[_F]]: ...
+@overload
+def binary_cross_entropy_with_grad(
+        prob: NDArray[_F], target: ArrayLike, *, reduction: Literal["none"],
+        sample_weight: ArrayLike | None = ...,
+        out: NDArray[_F] | None = ...) -> tuple[NDArray[_F], NDArray[_F]]: ...
+@overload
+def binary_cross_entropy_with_grad(
+        prob: ArrayLike, target: ArrayLike, *, reduction: Literal["mean", "sum"] = ...,
+        sample_weight: ArrayLike | None = ...,
+        out: NDArray[Any] | None = ...) -> tuple[_Floating, _FArray]: ...
+@overload
+def binary_cross_entropy_with_grad(
+        prob: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+        sample_weight: ArrayLike | None = ...,
+        out: NDArray[Any] | None = ...) -> tuple[_Floating | _FArray, _FArray]: ...
 @_docs.doc(p="prob", p_param="{prob}", loss="binary_cross_entropy")
-def binary_cross_entropy_with_grad(prob, target, *, reduction="mean", sample_weight=None,
-                                   out=None):
+def binary_cross_entropy_with_grad(prob: ArrayLike, target: ArrayLike, *, reduction: str = "mean",
+                                   sample_weight: ArrayLike | None = None,
+                                   out: NDArray[Any] | None = None) -> Any:
     """``(binary_cross_entropy, binary_cross_entropy_grad)`` from one pass.
 
     {pointwise_parameters}
@@ -1415,9 +1863,29 @@ def binary_cross_entropy_with_grad(prob, target, *, reduction="mean", sample_wei
 _BCEL_NAMES = ("logits", "target")
 
 
+@overload
+def binary_cross_entropy_with_logits(logits: NDArray[_F], target: ArrayLike, *,
+                                     pos_weight: ArrayLike | None = ...,
+                                     reduction: Literal["mean", "sum"] = ...,
+                                     sample_weight: ArrayLike | None = ...) -> _F: ...
+@overload
+def binary_cross_entropy_with_logits(logits: NDArray[_F], target: ArrayLike, *,
+                                     pos_weight: ArrayLike | None = ...,
+                                     reduction: Literal["none"],
+                                     sample_weight: ArrayLike | None = ...) -> NDArray[_F]: ...
+@overload
+def binary_cross_entropy_with_logits(logits: ArrayLike, target: ArrayLike, *,
+                                     pos_weight: ArrayLike | None = ...,
+                                     reduction: Literal["mean", "sum"] = ...,
+                                     sample_weight: ArrayLike | None = ...) -> _Floating: ...
+@overload
+def binary_cross_entropy_with_logits(
+        logits: ArrayLike, target: ArrayLike, *, pos_weight: ArrayLike | None = ...,
+        reduction: str = ..., sample_weight: ArrayLike | None = ...) -> _Floating | _FArray: ...
 @_docs.doc(p="logits", p_param="{logits_pointwise}")
-def binary_cross_entropy_with_logits(logits, target, *, pos_weight=None, reduction="mean",
-                                     sample_weight=None):
+def binary_cross_entropy_with_logits(logits: ArrayLike, target: ArrayLike, *,
+                                     pos_weight: ArrayLike | None = None, reduction: str = "mean",
+                                     sample_weight: ArrayLike | None = None) -> Any:
     """Binary cross-entropy from logits z: ``max(z, 0) - z t + log1p(exp(-|z|))``.
 
     {pointwise_parameters}
@@ -1451,9 +1919,22 @@ def binary_cross_entropy_with_logits(logits, target, *, pos_weight=None, reducti
                       sample_weight, True, False, None, names=_BCEL_NAMES, pos_weight=pos_weight)
 
 
+@overload
+def binary_cross_entropy_with_logits_grad(logits: NDArray[_F], target: ArrayLike, *,
+                                          pos_weight: ArrayLike | None = ..., reduction: str = ...,
+                                          sample_weight: ArrayLike | None = ...,
+                                          out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def binary_cross_entropy_with_logits_grad(logits: ArrayLike, target: ArrayLike, *,
+                                          pos_weight: ArrayLike | None = ..., reduction: str = ...,
+                                          sample_weight: ArrayLike | None = ...,
+                                          out: NDArray[Any] | None = ...) -> _FArray: ...
 @_docs.doc(p="logits", p_param="{logits_pointwise}")
-def binary_cross_entropy_with_logits_grad(logits, target, *, pos_weight=None, reduction="mean",
-                                          sample_weight=None, out=None):
+def binary_cross_entropy_with_logits_grad(logits: ArrayLike, target: ArrayLike, *,
+                                          pos_weight: ArrayLike | None = None,
+                                          reduction: str = "mean",
+                                          sample_weight: ArrayLike | None = None,
+                                          out: NDArray[Any] | None = None) -> Any:
     """Gradient of :func:`binary_cross_entropy_with_logits`: ``sigmoid(z) - t``.
 
     With respect to the logits; with pos_weight w it is
@@ -1491,9 +1972,32 @@ def binary_cross_entropy_with_logits_grad(logits, target, *, pos_weight=None, re
                       sample_weight, False, True, out, names=_BCEL_NAMES, pos_weight=pos_weight)
 
 
+@overload
+def binary_cross_entropy_with_logits_with_grad(
+        logits: NDArray[_F], target: ArrayLike, *, pos_weight: ArrayLike | None = ...,
+        reduction: Literal["mean", "sum"] = ..., sample_weight: ArrayLike | None = ...,
+        out: NDArray[_F] | None = ...) -> tuple[_F, NDArray[_F]]: ...
+@overload
+def binary_cross_entropy_with_logits_with_grad(
+        logits: NDArray[_F], target: ArrayLike, *, pos_weight: ArrayLike | None = ...,
+        reduction: Literal["none"], sample_weight: ArrayLike | None = ...,
+        out: NDArray[_F] | None = ...) -> tuple[NDArray[_F], NDArray[_F]]: ...
+@overload
+def binary_cross_entropy_with_logits_with_grad(
+        logits: ArrayLike, target: ArrayLike, *, pos_weight: ArrayLike | None = ...,
+        reduction: Literal["mean", "sum"] = ..., sample_weight: ArrayLike | None = ...,
+        out: NDArray[Any] | None = ...) -> tuple[_Floating, _FArray]: ...
+@overload
+def binary_cross_entropy_with_logits_with_grad(
+        logits: ArrayLike, target: ArrayLike, *, pos_weight: ArrayLike | None = ...,
+        reduction: str = ..., sample_weight: ArrayLike | None = ...,
+        out: NDArray[Any] | None = ...) -> tuple[_Floating | _FArray, _FArray]: ...
 @_docs.doc(p="logits", p_param="{logits_pointwise}", loss="binary_cross_entropy_with_logits")
-def binary_cross_entropy_with_logits_with_grad(logits, target, *, pos_weight=None,
-                                               reduction="mean", sample_weight=None, out=None):
+def binary_cross_entropy_with_logits_with_grad(logits: ArrayLike, target: ArrayLike, *,
+                                               pos_weight: ArrayLike | None = None,
+                                               reduction: str = "mean",
+                                               sample_weight: ArrayLike | None = None,
+                                               out: NDArray[Any] | None = None) -> Any:
     """``(binary_cross_entropy_with_logits, its gradient)`` from one fused pass.
 
     One exponential and one log1p per element.
@@ -1600,8 +2104,23 @@ def _kl(fname, p, q, axis, log_q, reduction, sample_weight, want_loss, want_grad
     return res_loss if want_loss else res_grad
 
 
+@overload
+def kl_div(p: NDArray[_F], q: ArrayLike, axis: SupportsIndex = ..., *, log_q: bool = ...,
+           reduction: Literal["mean", "sum"] = ...,
+           sample_weight: ArrayLike | None = ...) -> _F: ...
+@overload
+def kl_div(p: NDArray[_F], q: ArrayLike, axis: SupportsIndex = ..., *, log_q: bool = ...,
+           reduction: Literal["none"], sample_weight: ArrayLike | None = ...) -> NDArray[_F]: ...
+@overload
+def kl_div(p: ArrayLike, q: ArrayLike, axis: SupportsIndex = ..., *, log_q: bool = ...,
+           reduction: Literal["mean", "sum"] = ...,
+           sample_weight: ArrayLike | None = ...) -> _Floating: ...
+@overload
+def kl_div(p: ArrayLike, q: ArrayLike, axis: SupportsIndex = ..., *, log_q: bool = ...,
+           reduction: str = ..., sample_weight: ArrayLike | None = ...) -> _Floating | _FArray: ...
 @_docs.doc()
-def kl_div(p, q, axis=-1, *, log_q=False, reduction="mean", sample_weight=None):
+def kl_div(p: ArrayLike, q: ArrayLike, axis: SupportsIndex = -1, *, log_q: bool = False,
+           reduction: str = "mean", sample_weight: ArrayLike | None = None) -> Any:
     """Kullback-Leibler divergence KL(p || q) = ``sum p (log p - log q)`` along ``axis``.
 
     A term is 0 where p == 0 (0 log 0 = 0).
@@ -1632,8 +2151,18 @@ def kl_div(p, q, axis=-1, *, log_q=False, reduction="mean", sample_weight=None):
     return _kl("kl_div", p, q, axis, log_q, reduction, sample_weight, True, False, None)
 
 
+@overload
+def kl_div_grad(p: NDArray[_F], q: ArrayLike, axis: SupportsIndex = ..., *, log_q: bool = ...,
+                reduction: str = ..., sample_weight: ArrayLike | None = ...,
+                out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def kl_div_grad(p: ArrayLike, q: ArrayLike, axis: SupportsIndex = ..., *, log_q: bool = ...,
+                reduction: str = ..., sample_weight: ArrayLike | None = ...,
+                out: NDArray[Any] | None = ...) -> _FArray: ...
 @_docs.doc()
-def kl_div_grad(p, q, axis=-1, *, log_q=False, reduction="mean", sample_weight=None, out=None):
+def kl_div_grad(p: ArrayLike, q: ArrayLike, axis: SupportsIndex = -1, *, log_q: bool = False,
+                reduction: str = "mean", sample_weight: ArrayLike | None = None,
+                out: NDArray[Any] | None = None) -> Any:
     """Gradient of :func:`kl_div` with respect to q: ``-p/q`` (0 where p == 0).
 
     ``-p`` with respect to log q when ``log_q``; scaled by the reduction.
@@ -1663,9 +2192,28 @@ def kl_div_grad(p, q, axis=-1, *, log_q=False, reduction="mean", sample_weight=N
     return _kl("kl_div_grad", p, q, axis, log_q, reduction, sample_weight, False, True, out)
 
 
+@overload
+def kl_div_with_grad(p: NDArray[_F], q: ArrayLike, axis: SupportsIndex = ..., *, log_q: bool = ...,
+                     reduction: Literal["mean", "sum"] = ...,
+                     sample_weight: ArrayLike | None = ...,
+                     out: NDArray[_F] | None = ...) -> tuple[_F, NDArray[_F]]: ...
+@overload
+def kl_div_with_grad(p: NDArray[_F], q: ArrayLike, axis: SupportsIndex = ..., *, log_q: bool = ...,
+                     reduction: Literal["none"], sample_weight: ArrayLike | None = ...,
+                     out: NDArray[_F] | None = ...) -> tuple[NDArray[_F], NDArray[_F]]: ...
+@overload
+def kl_div_with_grad(p: ArrayLike, q: ArrayLike, axis: SupportsIndex = ..., *, log_q: bool = ...,
+                     reduction: Literal["mean", "sum"] = ...,
+                     sample_weight: ArrayLike | None = ...,
+                     out: NDArray[Any] | None = ...) -> tuple[_Floating, _FArray]: ...
+@overload
+def kl_div_with_grad(p: ArrayLike, q: ArrayLike, axis: SupportsIndex = ..., *, log_q: bool = ...,
+                     reduction: str = ..., sample_weight: ArrayLike | None = ...,
+                     out: NDArray[Any] | None = ...) -> tuple[_Floating | _FArray, _FArray]: ...
 @_docs.doc(p="q", loss="kl_div")
-def kl_div_with_grad(p, q, axis=-1, *, log_q=False, reduction="mean", sample_weight=None,
-                     out=None):
+def kl_div_with_grad(p: ArrayLike, q: ArrayLike, axis: SupportsIndex = -1, *, log_q: bool = False,
+                     reduction: str = "mean", sample_weight: ArrayLike | None = None,
+                     out: NDArray[Any] | None = None) -> Any:
     """``(kl_div, kl_div_grad)`` from one pass over p and q.
 
     {kl_parameters}
@@ -1716,8 +2264,12 @@ def _penalty(fname, op, w, lam, want_loss, out):
     return finish(g, out, rdt, g.ndim == 0)
 
 
+@overload
+def l1_penalty(w: NDArray[_F], lam: float) -> _F: ...
+@overload
+def l1_penalty(w: ArrayLike, lam: float) -> _Floating: ...
 @_docs.doc()
-def l1_penalty(w, lam):
+def l1_penalty(w: ArrayLike, lam: float) -> Any:
     """L1 penalty ``lam * sum(|w|)``.
 
     Parameters
@@ -1744,8 +2296,13 @@ def l1_penalty(w, lam):
     return _penalty("l1_penalty", _ABS0, w, lam, True, None)
 
 
+@overload
+def l1_penalty_grad(w: NDArray[_F], lam: float, *,
+                    out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def l1_penalty_grad(w: ArrayLike, lam: float, *, out: NDArray[Any] | None = ...) -> _FArray: ...
 @_docs.doc()
-def l1_penalty_grad(w, lam, *, out=None):
+def l1_penalty_grad(w: ArrayLike, lam: float, *, out: NDArray[Any] | None = None) -> Any:
     """Gradient of :func:`l1_penalty`: ``lam * sign(w)`` (0 at 0).
 
     Parameters
@@ -1774,8 +2331,12 @@ def l1_penalty_grad(w, lam, *, out=None):
     return _penalty("l1_penalty_grad", _ABS0, w, lam, False, out)
 
 
+@overload
+def l2_penalty(w: NDArray[_F], lam: float) -> _F: ...
+@overload
+def l2_penalty(w: ArrayLike, lam: float) -> _Floating: ...
 @_docs.doc()
-def l2_penalty(w, lam):
+def l2_penalty(w: ArrayLike, lam: float) -> Any:
     """L2 penalty ``lam * sum(w**2)``.
 
     Parameters
@@ -1802,8 +2363,13 @@ def l2_penalty(w, lam):
     return _penalty("l2_penalty", _SQ0, w, lam, True, None)
 
 
+@overload
+def l2_penalty_grad(w: NDArray[_F], lam: float, *,
+                    out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def l2_penalty_grad(w: ArrayLike, lam: float, *, out: NDArray[Any] | None = ...) -> _FArray: ...
 @_docs.doc()
-def l2_penalty_grad(w, lam, *, out=None):
+def l2_penalty_grad(w: ArrayLike, lam: float, *, out: NDArray[Any] | None = None) -> Any:
     """Gradient of :func:`l2_penalty`: ``2 lam w``.
 
     Parameters
