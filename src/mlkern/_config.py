@@ -26,6 +26,8 @@ OpenMP threads.  A thread that wants more says so for itself:
 its own count (they set the process-wide count only when called in the main
 thread).
 """
+from __future__ import annotations
+
 import contextlib
 import operator
 import os

@@ -25,6 +25,8 @@ A fragment may itself hold fields (``{saved}`` in ``grad_output``), filled
 from the same keywords.  An unknown field, or a keyword that no field uses,
 raises at import time: nothing is patched after the fact.
 """
+from __future__ import annotations
+
 import inspect
 import re
 import textwrap
@@ -281,11 +283,13 @@ _FIELD = re.compile(r"\{\{([A-Za-z_]\w*)\}\}|\{([A-Za-z_]\w*)\}")
 
 
 def fill(template: str, fields: dict[str, str], where: str = "docstring",
-         _used: set[str] | None = None) -> tuple[str, set[str]]:
+         _used: set[str] | None = None,
+         _cache: dict[str, tuple[str, set[str]]] | None = None) -> tuple[str, set[str]]:
     """``(text, names used)``: ``template`` with each ``{name}`` replaced by
     ``fields[name]`` (itself filled first), continuation lines indented to
     the field's column, and each ``{{name}}`` written ``{name}``.  An
-    unknown name raises KeyError."""
+    unknown name raises KeyError.  ``_cache`` keeps the filled fields
+    between calls that share ``fields``."""
     used: set[str] = set() if _used is None else _used
 
     def sub(m: re.Match[str]) -> str:
@@ -295,11 +299,22 @@ def fill(template: str, fields: dict[str, str], where: str = "docstring",
         if name not in fields:
             raise KeyError(f"{where}: no docstring fragment {{{name}}}")
         used.add(name)
-        text = fill(fields[name], fields, where, used)[0]
+        done = _cache.get(name) if _cache is not None else None
+        if done is None:
+            done = fill(fields[name], fields, where, set(), _cache)
+            if _cache is not None:
+                _cache[name] = done
+        used.update(done[1])
+        text = done[0]
         col = m.start() - (m.string.rfind("\n", 0, m.start()) + 1)
         return ("\n" + " " * col).join(text.split("\n"))
 
     return _FIELD.sub(sub, template), used
+
+
+# the fields filled so far, per set of decorator keywords (the fragments do
+# not change after import)
+_FILLED: dict[tuple[tuple[str, str], ...], dict[str, tuple[str, set[str]]]] = {}
 
 
 def doc(**fields: str) -> Callable[[_T], _T]:
@@ -308,7 +323,8 @@ def doc(**fields: str) -> Callable[[_T], _T]:
     def decorate(f: _T) -> _T:
         where = getattr(f, "__qualname__", repr(f))
         table = {**FRAGMENTS, **{k: textwrap.dedent(v).strip("\n") for k, v in fields.items()}}
-        text, used = fill(inspect.cleandoc(f.__doc__ or ""), table, where)
+        cache = _FILLED.setdefault(tuple(sorted(fields.items())), {})
+        text, used = fill(inspect.cleandoc(f.__doc__ or ""), table, where, None, cache)
         unused = sorted(set(fields) - used)
         if unused:
             raise TypeError(f"{where}: docstring fields {unused} given but not used")

@@ -14,6 +14,8 @@ tanh, elu and noisy_relu, the input ``x`` for the others.  The backward is
 literally that product, so a NaN in ``grad_output`` stays NaN, and
 ``inf * 0`` is NaN.
 """
+from __future__ import annotations
+
 import operator
 from collections.abc import Sequence
 from typing import Any, Literal, TypeVar, overload

@@ -4,6 +4,8 @@ a gradient checker, and the derivative of an activation by name.
 These are pure NumPy (each ``numerical_grad`` evaluates ``f`` twice per
 coordinate); they exist to test analytic gradients, not to train.
 """
+from __future__ import annotations
+
 import numbers
 from collections.abc import Callable
 from typing import Any

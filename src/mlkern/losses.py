@@ -22,6 +22,8 @@ in NumPy.
 
 How the kernels do it: docs/implementation.rst.
 """
+from __future__ import annotations
+
 import math
 import operator
 from typing import Any, Literal, SupportsIndex, TypeVar, overload

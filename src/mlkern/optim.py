@@ -19,6 +19,8 @@ Weight decay is coupled (``g + weight_decay * param``) everywhere, except
 in :class:`AdamW` / ``adam_step(..., decoupled=True)``, where the
 parameter is first multiplied by ``1 - lr * weight_decay``.
 """
+from __future__ import annotations
+
 import math
 import numbers
 import operator

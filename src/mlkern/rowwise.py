@@ -19,6 +19,8 @@ empty row, NaN when the row holds a NaN; log_softmax is x - logsumexp(x)
 with scipy's shift of 0 for such rows (``[inf, 0] -> [nan, -inf]``).  A NaN
 makes only its own row NaN.
 """
+from __future__ import annotations
+
 import math
 import operator
 from typing import Any, SupportsIndex, TypeVar, overload
