@@ -11,8 +11,8 @@
 DEF ROW_CB = 256      # columns per unit in column mode (= MLK_RW_CB)
 # Outputs of at least this many bytes are written with non-temporal stores
 # by the kernels that can (backward rows, softmax rows up to 4096): they
-# would not stay in cache, while an output the last-level cache holds
-# across calls gains nothing (the measurements that set 24 MiB:
+# would not stay in cache, while streaming an output that the last-level
+# cache holds across calls loses time (the measurements that set 24 MiB:
 # docs/implementation.rst).
 cdef Py_ssize_t _stream_bytes = 24 * 1024 * 1024
 
