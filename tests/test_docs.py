@@ -10,6 +10,7 @@ import mlkern.losses
 import mlkern.optim
 import mlkern.calculus
 import mlkern._config
+from mlkern import _docs
 
 
 @pytest.mark.parametrize("module", [mlkern, mlkern.activations, mlkern.rowwise, mlkern.losses,
@@ -228,9 +229,34 @@ def test_table_function_docstring_is_numpydoc(heading, name, row):
 
 @pytest.mark.parametrize("module", [mlkern, mlkern.optim, mlkern.calculus], ids=lambda m: m.__name__)
 def test_no_docstring_template_placeholder_left(module):
+    names = "|".join(["args", "out", "pw", "saved", "p", "loss", "lr_default"] + list(_docs.FRAGMENTS))
     left = [n for n in module.__all__
-            if re.search(r"\{(args|out|pw)\}", getattr(module, n).__doc__ or "")]
-    assert not left, f"unfilled {{args}}/{{out}}/{{pw}} in the docstrings of {left}"
+            if re.search(r"\{(" + names + r")\}", getattr(module, n).__doc__ or "")]
+    assert not left, f"unfilled docstring fields ({{out}}, {{x}}, ...) in the docstrings of {left}"
+
+
+def test_docstring_fields_are_filled_strictly():
+    """_docs.doc fills {name} fields (nested, indented to the field's column),
+    writes {{name}} as {name}, leaves other braces, and refuses an unknown
+    field or a keyword no field uses."""
+    def f():
+        """Summary with {{kept}} and e^{-x}.
+
+        Parameters
+        ----------
+        {x}
+        {grad_output}
+            more: {word}
+        """
+    f = _docs.doc(saved="y", word="a\nb")(f)
+    assert f.__doc__.splitlines()[0] == "Summary with {kept} and e^{-x}."
+    assert _docs.FRAGMENTS["x"] in f.__doc__
+    assert "same shape as ``y``\n    (no broadcasting)" in f.__doc__
+    assert "    more: a\n          b" in f.__doc__
+    with pytest.raises(KeyError, match="no_such"):
+        _docs.doc()(type("C", (), {"__doc__": "A.\n\n{no_such}\n"}))
+    with pytest.raises(TypeError, match="unused"):
+        _docs.doc(unused="u")(type("C", (), {"__doc__": "A.\n"}))
 
 
 def _family_doc(name):

@@ -26,15 +26,19 @@ OpenMP threads.  A thread that wants more says so for itself:
 its own count (they set the process-wide count only when called in the main
 thread).
 """
+from __future__ import annotations
+
 import contextlib
 import operator
 import os
 import threading
+from collections.abc import Iterator
+from typing import SupportsIndex
 
 from . import _elementwise as _ew
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """Number of threads the next large mlkern call will use at most.
 
     Returns
@@ -61,7 +65,7 @@ def get_num_threads():
     return _ew.effective_threads()
 
 
-def set_num_threads(n):
+def set_num_threads(n: SupportsIndex | None) -> int | None:
     """Use ``n`` threads in mlkern kernels, or follow OpenMP's default again with ``n=None``.
 
     Parameters
@@ -116,7 +120,7 @@ def set_num_threads(n):
 
 
 @contextlib.contextmanager
-def threads(n):
+def threads(n: SupportsIndex | None) -> Iterator[None]:
     """Context manager: ``with mlkern.threads(n): ...`` runs mlkern with n threads.
 
     Parameters
@@ -153,14 +157,14 @@ def threads(n):
             _restore_main(prev, omp_before)
 
 
-def _restore_thread(prev, omp_before):
+def _restore_thread(prev: int | None, omp_before: int) -> None:
     _ew.set_thread_threads(0)
     _ew.set_omp_threads(omp_before)       # this thread's OpenMP default as it was
     if prev is not None:
         _ew.set_thread_threads(prev)
 
 
-def _restore_main(prev, omp_before):
+def _restore_main(prev: int | None, omp_before: int) -> None:
     _ew.set_user_threads(0)
     if prev is not None:
         _ew.set_user_threads(prev)
@@ -170,25 +174,25 @@ def _restore_main(prev, omp_before):
         _ew.set_user_threads(0)
 
 
-def _after_fork_in_child():
+def _after_fork_in_child() -> None:
     _ew.set_fork_serial(1)
 
 
-_ew.set_main_ident(threading.main_thread().ident)
+_ew.set_main_ident(threading.main_thread().ident)  # type: ignore[arg-type]  # started: an int
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _init_dispatch():
+def _init_dispatch() -> str:
     level = os.environ.get("MLKERN_CPU", "").strip().lower()
     if level in ("", "best", "auto", "native"):
         level = ""
     return _ew.dispatch_init(level)
 
 
-def simd_level():
+def simd_level() -> str:
     """The SIMD level of the kernels in use ("baseline", "x86-64-v3" or "x86-64-v4").
 
     Returns

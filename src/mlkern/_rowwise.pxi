@@ -11,10 +11,9 @@
 DEF ROW_CB = 256      # columns per unit in column mode (= MLK_RW_CB)
 # Outputs of at least this many bytes are written with non-temporal stores
 # by the kernels that can (backward rows, softmax rows up to 4096): they
-# would not stay in cache.  Measured on the dev machine (T=1): f32
-# softmax_backward (256, 32000) 1.06 -> 0.69 ns/el; at (4096, 1000) f32
-# (16 MiB, which the last-level cache holds across calls) streaming lost
-# 10-20 %, hence 24 MiB ((256, 32000) float32 is 31.25 MiB).
+# would not stay in cache, while streaming an output that the last-level
+# cache holds across calls loses time (the measurements that set 24 MiB:
+# docs/implementation.rst).
 cdef Py_ssize_t _stream_bytes = 24 * 1024 * 1024
 
 def set_stream_bytes(Py_ssize_t nbytes):

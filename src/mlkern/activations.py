@@ -6,18 +6,24 @@ returned as float16, complex refused with ``TypeError``; any layout
 (a C-contiguous input is never copied); ``out=`` checked and allowed to
 alias the input; 0-d input gives a NumPy scalar, as NumPy's ufuncs do.
 
-The math of each function is written once, in C
-(``mlkern/_c/mlk_act_tmpl.h``), and shared by the value, the derivative and
-the backward kernel.  ``f_backward(grad_output, saved)`` is the fused
-vector-Jacobian product ``grad_output * f'(x)``; ``saved`` is the forward
-output ``y`` for sigmoid, tanh, elu and noisy_relu, the input ``x`` for
-the others.  The backward is literally that product, so a NaN in
-``grad_output`` stays NaN, and ``inf * 0`` is NaN.
+The math of each function is written once, in C, and shared by the value,
+the derivative and the backward kernel (docs/implementation.rst).
+``f_backward(grad_output, saved)`` is the fused vector-Jacobian product
+``grad_output * f'(x)``; ``saved`` is the forward output ``y`` for sigmoid,
+tanh, elu and noisy_relu, the input ``x`` for the others.  The backward is
+literally that product, so a NaN in ``grad_output`` stays NaN, and
+``inf * 0`` is NaN.
 """
+from __future__ import annotations
+
 import operator
+from collections.abc import Sequence
+from typing import Any, Literal, TypeVar, overload
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
+from . import _docs
 from . import _elementwise as _ew
 from ._validation import as_float_array, check_out, check_real, compute_dtype, finish, result_array
 
@@ -36,6 +42,11 @@ __all__ = [
     "noisy_relu", "noisy_relu_backward",
 ]
 
+# float arrays keep their dtype (_F); anything else array-like computes in
+# float64 (float16 -> float32 -> float16)
+_F = TypeVar("_F", bound=np.floating[Any])
+_Scalar = float | int | np.floating[Any] | np.integer[Any]
+
 # op codes: must match the enums in _c/mlk_kernels.h
 (_SIGMOID, _SIGMOID_GRAD, _TANH, _TANH_GRAD, _RELU, _RELU_GRAD, _LEAKY, _LEAKY_GRAD,
  _ELU, _ELU_GRAD, _SOFTPLUS, _SOFTPLUS_GRAD, _SILU, _SILU_GRAD, _LOGSIG, _LOGSIG_GRAD,
@@ -49,14 +60,25 @@ _binary = _ew.binary
 
 
 # ---------------------------------------------------------------- sigmoid
-def sigmoid(x, *, out=None):
+@overload
+def sigmoid(x: NDArray[_F], *, out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def sigmoid(x: NDArray[np.integer[Any] | np.bool], *,
+            out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def sigmoid(x: _F, *, out: None = ...) -> _F: ...
+@overload
+def sigmoid(x: float | np.integer[Any], *, out: None = ...) -> np.float64: ...
+@overload
+def sigmoid(x: Sequence[Any], *, out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
+@_docs.doc()
+def sigmoid(x: ArrayLike, *, out: NDArray[Any] | None = None) -> Any:
     """Logistic sigmoid, ``1 / (1 + exp(-x))``.
 
     Parameters
     ----------
     x : array_like
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {out}
 
     Returns
     -------
@@ -83,20 +105,30 @@ def sigmoid(x, *, out=None):
     return _unary(_SIGMOID, x, out, 0.0, 0.0, 0.0, 4)
 
 
-def sigmoid_grad(x, *, out=None):
+@overload
+def sigmoid_grad(x: NDArray[_F], *, out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def sigmoid_grad(x: NDArray[np.integer[Any] | np.bool], *,
+                 out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def sigmoid_grad(x: _F, *, out: None = ...) -> _F: ...
+@overload
+def sigmoid_grad(x: float | np.integer[Any], *, out: None = ...) -> np.float64: ...
+@overload
+def sigmoid_grad(x: Sequence[Any], *,
+                 out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
+@_docs.doc()
+def sigmoid_grad(x: ArrayLike, *, out: NDArray[Any] | None = None) -> Any:
     """Derivative of :func:`sigmoid`, ``sigmoid(x) * (1 - sigmoid(x))``, from x.
 
     Parameters
     ----------
-    x : array_like
-        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {x}
+    {out}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        Same shape as ``x``, float dtype of ``x``.
+    {returns_x}
 
     Notes
     -----
@@ -118,25 +150,35 @@ def sigmoid_grad(x, *, out=None):
     return _unary(_SIGMOID_GRAD, x, out, 0.0, 0.0, 0.0, 5)
 
 
-def sigmoid_backward(grad_output, y, *, out=None):
+@overload
+def sigmoid_backward(grad_output: NDArray[_F], y: ArrayLike, *,
+                     out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def sigmoid_backward(grad_output: NDArray[np.integer[Any] | np.bool], y: ArrayLike, *,
+                     out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def sigmoid_backward(grad_output: _F, y: _Scalar, *, out: None = ...) -> _F: ...
+@overload
+def sigmoid_backward(grad_output: float | np.integer[Any], y: _Scalar, *,
+                     out: None = ...) -> np.float64: ...
+@overload
+def sigmoid_backward(grad_output: Sequence[Any], y: ArrayLike, *,
+                     out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
+@_docs.doc(saved="y")
+def sigmoid_backward(grad_output: ArrayLike, y: ArrayLike, *,
+                     out: NDArray[Any] | None = None) -> Any:
     """Fused backward of :func:`sigmoid` from its output: ``grad_output * y * (1 - y)``.
 
     Parameters
     ----------
-    grad_output : array_like
-        ``g``, the gradient with respect to the forward output; same shape as ``y``
-        (no broadcasting).
+    {grad_output}
     y : array_like
         The forward *output* ``y = sigmoid(x)``.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``grad_output`` or the
-        saved array.
+    {out_backward}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        The gradient with respect to the forward input x; same shape as ``grad_output``,
-        the float dtype NumPy's promotion gives the two inputs.
+    {returns_backward}
 
     Notes
     -----
@@ -160,20 +202,29 @@ def sigmoid_backward(grad_output, y, *, out=None):
 
 
 # ---------------------------------------------------------------- tanh
-def tanh(x, *, out=None):
+@overload
+def tanh(x: NDArray[_F], *, out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def tanh(x: NDArray[np.integer[Any] | np.bool], *,
+         out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def tanh(x: _F, *, out: None = ...) -> _F: ...
+@overload
+def tanh(x: float | np.integer[Any], *, out: None = ...) -> np.float64: ...
+@overload
+def tanh(x: Sequence[Any], *, out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
+@_docs.doc()
+def tanh(x: ArrayLike, *, out: NDArray[Any] | None = None) -> Any:
     """Hyperbolic tangent.
 
     Parameters
     ----------
-    x : array_like
-        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {x}
+    {out}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        Same shape as ``x``, float dtype of ``x``.
+    {returns_x}
 
     Notes
     -----
@@ -192,20 +243,30 @@ def tanh(x, *, out=None):
     return _unary(_TANH, x, out, 0.0, 0.0, 0.0, 5)
 
 
-def tanh_grad(x, *, out=None):
+@overload
+def tanh_grad(x: NDArray[_F], *, out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def tanh_grad(x: NDArray[np.integer[Any] | np.bool], *,
+              out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def tanh_grad(x: _F, *, out: None = ...) -> _F: ...
+@overload
+def tanh_grad(x: float | np.integer[Any], *, out: None = ...) -> np.float64: ...
+@overload
+def tanh_grad(x: Sequence[Any], *,
+              out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
+@_docs.doc()
+def tanh_grad(x: ArrayLike, *, out: NDArray[Any] | None = None) -> Any:
     """Derivative of :func:`tanh`, ``1 - tanh(x)^2``, from x.
 
     Parameters
     ----------
-    x : array_like
-        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {x}
+    {out}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        Same shape as ``x``, float dtype of ``x``.
+    {returns_x}
 
     Notes
     -----
@@ -226,25 +287,34 @@ def tanh_grad(x, *, out=None):
     return _unary(_TANH_GRAD, x, out, 0.0, 0.0, 0.0, 5)
 
 
-def tanh_backward(grad_output, y, *, out=None):
+@overload
+def tanh_backward(grad_output: NDArray[_F], y: ArrayLike, *,
+                  out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def tanh_backward(grad_output: NDArray[np.integer[Any] | np.bool], y: ArrayLike, *,
+                  out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def tanh_backward(grad_output: _F, y: _Scalar, *, out: None = ...) -> _F: ...
+@overload
+def tanh_backward(grad_output: float | np.integer[Any], y: _Scalar, *,
+                  out: None = ...) -> np.float64: ...
+@overload
+def tanh_backward(grad_output: Sequence[Any], y: ArrayLike, *,
+                  out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
+@_docs.doc(saved="y")
+def tanh_backward(grad_output: ArrayLike, y: ArrayLike, *, out: NDArray[Any] | None = None) -> Any:
     """Fused backward of :func:`tanh` from its output: ``grad_output * (1 - y^2)``.
 
     Parameters
     ----------
-    grad_output : array_like
-        ``g``, the gradient with respect to the forward output; same shape as ``y``
-        (no broadcasting).
+    {grad_output}
     y : array_like
         The forward *output* ``y = tanh(x)``.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``grad_output`` or the
-        saved array.
+    {out_backward}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        The gradient with respect to the forward input x; same shape as ``grad_output``,
-        the float dtype NumPy's promotion gives the two inputs.
+    {returns_backward}
 
     Notes
     -----
@@ -263,20 +333,29 @@ def tanh_backward(grad_output, y, *, out=None):
 
 
 # ---------------------------------------------------------------- relu
-def relu(x, *, out=None):
+@overload
+def relu(x: NDArray[_F], *, out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def relu(x: NDArray[np.integer[Any] | np.bool], *,
+         out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def relu(x: _F, *, out: None = ...) -> _F: ...
+@overload
+def relu(x: float | np.integer[Any], *, out: None = ...) -> np.float64: ...
+@overload
+def relu(x: Sequence[Any], *, out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
+@_docs.doc()
+def relu(x: ArrayLike, *, out: NDArray[Any] | None = None) -> Any:
     """Rectified linear unit, ``max(0, x)``; NaN stays NaN.
 
     Parameters
     ----------
-    x : array_like
-        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {x}
+    {out}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        Same shape as ``x``, float dtype of ``x``.
+    {returns_x}
 
     Notes
     -----
@@ -292,20 +371,30 @@ def relu(x, *, out=None):
     return _unary(_RELU, x, out, 0.0, 0.0, 0.0, 1)
 
 
-def relu_grad(x, *, out=None):
+@overload
+def relu_grad(x: NDArray[_F], *, out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def relu_grad(x: NDArray[np.integer[Any] | np.bool], *,
+              out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def relu_grad(x: _F, *, out: None = ...) -> _F: ...
+@overload
+def relu_grad(x: float | np.integer[Any], *, out: None = ...) -> np.float64: ...
+@overload
+def relu_grad(x: Sequence[Any], *,
+              out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
+@_docs.doc()
+def relu_grad(x: ArrayLike, *, out: NDArray[Any] | None = None) -> Any:
     """Derivative of :func:`relu`: 1 where ``x > 0``, else 0; NaN where ``x`` is NaN.
 
     Parameters
     ----------
-    x : array_like
-        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {x}
+    {out}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        Same shape as ``x``, float dtype of ``x``.
+    {returns_x}
 
     Notes
     -----
@@ -322,25 +411,33 @@ def relu_grad(x, *, out=None):
     return _unary(_RELU_GRAD, x, out, 0.0, 0.0, 0.0, 1)
 
 
-def relu_backward(grad_output, x, *, out=None):
+@overload
+def relu_backward(grad_output: NDArray[_F], x: ArrayLike, *,
+                  out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def relu_backward(grad_output: NDArray[np.integer[Any] | np.bool], x: ArrayLike, *,
+                  out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def relu_backward(grad_output: _F, x: _Scalar, *, out: None = ...) -> _F: ...
+@overload
+def relu_backward(grad_output: float | np.integer[Any], x: _Scalar, *,
+                  out: None = ...) -> np.float64: ...
+@overload
+def relu_backward(grad_output: Sequence[Any], x: ArrayLike, *,
+                  out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
+@_docs.doc(saved="x")
+def relu_backward(grad_output: ArrayLike, x: ArrayLike, *, out: NDArray[Any] | None = None) -> Any:
     """Fused backward of :func:`relu` from its input: ``grad_output * relu_grad(x)``.
 
     Parameters
     ----------
-    grad_output : array_like
-        ``g``, the gradient with respect to the forward output; same shape as ``x``
-        (no broadcasting).
-    x : array_like
-        The forward *input* ``x``.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``grad_output`` or the
-        saved array.
+    {grad_output}
+    {x_saved}
+    {out_backward}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        The gradient with respect to the forward input x; same shape as ``grad_output``,
-        the float dtype NumPy's promotion gives the two inputs.
+    {returns_backward}
 
     Notes
     -----
@@ -358,22 +455,35 @@ def relu_backward(grad_output, x, *, out=None):
 
 
 # ---------------------------------------------------------------- leaky relu
-def leaky_relu(x, *, negative_slope=0.01, out=None):
+@overload
+def leaky_relu(x: NDArray[_F], *, negative_slope: float = ...,
+               out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def leaky_relu(x: NDArray[np.integer[Any] | np.bool], *, negative_slope: float = ...,
+               out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def leaky_relu(x: _F, *, negative_slope: float = ..., out: None = ...) -> _F: ...
+@overload
+def leaky_relu(x: float | np.integer[Any], *, negative_slope: float = ...,
+               out: None = ...) -> np.float64: ...
+@overload
+def leaky_relu(x: Sequence[Any], *, negative_slope: float = ...,
+               out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
+@_docs.doc()
+def leaky_relu(x: ArrayLike, *, negative_slope: float = 0.01,
+               out: NDArray[Any] | None = None) -> Any:
     """Leaky ReLU: ``x`` for ``x > 0``, ``negative_slope * x`` otherwise.
 
     Parameters
     ----------
-    x : array_like
-        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
+    {x}
     negative_slope : float, default 0.01
         Slope ``a`` for ``x <= 0``.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {out}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        Same shape as ``x``, float dtype of ``x``.
+    {returns_x}
 
     Notes
     -----
@@ -390,22 +500,35 @@ def leaky_relu(x, *, negative_slope=0.01, out=None):
     return _unary(_LEAKY, x, out, a, 0.0, 0.0, 1)
 
 
-def leaky_relu_grad(x, *, negative_slope=0.01, out=None):
+@overload
+def leaky_relu_grad(x: NDArray[_F], *, negative_slope: float = ...,
+                    out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def leaky_relu_grad(x: NDArray[np.integer[Any] | np.bool], *, negative_slope: float = ...,
+                    out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def leaky_relu_grad(x: _F, *, negative_slope: float = ..., out: None = ...) -> _F: ...
+@overload
+def leaky_relu_grad(x: float | np.integer[Any], *, negative_slope: float = ...,
+                    out: None = ...) -> np.float64: ...
+@overload
+def leaky_relu_grad(x: Sequence[Any], *, negative_slope: float = ...,
+                    out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
+@_docs.doc()
+def leaky_relu_grad(x: ArrayLike, *, negative_slope: float = 0.01,
+                    out: NDArray[Any] | None = None) -> Any:
     """Derivative of :func:`leaky_relu`: 1 where ``x > 0``, else ``negative_slope``.
 
     Parameters
     ----------
-    x : array_like
-        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
+    {x}
     negative_slope : float, default 0.01
         Slope ``a`` for ``x <= 0``.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {out}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        Same shape as ``x``, float dtype of ``x``.
+    {returns_x}
 
     Notes
     -----
@@ -422,27 +545,38 @@ def leaky_relu_grad(x, *, negative_slope=0.01, out=None):
     return _unary(_LEAKY_GRAD, x, out, a, 0.0, 0.0, 1)
 
 
-def leaky_relu_backward(grad_output, x, *, negative_slope=0.01, out=None):
+@overload
+def leaky_relu_backward(grad_output: NDArray[_F], x: ArrayLike, *, negative_slope: float = ...,
+                        out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def leaky_relu_backward(grad_output: NDArray[np.integer[Any] | np.bool], x: ArrayLike, *,
+                        negative_slope: float = ...,
+                        out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def leaky_relu_backward(grad_output: _F, x: _Scalar, *, negative_slope: float = ...,
+                        out: None = ...) -> _F: ...
+@overload
+def leaky_relu_backward(grad_output: float | np.integer[Any], x: _Scalar, *,
+                        negative_slope: float = ..., out: None = ...) -> np.float64: ...
+@overload
+def leaky_relu_backward(grad_output: Sequence[Any], x: ArrayLike, *, negative_slope: float = ...,
+                        out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
+@_docs.doc(saved="x")
+def leaky_relu_backward(grad_output: ArrayLike, x: ArrayLike, *, negative_slope: float = 0.01,
+                        out: NDArray[Any] | None = None) -> Any:
     """Fused backward of :func:`leaky_relu` from its input: ``grad_output * (1 or a)``.
 
     Parameters
     ----------
-    grad_output : array_like
-        ``g``, the gradient with respect to the forward output; same shape as ``x``
-        (no broadcasting).
-    x : array_like
-        The forward *input* ``x``.
+    {grad_output}
+    {x_saved}
     negative_slope : float, default 0.01
         Slope ``a`` for ``x <= 0``, as in the forward call.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``grad_output`` or the
-        saved array.
+    {out_backward}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        The gradient with respect to the forward input x; same shape as ``grad_output``,
-        the float dtype NumPy's promotion gives the two inputs.
+    {returns_backward}
 
     Notes
     -----
@@ -491,7 +625,20 @@ def _prelu_setup(x, alpha):
     return arr, rdt, a, ashape, outer, C, inner
 
 
-def prelu(x, alpha, *, out=None):
+@overload
+def prelu(x: NDArray[_F], alpha: ArrayLike, *, out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def prelu(x: NDArray[np.integer[Any] | np.bool], alpha: ArrayLike, *,
+          out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def prelu(x: _F, alpha: _Scalar, *, out: None = ...) -> _F: ...
+@overload
+def prelu(x: float | np.integer[Any], alpha: _Scalar, *, out: None = ...) -> np.float64: ...
+@overload
+def prelu(x: Sequence[Any], alpha: ArrayLike, *,
+          out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
+@_docs.doc()
+def prelu(x: ArrayLike, alpha: ArrayLike, *, out: NDArray[Any] | None = None) -> Any:
     """Parametric ReLU: ``x`` for ``x > 0``, ``alpha * x`` otherwise.
 
     Parameters
@@ -501,8 +648,7 @@ def prelu(x, alpha, *, out=None):
         ``torch.nn.functional.prelu``).
     alpha : float or 1-D array_like
         One slope, or one per channel (``x.shape[1]`` values).
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {out}
 
     Returns
     -------
@@ -532,7 +678,21 @@ def prelu(x, alpha, *, out=None):
     return finish(res, out, rdt, scalar)
 
 
-def prelu_grad(x, alpha, *, out=None):
+@overload
+def prelu_grad(x: NDArray[_F], alpha: ArrayLike, *,
+               out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def prelu_grad(x: NDArray[np.integer[Any] | np.bool], alpha: ArrayLike, *,
+               out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def prelu_grad(x: _F, alpha: _Scalar, *, out: None = ...) -> _F: ...
+@overload
+def prelu_grad(x: float | np.integer[Any], alpha: _Scalar, *, out: None = ...) -> np.float64: ...
+@overload
+def prelu_grad(x: Sequence[Any], alpha: ArrayLike, *,
+               out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
+@_docs.doc()
+def prelu_grad(x: ArrayLike, alpha: ArrayLike, *, out: NDArray[Any] | None = None) -> Any:
     """Derivative of :func:`prelu` with respect to x: 1 where ``x > 0``, else alpha.
 
     Parameters
@@ -541,13 +701,11 @@ def prelu_grad(x, alpha, *, out=None):
         Input; with two or more dimensions, axis 1 is the channel axis.
     alpha : float or 1-D array_like
         One slope, or one per channel (``x.shape[1]`` values).
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {out}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        Same shape as ``x``, float dtype of ``x``.
+    {returns_x}
 
     Notes
     -----
@@ -575,7 +733,8 @@ def prelu_grad(x, alpha, *, out=None):
     return finish(res, out, rdt, scalar)
 
 
-def prelu_backward(grad_output, x, alpha, *, out=None):
+def prelu_backward(grad_output: ArrayLike, x: ArrayLike, alpha: ArrayLike, *,
+                   out: NDArray[Any] | None = None) -> tuple[Any, Any]:
     """Fused backward of :func:`prelu`: the gradients with respect to x and to alpha.
 
     Parameters
@@ -638,22 +797,32 @@ def prelu_backward(grad_output, x, alpha, *, out=None):
 
 
 # ---------------------------------------------------------------- elu
-def elu(x, *, alpha=1.0, out=None):
+@overload
+def elu(x: NDArray[_F], *, alpha: float = ..., out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def elu(x: NDArray[np.integer[Any] | np.bool], *, alpha: float = ...,
+        out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def elu(x: _F, *, alpha: float = ..., out: None = ...) -> _F: ...
+@overload
+def elu(x: float | np.integer[Any], *, alpha: float = ..., out: None = ...) -> np.float64: ...
+@overload
+def elu(x: Sequence[Any], *, alpha: float = ...,
+        out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
+@_docs.doc()
+def elu(x: ArrayLike, *, alpha: float = 1.0, out: NDArray[Any] | None = None) -> Any:
     """Exponential linear unit: ``x`` for ``x > 0``, ``alpha * expm1(x)`` otherwise.
 
     Parameters
     ----------
-    x : array_like
-        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
+    {x}
     alpha : float, default 1
         Scale ``alpha`` of the negative branch.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {out}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        Same shape as ``x``, float dtype of ``x``.
+    {returns_x}
 
     Notes
     -----
@@ -673,22 +842,33 @@ def elu(x, *, alpha=1.0, out=None):
     return _unary(_ELU, x, out, a, 0.0, 0.0, 4)
 
 
-def elu_grad(x, *, alpha=1.0, out=None):
+@overload
+def elu_grad(x: NDArray[_F], *, alpha: float = ...,
+             out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def elu_grad(x: NDArray[np.integer[Any] | np.bool], *, alpha: float = ...,
+             out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def elu_grad(x: _F, *, alpha: float = ..., out: None = ...) -> _F: ...
+@overload
+def elu_grad(x: float | np.integer[Any], *, alpha: float = ..., out: None = ...) -> np.float64: ...
+@overload
+def elu_grad(x: Sequence[Any], *, alpha: float = ...,
+             out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
+@_docs.doc()
+def elu_grad(x: ArrayLike, *, alpha: float = 1.0, out: NDArray[Any] | None = None) -> Any:
     """Derivative of :func:`elu`: 1 for ``x > 0``, ``alpha * exp(x)`` otherwise.
 
     Parameters
     ----------
-    x : array_like
-        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
+    {x}
     alpha : float, default 1
         Scale ``alpha`` of the negative branch, as in the forward call.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {out}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        Same shape as ``x``, float dtype of ``x``.
+    {returns_x}
 
     Notes
     -----
@@ -709,27 +889,38 @@ def elu_grad(x, *, alpha=1.0, out=None):
     return _unary(_ELU_GRAD, x, out, a, 0.0, 0.0, 4)
 
 
-def elu_backward(grad_output, y, *, alpha=1.0, out=None):
+@overload
+def elu_backward(grad_output: NDArray[_F], y: ArrayLike, *, alpha: float = ...,
+                 out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def elu_backward(grad_output: NDArray[np.integer[Any] | np.bool], y: ArrayLike, *,
+                 alpha: float = ...,
+                 out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def elu_backward(grad_output: _F, y: _Scalar, *, alpha: float = ..., out: None = ...) -> _F: ...
+@overload
+def elu_backward(grad_output: float | np.integer[Any], y: _Scalar, *, alpha: float = ...,
+                 out: None = ...) -> np.float64: ...
+@overload
+def elu_backward(grad_output: Sequence[Any], y: ArrayLike, *, alpha: float = ...,
+                 out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
+@_docs.doc(saved="y")
+def elu_backward(grad_output: ArrayLike, y: ArrayLike, *, alpha: float = 1.0,
+                 out: NDArray[Any] | None = None) -> Any:
     """Fused backward of :func:`elu` from its output: ``grad_output * (1 or y + alpha)``.
 
     Parameters
     ----------
-    grad_output : array_like
-        ``g``, the gradient with respect to the forward output; same shape as ``y``
-        (no broadcasting).
+    {grad_output}
     y : array_like
         The forward *output* ``y = elu(x, alpha=alpha)``.
     alpha : float, default 1
         As in the forward call; the form is valid for ``alpha >= 0``.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``grad_output`` or the
-        saved array.
+    {out_backward}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        The gradient with respect to the forward input x; same shape as ``grad_output``,
-        the float dtype NumPy's promotion gives the two inputs.
+    {returns_backward}
 
     Notes
     -----
@@ -761,24 +952,39 @@ def _softplus_params(beta, threshold):
     return b, t
 
 
-def softplus(x, *, beta=1.0, threshold=None, out=None):
+@overload
+def softplus(x: NDArray[_F], *, beta: float = ..., threshold: float | None = ...,
+             out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def softplus(x: NDArray[np.integer[Any] | np.bool], *, beta: float = ...,
+             threshold: float | None = ...,
+             out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def softplus(x: _F, *, beta: float = ..., threshold: float | None = ...,
+             out: None = ...) -> _F: ...
+@overload
+def softplus(x: float | np.integer[Any], *, beta: float = ..., threshold: float | None = ...,
+             out: None = ...) -> np.float64: ...
+@overload
+def softplus(x: Sequence[Any], *, beta: float = ..., threshold: float | None = ...,
+             out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
+@_docs.doc()
+def softplus(x: ArrayLike, *, beta: float = 1.0, threshold: float | None = None,
+             out: NDArray[Any] | None = None) -> Any:
     """Softplus, ``(1/beta) * log(1 + exp(beta * x))``.
 
     Parameters
     ----------
-    x : array_like
-        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
+    {x}
     beta : float, default 1
     threshold : float or None, default None
         If a number, the result is ``x`` where ``beta * x > threshold``
         (PyTorch's default is 20).  ``None`` keeps the exact value everywhere.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {out}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        Same shape as ``x``, float dtype of ``x``.
+    {returns_x}
 
     Notes
     -----
@@ -798,24 +1004,39 @@ def softplus(x, *, beta=1.0, threshold=None, out=None):
     return _unary(_SOFTPLUS, x, out, 0.0, b, t, 8)
 
 
-def softplus_grad(x, *, beta=1.0, threshold=None, out=None):
+@overload
+def softplus_grad(x: NDArray[_F], *, beta: float = ..., threshold: float | None = ...,
+                  out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def softplus_grad(x: NDArray[np.integer[Any] | np.bool], *, beta: float = ...,
+                  threshold: float | None = ...,
+                  out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def softplus_grad(x: _F, *, beta: float = ..., threshold: float | None = ...,
+                  out: None = ...) -> _F: ...
+@overload
+def softplus_grad(x: float | np.integer[Any], *, beta: float = ..., threshold: float | None = ...,
+                  out: None = ...) -> np.float64: ...
+@overload
+def softplus_grad(x: Sequence[Any], *, beta: float = ..., threshold: float | None = ...,
+                  out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
+@_docs.doc()
+def softplus_grad(x: ArrayLike, *, beta: float = 1.0, threshold: float | None = None,
+                  out: NDArray[Any] | None = None) -> Any:
     """Derivative of :func:`softplus`: ``sigmoid(beta * x)``, 1 above the threshold.
 
     Parameters
     ----------
-    x : array_like
-        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
+    {x}
     beta : float, default 1
         As in the forward call (nonzero).
     threshold : float or None, default None
         As in the forward call: where ``beta * x > threshold`` the derivative is 1.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {out}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        Same shape as ``x``, float dtype of ``x``.
+    {returns_x}
 
     Notes
     -----
@@ -834,29 +1055,42 @@ def softplus_grad(x, *, beta=1.0, threshold=None, out=None):
     return _unary(_SOFTPLUS_GRAD, x, out, 0.0, b, t, 4)
 
 
-def softplus_backward(grad_output, x, *, beta=1.0, threshold=None, out=None):
+@overload
+def softplus_backward(grad_output: NDArray[_F], x: ArrayLike, *, beta: float = ...,
+                      threshold: float | None = ...,
+                      out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def softplus_backward(grad_output: NDArray[np.integer[Any] | np.bool], x: ArrayLike, *,
+                      beta: float = ..., threshold: float | None = ...,
+                      out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def softplus_backward(grad_output: _F, x: _Scalar, *, beta: float = ...,
+                      threshold: float | None = ..., out: None = ...) -> _F: ...
+@overload
+def softplus_backward(grad_output: float | np.integer[Any], x: _Scalar, *, beta: float = ...,
+                      threshold: float | None = ..., out: None = ...) -> np.float64: ...
+@overload
+def softplus_backward(grad_output: Sequence[Any], x: ArrayLike, *, beta: float = ...,
+                      threshold: float | None = ...,
+                      out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
+@_docs.doc(saved="x")
+def softplus_backward(grad_output: ArrayLike, x: ArrayLike, *, beta: float = 1.0,
+                      threshold: float | None = None, out: NDArray[Any] | None = None) -> Any:
     """Fused backward of :func:`softplus` from its input: ``grad_output * sigmoid(beta * x)``.
 
     Parameters
     ----------
-    grad_output : array_like
-        ``g``, the gradient with respect to the forward output; same shape as ``x``
-        (no broadcasting).
-    x : array_like
-        The forward *input* ``x``.
+    {grad_output}
+    {x_saved}
     beta : float, default 1
         As in the forward call (nonzero).
     threshold : float or None, default None
         As in the forward call: where ``beta * x > threshold`` the derivative is 1.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``grad_output`` or the
-        saved array.
+    {out_backward}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        The gradient with respect to the forward input x; same shape as ``grad_output``,
-        the float dtype NumPy's promotion gives the two inputs.
+    {returns_backward}
 
     Notes
     -----
@@ -875,22 +1109,32 @@ def softplus_backward(grad_output, x, *, beta=1.0, threshold=None, out=None):
 
 
 # ---------------------------------------------------------------- silu
-def silu(x, *, beta=1.0, out=None):
+@overload
+def silu(x: NDArray[_F], *, beta: float = ..., out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def silu(x: NDArray[np.integer[Any] | np.bool], *, beta: float = ...,
+         out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def silu(x: _F, *, beta: float = ..., out: None = ...) -> _F: ...
+@overload
+def silu(x: float | np.integer[Any], *, beta: float = ..., out: None = ...) -> np.float64: ...
+@overload
+def silu(x: Sequence[Any], *, beta: float = ...,
+         out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
+@_docs.doc()
+def silu(x: ArrayLike, *, beta: float = 1.0, out: NDArray[Any] | None = None) -> Any:
     """SiLU / swish: ``x * sigmoid(beta * x)``.
 
     Parameters
     ----------
-    x : array_like
-        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
+    {x}
     beta : float, default 1
         ``silu(x) = x sigmoid(beta x)``; ``beta = 1`` is SiLU, other values swish-beta.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {out}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        Same shape as ``x``, float dtype of ``x``.
+    {returns_x}
 
     Notes
     -----
@@ -913,22 +1157,33 @@ def silu(x, *, beta=1.0, out=None):
     return _unary(_SILU, x, out, 0.0, b, 0.0, 5)
 
 
-def silu_grad(x, *, beta=1.0, out=None):
+@overload
+def silu_grad(x: NDArray[_F], *, beta: float = ...,
+              out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def silu_grad(x: NDArray[np.integer[Any] | np.bool], *, beta: float = ...,
+              out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def silu_grad(x: _F, *, beta: float = ..., out: None = ...) -> _F: ...
+@overload
+def silu_grad(x: float | np.integer[Any], *, beta: float = ..., out: None = ...) -> np.float64: ...
+@overload
+def silu_grad(x: Sequence[Any], *, beta: float = ...,
+              out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
+@_docs.doc()
+def silu_grad(x: ArrayLike, *, beta: float = 1.0, out: NDArray[Any] | None = None) -> Any:
     """Derivative of :func:`silu`: ``s (1 + beta x (1 - s))``, ``s = sigmoid(beta x)``.
 
     Parameters
     ----------
-    x : array_like
-        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
+    {x}
     beta : float, default 1
         As in the forward call.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {out}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        Same shape as ``x``, float dtype of ``x``.
+    {returns_x}
 
     Notes
     -----
@@ -948,27 +1203,37 @@ def silu_grad(x, *, beta=1.0, out=None):
     return _unary(_SILU_GRAD, x, out, 0.0, b, 0.0, 5)
 
 
-def silu_backward(grad_output, x, *, beta=1.0, out=None):
+@overload
+def silu_backward(grad_output: NDArray[_F], x: ArrayLike, *, beta: float = ...,
+                  out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def silu_backward(grad_output: NDArray[np.integer[Any] | np.bool], x: ArrayLike, *,
+                  beta: float = ...,
+                  out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def silu_backward(grad_output: _F, x: _Scalar, *, beta: float = ..., out: None = ...) -> _F: ...
+@overload
+def silu_backward(grad_output: float | np.integer[Any], x: _Scalar, *, beta: float = ...,
+                  out: None = ...) -> np.float64: ...
+@overload
+def silu_backward(grad_output: Sequence[Any], x: ArrayLike, *, beta: float = ...,
+                  out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
+@_docs.doc(saved="x")
+def silu_backward(grad_output: ArrayLike, x: ArrayLike, *, beta: float = 1.0,
+                  out: NDArray[Any] | None = None) -> Any:
     """Fused backward of :func:`silu` from its input: ``grad_output * silu_grad(x)``.
 
     Parameters
     ----------
-    grad_output : array_like
-        ``g``, the gradient with respect to the forward output; same shape as ``x``
-        (no broadcasting).
-    x : array_like
-        The forward *input* ``x``.
+    {grad_output}
+    {x_saved}
     beta : float, default 1
         As in the forward call.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``grad_output`` or the
-        saved array.
+    {out_backward}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        The gradient with respect to the forward input x; same shape as ``grad_output``,
-        the float dtype NumPy's promotion gives the two inputs.
+    {returns_backward}
 
     Notes
     -----
@@ -991,20 +1256,30 @@ swish_backward = silu_backward
 
 
 # ---------------------------------------------------------------- log_sigmoid
-def log_sigmoid(x, *, out=None):
+@overload
+def log_sigmoid(x: NDArray[_F], *, out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def log_sigmoid(x: NDArray[np.integer[Any] | np.bool], *,
+                out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def log_sigmoid(x: _F, *, out: None = ...) -> _F: ...
+@overload
+def log_sigmoid(x: float | np.integer[Any], *, out: None = ...) -> np.float64: ...
+@overload
+def log_sigmoid(x: Sequence[Any], *,
+                out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
+@_docs.doc()
+def log_sigmoid(x: ArrayLike, *, out: NDArray[Any] | None = None) -> Any:
     """Log of the logistic sigmoid, ``-softplus(-x)``.
 
     Parameters
     ----------
-    x : array_like
-        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {x}
+    {out}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        Same shape as ``x``, float dtype of ``x``.
+    {returns_x}
 
     Notes
     -----
@@ -1020,20 +1295,30 @@ def log_sigmoid(x, *, out=None):
     return _unary(_LOGSIG, x, out, 0.0, 0.0, 0.0, 8)
 
 
-def log_sigmoid_grad(x, *, out=None):
+@overload
+def log_sigmoid_grad(x: NDArray[_F], *, out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def log_sigmoid_grad(x: NDArray[np.integer[Any] | np.bool], *,
+                     out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def log_sigmoid_grad(x: _F, *, out: None = ...) -> _F: ...
+@overload
+def log_sigmoid_grad(x: float | np.integer[Any], *, out: None = ...) -> np.float64: ...
+@overload
+def log_sigmoid_grad(x: Sequence[Any], *,
+                     out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
+@_docs.doc()
+def log_sigmoid_grad(x: ArrayLike, *, out: NDArray[Any] | None = None) -> Any:
     """Derivative of :func:`log_sigmoid`: ``sigmoid(-x)``.
 
     Parameters
     ----------
-    x : array_like
-        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {x}
+    {out}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        Same shape as ``x``, float dtype of ``x``.
+    {returns_x}
 
     Notes
     -----
@@ -1051,25 +1336,34 @@ def log_sigmoid_grad(x, *, out=None):
     return _unary(_LOGSIG_GRAD, x, out, 0.0, 0.0, 0.0, 4)
 
 
-def log_sigmoid_backward(grad_output, x, *, out=None):
+@overload
+def log_sigmoid_backward(grad_output: NDArray[_F], x: ArrayLike, *,
+                         out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def log_sigmoid_backward(grad_output: NDArray[np.integer[Any] | np.bool], x: ArrayLike, *,
+                         out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def log_sigmoid_backward(grad_output: _F, x: _Scalar, *, out: None = ...) -> _F: ...
+@overload
+def log_sigmoid_backward(grad_output: float | np.integer[Any], x: _Scalar, *,
+                         out: None = ...) -> np.float64: ...
+@overload
+def log_sigmoid_backward(grad_output: Sequence[Any], x: ArrayLike, *,
+                         out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
+@_docs.doc(saved="x")
+def log_sigmoid_backward(grad_output: ArrayLike, x: ArrayLike, *,
+                         out: NDArray[Any] | None = None) -> Any:
     """Fused backward of :func:`log_sigmoid` from its input: ``grad_output * sigmoid(-x)``.
 
     Parameters
     ----------
-    grad_output : array_like
-        ``g``, the gradient with respect to the forward output; same shape as ``x``
-        (no broadcasting).
-    x : array_like
-        The forward *input* ``x``.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``grad_output`` or the
-        saved array.
+    {grad_output}
+    {x_saved}
+    {out_backward}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        The gradient with respect to the forward input x; same shape as ``grad_output``,
-        the float dtype NumPy's promotion gives the two inputs.
+    {returns_backward}
 
     Notes
     -----
@@ -1094,23 +1388,36 @@ def _gelu_ops(approximate):
     raise ValueError(f"approximate: expected 'none' or 'tanh', got {approximate!r}")
 
 
-def gelu(x, *, approximate="none", out=None):
+@overload
+def gelu(x: NDArray[_F], *, approximate: Literal["none", "tanh"] = ...,
+         out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def gelu(x: NDArray[np.integer[Any] | np.bool], *, approximate: Literal["none", "tanh"] = ...,
+         out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def gelu(x: _F, *, approximate: Literal["none", "tanh"] = ..., out: None = ...) -> _F: ...
+@overload
+def gelu(x: float | np.integer[Any], *, approximate: Literal["none", "tanh"] = ...,
+         out: None = ...) -> np.float64: ...
+@overload
+def gelu(x: Sequence[Any], *, approximate: Literal["none", "tanh"] = ...,
+         out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
+@_docs.doc()
+def gelu(x: ArrayLike, *, approximate: Literal['none', 'tanh'] = "none",
+         out: NDArray[Any] | None = None) -> Any:
     """Gaussian error linear unit, ``x * Phi(x)``.
 
     Parameters
     ----------
-    x : array_like
-        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
+    {x}
     approximate : {"none", "tanh"}
         ``"none"``: exact, ``Phi`` the standard normal CDF.  ``"tanh"``:
         ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {out}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        Same shape as ``x``, float dtype of ``x``.
+    {returns_x}
 
     Notes
     -----
@@ -1136,22 +1443,35 @@ def gelu(x, *, approximate="none", out=None):
     return _unary(f, x, out, 0.0, 0.0, 0.0, 10)
 
 
-def gelu_grad(x, *, approximate="none", out=None):
+@overload
+def gelu_grad(x: NDArray[_F], *, approximate: Literal["none", "tanh"] = ...,
+              out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def gelu_grad(x: NDArray[np.integer[Any] | np.bool], *, approximate: Literal["none", "tanh"] = ...,
+              out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def gelu_grad(x: _F, *, approximate: Literal["none", "tanh"] = ..., out: None = ...) -> _F: ...
+@overload
+def gelu_grad(x: float | np.integer[Any], *, approximate: Literal["none", "tanh"] = ...,
+              out: None = ...) -> np.float64: ...
+@overload
+def gelu_grad(x: Sequence[Any], *, approximate: Literal["none", "tanh"] = ...,
+              out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
+@_docs.doc()
+def gelu_grad(x: ArrayLike, *, approximate: Literal['none', 'tanh'] = "none",
+              out: NDArray[Any] | None = None) -> Any:
     """Derivative of :func:`gelu`: ``Phi(x) + x phi(x)`` (or that of the tanh form).
 
     Parameters
     ----------
-    x : array_like
-        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
+    {x}
     approximate : {"none", "tanh"}
         As in the forward call: the exact GELU or its tanh form.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {out}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        Same shape as ``x``, float dtype of ``x``.
+    {returns_x}
 
     Notes
     -----
@@ -1176,27 +1496,41 @@ def gelu_grad(x, *, approximate="none", out=None):
     return _unary(g, x, out, 0.0, 0.0, 0.0, 10)
 
 
-def gelu_backward(grad_output, x, *, approximate="none", out=None):
+@overload
+def gelu_backward(grad_output: NDArray[_F], x: ArrayLike, *,
+                  approximate: Literal["none", "tanh"] = ...,
+                  out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def gelu_backward(grad_output: NDArray[np.integer[Any] | np.bool], x: ArrayLike, *,
+                  approximate: Literal["none", "tanh"] = ...,
+                  out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def gelu_backward(grad_output: _F, x: _Scalar, *, approximate: Literal["none", "tanh"] = ...,
+                  out: None = ...) -> _F: ...
+@overload
+def gelu_backward(grad_output: float | np.integer[Any], x: _Scalar, *,
+                  approximate: Literal["none", "tanh"] = ..., out: None = ...) -> np.float64: ...
+@overload
+def gelu_backward(grad_output: Sequence[Any], x: ArrayLike, *,
+                  approximate: Literal["none", "tanh"] = ...,
+                  out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
+@_docs.doc(saved="x")
+def gelu_backward(grad_output: ArrayLike, x: ArrayLike, *,
+                  approximate: Literal['none', 'tanh'] = "none",
+                  out: NDArray[Any] | None = None) -> Any:
     """Fused backward of :func:`gelu` from its input: ``grad_output * gelu_grad(x)``.
 
     Parameters
     ----------
-    grad_output : array_like
-        ``g``, the gradient with respect to the forward output; same shape as ``x``
-        (no broadcasting).
-    x : array_like
-        The forward *input* ``x``.
+    {grad_output}
+    {x_saved}
     approximate : {"none", "tanh"}
         As in the forward call: the exact GELU or its tanh form.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``grad_output`` or the
-        saved array.
+    {out_backward}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        The gradient with respect to the forward input x; same shape as ``grad_output``,
-        the float dtype NumPy's promotion gives the two inputs.
+    {returns_backward}
 
     Notes
     -----
@@ -1231,13 +1565,33 @@ def _seed_key(seed):
     return int(np.random.SeedSequence(s % 2**64).generate_state(1, np.uint64)[0])
 
 
-def noisy_relu(x, *, sigma=None, seed=None, out=None):
+@overload
+def noisy_relu(x: NDArray[_F], *, sigma: float | None = ...,
+               seed: int | np.random.Generator | None = ...,
+               out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def noisy_relu(x: NDArray[np.integer[Any] | np.bool], *, sigma: float | None = ...,
+               seed: int | np.random.Generator | None = ...,
+               out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def noisy_relu(x: _F, *, sigma: float | None = ..., seed: int | np.random.Generator | None = ...,
+               out: None = ...) -> _F: ...
+@overload
+def noisy_relu(x: float | np.integer[Any], *, sigma: float | None = ...,
+               seed: int | np.random.Generator | None = ..., out: None = ...) -> np.float64: ...
+@overload
+def noisy_relu(x: Sequence[Any], *, sigma: float | None = ...,
+               seed: int | np.random.Generator | None = ...,
+               out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
+@_docs.doc()
+def noisy_relu(x: ArrayLike, *, sigma: float | None = None,
+               seed: int | np.random.Generator | None = None,
+               out: NDArray[Any] | None = None) -> Any:
     """Noisy ReLU, ``max(0, x + Y)``, ``Y ~ N(0, s^2)``.
 
     Parameters
     ----------
-    x : array_like
-        Input; float32/float64 kept, integers and bools computed in float64, float16 in float32.
+    {x}
     sigma : float or None
         Noise standard deviation ``s``.  ``None`` (Nair & Hinton):
         ``s^2 = sigmoid(x)``, the *variance* is the logistic sigmoid of x.
@@ -1246,13 +1600,11 @@ def noisy_relu(x, *, sigma=None, seed=None, out=None):
         noise of element i is a pure function of (seed, i) (a counter-based
         generator, Box-Muller on two hashed 53-bit uniforms).  A Generator is
         asked for one integer; None draws fresh entropy.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {out}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        Same shape as ``x``, float dtype of ``x``.
+    {returns_x}
 
     Notes
     -----
@@ -1276,25 +1628,35 @@ def noisy_relu(x, *, sigma=None, seed=None, out=None):
     return _unary(_NOISY_RELU, x, out, s, 0.0, 0.0, 12, key)
 
 
-def noisy_relu_backward(grad_output, y, *, out=None):
+@overload
+def noisy_relu_backward(grad_output: NDArray[_F], y: ArrayLike, *,
+                        out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def noisy_relu_backward(grad_output: NDArray[np.integer[Any] | np.bool], y: ArrayLike, *,
+                        out: NDArray[np.float64] | None = ...) -> NDArray[np.float64]: ...
+@overload
+def noisy_relu_backward(grad_output: _F, y: _Scalar, *, out: None = ...) -> _F: ...
+@overload
+def noisy_relu_backward(grad_output: float | np.integer[Any], y: _Scalar, *,
+                        out: None = ...) -> np.float64: ...
+@overload
+def noisy_relu_backward(grad_output: Sequence[Any], y: ArrayLike, *,
+                        out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
+@_docs.doc(saved="y")
+def noisy_relu_backward(grad_output: ArrayLike, y: ArrayLike, *,
+                        out: NDArray[Any] | None = None) -> Any:
     """Backward of :func:`noisy_relu` from its output: ``grad_output`` where ``y > 0``, else 0.
 
     Parameters
     ----------
-    grad_output : array_like
-        ``g``, the gradient with respect to the forward output; same shape as ``y``
-        (no broadcasting).
+    {grad_output}
     y : array_like
         The forward *output* of :func:`noisy_relu` (the noise is in it).
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``grad_output`` or the
-        saved array.
+    {out_backward}
 
     Returns
     -------
-    ndarray (or NumPy scalar for 0-d input)
-        The gradient with respect to the forward input x; same shape as ``grad_output``,
-        the float dtype NumPy's promotion gives the two inputs.
+    {returns_backward}
 
     Notes
     -----

@@ -4,9 +4,14 @@ a gradient checker, and the derivative of an activation by name.
 These are pure NumPy (each ``numerical_grad`` evaluates ``f`` twice per
 coordinate); they exist to test analytic gradients, not to train.
 """
+from __future__ import annotations
+
 import numbers
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 __all__ = ["numerical_grad", "gradcheck", "derivative", "GradcheckError"]
 
@@ -44,14 +49,19 @@ class GradcheckError(AssertionError):
     (1,) 3.0 6.0
     """
 
-    def __init__(self, msg, index, analytic, numerical):
+    index: tuple[int, ...]
+    analytic: float
+    numerical: float
+
+    def __init__(self, msg: str, index: tuple[int, ...], analytic: float,
+                 numerical: float) -> None:
         super().__init__(msg)
         self.index = index
         self.analytic = analytic
         self.numerical = numerical
 
 
-def _point(x):
+def _point(x: ArrayLike) -> NDArray[np.floating[Any]]:
     a = np.array(x, copy=True, order="C")      # C order: reshape(-1) below is a view
     if a.dtype.kind in "biu":
         a = a.astype(np.float64)
@@ -60,7 +70,8 @@ def _point(x):
     return a
 
 
-def numerical_grad(f, x, *, eps=None):
+def numerical_grad(f: Callable[[NDArray[Any]], Any], x: ArrayLike, *,
+                   eps: float | None = None) -> NDArray[np.floating[Any]]:
     """Partial derivatives of a scalar-valued ``f`` at ``x`` by central differences.
 
     One coordinate at a time, holding the others constant:
@@ -121,7 +132,8 @@ def numerical_grad(f, x, *, eps=None):
     return g.astype(xa.dtype)
 
 
-def gradcheck(f, grad_f, x, *, rtol=1e-5, atol=1e-8):
+def gradcheck(f: Callable[[NDArray[Any]], Any], grad_f: Callable[[NDArray[Any]], ArrayLike],
+              x: ArrayLike, *, rtol: float = 1e-5, atol: float = 1e-8) -> bool:
     """Compare an analytic gradient with :func:`numerical_grad`.
 
     Parameters
@@ -185,7 +197,7 @@ def gradcheck(f, grad_f, x, *, rtol=1e-5, atol=1e-8):
 _NO_GRAD = {"noisy_relu": "noisy_relu has no elementwise derivative (use noisy_relu_backward)"}
 
 
-def derivative(name):
+def derivative(name: str) -> Callable[..., Any]:
     """The elementwise derivative function of an activation, by name.
 
     Parameters
@@ -227,7 +239,7 @@ def derivative(name):
         raise TypeError(f"name: expected a string, got {type(name).__name__}")
     if name in _NO_GRAD:
         raise ValueError(_NO_GRAD[name])
-    fn = getattr(activations, name + "_grad", None)
+    fn: Callable[..., Any] | None = getattr(activations, name + "_grad", None)
     if fn is None or name + "_grad" not in activations.__all__:
         names = sorted(n[:-5] for n in activations.__all__ if n.endswith("_grad"))
         raise ValueError(f"derivative: unknown activation {name!r}; known: {', '.join(names)}")

@@ -3,29 +3,35 @@ pointwise losses (mse, rmse, mae, l1_loss, l2_loss, quadratic_cost, huber,
 binary_cross_entropy, binary_cross_entropy_with_logits), kl_div, and the
 l1/l2 penalties -- each with ``_grad`` and (the losses) ``_with_grad``.
 
-``cross_entropy_with_grad`` with integer labels is one fused kernel per row
-(``_c/mlk_loss_tmpl.h``): the max, the exponentials and their sum, the loss
-and the gradient ``softmax - target`` scaled, reading the logits once from
-memory and writing the gradient once.  It allocates nothing the size of the
-logits besides the gradient, which may be the logits' own buffer
+``cross_entropy_with_grad`` with integer labels is one fused pass per row:
+the max, the exponentials and their sum, the loss and the gradient
+``softmax - target`` scaled, reading the logits once from memory and
+writing the gradient once.  It allocates nothing the size of the logits
+besides the gradient, which may be the logits' own buffer
 (``out=logits``).  Per-row losses are summed in a fixed order, so the loss
 does not depend on the thread count.
 
 Probability targets (a float ``target`` of the logits' shape) go through
-the row-wise kernels (``log_softmax``) and NumPy, unfused.
+the row-wise functions (``log_softmax``) and NumPy, unfused.
 
-The pointwise losses are one kernel (``mlk_ploss`` in the same C file):
-loss, per-element loss and scaled gradient in one pass over pred and
-target, the sum taken per block of 2048 elements at fixed positions and
-the blocks added in order here, so the loss does not depend on the thread
-count.  ``kl_div`` has its own row kernel (``mlk_kl``).  ``nll_loss`` is a
-gather and a scatter, in NumPy.
+The pointwise losses are one pass over pred and target that gives the
+loss, the per-element loss and the scaled gradient, the sum taken in
+float64 in a fixed order, so the loss does not depend on the thread count.
+``kl_div`` is one pass per row.  ``nll_loss`` is a gather and a scatter,
+in NumPy.
+
+How the kernels do it: docs/implementation.rst.
 """
+from __future__ import annotations
+
 import math
 import operator
+from typing import Any, Literal, SupportsIndex, TypeVar, overload
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
+from . import _docs
 from . import _elementwise as _ew
 from ._validation import (_as_layout, as_float_array, check_out, check_real, compute_dtype,
                           finish, flat, result_array)
@@ -47,6 +53,12 @@ __all__ = [
     "kl_div", "kl_div_grad", "kl_div_with_grad",
     "l1_penalty", "l1_penalty_grad", "l2_penalty", "l2_penalty_grad",
 ]
+
+# float arrays keep their dtype (_F); anything else array-like computes in
+# float64 (float16 -> float32 -> float16)
+_F = TypeVar("_F", bound=np.floating[Any])
+_Floating = np.floating[Any]
+_FArray = NDArray[np.floating[Any]]
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -149,8 +161,7 @@ def _xent(fname, logits, target, axis, reduction, weight, ignore_index, label_sm
           sample_weight, want_loss, want_grad, out):
     # the common case (C-contiguous float logits, classes last, int64 labels,
     # no weights, out= None or a direct C-contiguous array) is checked and run
-    # in one C call: a few us less
-    # per call for small batches; anything else takes the full path below
+    # in one C call; anything else takes the full path below
     if (weight is None and sample_weight is None
             and (reduction == "mean" or reduction == "sum") and type(reduction) is str
             and type(ignore_index) is int and -2**63 <= ignore_index < 2**63
@@ -263,36 +274,35 @@ def _xent_probs(fname, z, rdt, t, ax, n, reduction, weight, eps, sample_weight, 
     return res_loss if want_loss else res_grad
 
 
-_DOC_ARGS = """
-    Parameters
-    ----------
-    logits : array_like
-        Unnormalised scores, classes along ``axis``.
-    target : array_like
-        Integer class labels with the logits' shape without ``axis``, or
-        probabilities with the logits' shape.
-    axis : int, optional
-        The class axis (default -1).
-    reduction : {"mean", "sum", "none"}
-        "mean" divides by the summed weights of the samples that are not
-        ``ignore_index`` (as PyTorch); "none" gives one loss per sample.
-    weight : array_like, optional
-        One weight per class.
-    ignore_index : int, optional
-        Label whose samples count for nothing (default -100).
-    label_smoothing : float, optional
-        eps in [0, 1]: the target is (1 - eps) onehot + eps/n (PyTorch's).
-    sample_weight : array_like, optional
-        One weight per sample (the target's shape); it multiplies the class
-        weight.
-"""
-
-
-def cross_entropy(logits, target, axis=-1, *, reduction="mean", weight=None, ignore_index=-100,
-                  label_smoothing=0.0, sample_weight=None):
+@overload
+def cross_entropy(logits: NDArray[_F], target: ArrayLike, axis: SupportsIndex = ..., *,
+                  reduction: Literal["mean", "sum"] = ..., weight: ArrayLike | None = ...,
+                  ignore_index: int = ..., label_smoothing: float = ...,
+                  sample_weight: ArrayLike | None = ...) -> _F: ...
+@overload
+def cross_entropy(logits: NDArray[_F], target: ArrayLike, axis: SupportsIndex = ..., *,
+                  reduction: Literal["none"], weight: ArrayLike | None = ...,
+                  ignore_index: int = ..., label_smoothing: float = ...,
+                  sample_weight: ArrayLike | None = ...) -> NDArray[_F]: ...
+@overload
+def cross_entropy(logits: ArrayLike, target: ArrayLike, axis: SupportsIndex = ..., *,
+                  reduction: Literal["mean", "sum"] = ..., weight: ArrayLike | None = ...,
+                  ignore_index: int = ..., label_smoothing: float = ...,
+                  sample_weight: ArrayLike | None = ...) -> _Floating: ...
+@overload
+def cross_entropy(logits: ArrayLike, target: ArrayLike, axis: SupportsIndex = ..., *,
+                  reduction: str = ..., weight: ArrayLike | None = ..., ignore_index: int = ...,
+                  label_smoothing: float = ...,
+                  sample_weight: ArrayLike | None = ...) -> _Floating | _FArray: ...
+@_docs.doc()
+def cross_entropy(logits: ArrayLike, target: ArrayLike, axis: SupportsIndex = -1, *,
+                  reduction: str = "mean", weight: ArrayLike | None = None,
+                  ignore_index: int = -100, label_smoothing: float = 0.0,
+                  sample_weight: ArrayLike | None = None) -> Any:
     """Cross-entropy from logits: ``-sum_i t_i log softmax(z)_i``.
 
-    {args}
+    {xent_parameters}
+
     Returns
     -------
     scalar of the logits' float dtype, or an array for ``reduction="none"``
@@ -314,13 +324,30 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", weight=None, ign
                  label_smoothing, sample_weight, True, False, None)
 
 
-def cross_entropy_grad(logits, target, axis=-1, *, reduction="mean", weight=None,
-                       ignore_index=-100, label_smoothing=0.0, sample_weight=None, out=None):
+@overload
+def cross_entropy_grad(logits: NDArray[_F], target: ArrayLike, axis: SupportsIndex = ..., *,
+                       reduction: str = ..., weight: ArrayLike | None = ...,
+                       ignore_index: int = ..., label_smoothing: float = ...,
+                       sample_weight: ArrayLike | None = ...,
+                       out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def cross_entropy_grad(logits: ArrayLike, target: ArrayLike, axis: SupportsIndex = ..., *,
+                       reduction: str = ..., weight: ArrayLike | None = ...,
+                       ignore_index: int = ..., label_smoothing: float = ...,
+                       sample_weight: ArrayLike | None = ...,
+                       out: NDArray[Any] | None = ...) -> _FArray: ...
+@_docs.doc()
+def cross_entropy_grad(logits: ArrayLike, target: ArrayLike, axis: SupportsIndex = -1, *,
+                       reduction: str = "mean", weight: ArrayLike | None = None,
+                       ignore_index: int = -100, label_smoothing: float = 0.0,
+                       sample_weight: ArrayLike | None = None,
+                       out: NDArray[Any] | None = None) -> Any:
     """Gradient of :func:`cross_entropy` with respect to the logits: ``softmax(z) - target``.
 
     Weighted and scaled like the loss.
 
-    {args}    out : ndarray, optional
+    {xent_parameters}
+    out : ndarray, optional
         The gradient's array (the logits' shape and dtype); may be the
         logits themselves.
 
@@ -357,21 +384,46 @@ def cross_entropy_grad(logits, target, axis=-1, *, reduction="mean", weight=None
                  label_smoothing, sample_weight, False, True, out)
 
 
-def cross_entropy_with_grad(logits, target, axis=-1, *, reduction="mean", weight=None,
-                            ignore_index=-100, label_smoothing=0.0, sample_weight=None, out=None):
+@overload
+def cross_entropy_with_grad(logits: NDArray[_F], target: ArrayLike, axis: SupportsIndex = ..., *,
+                            reduction: Literal["mean", "sum"] = ...,
+                            weight: ArrayLike | None = ..., ignore_index: int = ...,
+                            label_smoothing: float = ..., sample_weight: ArrayLike | None = ...,
+                            out: NDArray[_F] | None = ...) -> tuple[_F, NDArray[_F]]: ...
+@overload
+def cross_entropy_with_grad(logits: NDArray[_F], target: ArrayLike, axis: SupportsIndex = ..., *,
+                            reduction: Literal["none"], weight: ArrayLike | None = ...,
+                            ignore_index: int = ..., label_smoothing: float = ...,
+                            sample_weight: ArrayLike | None = ...,
+                            out: NDArray[_F] | None = ...) -> tuple[NDArray[_F], NDArray[_F]]: ...
+@overload
+def cross_entropy_with_grad(logits: ArrayLike, target: ArrayLike, axis: SupportsIndex = ..., *,
+                            reduction: Literal["mean", "sum"] = ...,
+                            weight: ArrayLike | None = ..., ignore_index: int = ...,
+                            label_smoothing: float = ..., sample_weight: ArrayLike | None = ...,
+                            out: NDArray[Any] | None = ...) -> tuple[_Floating, _FArray]: ...
+@overload
+def cross_entropy_with_grad(
+        logits: ArrayLike, target: ArrayLike, axis: SupportsIndex = ..., *, reduction: str = ...,
+        weight: ArrayLike | None = ..., ignore_index: int = ..., label_smoothing: float = ...,
+        sample_weight: ArrayLike | None = ...,
+        out: NDArray[Any] | None = ...) -> tuple[_Floating | _FArray, _FArray]: ...
+@_docs.doc(p="logits", loss="cross_entropy")
+def cross_entropy_with_grad(logits: ArrayLike, target: ArrayLike, axis: SupportsIndex = -1, *,
+                            reduction: str = "mean", weight: ArrayLike | None = None,
+                            ignore_index: int = -100, label_smoothing: float = 0.0,
+                            sample_weight: ArrayLike | None = None,
+                            out: NDArray[Any] | None = None) -> Any:
     """``(cross_entropy, cross_entropy_grad)`` from one fused pass.
 
-    {args}    out : ndarray, optional
+    {xent_parameters}
+    out : ndarray, optional
         The gradient's array; ``out=logits`` overwrites the logits with the
         gradient and allocates nothing of their size.
 
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of ``logits``'s float dtype (an array for ``reduction="none"``),
-        as :func:`cross_entropy` returns it.
-    grad : ndarray
-        As :func:`cross_entropy_grad`.
+    {returns_with_grad}
 
     Notes
     -----
@@ -392,11 +444,6 @@ def cross_entropy_with_grad(logits, target, axis=-1, *, reduction="mean", weight
     """
     return _xent("cross_entropy_with_grad", logits, target, axis, reduction, weight,
                  ignore_index, label_smoothing, sample_weight, True, True, out)
-
-
-for _f in (cross_entropy, cross_entropy_grad, cross_entropy_with_grad):
-    _f.__doc__ = _f.__doc__.replace("    {args}", _DOC_ARGS.strip("\n") + "\n")
-del _f
 
 
 # ---------------------------------------------------------------------------
@@ -451,33 +498,30 @@ def _nll(fname, log_probs, target, axis, reduction, weight, ignore_index, sample
     return res_loss if want_loss else res_grad
 
 
-_NLL_ARGS = """
-    Parameters
-    ----------
-    log_probs : array_like
-        Log-probabilities, classes along ``axis`` (e.g. ``log_softmax``).
-    target : array_like of int
-        Class labels, the shape of ``log_probs`` without ``axis``.
-    axis : int, optional
-        The class axis (default -1; PyTorch's is 1).
-    reduction : {"mean", "sum", "none"}
-        "mean" divides by the summed weights ``weight[y] * sample_weight`` of
-        the samples that are not ``ignore_index`` (NaN if that is 0, as
-        PyTorch); "none" gives one loss per sample.
-    weight : array_like, optional
-        One weight per class.
-    ignore_index : int, optional
-        Label whose samples count for nothing (default -100).
-    sample_weight : array_like, optional
-        One weight per sample (the target's shape).
-"""
-
-
-def nll_loss(log_probs, target, axis=-1, *, reduction="mean", weight=None, ignore_index=-100,
-             sample_weight=None):
+@overload
+def nll_loss(log_probs: NDArray[_F], target: ArrayLike, axis: SupportsIndex = ..., *,
+             reduction: Literal["mean", "sum"] = ..., weight: ArrayLike | None = ...,
+             ignore_index: int = ..., sample_weight: ArrayLike | None = ...) -> _F: ...
+@overload
+def nll_loss(log_probs: NDArray[_F], target: ArrayLike, axis: SupportsIndex = ..., *,
+             reduction: Literal["none"], weight: ArrayLike | None = ..., ignore_index: int = ...,
+             sample_weight: ArrayLike | None = ...) -> NDArray[_F]: ...
+@overload
+def nll_loss(log_probs: ArrayLike, target: ArrayLike, axis: SupportsIndex = ..., *,
+             reduction: Literal["mean", "sum"] = ..., weight: ArrayLike | None = ...,
+             ignore_index: int = ..., sample_weight: ArrayLike | None = ...) -> _Floating: ...
+@overload
+def nll_loss(log_probs: ArrayLike, target: ArrayLike, axis: SupportsIndex = ..., *,
+             reduction: str = ..., weight: ArrayLike | None = ..., ignore_index: int = ...,
+             sample_weight: ArrayLike | None = ...) -> _Floating | _FArray: ...
+@_docs.doc()
+def nll_loss(log_probs: ArrayLike, target: ArrayLike, axis: SupportsIndex = -1, *,
+             reduction: str = "mean", weight: ArrayLike | None = None, ignore_index: int = -100,
+             sample_weight: ArrayLike | None = None) -> Any:
     """Negative log-likelihood: ``-weight[y] * log_probs[y]`` per sample.
 
-    {args}
+    {nll_parameters}
+
     Returns
     -------
     scalar of the input's float dtype, or an array for ``reduction="none"``
@@ -500,13 +544,27 @@ def nll_loss(log_probs, target, axis=-1, *, reduction="mean", weight=None, ignor
                 sample_weight, True, False, None)
 
 
-def nll_loss_grad(log_probs, target, axis=-1, *, reduction="mean", weight=None,
-                  ignore_index=-100, sample_weight=None, out=None):
+@overload
+def nll_loss_grad(log_probs: NDArray[_F], target: ArrayLike, axis: SupportsIndex = ..., *,
+                  reduction: str = ..., weight: ArrayLike | None = ..., ignore_index: int = ...,
+                  sample_weight: ArrayLike | None = ...,
+                  out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def nll_loss_grad(log_probs: ArrayLike, target: ArrayLike, axis: SupportsIndex = ..., *,
+                  reduction: str = ..., weight: ArrayLike | None = ..., ignore_index: int = ...,
+                  sample_weight: ArrayLike | None = ...,
+                  out: NDArray[Any] | None = ...) -> _FArray: ...
+@_docs.doc()
+def nll_loss_grad(log_probs: ArrayLike, target: ArrayLike, axis: SupportsIndex = -1, *,
+                  reduction: str = "mean", weight: ArrayLike | None = None,
+                  ignore_index: int = -100, sample_weight: ArrayLike | None = None,
+                  out: NDArray[Any] | None = None) -> Any:
     """Gradient of :func:`nll_loss` with respect to ``log_probs``.
 
     ``-weight[y]`` times the reduction's scale at the label, 0 elsewhere.
 
-    {args}    out : ndarray, optional
+    {nll_parameters}
+    out : ndarray, optional
         The gradient's array (the shape and dtype of ``log_probs``).
 
     Returns
@@ -516,7 +574,7 @@ def nll_loss_grad(log_probs, target, axis=-1, *, reduction="mean", weight=None,
 
     Notes
     -----
-    Formula: ``d loss / d log_probs[i, j] = -s_i w_{y_i}`` at ``j = y_i`` and 0
+    Formula: ``d loss / d log_probs[i, j] = -s_i w_{{y_i}}`` at ``j = y_i`` and 0
     elsewhere, ``s_i`` the sample weight (1 without), divided for ``"mean"`` by
     the sum of ``w_y s`` over the counted samples.  A scatter in NumPy: the
     gradient does not depend on the values of ``log_probs`` and is exact.
@@ -532,20 +590,40 @@ def nll_loss_grad(log_probs, target, axis=-1, *, reduction="mean", weight=None,
                 sample_weight, False, True, out)
 
 
-def nll_loss_with_grad(log_probs, target, axis=-1, *, reduction="mean", weight=None,
-                       ignore_index=-100, sample_weight=None, out=None):
+@overload
+def nll_loss_with_grad(log_probs: NDArray[_F], target: ArrayLike, axis: SupportsIndex = ..., *,
+                       reduction: Literal["mean", "sum"] = ..., weight: ArrayLike | None = ...,
+                       ignore_index: int = ..., sample_weight: ArrayLike | None = ...,
+                       out: NDArray[_F] | None = ...) -> tuple[_F, NDArray[_F]]: ...
+@overload
+def nll_loss_with_grad(log_probs: NDArray[_F], target: ArrayLike, axis: SupportsIndex = ..., *,
+                       reduction: Literal["none"], weight: ArrayLike | None = ...,
+                       ignore_index: int = ..., sample_weight: ArrayLike | None = ...,
+                       out: NDArray[_F] | None = ...) -> tuple[NDArray[_F], NDArray[_F]]: ...
+@overload
+def nll_loss_with_grad(log_probs: ArrayLike, target: ArrayLike, axis: SupportsIndex = ..., *,
+                       reduction: Literal["mean", "sum"] = ..., weight: ArrayLike | None = ...,
+                       ignore_index: int = ..., sample_weight: ArrayLike | None = ...,
+                       out: NDArray[Any] | None = ...) -> tuple[_Floating, _FArray]: ...
+@overload
+def nll_loss_with_grad(log_probs: ArrayLike, target: ArrayLike, axis: SupportsIndex = ..., *,
+                       reduction: str = ..., weight: ArrayLike | None = ...,
+                       ignore_index: int = ..., sample_weight: ArrayLike | None = ...,
+                       out: NDArray[Any] | None = ...) -> tuple[_Floating | _FArray, _FArray]: ...
+@_docs.doc(p="log_probs", loss="nll_loss")
+def nll_loss_with_grad(log_probs: ArrayLike, target: ArrayLike, axis: SupportsIndex = -1, *,
+                       reduction: str = "mean", weight: ArrayLike | None = None,
+                       ignore_index: int = -100, sample_weight: ArrayLike | None = None,
+                       out: NDArray[Any] | None = None) -> Any:
     """``(nll_loss, nll_loss_grad)`` from one call.
 
-    {args}    out : ndarray, optional
+    {nll_parameters}
+    out : ndarray, optional
         The gradient's array.
 
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of ``log_probs``'s float dtype (an array for ``reduction="none"``),
-        as :func:`nll_loss` returns it.
-    grad : ndarray
-        As :func:`nll_loss_grad`.
+    {returns_with_grad}
 
     Notes
     -----
@@ -562,11 +640,6 @@ def nll_loss_with_grad(log_probs, target, axis=-1, *, reduction="mean", weight=N
     """
     return _nll("nll_loss_with_grad", log_probs, target, axis, reduction, weight, ignore_index,
                 sample_weight, True, True, out)
-
-
-for _f in (nll_loss, nll_loss_grad, nll_loss_with_grad):
-    _f.__doc__ = _f.__doc__.replace("    {args}", _NLL_ARGS.strip("\n") + "\n")
-del _f
 
 
 # ---------------------------------------------------------------------------
@@ -715,36 +788,25 @@ def _pointwise(fname, op, pred, target, reduction, sample_weight, want_loss, wan
     return res_loss if want_loss else res_grad
 
 
-_PW_ARGS = """
-    Parameters
-    ----------
-    pred : array_like
-        Predictions; the loss, the gradient and ``out`` have its float dtype
-        (integers compute in float64, float16 in float32).
-    target : array_like
-        Targets, the shape of ``pred``; converted to pred's dtype.
-    reduction : {"mean", "sum", "none"}
-        "mean" divides by the number of elements (or by the summed sample
-        weights, each element counting); "none" gives the per-element
-        losses, weighted.
-    sample_weight : array_like, optional
-        One weight per index of the leading axis, broadcast over the rest.
-"""
-_OUT_G = """    out : ndarray, optional
-        The gradient's array (pred's shape and dtype); may be ``pred``.
-"""
-
-
-def _doc(*fns, args=_PW_ARGS):
-    for f in fns:
-        f.__doc__ = f.__doc__.replace("    {args}", args.strip("\n") + "\n")
-        f.__doc__ = f.__doc__.replace("    {out}", _OUT_G.rstrip("\n"))
-
-
-def mse(pred, target, *, reduction="mean", sample_weight=None):
+@overload
+def mse(pred: NDArray[_F], target: ArrayLike, *, reduction: Literal["mean", "sum"] = ...,
+        sample_weight: ArrayLike | None = ...) -> _F: ...
+@overload
+def mse(pred: NDArray[_F], target: ArrayLike, *, reduction: Literal["none"],
+        sample_weight: ArrayLike | None = ...) -> NDArray[_F]: ...
+@overload
+def mse(pred: ArrayLike, target: ArrayLike, *, reduction: Literal["mean", "sum"] = ...,
+        sample_weight: ArrayLike | None = ...) -> _Floating: ...
+@overload
+def mse(pred: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+        sample_weight: ArrayLike | None = ...) -> _Floating | _FArray: ...
+@_docs.doc()
+def mse(pred: ArrayLike, target: ArrayLike, *, reduction: str = "mean",
+        sample_weight: ArrayLike | None = None) -> Any:
     """Mean squared error: ``mean((pred - target)**2)``.
 
-    {args}
+    {pointwise_parameters}
+
     Returns
     -------
     scalar of pred's float dtype (an array for ``reduction="none"``)
@@ -754,8 +816,8 @@ def mse(pred, target, *, reduction="mean", sample_weight=None):
     Formula: ``mean d^2``, ``d = pred - target``; gradient ``2d/N``.
 
     Derivative ``2 (pred - target) / N``.  One pass over pred and target;
-    the sum is taken in float64 per block of 2048 elements and the blocks
-    added in a fixed order, so the loss does not depend on the thread count.
+    the sum is taken in float64 in a fixed order, so the loss does not
+    depend on the thread count.
 
     Examples
     --------
@@ -766,32 +828,32 @@ def mse(pred, target, *, reduction="mean", sample_weight=None):
     return _pointwise("mse", _SQ, pred, target, reduction, sample_weight, True, False, None)
 
 
-def mse_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
+@overload
+def mse_grad(pred: NDArray[_F], target: ArrayLike, *, reduction: str = ...,
+             sample_weight: ArrayLike | None = ...,
+             out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def mse_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+             sample_weight: ArrayLike | None = ..., out: NDArray[Any] | None = ...) -> _FArray: ...
+@_docs.doc()
+def mse_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = "mean",
+             sample_weight: ArrayLike | None = None, out: NDArray[Any] | None = None) -> Any:
     """Gradient of :func:`mse` with respect to pred: ``2 (pred - target) / N``.
 
-    {args}
-    {out}
+    {pointwise_parameters}
+    {out_pointwise}
 
     Returns
     -------
-    grad : ndarray (or NumPy scalar for 0-d input)
-        The gradient with respect to ``pred``: its shape and float dtype
-        (``out`` if given).
+    {returns_grad}
 
     Notes
     -----
     Formula: ``2 d``, ``d = pred - target``.
 
-    Scaled by the reduction: ``1/N`` for ``"mean"`` (N elements; with sample
-    weights ``1/(K sum w)``, K the elements per index of the leading axis,
-    each element multiplied by its row's weight w), 1 for ``"sum"`` and
-    ``"none"`` (``"none"``: the gradient of the sum of the weighted
-    per-element losses).
+    {pointwise_scaled}
 
-    One kernel pass over pred and target (``mlk_ploss``) writes the
-    gradient; the loss, when asked for, is summed in float64 per block of
-    2048 elements at fixed positions and the blocks added in order, so it does
-    not depend on the thread count.
+    {pointwise_pass}
 
     Examples
     --------
@@ -802,31 +864,42 @@ def mse_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
     return _pointwise("mse_grad", _SQ, pred, target, reduction, sample_weight, False, True, out)
 
 
-def mse_with_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
+@overload
+def mse_with_grad(pred: NDArray[_F], target: ArrayLike, *, reduction: Literal["mean", "sum"] = ...,
+                  sample_weight: ArrayLike | None = ...,
+                  out: NDArray[_F] | None = ...) -> tuple[_F, NDArray[_F]]: ...
+@overload
+def mse_with_grad(pred: NDArray[_F], target: ArrayLike, *, reduction: Literal["none"],
+                  sample_weight: ArrayLike | None = ...,
+                  out: NDArray[_F] | None = ...) -> tuple[NDArray[_F], NDArray[_F]]: ...
+@overload
+def mse_with_grad(pred: ArrayLike, target: ArrayLike, *, reduction: Literal["mean", "sum"] = ...,
+                  sample_weight: ArrayLike | None = ...,
+                  out: NDArray[Any] | None = ...) -> tuple[_Floating, _FArray]: ...
+@overload
+def mse_with_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+                  sample_weight: ArrayLike | None = ...,
+                  out: NDArray[Any] | None = ...) -> tuple[_Floating | _FArray, _FArray]: ...
+@_docs.doc(loss="mse")
+def mse_with_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = "mean",
+                  sample_weight: ArrayLike | None = None, out: NDArray[Any] | None = None) -> Any:
     """``(mse, mse_grad)`` from one fused pass.
 
     pred and target are read once, the gradient written once.
 
-    {args}
-    {out}
+    {pointwise_parameters}
+    {out_pointwise}
 
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of ``pred``'s float dtype (an array for ``reduction="none"``),
-        as :func:`mse` returns it.
-    grad : ndarray
-        As :func:`mse_grad`.
+    {returns_with_grad}
 
     Notes
     -----
     Formula: loss ``mean d^2``, gradient ``2d/N``, ``d = pred - target``
     (scaling as in :func:`mse_grad`).
 
-    One kernel pass over pred and target (``mlk_ploss``) writes the
-    gradient; the loss, when asked for, is summed in float64 per block of
-    2048 elements at fixed positions and the blocks added in order, so it does
-    not depend on the thread count.
+    {pointwise_pass}
 
     Examples
     --------
@@ -845,14 +918,25 @@ def _check_rmse(reduction, fname):
                          f"got {reduction!r}")
 
 
-def rmse(pred, target, *, reduction="mean", sample_weight=None):
+@overload
+def rmse(pred: NDArray[_F], target: ArrayLike, *, reduction: Literal["mean", "sum"] = ...,
+         sample_weight: ArrayLike | None = ...) -> _F: ...
+@overload
+def rmse(pred: ArrayLike, target: ArrayLike, *, reduction: Literal["mean", "sum"] = ...,
+         sample_weight: ArrayLike | None = ...) -> _Floating: ...
+@overload
+def rmse(pred: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+         sample_weight: ArrayLike | None = ...) -> _Floating | _FArray: ...
+@_docs.doc()
+def rmse(pred: ArrayLike, target: ArrayLike, *, reduction: str = "mean",
+         sample_weight: ArrayLike | None = None) -> Any:
     """Root mean squared error: ``sqrt(mse)``.
 
-    {args}
+    {pointwise_parameters}
+
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of the prediction's float dtype (an array for ``reduction="none"``).
+    {returns_loss}
 
     Notes
     -----
@@ -873,19 +957,27 @@ def rmse(pred, target, *, reduction="mean", sample_weight=None):
                       rmse=True)
 
 
-def rmse_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
+@overload
+def rmse_grad(pred: NDArray[_F], target: ArrayLike, *, reduction: str = ...,
+              sample_weight: ArrayLike | None = ...,
+              out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def rmse_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+              sample_weight: ArrayLike | None = ...,
+              out: NDArray[Any] | None = ...) -> _FArray: ...
+@_docs.doc()
+def rmse_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = "mean",
+              sample_weight: ArrayLike | None = None, out: NDArray[Any] | None = None) -> Any:
     """Gradient of :func:`rmse`: ``(pred - target) / (N rmse)``, 0 where rmse is 0.
 
     Two passes (the loss first).
 
-    {args}
-    {out}
+    {pointwise_parameters}
+    {out_pointwise}
 
     Returns
     -------
-    grad : ndarray (or NumPy scalar for 0-d input)
-        The gradient with respect to ``pred``: its shape and float dtype
-        (``out`` if given).
+    {returns_grad}
 
     Notes
     -----
@@ -906,19 +998,29 @@ def rmse_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
                       rmse=True)
 
 
-def rmse_with_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
+@overload
+def rmse_with_grad(pred: NDArray[_F], target: ArrayLike, *,
+                   reduction: Literal["mean", "sum"] = ..., sample_weight: ArrayLike | None = ...,
+                   out: NDArray[_F] | None = ...) -> tuple[_F, NDArray[_F]]: ...
+@overload
+def rmse_with_grad(pred: ArrayLike, target: ArrayLike, *, reduction: Literal["mean", "sum"] = ...,
+                   sample_weight: ArrayLike | None = ...,
+                   out: NDArray[Any] | None = ...) -> tuple[_Floating, _FArray]: ...
+@overload
+def rmse_with_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+                   sample_weight: ArrayLike | None = ...,
+                   out: NDArray[Any] | None = ...) -> tuple[_Floating | _FArray, _FArray]: ...
+@_docs.doc(loss="rmse")
+def rmse_with_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = "mean",
+                   sample_weight: ArrayLike | None = None, out: NDArray[Any] | None = None) -> Any:
     """``(rmse, rmse_grad)``: a loss pass, then the gradient pass.
 
-    {args}
-    {out}
+    {pointwise_parameters}
+    {out_pointwise}
 
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of ``pred``'s float dtype (an array for ``reduction="none"``),
-        as :func:`rmse` returns it.
-    grad : ndarray
-        As :func:`rmse_grad`.
+    {returns_with_grad}
 
     Notes
     -----
@@ -938,14 +1040,28 @@ def rmse_with_grad(pred, target, *, reduction="mean", sample_weight=None, out=No
                       out, rmse=True)
 
 
-def mae(pred, target, *, reduction="mean", sample_weight=None):
+@overload
+def mae(pred: NDArray[_F], target: ArrayLike, *, reduction: Literal["mean", "sum"] = ...,
+        sample_weight: ArrayLike | None = ...) -> _F: ...
+@overload
+def mae(pred: NDArray[_F], target: ArrayLike, *, reduction: Literal["none"],
+        sample_weight: ArrayLike | None = ...) -> NDArray[_F]: ...
+@overload
+def mae(pred: ArrayLike, target: ArrayLike, *, reduction: Literal["mean", "sum"] = ...,
+        sample_weight: ArrayLike | None = ...) -> _Floating: ...
+@overload
+def mae(pred: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+        sample_weight: ArrayLike | None = ...) -> _Floating | _FArray: ...
+@_docs.doc()
+def mae(pred: ArrayLike, target: ArrayLike, *, reduction: str = "mean",
+        sample_weight: ArrayLike | None = None) -> Any:
     """Mean absolute error: ``mean(|pred - target|)``.
 
-    {args}
+    {pointwise_parameters}
+
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of the prediction's float dtype (an array for ``reduction="none"``).
+    {returns_loss}
 
     Notes
     -----
@@ -964,33 +1080,33 @@ def mae(pred, target, *, reduction="mean", sample_weight=None):
     return _pointwise("mae", _ABS, pred, target, reduction, sample_weight, True, False, None)
 
 
-def mae_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
+@overload
+def mae_grad(pred: NDArray[_F], target: ArrayLike, *, reduction: str = ...,
+             sample_weight: ArrayLike | None = ...,
+             out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def mae_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+             sample_weight: ArrayLike | None = ..., out: NDArray[Any] | None = ...) -> _FArray: ...
+@_docs.doc()
+def mae_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = "mean",
+             sample_weight: ArrayLike | None = None, out: NDArray[Any] | None = None) -> Any:
     """Gradient of :func:`mae`: ``sign(pred - target) / N`` (0 at 0).
 
-    {args}
-    {out}
+    {pointwise_parameters}
+    {out_pointwise}
 
     Returns
     -------
-    grad : ndarray (or NumPy scalar for 0-d input)
-        The gradient with respect to ``pred``: its shape and float dtype
-        (``out`` if given).
+    {returns_grad}
 
     Notes
     -----
     Formula: ``sign(d)``, ``d = pred - target``, 0 where pred == target (as
     PyTorch's ``l1_loss``) and NaN where either is NaN.
 
-    Scaled by the reduction: ``1/N`` for ``"mean"`` (N elements; with sample
-    weights ``1/(K sum w)``, K the elements per index of the leading axis,
-    each element multiplied by its row's weight w), 1 for ``"sum"`` and
-    ``"none"`` (``"none"``: the gradient of the sum of the weighted
-    per-element losses).
+    {pointwise_scaled}
 
-    One kernel pass over pred and target (``mlk_ploss``) writes the
-    gradient; the loss, when asked for, is summed in float64 per block of
-    2048 elements at fixed positions and the blocks added in order, so it does
-    not depend on the thread count.
+    {pointwise_pass}
 
     Examples
     --------
@@ -1001,29 +1117,40 @@ def mae_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
     return _pointwise("mae_grad", _ABS, pred, target, reduction, sample_weight, False, True, out)
 
 
-def mae_with_grad(pred, target, *, reduction="mean", sample_weight=None, out=None):
+@overload
+def mae_with_grad(pred: NDArray[_F], target: ArrayLike, *, reduction: Literal["mean", "sum"] = ...,
+                  sample_weight: ArrayLike | None = ...,
+                  out: NDArray[_F] | None = ...) -> tuple[_F, NDArray[_F]]: ...
+@overload
+def mae_with_grad(pred: NDArray[_F], target: ArrayLike, *, reduction: Literal["none"],
+                  sample_weight: ArrayLike | None = ...,
+                  out: NDArray[_F] | None = ...) -> tuple[NDArray[_F], NDArray[_F]]: ...
+@overload
+def mae_with_grad(pred: ArrayLike, target: ArrayLike, *, reduction: Literal["mean", "sum"] = ...,
+                  sample_weight: ArrayLike | None = ...,
+                  out: NDArray[Any] | None = ...) -> tuple[_Floating, _FArray]: ...
+@overload
+def mae_with_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+                  sample_weight: ArrayLike | None = ...,
+                  out: NDArray[Any] | None = ...) -> tuple[_Floating | _FArray, _FArray]: ...
+@_docs.doc(loss="mae")
+def mae_with_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = "mean",
+                  sample_weight: ArrayLike | None = None, out: NDArray[Any] | None = None) -> Any:
     """``(mae, mae_grad)`` from one fused pass.
 
-    {args}
-    {out}
+    {pointwise_parameters}
+    {out_pointwise}
 
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of ``pred``'s float dtype (an array for ``reduction="none"``),
-        as :func:`mae` returns it.
-    grad : ndarray
-        As :func:`mae_grad`.
+    {returns_with_grad}
 
     Notes
     -----
     Formula: loss ``mean |d|``, gradient ``sign(d)/N`` (0 at 0), ``d = pred -
     target``.
 
-    One kernel pass over pred and target (``mlk_ploss``) writes the
-    gradient; the loss, when asked for, is summed in float64 per block of
-    2048 elements at fixed positions and the blocks added in order, so it does
-    not depend on the thread count.
+    {pointwise_pass}
 
     Examples
     --------
@@ -1036,16 +1163,30 @@ def mae_with_grad(pred, target, *, reduction="mean", sample_weight=None, out=Non
                       out)
 
 
-def l1_loss(pred, target, *, reduction="sum", sample_weight=None):
+@overload
+def l1_loss(pred: NDArray[_F], target: ArrayLike, *, reduction: Literal["mean", "sum"] = ...,
+            sample_weight: ArrayLike | None = ...) -> _F: ...
+@overload
+def l1_loss(pred: NDArray[_F], target: ArrayLike, *, reduction: Literal["none"],
+            sample_weight: ArrayLike | None = ...) -> NDArray[_F]: ...
+@overload
+def l1_loss(pred: ArrayLike, target: ArrayLike, *, reduction: Literal["mean", "sum"] = ...,
+            sample_weight: ArrayLike | None = ...) -> _Floating: ...
+@overload
+def l1_loss(pred: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+            sample_weight: ArrayLike | None = ...) -> _Floating | _FArray: ...
+@_docs.doc()
+def l1_loss(pred: ArrayLike, target: ArrayLike, *, reduction: str = "sum",
+            sample_weight: ArrayLike | None = None) -> Any:
     """L1 loss: ``sum(|pred - target|)``.
 
     The default is ``reduction="sum"``; ``"mean"`` is :func:`mae`.
 
-    {args}
+    {pointwise_parameters}
+
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of the prediction's float dtype (an array for ``reduction="none"``).
+    {returns_loss}
 
     Notes
     -----
@@ -1063,33 +1204,34 @@ def l1_loss(pred, target, *, reduction="sum", sample_weight=None):
     return _pointwise("l1_loss", _ABS, pred, target, reduction, sample_weight, True, False, None)
 
 
-def l1_loss_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
+@overload
+def l1_loss_grad(pred: NDArray[_F], target: ArrayLike, *, reduction: str = ...,
+                 sample_weight: ArrayLike | None = ...,
+                 out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def l1_loss_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+                 sample_weight: ArrayLike | None = ...,
+                 out: NDArray[Any] | None = ...) -> _FArray: ...
+@_docs.doc()
+def l1_loss_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = "sum",
+                 sample_weight: ArrayLike | None = None, out: NDArray[Any] | None = None) -> Any:
     """Gradient of :func:`l1_loss`: ``sign(pred - target)`` (0 at 0).
 
-    {args}
-    {out}
+    {pointwise_parameters}
+    {out_pointwise}
 
     Returns
     -------
-    grad : ndarray (or NumPy scalar for 0-d input)
-        The gradient with respect to ``pred``: its shape and float dtype
-        (``out`` if given).
+    {returns_grad}
 
     Notes
     -----
     Formula: ``sign(d)``, ``d = pred - target``, 0 where pred == target and
     NaN where either is NaN (the default reduction is ``"sum"``).
 
-    Scaled by the reduction: ``1/N`` for ``"mean"`` (N elements; with sample
-    weights ``1/(K sum w)``, K the elements per index of the leading axis,
-    each element multiplied by its row's weight w), 1 for ``"sum"`` and
-    ``"none"`` (``"none"``: the gradient of the sum of the weighted
-    per-element losses).
+    {pointwise_scaled}
 
-    One kernel pass over pred and target (``mlk_ploss``) writes the
-    gradient; the loss, when asked for, is summed in float64 per block of
-    2048 elements at fixed positions and the blocks added in order, so it does
-    not depend on the thread count.
+    {pointwise_pass}
 
     Examples
     --------
@@ -1101,29 +1243,43 @@ def l1_loss_grad(pred, target, *, reduction="sum", sample_weight=None, out=None)
                       out)
 
 
-def l1_loss_with_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
+@overload
+def l1_loss_with_grad(pred: NDArray[_F], target: ArrayLike, *,
+                      reduction: Literal["mean", "sum"] = ...,
+                      sample_weight: ArrayLike | None = ...,
+                      out: NDArray[_F] | None = ...) -> tuple[_F, NDArray[_F]]: ...
+@overload
+def l1_loss_with_grad(pred: NDArray[_F], target: ArrayLike, *, reduction: Literal["none"],
+                      sample_weight: ArrayLike | None = ...,
+                      out: NDArray[_F] | None = ...) -> tuple[NDArray[_F], NDArray[_F]]: ...
+@overload
+def l1_loss_with_grad(pred: ArrayLike, target: ArrayLike, *,
+                      reduction: Literal["mean", "sum"] = ...,
+                      sample_weight: ArrayLike | None = ...,
+                      out: NDArray[Any] | None = ...) -> tuple[_Floating, _FArray]: ...
+@overload
+def l1_loss_with_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+                      sample_weight: ArrayLike | None = ...,
+                      out: NDArray[Any] | None = ...) -> tuple[_Floating | _FArray, _FArray]: ...
+@_docs.doc(loss="l1_loss")
+def l1_loss_with_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = "sum",
+                      sample_weight: ArrayLike | None = None,
+                      out: NDArray[Any] | None = None) -> Any:
     """``(l1_loss, l1_loss_grad)`` from one fused pass.
 
-    {args}
-    {out}
+    {pointwise_parameters}
+    {out_pointwise}
 
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of ``pred``'s float dtype (an array for ``reduction="none"``),
-        as :func:`l1_loss` returns it.
-    grad : ndarray
-        As :func:`l1_loss_grad`.
+    {returns_with_grad}
 
     Notes
     -----
     Formula: loss ``sum |d|``, gradient ``sign(d)`` (0 at 0), ``d = pred -
     target``, for the default ``reduction="sum"``.
 
-    One kernel pass over pred and target (``mlk_ploss``) writes the
-    gradient; the loss, when asked for, is summed in float64 per block of
-    2048 elements at fixed positions and the blocks added in order, so it does
-    not depend on the thread count.
+    {pointwise_pass}
 
     Examples
     --------
@@ -1136,16 +1292,30 @@ def l1_loss_with_grad(pred, target, *, reduction="sum", sample_weight=None, out=
                       True, out)
 
 
-def l2_loss(pred, target, *, reduction="sum", sample_weight=None):
+@overload
+def l2_loss(pred: NDArray[_F], target: ArrayLike, *, reduction: Literal["mean", "sum"] = ...,
+            sample_weight: ArrayLike | None = ...) -> _F: ...
+@overload
+def l2_loss(pred: NDArray[_F], target: ArrayLike, *, reduction: Literal["none"],
+            sample_weight: ArrayLike | None = ...) -> NDArray[_F]: ...
+@overload
+def l2_loss(pred: ArrayLike, target: ArrayLike, *, reduction: Literal["mean", "sum"] = ...,
+            sample_weight: ArrayLike | None = ...) -> _Floating: ...
+@overload
+def l2_loss(pred: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+            sample_weight: ArrayLike | None = ...) -> _Floating | _FArray: ...
+@_docs.doc()
+def l2_loss(pred: ArrayLike, target: ArrayLike, *, reduction: str = "sum",
+            sample_weight: ArrayLike | None = None) -> Any:
     """L2 loss: ``sum((pred - target)**2)``.
 
     The default is ``reduction="sum"``; ``"mean"`` is :func:`mse`.
 
-    {args}
+    {pointwise_parameters}
+
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of the prediction's float dtype (an array for ``reduction="none"``).
+    {returns_loss}
 
     Notes
     -----
@@ -1162,32 +1332,33 @@ def l2_loss(pred, target, *, reduction="sum", sample_weight=None):
     return _pointwise("l2_loss", _SQ, pred, target, reduction, sample_weight, True, False, None)
 
 
-def l2_loss_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
+@overload
+def l2_loss_grad(pred: NDArray[_F], target: ArrayLike, *, reduction: str = ...,
+                 sample_weight: ArrayLike | None = ...,
+                 out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def l2_loss_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+                 sample_weight: ArrayLike | None = ...,
+                 out: NDArray[Any] | None = ...) -> _FArray: ...
+@_docs.doc()
+def l2_loss_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = "sum",
+                 sample_weight: ArrayLike | None = None, out: NDArray[Any] | None = None) -> Any:
     """Gradient of :func:`l2_loss`: ``2 (pred - target)``.
 
-    {args}
-    {out}
+    {pointwise_parameters}
+    {out_pointwise}
 
     Returns
     -------
-    grad : ndarray (or NumPy scalar for 0-d input)
-        The gradient with respect to ``pred``: its shape and float dtype
-        (``out`` if given).
+    {returns_grad}
 
     Notes
     -----
     Formula: ``2 d``, ``d = pred - target`` (the default reduction is ``"sum"``).
 
-    Scaled by the reduction: ``1/N`` for ``"mean"`` (N elements; with sample
-    weights ``1/(K sum w)``, K the elements per index of the leading axis,
-    each element multiplied by its row's weight w), 1 for ``"sum"`` and
-    ``"none"`` (``"none"``: the gradient of the sum of the weighted
-    per-element losses).
+    {pointwise_scaled}
 
-    One kernel pass over pred and target (``mlk_ploss``) writes the
-    gradient; the loss, when asked for, is summed in float64 per block of
-    2048 elements at fixed positions and the blocks added in order, so it does
-    not depend on the thread count.
+    {pointwise_pass}
 
     Examples
     --------
@@ -1199,29 +1370,43 @@ def l2_loss_grad(pred, target, *, reduction="sum", sample_weight=None, out=None)
                       out)
 
 
-def l2_loss_with_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
+@overload
+def l2_loss_with_grad(pred: NDArray[_F], target: ArrayLike, *,
+                      reduction: Literal["mean", "sum"] = ...,
+                      sample_weight: ArrayLike | None = ...,
+                      out: NDArray[_F] | None = ...) -> tuple[_F, NDArray[_F]]: ...
+@overload
+def l2_loss_with_grad(pred: NDArray[_F], target: ArrayLike, *, reduction: Literal["none"],
+                      sample_weight: ArrayLike | None = ...,
+                      out: NDArray[_F] | None = ...) -> tuple[NDArray[_F], NDArray[_F]]: ...
+@overload
+def l2_loss_with_grad(pred: ArrayLike, target: ArrayLike, *,
+                      reduction: Literal["mean", "sum"] = ...,
+                      sample_weight: ArrayLike | None = ...,
+                      out: NDArray[Any] | None = ...) -> tuple[_Floating, _FArray]: ...
+@overload
+def l2_loss_with_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+                      sample_weight: ArrayLike | None = ...,
+                      out: NDArray[Any] | None = ...) -> tuple[_Floating | _FArray, _FArray]: ...
+@_docs.doc(loss="l2_loss")
+def l2_loss_with_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = "sum",
+                      sample_weight: ArrayLike | None = None,
+                      out: NDArray[Any] | None = None) -> Any:
     """``(l2_loss, l2_loss_grad)`` from one fused pass.
 
-    {args}
-    {out}
+    {pointwise_parameters}
+    {out_pointwise}
 
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of ``pred``'s float dtype (an array for ``reduction="none"``),
-        as :func:`l2_loss` returns it.
-    grad : ndarray
-        As :func:`l2_loss_grad`.
+    {returns_with_grad}
 
     Notes
     -----
     Formula: loss ``sum d^2``, gradient ``2d``, ``d = pred - target``, for the
     default ``reduction="sum"``.
 
-    One kernel pass over pred and target (``mlk_ploss``) writes the
-    gradient; the loss, when asked for, is summed in float64 per block of
-    2048 elements at fixed positions and the blocks added in order, so it does
-    not depend on the thread count.
+    {pointwise_pass}
 
     Examples
     --------
@@ -1234,16 +1419,31 @@ def l2_loss_with_grad(pred, target, *, reduction="sum", sample_weight=None, out=
                       True, out)
 
 
-def quadratic_cost(pred, target, *, reduction="sum", sample_weight=None):
+@overload
+def quadratic_cost(pred: NDArray[_F], target: ArrayLike, *,
+                   reduction: Literal["mean", "sum"] = ...,
+                   sample_weight: ArrayLike | None = ...) -> _F: ...
+@overload
+def quadratic_cost(pred: NDArray[_F], target: ArrayLike, *, reduction: Literal["none"],
+                   sample_weight: ArrayLike | None = ...) -> NDArray[_F]: ...
+@overload
+def quadratic_cost(pred: ArrayLike, target: ArrayLike, *, reduction: Literal["mean", "sum"] = ...,
+                   sample_weight: ArrayLike | None = ...) -> _Floating: ...
+@overload
+def quadratic_cost(pred: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+                   sample_weight: ArrayLike | None = ...) -> _Floating | _FArray: ...
+@_docs.doc()
+def quadratic_cost(pred: ArrayLike, target: ArrayLike, *, reduction: str = "sum",
+                   sample_weight: ArrayLike | None = None) -> Any:
     """Quadratic cost: ``0.5 * sum((pred - target)**2)``.
 
     The default is ``reduction="sum"``.
 
-    {args}
+    {pointwise_parameters}
+
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of the prediction's float dtype (an array for ``reduction="none"``).
+    {returns_loss}
 
     Notes
     -----
@@ -1261,33 +1461,35 @@ def quadratic_cost(pred, target, *, reduction="sum", sample_weight=None):
                       None, lscale=0.5, gmul=0.5)
 
 
-def quadratic_cost_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
+@overload
+def quadratic_cost_grad(pred: NDArray[_F], target: ArrayLike, *, reduction: str = ...,
+                        sample_weight: ArrayLike | None = ...,
+                        out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def quadratic_cost_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+                        sample_weight: ArrayLike | None = ...,
+                        out: NDArray[Any] | None = ...) -> _FArray: ...
+@_docs.doc()
+def quadratic_cost_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = "sum",
+                        sample_weight: ArrayLike | None = None,
+                        out: NDArray[Any] | None = None) -> Any:
     """Gradient of :func:`quadratic_cost`: ``pred - target``.
 
-    {args}
-    {out}
+    {pointwise_parameters}
+    {out_pointwise}
 
     Returns
     -------
-    grad : ndarray (or NumPy scalar for 0-d input)
-        The gradient with respect to ``pred``: its shape and float dtype
-        (``out`` if given).
+    {returns_grad}
 
     Notes
     -----
     Formula: ``d = pred - target`` (the kernel's ``2d`` times 1/2, exact); the
     default reduction is ``"sum"``.
 
-    Scaled by the reduction: ``1/N`` for ``"mean"`` (N elements; with sample
-    weights ``1/(K sum w)``, K the elements per index of the leading axis,
-    each element multiplied by its row's weight w), 1 for ``"sum"`` and
-    ``"none"`` (``"none"``: the gradient of the sum of the weighted
-    per-element losses).
+    {pointwise_scaled}
 
-    One kernel pass over pred and target (``mlk_ploss``) writes the
-    gradient; the loss, when asked for, is summed in float64 per block of
-    2048 elements at fixed positions and the blocks added in order, so it does
-    not depend on the thread count.
+    {pointwise_pass}
 
     Examples
     --------
@@ -1299,29 +1501,44 @@ def quadratic_cost_grad(pred, target, *, reduction="sum", sample_weight=None, ou
                       True, out, lscale=0.5, gmul=0.5)
 
 
-def quadratic_cost_with_grad(pred, target, *, reduction="sum", sample_weight=None, out=None):
+@overload
+def quadratic_cost_with_grad(pred: NDArray[_F], target: ArrayLike, *,
+                             reduction: Literal["mean", "sum"] = ...,
+                             sample_weight: ArrayLike | None = ...,
+                             out: NDArray[_F] | None = ...) -> tuple[_F, NDArray[_F]]: ...
+@overload
+def quadratic_cost_with_grad(pred: NDArray[_F], target: ArrayLike, *, reduction: Literal["none"],
+                             sample_weight: ArrayLike | None = ...,
+                             out: NDArray[_F] | None = ...) -> tuple[NDArray[_F], NDArray[_F]]: ...
+@overload
+def quadratic_cost_with_grad(pred: ArrayLike, target: ArrayLike, *,
+                             reduction: Literal["mean", "sum"] = ...,
+                             sample_weight: ArrayLike | None = ...,
+                             out: NDArray[Any] | None = ...) -> tuple[_Floating, _FArray]: ...
+@overload
+def quadratic_cost_with_grad(
+        pred: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+        sample_weight: ArrayLike | None = ...,
+        out: NDArray[Any] | None = ...) -> tuple[_Floating | _FArray, _FArray]: ...
+@_docs.doc(loss="quadratic_cost")
+def quadratic_cost_with_grad(pred: ArrayLike, target: ArrayLike, *, reduction: str = "sum",
+                             sample_weight: ArrayLike | None = None,
+                             out: NDArray[Any] | None = None) -> Any:
     """``(quadratic_cost, quadratic_cost_grad)`` from one fused pass.
 
-    {args}
-    {out}
+    {pointwise_parameters}
+    {out_pointwise}
 
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of ``pred``'s float dtype (an array for ``reduction="none"``),
-        as :func:`quadratic_cost` returns it.
-    grad : ndarray
-        As :func:`quadratic_cost_grad`.
+    {returns_with_grad}
 
     Notes
     -----
     Formula: loss ``1/2 sum d^2``, gradient ``d``, ``d = pred - target``, for
     the default ``reduction="sum"``.
 
-    One kernel pass over pred and target (``mlk_ploss``) writes the
-    gradient; the loss, when asked for, is summed in float64 per block of
-    2048 elements at fixed positions and the blocks added in order, so it does
-    not depend on the thread count.
+    {pointwise_pass}
 
     Examples
     --------
@@ -1341,19 +1558,35 @@ def _delta(delta, fname):
     return d
 
 
-def huber(pred, target, *, delta=1.0, reduction="mean", sample_weight=None):
+@overload
+def huber(pred: NDArray[_F], target: ArrayLike, *, delta: float = ...,
+          reduction: Literal["mean", "sum"] = ...,
+          sample_weight: ArrayLike | None = ...) -> _F: ...
+@overload
+def huber(pred: NDArray[_F], target: ArrayLike, *, delta: float = ..., reduction: Literal["none"],
+          sample_weight: ArrayLike | None = ...) -> NDArray[_F]: ...
+@overload
+def huber(pred: ArrayLike, target: ArrayLike, *, delta: float = ...,
+          reduction: Literal["mean", "sum"] = ...,
+          sample_weight: ArrayLike | None = ...) -> _Floating: ...
+@overload
+def huber(pred: ArrayLike, target: ArrayLike, *, delta: float = ..., reduction: str = ...,
+          sample_weight: ArrayLike | None = ...) -> _Floating | _FArray: ...
+@_docs.doc()
+def huber(pred: ArrayLike, target: ArrayLike, *, delta: float = 1.0, reduction: str = "mean",
+          sample_weight: ArrayLike | None = None) -> Any:
     """Huber loss (PyTorch's ``huber_loss``), quadratic near 0 and linear beyond ``delta``.
 
     ``d**2 / 2`` where ``|d| <= delta``, ``delta (|d| - delta/2)`` beyond,
     d = pred - target.
 
-    {args}    delta : float, optional
+    {pointwise_parameters}
+    delta : float, optional
         The switch point, > 0 (default 1).
 
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of the prediction's float dtype (an array for ``reduction="none"``).
+    {returns_loss}
 
     Notes
     -----
@@ -1372,36 +1605,38 @@ def huber(pred, target, *, delta=1.0, reduction="mean", sample_weight=None):
                       delta=_delta(delta, "huber"))
 
 
-def huber_grad(pred, target, *, delta=1.0, reduction="mean", sample_weight=None, out=None):
+@overload
+def huber_grad(pred: NDArray[_F], target: ArrayLike, *, delta: float = ..., reduction: str = ...,
+               sample_weight: ArrayLike | None = ...,
+               out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def huber_grad(pred: ArrayLike, target: ArrayLike, *, delta: float = ..., reduction: str = ...,
+               sample_weight: ArrayLike | None = ...,
+               out: NDArray[Any] | None = ...) -> _FArray: ...
+@_docs.doc()
+def huber_grad(pred: ArrayLike, target: ArrayLike, *, delta: float = 1.0, reduction: str = "mean",
+               sample_weight: ArrayLike | None = None, out: NDArray[Any] | None = None) -> Any:
     """Gradient of :func:`huber`: ``clip(pred - target, -delta, delta)``.
 
     Scaled by the reduction.
 
-    {args}    delta : float, optional
+    {pointwise_parameters}
+    delta : float, optional
         The switch point, > 0 (default 1).
-    {out}
+    {out_pointwise}
 
     Returns
     -------
-    grad : ndarray (or NumPy scalar for 0-d input)
-        The gradient with respect to ``pred``: its shape and float dtype
-        (``out`` if given).
+    {returns_grad}
 
     Notes
     -----
     Formula: ``clip(d, -delta, delta)``, ``d = pred - target`` (NaN passes
     through).
 
-    Scaled by the reduction: ``1/N`` for ``"mean"`` (N elements; with sample
-    weights ``1/(K sum w)``, K the elements per index of the leading axis,
-    each element multiplied by its row's weight w), 1 for ``"sum"`` and
-    ``"none"`` (``"none"``: the gradient of the sum of the weighted
-    per-element losses).
+    {pointwise_scaled}
 
-    One kernel pass over pred and target (``mlk_ploss``) writes the
-    gradient; the loss, when asked for, is summed in float64 per block of
-    2048 elements at fixed positions and the blocks added in order, so it does
-    not depend on the thread count.
+    {pointwise_pass}
 
     Examples
     --------
@@ -1413,30 +1648,43 @@ def huber_grad(pred, target, *, delta=1.0, reduction="mean", sample_weight=None,
                       out, delta=_delta(delta, "huber_grad"))
 
 
-def huber_with_grad(pred, target, *, delta=1.0, reduction="mean", sample_weight=None, out=None):
+@overload
+def huber_with_grad(pred: NDArray[_F], target: ArrayLike, *, delta: float = ...,
+                    reduction: Literal["mean", "sum"] = ..., sample_weight: ArrayLike | None = ...,
+                    out: NDArray[_F] | None = ...) -> tuple[_F, NDArray[_F]]: ...
+@overload
+def huber_with_grad(pred: NDArray[_F], target: ArrayLike, *, delta: float = ...,
+                    reduction: Literal["none"], sample_weight: ArrayLike | None = ...,
+                    out: NDArray[_F] | None = ...) -> tuple[NDArray[_F], NDArray[_F]]: ...
+@overload
+def huber_with_grad(pred: ArrayLike, target: ArrayLike, *, delta: float = ...,
+                    reduction: Literal["mean", "sum"] = ..., sample_weight: ArrayLike | None = ...,
+                    out: NDArray[Any] | None = ...) -> tuple[_Floating, _FArray]: ...
+@overload
+def huber_with_grad(pred: ArrayLike, target: ArrayLike, *, delta: float = ...,
+                    reduction: str = ..., sample_weight: ArrayLike | None = ...,
+                    out: NDArray[Any] | None = ...) -> tuple[_Floating | _FArray, _FArray]: ...
+@_docs.doc(loss="huber")
+def huber_with_grad(pred: ArrayLike, target: ArrayLike, *, delta: float = 1.0,
+                    reduction: str = "mean", sample_weight: ArrayLike | None = None,
+                    out: NDArray[Any] | None = None) -> Any:
     """``(huber, huber_grad)`` from one fused pass.
 
-    {args}    delta : float, optional
+    {pointwise_parameters}
+    delta : float, optional
         The switch point, > 0 (default 1).
-    {out}
+    {out_pointwise}
 
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of ``pred``'s float dtype (an array for ``reduction="none"``),
-        as :func:`huber` returns it.
-    grad : ndarray
-        As :func:`huber_grad`.
+    {returns_with_grad}
 
     Notes
     -----
     Formula: loss ``d^2/2`` for ``|d| <= delta``, ``delta (|d| - delta/2)``
     beyond; gradient ``clip(d, -delta, delta)``.
 
-    One kernel pass over pred and target (``mlk_ploss``) writes the
-    gradient; the loss, when asked for, is summed in float64 per block of
-    2048 elements at fixed positions and the blocks added in order, so it does
-    not depend on the thread count.
+    {pointwise_pass}
 
     Examples
     --------
@@ -1469,16 +1717,32 @@ def _probs(prob, fname):
     return p
 
 
-def binary_cross_entropy(prob, target, *, reduction="mean", sample_weight=None):
+@overload
+def binary_cross_entropy(prob: NDArray[_F], target: ArrayLike, *,
+                         reduction: Literal["mean", "sum"] = ...,
+                         sample_weight: ArrayLike | None = ...) -> _F: ...
+@overload
+def binary_cross_entropy(prob: NDArray[_F], target: ArrayLike, *, reduction: Literal["none"],
+                         sample_weight: ArrayLike | None = ...) -> NDArray[_F]: ...
+@overload
+def binary_cross_entropy(prob: ArrayLike, target: ArrayLike, *,
+                         reduction: Literal["mean", "sum"] = ...,
+                         sample_weight: ArrayLike | None = ...) -> _Floating: ...
+@overload
+def binary_cross_entropy(prob: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+                         sample_weight: ArrayLike | None = ...) -> _Floating | _FArray: ...
+@_docs.doc(p="prob", p_param="{prob}")
+def binary_cross_entropy(prob: ArrayLike, target: ArrayLike, *, reduction: str = "mean",
+                         sample_weight: ArrayLike | None = None) -> Any:
     """Binary cross-entropy of probabilities: ``-(t log p + (1 - t) log(1 - p))``.
 
     Each log is clamped at -100 (as PyTorch), so p = 0 or 1 gives a finite loss.
 
-    {args}
+    {pointwise_parameters}
+
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of the prediction's float dtype (an array for ``reduction="none"``).
+    {returns_loss}
 
     Notes
     -----
@@ -1500,19 +1764,28 @@ def binary_cross_entropy(prob, target, *, reduction="mean", sample_weight=None):
                       reduction, sample_weight, True, False, None, names=_BCE_NAMES)
 
 
-def binary_cross_entropy_grad(prob, target, *, reduction="mean", sample_weight=None, out=None):
+@overload
+def binary_cross_entropy_grad(prob: NDArray[_F], target: ArrayLike, *, reduction: str = ...,
+                              sample_weight: ArrayLike | None = ...,
+                              out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def binary_cross_entropy_grad(prob: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+                              sample_weight: ArrayLike | None = ...,
+                              out: NDArray[Any] | None = ...) -> _FArray: ...
+@_docs.doc(p="prob", p_param="{prob}")
+def binary_cross_entropy_grad(prob: ArrayLike, target: ArrayLike, *, reduction: str = "mean",
+                              sample_weight: ArrayLike | None = None,
+                              out: NDArray[Any] | None = None) -> Any:
     """Gradient of :func:`binary_cross_entropy` with respect to prob.
 
     ``(p - t) / max(p (1 - p), 1e-12)``, scaled by the reduction.
 
-    {args}
-    {out}
+    {pointwise_parameters}
+    {out_pointwise}
 
     Returns
     -------
-    grad : ndarray (or NumPy scalar for 0-d input)
-        The gradient with respect to ``prob``: its shape and float dtype
-        (``out`` if given).
+    {returns_grad}
 
     Notes
     -----
@@ -1521,16 +1794,9 @@ def binary_cross_entropy_grad(prob, target, *, reduction="mean", sample_weight=N
     otherwise).  For logits, :func:`binary_cross_entropy_with_logits_grad` is
     the accurate form.
 
-    Scaled by the reduction: ``1/N`` for ``"mean"`` (N elements; with sample
-    weights ``1/(K sum w)``, K the elements per index of the leading axis,
-    each element multiplied by its row's weight w), 1 for ``"sum"`` and
-    ``"none"`` (``"none"``: the gradient of the sum of the weighted
-    per-element losses).
+    {pointwise_scaled}
 
-    One kernel pass over pred and target (``mlk_ploss``) writes the
-    gradient; the loss, when asked for, is summed in float64 per block of
-    2048 elements at fixed positions and the blocks added in order, so it does
-    not depend on the thread count.
+    {pointwise_pass}
 
     Examples
     --------
@@ -1543,20 +1809,38 @@ def binary_cross_entropy_grad(prob, target, *, reduction="mean", sample_weight=N
                       False, True, out, names=_BCE_NAMES)
 
 
-def binary_cross_entropy_with_grad(prob, target, *, reduction="mean", sample_weight=None,
-                                   out=None):
+@overload
+def binary_cross_entropy_with_grad(prob: NDArray[_F], target: ArrayLike, *,
+                                   reduction: Literal["mean", "sum"] = ...,
+                                   sample_weight: ArrayLike | None = ...,
+                                   out: NDArray[_F] | None = ...) -> tuple[_F, NDArray[_F]]: ...
+@overload
+def binary_cross_entropy_with_grad(
+        prob: NDArray[_F], target: ArrayLike, *, reduction: Literal["none"],
+        sample_weight: ArrayLike | None = ...,
+        out: NDArray[_F] | None = ...) -> tuple[NDArray[_F], NDArray[_F]]: ...
+@overload
+def binary_cross_entropy_with_grad(
+        prob: ArrayLike, target: ArrayLike, *, reduction: Literal["mean", "sum"] = ...,
+        sample_weight: ArrayLike | None = ...,
+        out: NDArray[Any] | None = ...) -> tuple[_Floating, _FArray]: ...
+@overload
+def binary_cross_entropy_with_grad(
+        prob: ArrayLike, target: ArrayLike, *, reduction: str = ...,
+        sample_weight: ArrayLike | None = ...,
+        out: NDArray[Any] | None = ...) -> tuple[_Floating | _FArray, _FArray]: ...
+@_docs.doc(p="prob", p_param="{prob}", loss="binary_cross_entropy")
+def binary_cross_entropy_with_grad(prob: ArrayLike, target: ArrayLike, *, reduction: str = "mean",
+                                   sample_weight: ArrayLike | None = None,
+                                   out: NDArray[Any] | None = None) -> Any:
     """``(binary_cross_entropy, binary_cross_entropy_grad)`` from one pass.
 
-    {args}
-    {out}
+    {pointwise_parameters}
+    {out_pointwise}
 
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of ``prob``'s float dtype (an array for ``reduction="none"``),
-        as :func:`binary_cross_entropy` returns it.
-    grad : ndarray
-        As :func:`binary_cross_entropy_grad`.
+    {returns_with_grad}
 
     Notes
     -----
@@ -1564,10 +1848,7 @@ def binary_cross_entropy_with_grad(prob, target, *, reduction="mean", sample_wei
     and ``log(1 - p)`` taken as ``log1p(-p)``; gradient ``(p - t) / max(p (1 -
     p), 1e-12)``.
 
-    One kernel pass over pred and target (``mlk_ploss``) writes the
-    gradient; the loss, when asked for, is summed in float64 per block of
-    2048 elements at fixed positions and the blocks added in order, so it does
-    not depend on the thread count.
+    {pointwise_pass}
 
     Examples
     --------
@@ -1582,22 +1863,38 @@ def binary_cross_entropy_with_grad(prob, target, *, reduction="mean", sample_wei
 
 
 _BCEL_NAMES = ("logits", "target")
-_POS_W = """    pos_weight : float or array_like, optional
-        Weight of the positive term, broadcast against the logits (as
-        PyTorch: typically one per class along the last axis).
-"""
 
 
-def binary_cross_entropy_with_logits(logits, target, *, pos_weight=None, reduction="mean",
-                                     sample_weight=None):
+@overload
+def binary_cross_entropy_with_logits(logits: NDArray[_F], target: ArrayLike, *,
+                                     pos_weight: ArrayLike | None = ...,
+                                     reduction: Literal["mean", "sum"] = ...,
+                                     sample_weight: ArrayLike | None = ...) -> _F: ...
+@overload
+def binary_cross_entropy_with_logits(logits: NDArray[_F], target: ArrayLike, *,
+                                     pos_weight: ArrayLike | None = ...,
+                                     reduction: Literal["none"],
+                                     sample_weight: ArrayLike | None = ...) -> NDArray[_F]: ...
+@overload
+def binary_cross_entropy_with_logits(logits: ArrayLike, target: ArrayLike, *,
+                                     pos_weight: ArrayLike | None = ...,
+                                     reduction: Literal["mean", "sum"] = ...,
+                                     sample_weight: ArrayLike | None = ...) -> _Floating: ...
+@overload
+def binary_cross_entropy_with_logits(
+        logits: ArrayLike, target: ArrayLike, *, pos_weight: ArrayLike | None = ...,
+        reduction: str = ..., sample_weight: ArrayLike | None = ...) -> _Floating | _FArray: ...
+@_docs.doc(p="logits", p_param="{logits_pointwise}")
+def binary_cross_entropy_with_logits(logits: ArrayLike, target: ArrayLike, *,
+                                     pos_weight: ArrayLike | None = None, reduction: str = "mean",
+                                     sample_weight: ArrayLike | None = None) -> Any:
     """Binary cross-entropy from logits z: ``max(z, 0) - z t + log1p(exp(-|z|))``.
 
-    {args}
-    {pw}
+    {pointwise_parameters}
+    {pos_weight}
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of the prediction's float dtype (an array for ``reduction="none"``).
+    {returns_loss}
 
     Notes
     -----
@@ -1624,22 +1921,34 @@ def binary_cross_entropy_with_logits(logits, target, *, pos_weight=None, reducti
                       sample_weight, True, False, None, names=_BCEL_NAMES, pos_weight=pos_weight)
 
 
-def binary_cross_entropy_with_logits_grad(logits, target, *, pos_weight=None, reduction="mean",
-                                          sample_weight=None, out=None):
+@overload
+def binary_cross_entropy_with_logits_grad(logits: NDArray[_F], target: ArrayLike, *,
+                                          pos_weight: ArrayLike | None = ..., reduction: str = ...,
+                                          sample_weight: ArrayLike | None = ...,
+                                          out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def binary_cross_entropy_with_logits_grad(logits: ArrayLike, target: ArrayLike, *,
+                                          pos_weight: ArrayLike | None = ..., reduction: str = ...,
+                                          sample_weight: ArrayLike | None = ...,
+                                          out: NDArray[Any] | None = ...) -> _FArray: ...
+@_docs.doc(p="logits", p_param="{logits_pointwise}")
+def binary_cross_entropy_with_logits_grad(logits: ArrayLike, target: ArrayLike, *,
+                                          pos_weight: ArrayLike | None = None,
+                                          reduction: str = "mean",
+                                          sample_weight: ArrayLike | None = None,
+                                          out: NDArray[Any] | None = None) -> Any:
     """Gradient of :func:`binary_cross_entropy_with_logits`: ``sigmoid(z) - t``.
 
     With respect to the logits; with pos_weight w it is
     ``(1 - t) - (1 + (w - 1) t) sigmoid(-z)``; scaled by the reduction.
 
-    {args}
-    {pw}
-    {out}
+    {pointwise_parameters}
+    {pos_weight}
+    {out_pointwise}
 
     Returns
     -------
-    grad : ndarray (or NumPy scalar for 0-d input)
-        The gradient with respect to ``logits``: its shape and float dtype
-        (``out`` if given).
+    {returns_grad}
 
     Notes
     -----
@@ -1650,16 +1959,9 @@ def binary_cross_entropy_with_logits_grad(logits, target, *, pos_weight=None, re
     overflows and one reciprocal, so ``t = 1, z = 37`` gives ``-exp(-37) /
     (1 + exp(-37))``, not 0.
 
-    Scaled by the reduction: ``1/N`` for ``"mean"`` (N elements; with sample
-    weights ``1/(K sum w)``, K the elements per index of the leading axis,
-    each element multiplied by its row's weight w), 1 for ``"sum"`` and
-    ``"none"`` (``"none"``: the gradient of the sum of the weighted
-    per-element losses).
+    {pointwise_scaled}
 
-    One kernel pass over pred and target (``mlk_ploss``) writes the
-    gradient; the loss, when asked for, is summed in float64 per block of
-    2048 elements at fixed positions and the blocks added in order, so it does
-    not depend on the thread count.
+    {pointwise_pass}
 
     Examples
     --------
@@ -1672,23 +1974,43 @@ def binary_cross_entropy_with_logits_grad(logits, target, *, pos_weight=None, re
                       sample_weight, False, True, out, names=_BCEL_NAMES, pos_weight=pos_weight)
 
 
-def binary_cross_entropy_with_logits_with_grad(logits, target, *, pos_weight=None,
-                                               reduction="mean", sample_weight=None, out=None):
+@overload
+def binary_cross_entropy_with_logits_with_grad(
+        logits: NDArray[_F], target: ArrayLike, *, pos_weight: ArrayLike | None = ...,
+        reduction: Literal["mean", "sum"] = ..., sample_weight: ArrayLike | None = ...,
+        out: NDArray[_F] | None = ...) -> tuple[_F, NDArray[_F]]: ...
+@overload
+def binary_cross_entropy_with_logits_with_grad(
+        logits: NDArray[_F], target: ArrayLike, *, pos_weight: ArrayLike | None = ...,
+        reduction: Literal["none"], sample_weight: ArrayLike | None = ...,
+        out: NDArray[_F] | None = ...) -> tuple[NDArray[_F], NDArray[_F]]: ...
+@overload
+def binary_cross_entropy_with_logits_with_grad(
+        logits: ArrayLike, target: ArrayLike, *, pos_weight: ArrayLike | None = ...,
+        reduction: Literal["mean", "sum"] = ..., sample_weight: ArrayLike | None = ...,
+        out: NDArray[Any] | None = ...) -> tuple[_Floating, _FArray]: ...
+@overload
+def binary_cross_entropy_with_logits_with_grad(
+        logits: ArrayLike, target: ArrayLike, *, pos_weight: ArrayLike | None = ...,
+        reduction: str = ..., sample_weight: ArrayLike | None = ...,
+        out: NDArray[Any] | None = ...) -> tuple[_Floating | _FArray, _FArray]: ...
+@_docs.doc(p="logits", p_param="{logits_pointwise}", loss="binary_cross_entropy_with_logits")
+def binary_cross_entropy_with_logits_with_grad(logits: ArrayLike, target: ArrayLike, *,
+                                               pos_weight: ArrayLike | None = None,
+                                               reduction: str = "mean",
+                                               sample_weight: ArrayLike | None = None,
+                                               out: NDArray[Any] | None = None) -> Any:
     """``(binary_cross_entropy_with_logits, its gradient)`` from one fused pass.
 
     One exponential and one log1p per element.
 
-    {args}
-    {pw}
-    {out}
+    {pointwise_parameters}
+    {pos_weight}
+    {out_pointwise}
 
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of ``logits``'s float dtype (an array for ``reduction="none"``),
-        as :func:`binary_cross_entropy_with_logits` returns it.
-    grad : ndarray
-        As :func:`binary_cross_entropy_with_logits_grad`.
+    {returns_with_grad}
 
     Notes
     -----
@@ -1698,10 +2020,7 @@ def binary_cross_entropy_with_logits_with_grad(logits, target, *, pos_weight=Non
     :func:`binary_cross_entropy_with_logits_grad`.  The reciprocal
     ``1/(1 + e)`` is shared by the log1p and the gradient.
 
-    One kernel pass over pred and target (``mlk_ploss``) writes the
-    gradient; the loss, when asked for, is summed in float64 per block of
-    2048 elements at fixed positions and the blocks added in order, so it does
-    not depend on the thread count.
+    {pointwise_pass}
 
     Examples
     --------
@@ -1713,24 +2032,6 @@ def binary_cross_entropy_with_logits_with_grad(logits, target, *, pos_weight=Non
     return _pointwise("binary_cross_entropy_with_logits_with_grad", _BCEL, logits, target,
                       reduction, sample_weight, True, True, out, names=_BCEL_NAMES,
                       pos_weight=pos_weight)
-
-
-_doc(binary_cross_entropy, binary_cross_entropy_grad, binary_cross_entropy_with_grad,
-     binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_grad,
-     binary_cross_entropy_with_logits_with_grad)
-for _f in (binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_grad,
-           binary_cross_entropy_with_logits_with_grad):
-    _f.__doc__ = (_f.__doc__.replace("    {pw}", _POS_W.rstrip("\n"))
-                  .replace("pred : array_like\n        Predictions;", "logits : array_like\n        Logits;")
-                  .replace("``pred``", "``logits``"))
-for _f in (binary_cross_entropy, binary_cross_entropy_grad, binary_cross_entropy_with_grad):
-    _f.__doc__ = _f.__doc__.replace("pred : array_like\n        Predictions;",
-                                    "prob : array_like\n        Probabilities in [0, 1];")
-del _f
-_doc(mse, mse_grad, mse_with_grad, rmse, rmse_grad, rmse_with_grad, mae, mae_grad, mae_with_grad,
-     l1_loss, l1_loss_grad, l1_loss_with_grad, l2_loss, l2_loss_grad, l2_loss_with_grad,
-     quadratic_cost, quadratic_cost_grad, quadratic_cost_with_grad, huber, huber_grad,
-     huber_with_grad)
 
 
 # ---------------------------------------------------------------------------
@@ -1805,40 +2106,32 @@ def _kl(fname, p, q, axis, log_q, reduction, sample_weight, want_loss, want_grad
     return res_loss if want_loss else res_grad
 
 
-_KL_ARGS = """
-    Parameters
-    ----------
-    p : array_like
-        The target distribution, along ``axis``.
-    q : array_like
-        The model's distribution (its log if ``log_q``), p's shape; the
-        loss and the gradient have q's float dtype.
-    axis : int, optional
-        The distribution axis (default -1).
-    log_q : bool, optional
-        q holds log-probabilities (the gradient is then w.r.t. log q).
-    reduction : {"mean", "sum", "none"}
-        "none": one value per row (the shape without ``axis``); "mean":
-        their mean (PyTorch's "batchmean"); "sum": their sum.
-    sample_weight : array_like, optional
-        One weight per row (the shape without ``axis``, or one per index of
-        the leading axis); "mean" is then sum(w kl) / sum(w).
-"""
-_OUT_KL = """    out : ndarray, optional
-        The gradient's array (q's shape and dtype); may be ``q``.
-"""
-
-
-def kl_div(p, q, axis=-1, *, log_q=False, reduction="mean", sample_weight=None):
+@overload
+def kl_div(p: NDArray[_F], q: ArrayLike, axis: SupportsIndex = ..., *, log_q: bool = ...,
+           reduction: Literal["mean", "sum"] = ...,
+           sample_weight: ArrayLike | None = ...) -> _F: ...
+@overload
+def kl_div(p: NDArray[_F], q: ArrayLike, axis: SupportsIndex = ..., *, log_q: bool = ...,
+           reduction: Literal["none"], sample_weight: ArrayLike | None = ...) -> NDArray[_F]: ...
+@overload
+def kl_div(p: ArrayLike, q: ArrayLike, axis: SupportsIndex = ..., *, log_q: bool = ...,
+           reduction: Literal["mean", "sum"] = ...,
+           sample_weight: ArrayLike | None = ...) -> _Floating: ...
+@overload
+def kl_div(p: ArrayLike, q: ArrayLike, axis: SupportsIndex = ..., *, log_q: bool = ...,
+           reduction: str = ..., sample_weight: ArrayLike | None = ...) -> _Floating | _FArray: ...
+@_docs.doc()
+def kl_div(p: ArrayLike, q: ArrayLike, axis: SupportsIndex = -1, *, log_q: bool = False,
+           reduction: str = "mean", sample_weight: ArrayLike | None = None) -> Any:
     """Kullback-Leibler divergence KL(p || q) = ``sum p (log p - log q)`` along ``axis``.
 
     A term is 0 where p == 0 (0 log 0 = 0).
 
-    {args}
+    {kl_parameters}
+
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of the prediction's float dtype (an array for ``reduction="none"``).
+    {returns_loss}
 
     Notes
     -----
@@ -1860,13 +2153,24 @@ def kl_div(p, q, axis=-1, *, log_q=False, reduction="mean", sample_weight=None):
     return _kl("kl_div", p, q, axis, log_q, reduction, sample_weight, True, False, None)
 
 
-def kl_div_grad(p, q, axis=-1, *, log_q=False, reduction="mean", sample_weight=None, out=None):
+@overload
+def kl_div_grad(p: NDArray[_F], q: ArrayLike, axis: SupportsIndex = ..., *, log_q: bool = ...,
+                reduction: str = ..., sample_weight: ArrayLike | None = ...,
+                out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def kl_div_grad(p: ArrayLike, q: ArrayLike, axis: SupportsIndex = ..., *, log_q: bool = ...,
+                reduction: str = ..., sample_weight: ArrayLike | None = ...,
+                out: NDArray[Any] | None = ...) -> _FArray: ...
+@_docs.doc()
+def kl_div_grad(p: ArrayLike, q: ArrayLike, axis: SupportsIndex = -1, *, log_q: bool = False,
+                reduction: str = "mean", sample_weight: ArrayLike | None = None,
+                out: NDArray[Any] | None = None) -> Any:
     """Gradient of :func:`kl_div` with respect to q: ``-p/q`` (0 where p == 0).
 
     ``-p`` with respect to log q when ``log_q``; scaled by the reduction.
 
-    {args}
-    {out}
+    {kl_parameters}
+    {out_kl}
 
     Returns
     -------
@@ -1878,8 +2182,8 @@ def kl_div_grad(p, q, axis=-1, *, log_q=False, reduction="mean", sample_weight=N
     Formula: ``-p/q`` (0 where p == 0), or ``-p`` with respect to log q when
     ``log_q``, times the row's scale: ``w_r / sum w`` for ``"mean"`` (``1 /
     rows`` without sample weights), ``w_r`` (or 1) for ``"sum"`` and
-    ``"none"``.  One pass of the row kernel (``mlk_kl``): the ratio ``p/q`` is
-    the one the loss takes its log of.
+    ``"none"``.  One pass over p and q: the ratio ``p/q`` is the one the
+    loss takes its log of.
 
     Examples
     --------
@@ -1890,20 +2194,36 @@ def kl_div_grad(p, q, axis=-1, *, log_q=False, reduction="mean", sample_weight=N
     return _kl("kl_div_grad", p, q, axis, log_q, reduction, sample_weight, False, True, out)
 
 
-def kl_div_with_grad(p, q, axis=-1, *, log_q=False, reduction="mean", sample_weight=None,
-                     out=None):
+@overload
+def kl_div_with_grad(p: NDArray[_F], q: ArrayLike, axis: SupportsIndex = ..., *, log_q: bool = ...,
+                     reduction: Literal["mean", "sum"] = ...,
+                     sample_weight: ArrayLike | None = ...,
+                     out: NDArray[_F] | None = ...) -> tuple[_F, NDArray[_F]]: ...
+@overload
+def kl_div_with_grad(p: NDArray[_F], q: ArrayLike, axis: SupportsIndex = ..., *, log_q: bool = ...,
+                     reduction: Literal["none"], sample_weight: ArrayLike | None = ...,
+                     out: NDArray[_F] | None = ...) -> tuple[NDArray[_F], NDArray[_F]]: ...
+@overload
+def kl_div_with_grad(p: ArrayLike, q: ArrayLike, axis: SupportsIndex = ..., *, log_q: bool = ...,
+                     reduction: Literal["mean", "sum"] = ...,
+                     sample_weight: ArrayLike | None = ...,
+                     out: NDArray[Any] | None = ...) -> tuple[_Floating, _FArray]: ...
+@overload
+def kl_div_with_grad(p: ArrayLike, q: ArrayLike, axis: SupportsIndex = ..., *, log_q: bool = ...,
+                     reduction: str = ..., sample_weight: ArrayLike | None = ...,
+                     out: NDArray[Any] | None = ...) -> tuple[_Floating | _FArray, _FArray]: ...
+@_docs.doc(p="q", loss="kl_div")
+def kl_div_with_grad(p: ArrayLike, q: ArrayLike, axis: SupportsIndex = -1, *, log_q: bool = False,
+                     reduction: str = "mean", sample_weight: ArrayLike | None = None,
+                     out: NDArray[Any] | None = None) -> Any:
     """``(kl_div, kl_div_grad)`` from one pass over p and q.
 
-    {args}
-    {out}
+    {kl_parameters}
+    {out_kl}
 
     Returns
     -------
-    loss : scalar or ndarray
-        A NumPy scalar of ``q``'s float dtype (an array for ``reduction="none"``),
-        as :func:`kl_div` returns it.
-    grad : ndarray
-        As :func:`kl_div_grad`.
+    {returns_with_grad}
 
     Notes
     -----
@@ -1921,12 +2241,6 @@ def kl_div_with_grad(p, q, axis=-1, *, log_q=False, reduction="mean", sample_wei
     (0.143841036226, [-0.5, -0.5])
     """
     return _kl("kl_div_with_grad", p, q, axis, log_q, reduction, sample_weight, True, True, out)
-
-
-for _f in (kl_div, kl_div_grad, kl_div_with_grad):
-    _f.__doc__ = (_f.__doc__.replace("    {args}", _KL_ARGS.strip("\n") + "\n")
-                  .replace("    {out}", _OUT_KL.rstrip("\n")))
-del _f
 
 
 # ---------------------------------------------------------------------------
@@ -1952,15 +2266,18 @@ def _penalty(fname, op, w, lam, want_loss, out):
     return finish(g, out, rdt, g.ndim == 0)
 
 
-def l1_penalty(w, lam):
+@overload
+def l1_penalty(w: NDArray[_F], lam: float) -> _F: ...
+@overload
+def l1_penalty(w: ArrayLike, lam: float) -> _Floating: ...
+@_docs.doc()
+def l1_penalty(w: ArrayLike, lam: float) -> Any:
     """L1 penalty ``lam * sum(|w|)``.
 
     Parameters
     ----------
-    w : array_like
-        The weights.
-    lam : float
-        The penalty's strength, >= 0.
+    {w_penalty}
+    {lam}
 
     Returns
     -------
@@ -1981,15 +2298,19 @@ def l1_penalty(w, lam):
     return _penalty("l1_penalty", _ABS0, w, lam, True, None)
 
 
-def l1_penalty_grad(w, lam, *, out=None):
+@overload
+def l1_penalty_grad(w: NDArray[_F], lam: float, *,
+                    out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def l1_penalty_grad(w: ArrayLike, lam: float, *, out: NDArray[Any] | None = ...) -> _FArray: ...
+@_docs.doc()
+def l1_penalty_grad(w: ArrayLike, lam: float, *, out: NDArray[Any] | None = None) -> Any:
     """Gradient of :func:`l1_penalty`: ``lam * sign(w)`` (0 at 0).
 
     Parameters
     ----------
-    w : array_like
-        The weights.
-    lam : float
-        The penalty's strength, >= 0.
+    {w_penalty}
+    {lam}
     out : ndarray, optional
         w's shape and float dtype; may be w.
 
@@ -2012,15 +2333,18 @@ def l1_penalty_grad(w, lam, *, out=None):
     return _penalty("l1_penalty_grad", _ABS0, w, lam, False, out)
 
 
-def l2_penalty(w, lam):
+@overload
+def l2_penalty(w: NDArray[_F], lam: float) -> _F: ...
+@overload
+def l2_penalty(w: ArrayLike, lam: float) -> _Floating: ...
+@_docs.doc()
+def l2_penalty(w: ArrayLike, lam: float) -> Any:
     """L2 penalty ``lam * sum(w**2)``.
 
     Parameters
     ----------
-    w : array_like
-        The weights.
-    lam : float
-        The penalty's strength, >= 0.
+    {w_penalty}
+    {lam}
 
     Returns
     -------
@@ -2041,15 +2365,19 @@ def l2_penalty(w, lam):
     return _penalty("l2_penalty", _SQ0, w, lam, True, None)
 
 
-def l2_penalty_grad(w, lam, *, out=None):
+@overload
+def l2_penalty_grad(w: NDArray[_F], lam: float, *,
+                    out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def l2_penalty_grad(w: ArrayLike, lam: float, *, out: NDArray[Any] | None = ...) -> _FArray: ...
+@_docs.doc()
+def l2_penalty_grad(w: ArrayLike, lam: float, *, out: NDArray[Any] | None = None) -> Any:
     """Gradient of :func:`l2_penalty`: ``2 lam w``.
 
     Parameters
     ----------
-    w : array_like
-        The weights.
-    lam : float
-        The penalty's strength, >= 0.
+    {w_penalty}
+    {lam}
     out : ndarray, optional
         w's shape and float dtype; may be w.
 

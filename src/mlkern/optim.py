@@ -1,13 +1,13 @@
 """Optimisers (SPEC.md, "Optimisers"): fused in-place step functions and
 the classes that hold parameters and state.
 
-Each step function is one pass over memory (``_c/mlk_optim_tmpl.h``): the
-parameter, the gradient and the state are read once, the parameter and the
-state written once, in the parameter's own buffer.  float32 and float64,
-parallel over chunks above the work threshold; each element is updated on
-its own, so the result does not depend on the thread count.  The order of
-operations is PyTorch's (``torch.optim`` with ``foreach=False``), so
-trajectories agree with it to rounding where the conventions agree.
+Each step function is one pass over memory: the parameter, the gradient
+and the state are read once, the parameter and the state written once, in
+the parameter's own buffer.  float32 and float64, in parallel above the
+work threshold; each element is updated on its own, so the result does
+not depend on the thread count.  The order of operations is PyTorch's
+(``torch.optim`` with ``foreach=False``), so trajectories agree with it to
+rounding where the conventions agree.
 
 Parameters and state arrays must be NumPy arrays of one float dtype and
 one shape, writeable, C-contiguous and distinct: mlkern never updates a
@@ -19,12 +19,18 @@ Weight decay is coupled (``g + weight_decay * param``) everywhere, except
 in :class:`AdamW` / ``adam_step(..., decoupled=True)``, where the
 parameter is first multiplied by ``1 - lr * weight_decay``.
 """
+from __future__ import annotations
+
 import math
 import numbers
 import operator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar, SupportsIndex, TypeVar
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
+from . import _docs
 from . import _elementwise as _ew
 from ._validation import check_real
 
@@ -34,6 +40,10 @@ __all__ = [
     "Optimizer", "SGD", "Momentum", "Nesterov", "Adagrad", "Adadelta", "RMSprop", "Adam",
     "AdamW", "minibatches",
 ]
+
+_P = TypeVar("_P", bound=NDArray[Any])
+# a learning rate: a number, or a function of the 1-based step number
+_LR = float | Callable[[int], float]
 
 # op codes (mlk_kernels.h, MLK_O_*)
 _SGD, _MOMENTUM, _NESTEROV, _ADAGRAD, _ADADELTA, _RMSPROP, _ADAM, _ADAMW = range(8)
@@ -153,35 +163,27 @@ def _rmsprop_k(f, lr, alpha, eps, weight_decay):
                              eps=_nonneg(eps, "eps", f), wd=_nonneg(weight_decay, "weight_decay", f))
 
 
-def sgd_step(param, grad, *, lr, weight_decay=0.0):
+@_docs.doc()
+def sgd_step(param: _P, grad: ArrayLike, *, lr: float, weight_decay: float = 0.0) -> _P:
     """One SGD step in place: ``param -= lr * (grad + weight_decay * param)``.
 
     Parameters
     ----------
-    param : ndarray
-        float32/float64, C-contiguous, writeable; updated in place and
-        returned.
-    grad : array_like
-        param's shape and dtype, any layout (a non-contiguous one is copied once).
-    lr : float
-        Learning rate, finite and >= 0.
-    weight_decay : float, optional
-        Coupled L2 weight decay, >= 0 (default 0).
+    {param}
+    {grad_param}
+    {lr}
+    {weight_decay}
 
     Returns
     -------
-    ndarray
-        ``param`` itself, updated in place.
+    {returns_param}
 
     Notes
     -----
     Formula: ``param -= lr g``, with
     ``g = grad + weight_decay * param`` (coupled weight decay).
 
-    One pass over memory in the parameter's own buffer (``mlk_optim``),
-    PyTorch's order of operations (``torch.optim``, ``foreach=False``); each
-    element is updated on its own, so the result does not depend on the thread
-    count.  There is no derivative to take: the step consumes one.
+    {optim_pass}
 
     Examples
     --------
@@ -195,7 +197,9 @@ def sgd_step(param, grad, *, lr, weight_decay=0.0):
     return _run(op, f, param, grad, (), (), cost, **hyper)
 
 
-def momentum_step(param, grad, velocity, *, lr, momentum=0.9, weight_decay=0.0):
+@_docs.doc()
+def momentum_step(param: _P, grad: ArrayLike, velocity: NDArray[Any], *, lr: float,
+                  momentum: float = 0.9, weight_decay: float = 0.0) -> _P:
     """One momentum step in place: ``v = momentum v + lr g; param -= v``.
 
     The velocity includes the learning rate (the seeds' form): it is ``lr``
@@ -204,35 +208,25 @@ def momentum_step(param, grad, velocity, *, lr, momentum=0.9, weight_decay=0.0):
 
     Parameters
     ----------
-    param : ndarray
-        float32/float64, C-contiguous, writeable; updated in place and
-        returned.
-    grad : array_like
-        param's shape and dtype, any layout (a non-contiguous one is copied once).
+    {param}
+    {grad_param}
     velocity : ndarray
         State ``v``, param's shape and dtype, C-contiguous, updated in place
         (start at zeros).
-    lr : float
-        Learning rate, finite and >= 0.
-    momentum : float, optional
-        In [0, 1) (default 0.9).
-    weight_decay : float, optional
-        Coupled L2 weight decay, >= 0 (default 0).
+    {lr}
+    {momentum}
+    {weight_decay}
 
     Returns
     -------
-    ndarray
-        ``param`` itself, updated in place.
+    {returns_param}
 
     Notes
     -----
     Formula: ``v = momentum v + lr g; param -= v``, with
     ``g = grad + weight_decay * param`` (coupled weight decay).
 
-    One pass over memory in the parameter's own buffer (``mlk_optim``),
-    PyTorch's order of operations (``torch.optim``, ``foreach=False``); each
-    element is updated on its own, so the result does not depend on the thread
-    count.  There is no derivative to take: the step consumes one.
+    {optim_pass}
 
     Examples
     --------
@@ -249,7 +243,9 @@ def momentum_step(param, grad, velocity, *, lr, momentum=0.9, weight_decay=0.0):
     return _run(op, f, param, grad, (velocity,), ("velocity",), cost, **hyper)
 
 
-def nesterov_step(param, grad, velocity, *, lr, momentum=0.9, weight_decay=0.0):
+@_docs.doc()
+def nesterov_step(param: _P, grad: ArrayLike, velocity: NDArray[Any], *, lr: float,
+                  momentum: float = 0.9, weight_decay: float = 0.0) -> _P:
     """One Nesterov momentum step in place, in the look-ahead form.
 
     It needs the gradient at ``param`` only::
@@ -266,34 +262,26 @@ def nesterov_step(param, grad, velocity, *, lr, momentum=0.9, weight_decay=0.0):
 
     Parameters
     ----------
-    param : ndarray
-        float32/float64, C-contiguous, writeable; updated in place and
-        returned.
-    grad : array_like
-        param's shape and dtype, any layout (a non-contiguous one is copied once).
+    {param}
+    {grad_param}
     velocity : ndarray
         State ``v``, param's shape and dtype, C-contiguous, updated in place
         (start at zeros).
-    lr : float
-        Learning rate, finite and >= 0.
-    momentum : float, optional
-        In [0, 1) (default 0.9).
-    weight_decay : float, optional
-        Coupled L2 weight decay, >= 0 (default 0).
+    {lr}
+    {momentum}
+    {weight_decay}
 
     Returns
     -------
-    ndarray
-        ``param`` itself, updated in place.
+    {returns_param}
 
     Notes
     -----
     Formula: ``v = momentum v + lr g; param -= momentum v + lr g``, with
     ``g = grad + weight_decay * param`` (coupled weight decay);
-    ``lr g`` is computed once.  One pass over memory in the parameter's own buffer (``mlk_optim``),
-    PyTorch's order of operations (``torch.optim``, ``foreach=False``); each
-    element is updated on its own, so the result does not depend on the thread
-    count.  There is no derivative to take: the step consumes one.
+    ``lr g`` is computed once.
+
+    {optim_pass}
 
     Examples
     --------
@@ -307,39 +295,32 @@ def nesterov_step(param, grad, velocity, *, lr, momentum=0.9, weight_decay=0.0):
     return _run(op, f, param, grad, (velocity,), ("velocity",), cost, **hyper)
 
 
-def adagrad_step(param, grad, sum_sq, *, lr, eps=1e-10, weight_decay=0.0):
+@_docs.doc()
+def adagrad_step(param: _P, grad: ArrayLike, sum_sq: NDArray[Any], *, lr: float,
+                 eps: float = 1e-10, weight_decay: float = 0.0) -> _P:
     """One Adagrad step in place: ``G += g**2; param -= lr g / (sqrt(G) + eps)``.
 
     Parameters
     ----------
-    param : ndarray
-        float32/float64, C-contiguous, writeable; updated in place and
-        returned.
-    grad : array_like
-        param's shape and dtype, any layout (a non-contiguous one is copied once).
+    {param}
+    {grad_param}
     sum_sq : ndarray
         State G, param's shape and dtype (start at zeros), updated in place.
-    lr : float
-        Learning rate, finite and >= 0.
+    {lr}
     eps : float, optional
         Outside the square root (as PyTorch), >= 0 (default 1e-10).
-    weight_decay : float, optional
-        Coupled L2 weight decay, >= 0 (default 0).
+    {weight_decay}
 
     Returns
     -------
-    ndarray
-        ``param`` itself, updated in place.
+    {returns_param}
 
     Notes
     -----
     Formula: ``G += g^2; param -= lr g / (sqrt(G) + eps)``, with
     ``g = grad + weight_decay * param`` (coupled weight decay).
 
-    One pass over memory in the parameter's own buffer (``mlk_optim``),
-    PyTorch's order of operations (``torch.optim``, ``foreach=False``); each
-    element is updated on its own, so the result does not depend on the thread
-    count.  There is no derivative to take: the step consumes one.
+    {optim_pass}
 
     Examples
     --------
@@ -353,8 +334,10 @@ def adagrad_step(param, grad, sum_sq, *, lr, eps=1e-10, weight_decay=0.0):
     return _run(op, f, param, grad, (sum_sq,), ("sum_sq",), cost, **hyper)
 
 
-def adadelta_step(param, grad, sq_avg, delta_avg, *, rho=0.9, eps=1e-6, lr=1.0,
-                  weight_decay=0.0):
+@_docs.doc()
+def adadelta_step(param: _P, grad: ArrayLike, sq_avg: NDArray[Any], delta_avg: NDArray[Any], *,
+                  rho: float = 0.9, eps: float = 1e-6, lr: float = 1.0,
+                  weight_decay: float = 0.0) -> _P:
     """One Adadelta step in place (Zeiler 2012, as PyTorch)::
 
         S = rho S + (1 - rho) g**2
@@ -367,11 +350,8 @@ def adadelta_step(param, grad, sq_avg, delta_avg, *, rho=0.9, eps=1e-6, lr=1.0,
 
     Parameters
     ----------
-    param : ndarray
-        float32/float64, C-contiguous, writeable; updated in place and
-        returned.
-    grad : array_like
-        param's shape and dtype, any layout (a non-contiguous one is copied once).
+    {param}
+    {grad_param}
     sq_avg : ndarray
         State S, the running mean of g**2 (start at zeros), updated in place.
     delta_avg : ndarray
@@ -382,23 +362,18 @@ def adadelta_step(param, grad, sq_avg, delta_avg, *, rho=0.9, eps=1e-6, lr=1.0,
         Inside both square roots, >= 0 (default 1e-6).
     lr : float, optional
         Scales the applied update, finite and >= 0 (default 1).
-    weight_decay : float, optional
-        Coupled L2 weight decay, >= 0 (default 0).
+    {weight_decay}
 
     Returns
     -------
-    ndarray
-        ``param`` itself, updated in place.
+    {returns_param}
 
     Notes
     -----
     Formula: as above, with ``g = grad + weight_decay * param`` (coupled
     weight decay).
 
-    One pass over memory in the parameter's own buffer (``mlk_optim``),
-    PyTorch's order of operations (``torch.optim``, ``foreach=False``); each
-    element is updated on its own, so the result does not depend on the thread
-    count.  There is no derivative to take: the step consumes one.
+    {optim_pass}
 
     Examples
     --------
@@ -412,43 +387,36 @@ def adadelta_step(param, grad, sq_avg, delta_avg, *, rho=0.9, eps=1e-6, lr=1.0,
     return _run(op, f, param, grad, (sq_avg, delta_avg), ("sq_avg", "delta_avg"), cost, **hyper)
 
 
-def rmsprop_step(param, grad, sq_avg, *, lr, alpha=0.99, eps=1e-8, weight_decay=0.0):
+@_docs.doc()
+def rmsprop_step(param: _P, grad: ArrayLike, sq_avg: NDArray[Any], *, lr: float,
+                 alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0) -> _P:
     """One RMSprop step in place: ``param -= lr g / (sqrt(S) + eps)``, S the running mean of g**2.
 
     ``S = alpha S + (1 - alpha) g**2; param -= lr g / (sqrt(S) + eps)``.
 
     Parameters
     ----------
-    param : ndarray
-        float32/float64, C-contiguous, writeable; updated in place and
-        returned.
-    grad : array_like
-        param's shape and dtype, any layout (a non-contiguous one is copied once).
+    {param}
+    {grad_param}
     sq_avg : ndarray
         State S, param's shape and dtype (start at zeros), updated in place.
-    lr : float
-        Learning rate, finite and >= 0.
+    {lr}
     alpha : float, optional
         In [0, 1] (default 0.99).
     eps : float, optional
         Outside the root (as PyTorch), >= 0 (default 1e-8).
-    weight_decay : float, optional
-        Coupled L2 weight decay, >= 0 (default 0).
+    {weight_decay}
 
     Returns
     -------
-    ndarray
-        ``param`` itself, updated in place.
+    {returns_param}
 
     Notes
     -----
     Formula: ``S = alpha S + (1 - alpha) g^2; param -= lr g / (sqrt(S) + eps)``, with
     ``g = grad + weight_decay * param`` (coupled weight decay).
 
-    One pass over memory in the parameter's own buffer (``mlk_optim``),
-    PyTorch's order of operations (``torch.optim``, ``foreach=False``); each
-    element is updated on its own, so the result does not depend on the thread
-    count.  There is no derivative to take: the step consumes one.
+    {optim_pass}
 
     Examples
     --------
@@ -483,8 +451,10 @@ def _adam_hyper(fname, step, lr, beta1, beta2, eps, weight_decay, decoupled):
     return _ADAM, 2, dict(hyper, wd=wd)
 
 
-def adam_step(param, grad, m, v, *, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
-              weight_decay=0.0, decoupled=False):
+@_docs.doc()
+def adam_step(param: _P, grad: ArrayLike, m: NDArray[Any], v: NDArray[Any], *, step: SupportsIndex,
+              lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+              weight_decay: float = 0.0, decoupled: bool = False) -> _P:
     """One Adam (or AdamW) step in place::
 
         m = beta1 m + (1 - beta1) g       (as m += (1 - beta1)(g - m))
@@ -498,11 +468,8 @@ def adam_step(param, grad, m, v, *, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1
 
     Parameters
     ----------
-    param : ndarray
-        float32/float64, C-contiguous, writeable; updated in place and
-        returned.
-    grad : array_like
-        param's shape and dtype, any layout (a non-contiguous one is copied once).
+    {param}
+    {grad_param}
     m : ndarray
         The first-moment estimate (start at zeros), updated in place.
     v : ndarray
@@ -524,8 +491,7 @@ def adam_step(param, grad, m, v, *, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1
 
     Returns
     -------
-    ndarray
-        ``param`` itself, updated in place.
+    {returns_param}
 
     Notes
     -----
@@ -536,10 +502,7 @@ def adam_step(param, grad, m, v, *, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1
     are computed in float64 and enter as ``lr / (1 - beta1**step)`` and
     ``1 / sqrt(1 - beta2**step)``, each rounded once to the parameter's dtype.
 
-    One pass over memory in the parameter's own buffer (``mlk_optim``),
-    PyTorch's order of operations (``torch.optim``, ``foreach=False``); each
-    element is updated on its own, so the result does not depend on the thread
-    count.  There is no derivative to take: the step consumes one.
+    {optim_pass}
 
     Examples
     --------
@@ -557,6 +520,7 @@ def adam_step(param, grad, m, v, *, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1
 # classes
 # ---------------------------------------------------------------------------
 
+@_docs.doc()
 class Optimizer:
     """Base class: a list of parameter arrays, their state, a step count.
 
@@ -569,9 +533,7 @@ class Optimizer:
 
     Parameters
     ----------
-    params : ndarray or list of ndarray
-        The parameters (float32/float64, C-contiguous, writeable, sharing no
-        memory), updated in place by :meth:`step`.
+    {params}
     lr : float or callable
         Learning rate, finite and >= 0, or a callable of the 1-based step
         number that returns one (checked at every step).
@@ -594,9 +556,15 @@ class Optimizer:
     >>> isinstance(o, opt.Optimizer), o.step_count, sorted(o.state[0])
     (True, 0, ['velocity'])
     """
-    _state_names = ()
+    params: list[NDArray[Any]]
+    lr: _LR
+    hyper: dict[str, Any]
+    step_count: int
+    state: list[dict[str, NDArray[Any]]]
+    _state_names: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, params, lr, **hyper):
+    def __init__(self, params: NDArray[Any] | Iterable[NDArray[Any]], lr: _LR,
+                 **hyper: Any) -> None:
         if isinstance(params, np.ndarray):
             params = [params]
         self.params = list(params)
@@ -613,15 +581,15 @@ class Optimizer:
         self.step_count = 0
         self.state = [{k: np.zeros_like(p) for k in self._state_names} for p in self.params]
 
-    def _kernel(self, lr, t):
+    def _kernel(self, lr: float, t: int) -> tuple[int, int, dict[str, float]]:
         """(op, cost, kernel hyper-parameters) of step t, validated."""
         raise NotImplementedError("Optimizer is a base class: use SGD, Adam, ...")
 
-    def _current_lr(self, t):
+    def _current_lr(self, t: int) -> float:
         lr = self.lr(t) if callable(self.lr) else self.lr
         return _lr(lr, type(self).__name__)
 
-    def step(self, grads):
+    def step(self, grads: ArrayLike | Sequence[ArrayLike]) -> None:
         """Update every parameter in place from ``grads``; returns None.
 
         Parameters
@@ -649,7 +617,7 @@ class Optimizer:
         """
         if isinstance(grads, np.ndarray):
             grads = [grads]
-        grads = list(grads)
+        grads = list(grads)  # type: ignore[arg-type]  # an array was wrapped above
         if len(grads) != len(self.params):
             raise ValueError(f"{type(self).__name__}.step: expected {len(self.params)} gradients, "
                              f"got {len(grads)}")
@@ -676,7 +644,7 @@ class Optimizer:
             _ew.optim_raw(op, p, g, s1, s2, cost=cost, **hyper)
         self.step_count = t
 
-    def zero_state(self):
+    def zero_state(self) -> None:
         """Reset the state arrays to zeros and the step count to 0; returns None.
 
         The parameters are not touched, and the state arrays keep their identity.
@@ -694,7 +662,7 @@ class Optimizer:
                 a[...] = 0
         self.step_count = 0
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """A dict with the step count, the hyper-parameters and copies of the state arrays.
 
         The parameters themselves are not included.
@@ -718,7 +686,7 @@ class Optimizer:
         return {"step": self.step_count, "lr": self.lr, "hyper": dict(self.hyper),
                 "state": [{k: a.copy() for k, a in st.items()} for st in self.state]}
 
-    def load_state_dict(self, d):
+    def load_state_dict(self, d: Mapping[str, Any]) -> None:
         """Restore what :meth:`state_dict` saved; returns None.
 
         Parameters
@@ -768,19 +736,15 @@ class Optimizer:
         return f"{type(self).__name__}(lr={self.lr!r}, {hp}, {len(self.params)} params)"
 
 
+@_docs.doc(lr_default="1e-3")
 class SGD(Optimizer):
     """Plain SGD over a list of arrays (:func:`sgd_step`); coupled weight decay.
 
     Parameters
     ----------
-    params : ndarray or list of ndarray
-        The parameters (float32/float64, C-contiguous, writeable, sharing no
-        memory), updated in place by :meth:`step`.
-    lr : float or callable, optional
-        Learning rate, finite and >= 0 (default 1e-3), or a callable of the
-        1-based step number that returns one.
-    weight_decay : float, optional
-        Coupled L2 weight decay, >= 0 (default 0).
+    {params}
+    {lr_schedule}
+    {weight_decay}
 
     Notes
     -----
@@ -797,7 +761,8 @@ class SGD(Optimizer):
     [0.5, -0.5]
     """
 
-    def __init__(self, params, lr=1e-3, weight_decay=0.0):
+    def __init__(self, params: NDArray[Any] | Iterable[NDArray[Any]], lr: _LR = 1e-3,
+                 weight_decay: float = 0.0) -> None:
         _nonneg(weight_decay, "weight_decay", "SGD")
         super().__init__(params, lr, weight_decay=weight_decay)
 
@@ -805,21 +770,16 @@ class SGD(Optimizer):
         return _sgd_k("SGD.step", lr, self.hyper["weight_decay"])
 
 
+@_docs.doc(lr_default="1e-3")
 class Momentum(Optimizer):
     """SGD with momentum (:func:`momentum_step`; velocity includes lr).
 
     Parameters
     ----------
-    params : ndarray or list of ndarray
-        The parameters (float32/float64, C-contiguous, writeable, sharing no
-        memory), updated in place by :meth:`step`.
-    lr : float or callable, optional
-        Learning rate, finite and >= 0 (default 1e-3), or a callable of the
-        1-based step number that returns one.
-    momentum : float, optional
-        In [0, 1) (default 0.9).
-    weight_decay : float, optional
-        Coupled L2 weight decay, >= 0 (default 0).
+    {params}
+    {lr_schedule}
+    {momentum}
+    {weight_decay}
 
     Notes
     -----
@@ -838,7 +798,8 @@ class Momentum(Optimizer):
     """
     _state_names = ("velocity",)
 
-    def __init__(self, params, lr=1e-3, momentum=0.9, weight_decay=0.0):
+    def __init__(self, params: NDArray[Any] | Iterable[NDArray[Any]], lr: _LR = 1e-3,
+                 momentum: float = 0.9, weight_decay: float = 0.0) -> None:
         _unit(momentum, "momentum", type(self).__name__)
         _nonneg(weight_decay, "weight_decay", type(self).__name__)
         super().__init__(params, lr, momentum=momentum, weight_decay=weight_decay)
@@ -851,21 +812,16 @@ class Momentum(Optimizer):
                            h["weight_decay"])
 
 
+@_docs.doc(lr_default="1e-3")
 class Nesterov(Momentum):
     """Nesterov momentum (:func:`nesterov_step`).
 
     Parameters
     ----------
-    params : ndarray or list of ndarray
-        The parameters (float32/float64, C-contiguous, writeable, sharing no
-        memory), updated in place by :meth:`step`.
-    lr : float or callable, optional
-        Learning rate, finite and >= 0 (default 1e-3), or a callable of the
-        1-based step number that returns one.
-    momentum : float, optional
-        In [0, 1) (default 0.9).
-    weight_decay : float, optional
-        Coupled L2 weight decay, >= 0 (default 0).
+    {params}
+    {lr_schedule}
+    {momentum}
+    {weight_decay}
 
     Notes
     -----
@@ -886,21 +842,17 @@ class Nesterov(Momentum):
     _op = _NESTEROV
 
 
+@_docs.doc(lr_default="1e-2")
 class Adagrad(Optimizer):
     """Adagrad (:func:`adagrad_step`).
 
     Parameters
     ----------
-    params : ndarray or list of ndarray
-        The parameters (float32/float64, C-contiguous, writeable, sharing no
-        memory), updated in place by :meth:`step`.
-    lr : float or callable, optional
-        Learning rate, finite and >= 0 (default 1e-2), or a callable of the
-        1-based step number that returns one.
+    {params}
+    {lr_schedule}
     eps : float, optional
         Outside the square root, >= 0 (default 1e-10).
-    weight_decay : float, optional
-        Coupled L2 weight decay, >= 0 (default 0).
+    {weight_decay}
 
     Notes
     -----
@@ -918,7 +870,8 @@ class Adagrad(Optimizer):
     """
     _state_names = ("sum_sq",)
 
-    def __init__(self, params, lr=1e-2, eps=1e-10, weight_decay=0.0):
+    def __init__(self, params: NDArray[Any] | Iterable[NDArray[Any]], lr: _LR = 1e-2,
+                 eps: float = 1e-10, weight_decay: float = 0.0) -> None:
         _nonneg(eps, "eps", "Adagrad")
         _nonneg(weight_decay, "weight_decay", "Adagrad")
         super().__init__(params, lr, eps=eps, weight_decay=weight_decay)
@@ -927,23 +880,19 @@ class Adagrad(Optimizer):
         return _adagrad_k("Adagrad.step", lr, self.hyper["eps"], self.hyper["weight_decay"])
 
 
+@_docs.doc(lr_default="1")
 class Adadelta(Optimizer):
     """Adadelta (:func:`adadelta_step`).
 
     Parameters
     ----------
-    params : ndarray or list of ndarray
-        The parameters (float32/float64, C-contiguous, writeable, sharing no
-        memory), updated in place by :meth:`step`.
-    lr : float or callable, optional
-        Learning rate, finite and >= 0 (default 1), or a callable of the
-        1-based step number that returns one.
+    {params}
+    {lr_schedule}
     rho : float, optional
         In [0, 1] (default 0.9).
     eps : float, optional
         Inside both square roots, >= 0 (default 1e-6).
-    weight_decay : float, optional
-        Coupled L2 weight decay, >= 0 (default 0).
+    {weight_decay}
 
     Notes
     -----
@@ -964,7 +913,8 @@ class Adadelta(Optimizer):
     """
     _state_names = ("sq_avg", "delta_avg")
 
-    def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0):
+    def __init__(self, params: NDArray[Any] | Iterable[NDArray[Any]], lr: _LR = 1.0,
+                 rho: float = 0.9, eps: float = 1e-6, weight_decay: float = 0.0) -> None:
         _unit(rho, "rho", "Adadelta", closed=True)
         _nonneg(eps, "eps", "Adadelta")
         _nonneg(weight_decay, "weight_decay", "Adadelta")
@@ -975,23 +925,19 @@ class Adadelta(Optimizer):
         return _adadelta_k("Adadelta.step", lr, h["rho"], h["eps"], h["weight_decay"])
 
 
+@_docs.doc(lr_default="1e-2")
 class RMSprop(Optimizer):
     """RMSprop (:func:`rmsprop_step`).
 
     Parameters
     ----------
-    params : ndarray or list of ndarray
-        The parameters (float32/float64, C-contiguous, writeable, sharing no
-        memory), updated in place by :meth:`step`.
-    lr : float or callable, optional
-        Learning rate, finite and >= 0 (default 1e-2), or a callable of the
-        1-based step number that returns one.
+    {params}
+    {lr_schedule}
     alpha : float, optional
         In [0, 1] (default 0.99).
     eps : float, optional
         Outside the square root, >= 0 (default 1e-8).
-    weight_decay : float, optional
-        Coupled L2 weight decay, >= 0 (default 0).
+    {weight_decay}
 
     Notes
     -----
@@ -1010,7 +956,8 @@ class RMSprop(Optimizer):
     """
     _state_names = ("sq_avg",)
 
-    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0):
+    def __init__(self, params: NDArray[Any] | Iterable[NDArray[Any]], lr: _LR = 1e-2,
+                 alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0) -> None:
         _unit(alpha, "alpha", "RMSprop", closed=True)
         _nonneg(eps, "eps", "RMSprop")
         _nonneg(weight_decay, "weight_decay", "RMSprop")
@@ -1021,23 +968,19 @@ class RMSprop(Optimizer):
         return _rmsprop_k("RMSprop.step", lr, h["alpha"], h["eps"], h["weight_decay"])
 
 
+@_docs.doc(lr_default="1e-3")
 class Adam(Optimizer):
     """Adam (:func:`adam_step`), coupled weight decay.
 
     Parameters
     ----------
-    params : ndarray or list of ndarray
-        The parameters (float32/float64, C-contiguous, writeable, sharing no
-        memory), updated in place by :meth:`step`.
-    lr : float or callable, optional
-        Learning rate, finite and >= 0 (default 1e-3), or a callable of the
-        1-based step number that returns one.
+    {params}
+    {lr_schedule}
     betas : tuple of two floats, optional
         ``(beta1, beta2)``, each in [0, 1) (default ``(0.9, 0.999)``).
     eps : float, optional
         Added to the bias-corrected ``sqrt(v)``, >= 0 (default 1e-8).
-    weight_decay : float, optional
-        Coupled L2 weight decay, >= 0 (default 0).
+    {weight_decay}
 
     Notes
     -----
@@ -1056,9 +999,11 @@ class Adam(Optimizer):
     np.float64(0.900000002)
     """
     _state_names = ("m", "v")
-    _decoupled = False
+    _decoupled: ClassVar[bool] = False
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    def __init__(self, params: NDArray[Any] | Iterable[NDArray[Any]], lr: _LR = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0) -> None:
         name = type(self).__name__
         try:
             b1, b2 = betas
@@ -1077,17 +1022,14 @@ class Adam(Optimizer):
                            h["weight_decay"], self._decoupled)
 
 
+@_docs.doc(lr_default="1e-3")
 class AdamW(Adam):
     """AdamW: Adam with decoupled weight decay (default 0.01, as PyTorch).
 
     Parameters
     ----------
-    params : ndarray or list of ndarray
-        The parameters (float32/float64, C-contiguous, writeable, sharing no
-        memory), updated in place by :meth:`step`.
-    lr : float or callable, optional
-        Learning rate, finite and >= 0 (default 1e-3), or a callable of the
-        1-based step number that returns one.
+    {params}
+    {lr_schedule}
     betas : tuple of two floats, optional
         ``(beta1, beta2)``, each in [0, 1) (default ``(0.9, 0.999)``).
     eps : float, optional
@@ -1112,11 +1054,14 @@ class AdamW(Adam):
     """
     _decoupled = True
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+    def __init__(self, params: NDArray[Any] | Iterable[NDArray[Any]], lr: _LR = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2) -> None:
         super().__init__(params, lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
 
-def minibatches(n_samples, batch_size, *, shuffle=True, seed=None):
+def minibatches(n_samples: SupportsIndex, batch_size: SupportsIndex, *, shuffle: bool = True,
+                seed: int | np.random.Generator | None = None) -> Iterator[NDArray[np.int64]]:
     """Yield int64 index arrays of mini-batches covering ``range(n_samples)`` once.
 
     The last batch holds the remainder.

@@ -7,26 +7,28 @@ allowed to alias the input) and takes any ``axis``, negative included.  A
 0-d input raises ``ValueError`` (there is no axis to reduce), as NumPy's
 reductions do.
 
-Layouts: the kernels see the array as (outer, n, inner), C-contiguous, and
-reduce over n.  A C-contiguous input is used as it is, whatever the axis:
-for a non-last axis the kernel walks the reduced axis with a stride and
-vectorises across the contiguous inner columns -- no transposed copy.  An
-F-contiguous input is used through its (C-contiguous) transpose.  Any other
-layout is copied once, to C order.
+Layouts: a C-contiguous input is used as it is, whatever the axis (no
+transposed copy), an F-contiguous input through its (C-contiguous)
+transpose; any other layout is copied once, to C order.
 
-The math is in ``_c/mlk_rowwise_tmpl.h``: max, then one fused
-exp-and-sum pass (sums in float64, float32 included), then the scale.
+The math: max, then one fused exp-and-sum pass (sums in float64, float32
+included), then the scale (docs/implementation.rst).
 Non-finite rows follow ``scipy.special``: a row with a +inf, or of all
 -inf, gives NaN in softmax; logsumexp gives +inf, -inf for an all -inf or
 empty row, NaN when the row holds a NaN; log_softmax is x - logsumexp(x)
 with scipy's shift of 0 for such rows (``[inf, 0] -> [nan, -inf]``).  A NaN
 makes only its own row NaN.
 """
+from __future__ import annotations
+
 import math
 import operator
+from typing import Any, SupportsIndex, TypeVar, overload
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
+from . import _docs
 from . import _elementwise as _ew
 from ._validation import (_as_layout, as_float_array, as_float_pair, check_out, compute_dtype,
                           finish, result_array)
@@ -34,13 +36,16 @@ from ._validation import (_as_layout, as_float_array, as_float_pair, check_out, 
 __all__ = ["softmax", "log_softmax", "logsumexp", "softmax_backward",
            "log_softmax_backward", "softmax_jacobian", "argmax"]
 
+# float arrays keep their dtype; anything else array-like computes in float64
+_F = TypeVar("_F", bound=np.floating[Any])
+
 # op codes: must match the enum in _c/mlk_kernels.h
 _SOFTMAX, _LOG_SOFTMAX, _LOGSUMEXP, _SOFTMAX_BWD, _LOG_SOFTMAX_BWD = range(5)
 
 _I64 = np.dtype(np.int64)
 
 
-def check_axis(axis, ndim, fname):
+def check_axis(axis: SupportsIndex, ndim: int, fname: str) -> int:
     """axis as a non-negative int < ndim; ValueError for a 0-d input or an
     axis out of range, TypeError for a non-integer axis."""
     if ndim == 0:
@@ -114,7 +119,15 @@ def _forward(op, fname, x, axis, out):
     return finish(res, out, rdt, False)
 
 
-def softmax(x, axis=-1, *, out=None):
+@overload
+def softmax(x: NDArray[_F], axis: SupportsIndex = ..., *,
+            out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def softmax(x: ArrayLike, axis: SupportsIndex = ..., *,
+            out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
+@_docs.doc()
+def softmax(x: ArrayLike, axis: SupportsIndex = -1, *,
+            out: NDArray[Any] | None = None) -> NDArray[np.floating[Any]]:
     """Softmax along ``axis``: ``exp(x - max) / sum(exp(x - max))``.
 
     Parameters
@@ -123,8 +136,7 @@ def softmax(x, axis=-1, *, out=None):
     axis : int, optional
         The axis to normalise over (default -1).  Any axis of a
         C-contiguous input is processed without a transposed copy.
-    out : ndarray, optional
-        Result array (same shape and dtype as the result); may be ``x``.
+    {out}
 
     Returns
     -------
@@ -152,7 +164,14 @@ def softmax(x, axis=-1, *, out=None):
     return _forward(_SOFTMAX, "softmax", x, axis, out)
 
 
-def log_softmax(x, axis=-1, *, out=None):
+@overload
+def log_softmax(x: NDArray[_F], axis: SupportsIndex = ..., *,
+                out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def log_softmax(x: ArrayLike, axis: SupportsIndex = ..., *,
+                out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
+def log_softmax(x: ArrayLike, axis: SupportsIndex = -1, *,
+                out: NDArray[Any] | None = None) -> NDArray[np.floating[Any]]:
     """Log of the softmax along ``axis``: ``x - max - log(sum(exp(x - max)))``.
 
     Parameters
@@ -189,7 +208,8 @@ def log_softmax(x, axis=-1, *, out=None):
     return _forward(_LOG_SOFTMAX, "log_softmax", x, axis, out)
 
 
-def logsumexp(x, axis=-1, *, keepdims=False, out=None):
+def logsumexp(x: ArrayLike, axis: SupportsIndex = -1, *, keepdims: bool = False,
+              out: NDArray[Any] | None = None) -> Any:
     """``log(sum(exp(x)))`` along ``axis``, without overflow or underflow.
 
     Parameters
@@ -263,7 +283,14 @@ def _backward(op, fname, grad_output, y, axis, out, cost):
     return finish(res, out, rdt, False)
 
 
-def softmax_backward(grad_output, y, axis=-1, *, out=None):
+@overload
+def softmax_backward(grad_output: NDArray[_F], y: ArrayLike, axis: SupportsIndex = ..., *,
+                     out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def softmax_backward(grad_output: ArrayLike, y: ArrayLike, axis: SupportsIndex = ..., *,
+                     out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
+def softmax_backward(grad_output: ArrayLike, y: ArrayLike, axis: SupportsIndex = -1, *,
+                     out: NDArray[Any] | None = None) -> NDArray[np.floating[Any]]:
     """Vector-Jacobian product of softmax: ``y * (g - sum(g * y, axis))``.
 
     Parameters
@@ -297,7 +324,14 @@ def softmax_backward(grad_output, y, axis=-1, *, out=None):
     return _backward(_SOFTMAX_BWD, "softmax_backward", grad_output, y, axis, out, 1)
 
 
-def log_softmax_backward(grad_output, y, axis=-1, *, out=None):
+@overload
+def log_softmax_backward(grad_output: NDArray[_F], y: ArrayLike, axis: SupportsIndex = ..., *,
+                         out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
+@overload
+def log_softmax_backward(grad_output: ArrayLike, y: ArrayLike, axis: SupportsIndex = ..., *,
+                         out: NDArray[Any] | None = ...) -> NDArray[np.floating[Any]]: ...
+def log_softmax_backward(grad_output: ArrayLike, y: ArrayLike, axis: SupportsIndex = -1, *,
+                         out: NDArray[Any] | None = None) -> NDArray[np.floating[Any]]:
     """Vector-Jacobian product of log_softmax: ``g - exp(y) * sum(g, axis)``.
 
     Parameters
@@ -328,7 +362,11 @@ def log_softmax_backward(grad_output, y, axis=-1, *, out=None):
     return _backward(_LOG_SOFTMAX_BWD, "log_softmax_backward", grad_output, y, axis, out, 4)
 
 
-def softmax_jacobian(p, axis=-1):
+@overload
+def softmax_jacobian(p: NDArray[_F], axis: SupportsIndex = ...) -> NDArray[_F]: ...
+@overload
+def softmax_jacobian(p: ArrayLike, axis: SupportsIndex = ...) -> NDArray[np.floating[Any]]: ...
+def softmax_jacobian(p: ArrayLike, axis: SupportsIndex = -1) -> NDArray[np.floating[Any]]:
     """The Jacobian of softmax from its output: ``J[..., i, j] = p_i (δ_ij - p_j)``.
 
     Parameters
@@ -367,7 +405,8 @@ def softmax_jacobian(p, axis=-1):
 
 
 # ------------------------------------------------------------ argmax
-def argmax(x, axis=-1, *, keepdims=False, out=None):
+def argmax(x: ArrayLike, axis: SupportsIndex = -1, *, keepdims: bool = False,
+           out: NDArray[Any] | None = None) -> Any:
     """Index of the first maximum along ``axis``, as ``np.argmax``.
 
     Parameters

@@ -112,8 +112,8 @@ int mlk_dispatch_init(const char *level) {
         /* the optimiser steps are memory-bound except for Adam/RMSprop/
            Adagrad/Adadelta's sqrt and divide, whose 512-bit forms give no
            more elements per cycle than the 256-bit ones (AMD Zen 4 splits
-           them; Intel halves their throughput): the x86-64-v3 kernels
-           measured 5-15 % faster for adam_step at 10^7 on this EPYC */
+           them; Intel halves their throughput), so the x86-64-v3 kernels
+           are the faster ones (measured: docs/implementation.rst) */
         mlk_kt.optim_f32 = mlk_table_v3.optim_f32;
         mlk_kt.optim_f64 = mlk_table_v3.optim_f64;
 #endif
