@@ -19,7 +19,9 @@ import operator
 import numpy as np
 
 from . import _elementwise as _ew
-from ._validation import as_float_array, check_out, check_real, compute_dtype, finish, result_array
+from ._ops import BINARY, UNARY
+from ._validation import (as_float_array, binary_slow, check_out, check_real, compute_dtype, finish,
+                          result_array, unary_slow)
 
 __all__ = [
     "sigmoid", "sigmoid_grad", "sigmoid_backward",
@@ -36,15 +38,27 @@ __all__ = [
     "noisy_relu", "noisy_relu_backward",
 ]
 
-# op codes: must match the enums in _c/mlk_kernels.h
-(_SIGMOID, _SIGMOID_GRAD, _TANH, _TANH_GRAD, _RELU, _RELU_GRAD, _LEAKY, _LEAKY_GRAD,
- _ELU, _ELU_GRAD, _SOFTPLUS, _SOFTPLUS_GRAD, _SILU, _SILU_GRAD, _LOGSIG, _LOGSIG_GRAD,
- _GELU, _GELU_GRAD, _GELU_TANH, _GELU_TANH_GRAD, _NOISY_RELU) = range(21)
-(_B_SIGMOID, _B_TANH, _B_RELU, _B_LEAKY, _B_ELU, _B_SOFTPLUS, _B_SILU, _B_LOGSIG,
- _B_GELU, _B_GELU_TANH) = range(10)
+# op codes, by name from the op table (_c/mlk_kernels.h)
+_SIGMOID, _SIGMOID_GRAD = UNARY["sigmoid"], UNARY["sigmoid_grad"]
+_TANH, _TANH_GRAD = UNARY["tanh"], UNARY["tanh_grad"]
+_RELU, _RELU_GRAD = UNARY["relu"], UNARY["relu_grad"]
+_LEAKY, _LEAKY_GRAD = UNARY["leaky_relu"], UNARY["leaky_relu_grad"]
+_ELU, _ELU_GRAD = UNARY["elu"], UNARY["elu_grad"]
+_SOFTPLUS, _SOFTPLUS_GRAD = UNARY["softplus"], UNARY["softplus_grad"]
+_SILU, _SILU_GRAD = UNARY["silu"], UNARY["silu_grad"]
+_LOGSIG, _LOGSIG_GRAD = UNARY["log_sigmoid"], UNARY["log_sigmoid_grad"]
+_GELU, _GELU_GRAD = UNARY["gelu"], UNARY["gelu_grad"]
+_GELU_TANH, _GELU_TANH_GRAD = UNARY["gelu_tanh"], UNARY["gelu_tanh_grad"]
+_NOISY_RELU = UNARY["noisy_relu"]
+_B_SIGMOID, _B_TANH = BINARY["sigmoid_backward"], BINARY["tanh_backward"]
+_B_RELU, _B_LEAKY = BINARY["relu_backward"], BINARY["leaky_relu_backward"]
+_B_ELU, _B_SOFTPLUS = BINARY["elu_backward"], BINARY["softplus_backward"]
+_B_SILU, _B_LOGSIG = BINARY["silu_backward"], BINARY["log_sigmoid_backward"]
+_B_GELU, _B_GELU_TANH = BINARY["gelu_backward"], BINARY["gelu_tanh_backward"]
 
+# each function: the fast entry (a C-contiguous float array; None for
+# anything else), then the checks and the raw kernel (_validation)
 _unary = _ew.unary
-
 _binary = _ew.binary
 
 
@@ -80,7 +94,8 @@ def sigmoid(x, *, out=None):
     >>> float(mlkern.sigmoid(-1000.0))
     0.0
     """
-    return _unary(_SIGMOID, x, out, 0.0, 0.0, 0.0, 4)
+    r = _unary(_SIGMOID, x, out)
+    return unary_slow(_SIGMOID, x, out) if r is None else r
 
 
 def sigmoid_grad(x, *, out=None):
@@ -115,7 +130,8 @@ def sigmoid_grad(x, *, out=None):
     >>> float(mlkern.sigmoid_grad(40.0))      # no 1 - y cancellation
     4.248354255291589e-18
     """
-    return _unary(_SIGMOID_GRAD, x, out, 0.0, 0.0, 0.0, 5)
+    r = _unary(_SIGMOID_GRAD, x, out)
+    return unary_slow(_SIGMOID_GRAD, x, out) if r is None else r
 
 
 def sigmoid_backward(grad_output, y, *, out=None):
@@ -156,7 +172,8 @@ def sigmoid_backward(grad_output, y, *, out=None):
     >>> float(mlkern.sigmoid_backward(1.0, mlkern.sigmoid(40.0)))
     0.0
     """
-    return _binary(_B_SIGMOID, grad_output, y, out, 0.0, 0.0, 0.0, 1, "y")
+    r = _binary(_B_SIGMOID, grad_output, y, out)
+    return binary_slow(_B_SIGMOID, grad_output, y, out, saved="y") if r is None else r
 
 
 # ---------------------------------------------------------------- tanh
@@ -189,7 +206,8 @@ def tanh(x, *, out=None):
     >>> float(mlkern.tanh(0.0)), float(mlkern.tanh(1000.0))
     (0.0, 1.0)
     """
-    return _unary(_TANH, x, out, 0.0, 0.0, 0.0, 5)
+    r = _unary(_TANH, x, out)
+    return unary_slow(_TANH, x, out) if r is None else r
 
 
 def tanh_grad(x, *, out=None):
@@ -223,7 +241,8 @@ def tanh_grad(x, *, out=None):
     >>> float(mlkern.tanh_grad(20.0)), float(mlkern.tanh_grad(float("inf")))
     (1.6993417021166355e-17, 0.0)
     """
-    return _unary(_TANH_GRAD, x, out, 0.0, 0.0, 0.0, 5)
+    r = _unary(_TANH_GRAD, x, out)
+    return unary_slow(_TANH_GRAD, x, out) if r is None else r
 
 
 def tanh_backward(grad_output, y, *, out=None):
@@ -259,7 +278,8 @@ def tanh_backward(grad_output, y, *, out=None):
     >>> float(mlkern.tanh_backward(1.0, 0.5))
     0.75
     """
-    return _binary(_B_TANH, grad_output, y, out, 0.0, 0.0, 0.0, 1, "y")
+    r = _binary(_B_TANH, grad_output, y, out)
+    return binary_slow(_B_TANH, grad_output, y, out, saved="y") if r is None else r
 
 
 # ---------------------------------------------------------------- relu
@@ -289,7 +309,8 @@ def relu(x, *, out=None):
     >>> mlkern.relu([-1.0, 2.0]).tolist()
     [0.0, 2.0]
     """
-    return _unary(_RELU, x, out, 0.0, 0.0, 0.0, 1)
+    r = _unary(_RELU, x, out)
+    return unary_slow(_RELU, x, out) if r is None else r
 
 
 def relu_grad(x, *, out=None):
@@ -319,7 +340,8 @@ def relu_grad(x, *, out=None):
     >>> mlkern.relu_grad([-1.0, 0.0, 3.0]).tolist()
     [0.0, 0.0, 1.0]
     """
-    return _unary(_RELU_GRAD, x, out, 0.0, 0.0, 0.0, 1)
+    r = _unary(_RELU_GRAD, x, out)
+    return unary_slow(_RELU_GRAD, x, out) if r is None else r
 
 
 def relu_backward(grad_output, x, *, out=None):
@@ -354,7 +376,8 @@ def relu_backward(grad_output, x, *, out=None):
     >>> mlkern.relu_backward([5.0, 5.0], [-1.0, 1.0]).tolist()
     [0.0, 5.0]
     """
-    return _binary(_B_RELU, grad_output, x, out, 0.0, 0.0, 0.0, 1, "x")
+    r = _binary(_B_RELU, grad_output, x, out)
+    return binary_slow(_B_RELU, grad_output, x, out, saved="x") if r is None else r
 
 
 # ---------------------------------------------------------------- leaky relu
@@ -387,7 +410,8 @@ def leaky_relu(x, *, negative_slope=0.01, out=None):
     [-1.0, 2.0]
     """
     a = check_real(negative_slope, "negative_slope")
-    return _unary(_LEAKY, x, out, a, 0.0, 0.0, 1)
+    r = _unary(_LEAKY, x, out, a)
+    return unary_slow(_LEAKY, x, out, a) if r is None else r
 
 
 def leaky_relu_grad(x, *, negative_slope=0.01, out=None):
@@ -419,7 +443,8 @@ def leaky_relu_grad(x, *, negative_slope=0.01, out=None):
     [0.5, 1.0]
     """
     a = check_real(negative_slope, "negative_slope")
-    return _unary(_LEAKY_GRAD, x, out, a, 0.0, 0.0, 1)
+    r = _unary(_LEAKY_GRAD, x, out, a)
+    return unary_slow(_LEAKY_GRAD, x, out, a) if r is None else r
 
 
 def leaky_relu_backward(grad_output, x, *, negative_slope=0.01, out=None):
@@ -456,7 +481,8 @@ def leaky_relu_backward(grad_output, x, *, negative_slope=0.01, out=None):
     [1.0, 2.0]
     """
     a = check_real(negative_slope, "negative_slope")
-    return _binary(_B_LEAKY, grad_output, x, out, a, 0.0, 0.0, 1, "x")
+    r = _binary(_B_LEAKY, grad_output, x, out, a)
+    return binary_slow(_B_LEAKY, grad_output, x, out, a, saved="x") if r is None else r
 
 
 # ---------------------------------------------------------------- prelu
@@ -570,8 +596,7 @@ def prelu_grad(x, alpha, *, out=None):
         check_out(out, arr.shape, rdt)
     res = result_array(arr, out, rdt)
     if arr.size:
-        # the backward kernel with grad_output = 1 (one kernel, not a second loop)
-        _ew.prelu_bwd_raw(np.ones_like(arr), arr, a, res, np.zeros(C), outer, C, inner)
+        _ew.prelu_raw(arr, res, a, outer, C, inner, True)   # the derivative: only res is written
     return finish(res, out, rdt, scalar)
 
 
@@ -670,7 +695,8 @@ def elu(x, *, alpha=1.0, out=None):
     -0.632120558829
     """
     a = check_real(alpha, "alpha")
-    return _unary(_ELU, x, out, a, 0.0, 0.0, 4)
+    r = _unary(_ELU, x, out, a)
+    return unary_slow(_ELU, x, out, a) if r is None else r
 
 
 def elu_grad(x, *, alpha=1.0, out=None):
@@ -706,7 +732,8 @@ def elu_grad(x, *, alpha=1.0, out=None):
     4.248354255291589e-18
     """
     a = check_real(alpha, "alpha")
-    return _unary(_ELU_GRAD, x, out, a, 0.0, 0.0, 4)
+    r = _unary(_ELU_GRAD, x, out, a)
+    return unary_slow(_ELU_GRAD, x, out, a) if r is None else r
 
 
 def elu_backward(grad_output, y, *, alpha=1.0, out=None):
@@ -749,7 +776,8 @@ def elu_backward(grad_output, y, *, alpha=1.0, out=None):
     0.0
     """
     a = check_real(alpha, "alpha")
-    return _binary(_B_ELU, grad_output, y, out, a, 0.0, 0.0, 1, "y")
+    r = _binary(_B_ELU, grad_output, y, out, a)
+    return binary_slow(_B_ELU, grad_output, y, out, a, saved="y") if r is None else r
 
 
 # ---------------------------------------------------------------- softplus
@@ -795,7 +823,8 @@ def softplus(x, *, beta=1.0, threshold=None, out=None):
     (1000.0, 9.357622968839737e-14)
     """
     b, t = _softplus_params(beta, threshold)
-    return _unary(_SOFTPLUS, x, out, 0.0, b, t, 8)
+    r = _unary(_SOFTPLUS, x, out, 0.0, b, t)
+    return unary_slow(_SOFTPLUS, x, out, 0.0, b, t) if r is None else r
 
 
 def softplus_grad(x, *, beta=1.0, threshold=None, out=None):
@@ -831,7 +860,8 @@ def softplus_grad(x, *, beta=1.0, threshold=None, out=None):
     0.5
     """
     b, t = _softplus_params(beta, threshold)
-    return _unary(_SOFTPLUS_GRAD, x, out, 0.0, b, t, 4)
+    r = _unary(_SOFTPLUS_GRAD, x, out, 0.0, b, t)
+    return unary_slow(_SOFTPLUS_GRAD, x, out, 0.0, b, t) if r is None else r
 
 
 def softplus_backward(grad_output, x, *, beta=1.0, threshold=None, out=None):
@@ -871,7 +901,8 @@ def softplus_backward(grad_output, x, *, beta=1.0, threshold=None, out=None):
     1.0
     """
     b, t = _softplus_params(beta, threshold)
-    return _binary(_B_SOFTPLUS, grad_output, x, out, 0.0, b, t, 4, "x")
+    r = _binary(_B_SOFTPLUS, grad_output, x, out, 0.0, b, t)
+    return binary_slow(_B_SOFTPLUS, grad_output, x, out, 0.0, b, t, saved="x") if r is None else r
 
 
 # ---------------------------------------------------------------- silu
@@ -910,7 +941,8 @@ def silu(x, *, beta=1.0, out=None):
     -0.0
     """
     b = check_real(beta, "beta")
-    return _unary(_SILU, x, out, 0.0, b, 0.0, 5)
+    r = _unary(_SILU, x, out, 0.0, b)
+    return unary_slow(_SILU, x, out, 0.0, b) if r is None else r
 
 
 def silu_grad(x, *, beta=1.0, out=None):
@@ -945,7 +977,8 @@ def silu_grad(x, *, beta=1.0, out=None):
     0.5
     """
     b = check_real(beta, "beta")
-    return _unary(_SILU_GRAD, x, out, 0.0, b, 0.0, 5)
+    r = _unary(_SILU_GRAD, x, out, 0.0, b)
+    return unary_slow(_SILU_GRAD, x, out, 0.0, b) if r is None else r
 
 
 def silu_backward(grad_output, x, *, beta=1.0, out=None):
@@ -982,7 +1015,8 @@ def silu_backward(grad_output, x, *, beta=1.0, out=None):
     1.0
     """
     b = check_real(beta, "beta")
-    return _binary(_B_SILU, grad_output, x, out, 0.0, b, 0.0, 5, "x")
+    r = _binary(_B_SILU, grad_output, x, out, 0.0, b)
+    return binary_slow(_B_SILU, grad_output, x, out, 0.0, b, saved="x") if r is None else r
 
 
 swish = silu
@@ -1017,7 +1051,8 @@ def log_sigmoid(x, *, out=None):
     >>> float(mlkern.log_sigmoid(-1000.0))
     -1000.0
     """
-    return _unary(_LOGSIG, x, out, 0.0, 0.0, 0.0, 8)
+    r = _unary(_LOGSIG, x, out)
+    return unary_slow(_LOGSIG, x, out) if r is None else r
 
 
 def log_sigmoid_grad(x, *, out=None):
@@ -1048,7 +1083,8 @@ def log_sigmoid_grad(x, *, out=None):
     >>> float(mlkern.log_sigmoid_grad(0.0))
     0.5
     """
-    return _unary(_LOGSIG_GRAD, x, out, 0.0, 0.0, 0.0, 4)
+    r = _unary(_LOGSIG_GRAD, x, out)
+    return unary_slow(_LOGSIG_GRAD, x, out) if r is None else r
 
 
 def log_sigmoid_backward(grad_output, x, *, out=None):
@@ -1082,7 +1118,8 @@ def log_sigmoid_backward(grad_output, x, *, out=None):
     >>> float(mlkern.log_sigmoid_backward(4.0, 0.0))
     2.0
     """
-    return _binary(_B_LOGSIG, grad_output, x, out, 0.0, 0.0, 0.0, 4, "x")
+    r = _binary(_B_LOGSIG, grad_output, x, out)
+    return binary_slow(_B_LOGSIG, grad_output, x, out, saved="x") if r is None else r
 
 
 # ---------------------------------------------------------------- gelu
@@ -1133,7 +1170,8 @@ def gelu(x, *, approximate="none", out=None):
     (0.0, 0.841344746069)
     """
     f, _, _ = _gelu_ops(approximate)
-    return _unary(f, x, out, 0.0, 0.0, 0.0, 10)
+    r = _unary(f, x, out)
+    return unary_slow(f, x, out) if r is None else r
 
 
 def gelu_grad(x, *, approximate="none", out=None):
@@ -1173,7 +1211,8 @@ def gelu_grad(x, *, approximate="none", out=None):
     (-0.0, 1.0)
     """
     _, g, _ = _gelu_ops(approximate)
-    return _unary(g, x, out, 0.0, 0.0, 0.0, 10)
+    r = _unary(g, x, out)
+    return unary_slow(g, x, out) if r is None else r
 
 
 def gelu_backward(grad_output, x, *, approximate="none", out=None):
@@ -1211,7 +1250,8 @@ def gelu_backward(grad_output, x, *, approximate="none", out=None):
     1.0
     """
     _, _, b = _gelu_ops(approximate)
-    return _binary(b, grad_output, x, out, 0.0, 0.0, 0.0, 10, "x")
+    r = _binary(b, grad_output, x, out)
+    return binary_slow(b, grad_output, x, out, saved="x") if r is None else r
 
 
 # ---------------------------------------------------------------- noisy relu
@@ -1273,7 +1313,8 @@ def noisy_relu(x, *, sigma=None, seed=None, out=None):
     """
     s = -1.0 if sigma is None else check_real(sigma, "sigma", nonnegative=True)
     key = _seed_key(seed)
-    return _unary(_NOISY_RELU, x, out, s, 0.0, 0.0, 12, key)
+    r = _unary(_NOISY_RELU, x, out, s, 0.0, 0.0, key)
+    return unary_slow(_NOISY_RELU, x, out, s, 0.0, 0.0, key) if r is None else r
 
 
 def noisy_relu_backward(grad_output, y, *, out=None):
@@ -1309,4 +1350,5 @@ def noisy_relu_backward(grad_output, y, *, out=None):
     >>> mlkern.noisy_relu_backward([3.0, 3.0], [0.0, 2.0]).tolist()
     [0.0, 3.0]
     """
-    return _binary(_B_RELU, grad_output, y, out, 0.0, 0.0, 0.0, 1, "y")
+    r = _binary(_B_RELU, grad_output, y, out)
+    return binary_slow(_B_RELU, grad_output, y, out, saved="y") if r is None else r

@@ -23,36 +23,23 @@ with scipy's shift of 0 for such rows (``[inf, 0] -> [nan, -inf]``).  A NaN
 makes only its own row NaN.
 """
 import math
-import operator
 
 import numpy as np
 
 from . import _elementwise as _ew
-from ._validation import (_as_layout, as_float_array, as_float_pair, check_out, compute_dtype,
-                          finish, result_array)
+from ._ops import ROWWISE
+from ._validation import (_as_layout, as_float_array, as_float_pair, check_axis, check_out,
+                          compute_dtype, finish, result_array)
 
 __all__ = ["softmax", "log_softmax", "logsumexp", "softmax_backward",
            "log_softmax_backward", "softmax_jacobian", "argmax"]
 
-# op codes: must match the enum in _c/mlk_kernels.h
-_SOFTMAX, _LOG_SOFTMAX, _LOGSUMEXP, _SOFTMAX_BWD, _LOG_SOFTMAX_BWD = range(5)
+# op codes, by name from the op table (_c/mlk_kernels.h)
+_SOFTMAX, _LOG_SOFTMAX = ROWWISE["softmax"], ROWWISE["log_softmax"]
+_LOGSUMEXP = ROWWISE["logsumexp"]
+_SOFTMAX_BWD, _LOG_SOFTMAX_BWD = ROWWISE["softmax_backward"], ROWWISE["log_softmax_backward"]
 
 _I64 = np.dtype(np.int64)
-
-
-def check_axis(axis, ndim, fname):
-    """axis as a non-negative int < ndim; ValueError for a 0-d input or an
-    axis out of range, TypeError for a non-integer axis."""
-    if ndim == 0:
-        raise ValueError(f"{fname}: a 0-d input has no axis to reduce")
-    try:
-        a = operator.index(axis)
-    except TypeError:
-        raise TypeError(f"{fname}: axis must be an integer, got {type(axis).__name__}") from None
-    if not -ndim <= a < ndim:
-        raise ValueError(f"{fname}: axis {axis} is out of range for an array of "
-                         f"dimension {ndim}")
-    return a % ndim
 
 
 def _oriented(arr, axis):
@@ -110,7 +97,7 @@ def _forward(op, fname, x, axis, out):
     w, wax, tr = _oriented(arr, ax)
     if arr.size:
         outer, n, inner = _dims(w.shape, wax)
-        _ew.rowwise_raw(op, w, w, res.T if tr else res, outer, n, inner, 4)
+        _ew.rowwise_raw(op, w, w, res.T if tr else res, outer, n, inner)
     return finish(res, out, rdt, False)
 
 
@@ -240,13 +227,13 @@ def logsumexp(x, axis=-1, *, keepdims=False, out=None):
     if n == 0:
         wres.fill(-np.inf)
     elif wres.size:
-        _ew.rowwise_raw(_LOGSUMEXP, w, w, wres, outer, n, inner, 4)
+        _ew.rowwise_raw(_LOGSUMEXP, w, w, wres, outer, n, inner)
     return _finish_reduced(wres, direct, out, tr, ax, keepdims, rdt)
 
 
 # ------------------------------------------------------------ backward
-def _backward(op, fname, grad_output, y, axis, out, cost):
-    r = _ew.backward_fast(op, grad_output, y, axis, out, cost)
+def _backward(op, fname, grad_output, y, axis, out):
+    r = _ew.backward_fast(op, grad_output, y, axis, out)
     if r is not None:
         return r
     ga, ya, rdt, order = as_float_pair(grad_output, y, ("grad_output", "y"), fname)
@@ -259,7 +246,7 @@ def _backward(op, fname, grad_output, y, axis, out, cost):
         gw, yw, rw = (ga.T, ya.T, res.T) if tr else (ga, ya, res)
         wax = ga.ndim - 1 - ax if tr else ax
         outer, n, inner = _dims(gw.shape, wax)
-        _ew.rowwise_raw(op, gw, yw, rw, outer, n, inner, cost)
+        _ew.rowwise_raw(op, gw, yw, rw, outer, n, inner)
     return finish(res, out, rdt, False)
 
 
@@ -294,7 +281,7 @@ def softmax_backward(grad_output, y, axis=-1, *, out=None):
     >>> mlkern.softmax_backward([1.0, 0.0], [0.5, 0.5]).tolist()
     [0.25, -0.25]
     """
-    return _backward(_SOFTMAX_BWD, "softmax_backward", grad_output, y, axis, out, 1)
+    return _backward(_SOFTMAX_BWD, "softmax_backward", grad_output, y, axis, out)
 
 
 def log_softmax_backward(grad_output, y, axis=-1, *, out=None):
@@ -325,7 +312,7 @@ def log_softmax_backward(grad_output, y, axis=-1, *, out=None):
     >>> mlkern.log_softmax_backward([1.0, 0.0], np.log([0.5, 0.5])).tolist()
     [0.5, -0.5]
     """
-    return _backward(_LOG_SOFTMAX_BWD, "log_softmax_backward", grad_output, y, axis, out, 4)
+    return _backward(_LOG_SOFTMAX_BWD, "log_softmax_backward", grad_output, y, axis, out)
 
 
 def softmax_jacobian(p, axis=-1):
