@@ -29,7 +29,7 @@ import numpy as np
 from . import _elementwise as _ew
 from ._ops import ROWWISE
 from ._validation import (_as_layout, as_float_array, as_float_pair, check_axis, check_out,
-                          compute_dtype, finish, result_array)
+                          compute_dtype, finish, result_array, writable_direct)
 
 __all__ = ["softmax", "log_softmax", "logsumexp", "softmax_backward",
            "log_softmax_backward", "softmax_jacobian", "argmax"]
@@ -57,12 +57,12 @@ def _dims(shape, axis):
 def _reduced_out(out, w, ax, keepdims, tr, dtype):
     """The user's out= as the kernel's (outer, inner) C-contiguous target
     in the working orientation, or None if it cannot take it directly."""
-    if out is None or out.dtype != dtype or not out.dtype.isnative or not out.flags.aligned:
+    if out is None or out.dtype != dtype:
         return None
     ov = np.squeeze(out, axis=ax) if keepdims else out
     if tr:
         ov = ov.T
-    if not ov.flags.c_contiguous or np.may_share_memory(ov, w):
+    if not ov.flags.c_contiguous or not writable_direct(ov, w):
         return None
     return ov
 
