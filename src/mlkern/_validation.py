@@ -375,34 +375,38 @@ def check_probs(prob, fname):
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+def _updated_array(arr, name, fname):
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"{fname}: {name} must be a numpy.ndarray (updated in place), "
+                        f"got {type(arr).__name__}")
+
+
+def _updated_layout(arr, name, fname, why):
+    if not arr.flags.c_contiguous or not arr.flags.aligned:
+        raise ValueError(f"{fname}: {name} must be C-contiguous and aligned ({why})")
+    if not arr.flags.writeable:
+        raise ValueError(f"{fname}: {name} is read-only")
+
+
 def check_param(param, fname):
-    if not isinstance(param, np.ndarray):
-        raise TypeError(f"{fname}: param must be a numpy.ndarray (updated in place), "
-                        f"got {type(param).__name__}")
+    """An optimiser's parameter: a writeable, aligned, C-contiguous native
+    float32/float64 ndarray (updated in place: never copied)."""
+    _updated_array(param, "param", fname)
     if param.dtype not in _FLOATS or not param.dtype.isnative:
         raise TypeError(f"{fname}: param must be float32 or float64 (native byte order), "
                         f"got dtype {param.dtype}")
-    if not param.flags.c_contiguous or not param.flags.aligned:
-        raise ValueError(f"{fname}: param must be C-contiguous and aligned (it is updated in "
-                         "place; a copy would lose the update)")
-    if not param.flags.writeable:
-        raise ValueError(f"{fname}: param is read-only")
+    _updated_layout(param, "param", fname, "it is updated in place; a copy would lose the update")
     return param
 
 
 def check_state(arr, name, param, fname):
-    if not isinstance(arr, np.ndarray):
-        raise TypeError(f"{fname}: {name} must be a numpy.ndarray (updated in place), "
-                        f"got {type(arr).__name__}")
+    """An optimiser's state array: as param, of param's dtype and shape."""
+    _updated_array(arr, name, fname)
     if arr.dtype != param.dtype:
         raise TypeError(f"{fname}: {name} must have param's dtype {param.dtype}, got {arr.dtype}")
     if arr.shape != param.shape:
         raise ValueError(f"{fname}: {name} must have param's shape {param.shape}, got {arr.shape}")
-    if not arr.flags.c_contiguous or not arr.flags.aligned:
-        raise ValueError(f"{fname}: {name} must be C-contiguous and aligned (it is updated in "
-                         "place)")
-    if not arr.flags.writeable:
-        raise ValueError(f"{fname}: {name} is read-only")
+    _updated_layout(arr, name, fname, "it is updated in place")
     return arr
 
 
