@@ -454,3 +454,14 @@ def check_nonneg(x, name, fname):
     if math.isinf(v):
         raise ValueError(f"{fname}: {name} must be finite, got {x!r}")
     return v
+
+
+def step_checks(param, grad, states, names, fname, gname=None):
+    """Every check of one optimiser step (when the fast C check,
+    optim_fast_ok, did not pass): param and the state arrays (named by
+    names) as they must be, all apart; grad as a C-contiguous array of
+    param's dtype, copied once if it must be.  Returns (param, grad)."""
+    p = check_param(param, fname)
+    sts = [check_state(s, n, p, fname) for s, n in zip(states, names)]
+    check_distinct([p] + sts, ["param"] + list(names), fname)
+    return p, grad_array(grad, p, gname or fname, sts)

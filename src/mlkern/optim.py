@@ -27,8 +27,8 @@ import numpy as np
 
 from . import _elementwise as _ew
 from ._ops import OPTIM
-from ._validation import (check_distinct, check_lr, check_nonneg, check_param, check_state,
-                          check_unit, grad_array)
+from ._validation import (check_distinct, check_lr, check_nonneg, check_param, check_unit,
+                          step_checks)
 
 __all__ = [
     "sgd_step", "momentum_step", "nesterov_step", "adagrad_step", "adadelta_step",
@@ -43,12 +43,11 @@ _ADAGRAD, _ADADELTA, _RMSPROP = OPTIM["adagrad"], OPTIM["adadelta"], OPTIM["rmsp
 _ADAM, _ADAMW = OPTIM["adam"], OPTIM["adamw"]
 
 def _run(op, fname, param, grad, states, names, **hyper):
-    p = check_param(param, fname)
-    sts = [check_state(s, n, p, fname) for s, n in zip(states, names)]
-    check_distinct([p] + sts, ["param"] + list(names), fname)
-    g = grad_array(grad, p, fname, sts)
-    _ew.optim_raw(op, p, g, sts[0] if sts else None, sts[1] if len(sts) > 1 else None,
-                  **hyper)
+    s1 = states[0] if states else None
+    s2 = states[1] if len(states) > 1 else None
+    if not _ew.optim_fast_ok(param, grad, s1, s2):       # the common case in one C call
+        param, grad = step_checks(param, grad, states, names, fname)
+    _ew.optim_raw(op, param, grad, s1, s2, **hyper)
     return param
 
 
@@ -591,11 +590,8 @@ class Optimizer:
             s1 = st[names[0]] if names else None
             s2 = st[names[1]] if len(names) > 1 else None
             if not _ew.optim_fast_ok(p, g, s1, s2):
-                f = f"{name}.step: params[{i}]"
-                p = check_param(p, f)
-                sts = [check_state(a, k, p, f) for k, a in st.items()]
-                check_distinct([p] + sts, ["param"] + list(st), f)
-                g = grad_array(g, p, f"{name}.step: grads[{i}]", sts)
+                p, g = step_checks(p, g, list(st.values()), list(st), f"{name}.step: params[{i}]",
+                                   f"{name}.step: grads[{i}]")
             work.append((p, g, s1, s2))
         for p, g, s1, s2 in work:
             _ew.optim_raw(op, p, g, s1, s2, **hyper)
