@@ -382,7 +382,7 @@ def test_empty_and_null_calls(client):
 
 def test_pxd_files_are_shipped_with_the_package():
     pkg = os.path.dirname(mlkern.__file__)
-    for f in ("cython_api.pxd", "_elementwise.pxd"):
+    for f in ("cython_api.pxd", "_kernels.pxd"):
         assert os.path.isfile(os.path.join(pkg, f)), f
     text = open(os.path.join(pkg, "cython_api.pxd")).read()
     for name in list(SCALAR) + [n + "_array" for n in ARRAY] + \

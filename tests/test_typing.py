@@ -40,7 +40,7 @@ def _config_args():
 
 def test_package_is_marked_typed():
     assert os.path.isfile(os.path.join(PKG, "py.typed"))
-    for mod in ("__init__", "_config", "_elementwise", "activations", "rowwise", "losses",
+    for mod in ("__init__", "_config", "_kernels", "activations", "rowwise", "losses",
                 "optim", "calculus"):
         assert os.path.isfile(os.path.join(PKG, mod + ".pyi")), mod
 

@@ -1,5 +1,5 @@
-# The Cython API of mlkern (included by _elementwise.pyx; declared in
-# _elementwise.pxd, documented in cython_api.pxd, the public interface).
+# The Cython API of mlkern (included by _kernels.pyx; declared in
+# _kernels.pxd, documented in cython_api.pxd, the public interface).
 #
 # Scalar functions: one call of the inline C math of _c/mlk_act_tmpl.h and
 # _c/mlk_math.h, compiled here for the baseline target (the same source as

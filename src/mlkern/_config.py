@@ -31,7 +31,7 @@ import operator
 import os
 import threading
 
-from . import _elementwise as _ew
+from . import _kernels as _ew
 
 
 def get_num_threads():

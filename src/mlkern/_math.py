@@ -5,7 +5,7 @@ meter (built and threaded exactly like the activation kernels).
 
 Not public API: the names may change.
 """
-from . import _elementwise as _ew
+from . import _kernels as _ew
 from ._ops import UNARY
 from ._validation import unary_slow
 

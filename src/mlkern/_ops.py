@@ -6,7 +6,7 @@ X-macros).  The Python modules take their op codes from here by name.
 
 Not public API: the names may change.
 """
-from . import _elementwise as _ew
+from . import _kernels as _ew
 
 TABLE = _ew.op_table()
 

@@ -21,7 +21,7 @@ import operator
 
 import numpy as np
 
-from . import _elementwise as _ew
+from . import _kernels as _ew
 from ._ops import UNARY
 
 _F16 = np.dtype(np.float16)

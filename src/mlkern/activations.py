@@ -18,7 +18,7 @@ import operator
 
 import numpy as np
 
-from . import _elementwise as _ew
+from . import _kernels as _ew
 from ._ops import BINARY, UNARY
 from ._validation import (as_float_array, binary_slow, check_out, check_real, compute_dtype, finish,
                           result_array, unary_slow)

@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from . import _elementwise as _ew
+from . import _kernels as _ew
 from ._ops import PLOSS
 from ._validation import (as_float_array, check_axis, check_delta, check_ignore_index, check_out,
                           check_probs, check_real, check_reduction, class_labels, class_weights,

@@ -25,7 +25,7 @@ import operator
 
 import numpy as np
 
-from . import _elementwise as _ew
+from . import _kernels as _ew
 from ._ops import OPTIM
 from ._validation import (check_distinct, check_lr, check_nonneg, check_param, check_unit,
                           step_checks)

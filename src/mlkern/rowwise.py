@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 
-from . import _elementwise as _ew
+from . import _kernels as _ew
 from ._ops import ROWWISE
 from ._validation import (_as_layout, as_float_array, as_float_pair, check_axis, check_out,
                           compute_dtype, finish, result_array, writable_direct)

@@ -1,4 +1,4 @@
-# Type stubs for the compiled module mlkern._elementwise (internal: the
+# Type stubs for the compiled module mlkern._kernels (internal: the
 # Python modules call it; other Cython code uses mlkern/cython_api.pxd).
 from typing import Any
 

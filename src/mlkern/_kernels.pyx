@@ -13,7 +13,7 @@ common kind, and the Python caller then validates and calls the ``*_raw``
 entry.  This module never imports the Python modules of mlkern.
 
 Files: ``_common.pxi`` (thread policy, chunks, fast-path predicates, dtype
-switch), ``_elementwise_drivers.pxi``, ``_rowwise.pxi``, ``_loss.pxi``,
+switch), ``_eltwise.pxi``, ``_rowwise.pxi``, ``_loss.pxi``,
 ``_optim.pxi`` (the drivers of each family), ``_capi.pxi`` (the Cython API).
 """
 cimport numpy as cnp
@@ -236,7 +236,7 @@ def op_table():
 
 
 include "_common.pxi"
-include "_elementwise_drivers.pxi"
+include "_eltwise.pxi"
 include "_rowwise.pxi"
 include "_loss.pxi"
 include "_optim.pxi"
