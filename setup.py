@@ -188,8 +188,8 @@ def make_extensions():
     depends += [os.path.join(pkg, f) for f in os.listdir(pkg) if f.endswith((".pxi", ".pxd"))]
 
     ext = Extension(
-        "mlkern._elementwise",
-        sources=[os.path.join(pkg, "_elementwise.pyx")] + csrc,
+        "mlkern._kernels",
+        sources=[os.path.join(pkg, "_kernels.pyx")] + csrc,
         include_dirs=[CDIR, np.get_include()],
         define_macros=macros,
         depends=depends,

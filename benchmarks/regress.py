@@ -158,7 +158,7 @@ def build(tree, label, force=False):
 def check_import(tree, label):
     """The subprocess environment must import the tree's own mlkern."""
     r = subprocess.run([sys.executable, "-c",
-                        "import mlkern, mlkern._elementwise as e; print(mlkern.__file__); "
+                        "import mlkern, mlkern._kernels as e; print(mlkern.__file__); "
                         "print(getattr(mlkern, '__version__', '?'))"],
                        cwd=tree, env=bench_env(tree), capture_output=True, text=True)
     if r.returncode != 0:

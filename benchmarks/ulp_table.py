@@ -196,7 +196,7 @@ def main():
     if a._child:
         child(a.points, funcs, a._child)
         return
-    from mlkern import _elementwise as ew
+    from mlkern import _kernels as ew
     if a.levels == "all":
         levels = ["baseline"] + (["x86-64-v3"] if ew.cpu_has_v3() else []) + \
                  (["x86-64-v4"] if ew.cpu_has_v4() else [])

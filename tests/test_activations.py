@@ -536,6 +536,36 @@ def test_prelu_per_channel(shape, dtype, rng):
     np.testing.assert_array_equal(mlkern.prelu(x, alpha.tolist()), y)
 
 
+@pytest.mark.parametrize("alpha", [0.25, [0.1, -0.3, 0.5]], ids=["scalar", "per_channel"])
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=["f32", "f64"])
+def test_prelu_grad_allocates_only_its_result(alpha, dtype, rng):
+    """A C-contiguous prelu_grad allocates its result and nothing input-sized
+    besides (it used to fill an input-sized ones array for the backward
+    kernel: a peak of twice the input); with out= it allocates nothing
+    input-sized at all."""
+    import tracemalloc
+    x = rng.standard_normal((200, 3, 500)).astype(dtype)
+    slack = 64 * 1024
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        r = mlkern.prelu_grad(x, alpha)
+        _, peak = tracemalloc.get_traced_memory()
+        out = np.empty_like(x)
+        tracemalloc.reset_peak()
+        base, _ = tracemalloc.get_traced_memory()
+        mlkern.prelu_grad(x, alpha, out=out)
+        _, peak_out = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak <= r.nbytes + slack, (peak, r.nbytes)
+    assert peak_out - base <= slack, (peak_out - base, r.nbytes)
+    a = np.asarray(alpha, np.float64)
+    ref = R.prelu_grad(x.astype(np.float64), a)
+    np.testing.assert_array_equal(r, ref.astype(dtype))
+    np.testing.assert_array_equal(out, r)
+
+
 _PRELU_0D = ("prelu on 0-d input: np.ascontiguousarray makes it shape (1,), so prelu/prelu_grad "
              "return a (1,) array instead of a NumPy scalar and prelu_backward raises "
              "'grad_output and x must have the same shape, got () and (1,)'")

@@ -1592,7 +1592,7 @@ def test_softmax_backward_streaming_stores(dt, n):
     # large outputs are written with non-temporal stores; force that path on
     # small arrays (threshold 1 byte), with an out= that starts off the
     # vector alignment and in place, and compare with the plain stores
-    from mlkern import _elementwise as ew
+    from mlkern import _kernels as ew
     rng = np.random.default_rng(n)
     g = rng.standard_normal((5, n)).astype(dt)
     y = mlkern.softmax(rng.standard_normal((5, n)).astype(dt))

@@ -41,7 +41,7 @@ def _config_args():
 # modules typed by a stub (the compiled module; the package namespace, whose
 # __all__ is built at run time and which mypy reads only as a literal list)
 # and the modules typed inline
-STUBBED = ("__init__", "_elementwise")
+STUBBED = ("__init__", "_kernels")
 INLINE = ("_config", "calculus", "_docs", "optim", "rowwise", "activations", "losses")
 
 

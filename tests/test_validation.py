@@ -521,3 +521,67 @@ def test_property_out_in_place(x, which):
         r = fn(buf, out=buf)
         assert r is buf
         assert np.array_equal(buf, ref, equal_nan=True)
+
+
+# ---------------------------------------------------------------------------
+# the op table and the fast-entry pattern (fast C check -> None -> Python
+# checks in _validation -> raw kernel)
+# ---------------------------------------------------------------------------
+
+def test_op_table_lists_every_op_once():
+    from mlkern import _ops
+    from mlkern.activations import _unary
+    table = _ops.TABLE        # the extension's op_table(), read once
+    assert set(table) == {"unary", "binary", "rowwise", "ploss", "optim"}
+    for family, ops in table.items():
+        codes = sorted(code for code, _, _ in ops.values())
+        assert codes == list(range(len(ops))), family          # 0..N-1, each once
+        for name, (code, cost, params) in ops.items():
+            assert isinstance(cost, int) and 1 <= cost <= 64, (family, name, cost)
+            assert isinstance(params, tuple) and all(isinstance(p, str) for p in params)
+    # the Python modules' codes are the table's, by name
+    assert _ops.UNARY == {n: v[0] for n, v in table["unary"].items()}
+    assert table["unary"]["leaky_relu"][2] == ("negative_slope",)
+    assert table["unary"]["softplus"][2] == ("", "beta", "threshold")
+    assert table["unary"]["noisy_relu"][2][-1] == "seed"
+    assert table["ploss"]["huber"][2] == ("delta",)
+    # mlkern._math's names (used by the benchmarks and accuracy tests) come from it
+    from mlkern import _math
+    assert all(_math.OPS[n] == table["unary"][n][0] for n in _math.NAMES)
+    # the op code selects the function: each named unary op is the public one
+    x = np.linspace(-3, 3, 41)
+    for name in ("sigmoid", "tanh", "relu", "gelu", "log_sigmoid", "tanh_grad"):
+        np.testing.assert_array_equal(_unary(table["unary"][name][0], x),
+                                      getattr(mlkern, name)(x))
+
+
+def test_fast_entries_return_none_outside_their_case():
+    from mlkern import _ops
+    from mlkern.activations import _binary, _unary   # the extension's unary / binary
+    op = _ops.UNARY["sigmoid"]
+    x = np.linspace(-1, 1, 8)
+    assert _unary(op, x.tolist()) is None                    # not an ndarray
+    assert _unary(op, np.asfortranarray(x.reshape(2, 4))) is None
+    assert _unary(op, x[::2]) is None                        # strided
+    assert _unary(op, x.astype(np.float16)) is None
+    assert _unary(op, np.float64(0.5)) is None               # 0-d: a scalar result
+    assert _unary(op, x, np.empty(8, np.float32)) is None    # out of another dtype
+    np.testing.assert_array_equal(_unary(op, x), mlkern.sigmoid(x))
+    b = _ops.BINARY["sigmoid_backward"]
+    assert _binary(b, x, x[:4]) is None                      # shapes differ
+    assert _binary(b, x, x.astype(np.float32)) is None
+    np.testing.assert_array_equal(_binary(b, x, x), mlkern.sigmoid_backward(x, x))
+
+
+def test_compiled_module_never_imports_mlkern_python():
+    """The compiled module is called by the Python modules, never the
+    reverse: no source file of the extension imports a Python mlkern module."""
+    import pathlib
+    import re
+    src = pathlib.Path(mlkern.__file__).parent
+    files = sorted(src.glob("*.pyx")) + sorted(src.glob("*.pxi"))
+    if not files:
+        pytest.skip("the extension's sources are not installed")
+    pat = re.compile(r"^\s*(from\s+(mlkern|\.)[\w.]*\s+c?import|import\s+mlkern)", re.M)
+    bad = [(f.name, m.group(0).strip()) for f in files for m in pat.finditer(f.read_text())]
+    assert bad == [], bad

@@ -48,7 +48,7 @@ for f in setup.py pyproject.toml README.md MANIFEST.in; do
 done
 # drop the checkout's build products so that everything is rebuilt
 find "$WORK/src" \( -name '*.so' -o -name '__pycache__' \) -prune -exec rm -rf {} +
-rm -f "$WORK/src/mlkern/_elementwise.c"
+rm -f "$WORK/src/mlkern/_kernels.c"
 
 LIBASAN=$("$CC" -print-file-name=libasan.so)
 if [ ! -e "$LIBASAN" ] || [ "$LIBASAN" = "libasan.so" ]; then
@@ -65,7 +65,7 @@ if ! (cd "$WORK" && CC="$CC" MLKERN_SANITIZE="$SAN" "$PY" setup.py build_ext --i
     echo "sanitize.sh: the sanitizer build failed" >&2
     exit 2
 fi
-SO=$(ls "$WORK"/src/mlkern/_elementwise*.so)
+SO=$(ls "$WORK"/src/mlkern/_kernels*.so)
 DEPS=$(ldd "$SO")
 if [[ "$SAN" == *address* ]] && [[ "$DEPS" != *libasan* ]]; then
     echo "sanitize.sh: $SO is not linked against libasan: the sanitizer flags were not applied" >&2

@@ -30,7 +30,7 @@ echo "== sdist: contents =="
 if git -C "$ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
     git -C "$ROOT" ls-files src setup.py pyproject.toml MANIFEST.in README.md > "$WORK/needed.txt"
 else
-    (find src -type f ! -name '*.so' ! -name '_elementwise.c' ! -path '*__pycache__*';
+    (find src -type f ! -name '*.so' ! -name '_kernels.c' ! -path '*__pycache__*';
      echo setup.py; echo pyproject.toml; echo README.md) > "$WORK/needed.txt"
 fi
 "$PY" - "$SDIST" "$WORK/needed.txt" <<'PY'
@@ -45,7 +45,7 @@ for n in names:
         ext = n.rsplit(".", 1)[-1] if "." in n.rsplit("/", 1)[-1] else n.rsplit("/", 1)[-1]
         kinds[ext] = kinds.get(ext, 0) + 1
 print("sdist files under src/ by kind:", dict(sorted(kinds.items())))
-generated = [n for n in names if n.endswith(("_elementwise.c", ".so", ".pyd", ".o"))]
+generated = [n for n in names if n.endswith(("_kernels.c", ".so", ".pyd", ".o"))]
 if missing:
     sys.exit(f"sdist_smoke: missing from the sdist: {missing}")
 if generated:
@@ -74,7 +74,7 @@ pkg = os.path.dirname(os.path.abspath(mlkern.__file__))
 assert pkg.startswith(os.path.abspath(sys.prefix)), f"mlkern imported from {pkg}, not the venv"
 info = mlkern.show_config()
 assert info["openmp"], "the sdist build has no OpenMP"
-assert mlkern._elementwise.openmp_enabled()
+assert mlkern._kernels.openmp_enabled()
 
 x = np.linspace(-40.0, 40.0, 200_001)
 np.testing.assert_allclose(mlkern.sigmoid(x), 1.0 / (1.0 + np.exp(-x)), rtol=1e-14, atol=0)
@@ -101,7 +101,7 @@ with mlkern.threads(2):
     two = mlkern.gelu(x)
 np.testing.assert_array_equal(one, two)
 
-for f in ("py.typed", "__init__.pyi", "cython_api.pxd", "_elementwise.pxd",
+for f in ("py.typed", "__init__.pyi", "cython_api.pxd", "_kernels.pxd",
           os.path.join("_c", "mlk_act.h"), os.path.join("_c", "mlk_math.h")):
     assert os.path.isfile(os.path.join(pkg, f)), f"not installed: {f}"
 assert os.path.isfile(os.path.join(mlkern.get_include(), "mlk_kernels.h"))

@@ -54,7 +54,7 @@ def show_config(file=None):
     """
     import sys
 
-    from . import _elementwise as _ew
+    from . import _kernels as _ew
 
     info = {
         "version": __version__,

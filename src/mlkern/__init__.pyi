@@ -4,7 +4,7 @@ from typing import Any
 from _typeshed import SupportsWrite
 
 from . import _config as _config
-from . import _elementwise as _elementwise
+from . import _kernels as _kernels
 from . import calculus as calculus
 from . import optim as optim
 from ._config import get_num_threads as get_num_threads

@@ -1,5 +1,5 @@
-# The Cython API of mlkern (included by _elementwise.pyx; declared in
-# _elementwise.pxd, documented in cython_api.pxd, the public interface).
+# The Cython API of mlkern (included by _kernels.pyx; declared in
+# _kernels.pxd, documented in cython_api.pxd, the public interface).
 #
 # Scalar functions: one call of the inline C math of _c/mlk_act_tmpl.h and
 # _c/mlk_math.h, compiled here for the baseline target (the same source as
@@ -215,11 +215,11 @@ cdef floating ndtr(floating x) noexcept nogil:
 # ------------------------------------------------------------------------
 # array kernels on raw pointers
 # ------------------------------------------------------------------------
-# The cost argument (work per element, exp/log = 4) is the one the Python
-# function of the same name passes, so the thread threshold is the same.
+# The drivers take each op's cost (work per element, for the thread
+# threshold) from the op table, as for the Python function of the same name.
 
 cdef inline int _unary_ptr(int op, const floating *x, floating *out, Py_ssize_t n,
-                           double a, double b, double c, int cost) noexcept nogil:
+                           double a, double b, double c) noexcept nogil:
     cdef mlk_params p
     if n <= 0:
         return 0
@@ -228,10 +228,10 @@ cdef inline int _unary_ptr(int op, const floating *x, floating *out, Py_ssize_t 
     p.c = c
     p.seed = 0
     p.offset = 0
-    return _run_unary(op, x, out, n, &p, cost)
+    return _run_unary(op, x, out, n, &p)
 
 cdef inline int _binary_ptr(int op, const floating *g, const floating *s, floating *out,
-                            Py_ssize_t n, double a, double b, double c, int cost) noexcept nogil:
+                            Py_ssize_t n, double a, double b, double c) noexcept nogil:
     cdef mlk_params p
     if n <= 0:
         return 0
@@ -240,112 +240,112 @@ cdef inline int _binary_ptr(int op, const floating *g, const floating *s, floati
     p.c = c
     p.seed = 0
     p.offset = 0
-    _run_binary(op, g, s, out, n, &p, cost)
+    _run_binary(op, g, s, out, n, &p)
     return 0
 
 cdef int sigmoid_array(const floating *x, floating *out, Py_ssize_t n) noexcept nogil:
-    return _unary_ptr(MLK_SIGMOID, x, out, n, 0.0, 0.0, 0.0, 4)
+    return _unary_ptr(MLK_SIGMOID, x, out, n, 0.0, 0.0, 0.0)
 
 cdef int sigmoid_grad_array(const floating *x, floating *out, Py_ssize_t n) noexcept nogil:
-    return _unary_ptr(MLK_SIGMOID_GRAD, x, out, n, 0.0, 0.0, 0.0, 5)
+    return _unary_ptr(MLK_SIGMOID_GRAD, x, out, n, 0.0, 0.0, 0.0)
 
 cdef int tanh_array(const floating *x, floating *out, Py_ssize_t n) noexcept nogil:
-    return _unary_ptr(MLK_TANH, x, out, n, 0.0, 0.0, 0.0, 5)
+    return _unary_ptr(MLK_TANH, x, out, n, 0.0, 0.0, 0.0)
 
 cdef int tanh_grad_array(const floating *x, floating *out, Py_ssize_t n) noexcept nogil:
-    return _unary_ptr(MLK_TANH_GRAD, x, out, n, 0.0, 0.0, 0.0, 5)
+    return _unary_ptr(MLK_TANH_GRAD, x, out, n, 0.0, 0.0, 0.0)
 
 cdef int relu_array(const floating *x, floating *out, Py_ssize_t n) noexcept nogil:
-    return _unary_ptr(MLK_RELU, x, out, n, 0.0, 0.0, 0.0, 1)
+    return _unary_ptr(MLK_RELU, x, out, n, 0.0, 0.0, 0.0)
 
 cdef int relu_grad_array(const floating *x, floating *out, Py_ssize_t n) noexcept nogil:
-    return _unary_ptr(MLK_RELU_GRAD, x, out, n, 0.0, 0.0, 0.0, 1)
+    return _unary_ptr(MLK_RELU_GRAD, x, out, n, 0.0, 0.0, 0.0)
 
 cdef int leaky_relu_array(const floating *x, floating *out, Py_ssize_t n,
                           double negative_slope) noexcept nogil:
-    return _unary_ptr(MLK_LEAKY_RELU, x, out, n, negative_slope, 0.0, 0.0, 1)
+    return _unary_ptr(MLK_LEAKY_RELU, x, out, n, negative_slope, 0.0, 0.0)
 
 cdef int leaky_relu_grad_array(const floating *x, floating *out, Py_ssize_t n,
                                double negative_slope) noexcept nogil:
-    return _unary_ptr(MLK_LEAKY_RELU_GRAD, x, out, n, negative_slope, 0.0, 0.0, 1)
+    return _unary_ptr(MLK_LEAKY_RELU_GRAD, x, out, n, negative_slope, 0.0, 0.0)
 
 cdef int elu_array(const floating *x, floating *out, Py_ssize_t n, double alpha) noexcept nogil:
-    return _unary_ptr(MLK_ELU, x, out, n, alpha, 0.0, 0.0, 4)
+    return _unary_ptr(MLK_ELU, x, out, n, alpha, 0.0, 0.0)
 
 cdef int elu_grad_array(const floating *x, floating *out, Py_ssize_t n, double alpha) noexcept nogil:
-    return _unary_ptr(MLK_ELU_GRAD, x, out, n, alpha, 0.0, 0.0, 4)
+    return _unary_ptr(MLK_ELU_GRAD, x, out, n, alpha, 0.0, 0.0)
 
 cdef int softplus_array(const floating *x, floating *out, Py_ssize_t n,
                         double beta, double threshold) noexcept nogil:
-    return _unary_ptr(MLK_SOFTPLUS, x, out, n, 0.0, beta, threshold, 8)
+    return _unary_ptr(MLK_SOFTPLUS, x, out, n, 0.0, beta, threshold)
 
 cdef int softplus_grad_array(const floating *x, floating *out, Py_ssize_t n,
                              double beta, double threshold) noexcept nogil:
-    return _unary_ptr(MLK_SOFTPLUS_GRAD, x, out, n, 0.0, beta, threshold, 4)
+    return _unary_ptr(MLK_SOFTPLUS_GRAD, x, out, n, 0.0, beta, threshold)
 
 cdef int log_sigmoid_array(const floating *x, floating *out, Py_ssize_t n) noexcept nogil:
-    return _unary_ptr(MLK_LOG_SIGMOID, x, out, n, 0.0, 0.0, 0.0, 8)
+    return _unary_ptr(MLK_LOG_SIGMOID, x, out, n, 0.0, 0.0, 0.0)
 
 cdef int log_sigmoid_grad_array(const floating *x, floating *out, Py_ssize_t n) noexcept nogil:
-    return _unary_ptr(MLK_LOG_SIGMOID_GRAD, x, out, n, 0.0, 0.0, 0.0, 4)
+    return _unary_ptr(MLK_LOG_SIGMOID_GRAD, x, out, n, 0.0, 0.0, 0.0)
 
 cdef int silu_array(const floating *x, floating *out, Py_ssize_t n, double beta) noexcept nogil:
-    return _unary_ptr(MLK_SILU, x, out, n, 0.0, beta, 0.0, 5)
+    return _unary_ptr(MLK_SILU, x, out, n, 0.0, beta, 0.0)
 
 cdef int silu_grad_array(const floating *x, floating *out, Py_ssize_t n, double beta) noexcept nogil:
-    return _unary_ptr(MLK_SILU_GRAD, x, out, n, 0.0, beta, 0.0, 5)
+    return _unary_ptr(MLK_SILU_GRAD, x, out, n, 0.0, beta, 0.0)
 
 cdef int gelu_array(const floating *x, floating *out, Py_ssize_t n) noexcept nogil:
-    return _unary_ptr(MLK_GELU, x, out, n, 0.0, 0.0, 0.0, 10)
+    return _unary_ptr(MLK_GELU, x, out, n, 0.0, 0.0, 0.0)
 
 cdef int gelu_grad_array(const floating *x, floating *out, Py_ssize_t n) noexcept nogil:
-    return _unary_ptr(MLK_GELU_GRAD, x, out, n, 0.0, 0.0, 0.0, 10)
+    return _unary_ptr(MLK_GELU_GRAD, x, out, n, 0.0, 0.0, 0.0)
 
 cdef int gelu_tanh_array(const floating *x, floating *out, Py_ssize_t n) noexcept nogil:
-    return _unary_ptr(MLK_GELU_TANH, x, out, n, 0.0, 0.0, 0.0, 10)
+    return _unary_ptr(MLK_GELU_TANH, x, out, n, 0.0, 0.0, 0.0)
 
 cdef int gelu_tanh_grad_array(const floating *x, floating *out, Py_ssize_t n) noexcept nogil:
-    return _unary_ptr(MLK_GELU_TANH_GRAD, x, out, n, 0.0, 0.0, 0.0, 10)
+    return _unary_ptr(MLK_GELU_TANH_GRAD, x, out, n, 0.0, 0.0, 0.0)
 
 cdef int sigmoid_backward_array(const floating *g, const floating *y, floating *out,
                                 Py_ssize_t n) noexcept nogil:
-    return _binary_ptr(MLK_SIGMOID_BWD, g, y, out, n, 0.0, 0.0, 0.0, 1)
+    return _binary_ptr(MLK_SIGMOID_BWD, g, y, out, n, 0.0, 0.0, 0.0)
 
 cdef int tanh_backward_array(const floating *g, const floating *y, floating *out,
                              Py_ssize_t n) noexcept nogil:
-    return _binary_ptr(MLK_TANH_BWD, g, y, out, n, 0.0, 0.0, 0.0, 1)
+    return _binary_ptr(MLK_TANH_BWD, g, y, out, n, 0.0, 0.0, 0.0)
 
 cdef int relu_backward_array(const floating *g, const floating *x, floating *out,
                              Py_ssize_t n) noexcept nogil:
-    return _binary_ptr(MLK_RELU_BWD, g, x, out, n, 0.0, 0.0, 0.0, 1)
+    return _binary_ptr(MLK_RELU_BWD, g, x, out, n, 0.0, 0.0, 0.0)
 
 cdef int leaky_relu_backward_array(const floating *g, const floating *x, floating *out,
                                    Py_ssize_t n, double negative_slope) noexcept nogil:
-    return _binary_ptr(MLK_LEAKY_RELU_BWD, g, x, out, n, negative_slope, 0.0, 0.0, 1)
+    return _binary_ptr(MLK_LEAKY_RELU_BWD, g, x, out, n, negative_slope, 0.0, 0.0)
 
 cdef int elu_backward_array(const floating *g, const floating *y, floating *out,
                             Py_ssize_t n, double alpha) noexcept nogil:
-    return _binary_ptr(MLK_ELU_BWD, g, y, out, n, alpha, 0.0, 0.0, 1)
+    return _binary_ptr(MLK_ELU_BWD, g, y, out, n, alpha, 0.0, 0.0)
 
 cdef int softplus_backward_array(const floating *g, const floating *x, floating *out,
                                  Py_ssize_t n, double beta, double threshold) noexcept nogil:
-    return _binary_ptr(MLK_SOFTPLUS_BWD, g, x, out, n, 0.0, beta, threshold, 4)
+    return _binary_ptr(MLK_SOFTPLUS_BWD, g, x, out, n, 0.0, beta, threshold)
 
 cdef int silu_backward_array(const floating *g, const floating *x, floating *out,
                              Py_ssize_t n, double beta) noexcept nogil:
-    return _binary_ptr(MLK_SILU_BWD, g, x, out, n, 0.0, beta, 0.0, 5)
+    return _binary_ptr(MLK_SILU_BWD, g, x, out, n, 0.0, beta, 0.0)
 
 cdef int log_sigmoid_backward_array(const floating *g, const floating *x, floating *out,
                                     Py_ssize_t n) noexcept nogil:
-    return _binary_ptr(MLK_LOG_SIGMOID_BWD, g, x, out, n, 0.0, 0.0, 0.0, 4)
+    return _binary_ptr(MLK_LOG_SIGMOID_BWD, g, x, out, n, 0.0, 0.0, 0.0)
 
 cdef int gelu_backward_array(const floating *g, const floating *x, floating *out,
                              Py_ssize_t n) noexcept nogil:
-    return _binary_ptr(MLK_GELU_BWD, g, x, out, n, 0.0, 0.0, 0.0, 10)
+    return _binary_ptr(MLK_GELU_BWD, g, x, out, n, 0.0, 0.0, 0.0)
 
 cdef int gelu_tanh_backward_array(const floating *g, const floating *x, floating *out,
                                   Py_ssize_t n) noexcept nogil:
-    return _binary_ptr(MLK_GELU_TANH_BWD, g, x, out, n, 0.0, 0.0, 0.0, 10)
+    return _binary_ptr(MLK_GELU_TANH_BWD, g, x, out, n, 0.0, 0.0, 0.0)
 
 # ------------------------------------------------------------------------
 # row-wise kernels on C-contiguous (rows, n) blocks
@@ -357,7 +357,7 @@ cdef inline int _rows_ptr(int op, const floating *x, floating *out, Py_ssize_t r
         return 0
     if op != MLK_LOGSUMEXP and rows * n * <Py_ssize_t>sizeof(floating) >= _stream_bytes:
         op |= MLK_RW_STREAM
-    _run_rowwise(op, x, x, out, NULL, rows, n, 1, 4)
+    _run_rowwise(op, x, x, out, NULL, rows, n, 1)
     return 0
 
 cdef int softmax_rows(const floating *x, floating *out, Py_ssize_t rows,

@@ -35,7 +35,7 @@ import threading
 from collections.abc import Iterator
 from typing import SupportsIndex
 
-from . import _elementwise as _ew
+from . import _kernels as _ew
 
 
 def get_num_threads() -> int:

@@ -1,4 +1,4 @@
-# Loss drivers (included by _elementwise.pyx): the fused cross-entropy's
+# Loss drivers (included by the extension's .pyx): the fused cross-entropy's
 # split over rows.  Kernel: _c/mlk_loss_tmpl.h; checks and the reduction's
 # coefficients: losses.py.  Per-row losses go to a float64 array that the
 # caller sums in a fixed order, so the result does not depend on the
@@ -39,7 +39,6 @@ def xent_raw(cnp.ndarray z, cnp.ndarray lab, cnp.ndarray coef, int64_t ignore, w
     row; rows labelled `ignore` count 0; class weights w (n,) of z's dtype or None,
     gradient g like z (may be z) or None; per-row losses into float64 loss.
     Labels of rows whose coef is not all 0 must be in [0, n): losses.py checks."""
-    cdef int tn = cnp.PyArray_TYPE(z)
     cdef const int64_t *pl = <const int64_t *>cnp.PyArray_DATA(lab)
     cdef const double *pc = <const double *>cnp.PyArray_DATA(coef)
     cdef double *ploss = <double *>cnp.PyArray_DATA(loss)
@@ -52,16 +51,14 @@ def xent_raw(cnp.ndarray z, cnp.ndarray lab, cnp.ndarray coef, int64_t ignore, w
         pw = cnp.PyArray_DATA(<cnp.ndarray>w)
     if g is not None:
         pg = cnp.PyArray_DATA(<cnp.ndarray>g)
-    if tn == cnp.NPY_DOUBLE:
+    if _is_f64(z, "xent_raw"):
         with nogil:
             _run_xent(<const double *>cnp.PyArray_DATA(z), pl, pc, cs, ignore, <const double *>pw,
                       <double *>pg, ploss, rows, n)
-    elif tn == cnp.NPY_FLOAT:
+    else:
         with nogil:
             _run_xent(<const float *>cnp.PyArray_DATA(z), pl, pc, cs, ignore, <const float *>pw,
                       <float *>pg, ploss, rows, n)
-    else:
-        raise TypeError("internal: xent_raw needs float32 or float64")
     return loss
 
 
@@ -84,8 +81,8 @@ cdef inline void _call_ploss(int op, const real *p, const real *t, real *lo, rea
         mlk_kt.ploss_f64(op, p, t, lo, g, bsum, i0, i1, lp)
 
 cdef void _run_ploss(int op, const real *p, const real *t, real *lo, real *g, double *bsum,
-                     Py_ssize_t n, const mlk_lparams *lp, int cost) noexcept nogil:
-    cdef int nt = _threads_for(n, cost)
+                     Py_ssize_t n, const mlk_lparams *lp) noexcept nogil:
+    cdef int nt = _threads_for(n, mlk_ploss_ops[op].cost)
     cdef Py_ssize_t nb = (n + LBLK - 1) // LBLK
     cdef Py_ssize_t chunk, k, i0, i1
     if nt <= 1 or nb < nt:
@@ -103,14 +100,13 @@ cdef void _run_ploss(int op, const real *p, const real *t, real *lo, real *g, do
 
 def ploss_raw(int op, cnp.ndarray p, cnp.ndarray t, lo, g, sw, Py_ssize_t K, pw,
               Py_ssize_t P, Py_ssize_t prs, double pws=1.0, double delta=1.0,
-              double lscale=1.0, double gscale=1.0, int cost=1):
+              double lscale=1.0, double gscale=1.0):
     """Pointwise loss op over C-contiguous p, t of one float dtype (same
     size; t may be p for the penalties).  lo (per-element loss) and g
     (gradient) are None or C-contiguous arrays like p (either may be p or t);
     sw None or float64 (n // K,) row weights; pw None or a C-contiguous array
     of p's dtype read with period P along rows of K (row stride prs).
     Returns the float64 block sums (sum them in order for the total)."""
-    cdef int tn = cnp.PyArray_TYPE(p)
     cdef Py_ssize_t n = cnp.PyArray_SIZE(p)
     cdef mlk_lparams lp
     cdef cnp.ndarray bs = np.zeros((n + LBLK - 1) // LBLK, np.float64)
@@ -134,16 +130,14 @@ def ploss_raw(int op, cnp.ndarray p, cnp.ndarray t, lo, g, sw, Py_ssize_t K, pw,
         plo = cnp.PyArray_DATA(<cnp.ndarray>lo)
     if g is not None:
         pg = cnp.PyArray_DATA(<cnp.ndarray>g)
-    if tn == cnp.NPY_DOUBLE:
+    if _is_f64(p, "ploss_raw"):
         with nogil:
             _run_ploss(op, <const double *>cnp.PyArray_DATA(p), <const double *>cnp.PyArray_DATA(t),
-                       <double *>plo, <double *>pg, pb, n, &lp, cost)
-    elif tn == cnp.NPY_FLOAT:
+                       <double *>plo, <double *>pg, pb, n, &lp)
+    else:
         with nogil:
             _run_ploss(op, <const float *>cnp.PyArray_DATA(p), <const float *>cnp.PyArray_DATA(t),
-                       <float *>plo, <float *>pg, pb, n, &lp, cost)
-    else:
-        raise TypeError("internal: ploss_raw needs float32 or float64")
+                       <float *>plo, <float *>pg, pb, n, &lp)
     return bs
 
 
@@ -179,7 +173,6 @@ def kl_raw(cnp.ndarray p, cnp.ndarray q, bint log_q, g, gsr, double gscale,
     """KL rows of C-contiguous p, q (rows, n), one float dtype; g None or an
     array like q (may be q); gsr None or float64 (rows,) gradient row scales
     (times gscale); the row values into float64 rsum (rows,)."""
-    cdef int tn = cnp.PyArray_TYPE(p)
     cdef void *pg = NULL
     cdef const double *pgs = NULL
     cdef double *pr = <double *>cnp.PyArray_DATA(rsum)
@@ -189,16 +182,14 @@ def kl_raw(cnp.ndarray p, cnp.ndarray q, bint log_q, g, gsr, double gscale,
         pg = cnp.PyArray_DATA(<cnp.ndarray>g)
     if gsr is not None:
         pgs = <const double *>cnp.PyArray_DATA(<cnp.ndarray>gsr)
-    if tn == cnp.NPY_DOUBLE:
+    if _is_f64(p, "kl_raw"):
         with nogil:
             _run_kl(<const double *>cnp.PyArray_DATA(p), <const double *>cnp.PyArray_DATA(q),
                     log_q, <double *>pg, pgs, gscale, pr, rows, n)
-    elif tn == cnp.NPY_FLOAT:
+    else:
         with nogil:
             _run_kl(<const float *>cnp.PyArray_DATA(p), <const float *>cnp.PyArray_DATA(q),
                     log_q, <float *>pg, pgs, gscale, pr, rows, n)
-    else:
-        raise TypeError("internal: kl_raw needs float32 or float64")
     return rsum
 
 
@@ -275,7 +266,7 @@ def xent_fast(z, target, axis, int64_t ignore, double eps, bint mean, bint want_
 
 
 def ploss_fast(int op, p, t, bint mean, bint want_grad, double pws, double delta,
-               double lscale, double gmul, int cost, out=None):
+               double lscale, double gmul, out=None):
     """The pointwise losses' common case in one call: p and t C-contiguous
     aligned native arrays of one float dtype and one shape, not empty; no
     sample weights, a scalar pos_weight, no out=, reduction mean or sum.
@@ -331,11 +322,11 @@ def ploss_fast(int op, p, t, bint mean, bint want_grad, double pws, double delta
         with nogil:
             _run_ploss(op, <const double *>cnp.PyArray_DATA(pa), <const double *>cnp.PyArray_DATA(ta),
                        <double *>NULL, <double *>cnp.PyArray_DATA(g) if want_grad else <double *>NULL,
-                       pb, n, &lp, cost)
+                       pb, n, &lp)
     else:
         with nogil:
             _run_ploss(op, <const float *>cnp.PyArray_DATA(pa), <const float *>cnp.PyArray_DATA(ta),
                        <float *>NULL, <float *>cnp.PyArray_DATA(g) if want_grad else <float *>NULL,
-                       pb, n, &lp, cost)
+                       pb, n, &lp)
     total = b1 if nb == 1 else float(np.sum(bs))     # the blocks in order, as _pointwise
     return (total * lscale) / denom, g

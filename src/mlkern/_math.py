@@ -5,12 +5,14 @@ meter (built and threaded exactly like the activation kernels).
 
 Not public API: the names may change.
 """
-from . import _elementwise as _ew
+from . import _kernels as _ew
+from ._ops import UNARY
+from ._validation import unary_slow
 
-# op codes: must match the enum in _c/mlk_kernels.h
-OPS = {"tanh": 2, "exp": 21, "expm1": 22, "log": 23, "log1p": 24,
-       "erf": 25, "erfc": 26, "ndtr": 27, "npdf": 28}
-_COPY = 29
+# {name: op code} of the math-layer functions, from the op table
+OPS = {name: UNARY[name] for name in ("tanh", "exp", "expm1", "log", "log1p", "erf", "erfc",
+                                      "ndtr", "npdf")}
+_COPY = UNARY["copy"]
 NAMES = tuple(OPS)
 
 
@@ -20,10 +22,12 @@ def evaluate(name, x, *, out=None):
         op = OPS[name]
     except KeyError:
         raise ValueError(f"name: unknown function {name!r}; one of {', '.join(NAMES)}") from None
-    return _ew.unary(op, x, out, 0.0, 0.0, 0.0, 4)
+    r = _ew.unary(op, x, out)
+    return unary_slow(op, x, out) if r is None else r
 
 
 def copy(x, *, out=None):
     """out[...] = x with the elementwise driver (chunked prange above the
     threshold): the roof meter for memory-bound kernels."""
-    return _ew.unary(_COPY, x, out, 0.0, 0.0, 0.0, 1)
+    r = _ew.unary(_COPY, x, out)
+    return unary_slow(_COPY, x, out) if r is None else r

@@ -1,4 +1,4 @@
-# Optimiser drivers (included by _elementwise.pyx): the split of one fused
+# Optimiser drivers (included by the extension's .pyx): the split of one fused
 # in-place step into one chunk per thread.  Kernel: _c/mlk_optim_tmpl.h;
 # checks, hyper-parameters and bias corrections: optim.py.  Every element
 # is updated independently, so the result does not depend on the thread
@@ -12,18 +12,16 @@ cdef inline void _call_optim(int op, real *th, const real *g, real *s1, real *s2
         mlk_kt.optim_f64(op, th, g, s1, s2, n, p)
 
 cdef void _run_optim(int op, real *th, const real *g, real *s1, real *s2, Py_ssize_t n,
-                     const mlk_oparams *p, int cost) noexcept nogil:
-    cdef int nt = _threads_for(n, cost)
+                     const mlk_oparams *p) noexcept nogil:
+    cdef int nt = _threads_for(n, mlk_optim_ops[op].cost)
     cdef Py_ssize_t chunk, k, start, m
     if nt <= 1:
         _call_optim(op, th, g, s1, s2, n, p)
         return
-    chunk = (((n + nt - 1) // nt) + 63) & ~(<Py_ssize_t>63)
+    chunk = _chunk_size(n, nt)
     for k in prange(nt, num_threads=nt, schedule='static'):
         start = k * chunk
-        m = n - start
-        if m > chunk:
-            m = chunk
+        m = _chunk_len(n, chunk, k)
         if m > 0:
             _call_optim(op, th + start, g + start, s1 + start if s1 != NULL else s1,
                         s2 + start if s2 != NULL else s2, m, p)
@@ -31,12 +29,11 @@ cdef void _run_optim(int op, real *th, const real *g, real *s1, real *s2, Py_ssi
 
 def optim_raw(int op, cnp.ndarray param, cnp.ndarray grad, s1, s2, double lr, double mom=0.0,
               double wd=0.0, double beta1=0.0, double beta2=0.0, double eps=0.0,
-              double step_size=0.0, double rbc2=1.0, double decay=1.0, int cost=2):
+              double step_size=0.0, double rbc2=1.0, double decay=1.0):
     """One in-place step on C-contiguous param, grad (same size and float
     dtype; grad may be param) and the state arrays s1, s2 (or None), which
     optim.py has checked: same size and dtype, C-contiguous, writeable, no
     overlap."""
-    cdef int tn = cnp.PyArray_TYPE(param)
     cdef Py_ssize_t n = cnp.PyArray_SIZE(param)
     cdef mlk_oparams p
     cdef void *p1 = NULL
@@ -58,23 +55,20 @@ def optim_raw(int op, cnp.ndarray param, cnp.ndarray grad, s1, s2, double lr, do
     p.step_size = step_size
     p.rbc2 = rbc2
     p.decay = decay
-    if tn == cnp.NPY_DOUBLE:
+    if _is_f64(param, "optim_raw"):
         with nogil:
             _run_optim(op, <double *>cnp.PyArray_DATA(param), <const double *>cnp.PyArray_DATA(grad),
-                       <double *>p1, <double *>p2, n, &p, cost)
-    elif tn == cnp.NPY_FLOAT:
+                       <double *>p1, <double *>p2, n, &p)
+    else:
         with nogil:
             _run_optim(op, <float *>cnp.PyArray_DATA(param), <const float *>cnp.PyArray_DATA(grad),
-                       <float *>p1, <float *>p2, n, &p, cost)
-    else:
-        raise TypeError("internal: optim_raw needs float32 or float64")
+                       <float *>p1, <float *>p2, n, &p)
     return param
 
 
 cdef inline bint _state_ok(object s, cnp.ndarray p, cnp.ndarray g, int tn):
     """A state array: writeable, aligned, native, C-contiguous, p's type and
-    shape, apart from p and g (_out_ok, _disjoint: _elementwise.pyx,
-    _rowwise.pxi)."""
+    shape, apart from p and g (_out_ok, _disjoint: _common.pxi)."""
     return (_out_ok(s, p, tn) and _disjoint(<cnp.ndarray>s, p)
             and _disjoint(<cnp.ndarray>s, g))
 

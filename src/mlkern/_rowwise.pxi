@@ -1,4 +1,4 @@
-# Row-wise drivers (included by _elementwise.pyx): the split of an
+# Row-wise drivers (included by the extension's .pyx): the split of an
 # (outer, n, inner) C-contiguous array into units of work, the prange, the
 # GIL release.  The kernels are in _c/mlk_rowwise_tmpl.h; the checks,
 # layouts and out= handling in rowwise.py, which calls these *_raw functions.
@@ -38,12 +38,6 @@ cdef inline void _call_argmax(const real *x, int64_t *out, Py_ssize_t outer, Py_
     else:
         mlk_kt.argmax_f64(x, out, outer, n, cols, ld)
 
-cdef inline int _row_threads(Py_ssize_t units, Py_ssize_t total, int cost) noexcept nogil:
-    cdef int nt = _threads_for(total, cost)
-    if units < nt:
-        return 1
-    return nt
-
 cdef void _unit_range(const real *a, const real *b, real *y, int64_t *iy, int op,
                       Py_ssize_t u0, Py_ssize_t u1, Py_ssize_t n, Py_ssize_t inner,
                       Py_ssize_t nblk) noexcept nogil:
@@ -74,9 +68,11 @@ cdef void _unit_range(const real *a, const real *b, real *y, int64_t *iy, int op
             _call_rowwise(op, a + base, b + base, y + base, 1, n, cb, inner)
 
 cdef void _run_rowwise(int op, const real *a, const real *b, real *y, int64_t *iy,
-                       Py_ssize_t outer, Py_ssize_t n, Py_ssize_t inner, int cost) noexcept nogil:
+                       Py_ssize_t outer, Py_ssize_t n, Py_ssize_t inner) noexcept nogil:
+    """op (MLK_RW_STREAM may be or-ed in; < 0: argmax into iy) over the units."""
     cdef Py_ssize_t nblk = 1, units, per, k, u0, u1
     cdef int nt
+    cdef int cost = 1 if op < 0 else mlk_rowwise_ops[op & ~MLK_RW_STREAM].cost
     if inner > 1:
         nblk = (inner + ROW_CB - 1) // ROW_CB
     units = outer * nblk
@@ -92,28 +88,25 @@ cdef void _run_rowwise(int op, const real *a, const real *b, real *y, int64_t *i
 
 
 def rowwise_raw(int op, cnp.ndarray a, cnp.ndarray b, cnp.ndarray y, Py_ssize_t outer,
-                Py_ssize_t n, Py_ssize_t inner, int cost=4):
+                Py_ssize_t n, Py_ssize_t inner):
     """Row-wise op on C-contiguous arrays of one float dtype viewed as
     (outer, n, inner), reduced over n.  b: the saved output (backward ops),
     else ignored (pass a).  y: same shape as a, or (outer, inner) for
     logsumexp.  No checks beyond the dtype: rowwise.py validates."""
-    cdef int tn = cnp.PyArray_TYPE(a)
     if op < 0 or op >= MLK_N_ROWWISE:
         raise ValueError("unknown row-wise op")
     if n <= 0 or outer <= 0 or inner <= 0:
         return y
     if op != MLK_LOGSUMEXP and cnp.PyArray_NBYTES(y) >= _stream_bytes:
         op |= MLK_RW_STREAM
-    if tn == cnp.NPY_DOUBLE:
+    if _is_f64(a, "rowwise_raw"):
         with nogil:
             _run_rowwise(op, <const double *>cnp.PyArray_DATA(a), <const double *>cnp.PyArray_DATA(b),
-                         <double *>cnp.PyArray_DATA(y), NULL, outer, n, inner, cost)
-    elif tn == cnp.NPY_FLOAT:
+                         <double *>cnp.PyArray_DATA(y), NULL, outer, n, inner)
+    else:
         with nogil:
             _run_rowwise(op, <const float *>cnp.PyArray_DATA(a), <const float *>cnp.PyArray_DATA(b),
-                         <float *>cnp.PyArray_DATA(y), NULL, outer, n, inner, cost)
-    else:
-        raise TypeError("internal: rowwise_raw needs float32 or float64")
+                         <float *>cnp.PyArray_DATA(y), NULL, outer, n, inner)
     return y
 
 
@@ -131,12 +124,10 @@ cdef int64_t _argmax_flat(const real *x, Py_ssize_t n) noexcept nogil:
     if nt <= 1:
         _call_argmax(x, idx, 1, n, 1, 1)
         return idx[0]
-    chunk = (((n + nt - 1) // nt) + 63) & ~(<Py_ssize_t>63)
+    chunk = _chunk_size(n, nt)
     for k in prange(nt, num_threads=nt, schedule='static'):
         s0 = k * chunk
-        m = n - s0
-        if m > chunk:
-            m = chunk
+        m = _chunk_len(n, chunk, k)
         if m > 0:
             _call_argmax(x + s0, &idx[k], 1, m, 1, 1)
             idx[k] = idx[k] + s0
@@ -170,16 +161,14 @@ def argmax_raw(cnp.ndarray x, cnp.ndarray out, Py_ssize_t outer, Py_ssize_t n, P
             else:
                 po[0] = _argmax_flat(<const float *>cnp.PyArray_DATA(x), n)
         return out
-    if tn == cnp.NPY_DOUBLE:
+    if _is_f64(x, "argmax_raw"):
         with nogil:
             _run_rowwise(-1, <const double *>cnp.PyArray_DATA(x), <const double *>NULL,
-                         <double *>NULL, po, outer, n, inner, 1)
-    elif tn == cnp.NPY_FLOAT:
+                         <double *>NULL, po, outer, n, inner)
+    else:
         with nogil:
             _run_rowwise(-1, <const float *>cnp.PyArray_DATA(x), <const float *>NULL,
-                         <float *>NULL, po, outer, n, inner, 1)
-    else:
-        raise TypeError("internal: argmax_raw needs float32 or float64")
+                         <float *>NULL, po, outer, n, inner)
     return out
 
 
@@ -212,20 +201,6 @@ cdef inline bint _row_dims(cnp.ndarray xa, object axis, int *ax, Py_ssize_t *out
     n[0] = cnp.PyArray_DIM(xa, <int>a)
     return True
 
-cdef inline bint _disjoint(cnp.ndarray a, cnp.ndarray b):
-    cdef char *pa = <char *>cnp.PyArray_DATA(a)
-    cdef char *pb = <char *>cnp.PyArray_DATA(b)
-    return pb + cnp.PyArray_NBYTES(b) <= pa or pa + cnp.PyArray_NBYTES(a) <= pb
-
-cdef inline int _float_tn(object x):
-    cdef int tn
-    if type(x) is not cnp.ndarray:
-        return -1
-    tn = cnp.PyArray_TYPE(<cnp.ndarray>x)
-    if (tn == cnp.NPY_DOUBLE or tn == cnp.NPY_FLOAT) and _fast_ok(x, tn):
-        return tn
-    return -1
-
 cdef cnp.ndarray _reduced_empty(cnp.ndarray xa, int ax, bint keepdims, int tn):
     cdef cnp.npy_intp dims[64]   # NPY_MAXDIMS is 64 in NumPy 2 (32 before)
     cdef int nd = cnp.PyArray_NDIM(xa), i, k = 0
@@ -240,13 +215,14 @@ cdef cnp.ndarray _reduced_empty(cnp.ndarray xa, int ax, bint keepdims, int tn):
     return cnp.PyArray_EMPTY(k, dims, tn, 0)
 
 cdef bint _reduced_out_ok(object out, cnp.ndarray xa, int ax, bint keepdims, int tn):
+    """out= of a reduction over axis ax can be written directly: writeable,
+    _fast_ok, the reduced shape, apart from xa."""
     cdef cnp.ndarray o
     cdef int nd = cnp.PyArray_NDIM(xa), i, k = 0
-    if type(out) is not cnp.ndarray:
+    if not _fast_ok(out, tn):
         return False
     o = <cnp.ndarray>out
-    if not (cnp.PyArray_TYPE(o) == tn and cnp.PyArray_IS_C_CONTIGUOUS(o) and cnp.PyArray_ISALIGNED(o)
-            and not cnp.PyArray_ISBYTESWAPPED(o) and cnp.PyArray_ISWRITEABLE(o)):
+    if not cnp.PyArray_ISWRITEABLE(o):
         return False
     if cnp.PyArray_NDIM(o) != (nd if keepdims else nd - 1):
         return False
@@ -279,7 +255,7 @@ def rowwise_fast(int op, x, axis, out):
         oa = <cnp.ndarray>out
     else:
         return None
-    rowwise_raw(op, xa, xa, oa, outer, n, inner, 4)
+    rowwise_raw(op, xa, xa, oa, outer, n, inner)
     return oa
 
 
@@ -298,13 +274,13 @@ def logsumexp_fast(x, axis, bint keepdims, out):
         oa = <cnp.ndarray>out
     else:
         return None
-    rowwise_raw(MLK_LOGSUMEXP, xa, xa, oa, outer, n, inner, 4)
+    rowwise_raw(MLK_LOGSUMEXP, xa, xa, oa, outer, n, inner)
     if out is None and cnp.PyArray_NDIM(oa) == 0:
         return oa[()]
     return oa
 
 
-def backward_fast(int op, g, y, axis, out, int cost):
+def backward_fast(int op, g, y, axis, out):
     cdef int tn = _float_tn(g), ax = 0
     cdef Py_ssize_t outer = 0, n = 0, inner = 0
     cdef cnp.ndarray ga, ya, oa
@@ -320,7 +296,7 @@ def backward_fast(int op, g, y, axis, out, int cost):
         oa = <cnp.ndarray>out
     else:
         return None
-    rowwise_raw(op, ga, ya, oa, outer, n, inner, cost)
+    rowwise_raw(op, ga, ya, oa, outer, n, inner)
     return oa
 
 

@@ -15,12 +15,14 @@ Conventions (SPEC.md, "Conventions for every function"):
   layout, partial overlap with an input) the result is computed into a
   temporary and copied into ``out`` once.
 """
+import math
 import numbers
 import operator
 
 import numpy as np
 
-from . import _elementwise as _ew
+from . import _kernels as _ew
+from ._ops import UNARY
 
 _F16 = np.dtype(np.float16)
 _F32 = np.dtype(np.float32)
@@ -94,9 +96,10 @@ def _same_order(a, b):
     return a.flags.f_contiguous and b.flags.f_contiguous
 
 
-def _writable_direct(out, *inputs):
-    """out can receive the kernel's result directly: native, aligned, same
-    memory order as the inputs, and each input is out itself or disjoint."""
+def writable_direct(out, *inputs):
+    """The rule "out= can be written directly" (the C side: _out_ok in
+    _common.pxi): out is native, aligned, in the inputs' memory order, and
+    each input is out itself or shares no memory with it."""
     if not out.flags.aligned or not out.dtype.isnative:
         return False
     for a in inputs:
@@ -109,10 +112,13 @@ def _writable_direct(out, *inputs):
     return True
 
 
+_writable_direct = writable_direct
+
+
 def result_array(arr, out, rdt, *others):
     """Where the kernel writes: out itself when it can take the result
     directly (see _writable_direct), else a new array laid out like arr."""
-    if out is not None and rdt == arr.dtype and _writable_direct(out, arr, *others):
+    if out is not None and rdt == arr.dtype and writable_direct(out, arr, *others):
         return out
     return np.empty_like(arr, order="K")
 
@@ -130,10 +136,12 @@ def finish(res, out, rdt, scalar):
     return res
 
 
-_NOISY_RELU = 20   # op code (mlk_kernels.h): its noise is keyed by the C-order index
+_NOISY_RELU = UNARY["noisy_relu"]   # its noise is keyed by the C-order index
 
 
-def unary_slow(op, x, out, a, b, c, cost, seed):
+def unary_slow(op, x, out, a=0.0, b=0.0, c=0.0, seed=0):
+    """The general path of a unary op (after its fast entry returned None):
+    any array_like, any layout, out= of any layout; then the raw kernel."""
     # noisy_relu's noise is keyed by the C-order index: same output for any layout
     arr, rdt = as_float_array(x, "x", order="C" if op == _NOISY_RELU else "K")
     scalar = arr.ndim == 0
@@ -141,7 +149,7 @@ def unary_slow(op, x, out, a, b, c, cost, seed):
         check_out(out, arr.shape, rdt)
     res = result_array(arr, out, rdt)
     if arr.size:
-        _ew.unary_raw(op, flat(arr), flat(res), a, b, c, cost, seed)
+        _ew.unary_raw(op, flat(arr), flat(res), a, b, c, seed)
     return finish(res, out, rdt, scalar)
 
 
@@ -167,14 +175,16 @@ def as_float_pair(g, s, names, fname=None):
     return _as_layout(ga, cdt, order), _as_layout(sa, cdt, order), rdt, order
 
 
-def binary_slow(op, g, s, out, a, b, c, cost, names=("grad_output", "saved")):
-    ga, sa, rdt, _ = as_float_pair(g, s, names)
+def binary_slow(op, g, s, out, a=0.0, b=0.0, c=0.0, saved="saved"):
+    """The general path of a backward op (after its fast entry returned
+    None); `saved` names s in the messages."""
+    ga, sa, rdt, _ = as_float_pair(g, s, ("grad_output", saved))
     scalar = ga.ndim == 0
     if out is not None:
         check_out(out, ga.shape, rdt)
     res = result_array(ga, out, rdt, sa)
     if ga.size:
-        _ew.binary_raw(op, flat(ga), flat(sa), flat(res), a, b, c, cost)
+        _ew.binary_raw(op, flat(ga), flat(sa), flat(res), a, b, c)
     return finish(res, out, rdt, scalar)
 
 
@@ -193,3 +203,265 @@ def check_real(value, name, *, positive=False, nonnegative=False):
     if nonnegative and not v >= 0:
         raise ValueError(f"{name}: must be >= 0, got {value!r}")
     return v
+
+
+def check_axis(axis, ndim, fname):
+    """axis as a non-negative int < ndim; ValueError for a 0-d input or an
+    axis out of range, TypeError for a non-integer axis."""
+    if ndim == 0:
+        raise ValueError(f"{fname}: a 0-d input has no axis to reduce")
+    try:
+        a = operator.index(axis)
+    except TypeError:
+        raise TypeError(f"{fname}: axis must be an integer, got {type(axis).__name__}") from None
+    if not -ndim <= a < ndim:
+        raise ValueError(f"{fname}: axis {axis} is out of range for an array of "
+                         f"dimension {ndim}")
+    return a % ndim
+
+
+def real_array(value, name, fname):
+    """np.asarray(value); TypeError unless its dtype is real (bool, int, float)."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{fname}: {name} must be real, got dtype {arr.dtype}")
+    return arr
+
+
+# ---------------------------------------------------------------------------
+# losses: reductions, labels, weights, pairs of inputs
+# ---------------------------------------------------------------------------
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def check_reduction(reduction, fname):
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{fname}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def check_ignore_index(ignore_index, fname):
+    v = operator.index(ignore_index)
+    if not -2**63 <= v < 2**63:
+        raise ValueError(f"{fname}: ignore_index must fit in int64, got {v}")
+    return v
+
+
+def class_labels(target, shape, n, ignore_index, fname):
+    lab = np.asarray(target)
+    if lab.dtype.kind not in "iu":
+        raise TypeError(f"{fname}: integer class labels expected for target, got dtype {lab.dtype}")
+    if lab.shape != shape:
+        raise ValueError(f"{fname}: target must have the logits' shape without the class axis, "
+                         f"{shape}, got {lab.shape}")
+    if lab.dtype.kind == "u" and lab.size and lab.max() > np.iinfo(np.int64).max:
+        bad = int(np.flatnonzero(lab > np.iinfo(np.int64).max)[0])
+        raise ValueError(f"{fname}: target label {lab.flat[bad]} at index "
+                         f"{np.unravel_index(bad, shape)} is outside [0, {n})")
+    lab = np.require(lab, np.int64, ["C", "A"])      # aligned too: the kernel reads it
+    bad_mask = ((lab < 0) | (lab >= n)) & (lab != ignore_index)
+    if bad_mask.any():
+        bad = int(np.flatnonzero(bad_mask)[0])
+        raise ValueError(f"{fname}: target label {lab.flat[bad]} at index "
+                         f"{np.unravel_index(bad, shape)} is outside [0, {n}) and is not "
+                         f"ignore_index ({ignore_index})")
+    return lab
+
+
+def class_weights(weight, n, dtype, fname):
+    if weight is None:
+        return None
+    w = real_array(weight, "weight", fname)
+    if w.shape != (n,):
+        raise ValueError(f"{fname}: weight must have shape ({n},) (one per class), got {w.shape}")
+    return np.require(w, dtype, ["C", "A"])           # aligned too: the kernel reads it
+
+
+def sample_weights(sample_weight, shape, fname):
+    if sample_weight is None:
+        return None
+    sw = real_array(sample_weight, "sample_weight", fname)
+    if sw.shape != shape:
+        raise ValueError(f"{fname}: sample_weight must have the target's shape {shape}, got {sw.shape}")
+    return sw.astype(np.float64).reshape(-1)
+
+
+def loss_pair(pred, target, names, fname, order):
+    """pred and target as arrays of pred's compute dtype, one memory order
+    ("C", or "K": F when both are F), each copied at most once."""
+    p = np.asarray(pred)
+    t = np.asarray(target)
+    cdt, rdt = compute_dtype(p.dtype, names[0])
+    compute_dtype(t.dtype, names[1])                    # TypeError for complex, object...
+    if p.shape != t.shape:
+        raise ValueError(f"{fname}: {names[0]} and {names[1]} must have the same shape, got "
+                         f"{p.shape} and {t.shape}")
+    if order == "K":
+        both_f = (p.flags.f_contiguous and t.flags.f_contiguous
+                  and not (p.flags.c_contiguous and t.flags.c_contiguous))
+        order = "F" if both_f else "C"
+    return _as_layout(p, cdt, order), _as_layout(t, cdt, order), rdt
+
+
+def row_weights(sample_weight, shape, fname):
+    """sample_weight as float64 (shape[0],): one weight per index of the
+    leading axis, broadcast over the rest."""
+    sw = real_array(sample_weight, "sample_weight", fname)
+    if len(shape) == 0:
+        raise ValueError(f"{fname}: sample_weight needs an input with a leading axis (got a 0-d input)")
+    if sw.shape != (shape[0],):
+        raise ValueError(f"{fname}: sample_weight must have shape ({shape[0]},) (one weight per "
+                         f"index of the leading axis), got {sw.shape}")
+    return np.require(sw, np.float64, ["C", "A"])     # aligned too: the kernel reads it
+
+
+def pos_weights(pos_weight, shape, cdt, rows, fname):
+    """(scalar, array, P, prs): pos_weight as a scalar, or as an array read
+    with period P along the kernel's rows (row stride prs); rows: the
+    kernel runs over rows of prod(shape[1:]) (sample weights), else over
+    the whole array as one row."""
+    pw = real_array(pos_weight, "pos_weight", fname)
+    try:
+        ok = np.broadcast_shapes(pw.shape, shape) == tuple(shape)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{fname}: pos_weight of shape {pw.shape} does not broadcast to the "
+                         f"logits' shape {tuple(shape)}")
+    if pw.size == 1:
+        return float(pw.reshape(())), None, 1, 0
+    full = (1,) * (len(shape) - pw.ndim) + pw.shape
+    j = next(i for i, d in enumerate(full) if d != 1)
+    if full[j:] == tuple(shape[j:]) and (j >= 1 or not rows):
+        # varies over trailing axes only: one period of prod(shape[j:])
+        return 1.0, np.require(pw.reshape(shape[j:]), cdt, ["C", "A"]).reshape(-1), \
+            int(np.prod(shape[j:], dtype=np.int64)), 0
+    # anything else, with sample weights: the whole array, row by row
+    arr = np.require(np.broadcast_to(pw, shape), cdt, ["C", "A"]).reshape(-1)
+    if rows:
+        K = int(np.prod(shape[1:], dtype=np.int64))
+        return 1.0, arr, K, K
+    return 1.0, arr, arr.size, 0
+
+
+def check_delta(delta, fname):
+    d = check_real(delta, "delta")
+    if not d > 0:
+        raise ValueError(f"{fname}: delta must be > 0, got {delta!r}")
+    return d
+
+
+def check_probs(prob, fname):
+    """prob must lie in [0, 1] (NaN passes, as NaN in -> NaN out)."""
+    p = np.asarray(prob)
+    # scan each distinct element once: a broadcast (stride-0) axis is read at index 0
+    q = p[tuple(slice(0, 1) if st == 0 else slice(None) for st in p.strides)] if p.ndim else p
+    if q.size and q.dtype.kind == "f":
+        lo = np.fmin.reduce(q, axis=None)       # ignores NaN
+        hi = np.fmax.reduce(q, axis=None)
+        if lo < 0 or hi > 1:
+            bad = lo if lo < 0 else hi
+            raise ValueError(f"{fname}: prob must be in [0, 1], found {bad}")
+    elif q.size and q.dtype.kind in "iu":
+        if q.min() < 0 or q.max() > 1:
+            raise ValueError(f"{fname}: prob must be in [0, 1], found {q.min() if q.min() < 0 else q.max()}")
+    return p
+
+
+# ---------------------------------------------------------------------------
+# optimisers: parameters updated in place, their state, hyper-parameters
+# ---------------------------------------------------------------------------
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _updated_array(arr, name, fname):
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"{fname}: {name} must be a numpy.ndarray (updated in place), "
+                        f"got {type(arr).__name__}")
+
+
+def _updated_layout(arr, name, fname, why):
+    if not arr.flags.c_contiguous or not arr.flags.aligned:
+        raise ValueError(f"{fname}: {name} must be C-contiguous and aligned ({why})")
+    if not arr.flags.writeable:
+        raise ValueError(f"{fname}: {name} is read-only")
+
+
+def check_param(param, fname):
+    """An optimiser's parameter: a writeable, aligned, C-contiguous native
+    float32/float64 ndarray (updated in place: never copied)."""
+    _updated_array(param, "param", fname)
+    if param.dtype not in _FLOATS or not param.dtype.isnative:
+        raise TypeError(f"{fname}: param must be float32 or float64 (native byte order), "
+                        f"got dtype {param.dtype}")
+    _updated_layout(param, "param", fname, "it is updated in place; a copy would lose the update")
+    return param
+
+
+def check_state(arr, name, param, fname):
+    """An optimiser's state array: as param, of param's dtype and shape."""
+    _updated_array(arr, name, fname)
+    if arr.dtype != param.dtype:
+        raise TypeError(f"{fname}: {name} must have param's dtype {param.dtype}, got {arr.dtype}")
+    if arr.shape != param.shape:
+        raise ValueError(f"{fname}: {name} must have param's shape {param.shape}, got {arr.shape}")
+    _updated_layout(arr, name, fname, "it is updated in place")
+    return arr
+
+
+def grad_array(grad, param, fname, states=()):
+    """grad as a C-contiguous array of param's dtype: as is when it is param
+    itself or shares no memory with param and the states, else one copy."""
+    g = np.asarray(grad)
+    if g.dtype != param.dtype:
+        if g.dtype.kind == "c" or g.dtype.kind not in "biuf":
+            raise TypeError(f"{fname}: grad must be real, got dtype {g.dtype}")
+        raise TypeError(f"{fname}: grad must have param's dtype {param.dtype}, got {g.dtype}")
+    if g.shape != param.shape:
+        raise ValueError(f"{fname}: grad must have param's shape {param.shape}, got {g.shape}")
+    if g.flags.c_contiguous and g.flags.aligned and g.dtype.isnative:
+        same = g.ctypes.data == param.ctypes.data
+        if ((same or not np.may_share_memory(g, param))
+                and not any(np.may_share_memory(g, s) for s in states)):
+            return g
+    return np.array(g, dtype=param.dtype, order="C")        # one copy
+
+
+def check_distinct(arrays, names, fname):
+    for i in range(len(arrays)):
+        for j in range(i + 1, len(arrays)):
+            if arrays[i].size and np.may_share_memory(arrays[i], arrays[j]):
+                raise ValueError(f"{fname}: {names[i]} and {names[j]} must not share memory")
+
+
+def check_lr(lr, fname):
+    v = check_real(lr, "lr", nonnegative=True)
+    if math.isinf(v):
+        raise ValueError(f"{fname}: lr must be finite, got {lr!r}")
+    return v
+
+
+def check_unit(x, name, fname, closed=False):
+    v = check_real(x, name)
+    if not (0.0 <= v <= 1.0 if closed else 0.0 <= v < 1.0):
+        raise ValueError(f"{fname}: {name} must be in [0, 1{']' if closed else ')'}, got {x!r}")
+    return v
+
+
+def check_nonneg(x, name, fname):
+    v = check_real(x, name, nonnegative=True)
+    if math.isinf(v):
+        raise ValueError(f"{fname}: {name} must be finite, got {x!r}")
+    return v
+
+
+def step_checks(param, grad, states, names, fname, gname=None):
+    """Every check of one optimiser step (when the fast C check,
+    optim_fast_ok, did not pass): param and the state arrays (named by
+    names) as they must be, all apart; grad as a C-contiguous array of
+    param's dtype, copied once if it must be.  Returns (param, grad)."""
+    p = check_param(param, fname)
+    sts = [check_state(s, n, p, fname) for s, n in zip(states, names)]
+    check_distinct([p] + sts, ["param"] + list(names), fname)
+    return p, grad_array(grad, p, gname or fname, sts)

@@ -24,8 +24,10 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _docs
-from . import _elementwise as _ew
-from ._validation import as_float_array, check_out, check_real, compute_dtype, finish, result_array
+from . import _kernels as _ew
+from ._ops import BINARY, UNARY
+from ._validation import (as_float_array, binary_slow, check_out, check_real, compute_dtype, finish,
+                          result_array, unary_slow)
 
 __all__ = [
     "sigmoid", "sigmoid_grad", "sigmoid_backward",
@@ -47,15 +49,27 @@ __all__ = [
 _F = TypeVar("_F", bound=np.floating[Any])
 _Scalar = float | int | np.floating[Any] | np.integer[Any]
 
-# op codes: must match the enums in _c/mlk_kernels.h
-(_SIGMOID, _SIGMOID_GRAD, _TANH, _TANH_GRAD, _RELU, _RELU_GRAD, _LEAKY, _LEAKY_GRAD,
- _ELU, _ELU_GRAD, _SOFTPLUS, _SOFTPLUS_GRAD, _SILU, _SILU_GRAD, _LOGSIG, _LOGSIG_GRAD,
- _GELU, _GELU_GRAD, _GELU_TANH, _GELU_TANH_GRAD, _NOISY_RELU) = range(21)
-(_B_SIGMOID, _B_TANH, _B_RELU, _B_LEAKY, _B_ELU, _B_SOFTPLUS, _B_SILU, _B_LOGSIG,
- _B_GELU, _B_GELU_TANH) = range(10)
+# op codes, by name from the op table (_c/mlk_kernels.h)
+_SIGMOID, _SIGMOID_GRAD = UNARY["sigmoid"], UNARY["sigmoid_grad"]
+_TANH, _TANH_GRAD = UNARY["tanh"], UNARY["tanh_grad"]
+_RELU, _RELU_GRAD = UNARY["relu"], UNARY["relu_grad"]
+_LEAKY, _LEAKY_GRAD = UNARY["leaky_relu"], UNARY["leaky_relu_grad"]
+_ELU, _ELU_GRAD = UNARY["elu"], UNARY["elu_grad"]
+_SOFTPLUS, _SOFTPLUS_GRAD = UNARY["softplus"], UNARY["softplus_grad"]
+_SILU, _SILU_GRAD = UNARY["silu"], UNARY["silu_grad"]
+_LOGSIG, _LOGSIG_GRAD = UNARY["log_sigmoid"], UNARY["log_sigmoid_grad"]
+_GELU, _GELU_GRAD = UNARY["gelu"], UNARY["gelu_grad"]
+_GELU_TANH, _GELU_TANH_GRAD = UNARY["gelu_tanh"], UNARY["gelu_tanh_grad"]
+_NOISY_RELU = UNARY["noisy_relu"]
+_B_SIGMOID, _B_TANH = BINARY["sigmoid_backward"], BINARY["tanh_backward"]
+_B_RELU, _B_LEAKY = BINARY["relu_backward"], BINARY["leaky_relu_backward"]
+_B_ELU, _B_SOFTPLUS = BINARY["elu_backward"], BINARY["softplus_backward"]
+_B_SILU, _B_LOGSIG = BINARY["silu_backward"], BINARY["log_sigmoid_backward"]
+_B_GELU, _B_GELU_TANH = BINARY["gelu_backward"], BINARY["gelu_tanh_backward"]
 
+# each function: the fast entry (a C-contiguous float array; None for
+# anything else), then the checks and the raw kernel (_validation)
 _unary = _ew.unary
-
 _binary = _ew.binary
 
 
@@ -102,7 +116,8 @@ def sigmoid(x: ArrayLike, *, out: NDArray[Any] | None = None) -> Any:
     >>> float(mlkern.sigmoid(-1000.0))
     0.0
     """
-    return _unary(_SIGMOID, x, out, 0.0, 0.0, 0.0, 4)
+    r = _unary(_SIGMOID, x, out)
+    return unary_slow(_SIGMOID, x, out) if r is None else r
 
 
 @overload
@@ -147,7 +162,8 @@ def sigmoid_grad(x: ArrayLike, *, out: NDArray[Any] | None = None) -> Any:
     >>> float(mlkern.sigmoid_grad(40.0))      # no 1 - y cancellation
     4.248354255291589e-18
     """
-    return _unary(_SIGMOID_GRAD, x, out, 0.0, 0.0, 0.0, 5)
+    r = _unary(_SIGMOID_GRAD, x, out)
+    return unary_slow(_SIGMOID_GRAD, x, out) if r is None else r
 
 
 @overload
@@ -198,7 +214,8 @@ def sigmoid_backward(grad_output: ArrayLike, y: ArrayLike, *,
     >>> float(mlkern.sigmoid_backward(1.0, mlkern.sigmoid(40.0)))
     0.0
     """
-    return _binary(_B_SIGMOID, grad_output, y, out, 0.0, 0.0, 0.0, 1, "y")
+    r = _binary(_B_SIGMOID, grad_output, y, out)
+    return binary_slow(_B_SIGMOID, grad_output, y, out, saved="y") if r is None else r
 
 
 # ---------------------------------------------------------------- tanh
@@ -240,7 +257,8 @@ def tanh(x: ArrayLike, *, out: NDArray[Any] | None = None) -> Any:
     >>> float(mlkern.tanh(0.0)), float(mlkern.tanh(1000.0))
     (0.0, 1.0)
     """
-    return _unary(_TANH, x, out, 0.0, 0.0, 0.0, 5)
+    r = _unary(_TANH, x, out)
+    return unary_slow(_TANH, x, out) if r is None else r
 
 
 @overload
@@ -284,7 +302,8 @@ def tanh_grad(x: ArrayLike, *, out: NDArray[Any] | None = None) -> Any:
     >>> float(mlkern.tanh_grad(20.0)), float(mlkern.tanh_grad(float("inf")))
     (1.6993417021166355e-17, 0.0)
     """
-    return _unary(_TANH_GRAD, x, out, 0.0, 0.0, 0.0, 5)
+    r = _unary(_TANH_GRAD, x, out)
+    return unary_slow(_TANH_GRAD, x, out) if r is None else r
 
 
 @overload
@@ -329,7 +348,8 @@ def tanh_backward(grad_output: ArrayLike, y: ArrayLike, *, out: NDArray[Any] | N
     >>> float(mlkern.tanh_backward(1.0, 0.5))
     0.75
     """
-    return _binary(_B_TANH, grad_output, y, out, 0.0, 0.0, 0.0, 1, "y")
+    r = _binary(_B_TANH, grad_output, y, out)
+    return binary_slow(_B_TANH, grad_output, y, out, saved="y") if r is None else r
 
 
 # ---------------------------------------------------------------- relu
@@ -368,7 +388,8 @@ def relu(x: ArrayLike, *, out: NDArray[Any] | None = None) -> Any:
     >>> mlkern.relu([-1.0, 2.0]).tolist()
     [0.0, 2.0]
     """
-    return _unary(_RELU, x, out, 0.0, 0.0, 0.0, 1)
+    r = _unary(_RELU, x, out)
+    return unary_slow(_RELU, x, out) if r is None else r
 
 
 @overload
@@ -408,7 +429,8 @@ def relu_grad(x: ArrayLike, *, out: NDArray[Any] | None = None) -> Any:
     >>> mlkern.relu_grad([-1.0, 0.0, 3.0]).tolist()
     [0.0, 0.0, 1.0]
     """
-    return _unary(_RELU_GRAD, x, out, 0.0, 0.0, 0.0, 1)
+    r = _unary(_RELU_GRAD, x, out)
+    return unary_slow(_RELU_GRAD, x, out) if r is None else r
 
 
 @overload
@@ -451,7 +473,8 @@ def relu_backward(grad_output: ArrayLike, x: ArrayLike, *, out: NDArray[Any] | N
     >>> mlkern.relu_backward([5.0, 5.0], [-1.0, 1.0]).tolist()
     [0.0, 5.0]
     """
-    return _binary(_B_RELU, grad_output, x, out, 0.0, 0.0, 0.0, 1, "x")
+    r = _binary(_B_RELU, grad_output, x, out)
+    return binary_slow(_B_RELU, grad_output, x, out, saved="x") if r is None else r
 
 
 # ---------------------------------------------------------------- leaky relu
@@ -497,7 +520,8 @@ def leaky_relu(x: ArrayLike, *, negative_slope: float = 0.01,
     [-1.0, 2.0]
     """
     a = check_real(negative_slope, "negative_slope")
-    return _unary(_LEAKY, x, out, a, 0.0, 0.0, 1)
+    r = _unary(_LEAKY, x, out, a)
+    return unary_slow(_LEAKY, x, out, a) if r is None else r
 
 
 @overload
@@ -542,7 +566,8 @@ def leaky_relu_grad(x: ArrayLike, *, negative_slope: float = 0.01,
     [0.5, 1.0]
     """
     a = check_real(negative_slope, "negative_slope")
-    return _unary(_LEAKY_GRAD, x, out, a, 0.0, 0.0, 1)
+    r = _unary(_LEAKY_GRAD, x, out, a)
+    return unary_slow(_LEAKY_GRAD, x, out, a) if r is None else r
 
 
 @overload
@@ -590,7 +615,8 @@ def leaky_relu_backward(grad_output: ArrayLike, x: ArrayLike, *, negative_slope:
     [1.0, 2.0]
     """
     a = check_real(negative_slope, "negative_slope")
-    return _binary(_B_LEAKY, grad_output, x, out, a, 0.0, 0.0, 1, "x")
+    r = _binary(_B_LEAKY, grad_output, x, out, a)
+    return binary_slow(_B_LEAKY, grad_output, x, out, a, saved="x") if r is None else r
 
 
 # ---------------------------------------------------------------- prelu
@@ -728,8 +754,7 @@ def prelu_grad(x: ArrayLike, alpha: ArrayLike, *, out: NDArray[Any] | None = Non
         check_out(out, arr.shape, rdt)
     res = result_array(arr, out, rdt)
     if arr.size:
-        # the backward kernel with grad_output = 1 (one kernel, not a second loop)
-        _ew.prelu_bwd_raw(np.ones_like(arr), arr, a, res, np.zeros(C), outer, C, inner)
+        _ew.prelu_raw(arr, res, a, outer, C, inner, True)   # the derivative: only res is written
     return finish(res, out, rdt, scalar)
 
 
@@ -839,7 +864,8 @@ def elu(x: ArrayLike, *, alpha: float = 1.0, out: NDArray[Any] | None = None) ->
     -0.632120558829
     """
     a = check_real(alpha, "alpha")
-    return _unary(_ELU, x, out, a, 0.0, 0.0, 4)
+    r = _unary(_ELU, x, out, a)
+    return unary_slow(_ELU, x, out, a) if r is None else r
 
 
 @overload
@@ -886,7 +912,8 @@ def elu_grad(x: ArrayLike, *, alpha: float = 1.0, out: NDArray[Any] | None = Non
     4.248354255291589e-18
     """
     a = check_real(alpha, "alpha")
-    return _unary(_ELU_GRAD, x, out, a, 0.0, 0.0, 4)
+    r = _unary(_ELU_GRAD, x, out, a)
+    return unary_slow(_ELU_GRAD, x, out, a) if r is None else r
 
 
 @overload
@@ -940,7 +967,8 @@ def elu_backward(grad_output: ArrayLike, y: ArrayLike, *, alpha: float = 1.0,
     0.0
     """
     a = check_real(alpha, "alpha")
-    return _binary(_B_ELU, grad_output, y, out, a, 0.0, 0.0, 1, "y")
+    r = _binary(_B_ELU, grad_output, y, out, a)
+    return binary_slow(_B_ELU, grad_output, y, out, a, saved="y") if r is None else r
 
 
 # ---------------------------------------------------------------- softplus
@@ -1001,7 +1029,8 @@ def softplus(x: ArrayLike, *, beta: float = 1.0, threshold: float | None = None,
     (1000.0, 9.357622968839737e-14)
     """
     b, t = _softplus_params(beta, threshold)
-    return _unary(_SOFTPLUS, x, out, 0.0, b, t, 8)
+    r = _unary(_SOFTPLUS, x, out, 0.0, b, t)
+    return unary_slow(_SOFTPLUS, x, out, 0.0, b, t) if r is None else r
 
 
 @overload
@@ -1052,7 +1081,8 @@ def softplus_grad(x: ArrayLike, *, beta: float = 1.0, threshold: float | None = 
     0.5
     """
     b, t = _softplus_params(beta, threshold)
-    return _unary(_SOFTPLUS_GRAD, x, out, 0.0, b, t, 4)
+    r = _unary(_SOFTPLUS_GRAD, x, out, 0.0, b, t)
+    return unary_slow(_SOFTPLUS_GRAD, x, out, 0.0, b, t) if r is None else r
 
 
 @overload
@@ -1105,7 +1135,8 @@ def softplus_backward(grad_output: ArrayLike, x: ArrayLike, *, beta: float = 1.0
     1.0
     """
     b, t = _softplus_params(beta, threshold)
-    return _binary(_B_SOFTPLUS, grad_output, x, out, 0.0, b, t, 4, "x")
+    r = _binary(_B_SOFTPLUS, grad_output, x, out, 0.0, b, t)
+    return binary_slow(_B_SOFTPLUS, grad_output, x, out, 0.0, b, t, saved="x") if r is None else r
 
 
 # ---------------------------------------------------------------- silu
@@ -1154,7 +1185,8 @@ def silu(x: ArrayLike, *, beta: float = 1.0, out: NDArray[Any] | None = None) ->
     -0.0
     """
     b = check_real(beta, "beta")
-    return _unary(_SILU, x, out, 0.0, b, 0.0, 5)
+    r = _unary(_SILU, x, out, 0.0, b)
+    return unary_slow(_SILU, x, out, 0.0, b) if r is None else r
 
 
 @overload
@@ -1200,7 +1232,8 @@ def silu_grad(x: ArrayLike, *, beta: float = 1.0, out: NDArray[Any] | None = Non
     0.5
     """
     b = check_real(beta, "beta")
-    return _unary(_SILU_GRAD, x, out, 0.0, b, 0.0, 5)
+    r = _unary(_SILU_GRAD, x, out, 0.0, b)
+    return unary_slow(_SILU_GRAD, x, out, 0.0, b) if r is None else r
 
 
 @overload
@@ -1247,7 +1280,8 @@ def silu_backward(grad_output: ArrayLike, x: ArrayLike, *, beta: float = 1.0,
     1.0
     """
     b = check_real(beta, "beta")
-    return _binary(_B_SILU, grad_output, x, out, 0.0, b, 0.0, 5, "x")
+    r = _binary(_B_SILU, grad_output, x, out, 0.0, b)
+    return binary_slow(_B_SILU, grad_output, x, out, 0.0, b, saved="x") if r is None else r
 
 
 swish = silu
@@ -1292,7 +1326,8 @@ def log_sigmoid(x: ArrayLike, *, out: NDArray[Any] | None = None) -> Any:
     >>> float(mlkern.log_sigmoid(-1000.0))
     -1000.0
     """
-    return _unary(_LOGSIG, x, out, 0.0, 0.0, 0.0, 8)
+    r = _unary(_LOGSIG, x, out)
+    return unary_slow(_LOGSIG, x, out) if r is None else r
 
 
 @overload
@@ -1333,7 +1368,8 @@ def log_sigmoid_grad(x: ArrayLike, *, out: NDArray[Any] | None = None) -> Any:
     >>> float(mlkern.log_sigmoid_grad(0.0))
     0.5
     """
-    return _unary(_LOGSIG_GRAD, x, out, 0.0, 0.0, 0.0, 4)
+    r = _unary(_LOGSIG_GRAD, x, out)
+    return unary_slow(_LOGSIG_GRAD, x, out) if r is None else r
 
 
 @overload
@@ -1376,7 +1412,8 @@ def log_sigmoid_backward(grad_output: ArrayLike, x: ArrayLike, *,
     >>> float(mlkern.log_sigmoid_backward(4.0, 0.0))
     2.0
     """
-    return _binary(_B_LOGSIG, grad_output, x, out, 0.0, 0.0, 0.0, 4, "x")
+    r = _binary(_B_LOGSIG, grad_output, x, out)
+    return binary_slow(_B_LOGSIG, grad_output, x, out, saved="x") if r is None else r
 
 
 # ---------------------------------------------------------------- gelu
@@ -1440,7 +1477,8 @@ def gelu(x: ArrayLike, *, approximate: Literal['none', 'tanh'] = "none",
     (0.0, 0.841344746069)
     """
     f, _, _ = _gelu_ops(approximate)
-    return _unary(f, x, out, 0.0, 0.0, 0.0, 10)
+    r = _unary(f, x, out)
+    return unary_slow(f, x, out) if r is None else r
 
 
 @overload
@@ -1493,7 +1531,8 @@ def gelu_grad(x: ArrayLike, *, approximate: Literal['none', 'tanh'] = "none",
     (-0.0, 1.0)
     """
     _, g, _ = _gelu_ops(approximate)
-    return _unary(g, x, out, 0.0, 0.0, 0.0, 10)
+    r = _unary(g, x, out)
+    return unary_slow(g, x, out) if r is None else r
 
 
 @overload
@@ -1545,7 +1584,8 @@ def gelu_backward(grad_output: ArrayLike, x: ArrayLike, *,
     1.0
     """
     _, _, b = _gelu_ops(approximate)
-    return _binary(b, grad_output, x, out, 0.0, 0.0, 0.0, 10, "x")
+    r = _binary(b, grad_output, x, out)
+    return binary_slow(b, grad_output, x, out, saved="x") if r is None else r
 
 
 # ---------------------------------------------------------------- noisy relu
@@ -1625,7 +1665,8 @@ def noisy_relu(x: ArrayLike, *, sigma: float | None = None,
     """
     s = -1.0 if sigma is None else check_real(sigma, "sigma", nonnegative=True)
     key = _seed_key(seed)
-    return _unary(_NOISY_RELU, x, out, s, 0.0, 0.0, 12, key)
+    r = _unary(_NOISY_RELU, x, out, s, 0.0, 0.0, key)
+    return unary_slow(_NOISY_RELU, x, out, s, 0.0, 0.0, key) if r is None else r
 
 
 @overload
@@ -1671,4 +1712,5 @@ def noisy_relu_backward(grad_output: ArrayLike, y: ArrayLike, *,
     >>> mlkern.noisy_relu_backward([3.0, 3.0], [0.0, 2.0]).tolist()
     [0.0, 3.0]
     """
-    return _binary(_B_RELU, grad_output, y, out, 0.0, 0.0, 0.0, 1, "y")
+    r = _binary(_B_RELU, grad_output, y, out)
+    return binary_slow(_B_RELU, grad_output, y, out, saved="y") if r is None else r

@@ -10,7 +10,7 @@
 #
 # Build: nothing besides Cython has to be configured.  Cython finds this file
 # on sys.path (it is installed with mlkern); the functions are looked up at
-# import time from the compiled module mlkern._elementwise (its
+# import time from the compiled module mlkern._kernels (its
 # __pyx_capi__), so your extension needs no include directory, no mlkern
 # headers and no link step against mlkern, only mlkern installed at run
 # time.  Importing your module imports mlkern.
@@ -77,7 +77,7 @@
 #   logsumexp_rows(x, out, rows, n)
 #       out has rows elements; an empty row (n = 0) gives -inf.
 
-from mlkern._elementwise cimport (
+from mlkern._kernels cimport (
     sigmoid, sigmoid_grad, tanh, tanh_grad, relu, relu_grad,
     leaky_relu, leaky_relu_grad, elu, elu_grad,
     softplus, softplus_grad, softplus_beta, softplus_beta_grad, log1pexp,

@@ -25,17 +25,19 @@ How the kernels do it: docs/implementation.rst.
 from __future__ import annotations
 
 import math
-import operator
 from typing import Any, Literal, SupportsIndex, TypeVar, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _docs
-from . import _elementwise as _ew
-from ._validation import (_as_layout, as_float_array, check_out, check_real, compute_dtype,
-                          finish, flat, result_array)
-from .rowwise import check_axis, log_softmax, softmax
+from . import _kernels as _ew
+from ._ops import PLOSS
+from ._validation import (as_float_array, check_axis, check_delta, check_ignore_index, check_out,
+                          check_probs, check_real, check_reduction, class_labels, class_weights,
+                          finish, flat, loss_pair, pos_weights, real_array, result_array,
+                          row_weights, sample_weights, writable_direct)
+from .rowwise import log_softmax, softmax
 
 __all__ = [
     "cross_entropy", "cross_entropy_grad", "cross_entropy_with_grad",
@@ -60,73 +62,16 @@ _F = TypeVar("_F", bound=np.floating[Any])
 _Floating = np.floating[Any]
 _FArray = NDArray[np.floating[Any]]
 
-_REDUCTIONS = ("mean", "sum", "none")
-
-
-def _check_reduction(reduction, fname):
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{fname}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-
-
-def _ignore_index(ignore_index, fname):
-    v = operator.index(ignore_index)
-    if not -2**63 <= v < 2**63:
-        raise ValueError(f"{fname}: ignore_index must fit in int64, got {v}")
-    return v
-
-
-def _labels(target, shape, n, ignore_index, fname):
-    lab = np.asarray(target)
-    if lab.dtype.kind not in "iu":
-        raise TypeError(f"{fname}: integer class labels expected for target, got dtype {lab.dtype}")
-    if lab.shape != shape:
-        raise ValueError(f"{fname}: target must have the logits' shape without the class axis, "
-                         f"{shape}, got {lab.shape}")
-    if lab.dtype.kind == "u" and lab.size and lab.max() > np.iinfo(np.int64).max:
-        bad = int(np.flatnonzero(lab > np.iinfo(np.int64).max)[0])
-        raise ValueError(f"{fname}: target label {lab.flat[bad]} at index "
-                         f"{np.unravel_index(bad, shape)} is outside [0, {n})")
-    lab = np.require(lab, np.int64, ["C", "A"])      # aligned too: the kernel reads it
-    bad_mask = ((lab < 0) | (lab >= n)) & (lab != ignore_index)
-    if bad_mask.any():
-        bad = int(np.flatnonzero(bad_mask)[0])
-        raise ValueError(f"{fname}: target label {lab.flat[bad]} at index "
-                         f"{np.unravel_index(bad, shape)} is outside [0, {n}) and is not "
-                         f"ignore_index ({ignore_index})")
-    return lab
-
-
-def _weights(weight, n, dtype, fname):
-    if weight is None:
-        return None
-    w = np.asarray(weight)
-    if w.dtype.kind not in "biuf":
-        raise TypeError(f"{fname}: weight must be real, got dtype {w.dtype}")
-    if w.shape != (n,):
-        raise ValueError(f"{fname}: weight must have shape ({n},) (one per class), got {w.shape}")
-    return np.require(w, dtype, ["C", "A"])           # aligned too: the kernel reads it
-
-
-def _sample_weight(sample_weight, shape, fname):
-    if sample_weight is None:
-        return None
-    sw = np.asarray(sample_weight)
-    if sw.dtype.kind not in "biuf":
-        raise TypeError(f"{fname}: sample_weight must be real, got dtype {sw.dtype}")
-    if sw.shape != shape:
-        raise ValueError(f"{fname}: sample_weight must have the target's shape {shape}, got {sw.shape}")
-    return sw.astype(np.float64).reshape(-1)
-
 
 def _prepare(logits, target, axis, reduction, weight, ignore_index, label_smoothing,
              sample_weight, fname):
     z, rdt = as_float_array(logits, "logits")
     ax = check_axis(axis, z.ndim, fname)
-    _check_reduction(reduction, fname)
+    check_reduction(reduction, fname)
     eps = check_real(label_smoothing, "label_smoothing", nonnegative=True)
     if eps > 1:
         raise ValueError(f"{fname}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
-    ignore_index = _ignore_index(ignore_index, fname)
+    ignore_index = check_ignore_index(ignore_index, fname)
     n = z.shape[ax]
     return z, rdt, ax, n, eps, ignore_index
 
@@ -182,9 +127,9 @@ def _xent(fname, logits, target, axis, reduction, weight, ignore_index, label_sm
         return _xent_probs(fname, z, rdt, tgt, ax, n, reduction, weight, eps, sample_weight,
                            want_loss, want_grad, out)
     rshape = z.shape[:ax] + z.shape[ax + 1:]
-    lab = _labels(target, rshape, n, ignore_index, fname)
-    w = _weights(weight, n, z.dtype, fname)
-    sw = _sample_weight(sample_weight, rshape, fname)
+    lab = class_labels(target, rshape, n, ignore_index, fname)
+    w = class_weights(weight, n, z.dtype, fname)
+    sw = sample_weights(sample_weight, rshape, fname)
     if out is not None:
         check_out(out, z.shape, rdt)
     if n == 0:
@@ -197,8 +142,7 @@ def _xent(fname, logits, target, axis, reduction, weight, ignore_index, label_sm
     g = None
     if want_grad:
         if (out is not None and last and out.dtype == zc.dtype and out.flags.c_contiguous
-                and out.flags.aligned and out.dtype.isnative
-                and (out.ctypes.data == zc.ctypes.data or not np.may_share_memory(out, zc))):
+                and writable_direct(out, zc)):
             g = out
         else:
             g = np.empty(zc.shape, zc.dtype)
@@ -243,11 +187,11 @@ def _xent_probs(fname, z, rdt, t, ax, n, reduction, weight, eps, sample_weight, 
     tt = t.astype(z.dtype, copy=False)
     if eps:
         tt = (1.0 - eps) * tt + eps / n
-    w = _weights(weight, n, z.dtype, fname)
+    w = class_weights(weight, n, z.dtype, fname)
     shape_w = [1] * z.ndim
     shape_w[ax] = n
     wt = tt * w.reshape(shape_w) if w is not None else tt
-    sw = _sample_weight(sample_weight, rshape, fname)
+    sw = sample_weights(sample_weight, rshape, fname)
     s = np.ones(rshape, np.float64) if sw is None else sw.reshape(rshape)
     with np.errstate(divide="ignore", invalid="ignore"):   # nothing counted: NaN, as PyTorch
         scale = float(np.float64(1.0) / np.sum(s)) if reduction == "mean" else 1.0
@@ -454,13 +398,13 @@ def _nll(fname, log_probs, target, axis, reduction, weight, ignore_index, sample
          want_loss, want_grad, out):
     lp, rdt = as_float_array(log_probs, "log_probs")
     ax = check_axis(axis, lp.ndim, fname)
-    _check_reduction(reduction, fname)
-    ignore_index = _ignore_index(ignore_index, fname)
+    check_reduction(reduction, fname)
+    ignore_index = check_ignore_index(ignore_index, fname)
     n = lp.shape[ax]
     rshape = lp.shape[:ax] + lp.shape[ax + 1:]
-    lab = _labels(target, rshape, n, ignore_index, fname)
-    w = _weights(weight, n, np.float64, fname)
-    sw = _sample_weight(sample_weight, rshape, fname)
+    lab = class_labels(target, rshape, n, ignore_index, fname)
+    w = class_weights(weight, n, np.float64, fname)
+    sw = sample_weights(sample_weight, rshape, fname)
     if out is not None:
         check_out(out, lp.shape, rdt)
     if n == 0:
@@ -646,71 +590,10 @@ def nll_loss_with_grad(log_probs: ArrayLike, target: ArrayLike, axis: SupportsIn
 # pointwise losses: one fused kernel (mlk_ploss)
 # ---------------------------------------------------------------------------
 
-# op codes (mlk_kernels.h, MLK_L_*) and their cost for the thread threshold
-_SQ, _ABS, _HUBER, _BCE, _BCEL, _SQ0, _ABS0 = range(7)
-_COST = {_SQ: 1, _ABS: 1, _HUBER: 1, _BCE: 8, _BCEL: 4, _SQ0: 1, _ABS0: 1}
-
-
-def _pair(pred, target, names, fname, order):
-    """pred and target as arrays of pred's compute dtype, one memory order
-    ("C", or "K": F when both are F), each copied at most once."""
-    p = np.asarray(pred)
-    t = np.asarray(target)
-    cdt, rdt = compute_dtype(p.dtype, names[0])
-    compute_dtype(t.dtype, names[1])                    # TypeError for complex, object...
-    if p.shape != t.shape:
-        raise ValueError(f"{fname}: {names[0]} and {names[1]} must have the same shape, got "
-                         f"{p.shape} and {t.shape}")
-    if order == "K":
-        both_f = (p.flags.f_contiguous and t.flags.f_contiguous
-                  and not (p.flags.c_contiguous and t.flags.c_contiguous))
-        order = "F" if both_f else "C"
-    return _as_layout(p, cdt, order), _as_layout(t, cdt, order), rdt
-
-
-def _row_weights(sample_weight, shape, fname):
-    """sample_weight as float64 (shape[0],): one weight per index of the
-    leading axis, broadcast over the rest."""
-    sw = np.asarray(sample_weight)
-    if sw.dtype.kind not in "biuf":
-        raise TypeError(f"{fname}: sample_weight must be real, got dtype {sw.dtype}")
-    if len(shape) == 0:
-        raise ValueError(f"{fname}: sample_weight needs an input with a leading axis (got a 0-d input)")
-    if sw.shape != (shape[0],):
-        raise ValueError(f"{fname}: sample_weight must have shape ({shape[0]},) (one weight per "
-                         f"index of the leading axis), got {sw.shape}")
-    return np.require(sw, np.float64, ["C", "A"])     # aligned too: the kernel reads it
-
-
-def _pos_weight(pos_weight, shape, cdt, rows, fname):
-    """(scalar, array, P, prs): pos_weight as a scalar, or as an array read
-    with period P along the kernel's rows (row stride prs); rows: the
-    kernel runs over rows of prod(shape[1:]) (sample weights), else over
-    the whole array as one row."""
-    pw = np.asarray(pos_weight)
-    if pw.dtype.kind not in "biuf":
-        raise TypeError(f"{fname}: pos_weight must be real, got dtype {pw.dtype}")
-    try:
-        ok = np.broadcast_shapes(pw.shape, shape) == tuple(shape)
-    except ValueError:
-        ok = False
-    if not ok:
-        raise ValueError(f"{fname}: pos_weight of shape {pw.shape} does not broadcast to the "
-                         f"logits' shape {tuple(shape)}")
-    if pw.size == 1:
-        return float(pw.reshape(())), None, 1, 0
-    full = (1,) * (len(shape) - pw.ndim) + pw.shape
-    j = next(i for i, d in enumerate(full) if d != 1)
-    if full[j:] == tuple(shape[j:]) and (j >= 1 or not rows):
-        # varies over trailing axes only: one period of prod(shape[j:])
-        return 1.0, np.require(pw.reshape(shape[j:]), cdt, ["C", "A"]).reshape(-1), \
-            int(np.prod(shape[j:], dtype=np.int64)), 0
-    # anything else, with sample weights: the whole array, row by row
-    arr = np.require(np.broadcast_to(pw, shape), cdt, ["C", "A"]).reshape(-1)
-    if rows:
-        K = int(np.prod(shape[1:], dtype=np.int64))
-        return 1.0, arr, K, K
-    return 1.0, arr, arr.size, 0
+# op codes, by name from the op table (_c/mlk_kernels.h, MLK_L_*)
+_SQ, _ABS, _HUBER = PLOSS["squared"], PLOSS["absolute"], PLOSS["huber"]
+_BCE, _BCEL = PLOSS["bce"], PLOSS["bce_with_logits"]
+_SQ0, _ABS0 = PLOSS["squared_penalty"], PLOSS["absolute_penalty"]
 
 
 def _pointwise(fname, op, pred, target, reduction, sample_weight, want_loss, want_grad, out,
@@ -727,22 +610,22 @@ def _pointwise(fname, op, pred, target, reduction, sample_weight, want_loss, wan
             and (pos_weight is None or type(pos_weight) is float or type(pos_weight) is int)):
         r = _ew.ploss_fast(op, pred, target, reduction == "mean", want_grad,
                            1.0 if pos_weight is None else float(pos_weight), delta, lscale,
-                           gmul, _COST[op], out)
+                           gmul, out)
         if r is not None:
             v, g = r
             res_loss = pred.dtype.type(v)
             if want_loss and want_grad:
                 return res_loss, g
             return res_loss if want_loss else g
-    _check_reduction(reduction, fname)
+    check_reduction(reduction, fname)
     structured = sample_weight is not None or (pos_weight is not None
                                                and np.size(pos_weight) != 1)
-    p, t, rdt = _pair(pred, target, names, fname, "C" if structured else "K")
+    p, t, rdt = loss_pair(pred, target, names, fname, "C" if structured else "K")
     shape = p.shape
-    sw = _row_weights(sample_weight, shape, fname) if sample_weight is not None else None
+    sw = row_weights(sample_weight, shape, fname) if sample_weight is not None else None
     pws, pwa, P, prs = 1.0, None, 1, 0
     if pos_weight is not None:
-        pws, pwa, P, prs = _pos_weight(pos_weight, shape, p.dtype, sw is not None, fname)
+        pws, pwa, P, prs = pos_weights(pos_weight, shape, p.dtype, sw is not None, fname)
     if out is not None:
         check_out(out, shape, rdt)
     n = p.size
@@ -764,7 +647,7 @@ def _pointwise(fname, op, pred, target, reduction, sample_weight, want_loss, wan
         root = op == _SQ and rmse
         bsum = _ew.ploss_raw(op, flat(p), flat(t), None if lo is None else flat(lo),
                              None if (g is None or root) else flat(g), sw, K, pwa, P, prs, pws,
-                             delta, lscale, gscale, _COST[op])
+                             delta, lscale, gscale)
         total = float(np.sum(bsum)) * lscale
         if root and g is not None:
             # rmse: the gradient d / (N rmse) needs the loss first: a second pass
@@ -772,7 +655,7 @@ def _pointwise(fname, op, pred, target, reduction, sample_weight, want_loss, wan
                 r = math.sqrt(total / denom) if denom else math.nan
                 gs = 0.0 if r == 0 else 0.5 / (denom * r)
             _ew.ploss_raw(op, flat(p), flat(t), None, flat(g), sw, K, None, 1, 0, 1.0, 1.0,
-                          1.0, gs, _COST[op])
+                          1.0, gs)
     res_loss = res_grad = None
     if want_loss:
         if reduction == "none":
@@ -1551,13 +1434,6 @@ def quadratic_cost_with_grad(pred: ArrayLike, target: ArrayLike, *, reduction: s
                       True, True, out, lscale=0.5, gmul=0.5)
 
 
-def _delta(delta, fname):
-    d = check_real(delta, "delta")
-    if not d > 0:
-        raise ValueError(f"{fname}: delta must be > 0, got {delta!r}")
-    return d
-
-
 @overload
 def huber(pred: NDArray[_F], target: ArrayLike, *, delta: float = ...,
           reduction: Literal["mean", "sum"] = ...,
@@ -1602,7 +1478,7 @@ def huber(pred: ArrayLike, target: ArrayLike, *, delta: float = 1.0, reduction: 
     [0.125, 2.5]
     """
     return _pointwise("huber", _HUBER, pred, target, reduction, sample_weight, True, False, None,
-                      delta=_delta(delta, "huber"))
+                      delta=check_delta(delta, "huber"))
 
 
 @overload
@@ -1645,7 +1521,7 @@ def huber_grad(pred: ArrayLike, target: ArrayLike, *, delta: float = 1.0, reduct
     [0.5, 1.0]
     """
     return _pointwise("huber_grad", _HUBER, pred, target, reduction, sample_weight, False, True,
-                      out, delta=_delta(delta, "huber_grad"))
+                      out, delta=check_delta(delta, "huber_grad"))
 
 
 @overload
@@ -1694,27 +1570,10 @@ def huber_with_grad(pred: ArrayLike, target: ArrayLike, *, delta: float = 1.0,
     (2.0625, [0.25, 1.0])
     """
     return _pointwise("huber_with_grad", _HUBER, pred, target, reduction, sample_weight, True,
-                      True, out, delta=_delta(delta, "huber_with_grad"))
+                      True, out, delta=check_delta(delta, "huber_with_grad"))
 
 
 _BCE_NAMES = ("prob", "target")
-
-
-def _probs(prob, fname):
-    """prob must lie in [0, 1] (NaN passes, as NaN in -> NaN out)."""
-    p = np.asarray(prob)
-    # scan each distinct element once: a broadcast (stride-0) axis is read at index 0
-    q = p[tuple(slice(0, 1) if st == 0 else slice(None) for st in p.strides)] if p.ndim else p
-    if q.size and q.dtype.kind == "f":
-        lo = np.fmin.reduce(q, axis=None)       # ignores NaN
-        hi = np.fmax.reduce(q, axis=None)
-        if lo < 0 or hi > 1:
-            bad = lo if lo < 0 else hi
-            raise ValueError(f"{fname}: prob must be in [0, 1], found {bad}")
-    elif q.size and q.dtype.kind in "iu":
-        if q.min() < 0 or q.max() > 1:
-            raise ValueError(f"{fname}: prob must be in [0, 1], found {q.min() if q.min() < 0 else q.max()}")
-    return p
 
 
 @overload
@@ -1760,7 +1619,7 @@ def binary_cross_entropy(prob: ArrayLike, target: ArrayLike, *, reduction: str =
     >>> mlkern.binary_cross_entropy([0.5, 0.0], [1.0, 1.0], reduction="none").tolist()
     [0.6931471805599453, 100.0]
     """
-    return _pointwise("binary_cross_entropy", _BCE, _probs(prob, "binary_cross_entropy"), target,
+    return _pointwise("binary_cross_entropy", _BCE, check_probs(prob, "binary_cross_entropy"), target,
                       reduction, sample_weight, True, False, None, names=_BCE_NAMES)
 
 
@@ -1805,7 +1664,7 @@ def binary_cross_entropy_grad(prob: ArrayLike, target: ArrayLike, *, reduction: 
     [-2.0]
     """
     return _pointwise("binary_cross_entropy_grad", _BCE,
-                      _probs(prob, "binary_cross_entropy_grad"), target, reduction, sample_weight,
+                      check_probs(prob, "binary_cross_entropy_grad"), target, reduction, sample_weight,
                       False, True, out, names=_BCE_NAMES)
 
 
@@ -1858,7 +1717,7 @@ def binary_cross_entropy_with_grad(prob: ArrayLike, target: ArrayLike, *, reduct
     (0.6931471805599453, [-2.0])
     """
     return _pointwise("binary_cross_entropy_with_grad", _BCE,
-                      _probs(prob, "binary_cross_entropy_with_grad"), target, reduction,
+                      check_probs(prob, "binary_cross_entropy_with_grad"), target, reduction,
                       sample_weight, True, True, out, names=_BCE_NAMES)
 
 
@@ -2039,16 +1898,14 @@ def binary_cross_entropy_with_logits_with_grad(logits: ArrayLike, target: ArrayL
 # ---------------------------------------------------------------------------
 
 def _kl(fname, p, q, axis, log_q, reduction, sample_weight, want_loss, want_grad, out):
-    _check_reduction(reduction, fname)
-    qa, pa, rdt = _pair(q, p, ("q", "p"), fname, "C")
+    check_reduction(reduction, fname)
+    qa, pa, rdt = loss_pair(q, p, ("q", "p"), fname, "C")
     ax = check_axis(axis, qa.ndim, fname)
     n = qa.shape[ax]
     rshape = qa.shape[:ax] + qa.shape[ax + 1:]
     sw = None
     if sample_weight is not None:
-        s = np.asarray(sample_weight)
-        if s.dtype.kind not in "biuf":
-            raise TypeError(f"{fname}: sample_weight must be real, got dtype {s.dtype}")
+        s = real_array(sample_weight, "sample_weight", fname)
         if s.shape == rshape:
             sw = s.astype(np.float64)
         elif s.ndim == 1 and len(rshape) >= 1 and s.shape[0] == rshape[0]:
@@ -2073,10 +1930,8 @@ def _kl(fname, p, q, axis, log_q, reduction, sample_weight, want_loss, want_grad
         gscale = float(np.float64(1.0) / np.float64(denom))
     g = None
     if want_grad:
-        if (out is not None and last and out.flags.c_contiguous and out.flags.aligned
-                and out.dtype.isnative and out.dtype == qa.dtype
-                and all(out.ctypes.data == a.ctypes.data or not np.may_share_memory(out, a)
-                        for a in (qa, pa))):
+        if (out is not None and last and out.dtype == qa.dtype and out.flags.c_contiguous
+                and writable_direct(out, qa, pa)):
             g = out
         else:
             g = np.empty(qa.shape, qa.dtype)
@@ -2255,14 +2110,12 @@ def _penalty(fname, op, w, lam, want_loss, out):
     if want_loss:
         if not wa.size:
             return rdt.type(0.0)
-        bsum = _ew.ploss_raw(op, flat(wa), flat(wa), None, None, None, 1, None, 1, 0,
-                             cost=_COST[op])
+        bsum = _ew.ploss_raw(op, flat(wa), flat(wa), None, None, None, 1, None, 1, 0)
         return rdt.type(lam * float(np.sum(bsum)))
     g = result_array(wa, out, rdt)
     if wa.size:
         # SQ0 has l' = 2w and ABS0 sign(w): the scale is lam in both cases
-        _ew.ploss_raw(op, flat(wa), flat(wa), None, flat(g), None, 1, None, 1, 0, gscale=lam,
-                      cost=_COST[op])
+        _ew.ploss_raw(op, flat(wa), flat(wa), None, flat(g), None, 1, None, 1, 0, gscale=lam)
     return finish(g, out, rdt, g.ndim == 0)
 
 

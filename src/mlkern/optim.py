@@ -31,8 +31,10 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _docs
-from . import _elementwise as _ew
-from ._validation import check_real
+from . import _kernels as _ew
+from ._ops import OPTIM
+from ._validation import (check_distinct, check_lr, check_nonneg, check_param, check_unit,
+                          step_checks)
 
 __all__ = [
     "sgd_step", "momentum_step", "nesterov_step", "adagrad_step", "adadelta_step",
@@ -45,122 +47,45 @@ _P = TypeVar("_P", bound=NDArray[Any])
 # a learning rate: a number, or a function of the 1-based step number
 _LR = float | Callable[[int], float]
 
-# op codes (mlk_kernels.h, MLK_O_*)
-_SGD, _MOMENTUM, _NESTEROV, _ADAGRAD, _ADADELTA, _RMSPROP, _ADAM, _ADAMW = range(8)
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+# op codes, by name from the op table (_c/mlk_kernels.h, MLK_O_*)
+_SGD, _MOMENTUM, _NESTEROV = OPTIM["sgd"], OPTIM["momentum"], OPTIM["nesterov"]
+_ADAGRAD, _ADADELTA, _RMSPROP = OPTIM["adagrad"], OPTIM["adadelta"], OPTIM["rmsprop"]
+_ADAM, _ADAMW = OPTIM["adam"], OPTIM["adamw"]
 
 
-def _param(param, fname):
-    if not isinstance(param, np.ndarray):
-        raise TypeError(f"{fname}: param must be a numpy.ndarray (updated in place), "
-                        f"got {type(param).__name__}")
-    if param.dtype not in _FLOATS or not param.dtype.isnative:
-        raise TypeError(f"{fname}: param must be float32 or float64 (native byte order), "
-                        f"got dtype {param.dtype}")
-    if not param.flags.c_contiguous or not param.flags.aligned:
-        raise ValueError(f"{fname}: param must be C-contiguous and aligned (it is updated in "
-                         "place; a copy would lose the update)")
-    if not param.flags.writeable:
-        raise ValueError(f"{fname}: param is read-only")
+def _run(op, fname, param, grad, states, names, **hyper):
+    s1 = states[0] if states else None
+    s2 = states[1] if len(states) > 1 else None
+    if not _ew.optim_fast_ok(param, grad, s1, s2):       # the common case in one C call
+        param, grad = step_checks(param, grad, states, names, fname)
+    _ew.optim_raw(op, param, grad, s1, s2, **hyper)
     return param
 
 
-def _state(arr, name, param, fname):
-    if not isinstance(arr, np.ndarray):
-        raise TypeError(f"{fname}: {name} must be a numpy.ndarray (updated in place), "
-                        f"got {type(arr).__name__}")
-    if arr.dtype != param.dtype:
-        raise TypeError(f"{fname}: {name} must have param's dtype {param.dtype}, got {arr.dtype}")
-    if arr.shape != param.shape:
-        raise ValueError(f"{fname}: {name} must have param's shape {param.shape}, got {arr.shape}")
-    if not arr.flags.c_contiguous or not arr.flags.aligned:
-        raise ValueError(f"{fname}: {name} must be C-contiguous and aligned (it is updated in "
-                         "place)")
-    if not arr.flags.writeable:
-        raise ValueError(f"{fname}: {name} is read-only")
-    return arr
-
-
-def _grad(grad, param, fname, states=()):
-    """grad as a C-contiguous array of param's dtype: as is when it is param
-    itself or shares no memory with param and the states, else one copy."""
-    g = np.asarray(grad)
-    if g.dtype != param.dtype:
-        if g.dtype.kind == "c" or g.dtype.kind not in "biuf":
-            raise TypeError(f"{fname}: grad must be real, got dtype {g.dtype}")
-        raise TypeError(f"{fname}: grad must have param's dtype {param.dtype}, got {g.dtype}")
-    if g.shape != param.shape:
-        raise ValueError(f"{fname}: grad must have param's shape {param.shape}, got {g.shape}")
-    if g.flags.c_contiguous and g.flags.aligned and g.dtype.isnative:
-        same = g.ctypes.data == param.ctypes.data
-        if ((same or not np.may_share_memory(g, param))
-                and not any(np.may_share_memory(g, s) for s in states)):
-            return g
-    return np.array(g, dtype=param.dtype, order="C")        # one copy
-
-
-def _distinct(arrays, names, fname):
-    for i in range(len(arrays)):
-        for j in range(i + 1, len(arrays)):
-            if arrays[i].size and np.may_share_memory(arrays[i], arrays[j]):
-                raise ValueError(f"{fname}: {names[i]} and {names[j]} must not share memory")
-
-
-def _lr(lr, fname):
-    v = check_real(lr, "lr", nonnegative=True)
-    if math.isinf(v):
-        raise ValueError(f"{fname}: lr must be finite, got {lr!r}")
-    return v
-
-
-def _unit(x, name, fname, closed=False):
-    v = check_real(x, name)
-    if not (0.0 <= v <= 1.0 if closed else 0.0 <= v < 1.0):
-        raise ValueError(f"{fname}: {name} must be in [0, 1{']' if closed else ')'}, got {x!r}")
-    return v
-
-
-def _nonneg(x, name, fname):
-    v = check_real(x, name, nonnegative=True)
-    if math.isinf(v):
-        raise ValueError(f"{fname}: {name} must be finite, got {x!r}")
-    return v
-
-
-def _run(op, fname, param, grad, states, names, cost=2, **hyper):
-    p = _param(param, fname)
-    sts = [_state(s, n, p, fname) for s, n in zip(states, names)]
-    _distinct([p] + sts, ["param"] + list(names), fname)
-    g = _grad(grad, p, fname, sts)
-    _ew.optim_raw(op, p, g, sts[0] if sts else None, sts[1] if len(sts) > 1 else None,
-                  cost=cost, **hyper)
-    return param
-
-
-# The kernel arguments of each rule, validated: (op, cost, hyper-parameters).
+# The kernel arguments of each rule, validated: (op, hyper-parameters).
 # Shared by the step functions and the classes (which build them once per step).
 def _sgd_k(f, lr, weight_decay):
-    return _SGD, 1, dict(lr=_lr(lr, f), wd=_nonneg(weight_decay, "weight_decay", f))
+    return _SGD, dict(lr=check_lr(lr, f), wd=check_nonneg(weight_decay, "weight_decay", f))
 
 
 def _momentum_k(f, op, lr, momentum, weight_decay):
-    return op, 1, dict(lr=_lr(lr, f), mom=_unit(momentum, "momentum", f),
-                       wd=_nonneg(weight_decay, "weight_decay", f))
+    return op, dict(lr=check_lr(lr, f), mom=check_unit(momentum, "momentum", f),
+                       wd=check_nonneg(weight_decay, "weight_decay", f))
 
 
 def _adagrad_k(f, lr, eps, weight_decay):
-    return _ADAGRAD, 2, dict(lr=_lr(lr, f), eps=_nonneg(eps, "eps", f),
-                             wd=_nonneg(weight_decay, "weight_decay", f))
+    return _ADAGRAD, dict(lr=check_lr(lr, f), eps=check_nonneg(eps, "eps", f),
+                             wd=check_nonneg(weight_decay, "weight_decay", f))
 
 
 def _adadelta_k(f, lr, rho, eps, weight_decay):
-    return _ADADELTA, 2, dict(lr=_lr(lr, f), beta1=_unit(rho, "rho", f, closed=True),
-                              eps=_nonneg(eps, "eps", f), wd=_nonneg(weight_decay, "weight_decay", f))
+    return _ADADELTA, dict(lr=check_lr(lr, f), beta1=check_unit(rho, "rho", f, closed=True),
+                              eps=check_nonneg(eps, "eps", f), wd=check_nonneg(weight_decay, "weight_decay", f))
 
 
 def _rmsprop_k(f, lr, alpha, eps, weight_decay):
-    return _RMSPROP, 2, dict(lr=_lr(lr, f), beta2=_unit(alpha, "alpha", f, closed=True),
-                             eps=_nonneg(eps, "eps", f), wd=_nonneg(weight_decay, "weight_decay", f))
+    return _RMSPROP, dict(lr=check_lr(lr, f), beta2=check_unit(alpha, "alpha", f, closed=True),
+                             eps=check_nonneg(eps, "eps", f), wd=check_nonneg(weight_decay, "weight_decay", f))
 
 
 @_docs.doc()
@@ -193,8 +118,8 @@ def sgd_step(param: _P, grad: ArrayLike, *, lr: float, weight_decay: float = 0.0
     [0.95, 2.1]
     """
     f = "sgd_step"
-    op, cost, hyper = _sgd_k(f, lr, weight_decay)
-    return _run(op, f, param, grad, (), (), cost, **hyper)
+    op, hyper = _sgd_k(f, lr, weight_decay)
+    return _run(op, f, param, grad, (), (), **hyper)
 
 
 @_docs.doc()
@@ -239,8 +164,8 @@ def momentum_step(param: _P, grad: ArrayLike, velocity: NDArray[Any], *, lr: flo
     [0.19]
     """
     f = "momentum_step"
-    op, cost, hyper = _momentum_k(f, _MOMENTUM, lr, momentum, weight_decay)
-    return _run(op, f, param, grad, (velocity,), ("velocity",), cost, **hyper)
+    op, hyper = _momentum_k(f, _MOMENTUM, lr, momentum, weight_decay)
+    return _run(op, f, param, grad, (velocity,), ("velocity",), **hyper)
 
 
 @_docs.doc()
@@ -291,8 +216,8 @@ def nesterov_step(param: _P, grad: ArrayLike, velocity: NDArray[Any], *, lr: flo
     [0.81]
     """
     f = "nesterov_step"
-    op, cost, hyper = _momentum_k(f, _NESTEROV, lr, momentum, weight_decay)
-    return _run(op, f, param, grad, (velocity,), ("velocity",), cost, **hyper)
+    op, hyper = _momentum_k(f, _NESTEROV, lr, momentum, weight_decay)
+    return _run(op, f, param, grad, (velocity,), ("velocity",), **hyper)
 
 
 @_docs.doc()
@@ -330,8 +255,8 @@ def adagrad_step(param: _P, grad: ArrayLike, sum_sq: NDArray[Any], *, lr: float,
     ([0.900000000005], [4.0])
     """
     f = "adagrad_step"
-    op, cost, hyper = _adagrad_k(f, lr, eps, weight_decay)
-    return _run(op, f, param, grad, (sum_sq,), ("sum_sq",), cost, **hyper)
+    op, hyper = _adagrad_k(f, lr, eps, weight_decay)
+    return _run(op, f, param, grad, (sum_sq,), ("sum_sq",), **hyper)
 
 
 @_docs.doc()
@@ -383,8 +308,8 @@ def adadelta_step(param: _P, grad: ArrayLike, sq_avg: NDArray[Any], delta_avg: N
     0.996837738
     """
     f = "adadelta_step"
-    op, cost, hyper = _adadelta_k(f, lr, rho, eps, weight_decay)
-    return _run(op, f, param, grad, (sq_avg, delta_avg), ("sq_avg", "delta_avg"), cost, **hyper)
+    op, hyper = _adadelta_k(f, lr, rho, eps, weight_decay)
+    return _run(op, f, param, grad, (sq_avg, delta_avg), ("sq_avg", "delta_avg"), **hyper)
 
 
 @_docs.doc()
@@ -426,8 +351,8 @@ def rmsprop_step(param: _P, grad: ArrayLike, sq_avg: NDArray[Any], *, lr: float,
     0.90000001
     """
     f = "rmsprop_step"
-    op, cost, hyper = _rmsprop_k(f, lr, alpha, eps, weight_decay)
-    return _run(op, f, param, grad, (sq_avg,), ("sq_avg",), cost, **hyper)
+    op, hyper = _rmsprop_k(f, lr, alpha, eps, weight_decay)
+    return _run(op, f, param, grad, (sq_avg,), ("sq_avg",), **hyper)
 
 
 def _adam_hyper(fname, step, lr, beta1, beta2, eps, weight_decay, decoupled):
@@ -437,18 +362,18 @@ def _adam_hyper(fname, step, lr, beta1, beta2, eps, weight_decay, decoupled):
     t = operator.index(step)
     if t < 1:
         raise ValueError(f"{fname}: step must be >= 1 (the 1-based count of this update), got {t}")
-    lr = _lr(lr, fname)
-    b1 = _unit(beta1, "beta1", fname)
-    b2 = _unit(beta2, "beta2", fname)
-    eps = _nonneg(eps, "eps", fname)
-    wd = _nonneg(weight_decay, "weight_decay", fname)
+    lr = check_lr(lr, fname)
+    b1 = check_unit(beta1, "beta1", fname)
+    b2 = check_unit(beta2, "beta2", fname)
+    eps = check_nonneg(eps, "eps", fname)
+    wd = check_nonneg(weight_decay, "weight_decay", fname)
     bc1 = 1.0 - b1 ** t                     # float64, as the contract asks
     bc2 = 1.0 - b2 ** t
     hyper = dict(lr=lr, beta1=b1, beta2=b2, eps=eps, step_size=lr / bc1,
                  rbc2=1.0 / math.sqrt(bc2))
     if decoupled:
-        return _ADAMW, 2, dict(hyper, decay=1.0 - lr * wd)
-    return _ADAM, 2, dict(hyper, wd=wd)
+        return _ADAMW, dict(hyper, decay=1.0 - lr * wd)
+    return _ADAM, dict(hyper, wd=wd)
 
 
 @_docs.doc()
@@ -512,8 +437,8 @@ def adam_step(param: _P, grad: ArrayLike, m: NDArray[Any], v: NDArray[Any], *, s
     0.900000002
     """
     f = "adam_step"
-    op, cost, hyper = _adam_hyper(f, step, lr, beta1, beta2, eps, weight_decay, decoupled)
-    return _run(op, f, param, grad, (m, v), ("m", "v"), cost, **hyper)
+    op, hyper = _adam_hyper(f, step, lr, beta1, beta2, eps, weight_decay, decoupled)
+    return _run(op, f, param, grad, (m, v), ("m", "v"), **hyper)
 
 
 # ---------------------------------------------------------------------------
@@ -572,22 +497,22 @@ class Optimizer:
         if not self.params:
             raise ValueError(f"{name}: params is empty")
         for i, p in enumerate(self.params):
-            _param(p, f"{name}: params[{i}]")
-        _distinct(self.params, [f"params[{i}]" for i in range(len(self.params))], name)
+            check_param(p, f"{name}: params[{i}]")
+        check_distinct(self.params, [f"params[{i}]" for i in range(len(self.params))], name)
         if not callable(lr):
-            _lr(lr, name)
+            check_lr(lr, name)
         self.lr = lr
         self.hyper = hyper
         self.step_count = 0
         self.state = [{k: np.zeros_like(p) for k in self._state_names} for p in self.params]
 
-    def _kernel(self, lr: float, t: int) -> tuple[int, int, dict[str, float]]:
-        """(op, cost, kernel hyper-parameters) of step t, validated."""
+    def _kernel(self, lr: float, t: int) -> tuple[int, dict[str, float]]:
+        """(op, kernel hyper-parameters) of step t, validated."""
         raise NotImplementedError("Optimizer is a base class: use SGD, Adam, ...")
 
     def _current_lr(self, t: int) -> float:
         lr = self.lr(t) if callable(self.lr) else self.lr
-        return _lr(lr, type(self).__name__)
+        return check_lr(lr, type(self).__name__)
 
     def step(self, grads: ArrayLike | Sequence[ArrayLike]) -> None:
         """Update every parameter in place from ``grads``; returns None.
@@ -623,7 +548,7 @@ class Optimizer:
                              f"got {len(grads)}")
         t = self.step_count + 1
         name = type(self).__name__
-        op, cost, hyper = self._kernel(self._current_lr(t), t)
+        op, hyper = self._kernel(self._current_lr(t), t)
         # every gradient (and parameter and state) is checked before any
         # parameter moves: a bad one leaves the whole optimiser as it was.
         # The common case -- C-contiguous arrays of the parameter's dtype
@@ -634,14 +559,11 @@ class Optimizer:
             s1 = st[names[0]] if names else None
             s2 = st[names[1]] if len(names) > 1 else None
             if not _ew.optim_fast_ok(p, g, s1, s2):
-                f = f"{name}.step: params[{i}]"
-                p = _param(p, f)
-                sts = [_state(a, k, p, f) for k, a in st.items()]
-                _distinct([p] + sts, ["param"] + list(st), f)
-                g = _grad(g, p, f"{name}.step: grads[{i}]", sts)
+                p, g = step_checks(p, g, list(st.values()), list(st), f"{name}.step: params[{i}]",
+                                   f"{name}.step: grads[{i}]")
             work.append((p, g, s1, s2))
         for p, g, s1, s2 in work:
-            _ew.optim_raw(op, p, g, s1, s2, cost=cost, **hyper)
+            _ew.optim_raw(op, p, g, s1, s2, **hyper)
         self.step_count = t
 
     def zero_state(self) -> None:
@@ -763,7 +685,7 @@ class SGD(Optimizer):
 
     def __init__(self, params: NDArray[Any] | Iterable[NDArray[Any]], lr: _LR = 1e-3,
                  weight_decay: float = 0.0) -> None:
-        _nonneg(weight_decay, "weight_decay", "SGD")
+        check_nonneg(weight_decay, "weight_decay", "SGD")
         super().__init__(params, lr, weight_decay=weight_decay)
 
     def _kernel(self, lr, t):
@@ -800,8 +722,8 @@ class Momentum(Optimizer):
 
     def __init__(self, params: NDArray[Any] | Iterable[NDArray[Any]], lr: _LR = 1e-3,
                  momentum: float = 0.9, weight_decay: float = 0.0) -> None:
-        _unit(momentum, "momentum", type(self).__name__)
-        _nonneg(weight_decay, "weight_decay", type(self).__name__)
+        check_unit(momentum, "momentum", type(self).__name__)
+        check_nonneg(weight_decay, "weight_decay", type(self).__name__)
         super().__init__(params, lr, momentum=momentum, weight_decay=weight_decay)
 
     _op = _MOMENTUM
@@ -872,8 +794,8 @@ class Adagrad(Optimizer):
 
     def __init__(self, params: NDArray[Any] | Iterable[NDArray[Any]], lr: _LR = 1e-2,
                  eps: float = 1e-10, weight_decay: float = 0.0) -> None:
-        _nonneg(eps, "eps", "Adagrad")
-        _nonneg(weight_decay, "weight_decay", "Adagrad")
+        check_nonneg(eps, "eps", "Adagrad")
+        check_nonneg(weight_decay, "weight_decay", "Adagrad")
         super().__init__(params, lr, eps=eps, weight_decay=weight_decay)
 
     def _kernel(self, lr, t):
@@ -915,9 +837,9 @@ class Adadelta(Optimizer):
 
     def __init__(self, params: NDArray[Any] | Iterable[NDArray[Any]], lr: _LR = 1.0,
                  rho: float = 0.9, eps: float = 1e-6, weight_decay: float = 0.0) -> None:
-        _unit(rho, "rho", "Adadelta", closed=True)
-        _nonneg(eps, "eps", "Adadelta")
-        _nonneg(weight_decay, "weight_decay", "Adadelta")
+        check_unit(rho, "rho", "Adadelta", closed=True)
+        check_nonneg(eps, "eps", "Adadelta")
+        check_nonneg(weight_decay, "weight_decay", "Adadelta")
         super().__init__(params, lr, rho=rho, eps=eps, weight_decay=weight_decay)
 
     def _kernel(self, lr, t):
@@ -958,9 +880,9 @@ class RMSprop(Optimizer):
 
     def __init__(self, params: NDArray[Any] | Iterable[NDArray[Any]], lr: _LR = 1e-2,
                  alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0) -> None:
-        _unit(alpha, "alpha", "RMSprop", closed=True)
-        _nonneg(eps, "eps", "RMSprop")
-        _nonneg(weight_decay, "weight_decay", "RMSprop")
+        check_unit(alpha, "alpha", "RMSprop", closed=True)
+        check_nonneg(eps, "eps", "RMSprop")
+        check_nonneg(weight_decay, "weight_decay", "RMSprop")
         super().__init__(params, lr, alpha=alpha, eps=eps, weight_decay=weight_decay)
 
     def _kernel(self, lr, t):
@@ -1009,10 +931,10 @@ class Adam(Optimizer):
             b1, b2 = betas
         except (TypeError, ValueError):
             raise TypeError(f"{name}: betas must be a pair (beta1, beta2), got {betas!r}") from None
-        _unit(b1, "beta1", name)
-        _unit(b2, "beta2", name)
-        _nonneg(eps, "eps", name)
-        _nonneg(weight_decay, "weight_decay", name)
+        check_unit(b1, "beta1", name)
+        check_unit(b2, "beta2", name)
+        check_nonneg(eps, "eps", name)
+        check_nonneg(weight_decay, "weight_decay", name)
         super().__init__(params, lr, betas=(b1, b2), eps=eps, weight_decay=weight_decay)
 
     def _kernel(self, lr, t):

@@ -22,16 +22,16 @@ makes only its own row NaN.
 from __future__ import annotations
 
 import math
-import operator
 from typing import Any, SupportsIndex, TypeVar, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _docs
-from . import _elementwise as _ew
-from ._validation import (_as_layout, as_float_array, as_float_pair, check_out, compute_dtype,
-                          finish, result_array)
+from . import _kernels as _ew
+from ._ops import ROWWISE
+from ._validation import (_as_layout, as_float_array, as_float_pair, check_axis, check_out,
+                          compute_dtype, finish, result_array, writable_direct)
 
 __all__ = ["softmax", "log_softmax", "logsumexp", "softmax_backward",
            "log_softmax_backward", "softmax_jacobian", "argmax"]
@@ -39,25 +39,12 @@ __all__ = ["softmax", "log_softmax", "logsumexp", "softmax_backward",
 # float arrays keep their dtype; anything else array-like computes in float64
 _F = TypeVar("_F", bound=np.floating[Any])
 
-# op codes: must match the enum in _c/mlk_kernels.h
-_SOFTMAX, _LOG_SOFTMAX, _LOGSUMEXP, _SOFTMAX_BWD, _LOG_SOFTMAX_BWD = range(5)
+# op codes, by name from the op table (_c/mlk_kernels.h)
+_SOFTMAX, _LOG_SOFTMAX = ROWWISE["softmax"], ROWWISE["log_softmax"]
+_LOGSUMEXP = ROWWISE["logsumexp"]
+_SOFTMAX_BWD, _LOG_SOFTMAX_BWD = ROWWISE["softmax_backward"], ROWWISE["log_softmax_backward"]
 
 _I64 = np.dtype(np.int64)
-
-
-def check_axis(axis: SupportsIndex, ndim: int, fname: str) -> int:
-    """axis as a non-negative int < ndim; ValueError for a 0-d input or an
-    axis out of range, TypeError for a non-integer axis."""
-    if ndim == 0:
-        raise ValueError(f"{fname}: a 0-d input has no axis to reduce")
-    try:
-        a = operator.index(axis)
-    except TypeError:
-        raise TypeError(f"{fname}: axis must be an integer, got {type(axis).__name__}") from None
-    if not -ndim <= a < ndim:
-        raise ValueError(f"{fname}: axis {axis} is out of range for an array of "
-                         f"dimension {ndim}")
-    return a % ndim
 
 
 def _oriented(arr, axis):
@@ -75,12 +62,12 @@ def _dims(shape, axis):
 def _reduced_out(out, w, ax, keepdims, tr, dtype):
     """The user's out= as the kernel's (outer, inner) C-contiguous target
     in the working orientation, or None if it cannot take it directly."""
-    if out is None or out.dtype != dtype or not out.dtype.isnative or not out.flags.aligned:
+    if out is None or out.dtype != dtype:
         return None
     ov = np.squeeze(out, axis=ax) if keepdims else out
     if tr:
         ov = ov.T
-    if not ov.flags.c_contiguous or np.may_share_memory(ov, w):
+    if not ov.flags.c_contiguous or not writable_direct(ov, w):
         return None
     return ov
 
@@ -115,7 +102,7 @@ def _forward(op, fname, x, axis, out):
     w, wax, tr = _oriented(arr, ax)
     if arr.size:
         outer, n, inner = _dims(w.shape, wax)
-        _ew.rowwise_raw(op, w, w, res.T if tr else res, outer, n, inner, 4)
+        _ew.rowwise_raw(op, w, w, res.T if tr else res, outer, n, inner)
     return finish(res, out, rdt, False)
 
 
@@ -260,13 +247,13 @@ def logsumexp(x: ArrayLike, axis: SupportsIndex = -1, *, keepdims: bool = False,
     if n == 0:
         wres.fill(-np.inf)
     elif wres.size:
-        _ew.rowwise_raw(_LOGSUMEXP, w, w, wres, outer, n, inner, 4)
+        _ew.rowwise_raw(_LOGSUMEXP, w, w, wres, outer, n, inner)
     return _finish_reduced(wres, direct, out, tr, ax, keepdims, rdt)
 
 
 # ------------------------------------------------------------ backward
-def _backward(op, fname, grad_output, y, axis, out, cost):
-    r = _ew.backward_fast(op, grad_output, y, axis, out, cost)
+def _backward(op, fname, grad_output, y, axis, out):
+    r = _ew.backward_fast(op, grad_output, y, axis, out)
     if r is not None:
         return r
     ga, ya, rdt, order = as_float_pair(grad_output, y, ("grad_output", "y"), fname)
@@ -279,7 +266,7 @@ def _backward(op, fname, grad_output, y, axis, out, cost):
         gw, yw, rw = (ga.T, ya.T, res.T) if tr else (ga, ya, res)
         wax = ga.ndim - 1 - ax if tr else ax
         outer, n, inner = _dims(gw.shape, wax)
-        _ew.rowwise_raw(op, gw, yw, rw, outer, n, inner, cost)
+        _ew.rowwise_raw(op, gw, yw, rw, outer, n, inner)
     return finish(res, out, rdt, False)
 
 
@@ -321,7 +308,7 @@ def softmax_backward(grad_output: ArrayLike, y: ArrayLike, axis: SupportsIndex =
     >>> mlkern.softmax_backward([1.0, 0.0], [0.5, 0.5]).tolist()
     [0.25, -0.25]
     """
-    return _backward(_SOFTMAX_BWD, "softmax_backward", grad_output, y, axis, out, 1)
+    return _backward(_SOFTMAX_BWD, "softmax_backward", grad_output, y, axis, out)
 
 
 @overload
@@ -359,7 +346,7 @@ def log_softmax_backward(grad_output: ArrayLike, y: ArrayLike, axis: SupportsInd
     >>> mlkern.log_softmax_backward([1.0, 0.0], np.log([0.5, 0.5])).tolist()
     [0.5, -0.5]
     """
-    return _backward(_LOG_SOFTMAX_BWD, "log_softmax_backward", grad_output, y, axis, out, 4)
+    return _backward(_LOG_SOFTMAX_BWD, "log_softmax_backward", grad_output, y, axis, out)
 
 
 @overload

@@ -23,8 +23,8 @@
     void mlk_unary_f64_##isa(int, const double *, double *, intptr_t, const mlk_params *); \
     void mlk_binary_f32_##isa(int, const float *, const float *, float *, intptr_t, const mlk_params *); \
     void mlk_binary_f64_##isa(int, const double *, const double *, double *, intptr_t, const mlk_params *); \
-    void mlk_prelu_f32_##isa(const float *, float *, const float *, intptr_t, intptr_t, intptr_t); \
-    void mlk_prelu_f64_##isa(const double *, double *, const double *, intptr_t, intptr_t, intptr_t); \
+    void mlk_prelu_f32_##isa(const float *, float *, const float *, intptr_t, intptr_t, intptr_t, int); \
+    void mlk_prelu_f64_##isa(const double *, double *, const double *, intptr_t, intptr_t, intptr_t, int); \
     void mlk_prelu_bwd_f32_##isa(const float *, const float *, const float *, float *, double *, intptr_t, intptr_t, intptr_t); \
     void mlk_prelu_bwd_f64_##isa(const double *, const double *, const double *, double *, double *, intptr_t, intptr_t, intptr_t); \
     void mlk_rowwise_f32_##isa(int, const float *, const float *, float *, intptr_t, intptr_t, intptr_t, intptr_t); \
@@ -65,6 +65,14 @@ static const mlk_kernel_table mlk_table_v4 = MLK_TABLE(v4);
 #else
 #define MLK_HAVE_V4 0
 #endif
+
+/* the op tables, generated from the lists in mlk_kernels.h */
+#define MLK_OP_INFO_(code, name, cost, params) {#name, cost, params},
+const mlk_op_info mlk_unary_ops[MLK_N_UNARY] = {MLK_UNARY_OPS(MLK_OP_INFO_)};
+const mlk_op_info mlk_binary_ops[MLK_N_BINARY] = {MLK_BINARY_OPS(MLK_OP_INFO_)};
+const mlk_op_info mlk_rowwise_ops[MLK_N_ROWWISE] = {MLK_ROWWISE_OPS(MLK_OP_INFO_)};
+const mlk_op_info mlk_ploss_ops[MLK_N_PLOSS] = {MLK_PLOSS_OPS(MLK_OP_INFO_)};
+const mlk_op_info mlk_optim_ops[MLK_N_OPTIM] = {MLK_OPTIM_OPS(MLK_OP_INFO_)};
 
 mlk_kernel_table mlk_kt = MLK_TABLE(baseline);
 static const char *mlk_level = "baseline";

@@ -13,39 +13,113 @@
 #define MLK_KERNELS_H
 #include <stdint.h>
 
-/* unary ops: y = f(x) */
-enum {
-    MLK_SIGMOID = 0, MLK_SIGMOID_GRAD, MLK_TANH, MLK_TANH_GRAD,
-    MLK_RELU, MLK_RELU_GRAD, MLK_LEAKY_RELU, MLK_LEAKY_RELU_GRAD,
-    MLK_ELU, MLK_ELU_GRAD, MLK_SOFTPLUS, MLK_SOFTPLUS_GRAD,
-    MLK_SILU, MLK_SILU_GRAD, MLK_LOG_SIGMOID, MLK_LOG_SIGMOID_GRAD,
-    MLK_GELU, MLK_GELU_GRAD, MLK_GELU_TANH, MLK_GELU_TANH_GRAD,
-    MLK_NOISY_RELU,
-    /* elementary functions, exposed for accuracy tests */
-    MLK_EXP, MLK_EXPM1, MLK_LOG, MLK_LOG1P, MLK_ERF, MLK_ERFC, MLK_NDTR, MLK_NPDF,
-    MLK_COPY,
-    MLK_N_UNARY
-};
+/* ---- the op table: every op of every family, once ----------------------
+ * X(CODE, name, cost, "params"): the enum constant MLK_<CODE>, the op's
+ * name (exported to Python by the extension's op_table()), its cost (work
+ * per element for the thread threshold, read by the Cython drivers: 1 a
+ * simple op (relu, copy), 4 one exp/log) and the names of the parameters
+ * it reads, comma-separated.  Unary and binary ops: by position, the
+ * fields a, b, c, seed of mlk_params (an empty slot: a field not read);
+ * losses and optimisers: the names of the mlk_lparams / mlk_oparams fields
+ * they read.  The enums below and the tables mlk_*_ops[] (mlk_dispatch.c)
+ * are generated from these lists. */
+
+/* unary ops: y = f(x) (mlk_params a, b, c, seed) */
+#define MLK_UNARY_OPS(X) \
+    X(SIGMOID,          sigmoid,          4,  "") \
+    X(SIGMOID_GRAD,     sigmoid_grad,     5,  "") \
+    X(TANH,             tanh,             5,  "") \
+    X(TANH_GRAD,        tanh_grad,        5,  "") \
+    X(RELU,             relu,             1,  "") \
+    X(RELU_GRAD,        relu_grad,        1,  "") \
+    X(LEAKY_RELU,       leaky_relu,       1,  "negative_slope") \
+    X(LEAKY_RELU_GRAD,  leaky_relu_grad,  1,  "negative_slope") \
+    X(ELU,              elu,              4,  "alpha") \
+    X(ELU_GRAD,         elu_grad,         4,  "alpha") \
+    X(SOFTPLUS,         softplus,         8,  ",beta,threshold") \
+    X(SOFTPLUS_GRAD,    softplus_grad,    4,  ",beta,threshold") \
+    X(SILU,             silu,             5,  ",beta") \
+    X(SILU_GRAD,        silu_grad,        5,  ",beta") \
+    X(LOG_SIGMOID,      log_sigmoid,      8,  "") \
+    X(LOG_SIGMOID_GRAD, log_sigmoid_grad, 4,  "") \
+    X(GELU,             gelu,             10, "") \
+    X(GELU_GRAD,        gelu_grad,        10, "") \
+    X(GELU_TANH,        gelu_tanh,        10, "") \
+    X(GELU_TANH_GRAD,   gelu_tanh_grad,   10, "") \
+    X(NOISY_RELU,       noisy_relu,       12, "sigma,,,seed") \
+    /* elementary functions, exposed for accuracy tests (mlkern._math) */ \
+    X(EXP,              exp,              4,  "") \
+    X(EXPM1,            expm1,            4,  "") \
+    X(LOG,              log,              4,  "") \
+    X(LOG1P,            log1p,            4,  "") \
+    X(ERF,              erf,              4,  "") \
+    X(ERFC,             erfc,             4,  "") \
+    X(NDTR,             ndtr,             4,  "") \
+    X(NPDF,             npdf,             4,  "") \
+    /* out = x: the benchmarks' memory-roof meter */ \
+    X(COPY,             copy,             1,  "")
 
 /* binary ops: out = g * f'(.) from the saved tensor s (x or y) */
-enum {
-    MLK_SIGMOID_BWD = 0,   /* s = y */
-    MLK_TANH_BWD,          /* s = y */
-    MLK_RELU_BWD,          /* s = x (also noisy_relu, s = y) */
-    MLK_LEAKY_RELU_BWD,    /* s = x */
-    MLK_ELU_BWD,           /* s = y */
-    MLK_SOFTPLUS_BWD, MLK_SILU_BWD, MLK_LOG_SIGMOID_BWD,
-    MLK_GELU_BWD, MLK_GELU_TANH_BWD,
-    MLK_N_BINARY
-};
+#define MLK_BINARY_OPS(X) \
+    X(SIGMOID_BWD,      sigmoid_backward,     1,  "")                  /* s = y */ \
+    X(TANH_BWD,         tanh_backward,        1,  "")                  /* s = y */ \
+    X(RELU_BWD,         relu_backward,        1,  "")  /* s = x (also noisy_relu, s = y) */ \
+    X(LEAKY_RELU_BWD,   leaky_relu_backward,  1,  "negative_slope")    /* s = x */ \
+    X(ELU_BWD,          elu_backward,         1,  "alpha")             /* s = y */ \
+    X(SOFTPLUS_BWD,     softplus_backward,    4,  ",beta,threshold") \
+    X(SILU_BWD,         silu_backward,        5,  ",beta") \
+    X(LOG_SIGMOID_BWD,  log_sigmoid_backward, 4,  "") \
+    X(GELU_BWD,         gelu_backward,        10, "") \
+    X(GELU_TANH_BWD,    gelu_tanh_backward,   10, "")
 
 /* row-wise ops along one axis (mlk_rowwise_tmpl.h) */
-enum {
-    MLK_SOFTMAX = 0, MLK_LOG_SOFTMAX, MLK_LOGSUMEXP,
-    MLK_SOFTMAX_BWD,        /* a = grad_output, b = y (softmax output) */
-    MLK_LOG_SOFTMAX_BWD,    /* a = grad_output, b = y (log_softmax output) */
-    MLK_N_ROWWISE
-};
+#define MLK_ROWWISE_OPS(X) \
+    X(SOFTMAX,          softmax,              4,  "") \
+    X(LOG_SOFTMAX,      log_softmax,          4,  "") \
+    X(LOGSUMEXP,        logsumexp,            4,  "") \
+    X(SOFTMAX_BWD,      softmax_backward,     1,  "")  /* a = grad_output, b = y (softmax output) */ \
+    X(LOG_SOFTMAX_BWD,  log_softmax_backward, 4,  "")  /* a = grad_output, b = y (log_softmax output) */
+
+/* pointwise losses (mlk_loss_tmpl.h; mlk_lparams) */
+#define MLK_PLOSS_OPS(X) \
+    X(L_SQ,    squared,          1, "") \
+    X(L_ABS,   absolute,         1, "") \
+    X(L_HUBER, huber,            1, "delta") \
+    X(L_BCE,   bce,              8, "") \
+    X(L_BCEL,  bce_with_logits,  4, "pos_weight") \
+    X(L_SQ0,   squared_penalty,  1, "")   /* penalties: t not read */ \
+    X(L_ABS0,  absolute_penalty, 1, "")
+
+/* optimiser steps (mlk_optim_tmpl.h; mlk_oparams) */
+#define MLK_OPTIM_OPS(X) \
+    X(O_SGD,      sgd,      1, "lr,wd") \
+    X(O_MOMENTUM, momentum, 1, "lr,mom,wd") \
+    X(O_NESTEROV, nesterov, 1, "lr,mom,wd") \
+    X(O_ADAGRAD,  adagrad,  2, "lr,eps,wd") \
+    X(O_ADADELTA, adadelta, 2, "lr,beta1,eps,wd") \
+    X(O_RMSPROP,  rmsprop,  2, "lr,beta2,eps,wd") \
+    X(O_ADAM,     adam,     2, "lr,beta1,beta2,eps,step_size,rbc2,wd") \
+    X(O_ADAMW,    adamw,    2, "lr,beta1,beta2,eps,step_size,rbc2,decay")
+
+#define MLK_OP_ENUM_(code, name, cost, params) MLK_##code,
+enum { MLK_UNARY_OPS(MLK_OP_ENUM_) MLK_N_UNARY };
+enum { MLK_BINARY_OPS(MLK_OP_ENUM_) MLK_N_BINARY };
+enum { MLK_ROWWISE_OPS(MLK_OP_ENUM_) MLK_N_ROWWISE };
+enum { MLK_PLOSS_OPS(MLK_OP_ENUM_) MLK_N_PLOSS };
+enum { MLK_OPTIM_OPS(MLK_OP_ENUM_) MLK_N_OPTIM };
+
+/* one row of an op table: mlk_unary_ops[MLK_SIGMOID].cost == 4 */
+typedef struct {
+    const char *name;
+    int cost;
+    const char *params;
+} mlk_op_info;
+extern const mlk_op_info mlk_unary_ops[MLK_N_UNARY];
+extern const mlk_op_info mlk_binary_ops[MLK_N_BINARY];
+extern const mlk_op_info mlk_rowwise_ops[MLK_N_ROWWISE];
+extern const mlk_op_info mlk_ploss_ops[MLK_N_PLOSS];
+extern const mlk_op_info mlk_optim_ops[MLK_N_OPTIM];
+
 /* or-ed into a row-wise op: the output is large, write it with
    non-temporal stores where the kernel can (mlk_stream.h) */
 #define MLK_RW_STREAM 0x100
@@ -60,9 +134,9 @@ typedef void (*mlk_unary_f32_fn)(int op, const float *x, float *y, intptr_t n, c
 typedef void (*mlk_unary_f64_fn)(int op, const double *x, double *y, intptr_t n, const mlk_params *p);
 typedef void (*mlk_binary_f32_fn)(int op, const float *g, const float *s, float *y, intptr_t n, const mlk_params *p);
 typedef void (*mlk_binary_f64_fn)(int op, const double *g, const double *s, double *y, intptr_t n, const mlk_params *p);
-/* prelu over (outer, C, inner) blocks, alpha[C] */
-typedef void (*mlk_prelu_f32_fn)(const float *x, float *y, const float *alpha, intptr_t outer, intptr_t C, intptr_t inner);
-typedef void (*mlk_prelu_f64_fn)(const double *x, double *y, const double *alpha, intptr_t outer, intptr_t C, intptr_t inner);
+/* prelu over (outer, C, inner) blocks, alpha[C]; grad != 0: its derivative */
+typedef void (*mlk_prelu_f32_fn)(const float *x, float *y, const float *alpha, intptr_t outer, intptr_t C, intptr_t inner, int grad);
+typedef void (*mlk_prelu_f64_fn)(const double *x, double *y, const double *alpha, intptr_t outer, intptr_t C, intptr_t inner, int grad);
 /* prelu backward: grad_x, and grad_alpha[C] accumulated in double */
 typedef void (*mlk_prelu_bwd_f32_fn)(const float *g, const float *x, const float *alpha, float *gx, double *galpha, intptr_t outer, intptr_t C, intptr_t inner);
 typedef void (*mlk_prelu_bwd_f64_fn)(const double *g, const double *x, const double *alpha, double *gx, double *galpha, intptr_t outer, intptr_t C, intptr_t inner);
@@ -78,12 +152,7 @@ typedef void (*mlk_argmax_f64_fn)(const double *x, int64_t *out, intptr_t outer,
 typedef void (*mlk_xent_f32_fn)(const float *z, const int64_t *lab, const double *coef, intptr_t cstride, int64_t ignore, const float *w, float *g, double *loss, intptr_t rows, intptr_t n);
 typedef void (*mlk_xent_f64_fn)(const double *z, const int64_t *lab, const double *coef, intptr_t cstride, int64_t ignore, const double *w, double *g, double *loss, intptr_t rows, intptr_t n);
 
-/* pointwise losses (mlk_loss_tmpl.h) */
-enum {
-    MLK_L_SQ = 0, MLK_L_ABS, MLK_L_HUBER, MLK_L_BCE, MLK_L_BCEL,
-    MLK_L_SQ0, MLK_L_ABS0,  /* penalties: t not read */
-    MLK_N_PLOSS
-};
+/* pointwise losses (mlk_loss_tmpl.h): ops in MLK_PLOSS_OPS above */
 typedef struct {
     const double *sw;      /* weight of each row of K elements, or NULL */
     intptr_t K;
@@ -100,12 +169,7 @@ typedef void (*mlk_ploss_f64_fn)(int op, const double *p, const double *t, doubl
 typedef void (*mlk_kl_f32_fn)(const float *p, const float *q, int log_q, float *g, const double *gsr, double gscale, double *rsum, intptr_t rows, intptr_t n);
 typedef void (*mlk_kl_f64_fn)(const double *p, const double *q, int log_q, double *g, const double *gsr, double gscale, double *rsum, intptr_t rows, intptr_t n);
 
-/* optimiser steps (mlk_optim_tmpl.h): param, grad, state s1, s2 */
-enum {
-    MLK_O_SGD = 0, MLK_O_MOMENTUM, MLK_O_NESTEROV, MLK_O_ADAGRAD, MLK_O_ADADELTA,
-    MLK_O_RMSPROP, MLK_O_ADAM, MLK_O_ADAMW,
-    MLK_N_OPTIM
-};
+/* optimiser steps (mlk_optim_tmpl.h): param, grad, state s1, s2; ops in MLK_OPTIM_OPS */
 typedef struct {
     double lr, mom, wd;
     double beta1, beta2, eps;  /* Adam's betas; Adadelta's rho is beta1, RMSprop's alpha beta2 */

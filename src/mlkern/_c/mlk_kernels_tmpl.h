@@ -123,24 +123,34 @@ void MLK_K(mlk_binary)(int op, const MLK_T *restrict g, const MLK_T *restrict s,
 #undef MLK_MAP2
 #undef MLK_MAP2_BLK
 
+/* y = f(x, alpha_c) over (outer, C, inner) blocks, f = leaky_relu (prelu)
+   or, with grad, its derivative (prelu_grad: 1 if x > 0 else alpha_c) */
+#define MLK_PRELU_MAP(F) do { \
+    if (inner == 1) { \
+        for (intptr_t o = 0; o < outer; o++) { \
+            const MLK_T *xr = x + o * C; \
+            MLK_T *yr = y + o * C; \
+            for (intptr_t c = 0; c < C; c++) yr[c] = MLK_F(F)(xr[c], alpha[c]); \
+        } \
+    } else { \
+        for (intptr_t o = 0; o < outer; o++) \
+            for (intptr_t c = 0; c < C; c++) { \
+                const MLK_T a = alpha[c]; \
+                const MLK_T *xr = x + (o * C + c) * inner; \
+                MLK_T *yr = y + (o * C + c) * inner; \
+                for (intptr_t i = 0; i < inner; i++) yr[i] = MLK_F(F)(xr[i], a); \
+            } \
+    } \
+} while (0)
+
 void MLK_K(mlk_prelu)(const MLK_T *restrict x, MLK_T *restrict y, const MLK_T *restrict alpha,
-                      intptr_t outer, intptr_t C, intptr_t inner) {
-    if (inner == 1) {
-        for (intptr_t o = 0; o < outer; o++) {
-            const MLK_T *xr = x + o * C;
-            MLK_T *yr = y + o * C;
-            for (intptr_t c = 0; c < C; c++) yr[c] = MLK_F(mlk_leaky_relu)(xr[c], alpha[c]);
-        }
-    } else {
-        for (intptr_t o = 0; o < outer; o++)
-            for (intptr_t c = 0; c < C; c++) {
-                const MLK_T a = alpha[c];
-                const MLK_T *xr = x + (o * C + c) * inner;
-                MLK_T *yr = y + (o * C + c) * inner;
-                for (intptr_t i = 0; i < inner; i++) yr[i] = MLK_F(mlk_leaky_relu)(xr[i], a);
-            }
-    }
+                      intptr_t outer, intptr_t C, intptr_t inner, int grad) {
+    if (grad)
+        MLK_PRELU_MAP(mlk_leaky_relu_grad);
+    else
+        MLK_PRELU_MAP(mlk_leaky_relu);
 }
+#undef MLK_PRELU_MAP
 
 /* grad_x = g * (x > 0 ? 1 : alpha_c); grad_alpha_c += sum of g*x where x <= 0 */
 void MLK_K(mlk_prelu_bwd)(const MLK_T *restrict g, const MLK_T *restrict x,

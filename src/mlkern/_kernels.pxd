@@ -1,4 +1,4 @@
-# The C-level functions that mlkern._elementwise exports to other Cython
+# The C-level functions that mlkern._kernels exports to other Cython
 # modules (through the module's __pyx_capi__).  Implemented in _capi.pxi.
 #
 # Do not cimport from here: the public, documented interface is
