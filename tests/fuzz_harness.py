@@ -24,7 +24,7 @@ What is here
   negative/NaN/inf hyper-parameters; wrong keyword types; mismatched shapes).
   Every call must return a result of the right shape (and dtype, where the
   contract determines it) or raise ``ValueError``/``TypeError``
-  (``MemoryError`` only for deliberately huge requests); where SPEC.md says an
+  (``MemoryError`` only for deliberately huge requests); where docs/contract.rst says an
   input is invalid (complex input, wrong out=, axis out of range, label out of
   range, negative lr, shape mismatch, 0-d input to a row-wise function, wrong
   argument types) the call must raise.  A successful call is also checked

@@ -20,7 +20,7 @@ Adding a public function
    returning ``Spec(kind, build)`` where ``build(ctx)`` draws its arrays and
    parameters from ``ctx`` (``ctx.data(ctx.values(i))``, ``ctx.param(name, P)``,
    ``ctx.axis(ndim)``, ``ctx.labels(...)``, ``ctx.must_raise(why)`` for calls
-   SPEC.md declares invalid) and returns a ``Call(args, kw, expect, ...)``: the
+   docs/contract.rst declares invalid) and returns a ``Call(args, kw, expect, ...)``: the
    expected result (``Arr``/``Tup``/``Is``/``Pred``), the (shape, dtype) out=
    receives, which inputs out= may alias, which arguments are updated in
    place, how results compare across layouts (see ``fuzz_harness.compare``).
@@ -184,7 +184,7 @@ def shape_of(a):
 
 
 def rdt(a):
-    """The result dtype SPEC.md gives for an input: float32/float64 kept (native
+    """The result dtype docs/contract.rst gives for an input: float32/float64 kept (native
     byte order), float16 kept (computed in float32), bool/int -> float64; None
     for the others (they raise TypeError)."""
     try:

@@ -9,7 +9,7 @@ for random-input comparisons (they are accurate to a few float64 ULP, which
 is far below the float32 budgets and within the float64 ``rtol ~ 1e-14``);
 the mpmath versions are the truth for the ULP and tail tests.
 
-Conventions follow SPEC.md: NaN in gives NaN out, +-inf follow the
+Conventions follow docs/contract.rst: NaN in gives NaN out, +-inf follow the
 mathematical limit (silu(-inf) = -0.0, gelu_grad(+inf) = 1, tanh_grad(+-inf)
 = 0).
 """
@@ -605,7 +605,7 @@ def mp_hi_lo(values):
 
 
 # ---------------------------------------------------------------- cross-entropy
-# Float64 reference of the cross-entropy family (SPEC.md, "Losses"), in the
+# Float64 reference of the cross-entropy family (docs/contract.rst, "Losses"), in the
 # "target distribution" form: every sample's loss is -sum_j u_j log_softmax(z)_j
 # with the weighted, smoothed target
 #   labels:        u = (1 - eps) w_y onehot(y) + (eps / n) w   (0 for ignored samples)

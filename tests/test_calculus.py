@@ -1,4 +1,4 @@
-"""mlkern.calculus (SPEC.md, "Calculus"): numerical_grad, gradcheck,
+"""mlkern.calculus (docs/contract.rst, "Calculus"): numerical_grad, gradcheck,
 derivative.
 
 References: closed-form gradients written here (polynomials, exp, a

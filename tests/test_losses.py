@@ -1,4 +1,4 @@
-"""The losses module as a whole (SPEC.md, "Losses"): every loss exported from
+"""The losses module as a whole (docs/contract.rst, "Losses"): every loss exported from
 mlkern and mlkern.losses; nll / kl / penalties bit-identical across thread
 counts on 10^6-element inputs; the fast paths with out=.  Each family has its
 own file: test_losses_cross_entropy.py, test_losses_pointwise.py,

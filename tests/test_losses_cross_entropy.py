@@ -1,4 +1,4 @@
-"""Cross-entropy (SPEC.md, "Losses"): cross_entropy, cross_entropy_grad,
+"""Cross-entropy (docs/contract.rst, "Losses"): cross_entropy, cross_entropy_grad,
 cross_entropy_with_grad.
 
 References.

@@ -1,4 +1,4 @@
-"""kl_div, kl_div_grad, kl_div_with_grad (SPEC.md, "Losses") against the float64
+"""kl_div, kl_div_grad, kl_div_with_grad (docs/contract.rst, "Losses") against the float64
 reference ``kl_ref`` (tests/reference.py), torch.nn.functional.kl_div and
 scipy.special.rel_entr when installed, pinned values, finite differences;
 empty, NaN, dtypes, layouts, argument errors and hypothesis.

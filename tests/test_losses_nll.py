@@ -1,4 +1,4 @@
-"""nll_loss, nll_loss_grad, nll_loss_with_grad (SPEC.md, "Losses") against the
+"""nll_loss, nll_loss_grad, nll_loss_with_grad (docs/contract.rst, "Losses") against the
 float64 reference ``nll_ref`` (tests/reference.py), torch.nn.functional.nll_loss
 when installed, cross-entropy of log_softmax, finite differences; empty,
 all-ignored, NaN, dtypes, layouts, out= and argument errors.

@@ -1,4 +1,4 @@
-"""The penalties l1_penalty, l2_penalty and their ``_grad`` (SPEC.md, "Losses")
+"""The penalties l1_penalty, l2_penalty and their ``_grad`` (docs/contract.rst, "Losses")
 against the float64 reference ``penalty_ref`` (tests/reference.py), finite
 differences, argument errors, out= and hypothesis.
 Error budget: see tests/loss_checks.py.

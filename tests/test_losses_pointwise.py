@@ -1,4 +1,4 @@
-"""The pointwise losses (SPEC.md, "Losses"): mse, rmse, mae, l1_loss, l2_loss,
+"""The pointwise losses (docs/contract.rst, "Losses"): mse, rmse, mae, l1_loss, l2_loss,
 quadratic_cost, huber, binary_cross_entropy, binary_cross_entropy_with_logits,
 each with ``_grad`` and ``_with_grad``: values against the float64 references
 (tests/reference.py, ``pw_terms``), closed forms, mpmath for the extreme

@@ -1,8 +1,8 @@
-"""mlkern.optim (SPEC.md, "Optimisers"): the fused in-place step functions,
+"""mlkern.optim (docs/contract.rst, "Optimisers"): the fused in-place step functions,
 the optimiser classes and minibatches.
 
 References (independent of mlkern's implementation).
-* ``ref_step``: a float64 NumPy transcription of SPEC.md's table, written
+* ``ref_step``: a float64 NumPy transcription of docs/contract.rst's table, written
   here in the contract's own form (m = b1 m + (1 - b1) g, m_hat = m / (1 -
   b1^t), ...), not in the kernel's order of operations.
 * torch.optim (foreach=False) in the same dtype, when torch is installed;

@@ -33,7 +33,7 @@ def _raises_value_or_type(f):
 
 # fixed (found by the fuzzer): overflow-axis:
 # softmax/log_softmax/logsumexp/argmax/softmax_backward/ log_softmax_backward(x, axis=2**70) raise
-# OverflowError (fast path converts axis to  C ssize_t) instead of the ValueError SPEC.md asks for
+# OverflowError (fast path converts axis to  C ssize_t) instead of the ValueError docs/contract.rst asks for
 # an axis out of range
 @pytest.mark.parametrize("f", ["softmax", "log_softmax", "logsumexp", "argmax"])
 def test_fixed_overflow_axis(f):

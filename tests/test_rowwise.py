@@ -1,4 +1,4 @@
-"""Row-wise functions (SPEC.md, "Row-wise functions"): softmax, log_softmax,
+"""Row-wise functions (docs/contract.rst, "Row-wise functions"): softmax, log_softmax,
 logsumexp, softmax_backward, log_softmax_backward, softmax_jacobian, argmax.
 
 Against independent references (tests/reference.py: a careful float64 form,

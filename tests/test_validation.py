@@ -1,4 +1,4 @@
-"""The conventions every function follows (SPEC.md, "Conventions for every
+"""The conventions every function follows (docs/contract.rst, "Conventions for every
 function"): dtypes, scalars and lists, empty and large arrays, layouts,
 ``out=``, no input modified, errors naming the argument; and property tests
 (hypothesis) over random shapes, dtypes, layouts and values.

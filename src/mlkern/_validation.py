@@ -1,7 +1,7 @@
 """Input normalisation for every mlkern function: the one place where
 dtypes, layouts and ``out=`` are checked, before any kernel runs.
 
-Conventions (SPEC.md, "Conventions for every function"):
+Conventions (docs/contract.rst, "Conventions for every function"):
 
 * float32 stays float32, float64 stays float64; bool and integer input
   compute in float64; float16 computes in float32 and returns float16;

@@ -1,6 +1,6 @@
 """Elementwise activations: ``f``, ``f_grad`` and ``f_backward`` for each.
 
-Every function follows SPEC.md's conventions: float32/float64 kept,
+Every function follows docs/contract.rst's conventions: float32/float64 kept,
 integers and bools computed in float64, float16 computed in float32 and
 returned as float16, complex refused with ``TypeError``; any layout
 (a C-contiguous input is never copied); ``out=`` checked and allowed to

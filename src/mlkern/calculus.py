@@ -1,4 +1,4 @@
-"""Calculus helpers (SPEC.md, "Calculus"): central-difference gradients,
+"""Calculus helpers (docs/contract.rst, "Calculus"): central-difference gradients,
 a gradient checker, and the derivative of an activation by name.
 
 These are pure NumPy (each ``numerical_grad`` evaluates ``f`` twice per

@@ -1,4 +1,4 @@
-"""Losses (SPEC.md, "Losses"): the cross-entropy family, nll_loss, the
+"""Losses (docs/contract.rst, "Losses"): the cross-entropy family, nll_loss, the
 pointwise losses (mse, rmse, mae, l1_loss, l2_loss, quadratic_cost, huber,
 binary_cross_entropy, binary_cross_entropy_with_logits), kl_div, and the
 l1/l2 penalties -- each with ``_grad`` and (the losses) ``_with_grad``.

@@ -1,4 +1,4 @@
-"""Optimisers (SPEC.md, "Optimisers"): fused in-place step functions and
+"""Optimisers (docs/contract.rst, "Optimisers"): fused in-place step functions and
 the classes that hold parameters and state.
 
 Each step function is one pass over memory: the parameter, the gradient

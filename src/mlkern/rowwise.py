@@ -1,6 +1,6 @@
 """Row-wise functions along one axis: the softmax family and argmax.
 
-Every function follows SPEC.md's conventions (float32/float64 kept,
+Every function follows docs/contract.rst's conventions (float32/float64 kept,
 integers and bools computed in float64, float16 computed in float32 and
 returned as float16, complex refused; any layout; ``out=`` checked and
 allowed to alias the input) and takes any ``axis``, negative included.  A

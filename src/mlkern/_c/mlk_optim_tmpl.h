@@ -5,7 +5,7 @@
  *
  * Each step is one pass: the parameter, the gradient and the state are read
  * once and the parameter and the state written once.  The update rules are
- * SPEC.md's, in PyTorch's order of operations (torch.optim, foreach=False),
+ * docs/contract.rst's, in PyTorch's order of operations (torch.optim, foreach=False),
  * so that the trajectories agree to rounding:
  *   g'        = g + wd*theta (coupled weight decay, when wd != 0)
  *   SGD       theta -= lr g'
