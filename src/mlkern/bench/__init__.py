@@ -111,14 +111,15 @@ from .families.layers import CASES as LAYER_CASES
 from .families.losses import CASES as LOSS_CASES
 from .families.losses import ROW_CASES as LOSS_ROW_CASES
 from .families.rowwise import CASES as ROW_CASES
-from .peers import (Impl, as_numpy, blas_threads, import_torch, mlkern_function, numpy_peer, prepare,
-                    set_torch_threads, to_torch, torch_peer)
+from .peers import (Impl, as_numpy, blas_threads, copy_kernel, import_torch, math_layer, mlkern_function,
+                    numpy_peer, prepare, set_torch_threads, to_torch, torch_peer)
 from .plot import PLOT_PEERS, plot, speedups
 from .report import report_overhead, report_table, roofs
 from .runner import Record, Runner, Settings, Timer, mark_stalls, measure_overhead, time_one, \
     time_round_robin
 
 CASES_BY_NAME = {c.name: c for c in all_cases(include_hidden=True) + [COPY]}
+LOSS_CASES_BY_NAME = {c.name: c for c in LOSS_CASES + LOSS_ROW_CASES}
 
 
 def check(case, ins, out, point=None, impl=None, cache=None):

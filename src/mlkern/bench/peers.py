@@ -178,3 +178,18 @@ def prepare(impl, ins, out, *args):
             tout = None if out is None else to_torch((out,))[0]
         return impl.make(tin, tout, *args)
     return impl.make(ins, out, *args)
+
+
+def copy_kernel(x, out):
+    """mlkern's parallel copy kernel (the memory-roof meter, built and
+    threaded like the activation kernels): out[...] = x."""
+    from .. import _math
+    return _math.copy(x, out=out)
+
+
+def math_layer():
+    """(names, evaluate) of mlkern's C math layer (exp, expm1, log, log1p,
+    tanh, erf, erfc, ndtr, npdf): ``evaluate(name, x)`` applies one
+    elementwise, for accuracy tables."""
+    from .. import _math
+    return tuple(_math.OPS), _math.evaluate

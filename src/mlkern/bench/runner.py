@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from .cases import Inputs, dtype_tag, fmt_n, new_outputs, point_args
+from .cases import Inputs, dtype_tag, fmt_n, point_args
 from .peers import as_numpy, blas_threads, import_torch, prepare, set_torch_threads
 
 _pc = time.perf_counter_ns

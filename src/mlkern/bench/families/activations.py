@@ -449,9 +449,9 @@ def _t_elu_bwd(ins, o):
 @torch_peer("aten.log_sigmoid_backward")
 def _t_log_sigmoid_bwd(ins, o):
     g, x = ins
-    aten = aten()
-    _, buf = aten.log_sigmoid_forward(x)      # the forward's buffer, outside timing
-    op = aten.log_sigmoid_backward.grad_input
+    at = aten()
+    _, buf = at.log_sigmoid_forward(x)      # the forward's buffer, outside timing
+    op = at.log_sigmoid_backward.grad_input
     return lambda: op(g, x, buf, grad_input=o)
 
 
@@ -504,7 +504,8 @@ def elementwise_case(name, family, kind, ref, mlkern, numpy, torch=(), saved="x"
 def _copy_make(ins, o):
     from ... import _math      # the roof meter: built and threaded like the activation kernels
     x, = ins
-    return lambda: _math.copy(x, out=o)
+    copy = _math.copy
+    return lambda: copy(x, out=o)
 
 
 #: the memory roof: mlkern's prange copy kernel, np.copyto, Tensor.copy_

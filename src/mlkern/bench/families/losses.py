@@ -152,8 +152,8 @@ def _t_mse_out(ins, o):
     # shape (an n-sized temporary, and a warning per call): the loss is
     # the functional op, which allocates that temporary too
     p, t = ins
-    aten = aten()
-    fwd, bwd = aten.mse_loss.default, aten.mse_loss_backward.grad_input
+    at = aten()
+    fwd, bwd = at.mse_loss.default, at.mse_loss_backward.grad_input
     one = import_torch().ones((), dtype=p.dtype)
 
     def f():
