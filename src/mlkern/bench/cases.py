@@ -238,7 +238,7 @@ class Case:
 
     def reference(self, cache, point, ins):
         """The float64 result on ``ins``, cached like the inputs."""
-        return cache.get(("ref", self.name, point, ins[0].dtype.str),
+        return cache.get(("ref", self.name, point, tuple(a.dtype.str for a in ins)),
                          lambda: self._reference(self, point, ins))
 
     def check(self, cache, point, ins, got, impl=None):
@@ -407,7 +407,7 @@ def check_outputs(case, cache, point, ins, res, impl=None):
     reference is None.  The impl's own ``ref`` (e.g. the bare GEMM) when it
     has one."""
     if impl is not None and impl.ref is not None:
-        ref = cache.get(("ref", case.name, impl.name, point, ins[0].dtype.str),
+        ref = cache.get(("ref", case.name, impl.name, point, tuple(a.dtype.str for a in ins)),
                         lambda: impl.ref(*[a.astype(np.float64) if a.dtype.kind == "f" else a
                                            for a in ins]))
     else:

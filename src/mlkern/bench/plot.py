@@ -45,7 +45,7 @@ def speedups(records, peer="best"):
         if not mine or not peers:
             continue
         best = min(peers, key=lambda r: r["median_ns"])
-        family = "layers" if r.get("layer") else ("row-wise / losses" if shape else "elementwise")
+        family = "layers" if mine[0].get("layer") else ("row-wise / losses" if shape else "elementwise")
         nd = len(shape)
         label = fn if axis is None or axis in (-1, nd - 1) else f"{fn} (axis {axis})"
         out.setdefault((family, dt, T), {}).setdefault(label, []).append(
