@@ -12,7 +12,6 @@ import pytest
 
 import mlkern
 from mlkern import bench
-from mlkern.bench import cases as C
 from mlkern.bench import references as R
 
 # tools/sanitize.sh preloads libasan into an uninstrumented interpreter:
