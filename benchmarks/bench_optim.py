@@ -69,6 +69,7 @@ import numpy as np
 import pytest
 
 import mlkern
+from mlkern import bench as B
 from mlkern.optim import adam_step
 
 try:
@@ -76,9 +77,9 @@ try:
 except Exception:  # pragma: no cover
     torch = None
 
-DT = {"f32": np.float32, "f64": np.float64}
-TOL = {np.dtype(np.float32): 2e-4, np.dtype(np.float64): 1e-8}
-ROOF_BYTES = 32 * 2**20       # roof groups only where an array is out of L3
+DT = B.DTYPES
+TOL = B.TOL
+ROOF_BYTES = B.ROOF_BYTES     # roof groups only where an array is out of L3
 LR, B1, B2, EPS = 1e-3, 0.9, 0.999, 1e-8
 BLOCK = 65536                 # NumPy blocked variant: elements per block
 CHECK_N = 100_003
@@ -88,17 +89,12 @@ ADAM_BYTES = 7                # x n x itemsize: p, g, m, v read; p, m, v written
 
 
 def _sizes():
-    spec = os.environ.get("MLKERN_BENCH_OPTIM_SIZES", "1e7")
-    return [int(float(s)) for s in spec.split(",") if s.strip()]
+    return B.parse_sizes(os.environ.get("MLKERN_BENCH_OPTIM_SIZES", "1e7"))
 
 
-def _fmt_n(n):
-    e = int(round(math.log10(n))) if n > 0 else 0
-    return f"1e{e}" if 10 ** e == n else str(n)
-
-
-def _tag(dt):
-    return {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}[np.dtype(dt)]
+_fmt_n = B.fmt_n
+_tag = B.dtype_tag
+_set_torch_threads = B.set_torch_threads
 
 
 _DATA = {}
@@ -111,13 +107,6 @@ def _data(n, dt):
         rng = np.random.default_rng(n)
         _DATA[key] = (rng.standard_normal(n).astype(dt), rng.standard_normal(n).astype(dt))
     return _DATA[key]
-
-
-def _set_torch_threads(t):
-    torch.set_num_threads(t)
-    got = torch.get_num_threads()
-    if got != t:
-        raise RuntimeError(f"torch.get_num_threads() is {got} after set_num_threads({t})")
 
 
 # ------------------------------------------------------------------ Adam peers
