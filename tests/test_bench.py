@@ -33,7 +33,7 @@ def test_registry_covers_every_family_and_public_function():
     import mlkern.losses as losses
     import mlkern.rowwise as rowwise
     fams = bench.FAMILIES
-    assert list(fams) == ["activations", "rowwise", "losses", "layers"]
+    assert list(fams) == ["activations", "rowwise", "losses", "layers", "optim"]
     names = [c.name for c in bench.all_cases()]
     assert len(names) == len(set(names)), "case names must be unique"
     for fam in fams.values():
@@ -62,6 +62,13 @@ def test_registry_covers_every_family_and_public_function():
     assert {m for m, _ in used} == {"mlkern.layers"}
     assert {n for _, n in used} <= {"dense", "dense_backward", "embedding", "embedding_backward"}
     assert bench.COPY.mlkern.available() and bench.COPY.kind == "copy"
+    # the optimisers: every *_step of mlkern.optim's public names is timed
+    import mlkern.optim as optim
+    steps = {n for n in optim.__all__ if n.endswith("_step")}
+    timed = {_mlkern_names(c) for c in fams["optim"].cases}
+    assert {m for m, _ in timed} == {"mlkern.optim"} and {n for _, n in timed} <= steps
+    assert all(c.mlkern.available() for c in fams["optim"].cases)
+    assert not fams["optim"].in_all and all(fams[f].in_all for f in fams if f != "optim")
 
 
 def test_layers_family_is_available_exactly_when_mlkern_layers_imports():
@@ -158,6 +165,36 @@ def test_runner_rowwise_and_cross_entropy_tiny():
         runner, recs = _run(table, cases, shapes, dtypes=(np.float32, np.float64))
         _expect_records(runner, recs, cases, shapes, dtypes=("f32", "f64"))
         assert all(r["rowwise"] and r["spec"] in ("4x9", "3x7x2:1") for r in recs)
+
+
+def test_runner_optim_tiny():
+    cases = bench.select("optim")[0]
+    assert [c.name for c in cases] == ["adam_step"]
+    runner, recs = _run(bench.OPTIM, cases, [1000])
+    _expect_records(runner, recs, cases, [1000])
+
+
+def test_optim_check_catches_a_wrong_step():
+    from mlkern.bench.families import optim as O
+    case = O.CASES[0]
+    good = case.check(bench.Inputs(), 10, (np.zeros(1, np.float32),), None, case.numpy[0])
+    assert good["ok"] and good["err"] <= 2e-4
+
+    def make(ins, out):                       # Adam with lr 10 % too large
+        p, g, m, v = ins
+        k = [0]
+
+        def step():
+            k[0] += 1
+            t = k[0]
+            m[:] = O.B1 * m + (1 - O.B1) * g
+            v[:] = O.B2 * v + (1 - O.B2) * g * g
+            p[:] -= 1.1 * O.LR / (1 - O.B1 ** t) * m / (np.sqrt(v / (1 - O.B2 ** t)) + O.EPS)
+        step.state = lambda: (m, v)
+        return step
+    bad = case.check(bench.Inputs(), 10, (np.zeros(1, np.float64),), None,
+                     bench.Impl("wrong", "numpy", make))
+    assert not bad["ok"] and bad["where"].startswith(("p[", "the update"))
 
 
 def _fake_layers(broken=False):

@@ -100,7 +100,7 @@ not imported by ``import mlkern``.
 """
 from . import families as _families  # noqa: F401  (registers every family)
 from .cases import (CHECK_POINTS, CROSS_ENTROPY, DTYPES, ELEMENTWISE, FAMILIES, LAYER_SHAPES,
-                    LAYER_SHAPES_SMOKE, LAYERS, LOSS_SHAPES, LOSS_SHAPES_SMOKE, ROOF_BYTES,
+                    LAYER_SHAPES_SMOKE, LAYERS, LOSS_SHAPES, OPTIM, LOSS_SHAPES_SMOKE, ROOF_BYTES,
                     ROW_SHAPES, ROW_SHAPES_SMOKE, ROWWISE, TABLES, TOL, Case, Family, Inputs,
                     LayerShape, RowShape, Table, all_cases, default_layer_shapes,
                     default_loss_shapes, default_row_shapes, dtype_tag, fmt_n, function_families,
@@ -108,6 +108,7 @@ from .cases import (CHECK_POINTS, CROSS_ENTROPY, DTYPES, ELEMENTWISE, FAMILIES, 
 from .cli import build_parser, machine_info, main
 from .families.activations import CASES, COPY
 from .families.layers import CASES as LAYER_CASES
+from .families.optim import CASES as OPTIM_CASES
 from .families.losses import CASES as LOSS_CASES
 from .families.losses import ROW_CASES as LOSS_ROW_CASES
 from .families.rowwise import CASES as ROW_CASES

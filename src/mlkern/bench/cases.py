@@ -248,12 +248,19 @@ class Case:
         return f"Case({self.name!r})"
 
 
-def new_outputs(case, point, dtype):
+def new_outputs(case, point, dtype, reuse=None, slot=0):
     """Preallocated outputs of ``case``: NaN-filled (-1 for an integer
-    result), a tuple when there are several, None when there are none."""
+    result), a tuple when there are several, None when there are none.
+    ``reuse``: a dict keeping the arrays by (shape, dtype, slot) from one
+    call to the next (no fresh page faults per case)."""
     outs = []
-    for shape, dt in case.out_specs(point, dtype):
-        o = np.empty(shape, dtype=dt)
+    for k, (shape, dt) in enumerate(case.out_specs(point, dtype)):
+        key = (tuple(shape), np.dtype(dt).str, slot, k)
+        o = None if reuse is None else reuse.get(key)
+        if o is None:
+            o = np.empty(shape, dtype=dt)
+            if reuse is not None:
+                reuse[key] = o
         o.fill(-1 if o.dtype.kind == "i" else np.nan)
         outs.append(o)
     return outs[0] if len(outs) == 1 else (tuple(outs) if outs else None)
@@ -529,19 +536,23 @@ CROSS_ENTROPY = Table(
           "median time / logits; GB/s = (2*N*itemsize + 8*rows) / median time")
 LAYERS = Table("layers", lambda sizes, shapes: default_layer_shapes(sizes), parallel_numpy=True,
                json_key="layer_records")
+OPTIM = Table("optim", lambda sizes, shapes: list(sizes), json_key="optim_records",
+              title="Optimiser step (in place; every call the next step): ns/el = median time / "
+                    "parameters; GB/s = 7*n*itemsize / median time")
 #: every table, in run and print order
-TABLES = (ELEMENTWISE, ROWWISE, CROSS_ENTROPY, LAYERS)
+TABLES = (ELEMENTWISE, ROWWISE, CROSS_ENTROPY, LAYERS, OPTIM)
 
 
 # ------------------------------------------------------------------ the registry
 class Family:
     """One module's cases.  ``available()``: False when mlkern lacks the
     family in this build (it is then left out of a run, and said so when it
-    was asked for by name); ``aliases``: other names selecting all of it."""
+    was asked for by name); ``aliases``: other names selecting all of it;
+    ``in_all``: part of a run without ``--functions`` (or "all")."""
 
-    def __init__(self, name, cases, aliases=(), available=None, unavailable=""):
+    def __init__(self, name, cases, aliases=(), available=None, unavailable="", in_all=True):
         self.name, self.cases, self.aliases = name, list(cases), tuple(aliases)
-        self._available, self.unavailable = available, unavailable
+        self._available, self.unavailable, self.in_all = available, unavailable, in_all
 
     def available(self):
         return True if self._available is None else bool(self._available())
@@ -581,8 +592,8 @@ def select(spec):
     function and its backward, "sigmoid_forward" the function only,
     "sigmoid_backward" the backward only; "forward"/"backward" select all
     of a kind; a registry family ("activations" or "elementwise",
-    "rowwise", "losses", "layers") all of its cases; None or "all" selects
-    everything available.  Cases of a family that is not available in this
+    "rowwise", "losses", "layers", "optim") all of its cases; None or "all"
+    selects everything available but the families outside "all" (optim).  Cases of a family that is not available in this
     build are dropped; ``unavailable`` lists those families (with the
     reason) when they were named, not merely implied by "all"."""
     every = all_cases()
@@ -599,7 +610,7 @@ def select(spec):
         return keep, [(f.name, f.unavailable) for f in gone]
 
     if spec is None or spec.strip() in ("", "all"):
-        return usable(every, False)
+        return usable([c for c in every if FAMILIES[c.group].in_all], False)
     by_name = {c.name: c for c in every}
     groups = {a: f for f in fams for a in (f.name,) + f.aliases}
     names = function_families()

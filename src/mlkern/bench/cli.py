@@ -11,7 +11,7 @@ import numpy as np
 
 from . import peers
 from .cases import (DTYPES, LOSS_SHAPES, LOSS_SHAPES_SMOKE, ROW_SHAPES, ROW_SHAPES_SMOKE, TABLES,
-                    FAMILIES, all_cases, dtype_tag, fmt_n, function_families, parse_shapes,
+                    FAMILIES, all_cases, dtype_tag, fmt_n, parse_shapes,
                     parse_sizes, select)
 from .plot import PLOT_PEERS, _require_matplotlib, plot
 from .report import report_overhead, report_table, roofs
@@ -55,14 +55,15 @@ def build_parser(parser=None):
                                           description="Time mlkern against NumPy/SciPy and PyTorch.")
     losses = [c.name for c in FAMILIES["losses"].cases]
     layers = [c.name for c in FAMILIES["layers"].cases]
+    names = [c.family for c in all_cases() if c.group in ("activations", "rowwise")]
     p.add_argument("--sizes", help="comma list of element counts (default: 1e5,1e7 quick; "
                                    "1e3,1e5,1e7 full)")
     p.add_argument("--dtypes", default="f32,f64", help="comma list of f32,f64 (default: both)")
     p.add_argument("--threads", default="1,2", help="comma list of thread counts (default: 1,2)")
     p.add_argument("--functions", help="comma list: a name (sigmoid = sigmoid and "
                    "sigmoid_backward), <name>_forward, <name>_backward, 'forward', 'backward', "
-                   "'elementwise', 'rowwise', 'losses', 'layers' (default: all). Names: "
-                   f"{', '.join(n for n in function_families() if n not in ('dense', 'embedding'))}; "
+                   "'elementwise', 'rowwise', 'losses', 'layers' (default: all); 'optim' (the Adam "
+                   f"step, only when named). Names: {', '.join(dict.fromkeys(names))}; "
                    f"losses: {', '.join(losses)}; layers (when mlkern.layers exists): "
                    f"{', '.join(layers)}")
     p.add_argument("--shapes", help="row-wise (and cross-entropy) shapes, comma list of AxB[xC][:axis] "
@@ -136,7 +137,8 @@ def main(argv=None, args=None):
         with open(args.from_json) as fh:
             payload = json.load(fh)
         plot(payload.get("records", []) + payload.get("rowwise_records", [])
-             + payload.get("layer_records", []), args.plot, peer=args.plot_peer)
+             + payload.get("layer_records", []) + payload.get("optim_records", []), args.plot,
+             peer=args.plot_peer)
         print(f"wrote {args.plot}")
         return 0
     use_torch = not args.no_torch and peers.import_torch() is not None
@@ -165,6 +167,9 @@ def main(argv=None, args=None):
     if lay:
         print(f"  layers: {','.join(c.name for c in lay)} at "
               f"{','.join(s.spec for s in points[TABLES[3]])} (dense MxKxN, embedding VxD/tokens)")
+    if by_table[TABLES[4]]:
+        print(f"  optim: {','.join(c.name for c in by_table[TABLES[4]])} at sizes "
+              f"{','.join(fmt_n(n) for n in sizes)}")
     for name, why in unavailable:
         print(f"  {name}: not run: {why}")
     load = _loadavg()
@@ -218,14 +223,17 @@ def main(argv=None, args=None):
                    "elapsed_s": elapsed}
         if lay:
             payload["settings"]["layer_shapes"] = [s.spec for s in points[TABLES[3]]]
-            payload["layer_records"] = layer_records
-            payload["layer_mismatches"] = mismatch[TABLES[3]]
+        for t in TABLES[3:]:          # tables newer than the JSON format: only when they ran
+            if by_table[t]:
+                payload[t.json_key] = results[t]
+                payload[t.json_key.replace("records", "mismatches")] = mismatch[t]
         with open(args.json, "w") as fh:
             json.dump(payload, fh, indent=1)
         print(f"wrote {args.json}")
     if getattr(args, "plot", None):
         try:
-            plot(records + row_records + layer_records, args.plot, peer=args.plot_peer)
+            plot(records + row_records + layer_records + results.get(TABLES[4], []), args.plot,
+                 peer=args.plot_peer)
             print(f"wrote {args.plot}")
         except ValueError as e:
             print(f"error: --plot: {e}", file=sys.stderr)

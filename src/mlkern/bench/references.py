@@ -471,3 +471,18 @@ def embedding_backward_ref(grad_output, indices, num_embeddings, padding_idx=Non
     if padding_idx is not None:
         out[padding_idx] = 0.0
     return out
+
+
+# ---------------------------------------------------------------- optimisers
+def adam_ref(p0, grads, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
+    """float64 (p, m, v) after ``len(grads)`` Adam steps from p0, m = v = 0
+    (PyTorch's update: bias-corrected moments, eps added to sqrt(v_hat))."""
+    p = np.asarray(p0, np.float64)
+    m = np.zeros_like(p)
+    v = np.zeros_like(p)
+    for t, g in enumerate(grads, start=1):
+        g = np.asarray(g, np.float64)
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g * g
+        p = p - lr / (1 - beta1 ** t) * m / (np.sqrt(v) / math.sqrt(1 - beta2 ** t) + eps)
+    return p, m, v

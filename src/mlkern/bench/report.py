@@ -171,14 +171,15 @@ class LayerLayout(RowLayout):
 
 
 LAYOUTS = {"elementwise": ElementwiseLayout, "rowwise": RowLayout, "cross_entropy": RowLayout,
-           "layers": LayerLayout}
+           "layers": LayerLayout, "optim": ElementwiseLayout}
 
 
 def report_table(table, records, mismatches, points, use_torch, *, case_order, pruned=(),
                  memory_bound=(), stream=sys.stdout):
     """Print one table (and its notes and value mismatches)."""
     p = lambda *a: print(*a, file=stream)  # noqa: E731
-    lay = LAYOUTS[table.name](records) if table.name == "elementwise" else LAYOUTS[table.name]()
+    layout = LAYOUTS[table.name]
+    lay = layout(records) if layout is ElementwiseLayout else layout()
     by = {}
     for r in records:
         by.setdefault(lay.key(r), []).append(r)
@@ -251,7 +252,7 @@ def report_table(table, records, mismatches, points, use_torch, *, case_order, p
         if table.name == "elementwise":
             p("VALUE MISMATCHES (max abs err / max(1, max|ref|) against the float64 reference):")
         else:
-            p(f"{'ROW-WISE' if table.name != 'layers' else 'LAYER'} VALUE MISMATCHES (max abs err / "
+            p(f"{ {'layers': 'LAYER', 'optim': 'OPTIMISER'}.get(table.name, 'ROW-WISE')} VALUE MISMATCHES (max abs err / "
               "max(1, max|ref|) against the float64 reference; argmax: fraction of rows wrong):")
         for m in mismatches:
             at = f"n={fmt_n(m['n'])}" if "n" in m else m["shape"]

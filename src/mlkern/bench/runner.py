@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from .cases import Inputs, dtype_tag, fmt_n, point_args
+from .cases import Inputs, dtype_tag, fmt_n, new_outputs, point_args
 from .peers import as_numpy, blas_threads, import_torch, prepare, set_torch_threads
 
 _pc = time.perf_counter_ns
@@ -181,22 +181,9 @@ class Runner:
             sys.stderr.write(f"\r  [{self._done:3d}/{self._total}] {what:<48}")
             sys.stderr.flush()
 
-    def _out(self, case, point, dtype, slot):
-        """Reused output buffers (no fresh page faults per case), NaN-filled."""
-        specs = case.out_specs(point, dtype)
-        outs = []
-        for k, (shape, dt) in enumerate(specs):
-            key = (tuple(shape), np.dtype(dt).str, slot, k)
-            o = self._outs.get(key)
-            if o is None:
-                o = self._outs[key] = np.empty(shape, dtype=dt)
-            o.fill(-1 if o.dtype.kind == "i" else np.nan)
-            outs.append(o)
-        return outs[0] if len(outs) == 1 else (tuple(outs) if outs else None)
-
     def _setup(self, case, impl, point, dtype, T=1, slot=0):
         ins = self.inputs.for_case(case, point, dtype)
-        out = self._out(case, point, dtype, slot)
+        out = new_outputs(case, point, dtype, self._outs, slot)
         f = prepare(impl, ins, out, *point_args(point))
         t0 = _pc()
         res = f()                 # the first call: thrown away (timed for the warm-up)
