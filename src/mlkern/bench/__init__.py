@@ -7,7 +7,7 @@ pytest-benchmark suites in ``benchmarks/``.
 The package: :mod:`~mlkern.bench.cases` (the case type, points, input
 cache, value checks, tables and the family registry),
 :mod:`~mlkern.bench.families` (one module per family: activations,
-rowwise, losses, layers), :mod:`~mlkern.bench.peers` (the impl type and the
+rowwise, losses, layers, optim), :mod:`~mlkern.bench.peers` (the impl type and the
 optional runtimes), :mod:`~mlkern.bench.references` (the float64
 references, shared with the test suite), :mod:`~mlkern.bench.runner`
 (timing), :mod:`~mlkern.bench.report` (the tables),
@@ -94,6 +94,12 @@ and embedding forward + backward (50,000 x 256 table, 4,096 tokens)
 NumPy's matmul chains, the bare NumPy GEMM and torch; time per call in
 us, GFLOP/s; NumPy's OpenBLAS at T threads.  ``--json`` puts them under
 ``layer_records``.
+
+Optimisers (``--functions optim``; not part of a default run): the fused
+in-place ``adam_step`` against NumPy's 12-pass ``out=`` chains (whole
+arrays and 65,536-element blocks) and ``torch.optim.Adam`` (fused,
+foreach, for-loop), at ``--sizes``; GB/s by 7 n itemsize.  ``--json``
+puts them under ``optim_records``.
 
 Only NumPy is required; SciPy and PyTorch are optional.  This package is
 not imported by ``import mlkern``.

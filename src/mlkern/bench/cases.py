@@ -450,7 +450,8 @@ class Table:
     ``--shapes`` or None); ``prune``: quick mode may skip slow NumPy peers
     at large sizes; ``parallel_numpy``: the NumPy peers use T threads
     (OpenBLAS, limited with threadpoolctl) instead of being single-threaded
-    and carried over from T=1; ``roof``: the copy roof is timed with it.
+    and carried over from T=1; ``roof``: the copy roof (``roof_case``, set
+    by the family that owns it) is timed with it.
     """
 
     def __init__(self, name, points, *, prune=False, parallel_numpy=False, roof=False, title=None,
@@ -458,6 +459,7 @@ class Table:
         self.name, self._points = name, points
         self.prune, self.parallel_numpy, self.roof = prune, parallel_numpy, roof
         self.title, self.json_key = title, json_key
+        self.roof_case: "Case | None" = None
 
     def points(self, sizes, shapes=None):
         return self._points(sizes, shapes)
@@ -561,7 +563,7 @@ class Family:
         return f"Family({self.name!r}, {len(self.cases)} cases)"
 
 
-FAMILIES = {}      # name -> Family, in registration order
+FAMILIES: "dict[str, Family]" = {}      # name -> Family, in registration order
 
 
 def register(family):

@@ -183,7 +183,7 @@ def main(argv=None, args=None):
     overhead = ([] if args.no_overhead else
                 measure_overhead(dtypes, settings, use_torch, _overhead_np_sigmoid()))
     runners = {t: Runner(t, by_table[t], points[t], dtypes, threads, settings, use_torch=use_torch,
-                         progress=not args.no_progress, roof_case=getattr(t, "roof_case", None))
+                         progress=not args.no_progress, roof_case=t.roof_case)
                for t in tables}
     results = {}
     with peers.blas_threads(1):   # np.dot (the MSE peer): single-threaded like the rest of NumPy
