@@ -148,4 +148,17 @@ def assert_close(case, ins, out, point=None, impl=None, label="", cache=None):
     return r
 
 
-__all__ = [n for n in dir() if not n.startswith("_")]
+__all__ = ['CASES', 'CASES_BY_NAME', 'CHECK_POINTS', 'COPY', 'CROSS_ENTROPY', 'Case', 'DTYPES',
+           'ELEMENTWISE', 'FAMILIES', 'Family', 'Impl', 'Inputs', 'LAYERS', 'LAYER_CASES',
+           'LAYER_SHAPES', 'LAYER_SHAPES_SMOKE', 'LOSS_CASES', 'LOSS_CASES_BY_NAME',
+           'LOSS_ROW_CASES', 'LOSS_SHAPES', 'LOSS_SHAPES_SMOKE', 'LayerShape', 'OPTIM',
+           'OPTIM_CASES', 'PLOT_PEERS', 'ROOF_BYTES', 'ROWWISE', 'ROW_CASES', 'ROW_SHAPES',
+           'ROW_SHAPES_SMOKE', 'Record', 'RowShape', 'Runner', 'Settings', 'TABLES', 'TOL',
+           'Table', 'Timer', 'all_cases', 'as_numpy', 'assert_close', 'blas_threads',
+           'build_parser', 'check', 'copy_kernel', 'default_layer_shapes', 'default_loss_shapes',
+           'default_row_shapes', 'dtype_tag', 'fmt_n', 'function_families', 'import_torch',
+           'loss_check', 'machine_info', 'main', 'mark_stalls', 'math_layer', 'measure_overhead',
+           'mlkern_function', 'new_outputs', 'numpy_peer', 'parse_shapes', 'parse_sizes', 'plot',
+           'prepare', 'register', 'report_overhead', 'report_table', 'roofs', 'select',
+           'set_torch_threads', 'speedups', 'time_one', 'time_round_robin', 'to_torch',
+           'torch_peer']

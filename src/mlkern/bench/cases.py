@@ -453,13 +453,13 @@ class Table:
     and carried over from T=1; ``roof``: the copy roof (``roof_case``, set
     by the family that owns it) is timed with it.
     """
+    roof_case: "Case | None" = None
 
     def __init__(self, name, points, *, prune=False, parallel_numpy=False, roof=False, title=None,
                  json_key="rowwise_records"):
         self.name, self._points = name, points
         self.prune, self.parallel_numpy, self.roof = prune, parallel_numpy, roof
         self.title, self.json_key = title, json_key
-        self.roof_case: "Case | None" = None
 
     def points(self, sizes, shapes=None):
         return self._points(sizes, shapes)

@@ -98,7 +98,7 @@ def plot(records, path, peer="best", title=None):
             ax.grid(True, which="minor", axis="y", alpha=0.12)
             ax.set_ylim(lo / 1.3, hi * 1.3)
             if i == len(families) - 1:
-                ax.set_xlabel("multiply-adds (log scale)" if family == "layers"
+                ax.set_xlabel("multiply-adds (dense), elements looked up (embedding)" if family == "layers"
                               else "elements of the input (log scale)")
             if j == 0:
                 ax.set_ylabel("speed-up: peer time / mlkern time")
