@@ -271,30 +271,28 @@ def _plain_log_softmax(x):
     return x - _plain_lse(x)                                        # pragma: no cover
 
 
-def _softmax_last(x):
+def _careful(x, finite, plain):
+    """A softmax-family reference along the last axis: ``finite(m, d, e, T,
+    L)`` on the careful form's parts, ``plain`` (SciPy's) on the rows it does
+    not cover."""
     x = _rows_f64(x)
     if x.shape[-1] == 0 or x.size == 0:
         return np.empty(x.shape)
-    m, d, e, T, L = rowwise_parts(x)
+    parts = rowwise_parts(x)
     with errstate():
-        r = e / (1.0 + T)
+        r = finite(*parts)
         bad = _nonfinite_rows(x)
         if bad.any():
-            r[bad] = _plain_softmax(x[bad])
+            r[bad] = plain(x[bad])
     return r
+
+
+def _softmax_last(x):
+    return _careful(x, lambda m, d, e, T, L: e / (1.0 + T), _plain_softmax)
 
 
 def _log_softmax_last(x):
-    x = _rows_f64(x)
-    if x.shape[-1] == 0 or x.size == 0:
-        return np.empty(x.shape)
-    m, d, e, T, L = rowwise_parts(x)
-    with errstate():
-        r = d - L
-        bad = _nonfinite_rows(x)
-        if bad.any():
-            r[bad] = _plain_log_softmax(x[bad])
-    return r
+    return _careful(x, lambda m, d, e, T, L: d - L, _plain_log_softmax)
 
 
 def _logsumexp_last(x):
