@@ -10,7 +10,7 @@ when ``import torch`` works, PyTorch's ``out=`` / ``grad_input=`` ops
 groups (``sigmoid_backward-...``) time ``f_backward(grad_output, saved)``;
 ``copy-...`` groups (mlkern's own prange copy kernel vs ``np.copyto`` and
 ``Tensor.copy_``) give the memory roof.  The cases, peers and reference
-formulas live in :mod:`mlkern.bench` (shared with ``python -m mlkern bench``).
+formulas live in :mod:`mlkern.bench` (:mod:`mlkern.bench.families.activations`, shared with ``python -m mlkern bench``).
 
 Inputs: x ~ 3 N(0,1), g ~ N(0,1), generated once per size and dtype; the
 backward of sigmoid, tanh and elu takes the forward output y.  Outputs are
@@ -46,7 +46,7 @@ def _parse(spec, conv):
 
 def _units(config):
     """(case, impl, dtype, n, T) in run order (see the module docstring)."""
-    sizes = B._parse_sizes(config.getoption("bench_sizes"))
+    sizes = B.parse_sizes(config.getoption("bench_sizes"))
     dtypes = [np.dtype(B.DTYPES[t]) for t in _parse(config.getoption("bench_dtypes"), str)]
     threads = sorted(set(_parse(config.getoption("bench_threads"), int)))
     runtimes = ("mlkern", "numpy") if config.getoption("bench_no_torch") else ("mlkern", "numpy", "torch")
@@ -96,7 +96,7 @@ def test_bench(benchmark, unit):
         pytest.importorskip("scipy.special")
 
     ins = _INPUTS.for_case(case, n, dtype)
-    out = B.new_output(ins[0])
+    out = B.new_outputs(case, n, dtype)
     if impl.runtime == "mlkern":
         with mlkern.threads(T):
             benchmark(B.prepare(impl, ins, out))

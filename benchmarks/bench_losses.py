@@ -65,6 +65,7 @@ import pytest
 
 import mlkern
 from mlkern import bench as B
+from mlkern.bench import references as R
 
 try:
     import torch
@@ -82,18 +83,14 @@ _DATA = {}
 
 
 def _data(shape, dt):
+    """(logits, labels, float64 mean loss, float64 gradient), drawn once."""
     key = (shape, dt)
     if key not in _DATA:
         rng = np.random.default_rng(0)
         z = (2 * rng.standard_normal(shape)).astype(dt)
         y = rng.integers(0, shape[1], shape[0])
-        z64 = z.astype(np.float64)
-        m = z64.max(axis=1, keepdims=True)
-        lse = m[:, 0] + np.log(np.exp(z64 - m).sum(axis=1))
-        loss = float(np.mean(lse - z64[np.arange(shape[0]), y]))
-        p = np.exp(z64 - lse[:, None])
-        p[np.arange(shape[0]), y] -= 1
-        _DATA[key] = (z, y, loss, p / shape[0])
+        loss, grad = R.cross_entropy_ref(z, y, axis=1)
+        _DATA[key] = (z, y, loss, grad)
     return _DATA[key]
 
 
@@ -251,7 +248,7 @@ _EL_INPUTS = B.Inputs()       # module-level cache: one draw (and float64 refere
 _STRICT_LOSS = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-12}   # mlkern's loss
 
 
-@B._tc("torch grad only: sub, mul(2/N) (out=)")
+@B.torch_peer("torch grad only: sub, mul(2/N) (out=)")
 def _t_mse_grad_only(ins, o):
     p, t = ins
     s = 2.0 / p.numel()
@@ -263,13 +260,13 @@ def _t_mse_grad_only(ins, o):
     return f
 
 
-@B._np("np.add(a, b, out=c)")
+@B.numpy_peer("np.add(a, b, out=c)")
 def _np_rrw(ins, o):
     a, b = ins
     return lambda: np.add(a, b, out=o)
 
 
-@B._tc("torch.add(a, b, out=c)")
+@B.torch_peer("torch.add(a, b, out=c)")
 def _t_rrw(ins, o):
     a, b = ins
     return lambda: torch.add(a, b, out=o)
@@ -286,7 +283,7 @@ def _group_impls(prefix):
 def _el_units(config):
     """(group prefix, impl, dtype, n, T) in run order: T=1 first, then each
     T > 1 by runtime (numpy, mlkern, torch)."""
-    sizes = B._parse_sizes(config.getoption("--bench-sizes"))
+    sizes = B.parse_sizes(config.getoption("--bench-sizes"))
     dtypes = [np.dtype(DT[d.strip()]) for d in config.getoption("--bench-dtypes").split(",") if d.strip()]
     threads = sorted({int(x) for x in config.getoption("--bench-threads").split(",") if x.strip()})
     runtimes = ("mlkern", "numpy") if config.getoption("--bench-no-torch") else ("mlkern", "numpy", "torch")
@@ -323,7 +320,7 @@ def test_loss_el(benchmark, el_unit):
         pytest.skip(f"{impl.name} is not in this build of mlkern")
     case = B.LOSS_CASES_BY_NAME[EL_GROUPS.get(prefix, "mse_with_grad")]   # the roof reads mse's inputs
     ins = case.inputs(_EL_INPUTS, n, dtype)
-    out = B.new_output(ins[0])
+    out = B.new_outputs(case, n, dtype)
     fn = B.prepare(impl, ins, out)
     with np.errstate(all="ignore"):
         if impl.runtime == "mlkern":
@@ -333,7 +330,7 @@ def test_loss_el(benchmark, el_unit):
             B.set_torch_threads(T)
             res = benchmark(fn)
         else:                 # NumPy: single-threaded, but for np.dot's OpenBLAS
-            with B._blas_threads(T):
+            with B.blas_threads(T):
                 res = benchmark(fn)
     stats = getattr(benchmark, "stats", None)
     if stats is not None and getattr(stats, "stats", None) is not None:

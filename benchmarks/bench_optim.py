@@ -27,7 +27,7 @@ the bias corrections evolve as in training.  Peers:
 
 ``roof-<n>-<dtype>-T<threads>`` (where an array is >= 32 MiB, out of L3):
 the memory roof as PEERS.md defines it, the best GB/s of a copy (read 1,
-write 1: ``np.copyto``, ``mlkern._math.copy``, ``Tensor.copy_``) and a
+write 1: ``np.copyto``, mlkern's copy kernel (``mlkern.bench.COPY``), ``Tensor.copy_``) and a
 triad-like add (read 2, write 1: ``np.add(a, b, out=c)``,
 ``torch.add(a, b, out=c)``) at the same dtype and T.  ``%roof`` of a peer =
 its effective GB/s (7 n itemsize / median: p, g, m, v read, p, m, v
@@ -60,7 +60,6 @@ correctness pass.  ``--bench-dtypes``, ``--bench-threads`` and
     PYTHONPATH=src python -m pytest benchmarks/bench_optim.py \\
         --benchmark-columns=median,iqr,rounds --benchmark-sort=name
 """
-import math
 import os
 import re
 import time
@@ -69,36 +68,33 @@ import numpy as np
 import pytest
 
 import mlkern
-from mlkern.optim import adam_step
+from mlkern import bench as B
+from mlkern.bench.families import optim as OPT   # the Adam case: peers, check, constants
 
 try:
     import torch
 except Exception:  # pragma: no cover
     torch = None
 
-DT = {"f32": np.float32, "f64": np.float64}
-TOL = {np.dtype(np.float32): 2e-4, np.dtype(np.float64): 1e-8}
-ROOF_BYTES = 32 * 2**20       # roof groups only where an array is out of L3
-LR, B1, B2, EPS = 1e-3, 0.9, 0.999, 1e-8
-BLOCK = 65536                 # NumPy blocked variant: elements per block
-CHECK_N = 100_003
-CHECK_STEPS = 3
+DT = B.DTYPES
+TOL = B.TOL
+ROOF_BYTES = B.ROOF_BYTES     # roof groups only where an array is out of L3
+LR, B1, B2, EPS = OPT.LR, OPT.B1, OPT.B2, OPT.EPS
+BLOCK = OPT.BLOCK             # NumPy blocked variant: elements per block
+CHECK_N = OPT.CHECK_N
+CHECK_STEPS = OPT.CHECK_STEPS
 WARM_S = 0.05
-ADAM_BYTES = 7                # x n x itemsize: p, g, m, v read; p, m, v written
+ADAM_BYTES = OPT.ADAM_BYTES   # x n x itemsize: p, g, m, v read; p, m, v written
+ADAM = OPT.CASES[0]
 
 
 def _sizes():
-    spec = os.environ.get("MLKERN_BENCH_OPTIM_SIZES", "1e7")
-    return [int(float(s)) for s in spec.split(",") if s.strip()]
+    return B.parse_sizes(os.environ.get("MLKERN_BENCH_OPTIM_SIZES", "1e7"))
 
 
-def _fmt_n(n):
-    e = int(round(math.log10(n))) if n > 0 else 0
-    return f"1e{e}" if 10 ** e == n else str(n)
-
-
-def _tag(dt):
-    return {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}[np.dtype(dt)]
+_fmt_n = B.fmt_n
+_tag = B.dtype_tag
+_set_torch_threads = B.set_torch_threads
 
 
 _DATA = {}
@@ -113,131 +109,36 @@ def _data(n, dt):
     return _DATA[key]
 
 
-def _set_torch_threads(t):
-    torch.set_num_threads(t)
-    got = torch.get_num_threads()
-    if got != t:
-        raise RuntimeError(f"torch.get_num_threads() is {got} after set_num_threads({t})")
-
-
 # ------------------------------------------------------------------ Adam peers
-# make(p, g, m, v) -> (step, state): step() does the next Adam step in place
-# (g is read through the reference given, so the check can change its
-# contents between steps); state() returns the (m, v) arrays.
+# The impls of mlkern.bench's optim family (mlkern, NumPy whole-array and
+# blocked, torch fused / foreach / for-loop).  make(p, g, m, v) -> (step,
+# state): step() does the next Adam step in place (g is read through the
+# reference given, so the check can change its contents between steps);
+# state() returns the (m, v) arrays.
 
 class Peer:
-    def __init__(self, name, runtime, make, label=None):
+    def __init__(self, name, runtime, make, label=None, impl=None):
         self.name, self.runtime, self.make, self.label = name, runtime, make, label or name
+        self.impl = impl
 
 
-def _mk_mlkern(p, g, m, v):
-    k = [0]
-
-    def step():
-        k[0] += 1
-        adam_step(p, g, m, v, step=k[0], lr=LR)
-    return step, lambda: (m, v)
-
-
-def _np_views(p, g, m, v, tmp, block):
-    n = p.size
-    return [(p[i:i + block], g[i:i + block], m[i:i + block], v[i:i + block], tmp[:min(block, n - i)])
-            for i in range(0, n, block)]
-
-
-def _mk_numpy(block):
+def _adam_make(impl):
     def make(p, g, m, v):
-        tmp = np.empty(min(block, p.size) if block else p.size, p.dtype)
-        views = _np_views(p, g, m, v, tmp, block or p.size)
-        mul, add, sub, div, sqrt = np.multiply, np.add, np.subtract, np.divide, np.sqrt
-        c1, c2 = 1.0 - B1, 1.0 - B2
-        k = [0]
-
-        def step():
-            k[0] += 1
-            t = k[0]
-            rb = math.sqrt(1.0 - B2 ** t)
-            # p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps)
-            #    = (lr sqrt(bc2)/bc1) * m / (sqrt(v) + eps sqrt(bc2))
-            s = LR / (1.0 - B1 ** t) * rb
-            e = EPS * rb
-            for P, G, M, V, T in views:
-                sub(G, M, out=T)
-                mul(T, c1, out=T)
-                add(M, T, out=M)          # m += (1-b1)(g-m)
-                mul(V, B2, out=V)
-                mul(G, G, out=T)
-                mul(T, c2, out=T)
-                add(V, T, out=V)          # v = b2 v + (1-b2) g^2
-                sqrt(V, out=T)
-                add(T, e, out=T)
-                div(M, T, out=T)
-                mul(T, s, out=T)
-                sub(P, T, out=P)
-        return step, lambda: (m, v)
+        step = B.prepare(impl, (p, g, m, v), None)
+        return step, step.state
     return make
 
 
-def _mk_torch(**kw):
-    def make(p, g, m, v):
-        t = torch.from_numpy(p)
-        t.grad = torch.from_numpy(g)
-        opt = torch.optim.Adam([t], lr=LR, **kw)
-
-        def state():
-            st = opt.state[t]
-            return st["exp_avg"].numpy(), st["exp_avg_sq"].numpy()
-        return opt.step, state
-    return make
+ADAM_PEERS = [Peer(i.label, i.runtime, _adam_make(i), impl=i) for i in ADAM.all_impls()]
+_FOREACH = next(i for i in ADAM.torch if "foreach=True" in i.name)
 
 
-ADAM_PEERS = [
-    Peer("mlkern.adam_step", "mlkern", _mk_mlkern),
-    Peer("numpy out= (12 passes)", "numpy", _mk_numpy(0)),
-    Peer(f"numpy out= blocked {BLOCK}", "numpy", _mk_numpy(BLOCK)),
-    Peer("torch Adam fused=True", "torch", _mk_torch(fused=True)),
-    Peer("torch Adam foreach=True [a]", "torch", _mk_torch(foreach=True)),
-    Peer("torch Adam foreach=False [a]", "torch", _mk_torch(foreach=False)),
-]
-
-
-def _adam_ref(p0, grads, steps):
-    p = p0.astype(np.float64)
-    m = np.zeros_like(p)
-    v = np.zeros_like(p)
-    for t in range(1, steps + 1):
-        g = grads[t - 1].astype(np.float64)
-        m = B1 * m + (1 - B1) * g
-        v = B2 * v + (1 - B2) * g * g
-        p = p - LR / (1 - B1 ** t) * m / (np.sqrt(v) / math.sqrt(1 - B2 ** t) + EPS)
-    return p, m, v
-
-
-def _check_adam(make, dt, label):
-    rng = np.random.default_rng(12345)
-    p0 = rng.standard_normal(CHECK_N).astype(dt)
-    grads = [rng.standard_normal(CHECK_N).astype(dt) for _ in range(CHECK_STEPS)]
-    p, g = p0.copy(), np.empty_like(p0)
-    m, v = np.zeros_like(p0), np.zeros_like(p0)
-    step, state = make(p, g, m, v)
-    for gk in grads:
-        np.copyto(g, gk)
-        step()
-    rp, rm, rv = _adam_ref(p0, grads, CHECK_STEPS)
-    gm, gv = state()
-    tol = TOL[np.dtype(dt)]
-
-    def rel(got, ref, floor):
-        return np.max(np.abs(np.asarray(got, np.float64) - ref)) / max(floor, np.max(np.abs(ref)))
-    for what, got, ref, floor in (("m", gm, rm, 1e-30), ("v", gv, rv, 1e-30), ("p", p, rp, 1.0)):
-        err = rel(got, ref, floor)
-        assert err <= tol, f"{label}: {what} err {err:.3g} > {tol:g}"
-    d_ref = rp - p0
-    d_got = p.astype(np.float64) - p0
-    allowed = tol * np.max(np.abs(d_ref)) + 3 * np.spacing(np.abs(p0)).astype(np.float64)
-    bad = np.abs(d_got - d_ref) > allowed
-    assert not bad.any(), (f"{label}: update p - p0 off at {int(np.argmax(bad))}: "
-                           f"{d_got[bad][0]!r} vs {d_ref[bad][0]!r}")
+def _check_adam(impl, dt, label):
+    """The optim family's check: CHECK_STEPS steps on a CHECK_N instance
+    against the float64 reference."""
+    r = OPT.check_adam(ADAM, None, CHECK_N, (np.empty(1, dt),), None, impl)
+    assert r["ok"], (f"{label}: err {r['err']:.3g} > {r['tol']:g} at {r['where']}: "
+                     f"got {r['got']!r}, reference {r['ref']!r}")
 
 
 # ------------------------------------------------------------------ roof peers
@@ -251,8 +152,8 @@ class RoofPeer(Peer):
 
 
 def _mk_mlkern_copy(a, b, c):
-    from mlkern import _math
-    return lambda: _math.copy(a, out=c)
+    from mlkern.bench import COPY       # mlkern's copy kernel, the roof meter of the harness
+    return COPY.mlkern.make((a,), c)
 
 
 def _tt(*arrays):
@@ -278,7 +179,7 @@ ROOF_PEERS = {
     "roof": [
         RoofPeer("np.copyto(c, a)", "numpy", lambda a, b, c: lambda: np.copyto(c, a), "copy"),
         RoofPeer("np.add(a, b, out=c)", "numpy", lambda a, b, c: lambda: np.add(a, b, out=c), "add"),
-        RoofPeer("mlkern._math.copy(a, out=c)", "mlkern", _mk_mlkern_copy, "copy"),
+        RoofPeer("mlkern.bench.copy_kernel(a, out=c)", "mlkern", _mk_mlkern_copy, "copy"),
         RoofPeer("torch c.copy_(a)", "torch", _mk_t_copy, "copy"),
         RoofPeer("torch.add(a, b, out=c)", "torch", _mk_t_add, "add"),
     ],
@@ -383,24 +284,22 @@ def test_optim(benchmark, optim_unit):
     p0, g0 = _data(n, dtype)
     with np.errstate(all="ignore"):
         if prefix == "adam_step":
-            make, name = peer.make, peer.label
+            make, name, impl = peer.make, peer.label, peer.impl
             try:
-                _in_threads(peer, T, lambda: _check_adam(make, dtype, label))
+                _in_threads(peer, T, lambda: _check_adam(impl, dtype, label))
             except (RuntimeError, NotImplementedError, ValueError) as exc:
                 if "fused=True" not in peer.name:
                     raise
                 # torch < 2.4, or no CPU fused kernel for this dtype
-                make = _mk_torch(foreach=True)
+                make = _adam_make(_FOREACH)
                 name = "torch Adam foreach=True (fused=True raised)"
                 benchmark.extra_info["fused_error"] = str(exc)[:200]
-                _in_threads(peer, T, lambda: _check_adam(make, dtype, label))
+                _in_threads(peer, T, lambda: _check_adam(_FOREACH, dtype, label))
             benchmark.name = name
             benchmark.extra_info["impl"] = name
             p, m, v = p0.copy(), np.zeros_like(p0), np.zeros_like(p0)
             fn, _ = make(p, g0, m, v)
         else:
-            if peer.kind == "copy" and peer.runtime == "mlkern":
-                pytest.importorskip("mlkern._math")
             _in_threads(peer, T, lambda: _check_roof(peer, dtype, label))
             benchmark.name = peer.name
             a = p0.copy() if peer.kind == "inplace" else p0

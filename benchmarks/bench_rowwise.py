@@ -51,7 +51,7 @@ max|ref|) <= 2e-4 (float32) or 1e-8 (float64); argmax must give the same
 index (or a tied value).  So ``--benchmark-disable`` (each body runs
 once) is a quick correctness pass.  An mlkern function missing from the
 build is skipped, visibly.  The case registry lives in
-:mod:`mlkern.bench` (:data:`~mlkern.bench.ROW_CASES`), shared with
+:mod:`mlkern.bench` (:data:`~mlkern.bench.ROW_CASES`, :mod:`mlkern.bench.families.rowwise`), shared with
 ``python -m mlkern bench``.
 """
 import os
@@ -63,7 +63,7 @@ import pytest
 import mlkern
 from mlkern import bench as B
 
-_INPUTS = B.RowInputs()       # module-level cache: one draw per shape/dtype
+_INPUTS = B.Inputs()       # module-level cache: one draw per shape/dtype
 
 
 def _slug(name):
@@ -133,8 +133,8 @@ def test_bench(benchmark, unit):
         pytest.skip(f"{impl.name} is not in this build of mlkern")
 
     ins = _INPUTS.for_case(case, rs, dtype)
-    out = B.new_row_output(case, rs, dtype)
-    fn = B.prepare_row(impl, ins, out, rs)
+    out = B.new_outputs(case, rs, dtype)
+    fn = B.prepare(impl, ins, out, *rs.args())
     if impl.runtime == "mlkern":
         with mlkern.threads(T):
             res = benchmark(fn)
@@ -149,6 +149,6 @@ def test_bench(benchmark, unit):
         med = stats.stats.median * 1e9
         benchmark.extra_info["ns_per_el"] = med / rs.n
         benchmark.extra_info["gbps"] = case.nbytes(rs, np.dtype(dtype).itemsize) / med
-    got = B._as_numpy(res) if impl.allocates else out
-    B.row_assert_close(case, ins, got, rs,
-                       label=f"{case.name} {B.dtype_tag(dtype)} {rs.spec} T={T} {impl.name}")
+    got = B.as_numpy(res) if impl.allocates else out
+    B.assert_close(case, ins, got, rs, impl,
+                   label=f"{case.name} {B.dtype_tag(dtype)} {rs.spec} T={T} {impl.name}")

@@ -15,9 +15,13 @@ project's pytest settings collect ``test_*.py`` only), so no
 --bench-dtypes   MLKERN_BENCH_DTYPES   f32,f64
 --bench-threads  MLKERN_BENCH_THREADS  1,2
 --bench-no-torch MLKERN_BENCH_NO_TORCH=1  leave PyTorch out
+
+A benchmark whose id names a dtype (``...-f32-...``) also matches the
+NumPy name in ``-k`` expressions: ``-k "sigmoid and float32"``.
 """
 import fnmatch
 import os
+import re
 import sys
 
 import pytest
@@ -52,3 +56,14 @@ def pytest_collect_file(file_path, parent):
     if any(fnmatch.fnmatch(name, pat) for pat in parent.config.getini("python_files")):
         return None           # e.g. -o python_files='bench_*.py'
     return pytest.Module.from_parent(parent, path=file_path)
+
+
+_DTYPE_TAGS = (("f32", "float32"), ("f64", "float64"))
+
+
+def pytest_collection_modifyitems(items):
+    """``-k float32`` / ``-k float64`` select the benchmarks of that dtype."""
+    for item in items:
+        for tag, name in _DTYPE_TAGS:
+            if re.search(rf"(?:^|[-\[]){tag}(?:-|\]|$)", item.name):
+                item.extra_keyword_matches.add(name)

@@ -26,9 +26,11 @@ How it works:
    head *directory* is built in place too (incremental; ``--no-build-head``
    skips it).
 2. **Harness.**  With ``--harness head`` (default) the benchmark harness of
-   the head tree -- ``benchmarks/*.py`` and ``src/mlkern/bench.py``, which
-   holds the case registry -- is copied over the base tree before every
-   run, so both sides are timed by the same code and an edit to the
+   the head tree -- ``benchmarks/*.py`` and the ``src/mlkern/bench/``
+   package, which holds the case registry -- is copied over the base tree
+   before every run (a base tree's own harness, the package or the older
+   single module ``src/mlkern/bench.py``, is deleted first, so that
+   ``mlkern.bench`` imports the copied code), so both sides are timed by the same code and an edit to the
    harness cannot pass for a change of speed.  A benchmark whose mlkern
    function is missing in the base build is skipped there and reported
    as "head only".  ``--harness own`` runs each tree's own harness.
@@ -81,7 +83,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-HARNESS_FILES = ("src/mlkern/bench.py",)          # plus benchmarks/*.py
+HARNESS_DIR = "src/mlkern/bench"                  # the bench package; plus benchmarks/*.py
+OLD_HARNESS = "src/mlkern/bench.py"                 # the single-module harness of older trees
 DROP_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 _MLKERN_ID = re.compile(r"(?:^|-)mlkern(?::|$)")
 
@@ -158,7 +161,7 @@ def build(tree, label, force=False):
 def check_import(tree, label):
     """The subprocess environment must import the tree's own mlkern."""
     r = subprocess.run([sys.executable, "-c",
-                        "import mlkern, mlkern._kernels as e; print(mlkern.__file__); "
+                        "import io, mlkern; mlkern.show_config(file=io.StringIO()); print(mlkern.__file__); "
                         "print(getattr(mlkern, '__version__', '?'))"],
                        cwd=tree, env=bench_env(tree), capture_output=True, text=True)
     if r.returncode != 0:
@@ -183,17 +186,51 @@ def install_harness(tree, head_tree, mode, own_sha):
         for name in os.listdir(os.path.join(src, "benchmarks")):
             if name.endswith(".py"):
                 shutil.copy2(os.path.join(src, "benchmarks", name), os.path.join(tree, "benchmarks", name))
-        for rel in HARNESS_FILES:
-            shutil.copy2(os.path.join(src, rel), os.path.join(tree, rel))
+        _replace_harness(tree, src)
     elif own_sha is not None:
         names = git("ls-tree", "--name-only", own_sha, "benchmarks/").split()
-        for rel in [n for n in names if n.endswith(".py")] + list(HARNESS_FILES):
+        for rel in [n for n in names if n.endswith(".py")]:
             data = git("show", f"{own_sha}:{rel}", binary=True)
             with open(os.path.join(tree, rel), "wb") as fh:
                 fh.write(data)
         for name in os.listdir(os.path.join(tree, "benchmarks")):   # files head copied earlier
             if name.endswith(".py") and f"benchmarks/{name}" not in names:
                 os.remove(os.path.join(tree, "benchmarks", name))
+        _restore_harness(tree, own_sha)
+
+
+def _remove_harness(tree):
+    """Delete the tree's bench harness: the package directory and the old module."""
+    pkg = os.path.join(tree, HARNESS_DIR)
+    if os.path.isdir(pkg):
+        shutil.rmtree(pkg)
+    old = os.path.join(tree, OLD_HARNESS)
+    if os.path.isfile(old):
+        os.remove(old)
+
+
+def _replace_harness(tree, src):
+    """The harness of ``src`` in ``tree``: its ``src/mlkern/bench/`` package
+    (or, from an older head, its ``bench.py``), after deleting the tree's own
+    one, so that ``mlkern.bench`` imports the copied code."""
+    _remove_harness(tree)
+    if os.path.isdir(os.path.join(src, HARNESS_DIR)):
+        shutil.copytree(os.path.join(src, HARNESS_DIR), os.path.join(tree, HARNESS_DIR),
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    elif os.path.isfile(os.path.join(src, OLD_HARNESS)):
+        shutil.copy2(os.path.join(src, OLD_HARNESS), os.path.join(tree, OLD_HARNESS))
+
+
+def _restore_harness(tree, sha):
+    """The tree's own harness from git (package files or the old module)."""
+    _remove_harness(tree)
+    files = git("ls-tree", "-r", "--name-only", sha, "--", HARNESS_DIR, OLD_HARNESS).split()
+    for rel in files:
+        data = git("show", f"{sha}:{rel}", binary=True)
+        dest = os.path.join(tree, rel)
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        with open(dest, "wb") as fh:
+            fh.write(data)
 
 
 # --------------------------------------------------------------------- pytest runs

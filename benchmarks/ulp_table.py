@@ -145,9 +145,10 @@ def ulp_of(ref, dt):
 
 def mlkern_values(name, x):
     import mlkern
-    from mlkern import _math
-    if name in _math.OPS:
-        return _math.evaluate(name, x)
+    from mlkern.bench import math_layer
+    names, evaluate = math_layer()
+    if name in names:
+        return evaluate(name, x)
     if name == "gelu_tanh":
         return mlkern.gelu(x, approximate="tanh")
     return getattr(mlkern, name)(x)
@@ -196,10 +197,11 @@ def main():
     if a._child:
         child(a.points, funcs, a._child)
         return
-    from mlkern import _kernels as ew
+    import io
+
+    import mlkern
     if a.levels == "all":
-        levels = ["baseline"] + (["x86-64-v3"] if ew.cpu_has_v3() else []) + \
-                 (["x86-64-v4"] if ew.cpu_has_v4() else [])
+        levels = ["baseline"] + mlkern.show_config(file=io.StringIO())["cpu_supports"]
     else:
         levels = a.levels.split(",")
     values = {}

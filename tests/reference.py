@@ -4,10 +4,14 @@ derivative and its backward; the row-wise functions; cross-entropy; the
 pointwise losses, nll_loss, kl_div and the penalties (with their error
 budgets); ``ulp_spacing`` and the ULP helpers.
 
-Independent of mlkern: nothing here imports it.  The NumPy versions are used
-for random-input comparisons (they are accurate to a few float64 ULP, which
-is far below the float32 budgets and within the float64 ``rtol ~ 1e-14``);
-the mpmath versions are the truth for the ULP and tail tests.
+The NumPy versions the benchmark harness also uses live in
+:mod:`mlkern.bench.references` (installed with mlkern, so that ``python -m
+mlkern bench`` checks its values from a wheel) and are imported from there;
+that module calls no mlkern kernel, so the references stay independent of
+the code under test.  The NumPy versions are used for random-input
+comparisons (they are accurate to a few float64 ULP, which is far below the
+float32 budgets and within the float64 ``rtol ~ 1e-14``); the mpmath
+versions are the truth for the ULP and tail tests.
 
 Conventions follow docs/contract.rst: NaN in gives NaN out, +-inf follow the
 mathematical limit (silu(-inf) = -0.0, gelu_grad(+inf) = 1, tanh_grad(+-inf)
@@ -18,54 +22,26 @@ import math
 import mpmath
 import numpy as np
 import scipy.special as sc
-
-SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)     # the float64 constant of gelu(tanh)
-GELU_K1 = 0.044715
-INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
-
-
-def _nan_keep(x, r):
-    """r with NaN wherever x is NaN (the spec's 'NaN in, NaN out')."""
-    r = np.array(r, dtype=np.float64, copy=True)
-    x = np.asarray(x, dtype=np.float64)
-    if r.ndim == 0:
-        return np.float64(np.nan) if np.isnan(x) else r[()]
-    r[np.isnan(x)] = np.nan
-    return r
-
-
-def _errstate():
-    return np.errstate(all="ignore")
+from mlkern.bench import references as _shared
+# the float64 references shared with the benchmark harness (one definition each)
+from mlkern.bench.references import (  # noqa: F401
+    GELU_K1, INV_SQRT_2PI, SQRT_2_OVER_PI, cross_entropy_ref, cross_entropy_terms, elu,
+    elu_grad_from_y, expit, log_sigmoid, log_sigmoid_grad, log_softmax_backward_ref,
+    log_softmax_ref, logsumexp_ref, npdf, relu, relu_grad, rowwise_parts, sigmoid,
+    sigmoid_grad_from_y, silu, silu_grad, softmax_backward_ref, softmax_ref, softplus,
+    softplus_grad, tanh, tanh_grad_from_y)
+from mlkern.bench.references import gelu_tanh_u2 as _u2  # noqa: F401
+from mlkern.bench.references import gelu_tanh, gelu_tanh_grad  # noqa: F401
+from mlkern.bench.references import errstate as _errstate
+from mlkern.bench.references import nan_keep as _nan_keep
 
 
 # ---------------------------------------------------------------- NumPy (float64)
-def expit(x):
-    """Logistic sigmoid keeping the subnormal left tail (scipy's expit flushes
-    it: expit(-720) is 0 there, while the true value 2e-313 is representable)."""
-    x = np.asarray(x, np.float64)
-    with _errstate():
-        e = np.exp(-np.abs(x))
-        return _nan_keep(x, np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)))
-
-
-def sigmoid(x):
-    return expit(x)
-
-
 def sigmoid_grad(x):
     x = np.asarray(x, np.float64)
     with _errstate():
         e = np.exp(-np.abs(x))
         return _nan_keep(x, e / (1.0 + e) / (1.0 + e))
-
-
-def sigmoid_grad_from_y(y):
-    y = np.asarray(y, np.float64)
-    return y * (1.0 - y)
-
-
-def tanh(x):
-    return np.tanh(np.asarray(x, np.float64))
 
 
 def tanh_grad(x):
@@ -75,21 +51,6 @@ def tanh_grad(x):
         e = np.exp(-np.abs(x))
         sech = 2.0 * e / (1.0 + e * e)
         return _nan_keep(x, sech * sech)
-
-
-def tanh_grad_from_y(y):
-    y = np.asarray(y, np.float64)
-    return 1.0 - y * y
-
-
-def relu(x):
-    x = np.asarray(x, np.float64)
-    return _nan_keep(x, np.where(x > 0, x, 0.0))
-
-
-def relu_grad(x):
-    x = np.asarray(x, np.float64)
-    return _nan_keep(x, np.where(x > 0, 1.0, 0.0))
 
 
 def leaky_relu(x, negative_slope=0.01):
@@ -141,61 +102,10 @@ def prelu_grad_alpha(g, x, alpha):
     return s
 
 
-def elu(x, alpha=1.0):
-    x = np.asarray(x, np.float64)
-    with _errstate():
-        return np.where(x > 0, x, alpha * np.expm1(x))
-
-
 def elu_grad(x, alpha=1.0):
     x = np.asarray(x, np.float64)
     with _errstate():
         return _nan_keep(x, np.where(x > 0, 1.0, alpha * np.exp(x)))
-
-
-def elu_grad_from_y(y, alpha=1.0):
-    y = np.asarray(y, np.float64)
-    return _nan_keep(y, np.where(y > 0, 1.0, y + alpha))
-
-
-def softplus(x, beta=1.0, threshold=None):
-    x = np.asarray(x, np.float64)
-    with _errstate():
-        z = beta * x
-        r = (np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))) / beta
-        if threshold is not None:
-            r = np.where(z > threshold, x, r)
-    return r
-
-
-def softplus_grad(x, beta=1.0, threshold=None):
-    x = np.asarray(x, np.float64)
-    with _errstate():
-        z = beta * x
-        r = expit(z)
-        if threshold is not None:
-            r = np.where(z > threshold, 1.0, r)
-    return _nan_keep(x, r)
-
-
-def silu(x, beta=1.0):
-    x = np.asarray(x, np.float64)
-    with _errstate():
-        z = beta * x
-        e = np.exp(-np.abs(z))
-        r = np.where(z >= 0, x / (1.0 + e), x * e / (1.0 + e))
-        r = np.where(np.isinf(z) & (z < 0), np.copysign(0.0, x), r)
-    return _nan_keep(x, r)
-
-
-def silu_grad(x, beta=1.0):
-    x = np.asarray(x, np.float64)
-    with _errstate():
-        z = beta * x
-        s, sn = expit(z), expit(-z)
-        t = np.where(sn == 0, 0.0, z * s * sn)
-        r = np.where(s == 0, 0.0, s + t)
-    return _nan_keep(x, r)
 
 
 def silu_grad_mag(x, beta=1.0):
@@ -205,20 +115,6 @@ def silu_grad_mag(x, beta=1.0):
         z = beta * x
         s, sn = expit(z), expit(-z)
         return np.nan_to_num(np.abs(s) + np.abs(z * s * sn))
-
-
-def log_sigmoid(x):
-    return sc.log_expit(np.asarray(x, np.float64))
-
-
-def log_sigmoid_grad(x):
-    return expit(-np.asarray(x, np.float64))
-
-
-def npdf(x):
-    x = np.asarray(x, np.float64)
-    with _errstate():
-        return np.exp(-0.5 * x * x) * INV_SQRT_2PI
 
 
 def _mp_left_tail(x, r, f, lo=-2.0):
@@ -232,20 +128,16 @@ def _mp_left_tail(x, r, f, lo=-2.0):
 
 
 def gelu(x):
+    """The shared x ndtr(x), with mpmath in the left tail."""
     x = np.asarray(x, np.float64)
-    with _errstate():
-        p = sc.ndtr(x)
-        r = np.where(p == 0, np.copysign(0.0, x), x * p)
-    r = _mp_left_tail(x, r, lambda v: v * mpmath.ncdf(v))
+    r = _mp_left_tail(x, _shared.gelu(x), lambda v: v * mpmath.ncdf(v))
     return _nan_keep(x, r)
 
 
 def gelu_grad(x):
+    """The shared ndtr(x) + x npdf(x), with mpmath in the left tail."""
     x = np.asarray(x, np.float64)
-    with _errstate():
-        d = npdf(x)
-        r = sc.ndtr(x) + np.where(d == 0, 0.0, x * d)
-    r = _mp_left_tail(x, r, lambda v: mpmath.ncdf(v) + v * mpmath.npdf(v))
+    r = _mp_left_tail(x, _shared.gelu_grad(x), lambda v: mpmath.ncdf(v) + v * mpmath.npdf(v))
     return _nan_keep(x, r)
 
 
@@ -254,31 +146,6 @@ def gelu_grad_mag(x):
     with _errstate():
         d = npdf(x)
         return np.nan_to_num(sc.ndtr(x) + np.where(d == 0, 0.0, np.abs(x * d)))
-
-
-def _u2(x):
-    return 2.0 * SQRT_2_OVER_PI * (x + GELU_K1 * x ** 3)
-
-
-def gelu_tanh(x):
-    x = np.asarray(x, np.float64)
-    with _errstate():
-        u2 = _u2(x)
-        r = x * expit(u2)      # = 0.5 x (1 + tanh(u))
-        r = np.where(expit(u2) == 0, np.copysign(0.0, x), r)
-    return _nan_keep(x, r)
-
-
-def gelu_tanh_grad(x):
-    x = np.asarray(x, np.float64)
-    with _errstate():
-        u2 = _u2(x)
-        du2 = 2.0 * SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_K1 * x * x)
-        s, sn = expit(u2), expit(-u2)
-        t = x * du2 * s * sn
-        t = np.where((s == 0) | (sn == 0), 0.0, t)
-        r = s + t
-    return _nan_keep(x, r)
 
 
 def gelu_tanh_grad_mag(x):
@@ -475,102 +342,9 @@ def ulp_error_array(y, ref64, dtype):
 
 
 # ---------------------------------------------------------------- row-wise functions
-# Float64 references of the softmax family along the last axis (callers move the
-# axis there with np.moveaxis).  Finite rows use the careful form
-#   m = max, d = x - m, T = sum_{j != k} e^{d_j} (k the first argmax),
-#   L = log1p(T), softmax = e^d / (1 + T), log_softmax = d - L, logsumexp = m + L,
-# which is accurate to a few float64 ULP apart from the rounding of d (scipy's
-# log(sum) form loses the relative accuracy of L when T is tiny, e.g. the max
-# element of log_softmax([0, -40])).  Rows with a NaN or an infinity take SciPy's
-# values (the contract's semantics for non-finite input are SciPy's); a -inf
-# beside a finite max is e^-inf = 0 in the careful form.
-
-def _rows_f64(x):
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim == 0:
-        raise ValueError("row-wise reference: 0-d input")
-    return x
-
-
-def rowwise_parts(x):
-    """(m, d, e, T, L) of the careful form along the last axis, float64, for
-    rows of finite values (non-empty); keepdims shapes for m, T, L."""
-    x = _rows_f64(x)
-    with _errstate():
-        k = np.argmax(x, axis=-1)[..., None]
-        m = np.take_along_axis(x, k, axis=-1)
-        d = x - m
-        e = np.exp(d)
-        eo = e.copy()
-        np.put_along_axis(eo, k, 0.0, axis=-1)
-        T = eo.sum(axis=-1, keepdims=True)
-        L = np.log1p(T)
-    return m, d, e, T, L
-
-
-def _nonfinite_rows(x):
-    """Rows the careful form does not cover: a NaN, a +inf, or all -inf (a -inf
-    next to a finite max is just e^-inf = 0)."""
-    return np.isnan(x).any(axis=-1) | (x == np.inf).any(axis=-1) | (x == -np.inf).all(axis=-1)
-
-
-def softmax_ref(x):
-    x = _rows_f64(x)
-    if x.shape[-1] == 0 or x.size == 0:
-        return np.empty(x.shape)
-    m, d, e, T, L = rowwise_parts(x)
-    with _errstate():
-        r = e / (1.0 + T)
-        bad = _nonfinite_rows(x)
-        if bad.any():
-            r[bad] = sc.softmax(x[bad], axis=-1)
-    return r
-
-
-def log_softmax_ref(x):
-    x = _rows_f64(x)
-    if x.shape[-1] == 0 or x.size == 0:
-        return np.empty(x.shape)
-    m, d, e, T, L = rowwise_parts(x)
-    with _errstate():
-        r = d - L
-        bad = _nonfinite_rows(x)
-        if bad.any():
-            r[bad] = sc.log_softmax(x[bad], axis=-1)
-    return r
-
-
-def logsumexp_ref(x, keepdims=False):
-    x = _rows_f64(x)
-    if x.shape[-1] == 0:
-        r = np.full(x.shape[:-1] + (1,), -np.inf)
-    elif x.size == 0:
-        r = np.empty(x.shape[:-1] + (1,))
-    else:
-        m, d, e, T, L = rowwise_parts(x)
-        with _errstate():
-            r = m + L
-            bad = _nonfinite_rows(x)
-            if bad.any():
-                r[bad] = sc.logsumexp(x[bad], axis=-1, keepdims=True)
-    return r if keepdims else r[..., 0]
-
-
-def softmax_backward_ref(g, y):
-    """y * (g - sum(g * y)) along the last axis, float64."""
-    g = np.asarray(g, np.float64)
-    y = np.asarray(y, np.float64)
-    with _errstate():
-        return y * (g - np.sum(g * y, axis=-1, keepdims=True))
-
-
-def log_softmax_backward_ref(g, y):
-    """g - exp(y) * sum(g) along the last axis, float64."""
-    g = np.asarray(g, np.float64)
-    y = np.asarray(y, np.float64)
-    with _errstate():
-        return g - np.exp(y) * np.sum(g, axis=-1, keepdims=True)
-
+# softmax_ref, log_softmax_ref, logsumexp_ref, softmax_backward_ref,
+# log_softmax_backward_ref and rowwise_parts (the careful form, along the last
+# axis) are mlkern.bench.references', imported above.
 
 def softmax_jacobian_ref(p):
     """J[..., i, j] = p_i (delta_ij - p_j) for p along the last axis, float64."""
@@ -602,80 +376,6 @@ def mp_hi_lo(values):
         lo = np.array([float(v - mpmath.mpf(h)) if math.isfinite(h) else 0.0
                        for v, h in zip(values, hi)], dtype=np.float64)
     return hi, lo
-
-
-# ---------------------------------------------------------------- cross-entropy
-# Float64 reference of the cross-entropy family (docs/contract.rst, "Losses"), in the
-# "target distribution" form: every sample's loss is -sum_j u_j log_softmax(z)_j
-# with the weighted, smoothed target
-#   labels:        u = (1 - eps) w_y onehot(y) + (eps / n) w   (0 for ignored samples)
-#   probabilities: u = w ((1 - eps) t + eps / n)
-# (PyTorch's definitions), whose gradient is (sum_j u_j) softmax(z) - u.
-# The reduction scales sample i by coef_i: its sample weight s_i, divided for
-# "mean" by sum_i s_i w_{y_i} over the non-ignored samples (labels) or by
-# sum_i s_i (probabilities).  "none" is s_i l_i, and the gradient of "none" is
-# that of the sum.
-
-def cross_entropy_terms(logits, target, axis=-1, reduction="mean", weight=None,
-                        ignore_index=-100, label_smoothing=0.0, sample_weight=None):
-    """(z, u, coef, valid): the float64 logits with the class axis last, the
-    target distribution u (z's shape), the per-sample scale coef and the mask
-    of the samples that count (all of them for probability targets)."""
-    z = np.moveaxis(np.asarray(logits).astype(np.float64), axis, -1)
-    n = z.shape[-1]
-    t = np.asarray(target)
-    w = np.ones(n) if weight is None else np.asarray(weight, np.float64)
-    eps = float(label_smoothing)
-    if t.dtype.kind == "f" and t.shape == np.shape(logits):
-        q = (1.0 - eps) * np.moveaxis(t.astype(np.float64), axis, -1) + eps / n
-        u = w * q
-        valid = np.ones(z.shape[:-1], bool)
-        wden = np.ones(z.shape[:-1])
-    else:
-        lab = t.astype(np.int64)
-        valid = lab != ignore_index
-        safe = np.where(valid, lab, 0)
-        onehot = (np.arange(n) == safe[..., None]).astype(np.float64)
-        wy = w[safe]
-        u = (1.0 - eps) * wy[..., None] * onehot + (eps / n) * w
-        u = np.where(valid[..., None], u, 0.0)
-        wden = np.where(valid, wy, 0.0)
-    s = np.ones(z.shape[:-1]) if sample_weight is None else np.asarray(sample_weight, np.float64)
-    coef = np.where(valid, s, 0.0)
-    if reduction == "mean":
-        with _errstate():
-            coef = coef / np.sum(coef * wden)
-    return z, u, coef, valid
-
-
-def cross_entropy_ref(logits, target, axis=-1, reduction="mean", weight=None, ignore_index=-100,
-                      label_smoothing=0.0, sample_weight=None):
-    """float64 (loss, grad) of the cross-entropy: loss a float (mean/sum) or
-    the target-shaped array of s_i l_i (none); grad of the logits' shape
-    (for "none" the gradient of the sum).  A sample that does not count has
-    loss 0 and gradient 0 (an all-ignored "mean" is 0/0 = NaN, its gradient 0,
-    as PyTorch)."""
-    z, u, coef, valid = cross_entropy_terms(logits, target, axis, reduction, weight, ignore_index,
-                                            label_smoothing, sample_weight)
-    if z.size == 0:
-        per = np.zeros(z.shape[:-1])
-        g = np.zeros(z.shape)
-    else:
-        logp = log_softmax_ref(z)
-        p = softmax_ref(z)
-        with _errstate():
-            per = -np.sum(np.where(u == 0, 0.0, u * logp), axis=-1)
-            g = np.sum(u, axis=-1, keepdims=True) * p - u
-    with _errstate():
-        per = np.where(valid, per, 0.0)
-        g = np.where(valid[..., None], coef[..., None] * g, 0.0)
-        if reduction == "none":
-            loss = np.where(valid, coef * per, 0.0)
-        elif reduction == "sum":
-            loss = float(np.sum(coef * per))
-        else:   # 0/0 = NaN when nothing counts (the coefficients are NaN then)
-            loss = float(np.sum(coef * per)) if valid.any() else math.nan
-    return loss, np.moveaxis(g, -1, axis)
 
 
 # ---------------------------------------------------------------- losses beyond cross-entropy
