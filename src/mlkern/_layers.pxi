@@ -132,36 +132,62 @@ cdef void _dense_panel(const real *x, const real *w, const real *bias, real *y, 
     _blas_restore(prev)
 
 
+cdef inline Py_ssize_t _npanels(Py_ssize_t n, Py_ssize_t unit) noexcept nogil:
+    """Panels along an axis of n: the largest power of two <= min(8, n // unit),
+    at least 1.  It depends on the shape only, never on the thread count, so
+    every thread count makes the same GEMM calls (bitwise identical results)."""
+    cdef Py_ssize_t q = n // unit, p = 1
+    if q > 8:
+        q = 8
+    while p * 2 <= q:
+        p *= 2
+    return p
+
+
+cdef inline int _team(Py_ssize_t work, Py_ssize_t panels) noexcept nogil:
+    cdef int nt = 1
+    if work >= _DENSE_PAR_WORK and panels > 1:
+        nt = _max_threads()
+        if nt > panels:
+            nt = <int>panels
+    return nt
+
+
 cdef void _dense_run(const real *x, const real *w, const real *bias, real *y, real *z,
                      Py_ssize_t M, Py_ssize_t K, Py_ssize_t N, int op,
                      const mlk_params *p) noexcept nogil:
-    """Split the output into one panel per thread: over N (contiguous rows of W)
-    when M < N, else over M; each panel is computed by one thread."""
-    cdef int nt = 1, k
-    cdef Py_ssize_t step, a0, a1
-    if M * N * (K + 1) >= _DENSE_PAR_WORK:
-        nt = _max_threads()
-    if nt <= 1:
-        _dense_panel(x, w, bias, y, z, 0, M, 0, N, K, N, op, p)
-        return
+    """The output in panels fixed by the shape: over N (contiguous rows of W,
+    x packed once per panel) when M < N, else over M (W packed once per
+    panel); the panels are shared out among mlkern's threads."""
+    cdef Py_ssize_t P, step, a0, a1, k
+    cdef int nt
     if M < N:
-        step = (((N + nt - 1) // nt) + 15) & ~(<Py_ssize_t>15)
-        for k in prange(nt, num_threads=nt, schedule='static'):
+        P = _npanels(N, 128)
+        step = (((N + P - 1) // P) + 15) & ~(<Py_ssize_t>15)
+    else:
+        P = _npanels(M, 64)
+        step = (M + P - 1) // P
+    nt = _team(M * N * (K + 1), P)
+    if nt <= 1:
+        for k in range(P):
             a0 = k * step
             a1 = a0 + step
+            if M < N:
+                _dense_panel(x, w, bias, y, z, 0, M, a0, a1 if a1 < N else N, K, N, op, p)
+            else:
+                _dense_panel(x, w, bias, y, z, a0, a1 if a1 < M else M, 0, N, K, N, op, p)
+        return
+    for k in prange(P, num_threads=nt, schedule='static'):
+        a0 = k * step
+        a1 = a0 + step
+        if M < N:
             if a1 > N:
                 a1 = N
-            if a0 < a1:
-                _dense_panel(x, w, bias, y, z, 0, M, a0, a1, K, N, op, p)
-    else:
-        step = (M + nt - 1) // nt
-        for k in prange(nt, num_threads=nt, schedule='static'):
-            a0 = k * step
-            a1 = a0 + step
+            _dense_panel(x, w, bias, y, z, 0, M, a0, a1, K, N, op, p)
+        else:
             if a1 > M:
                 a1 = M
-            if a0 < a1:
-                _dense_panel(x, w, bias, y, z, a0, a1, 0, N, K, N, op, p)
+            _dense_panel(x, w, bias, y, z, a0, a1, 0, N, K, N, op, p)
 
 
 def dense_raw(cnp.ndarray x, cnp.ndarray w, object bias, cnp.ndarray y, object z,
@@ -296,42 +322,17 @@ cdef void _dense_gz_strip(const real *g, const real *s, real *gz, double *acc,
                 acc[n0 + j] += src[j]
 
 
-cdef void _dense_bwd_run(const real *g, const real *x, const real *w, const real *s,
-                         real *gz, double *acc, real *gw, real *gx,
-                         Py_ssize_t M, Py_ssize_t K, Py_ssize_t N, int bop,
-                         const mlk_params *p) noexcept nogil:
-    cdef int nt = 1, k, prev
-    cdef Py_ssize_t step, a0, a1, kstep, k0, k1, mstep
-    cdef const real *gg = gz if bop >= 0 else g
-    cdef int ldk = <int>(K if K > 0 else 1), ldn = <int>(N if N > 0 else 1)
-    if M * N * (K + 1) >= _DENSE_PAR_WORK:
-        nt = _max_threads()
-    if nt <= 1:
-        if bop >= 0 or acc != NULL:
-            _dense_gz_strip(g, s, gz, acc, M, N, 0, N, bop, p)
-        if K > 0:
-            prev = _blas_one()
-            _gemm(c'N', c'T', <int>K, <int>N, <int>M, 1, x, ldk, gg, ldn, 0, gw, ldk)
-            if gx != NULL:
-                _gemm(c'N', c'N', <int>K, <int>M, <int>N, 1, w, ldk, gg, ldn, 0, gx, ldk)
-            _blas_restore(prev)
-        return
-    step = (((N + nt - 1) // nt) + 15) & ~(<Py_ssize_t>15)
-    kstep = (((K + nt - 1) // nt) + 15) & ~(<Py_ssize_t>15)
-    mstep = (M + nt - 1) // nt
-    if bop >= 0 or acc != NULL:
-        for k in prange(nt, num_threads=nt, schedule='static'):
-            a0 = k * step
-            a1 = a0 + step
-            if a1 > N:
-                a1 = N
-            if a0 < a1:
-                _dense_gz_strip(g, s, gz, acc, M, N, a0, a1, bop, p)
-    if K == 0:
-        return
-    for k in prange(nt, num_threads=nt, schedule='static'):
-        prev = _blas_one()
-        # grad_weight rows a0:a1 = gz[:, a0:a1]^T x (the whole reduction over M in one call)
+cdef void _dense_bwd_gemms(const real *x, const real *w, const real *gg, real *gw, real *gx,
+                           Py_ssize_t M, Py_ssize_t K, Py_ssize_t N, Py_ssize_t k,
+                           Py_ssize_t Pn, Py_ssize_t Px) noexcept nogil:
+    """Panel k of grad_weight (rows of gW: gz[:, n0:n1]^T x, the whole
+    reduction over M in one call) and of grad_x (rows when M >= K, else
+    columns: gz W[:, k0:k1])."""
+    cdef Py_ssize_t step, a0, a1
+    cdef int ldk = <int>K, ldn = <int>N
+    cdef int prev = _blas_one()
+    if k < Pn:
+        step = (((N + Pn - 1) // Pn) + 15) & ~(<Py_ssize_t>15)
         a0 = k * step
         a1 = a0 + step
         if a1 > N:
@@ -339,26 +340,65 @@ cdef void _dense_bwd_run(const real *g, const real *x, const real *w, const real
         if a0 < a1:
             _gemm(c'N', c'T', <int>K, <int>(a1 - a0), <int>M, 1, x, ldk, gg + a0, ldn, 0,
                   gw + a0 * K, ldk)
-        if gx != NULL:
-            if M >= K:
-                # grad_x rows
-                a0 = k * mstep
-                a1 = a0 + mstep
-                if a1 > M:
-                    a1 = M
+    if gx != NULL and k < Px:
+        if M >= K:
+            step = (M + Px - 1) // Px
+            a0 = k * step
+            a1 = a0 + step
+            if a1 > M:
+                a1 = M
+            if a0 < a1:
+                _gemm(c'N', c'N', <int>K, <int>(a1 - a0), <int>N, 1, w, ldk, gg + a0 * N,
+                      ldn, 0, gx + a0 * K, ldk)
+        else:
+            step = (((K + Px - 1) // Px) + 15) & ~(<Py_ssize_t>15)
+            a0 = k * step
+            a1 = a0 + step
+            if a1 > K:
+                a1 = K
+            if a0 < a1:
+                _gemm(c'N', c'N', <int>(a1 - a0), <int>M, <int>N, 1, w + a0, ldk, gg,
+                      ldn, 0, gx + a0, ldk)
+    _blas_restore(prev)
+
+
+cdef void _dense_bwd_run(const real *g, const real *x, const real *w, const real *s,
+                         real *gz, double *acc, real *gw, real *gx,
+                         Py_ssize_t M, Py_ssize_t K, Py_ssize_t N, int bop,
+                         const mlk_params *p) noexcept nogil:
+    """M, N > 0.  The gz pass over column strips, then the GEMM panels (a
+    grid fixed by the shape, as in the forward)."""
+    cdef int nt
+    cdef Py_ssize_t k, a0, a1, step, Pn, Px, P, Ps
+    cdef const real *gg = <const real *>gz if bop >= 0 else g
+    if bop >= 0 or acc != NULL:
+        Ps = _npanels(N, 64)
+        step = (((N + Ps - 1) // Ps) + 15) & ~(<Py_ssize_t>15)
+        nt = _team(M * N * 4, Ps)
+        if nt <= 1:
+            _dense_gz_strip(g, s, gz, acc, M, N, 0, N, bop, p)
+        else:
+            for k in prange(Ps, num_threads=nt, schedule='static'):
+                a0 = k * step
+                a1 = a0 + step
+                if a1 > N:
+                    a1 = N
                 if a0 < a1:
-                    _gemm(c'N', c'N', <int>K, <int>(a1 - a0), <int>N, 1, w, ldk, gg + a0 * N,
-                          ldn, 0, gx + a0 * K, ldk)
-            else:
-                # grad_x columns
-                k0 = k * kstep
-                k1 = k0 + kstep
-                if k1 > K:
-                    k1 = K
-                if k0 < k1:
-                    _gemm(c'N', c'N', <int>(k1 - k0), <int>M, <int>N, 1, w + k0, ldk, gg,
-                          ldn, 0, gx + k0, ldk)
-        _blas_restore(prev)
+                    _dense_gz_strip(g, s, gz, acc, M, N, a0, a1, bop, p)
+    if K == 0:
+        return
+    Pn = _npanels(N, 128)
+    Px = _npanels(M, 64) if M >= K else _npanels(K, 128)
+    if gx == NULL:
+        Px = 0
+    P = Pn if Pn > Px else Px
+    nt = _team(M * N * K, P)
+    if nt <= 1:
+        for k in range(P):
+            _dense_bwd_gemms(x, w, gg, gw, gx, M, K, N, k, Pn, Px)
+    else:
+        for k in prange(P, num_threads=nt, schedule='static'):
+            _dense_bwd_gemms(x, w, gg, gw, gx, M, K, N, k, Pn, Px)
 
 
 def dense_bwd_raw(cnp.ndarray g, cnp.ndarray x, cnp.ndarray w, object s, object gz,

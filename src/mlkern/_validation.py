@@ -206,6 +206,7 @@ def layer_dtype(named):
     computes in float32 and returns float16; complex and non-numeric arrays
     are refused by compute_dtype."""
     first = None
+    same = []
     for name, a in named:
         if a is None:
             continue
@@ -215,8 +216,9 @@ def layer_dtype(named):
             if first is None:
                 first = (name, dt)
             elif dt != first[1]:
-                raise TypeError(f"{first[0]} and {name}: mixed float dtypes {first[1]} and {dt} "
-                                f"(a layer does not promote; convert one with .astype)")
+                raise TypeError(f"{' and '.join(same)} ({first[1]}) and {name} ({dt}): mixed float "
+                                f"dtypes (a layer does not promote; convert one with .astype)")
+            same.append(name)
     if first is None:
         return _F64, _F64
     return compute_dtype(first[1], first[0])
@@ -250,7 +252,7 @@ def check_indices(indices, name="indices"):
         raise TypeError(f"{name}: expected an integer array, got dtype {arr.dtype}")
     if arr.dtype.kind == "u" and arr.dtype.itemsize == 8 and arr.size and arr.max() > np.iinfo(np.int64).max:
         raise ValueError(f"{name}: index {int(arr.max())} is out of range")
-    return np.ascontiguousarray(arr, dtype=np.int64)
+    return np.asarray(arr, dtype=np.int64, order="C")
 
 
 def check_index_range(idx, n, name="indices", what="num_embeddings"):
