@@ -145,8 +145,12 @@ cdef inline Py_ssize_t _npanels(Py_ssize_t n, Py_ssize_t unit) noexcept nogil:
 
 
 cdef inline int _team(Py_ssize_t work, Py_ssize_t panels) noexcept nogil:
+    """Threads for the GEMM panels: 1 below the work threshold, and 1 when
+    OpenBLAS's thread-local count cannot be set (another BLAS, or an OpenBLAS
+    older than 0.3.27): then the BLAS threads by its own setting and mlkern
+    adds no team of its own on top of it."""
     cdef int nt = 1
-    if work >= _DENSE_PAR_WORK and panels > 1:
+    if work >= _DENSE_PAR_WORK and panels > 1 and _blas_local != NULL:
         nt = _max_threads()
         if nt > panels:
             nt = <int>panels
@@ -374,7 +378,9 @@ cdef void _dense_bwd_run(const real *g, const real *x, const real *w, const real
     if bop >= 0 or acc != NULL:
         Ps = _npanels(N, 64)
         step = (((N + Ps - 1) // Ps) + 15) & ~(<Py_ssize_t>15)
-        nt = _team(M * N * 4, Ps)
+        nt = _threads_for(M * N, 4)     # no BLAS in this pass
+        if nt > Ps:
+            nt = <int>Ps
         if nt <= 1:
             _dense_gz_strip(g, s, gz, acc, M, N, 0, N, bop, p)
         else:
