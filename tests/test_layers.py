@@ -446,9 +446,9 @@ def test_dense_threads_identical():
                     y, s = L.dense(x, w, b, activation="gelu", return_saved=True)
                     res.append((y, s) + L.dense_backward(g, x, w, activation="gelu", saved=s))
             for i, (a, c) in enumerate(zip(*res)):
-                if i in (0, 1, 4):      # forward and the bias gradient: bitwise
+                if i == 4:      # the bias gradient: each column summed by one thread, in row order
                     assert a.tobytes() == c.tobytes(), (shape, i)
-                else:
+                else:           # the GEMMs: one panel per thread, within the rounding of the sums
                     np.testing.assert_allclose(a, c, rtol=0, atol=64 * np.finfo(dt).eps * np.abs(c).max())
 
 

@@ -31,10 +31,18 @@ cdef _blas_local_fn _blas_local = NULL
 cdef _sgemm_fn _sgemm = NULL
 cdef _dgemm_fn _dgemm = NULL
 
-# bytes of one output tile the epilogue works on while it is in cache
-cdef Py_ssize_t _TILE_BYTES = 1 << 20
+# bytes of one output tile the epilogue works on while it is in cache, and
+# the fewest rows of a tile (each tile packs W again: >= 256 rows keep that
+# below a few per cent)
+cdef Py_ssize_t _TILE_BYTES = 4 << 20
+DEF _MIN_TILE_ROWS = 256
 # multiply-adds below which dense runs on the calling thread only
 cdef Py_ssize_t _DENSE_PAR_WORK = 1 << 17
+# the forward's panels: at most one per _COL_UNIT columns (M < N) or
+# _ROW_UNIT rows (M >= N), at most _MAX_PANELS, at most one per thread
+cdef Py_ssize_t _COL_UNIT = 64
+cdef Py_ssize_t _ROW_UNIT = 32
+cdef Py_ssize_t _MAX_PANELS = 8
 # tokens (x row bytes) below which the embedding gather is serial
 DEF EMB_PAR_BYTES = 1 << 18
 
@@ -52,14 +60,23 @@ def blas_local_available():
     return _blas_local != NULL
 
 
-def set_dense_tuning(Py_ssize_t tile_bytes, Py_ssize_t par_work):
-    """Tile size of the fused epilogue and the parallel threshold (benchmarks)."""
-    global _TILE_BYTES, _DENSE_PAR_WORK
-    old = (_TILE_BYTES, _DENSE_PAR_WORK)
+def set_dense_tuning(Py_ssize_t tile_bytes, Py_ssize_t par_work, Py_ssize_t col_unit=0,
+                     Py_ssize_t row_unit=0, Py_ssize_t max_panels=0):
+    """Tile size of the fused epilogue, the parallel threshold and the panel
+    grid (for measurements); 0 (-1 for par_work) keeps a value.  Returns the
+    previous values."""
+    global _TILE_BYTES, _DENSE_PAR_WORK, _COL_UNIT, _ROW_UNIT, _MAX_PANELS
+    old = (_TILE_BYTES, _DENSE_PAR_WORK, _COL_UNIT, _ROW_UNIT, _MAX_PANELS)
     if tile_bytes > 0:
         _TILE_BYTES = tile_bytes
     if par_work >= 0:
         _DENSE_PAR_WORK = par_work
+    if col_unit > 0:
+        _COL_UNIT = col_unit
+    if row_unit > 0:
+        _ROW_UNIT = row_unit
+    if max_panels > 0:
+        _MAX_PANELS = max_panels
     return old
 
 
@@ -123,8 +140,8 @@ cdef void _dense_panel(const real *x, const real *w, const real *bias, real *y, 
         _blas_restore(prev)
         return
     mb = _TILE_BYTES // (nb * <Py_ssize_t>sizeof(real))
-    if mb < 16:
-        mb = 16
+    if mb < _MIN_TILE_ROWS:
+        mb = _MIN_TILE_ROWS
     m = m0
     while m < m1:
         _dense_tile(x, w, bias, y, z, m, m + mb if m + mb < m1 else m1, n0, n1, K, N, op, p)
@@ -133,12 +150,11 @@ cdef void _dense_panel(const real *x, const real *w, const real *bias, real *y, 
 
 
 cdef inline Py_ssize_t _npanels(Py_ssize_t n, Py_ssize_t unit) noexcept nogil:
-    """Panels along an axis of n: the largest power of two <= min(8, n // unit),
-    at least 1.  It depends on the shape only, never on the thread count, so
-    every thread count makes the same GEMM calls (bitwise identical results)."""
+    """The most panels worth making along an axis of n: the largest power of
+    two <= min(_MAX_PANELS, n // unit), at least 1 (a cap on the team)."""
     cdef Py_ssize_t q = n // unit, p = 1
-    if q > 8:
-        q = 8
+    if q > _MAX_PANELS:
+        q = _MAX_PANELS
     while p * 2 <= q:
         p *= 2
     return p
@@ -160,38 +176,41 @@ cdef inline int _team(Py_ssize_t work, Py_ssize_t panels) noexcept nogil:
 cdef void _dense_run(const real *x, const real *w, const real *bias, real *y, real *z,
                      Py_ssize_t M, Py_ssize_t K, Py_ssize_t N, int op,
                      const mlk_params *p) noexcept nogil:
-    """The output in panels fixed by the shape: over N (contiguous rows of W,
-    x packed once per panel) when M < N, else over M (W packed once per
-    panel); the panels are shared out among mlkern's threads."""
+    """One panel per thread of the team: over N (contiguous rows of W, x
+    packed once per panel) when M < N, else over M (W packed once per
+    panel).  At one thread: one panel, i.e. the whole GEMM (cut into row
+    tiles only when the output exceeds _TILE_BYTES).  Measured: splitting a
+    one-thread GEMM into 2 panels costs 5-12 % (see the module notes of
+    mlkern.layers), so the grid follows the team size, and the output may
+    differ in the last bit between thread counts (the rounding of the
+    GEMM's reductions, as SPEC allows)."""
     cdef Py_ssize_t P, step, a0, a1, k
     cdef int nt
     if M < N:
-        P = _npanels(N, 128)
-        step = (((N + P - 1) // P) + 15) & ~(<Py_ssize_t>15)
+        P = _npanels(N, _COL_UNIT)
     else:
-        P = _npanels(M, 64)
-        step = (M + P - 1) // P
+        P = _npanels(M, _ROW_UNIT)
     nt = _team(M * N * (K + 1), P)
     if nt <= 1:
-        for k in range(P):
-            a0 = k * step
-            a1 = a0 + step
-            if M < N:
-                _dense_panel(x, w, bias, y, z, 0, M, a0, a1 if a1 < N else N, K, N, op, p)
-            else:
-                _dense_panel(x, w, bias, y, z, a0, a1 if a1 < M else M, 0, N, K, N, op, p)
+        _dense_panel(x, w, bias, y, z, 0, M, 0, N, K, N, op, p)
         return
-    for k in prange(P, num_threads=nt, schedule='static'):
+    if M < N:
+        step = (((N + nt - 1) // nt) + 15) & ~(<Py_ssize_t>15)
+    else:
+        step = (M + nt - 1) // nt
+    for k in prange(nt, num_threads=nt, schedule='static'):
         a0 = k * step
         a1 = a0 + step
         if M < N:
             if a1 > N:
                 a1 = N
-            _dense_panel(x, w, bias, y, z, 0, M, a0, a1, K, N, op, p)
+            if a0 < a1:
+                _dense_panel(x, w, bias, y, z, 0, M, a0, a1, K, N, op, p)
         else:
             if a1 > M:
                 a1 = M
-            _dense_panel(x, w, bias, y, z, a0, a1, 0, N, K, N, op, p)
+            if a0 < a1:
+                _dense_panel(x, w, bias, y, z, a0, a1, 0, N, K, N, op, p)
 
 
 def dense_raw(cnp.ndarray x, cnp.ndarray w, object bias, cnp.ndarray y, object z,
@@ -393,17 +412,22 @@ cdef void _dense_bwd_run(const real *g, const real *x, const real *w, const real
                     _dense_gz_strip(g, s, gz, acc, M, N, a0, a1, bop, p)
     if K == 0:
         return
-    Pn = _npanels(N, 128)
-    Px = _npanels(M, 64) if M >= K else _npanels(K, 128)
-    if gx == NULL:
-        Px = 0
+    # the GEMM grid: one panel per thread (the weight and input gradients
+    # may differ in rounding between thread counts; the bias gradient not)
+    Pn = _npanels(N, 64)
+    Px = _npanels(M, 32) if M >= K else _npanels(K, 64)
     P = Pn if Pn > Px else Px
     nt = _team(M * N * K, P)
+    if nt < Pn:
+        Pn = nt
+    if nt < Px:
+        Px = nt
+    if gx == NULL:
+        Px = 0
     if nt <= 1:
-        for k in range(P):
-            _dense_bwd_gemms(x, w, gg, gw, gx, M, K, N, k, Pn, Px)
+        _dense_bwd_gemms(x, w, gg, gw, gx, M, K, N, 0, Pn, Px)
     else:
-        for k in prange(P, num_threads=nt, schedule='static'):
+        for k in prange(nt, num_threads=nt, schedule='static'):
             _dense_bwd_gemms(x, w, gg, gw, gx, M, K, N, k, Pn, Px)
 
 
