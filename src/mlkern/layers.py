@@ -15,24 +15,38 @@ Design notes (measured; the figures: ``python benchmarks/layers_bars.py``)
   when this module is imported, so ``import mlkern`` itself does not import
   SciPy).  Row-major ``y(M,N) = x(M,K) W(N,K)^T`` is column-major
   ``y^T = W^T' x^T``: ``gemm('T', 'N', N, M, K, 1, W, K, x, K, beta, y, N)``.
-* Fused epilogue.  The output is computed in tiles of about 1 MiB: the
-  tile is pre-filled with the bias, the GEMM accumulates into it
-  (``beta = 1``; OpenBLAS would otherwise zero it in a pass of its own) and
-  the activation kernel (the same C kernels as ``mlkern.<act>``) then runs
-  on the tile while it is in cache.  With ``return_saved`` the GEMM writes
-  the pre-activation into ``saved`` and the activation reads it from there.
+* Fused epilogue.  The output is computed in row tiles of up to 4 MiB
+  (at least 256 rows: each tile packs ``W`` again): the tile is pre-filled
+  with the bias, the GEMM accumulates into it (``beta = 1``; OpenBLAS
+  would otherwise zero it in a pass of its own) and the activation kernel
+  (the same C kernels as ``mlkern.<act>``) then runs on the tile while it
+  is in cache.  With ``return_saved`` the GEMM writes the pre-activation
+  into ``saved`` and the activation reads it from there.
 * Threads.  mlkern's thread count governs the whole call.  Every GEMM runs
   at one OpenBLAS thread: the calling thread sets OpenBLAS's thread-local
   count (``openblas_set_num_threads_local(1)``, OpenBLAS >= 0.3.27, resolved
   once here in SciPy's ``libscipy_openblas``) and restores it after; the
   parallelism is mlkern's own OpenMP team, one output panel per thread
   (over ``N`` -- contiguous rows of ``W`` -- when ``M < N``, else over
-  ``M``).  So a call never runs more busy threads than mlkern's count, and
-  no OpenBLAS pool thread is woken (its workers spin for a long while after
-  a threaded call, overlapping mlkern's next OpenMP region).  Measured
-  against the whole-matrix GEMM with OpenBLAS at mlkern's count (the bare
-  GEMM of the benchmarks, which is that design's core): see
-  ``benchmarks/layers_bars.py``.
+  ``M``).  So a call never runs more busy threads than mlkern's count
+  (tested: CPU time per wall second and busy threads from
+  ``/proc/self/task``), and no OpenBLAS pool thread is woken (its workers
+  spin for a long while after a threaded call, overlapping mlkern's next
+  OpenMP region).  The other design -- the whole-matrix GEMM with OpenBLAS
+  at mlkern's count, then the epilogue -- is the "whole" column of
+  ``benchmarks/layers_bars.py``: at one thread the two are the same GEMM;
+  at two threads it needs OpenBLAS's pool next to mlkern's team.  Without
+  ``openblas_set_num_threads_local`` (another BLAS, an older OpenBLAS) the
+  GEMMs run on the calling thread with the BLAS's own threading and mlkern
+  starts no team around them.
+* Panels follow the team: at one thread the forward is one GEMM (cut into
+  tiles only above 4 MiB of output).  A grid fixed by the shape alone
+  would make the result bitwise independent of the thread count, but
+  measured at one thread (f32/f64, (32,512,512) and (256,1024,1024)) two
+  panels cost 5-12 % and eight up to 30 %; so ``dense``'s output and the
+  weight/input gradients may differ in the last bits between thread counts
+  (the rounding of the GEMM's sums, which SPEC allows); the bias gradient
+  and ``embedding_backward`` are bitwise identical for any thread count.
 * ``dense_backward``: one pass over ``grad_output`` (columns shared out
   among the threads) computes ``gz = grad_output * act'(saved)`` and the
   bias gradient's column sums (in float64, each column summed by one thread
@@ -221,8 +235,8 @@ def dense(x, weight, bias=None, *, activation=None, out=None, return_saved=False
     Notes
     -----
     Formula: ``y = act(x W^T + b)``.  The GEMM is OpenBLAS (SciPy's); the
-    bias and the activation are applied to each ~1 MiB tile of the output
-    right after the GEMM wrote it (no extra pass over memory).  The
+    bias and the activation are applied to each tile (up to 4 MiB) of the
+    output right after the GEMM wrote it (no extra pass over memory).  The
     activation is computed by the same kernels as ``mlkern.<activation>``.
     A call uses mlkern's thread count (:func:`mlkern.set_num_threads`), the
     BLAS included: never more busy threads than that.
