@@ -25,7 +25,13 @@ ctypedef void (*_sgemm_fn)(char *, char *, int *, int *, int *, float *, float *
                            float *, int *, float *, float *, int *) noexcept nogil
 ctypedef void (*_dgemm_fn)(char *, char *, int *, int *, int *, double *, double *, int *,
                            double *, int *, double *, double *, int *) noexcept nogil
+ctypedef void (*_sgemv_fn)(char *, int *, int *, float *, float *, int *, float *, int *,
+                           float *, float *, int *) noexcept nogil
+ctypedef void (*_dgemv_fn)(char *, int *, int *, double *, double *, int *, double *, int *,
+                           double *, double *, int *) noexcept nogil
 cdef _blas_local_fn _blas_local = NULL
+cdef _sgemv_fn _sgemv = NULL
+cdef _dgemv_fn _dgemv = NULL
 # SciPy's cython_blas sgemm/dgemm, taken from its capsules when mlkern.layers
 # is imported (no cimport: `import mlkern` does not import scipy.linalg)
 cdef _sgemm_fn _sgemm = NULL
@@ -47,12 +53,16 @@ cdef Py_ssize_t _MAX_PANELS = 8
 DEF EMB_PAR_BYTES = 1 << 18
 
 
-def set_blas(object sgemm_capsule, object dgemm_capsule, intptr_t local_addr):
-    """SciPy's cython_blas sgemm/dgemm (the capsules of its __pyx_capi__) and
-    the address of OpenBLAS's openblas_set_num_threads_local (0: none)."""
-    global _blas_local, _sgemm, _dgemm
+def set_blas(object sgemm_capsule, object dgemm_capsule, object sgemv_capsule,
+             object dgemv_capsule, intptr_t local_addr):
+    """SciPy's cython_blas sgemm/dgemm/sgemv/dgemv (the capsules of its
+    __pyx_capi__) and the address of OpenBLAS's
+    openblas_set_num_threads_local (0: none)."""
+    global _blas_local, _sgemm, _dgemm, _sgemv, _dgemv
     _sgemm = <_sgemm_fn>PyCapsule_GetPointer(sgemm_capsule, PyCapsule_GetName(sgemm_capsule))
     _dgemm = <_dgemm_fn>PyCapsule_GetPointer(dgemm_capsule, PyCapsule_GetName(dgemm_capsule))
+    _sgemv = <_sgemv_fn>PyCapsule_GetPointer(sgemv_capsule, PyCapsule_GetName(sgemv_capsule))
+    _dgemv = <_dgemv_fn>PyCapsule_GetPointer(dgemv_capsule, PyCapsule_GetName(dgemv_capsule))
     _blas_local = <_blas_local_fn>local_addr
 
 
@@ -101,6 +111,16 @@ cdef inline void _gemm(char ta, char tb, int m, int n, int k, real alpha,
         _dgemm(&ta, &tb, &m, &n, &k, &alpha, <double *>a, &lda, <double *>b, &ldb, &beta, c, &ldc)
 
 
+cdef inline void _gemv(char ta, int m, int n, real alpha, const real *a, int lda,
+                       const real *x, real beta, real *y) noexcept nogil:
+    """Column-major BLAS gemv with unit strides: y = alpha op(a) x + beta y."""
+    cdef int one = 1
+    if real is float:
+        _sgemv(&ta, &m, &n, &alpha, <float *>a, &lda, <float *>x, &one, &beta, y, &one)
+    else:
+        _dgemv(&ta, &m, &n, &alpha, <double *>a, &lda, <double *>x, &one, &beta, y, &one)
+
+
 cdef void _dense_tile(const real *x, const real *w, const real *bias, real *y, real *z,
                       Py_ssize_t m0, Py_ssize_t m1, Py_ssize_t n0, Py_ssize_t n1,
                       Py_ssize_t K, Py_ssize_t N, int op, const mlk_params *p) noexcept nogil:
@@ -115,7 +135,10 @@ cdef void _dense_tile(const real *x, const real *w, const real *bias, real *y, r
         for i in range(m0, m1):
             memcpy(z + i * N + n0, bias + n0, nb * sizeof(real))
         beta = 1
-    if K > 0:
+    if K > 0 and mb == 1:
+        # one row: y = W x, a matrix-vector product (column-major W^T' x)
+        _gemv(c'T', <int>K, <int>nb, 1, w + n0 * K, ld, x + m0 * K, beta, z + m0 * N + n0)
+    elif K > 0:
         # row-major y(M,N) = x(M,K) W(N,K)^T is column-major y^T = W^T' x^T
         _gemm(c'T', c'N', <int>nb, <int>mb, <int>K, 1, w + n0 * K, ld, x + m0 * K, ld,
               beta, z + m0 * N + n0, <int>N)

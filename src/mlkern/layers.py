@@ -114,7 +114,7 @@ def _setup_blas():
     from scipy.linalg import cython_blas
 
     capi = cython_blas.__pyx_capi__
-    _ew.set_blas(capi["sgemm"], capi["dgemm"], _blas_local_address())
+    _ew.set_blas(capi["sgemm"], capi["dgemm"], capi["sgemv"], capi["dgemv"], _blas_local_address())
 
 
 _setup_blas()
