@@ -123,7 +123,7 @@ def main() -> None:
     print(optimisers(np.zeros(3)))
     print(calculus(np.array([1.0, 2.0])))
     print(config())
-    print(layers(rng.standard_normal((4, 3)), rng.standard_normal((3, 3)), np.array([0, 2, 2])))
+    assert np.isfinite(layers(rng.standard_normal((4, 3)), rng.standard_normal((3, 3)), np.array([0, 2, 2])))
 
 
 if __name__ == "__main__":
