@@ -246,6 +246,20 @@ def test_dense_out(dt):
 
 
 @pytest.mark.parametrize("dt", [F32, F64])
+@pytest.mark.parametrize("M", [1, 5])
+def test_dense_out_filled_with_nan_without_bias(M, dt):
+    # the GEMM/GEMV must not read an out= it overwrites (0 * NaN)
+    x, w, _ = _data(M, 7, 300, dt)
+    for act in (None, "relu"):
+        out = np.full((M, 300), np.nan, dt)
+        L.dense(x, w, activation=act, out=out)
+        assert np.isfinite(out).all()
+        np.testing.assert_array_equal(out, L.dense(x, w, activation=act))
+        y, s = L.dense(x, w, activation=act, out=np.full((M, 300), np.nan, dt), return_saved=True)
+        assert np.isfinite(y).all() and (s is None or np.isfinite(s).all())
+
+
+@pytest.mark.parametrize("dt", [F32, F64])
 def test_dense_out_aliasing_an_input(dt):
     x, w, b = _data(6, 4, 4, dt)
     want = L.dense(x, w, b, activation="tanh")

@@ -136,7 +136,12 @@ cdef void _dense_tile(const real *x, const real *w, const real *bias, real *y, r
             memcpy(z + i * N + n0, bias + n0, nb * sizeof(real))
         beta = 1
     if K > 0 and mb == 1:
-        # one row: y = W x, a matrix-vector product (column-major W^T' x)
+        # one row: y = W x, a matrix-vector product (column-major W^T' x);
+        # beta = 1 on zeros: a gemv with beta = 0 may compute 0 * y (NaN
+        # from an uninitialised or NaN-filled out=)
+        if bias == NULL:
+            memset(z + m0 * N + n0, 0, nb * sizeof(real))
+            beta = 1
         _gemv(c'T', <int>K, <int>nb, 1, w + n0 * K, ld, x + m0 * K, beta, z + m0 * N + n0)
     elif K > 0:
         # row-major y(M,N) = x(M,K) W(N,K)^T is column-major y^T = W^T' x^T
