@@ -289,13 +289,6 @@ cdef int _dense_call(cnp.ndarray x, cnp.ndarray w, object bias, cnp.ndarray y, o
     return 0
 
 
-cdef inline bint _apart(cnp.ndarray a, cnp.ndarray o):
-    """Disjoint byte ranges (both contiguous)."""
-    cdef char *pa = <char *>cnp.PyArray_DATA(a)
-    cdef char *po = <char *>cnp.PyArray_DATA(o)
-    return po + cnp.PyArray_NBYTES(o) <= pa or pa + cnp.PyArray_NBYTES(a) <= po
-
-
 def dense_fast(x, w, bias, out, int op, double a, double b, double c, bint keep_z):
     """The fast path of dense: C-contiguous, aligned x (..., K), W (N, K),
     bias (N,) of one float dtype, out None or a direct array apart from
@@ -337,8 +330,8 @@ def dense_fast(x, w, bias, out, int op, double a, double b, double c, bint keep_
         for i in range(nd):
             if cnp.PyArray_DIM(ya, i) != dims[i]:
                 return None
-        if cnp.PyArray_SIZE(ya) and not (_apart(xa, ya) and _apart(wa, ya)
-                                         and (bias is None or _apart(<cnp.ndarray>bias, ya))):
+        if cnp.PyArray_SIZE(ya) and not (_disjoint(xa, ya) and _disjoint(wa, ya)
+                                         and (bias is None or _disjoint(<cnp.ndarray>bias, ya))):
             return None
     if keep_z:
         za = cnp.PyArray_EMPTY(nd, dims, tn, 0)
