@@ -22,6 +22,7 @@ import mlkern
 import mlkern._config
 import mlkern.activations
 import mlkern.calculus
+import mlkern.layers
 import mlkern.losses
 import mlkern.optim
 import mlkern.rowwise
@@ -39,6 +40,7 @@ _MODULES = {
     "mlkern.losses": mlkern.losses.__all__,
     "mlkern.optim": mlkern.optim.__all__,
     "mlkern.calculus": mlkern.calculus.__all__,
+    "mlkern.layers": mlkern.layers.__all__,
     "mlkern._config": [n for n in _CONFIG_HELPERS if hasattr(mlkern._config, n)],
 }
 
@@ -46,7 +48,8 @@ _MODULES = {
 def _module(name):
     return {"mlkern": mlkern, "mlkern.activations": mlkern.activations, "mlkern.rowwise": mlkern.rowwise,
             "mlkern.losses": mlkern.losses, "mlkern.optim": mlkern.optim,
-            "mlkern.calculus": mlkern.calculus, "mlkern._config": mlkern._config}[name]
+            "mlkern.calculus": mlkern.calculus, "mlkern.layers": mlkern.layers,
+            "mlkern._config": mlkern._config}[name]
 
 
 def _autosummary_entries():

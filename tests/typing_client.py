@@ -12,6 +12,7 @@ from numpy.typing import NDArray
 
 import mlkern
 import mlkern.calculus
+import mlkern.layers
 import mlkern.optim
 from mlkern.optim import Adam, SGD, minibatches
 
@@ -101,6 +102,17 @@ def config() -> int:
     return n
 
 
+def layers(x: NDArray[np.float64], w: NDArray[np.float64], idx: NDArray[np.int64]) -> float:
+    y: NDArray[Any] = mlkern.layers.dense(x, w, activation="leaky_relu", negative_slope=0.1)
+    y2, saved = mlkern.layers.dense(x, w, None, activation="relu", return_saved=True)
+    gx, gw, gb = mlkern.layers.dense_backward(y2, x, w, has_bias=False, activation="relu",
+                                              saved=saved)
+    e: NDArray[Any] = mlkern.layers.embedding(idx, w, padding_idx=-1)
+    ge: NDArray[Any] = mlkern.layers.embedding_backward(e, idx, w.shape[0])
+    assert gx is not None and gb is None
+    return float(y.sum() + gw.sum() + ge.sum())
+
+
 def main() -> None:
     rng = np.random.default_rng(0)
     x64 = rng.standard_normal(100)
@@ -111,6 +123,7 @@ def main() -> None:
     print(optimisers(np.zeros(3)))
     print(calculus(np.array([1.0, 2.0])))
     print(config())
+    assert np.isfinite(layers(rng.standard_normal((4, 3)), rng.standard_normal((3, 3)), np.array([0, 2, 2])))
 
 
 if __name__ == "__main__":

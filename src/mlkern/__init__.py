@@ -21,6 +21,16 @@ from .losses import __all__ as _loss_all  # noqa: E402
 from . import calculus, optim  # noqa: E402,F401
 
 
+def __getattr__(name):
+    # mlkern.layers is imported on first use: it imports scipy.linalg (its
+    # GEMM), which `import mlkern` alone should not pay for
+    if name == "layers":
+        import importlib
+
+        return importlib.import_module(".layers", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def show_config(file=None):
     """Print the version, compiler, OpenMP on/off, thread count and SIMD level in use.
 

@@ -465,3 +465,101 @@ def step_checks(param, grad, states, names, fname, gname=None):
     sts = [check_state(s, n, p, fname) for s, n in zip(states, names)]
     check_distinct([p] + sts, ["param"] + list(names), fname)
     return p, grad_array(grad, p, gname or fname, sts)
+# ---------------------------------------------------------------- layers (mlkern.layers)
+def layer_dtype(named):
+    """(compute dtype, result dtype) of a layer's float arrays.
+
+    named: (name, ndarray or None) pairs.  The float arrays must share one
+    dtype: float32 with float64 (or float16) is a TypeError naming both
+    arguments (a layer never promotes silently).  Integer and bool arrays
+    take the float dtype of the others, float64 if none is float; float16
+    computes in float32 and returns float16; complex and non-numeric arrays
+    are refused by compute_dtype."""
+    first = None
+    same = []
+    for name, a in named:
+        if a is None:
+            continue
+        compute_dtype(a.dtype, name)            # complex / object / ... -> TypeError
+        if a.dtype.kind == "f":
+            dt = a.dtype.newbyteorder("=")
+            if first is None:
+                first = (name, dt)
+            elif dt != first[1]:
+                raise TypeError(f"{' and '.join(same)} ({first[1]}) and {name} ({dt}): mixed float "
+                                f"dtypes (a layer does not promote; convert one with .astype)")
+            same.append(name)
+    if first is None:
+        return _F64, _F64
+    return compute_dtype(first[1], first[0])
+
+
+def layer_array(a, cdt):
+    """a as an aligned, native, C-contiguous cdt array (copied at most once)."""
+    if a.dtype == cdt and a.flags.c_contiguous and a.flags.aligned:
+        return a
+    return np.ascontiguousarray(a, dtype=cdt)
+
+
+def layer_out(out, shape, rdt, cdt, *inputs):
+    """Check out= for a layer result; returns out if the kernel can write it
+    directly (C-contiguous, aligned, native, the compute dtype, apart from
+    every input), else None (compute into a temporary, then copy)."""
+    check_out(out, shape, rdt)
+    if rdt != cdt or not (out.flags.c_contiguous and out.flags.aligned and out.dtype.isnative):
+        return None
+    for a in inputs:
+        if a is not None and np.may_share_memory(a, out):
+            return None
+    return out
+
+
+def check_indices(indices, name="indices"):
+    """An integer array of indices (any integer dtype) as C-contiguous int64;
+    bool, float and other dtypes are a TypeError."""
+    arr = np.asarray(indices)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name}: expected an integer array, got dtype {arr.dtype}")
+    if arr.dtype.kind == "u" and arr.dtype.itemsize == 8 and arr.size and arr.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{name}: index {int(arr.max())} is out of range")
+    return np.asarray(arr, dtype=np.int64, order="C")
+
+
+def check_index_range(idx, n, name="indices", what="num_embeddings"):
+    """Every index of the C-contiguous int64 idx in [0, n), else a ValueError
+    naming the argument and the first bad value."""
+    bad = _ew.emb_check(idx, n)
+    if bad >= 0:
+        v = int(idx.reshape(-1)[bad])
+        raise ValueError(f"{name}: index {v} is out of range for {what}={n} "
+                         f"(valid: 0 <= index < {n})")
+
+
+def check_padding_idx(padding_idx, n):
+    """padding_idx (None or an int in [-n, n)) as a row number in [0, n) or -1."""
+    if padding_idx is None:
+        return -1
+    if isinstance(padding_idx, (bool, np.bool_)):
+        raise TypeError("padding_idx: expected an int or None, got bool")
+    try:
+        p = operator.index(padding_idx)
+    except TypeError:
+        raise TypeError(f"padding_idx: expected an int or None, got "
+                        f"{type(padding_idx).__name__}") from None
+    if not -n <= p < n:
+        raise ValueError(f"padding_idx: {p} is out of range for num_embeddings={n} "
+                         f"(valid: {-n} <= padding_idx < {n})")
+    return p + n if p < 0 else p
+
+
+def check_count(value, name):
+    """A non-negative int (operator.index), e.g. num_embeddings."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected an int, got bool")
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__}") from None
+    if v < 0:
+        raise ValueError(f"{name}: must be >= 0, got {v}")
+    return v
