@@ -479,6 +479,11 @@ def step_checks(param, grad, states, names, fname, gname=None):
     optim_fast_ok, did not pass): param and the state arrays (named by
     names) as they must be, all apart; grad as a C-contiguous array of
     param's dtype, copied once if it must be.  Returns (param, grad)."""
+    for arr, name in zip((param, grad, *states), ("param", "grad", *names)):
+        if any_dask(arr):
+            raise TypeError(f"{fname}: {name} is a dask array; the optimisers update NumPy arrays "
+                            "in place and take NumPy arrays only (for a dask gradient: "
+                            "grad.compute() first)")
     p = check_param(param, fname)
     sts = [check_state(s, n, p, fname) for s, n in zip(states, names)]
     check_distinct([p] + sts, ["param"] + list(names), fname)
