@@ -1,4 +1,4 @@
-"""mlkern on Dask arrays (SPEC.md, "Scale-out -- Dask"; docs/dask.rst).
+"""mlkern on Dask arrays (docs/contract.rst, "Scale-out: Dask"; docs/dask.rst).
 
 Every family is checked lazy (a dask array comes back, nothing computed)
 and equal to the NumPy call on the whole array, on the threaded scheduler
