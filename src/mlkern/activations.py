@@ -13,6 +13,10 @@ the derivative and the backward kernel (docs/implementation.rst).
 tanh, elu and noisy_relu, the input ``x`` for the others.  The backward is
 literally that product, so a NaN in ``grad_output`` stays NaN, and
 ``inf * 0`` is NaN.
+
+Dask: called with a ``dask.array`` argument, each function returns a lazy
+dask array equal bit for bit to the eager result (``noisy_relu``'s noise is
+keyed by the global index); ``out=`` is refused then (docs/dask.rst).
 """
 from __future__ import annotations
 

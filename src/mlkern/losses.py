@@ -20,6 +20,12 @@ float64 in a fixed order, so the loss does not depend on the thread count.
 ``kl_div`` is one pass per row.  ``nll_loss`` is a gather and a scatter,
 in NumPy.
 
+Dask: with a ``dask.array`` argument a loss is a lazy 0-d array (or, for
+``"none"``, a lazy array) with the global reduction -- ``"mean"`` divides by
+the whole array's count or weight -- and ``X_with_grad`` computes the loss
+part and the gradient of a chunk in one task; the class axis must be in one
+chunk (docs/dask.rst).
+
 How the kernels do it: docs/implementation.rst.
 """
 from __future__ import annotations

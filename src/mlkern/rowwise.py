@@ -18,6 +18,11 @@ Non-finite rows follow ``scipy.special``: a row with a +inf, or of all
 empty row, NaN when the row holds a NaN; log_softmax is x - logsumexp(x)
 with scipy's shift of 0 for such rows (``[inf, 0] -> [nan, -inf]``).  A NaN
 makes only its own row NaN.
+
+Dask: with a ``dask.array`` input the result is a lazy dask array; the
+reduced axis must be in one chunk (else ``ValueError`` naming
+``x.rechunk({axis: -1})``); ``argmax(axis=None)`` reduces across chunks
+(docs/dask.rst).
 """
 from __future__ import annotations
 
