@@ -161,7 +161,8 @@ def _noisy_block(blk, params, gshape, block_info=None):
             start = tuple(loc[d][0] + idx[d] for d in range(lead)) + \
                 tuple(loc[d][0] for d in range(lead, nd))
             off = int(np.ravel_multi_index(start, gshape)) if nd else 0
-            _ew.unary_raw(op, arr[idx].reshape(-1), res[idx].reshape(-1), a, b, c, seed, off)
+            src, dst = (arr[idx], res[idx]) if lead else (arr, res)   # views, never copies
+            _ew.unary_raw(op, src.reshape(-1), dst.reshape(-1), a, b, c, seed, off)
     return np.asarray(finish(res, None, rdt, False))
 
 
