@@ -105,7 +105,6 @@ def main(argv=None):
             wall = time.perf_counter() - t0
             busy, cores = _busy(before, _thread_times(pids), wall)
             results[name] = {"cluster_s": t, "busy_threads": busy, "busy_cores": cores}
-        del x, y
 
     rng1 = np.random.default_rng(0)
     xn = rng1.standard_normal((rows, a.classes), dtype=np.float32)

@@ -390,10 +390,6 @@ def _total(parts_sum, denom, scale_mode, reduction, rdt, nan_if_empty=False):
     return v.astype(rdt)
 
 
-def _float(d):
-    return float(d)
-
-
 def _ploss_block(pb, tb, swb, pwb, denom, root, kw, mode, want_grad):
     from .losses import _pointwise
     pw = kw["pos_weight_scalar"]
