@@ -121,3 +121,30 @@ def test_cli_demo_runs():
                        capture_output=True, text=True, timeout=120, env=subprocess_env())
     assert p.returncode == 0, p.stderr
     assert "epoch 2/2" in p.stdout and "final test accuracy" in p.stdout
+
+
+# ------------------------------------------------------------ demo --dask
+def test_dask_demo_matches_the_eager_computation():
+    """``demo --dask`` on a local 2-worker cluster: its loss, accuracy and
+    weight gradient are those of the eager NumPy + mlkern computation on
+    the same (dask-generated) data."""
+    da = pytest.importorskip("dask.array")
+    pytest.importorskip("distributed")
+    import mlkern
+    from mlkern import _dask_demo
+    res, text = _run(["--dask", "--dask-rows", "3000", "--dask-chunk", "700", "--seed", "3"])
+    assert "100 % (" in text and "cluster / single" in text, text
+    rng = da.random.default_rng(3)
+    X = rng.standard_normal((3000, _dask_demo.FEATURES), chunks=(700, _dask_demo.FEATURES),
+                            dtype=np.float32).compute(scheduler="threads")
+    y = rng.integers(0, _dask_demo.CLASSES, 3000, chunks=700).compute(scheduler="threads")
+    W = _dask_demo._weights(3, np.float32)
+    loss, g = mlkern.cross_entropy_with_grad(X @ W, y)
+    # float64 reference of the loss: the mean of -log softmax at the labels
+    z = (X @ W).astype(np.float64)
+    ref = np.mean(np.log(np.sum(np.exp(z), axis=1)) - z[np.arange(3000), y])
+    assert res["loss"] == pytest.approx(float(loss), rel=1e-6)
+    assert res["loss"] == pytest.approx(ref, rel=1e-5)
+    assert res["accuracy"] == pytest.approx(np.mean(np.argmax(z, axis=1) == y))
+    np.testing.assert_allclose(res["grad_w"], X.T @ g, rtol=1e-4, atol=1e-7)
+    assert res["rows_per_s_per_core"] > 0 and res["local_rows_per_s_per_core"] > 0

@@ -28,7 +28,6 @@ cdef int _run_unary(int op, const real *x, real *y, Py_ssize_t n,
     cdef Py_ssize_t chunk, k, m
     cdef mlk_params *pp
     if nt <= 1:
-        p.offset = 0
         _call_unary(op, x, y, n, p)
         return 0
     pp = <mlk_params *>malloc(nt * sizeof(mlk_params))
@@ -37,7 +36,7 @@ cdef int _run_unary(int op, const real *x, real *y, Py_ssize_t n,
     chunk = _chunk_size(n, nt)
     for k in range(nt):
         pp[k] = p[0]
-        pp[k].offset = k * chunk
+        pp[k].offset = p.offset + k * chunk
     for k in prange(nt, num_threads=nt, schedule='static'):
         m = _chunk_len(n, chunk, k)
         if m > 0:
@@ -77,9 +76,11 @@ def unary(int op, x, out=None, double a=0.0, double b=0.0, double c=0.0, uint64_
 
 
 def unary_raw(int op, cnp.ndarray xa, cnp.ndarray oa, double a=0.0, double b=0.0,
-              double c=0.0, uint64_t seed=0):
+              double c=0.0, uint64_t seed=0, int64_t offset=0):
     """Kernel call on two arrays whose memory is contiguous in the same order
-    (same shape, same float dtype).  No checks beyond that: callers validate."""
+    (same shape, same float dtype).  No checks beyond that: callers validate.
+    offset: the global index of xa's first element (noisy_relu's noise is
+    keyed by it: a block of a larger array gets the whole array's noise)."""
     cdef mlk_params p
     cdef Py_ssize_t n = cnp.PyArray_SIZE(xa)
     cdef int rc = 0
@@ -89,7 +90,7 @@ def unary_raw(int op, cnp.ndarray xa, cnp.ndarray oa, double a=0.0, double b=0.0
     p.b = b
     p.c = c
     p.seed = seed
-    p.offset = 0
+    p.offset = offset
     if _is_f64(xa, "unary_raw"):
         with nogil:
             rc = _run_unary(op, <const double *>cnp.PyArray_DATA(xa),

@@ -29,6 +29,16 @@ _F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
 
 
+def any_dask(*args):
+    """True if an argument is a dask array (then mlkern._dask takes the call).
+    Only the type's module is looked at: dask is never imported here, and
+    the NumPy fast paths never reach this check."""
+    for a in args:
+        if type(a).__module__.startswith("dask.array"):
+            return True
+    return False
+
+
 def compute_dtype(dt, name):
     """(dtype the kernel computes in, dtype of the result) for an input dtype."""
     if dt == _F32 or dt == _F64:
@@ -142,6 +152,9 @@ _NOISY_RELU = UNARY["noisy_relu"]   # its noise is keyed by the C-order index
 def unary_slow(op, x, out, a=0.0, b=0.0, c=0.0, seed=0):
     """The general path of a unary op (after its fast entry returned None):
     any array_like, any layout, out= of any layout; then the raw kernel."""
+    if any_dask(x):
+        from . import _dask
+        return _dask.unary(op, x, out, a, b, c, seed)
     # noisy_relu's noise is keyed by the C-order index: same output for any layout
     arr, rdt = as_float_array(x, "x", order="C" if op == _NOISY_RELU else "K")
     scalar = arr.ndim == 0
@@ -178,6 +191,9 @@ def as_float_pair(g, s, names, fname=None):
 def binary_slow(op, g, s, out, a=0.0, b=0.0, c=0.0, saved="saved"):
     """The general path of a backward op (after its fast entry returned
     None); `saved` names s in the messages."""
+    if any_dask(g, s):
+        from . import _dask
+        return _dask.binary(op, g, s, out, a, b, c, saved)
     ga, sa, rdt, _ = as_float_pair(g, s, ("grad_output", saved))
     scalar = ga.ndim == 0
     if out is not None:
@@ -353,6 +369,8 @@ def check_delta(delta, fname):
 
 def check_probs(prob, fname):
     """prob must lie in [0, 1] (NaN passes, as NaN in -> NaN out)."""
+    if any_dask(prob):              # checked chunk by chunk, when computed
+        return prob.map_blocks(check_probs, fname, dtype=prob.dtype, meta=prob._meta)
     p = np.asarray(prob)
     # scan each distinct element once: a broadcast (stride-0) axis is read at index 0
     q = p[tuple(slice(0, 1) if st == 0 else slice(None) for st in p.strides)] if p.ndim else p
@@ -461,6 +479,11 @@ def step_checks(param, grad, states, names, fname, gname=None):
     optim_fast_ok, did not pass): param and the state arrays (named by
     names) as they must be, all apart; grad as a C-contiguous array of
     param's dtype, copied once if it must be.  Returns (param, grad)."""
+    for arr, name in zip((param, grad, *states), ("param", "grad", *names)):
+        if any_dask(arr):
+            raise TypeError(f"{fname}: {name} is a dask array; the optimisers update NumPy arrays "
+                            "in place and take NumPy arrays only (for a dask gradient: "
+                            "grad.compute() first)")
     p = check_param(param, fname)
     sts = [check_state(s, n, p, fname) for s, n in zip(states, names)]
     check_distinct([p] + sts, ["param"] + list(names), fname)

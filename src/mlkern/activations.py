@@ -13,6 +13,10 @@ the derivative and the backward kernel (docs/implementation.rst).
 tanh, elu and noisy_relu, the input ``x`` for the others.  The backward is
 literally that product, so a NaN in ``grad_output`` stays NaN, and
 ``inf * 0`` is NaN.
+
+Dask: called with a ``dask.array`` argument, each function returns a lazy
+dask array equal bit for bit to the eager result (``noisy_relu``'s noise is
+keyed by the global index); ``out=`` is refused then (docs/dask.rst).
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ from numpy.typing import ArrayLike, NDArray
 from . import _docs
 from . import _kernels as _ew
 from ._ops import BINARY, UNARY
-from ._validation import (as_float_array, binary_slow, check_out, check_real, compute_dtype, finish,
+from ._validation import (any_dask, as_float_array, binary_slow, check_out, check_real, compute_dtype, finish,
                           result_array, unary_slow)
 
 __all__ = [
@@ -694,6 +698,9 @@ def prelu(x: ArrayLike, alpha: ArrayLike, *, out: NDArray[Any] | None = None) ->
     >>> mlkern.prelu(np.array([[-1.0, -1.0], [2.0, -2.0]]), [0.1, 0.5]).tolist()
     [[-0.1, -0.5], [2.0, -1.0]]
     """
+    if any_dask(x, alpha):
+        from . import _dask
+        return _dask.prelu(x, alpha, out, False)
     arr, rdt, a, _, outer, C, inner = _prelu_setup(x, alpha)
     scalar = arr.ndim == 0
     if out is not None:
@@ -748,6 +755,9 @@ def prelu_grad(x: ArrayLike, alpha: ArrayLike, *, out: NDArray[Any] | None = Non
     >>> mlkern.prelu_grad([[-1.0, 2.0], [-3.0, -4.0]], [0.1, 0.2]).tolist()
     [[0.1, 1.0], [0.1, 0.2]]
     """
+    if any_dask(x, alpha):
+        from . import _dask
+        return _dask.prelu(x, alpha, out, True)
     arr, rdt, a, _, outer, C, inner = _prelu_setup(x, alpha)
     scalar = arr.ndim == 0
     if out is not None:
@@ -798,6 +808,16 @@ def prelu_backward(grad_output: ArrayLike, x: ArrayLike, alpha: ArrayLike, *,
     >>> gx.tolist(), float(ga)
     ([0.1, 1.0], -2.0)
     """
+    if any_dask(grad_output, x, alpha):
+        from . import _dask
+        return _dask.prelu_backward(grad_output, x, alpha, out)
+    gx, ga, ashape, rdt, C = _prelu_backward_parts(grad_output, x, alpha, out)
+    return gx, _prelu_galpha(ga, ashape, rdt, C)
+
+
+def _prelu_backward_parts(grad_output, x, alpha, out):
+    """prelu_backward's grad_x and its per-channel float64 sums for alpha
+    (with alpha's shape, the result dtype and the number of channels)."""
     arr, rdt, a, ashape, outer, C, inner = _prelu_setup(x, alpha)
     g = np.asarray(grad_output)
     compute_dtype(g.dtype, "grad_output")
@@ -811,14 +831,18 @@ def prelu_backward(grad_output: ArrayLike, x: ArrayLike, alpha: ArrayLike, *,
     ga = np.zeros(C, dtype=np.float64)
     if arr.size:
         _ew.prelu_bwd_raw(g, arr, a, gx, ga, outer, C, inner)
-    gx = finish(gx, out, rdt, scalar)
+    return finish(gx, out, rdt, scalar), ga, ashape, rdt, C
+
+
+def _prelu_galpha(ga, ashape, rdt, C):
+    """grad_alpha from the per-channel float64 sums ga, in alpha's shape."""
     if len(ashape) == 0:
         galpha = rdt.type(ga.sum())
     elif ashape[0] == 1 and C != 1:
         galpha = np.array([ga.sum()], dtype=rdt)
     else:
         galpha = ga.astype(rdt)
-    return gx, galpha
+    return galpha
 
 
 # ---------------------------------------------------------------- elu

@@ -29,6 +29,11 @@ What it does:
   first alternates from epoch to epoch).  ``--no-compare``
   skips the NumPy loop.
 
+``--dask`` runs another demo instead: batch inference and the
+cross-entropy loss and gradient over a chunked dataset on a local
+2-worker Dask cluster, against single-process mlkern (``mlkern._dask_demo``;
+docs/dask.rst).
+
 Output: one line per epoch with a text progress bar (redrawn in place with
 ``\\r`` while the batches run when stdout is a terminal), then a summary.
 :func:`main` returns a dict of the results (accuracies, losses, timings).
@@ -266,6 +271,13 @@ def build_parser(p=None):
                    help="seed of the split, the initialisation and the batch order (default 0)")
     p.add_argument("--no-compare", dest="compare", action="store_false",
                    help="skip the plain-NumPy training loop")
+    p.add_argument("--dask", action="store_true",
+                   help="instead: batch inference and the cross-entropy gradient over a chunked "
+                        "dataset on a local 2-worker Dask cluster (needs mlkern[dask])")
+    p.add_argument("--dask-rows", type=int, default=2_000_000,
+                   help="--dask: rows of the dataset (default 2000000)")
+    p.add_argument("--dask-chunk", type=int, default=100_000,
+                   help="--dask: rows per chunk (default 100000)")
     return p
 
 
@@ -281,6 +293,8 @@ def check_args(p, a):
         p.error("--seed must be >= 0")
     if a.lr is not None and not (a.lr > 0 and math.isfinite(a.lr)):
         p.error("--lr must be a positive number")
+    if a.dask_rows < 1 or a.dask_chunk < 1:
+        p.error("--dask-rows and --dask-chunk must be >= 1")
 
 
 def main(argv=None, *, args=None, out=None):
@@ -303,6 +317,9 @@ def main(argv=None, *, args=None, out=None):
         args = p.parse_args(argv)
         check_args(p, args)
     out = sys.stdout if out is None else out
+    if getattr(args, "dask", False):
+        from ._dask_demo import main as dask_main
+        return dask_main(args, out)
     dtype = np.dtype(args.dtype)
     lr = DEFAULT_LR[args.optimizer] if args.lr is None else args.lr
 

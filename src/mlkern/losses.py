@@ -20,6 +20,12 @@ float64 in a fixed order, so the loss does not depend on the thread count.
 ``kl_div`` is one pass per row.  ``nll_loss`` is a gather and a scatter,
 in NumPy.
 
+Dask: with a ``dask.array`` argument a loss is a lazy 0-d array (or, for
+``"none"``, a lazy array) with the global reduction -- ``"mean"`` divides by
+the whole array's count or weight -- and ``X_with_grad`` computes the loss
+part and the gradient of a chunk in one task; the class axis must be in one
+chunk (docs/dask.rst).
+
 How the kernels do it: docs/implementation.rst.
 """
 from __future__ import annotations
@@ -33,7 +39,7 @@ from numpy.typing import ArrayLike, NDArray
 from . import _docs
 from . import _kernels as _ew
 from ._ops import PLOSS
-from ._validation import (as_float_array, check_axis, check_delta, check_ignore_index, check_out,
+from ._validation import (any_dask, as_float_array, check_axis, check_delta, check_ignore_index, check_out,
                           check_probs, check_real, check_reduction, class_labels, class_weights,
                           finish, flat, loss_pair, pos_weights, real_array, result_array,
                           row_weights, sample_weights, writable_direct)
@@ -63,25 +69,34 @@ _Floating = np.floating[Any]
 _FArray = NDArray[np.floating[Any]]
 
 
-def _prepare(logits, target, axis, reduction, weight, ignore_index, label_smoothing,
-             sample_weight, fname):
-    z, rdt = as_float_array(logits, "logits")
-    ax = check_axis(axis, z.ndim, fname)
+def _xent_params(ndim, axis, reduction, ignore_index, label_smoothing, fname):
+    """The checked (axis, label_smoothing, ignore_index) of a cross-entropy call."""
+    ax = check_axis(axis, ndim, fname)
     check_reduction(reduction, fname)
     eps = check_real(label_smoothing, "label_smoothing", nonnegative=True)
     if eps > 1:
         raise ValueError(f"{fname}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
-    ignore_index = check_ignore_index(ignore_index, fname)
+    return ax, eps, check_ignore_index(ignore_index, fname)
+
+
+def _prepare(logits, target, axis, reduction, weight, ignore_index, label_smoothing,
+             sample_weight, fname):
+    z, rdt = as_float_array(logits, "logits")
+    ax, eps, ignore_index = _xent_params(z.ndim, axis, reduction, ignore_index, label_smoothing,
+                                         fname)
     n = z.shape[ax]
     return z, rdt, ax, n, eps, ignore_index
 
 
-def _coefficients(lab, n, w, sw, eps, ignore_index, reduction):
+def _coefficients(lab, n, w, sw, eps, ignore_index, reduction, gdenom=None):
     """(a, b, c) per sample (see mlk_loss_tmpl.h), as a (rows, 3) array, or
     one (3,) triple for every sample when there are neither sample nor
-    class weights (then nothing rows-sized is allocated here)."""
+    class weights (then nothing rows-sized is allocated here).  gdenom: the
+    mean's denominator of the whole array when lab is one chunk of it."""
     if w is None and sw is None:
         denom = float(np.count_nonzero(lab != ignore_index)) if reduction == "mean" else 1.0
+        if gdenom is not None and reduction == "mean":
+            denom = gdenom
         with np.errstate(divide="ignore", invalid="ignore"):
             s = np.float64(1.0) / np.float64(denom)
         return np.array([s, s * (1.0 - eps), s * (eps / n)], np.float64), denom
@@ -89,7 +104,7 @@ def _coefficients(lab, n, w, sw, eps, ignore_index, reduction):
     safe = np.where(valid, lab, 0)
     wy = w.astype(np.float64)[safe] if w is not None else np.ones(lab.shape, np.float64)
     s = np.where(valid, 1.0, 0.0) if sw is None else np.where(valid, sw, 0.0)
-    denom = float(np.sum(s * wy))
+    denom = float(np.sum(s * wy)) if gdenom is None else gdenom
     if reduction == "mean":
         with np.errstate(divide="ignore", invalid="ignore"):
             s = s / denom
@@ -103,11 +118,13 @@ def _coefficients(lab, n, w, sw, eps, ignore_index, reduction):
 
 
 def _xent(fname, logits, target, axis, reduction, weight, ignore_index, label_smoothing,
-          sample_weight, want_loss, want_grad, out):
+          sample_weight, want_loss, want_grad, out, _denom=None, _partial=False):
     # the common case (C-contiguous float logits, classes last, int64 labels,
     # no weights, out= None or a direct C-contiguous array) is checked and run
-    # in one C call; anything else takes the full path below
-    if (weight is None and sample_weight is None
+    # in one C call; anything else takes the full path below.  _denom,
+    # _partial: one chunk of a dask array (mlkern._dask): the whole array's
+    # mean denominator, and return (float64 sum of the chunk's losses, grad)
+    if (weight is None and sample_weight is None and _denom is None
             and (reduction == "mean" or reduction == "sum") and type(reduction) is str
             and type(ignore_index) is int and -2**63 <= ignore_index < 2**63
             and type(label_smoothing) in (float, int) and 0 <= label_smoothing <= 1):
@@ -119,13 +136,17 @@ def _xent(fname, logits, target, axis, reduction, weight, ignore_index, label_sm
             if want_loss and want_grad:
                 return res_loss, g
             return res_loss if want_loss else g
+    if any_dask(logits, target, weight, sample_weight):
+        from . import _dask
+        return _dask.xent(fname, logits, target, axis, reduction, weight, ignore_index,
+                          label_smoothing, sample_weight, want_loss, want_grad, out)
     z, rdt, ax, n, eps, ignore_index = _prepare(logits, target, axis, reduction, weight,
                                                 ignore_index, label_smoothing, sample_weight,
                                                 fname)
     tgt = np.asarray(target)
     if tgt.dtype.kind == "f" and tgt.shape == z.shape:
         return _xent_probs(fname, z, rdt, tgt, ax, n, reduction, weight, eps, sample_weight,
-                           want_loss, want_grad, out)
+                           want_loss, want_grad, out, _denom, _partial)
     rshape = z.shape[:ax] + z.shape[ax + 1:]
     lab = class_labels(target, rshape, n, ignore_index, fname)
     w = class_weights(weight, n, z.dtype, fname)
@@ -138,7 +159,8 @@ def _xent(fname, logits, target, axis, reduction, weight, ignore_index, label_sm
     zc = z if (last and z.flags.c_contiguous) else np.ascontiguousarray(np.moveaxis(z, ax, -1))
     rows = lab.size
     with np.errstate(all="ignore"):    # a mean over nothing: 0/0, reported as NaN below
-        coef, denom = _coefficients(lab.reshape(-1), n, w, sw, eps, ignore_index, reduction)
+        coef, denom = _coefficients(lab.reshape(-1), n, w, sw, eps, ignore_index, reduction,
+                                    _denom)
     g = None
     if want_grad:
         if (out is not None and last and out.dtype == zc.dtype and out.flags.c_contiguous
@@ -149,7 +171,9 @@ def _xent(fname, logits, target, axis, reduction, weight, ignore_index, label_sm
     loss = np.empty(rows, np.float64)
     _ew.xent_raw(zc, lab.reshape(-1), coef, ignore_index, w, g, loss, rows, n)
     res_loss = None
-    if want_loss:
+    if _partial:
+        res_loss = float(np.sum(loss))
+    elif want_loss:
         if reduction == "none":
             res_loss = loss.reshape(rshape).astype(rdt)
         elif reduction == "mean" and not denom:
@@ -174,7 +198,7 @@ def _xent(fname, logits, target, axis, reduction, weight, ignore_index, label_sm
 
 
 def _xent_probs(fname, z, rdt, t, ax, n, reduction, weight, eps, sample_weight, want_loss,
-                want_grad, out):
+                want_grad, out, _denom=None, _partial=False):
     """Probability targets: loss = -sum_j w_j t'_j log_softmax(z)_j with
     t' = (1 - eps) t + eps/n; grad = (sum_j w_j t'_j) softmax(z) - w t'."""
     rshape = z.shape[:ax] + z.shape[ax + 1:]
@@ -193,12 +217,15 @@ def _xent_probs(fname, z, rdt, t, ax, n, reduction, weight, eps, sample_weight, 
     wt = tt * w.reshape(shape_w) if w is not None else tt
     sw = sample_weights(sample_weight, rshape, fname)
     s = np.ones(rshape, np.float64) if sw is None else sw.reshape(rshape)
+    total = np.sum(s) if _denom is None else _denom
     with np.errstate(divide="ignore", invalid="ignore"):   # nothing counted: NaN, as PyTorch
-        scale = float(np.float64(1.0) / np.sum(s)) if reduction == "mean" else 1.0
+        scale = float(np.float64(1.0) / np.float64(total)) if reduction == "mean" else 1.0
     res_loss = res_grad = None
-    if want_loss:
+    if want_loss or _partial:
         per = -np.sum(wt.astype(np.float64) * log_softmax(z, axis=ax), axis=ax) * s
-        if reduction == "none":
+        if _partial:
+            res_loss = float(np.sum(per))
+        elif reduction == "none":
             res_loss = per.astype(rdt)
         else:
             with np.errstate(invalid="ignore"):     # 0 * inf when nothing counted: NaN
@@ -395,7 +422,11 @@ def cross_entropy_with_grad(logits: ArrayLike, target: ArrayLike, axis: Supports
 # ---------------------------------------------------------------------------
 
 def _nll(fname, log_probs, target, axis, reduction, weight, ignore_index, sample_weight,
-         want_loss, want_grad, out):
+         want_loss, want_grad, out, _denom=None, _partial=False):
+    if any_dask(log_probs, target, weight, sample_weight):
+        from . import _dask
+        return _dask.nll(fname, log_probs, target, axis, reduction, weight, ignore_index,
+                         sample_weight, want_loss, want_grad, out)
     lp, rdt = as_float_array(log_probs, "log_probs")
     ax = check_axis(axis, lp.ndim, fname)
     check_reduction(reduction, fname)
@@ -416,15 +447,17 @@ def _nll(fname, log_probs, target, axis, reduction, weight, ignore_index, sample
         s *= w[safe]
     if sw is not None:
         s *= sw.reshape(rshape)
-    denom = float(np.sum(s))
+    denom = float(np.sum(s)) if _denom is None else _denom
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = float(np.float64(1.0) / np.float64(denom)) if reduction == "mean" else 1.0
     lpm = np.moveaxis(lp, ax, -1)
     res_loss = res_grad = None
-    if want_loss:
+    if want_loss or _partial:
         picked = np.take_along_axis(lpm, safe[..., None], -1)[..., 0].astype(np.float64)
         per = np.where(s != 0, -(s * picked), 0.0)        # ignored samples: 0, never NaN
-        if reduction == "none":
+        if _partial:
+            res_loss = float(np.sum(per))
+        elif reduction == "none":
             res_loss = per.astype(rdt)
         elif reduction == "mean" and not denom:
             res_loss = rdt.type(np.nan)                   # nothing counted: 0/0, as PyTorch
@@ -598,14 +631,16 @@ _SQ0, _ABS0 = PLOSS["squared_penalty"], PLOSS["absolute_penalty"]
 
 def _pointwise(fname, op, pred, target, reduction, sample_weight, want_loss, want_grad, out,
                names=("pred", "target"), delta=1.0, pos_weight=None, lscale=1.0, gmul=1.0,
-               rmse=False):
+               rmse=False, _denom=None, _root=None, _partial=False):
     """The pointwise losses' one driver: checks, then one kernel pass.
     lscale multiplies each element's loss, gmul the gradient (1/2 of
-    quadratic_cost); rmse=True takes the root of the mean."""
+    quadratic_cost); rmse=True takes the root of the mean.  For one chunk of
+    a dask array (mlkern._dask): _denom, _root the whole array's mean
+    denominator and rmse; _partial returns (float64 loss total, grad)."""
     # the common case (C-contiguous float arrays of one dtype and shape, no
     # weights but a scalar pos_weight, out= None or direct) is checked in one C
     # call, with the same kernel and the same arithmetic as below
-    if (sample_weight is None and not rmse
+    if (sample_weight is None and not rmse and _denom is None
             and (reduction == "mean" or reduction == "sum") and type(reduction) is str
             and (pos_weight is None or type(pos_weight) is float or type(pos_weight) is int)):
         r = _ew.ploss_fast(op, pred, target, reduction == "mean", want_grad,
@@ -618,6 +653,11 @@ def _pointwise(fname, op, pred, target, reduction, sample_weight, want_loss, wan
                 return res_loss, g
             return res_loss if want_loss else g
     check_reduction(reduction, fname)
+    if any_dask(pred, target, sample_weight, pos_weight):
+        from . import _dask
+        return _dask.pointwise(fname, op, pred, target, reduction, sample_weight, want_loss,
+                               want_grad, out, names=names, delta=delta, pos_weight=pos_weight,
+                               lscale=lscale, gmul=gmul, rmse=rmse)
     structured = sample_weight is not None or (pos_weight is not None
                                                and np.size(pos_weight) != 1)
     p, t, rdt = loss_pair(pred, target, names, fname, "C" if structured else "K")
@@ -636,6 +676,8 @@ def _pointwise(fname, op, pred, target, reduction, sample_weight, want_loss, wan
         denom = (float(np.sum(sw)) * K) if sw is not None else float(n)
     else:
         denom = 1.0
+    if _denom is not None and reduction == "mean":
+        denom = _denom
     with np.errstate(divide="ignore", invalid="ignore"):
         gscale = float(np.float64(gmul) / np.float64(denom))
     g = result_array(p, out, rdt, t) if want_grad else None
@@ -652,12 +694,14 @@ def _pointwise(fname, op, pred, target, reduction, sample_weight, want_loss, wan
         if root and g is not None:
             # rmse: the gradient d / (N rmse) needs the loss first: a second pass
             with np.errstate(divide="ignore", invalid="ignore"):
-                r = math.sqrt(total / denom) if denom else math.nan
+                r = (math.sqrt(total / denom) if denom else math.nan) if _root is None else _root
                 gs = 0.0 if r == 0 else 0.5 / (denom * r)
             _ew.ploss_raw(op, flat(p), flat(t), None, flat(g), sw, K, None, 1, 0, 1.0, 1.0,
                           1.0, gs)
     res_loss = res_grad = None
-    if want_loss:
+    if _partial:
+        res_loss = total
+    elif want_loss:
         if reduction == "none":
             res_loss = finish(lo, None, rdt, lo.ndim == 0)
         else:
@@ -1897,8 +1941,13 @@ def binary_cross_entropy_with_logits_with_grad(logits: ArrayLike, target: ArrayL
 # kl_div: a row kernel (mlk_kl) along the axis
 # ---------------------------------------------------------------------------
 
-def _kl(fname, p, q, axis, log_q, reduction, sample_weight, want_loss, want_grad, out):
+def _kl(fname, p, q, axis, log_q, reduction, sample_weight, want_loss, want_grad, out,
+        _denom=None, _partial=False):
     check_reduction(reduction, fname)
+    if any_dask(p, q, sample_weight):
+        from . import _dask
+        return _dask.kl(fname, p, q, axis, log_q, reduction, sample_weight, want_loss, want_grad,
+                        out)
     qa, pa, rdt = loss_pair(q, p, ("q", "p"), fname, "C")
     ax = check_axis(axis, qa.ndim, fname)
     n = qa.shape[ax]
@@ -1926,6 +1975,8 @@ def _kl(fname, p, q, axis, log_q, reduction, sample_weight, want_loss, want_grad
         denom = float(np.sum(sw)) if sw is not None else float(rows)
     else:
         denom = 1.0
+    if _denom is not None and reduction == "mean":
+        denom = _denom
     with np.errstate(divide="ignore", invalid="ignore"):
         gscale = float(np.float64(1.0) / np.float64(denom))
     g = None
@@ -1938,7 +1989,9 @@ def _kl(fname, p, q, axis, log_q, reduction, sample_weight, want_loss, want_grad
     rsum = np.zeros(rows, np.float64)
     _ew.kl_raw(pa, qa, bool(log_q), g, sw, gscale, rsum, rows, n)
     res_loss = res_grad = None
-    if want_loss:
+    if _partial:
+        res_loss = float(np.sum(rsum * sw if sw is not None else rsum))
+    elif want_loss:
         per = rsum * sw if sw is not None else rsum
         if reduction == "none":
             res_loss = per.reshape(rshape).astype(rdt)
@@ -2104,6 +2157,9 @@ def kl_div_with_grad(p: ArrayLike, q: ArrayLike, axis: SupportsIndex = -1, *, lo
 
 def _penalty(fname, op, w, lam, want_loss, out):
     lam = check_real(lam, "lam", nonnegative=True)
+    if any_dask(w):
+        from . import _dask
+        return _dask.penalty(fname, op, w, lam, want_loss, out)
     wa, rdt = as_float_array(w, "w")
     if out is not None:
         check_out(out, wa.shape, rdt)

@@ -13,7 +13,8 @@ Parameters and state arrays must be NumPy arrays of one float dtype and
 one shape, writeable, C-contiguous and distinct: mlkern never updates a
 silent copy (which would lose the update) and raises instead.  The gradient
 must have the parameter's shape and dtype; it may have any layout (a
-non-contiguous gradient is copied once).
+non-contiguous gradient is copied once).  Dask arrays are refused with
+``TypeError`` (the update is in place; compute a dask gradient first).
 
 Weight decay is coupled (``g + weight_decay * param``) everywhere, except
 in :class:`AdamW` / ``adam_step(..., decoupled=True)``, where the

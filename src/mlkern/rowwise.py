@@ -18,6 +18,11 @@ Non-finite rows follow ``scipy.special``: a row with a +inf, or of all
 empty row, NaN when the row holds a NaN; log_softmax is x - logsumexp(x)
 with scipy's shift of 0 for such rows (``[inf, 0] -> [nan, -inf]``).  A NaN
 makes only its own row NaN.
+
+Dask: with a ``dask.array`` input the result is a lazy dask array; the
+reduced axis must be in one chunk (else ``ValueError`` naming
+``x.rechunk({axis: -1})``); ``argmax(axis=None)`` reduces across chunks
+(docs/dask.rst).
 """
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ from numpy.typing import ArrayLike, NDArray
 from . import _docs
 from . import _kernels as _ew
 from ._ops import ROWWISE
-from ._validation import (_as_layout, as_float_array, as_float_pair, check_axis, check_out,
+from ._validation import (_as_layout, any_dask, as_float_array, as_float_pair, check_axis, check_out,
                           compute_dtype, finish, result_array, writable_direct)
 
 __all__ = ["softmax", "log_softmax", "logsumexp", "softmax_backward",
@@ -94,6 +99,9 @@ def _forward(op, fname, x, axis, out):
     r = _ew.rowwise_fast(op, x, axis, out)
     if r is not None:
         return r
+    if any_dask(x):
+        from . import _dask
+        return _dask.rowwise(op, fname, x, axis, out)
     arr, rdt = as_float_array(x, "x")
     ax = check_axis(axis, arr.ndim, fname)
     if out is not None:
@@ -234,6 +242,9 @@ def logsumexp(x: ArrayLike, axis: SupportsIndex = -1, *, keepdims: bool = False,
     r = _ew.logsumexp_fast(x, axis, keepdims, out)
     if r is not None:
         return r
+    if any_dask(x):
+        from . import _dask
+        return _dask.logsumexp(x, axis, keepdims, out)
     arr, rdt = as_float_array(x, "x")
     ax = check_axis(axis, arr.ndim, "logsumexp")
     rshape = arr.shape[:ax] + arr.shape[ax + 1:]
@@ -256,6 +267,9 @@ def _backward(op, fname, grad_output, y, axis, out):
     r = _ew.backward_fast(op, grad_output, y, axis, out)
     if r is not None:
         return r
+    if any_dask(grad_output, y):
+        from . import _dask
+        return _dask.rowwise_backward(op, fname, grad_output, y, axis, out)
     ga, ya, rdt, order = as_float_pair(grad_output, y, ("grad_output", "y"), fname)
     ax = check_axis(axis, ga.ndim, fname)
     if out is not None:
@@ -380,6 +394,9 @@ def softmax_jacobian(p: ArrayLike, axis: SupportsIndex = -1) -> NDArray[np.float
     >>> mlkern.softmax_jacobian([0.5, 0.5]).tolist()
     [[0.25, -0.25], [-0.25, 0.25]]
     """
+    if any_dask(p):
+        from . import _dask
+        return _dask.softmax_jacobian(p, axis)
     arr, rdt = as_float_array(p, "p")
     ax = check_axis(axis, arr.ndim, "softmax_jacobian")
     q = np.moveaxis(arr, ax, -1)
@@ -431,6 +448,9 @@ def argmax(x: ArrayLike, axis: SupportsIndex = -1, *, keepdims: bool = False,
         r = _ew.argmax_fast(x, axis, keepdims, out)
         if r is not None:
             return r
+    if any_dask(x):
+        from . import _dask
+        return _dask.argmax(x, axis, keepdims, out)
     arr = np.asarray(x)
     if arr.ndim == 0:
         raise ValueError("argmax: a 0-d input has no axis to reduce")

@@ -1,0 +1,696 @@
+"""mlkern on Dask arrays: every array function called with a ``dask.array``
+argument returns a lazy dask array (docs/dask.rst).
+
+The one module that knows about Dask.  It is imported only when a call's
+argument is a dask array (``_validation.any_dask`` looks at the type's
+module name, in the slow path of each family: the NumPy fast paths never
+reach it), and it imports ``dask.array`` inside its functions.
+
+How each family is spread over the chunks:
+
+* elementwise (activations, ``*_grad``, ``*_backward``, ``prelu``):
+  ``map_blocks`` / ``blockwise`` of the NumPy function on each block, so the
+  result is the eager call's bit for bit.  ``noisy_relu`` passes each
+  block's global C-order index to the kernel (``offset``): its noise is the
+  whole array's, as in the eager call with the same seed.
+* row-wise functions, ``cross_entropy*``, ``nll_loss*``, ``kl_div*``: the
+  reduced axis must be in one chunk (``ValueError`` at call time naming the
+  axis and ``x.rechunk({axis: -1})``); then one block call per chunk.
+  ``argmax(axis=None)`` is a global reduction (each block's first maximum
+  with its global index, then the first of those).
+* losses: ``"mean"`` divides by the *global* count or weight (a lazy sum
+  over the labels or weights: the big array is read once); each chunk is
+  computed with that denominator, so its gradient is the eager one, and
+  returns the float64 sum of its losses; the sums are added across chunks.
+  ``X_with_grad`` computes ``(loss part, grad)`` in one task per chunk.
+  ``rmse*_grad`` needs the global rmse first (a first pass for the loss).
+* reductions inside a function (``prelu_backward``'s ``grad_alpha``): the
+  float64 per-channel sums of each chunk, added across chunks.
+
+``out=`` is refused with dask input (``TypeError``): a dask array is not
+written in place.  The optimisers update NumPy arrays in place and refuse
+dask arrays (their ``TypeError`` asks for a ``numpy.ndarray``).
+"""
+import math
+
+import numpy as np
+
+from . import _kernels as _ew
+from ._ops import UNARY
+from ._validation import any_dask
+
+_NOISY_RELU = UNARY["noisy_relu"]
+
+
+def _da():
+    import dask.array as da
+    return da
+
+
+def _no_out(out, fname):
+    if out is not None:
+        raise TypeError(f"{fname}: out= is not supported with dask input (dask arrays are "
+                        "computed lazily, never written in place: use the returned array)")
+
+
+def _like(a, chunks):
+    """a as a dask array with `chunks` (None: as it is, or one chunk)."""
+    da = _da()
+    if not any_dask(a):
+        return da.from_array(np.asarray(a), chunks=-1 if chunks is None else chunks)
+    if chunks is not None and a.chunks != tuple(chunks):
+        return a.rechunk(chunks)
+    return a
+
+
+def _pair(x, y, names, fname):
+    """Two same-shape arguments as dask arrays with x's chunks."""
+    xs, ys = np.shape(x), np.shape(y)
+    if tuple(xs) != tuple(ys):
+        pre = f"{fname}: " if fname else ""
+        raise ValueError(f"{pre}{names[0]} and {names[1]} must have the same shape, got "
+                         f"{tuple(xs)} and {tuple(ys)}")
+    if not any_dask(x):
+        x = _like(x, y.chunks)
+    return x, _like(y, x.chunks)
+
+
+def _whole_axis(x, ax, fname, name):
+    nc = len(x.chunks[ax])
+    if nc > 1:
+        raise ValueError(f"{fname}: the reduced axis {ax} of {name} is split over {nc} chunks; "
+                         f"it must be in one chunk: {name}.rechunk({{{ax}: -1}})")
+
+
+def _meta(nd, dt):
+    return np.empty((0,) * nd, dt)
+
+
+def _ones(chunks):
+    """The chunks of an array with one element per block."""
+    return tuple((1,) * len(c) for c in chunks)
+
+
+def _apply(*blocks, _f, **kw):
+    return np.asarray(_f(*blocks, **kw))
+
+
+def _first(t, nd):
+    """A block's loss part (a float: as an array of one element per axis)."""
+    v = t[0] if isinstance(t, tuple) else t
+    if isinstance(v, np.ndarray) or np.ndim(v):
+        return np.asarray(v)
+    return np.full((1,) * nd, v, np.float64)
+
+
+def _second(t):
+    return t[1]
+
+
+def _first_of(blocks):
+    """The per-row losses of a block whose class axis (one chunk) is dropped."""
+    t = blocks[0] if isinstance(blocks, list) else blocks
+    return np.asarray(t[0])
+
+
+def _row_losses(pairs, ind, rind, rdt):
+    return _da().blockwise(_first_of, rind, pairs, ind, dtype=rdt, meta=_meta(len(rind), rdt))
+
+
+def _split(pairs, nd, rdt, want_grad, loss_chunks=None, loss_dtype=np.float64):
+    """The (loss, grad) of a collection of per-block results (loss parts
+    summed to a lazy float64 scalar unless loss_chunks is given)."""
+    if loss_chunks is None:
+        parts = pairs.map_blocks(_first, nd=nd, chunks=_ones(pairs.chunks), dtype=np.float64,
+                                 meta=_meta(nd, np.float64))
+        loss = parts.sum()
+    else:
+        loss = pairs.map_blocks(_first, nd=nd, chunks=loss_chunks, dtype=loss_dtype,
+                                meta=_meta(len(loss_chunks), loss_dtype))
+    grad = pairs.map_blocks(_second, dtype=rdt, meta=_meta(nd, rdt)) if want_grad else None
+    return loss, grad
+
+
+def _result(want_loss, want_grad, loss, grad):
+    if want_loss and want_grad:
+        return loss, grad
+    return loss if want_loss else grad
+
+
+# ---------------------------------------------------------------- elementwise
+def _unary_block(blk, params):
+    from ._validation import unary_slow
+    return np.asarray(unary_slow(*params[:1], blk, None, *params[1:]))
+
+
+def _noisy_block(blk, params, gshape, block_info=None):
+    """noisy_relu of one block with the whole array's noise: each run of
+    elements contiguous in the global C order gets its global index."""
+    from ._validation import as_float_array, finish
+    op, a, b, c, seed = params
+    arr, rdt = as_float_array(blk, "x", order="C")
+    res = np.empty(arr.shape, arr.dtype)
+    nd = arr.ndim
+    if arr.size:
+        loc = block_info[0]["array-location"] if nd else []
+        j = nd                                  # axes j.. are whole in the block
+        while j > 0 and tuple(loc[j - 1]) == (0, gshape[j - 1]):
+            j -= 1
+        lead = max(j - 1, 0)                    # a run: axis j-1 (partial) and the rest
+        for idx in np.ndindex(*arr.shape[:lead]):
+            start = tuple(loc[d][0] + idx[d] for d in range(lead)) + \
+                tuple(loc[d][0] for d in range(lead, nd))
+            off = int(np.ravel_multi_index(start, gshape)) if nd else 0
+            src, dst = (arr[idx], res[idx]) if lead else (arr, res)   # views, never copies
+            _ew.unary_raw(op, src.reshape(-1), dst.reshape(-1), a, b, c, seed, off)
+    return np.asarray(finish(res, None, rdt, False))
+
+
+def unary(op, x, out, a, b, c, seed):
+    from ._validation import compute_dtype
+    _no_out(out, "x")
+    _, rdt = compute_dtype(x.dtype, "x")
+    if op == _NOISY_RELU:
+        return x.map_blocks(_noisy_block, params=(op, a, b, c, seed), gshape=x.shape,
+                            dtype=rdt, meta=_meta(x.ndim, rdt))
+    return x.map_blocks(_unary_block, params=(op, a, b, c, seed), dtype=rdt,
+                        meta=_meta(x.ndim, rdt))
+
+
+def _binary_block(g, s, params):
+    from ._validation import binary_slow
+    op, a, b, c, saved = params
+    return np.asarray(binary_slow(op, g, s, None, a, b, c, saved=saved))
+
+
+def binary(op, g, s, out, a, b, c, saved):
+    from ._validation import compute_dtype
+    _no_out(out, "grad_output")
+    g, s = _pair(g, s, ("grad_output", saved), None)
+    rdt = np.promote_types(compute_dtype(g.dtype, "grad_output")[1],
+                           compute_dtype(s.dtype, saved)[1])
+    return _da().map_blocks(_binary_block, g, s, params=(op, a, b, c, saved), dtype=rdt,
+                            meta=_meta(g.ndim, rdt))
+
+
+def _alpha_arg(x, alpha):
+    """prelu's alpha as a blockwise argument: a (C,) dask array chunked like
+    x's channel axis, or a scalar."""
+    a = alpha if any_dask(alpha) else np.asarray(alpha)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"alpha: expected a real number or a 1-D real array, got dtype {a.dtype}")
+    if a.ndim > 1:
+        raise ValueError(f"alpha: expected a scalar or a 1-D array, got shape {a.shape}")
+    if x.ndim >= 2:
+        C = x.shape[1]
+        if a.size not in (1, C):
+            raise ValueError(f"alpha: expected 1 or {C} values (one per channel on axis 1 of x, "
+                             f"shape {x.shape}), got {a.size}")
+        a = a.reshape(-1)
+        if a.shape[0] == 1 and C != 1:
+            a = (_da() if any_dask(a) else np).broadcast_to(a, (C,))
+        return _like(a, (x.chunks[1],)), (1,)
+    if a.size != 1:
+        raise ValueError(f"alpha: x has {x.ndim} dimension(s), so there is no channel axis "
+                         f"and alpha must hold one value, got {a.size}")
+    return _like(a.reshape(()), None), ()
+
+
+def prelu(x, alpha, out, grad):
+    from . import activations as act
+    from ._validation import compute_dtype
+    _no_out(out, "prelu_grad" if grad else "prelu")
+    x = _like(x, None)
+    _, rdt = compute_dtype(x.dtype, "x")
+    a, aind = _alpha_arg(x, alpha)
+    ind = tuple(range(x.ndim))
+    return _da().blockwise(_apply, ind, x, ind, a, aind, _f=act.prelu_grad if grad else act.prelu,
+                           dtype=rdt, meta=_meta(x.ndim, rdt))
+
+
+def _prelu_bwd_block(g, x, a):
+    from . import activations as act
+    gx, ga, _, _, _ = act._prelu_backward_parts(g, x, a, None)
+    if x.ndim >= 2:
+        part = ga.reshape((1, -1) + (1,) * (x.ndim - 2))
+    else:
+        part = np.full((1,) * x.ndim, ga.sum())
+    return part, gx
+
+
+def prelu_backward(grad_output, x, alpha, out):
+    from ._validation import compute_dtype
+    _no_out(out, "prelu_backward")
+    ashape = np.shape(alpha)
+    g, x = _pair(grad_output, x, ("grad_output", "x"), None)
+    compute_dtype(g.dtype, "grad_output")
+    _, rdt = compute_dtype(x.dtype, "x")
+    a, aind = _alpha_arg(x, alpha)
+    nd = x.ndim
+    ind = tuple(range(nd))
+    pairs = _da().blockwise(_prelu_bwd_block, ind, g, ind, x, ind, a, aind, dtype=object,
+                            meta=_meta(nd, object))
+    if nd >= 2:
+        pchunks = (_ones(x.chunks)[0], x.chunks[1]) + _ones(x.chunks)[2:]
+    else:
+        pchunks = _ones(x.chunks)
+    parts, gx = _split(pairs, nd, rdt, True, loss_chunks=pchunks)
+    C = x.shape[1] if nd >= 2 else 1
+    ga = parts.sum(axis=tuple(i for i in range(nd) if i != 1)) if nd >= 2 else parts.sum().reshape(1)
+    if len(ashape) == 0:
+        galpha = ga.sum().astype(rdt)
+    elif ashape[0] == 1 and C != 1:
+        galpha = ga.sum().reshape(1).astype(rdt)
+    else:
+        galpha = ga.astype(rdt)
+    return gx, galpha
+
+
+# ---------------------------------------------------------------- row-wise
+def rowwise(op, fname, x, axis, out):
+    from . import rowwise as rw
+    from ._validation import check_axis, compute_dtype
+    _no_out(out, fname)
+    _, rdt = compute_dtype(x.dtype, "x")
+    ax = check_axis(axis, x.ndim, fname)
+    _whole_axis(x, ax, fname, "x")
+    return x.map_blocks(_apply, _f=getattr(rw, fname), axis=ax, dtype=rdt, meta=_meta(x.ndim, rdt))
+
+
+def rowwise_backward(op, fname, grad_output, y, axis, out):
+    from . import rowwise as rw
+    from ._validation import check_axis, compute_dtype
+    _no_out(out, fname)
+    g, y = _pair(grad_output, y, ("grad_output", "y"), fname)
+    rdt = np.promote_types(compute_dtype(g.dtype, "grad_output")[1], compute_dtype(y.dtype, "y")[1])
+    ax = check_axis(axis, g.ndim, fname)
+    _whole_axis(g, ax, fname, "grad_output")
+    return _da().map_blocks(_apply, g, y, _f=getattr(rw, fname), axis=ax, dtype=rdt,
+                            meta=_meta(g.ndim, rdt))
+
+
+def logsumexp(x, axis, keepdims, out):
+    from . import rowwise as rw
+    from ._validation import check_axis, compute_dtype
+    _no_out(out, "logsumexp")
+    _, rdt = compute_dtype(x.dtype, "x")
+    ax = check_axis(axis, x.ndim, "logsumexp")
+    _whole_axis(x, ax, "logsumexp", "x")
+    if keepdims:
+        return x.map_blocks(_apply, _f=rw.logsumexp, axis=ax, keepdims=True,
+                            chunks=x.chunks[:ax] + ((1,),) + x.chunks[ax + 1:], dtype=rdt,
+                            meta=_meta(x.ndim, rdt))
+    return x.map_blocks(_apply, _f=rw.logsumexp, axis=ax, drop_axis=ax, dtype=rdt,
+                        meta=_meta(x.ndim - 1, rdt))
+
+
+def softmax_jacobian(p, axis):
+    from . import rowwise as rw
+    from ._validation import check_axis, compute_dtype
+    _, rdt = compute_dtype(p.dtype, "p")
+    ax = check_axis(axis, p.ndim, "softmax_jacobian")
+    _whole_axis(p, ax, "softmax_jacobian", "p")
+    n = p.shape[ax]
+    nd = p.ndim
+    ind = tuple(range(nd))
+    out_ind = tuple(i for i in ind if i != ax) + (nd, nd + 1)
+    return _da().blockwise(_apply, out_ind, p, ind, _f=rw.softmax_jacobian, axis=ax,
+                           new_axes={nd: n, nd + 1: n}, concatenate=True, dtype=rdt,
+                           meta=_meta(nd + 1, rdt))
+
+
+def _argmax_part(blk, gshape, block_info=None):
+    """(value, global C-order index) of the block's first maximum."""
+    from . import rowwise as rw
+    res = np.empty((1,) * blk.ndim, object)
+    if blk.size == 0:
+        res[...] = None
+        return res
+    i = int(rw.argmax(blk, axis=None))
+    idx = np.unravel_index(i, blk.shape)
+    loc = block_info[0]["array-location"]
+    g = int(np.ravel_multi_index(tuple(lo[0] + k for lo, k in zip(loc, idx)), gshape))
+    res[(0,) * blk.ndim] = (blk[idx], g)
+    return res
+
+
+def _argmax_pick(parts):
+    """The global first maximum from the blocks' (value, index) pairs: a NaN
+    wins (the first one), else the largest value, the first of ties."""
+    cands = [p for p in parts.ravel() if p is not None]
+    nans = [i for v, i in cands if v != v]
+    if nans:
+        return np.asarray(min(nans), np.int64)
+    best = max(v for v, _ in cands)
+    return np.asarray(min(i for v, i in cands if v == best), np.int64)
+
+
+def argmax(x, axis, keepdims, out):
+    from . import rowwise as rw
+    from ._validation import check_axis, compute_dtype
+    _no_out(out, "argmax")
+    if x.ndim == 0:
+        raise ValueError("argmax: a 0-d input has no axis to reduce")
+    if x.dtype.kind not in "biu":
+        compute_dtype(x.dtype, "x")
+    i64 = np.dtype(np.int64)
+    nd = x.ndim
+    if axis is None:
+        if x.size == 0:
+            raise ValueError("argmax: an empty array has no maximum")
+        da = _da()
+        ind = tuple(range(nd))
+        parts = x.map_blocks(_argmax_part, gshape=x.shape, chunks=_ones(x.chunks), dtype=object,
+                             meta=_meta(nd, object))
+        res = da.blockwise(_argmax_pick, (), parts, ind, concatenate=True, dtype=i64,
+                           meta=np.empty((), i64))
+        return res.reshape((1,) * nd) if keepdims else res
+    ax = check_axis(axis, nd, "argmax")
+    if x.shape[ax] == 0:
+        raise ValueError("argmax: the reduced axis is empty")
+    _whole_axis(x, ax, "argmax", "x")
+    if keepdims:
+        return x.map_blocks(_apply, _f=rw.argmax, axis=ax, keepdims=True,
+                            chunks=x.chunks[:ax] + ((1,),) + x.chunks[ax + 1:], dtype=i64,
+                            meta=_meta(nd, i64))
+    return x.map_blocks(_apply, _f=rw.argmax, axis=ax, drop_axis=ax, dtype=i64,
+                        meta=_meta(nd - 1, i64))
+
+
+# ---------------------------------------------------------------- losses
+def _total(parts_sum, denom, scale_mode, reduction, rdt, nan_if_empty=False):
+    """The lazy 0-d loss from the summed float64 parts: "scaled" (parts are
+    already divided by the mean's denominator), "divide" (divide here)."""
+    da = _da()
+    v = parts_sum
+    if scale_mode == "divide" and reduction == "mean":
+        v = v / da.asarray(denom, dtype=np.float64)
+    if nan_if_empty and reduction == "mean":
+        v = da.where(da.asarray(denom) == 0, np.nan, v)
+    return v.astype(rdt)
+
+
+def _ploss_block(pb, tb, swb, pwb, denom, root, kw, mode, want_grad):
+    from .losses import _pointwise
+    pw = kw["pos_weight_scalar"]
+    if pwb is None:
+        pwb = pw
+    if mode == "none":
+        return np.asarray(_pointwise(kw["fname"], kw["op"], pb, tb, "none", swb, True, False, None,
+                                     names=kw["names"], delta=kw["delta"], pos_weight=pwb,
+                                     lscale=kw["lscale"], gmul=kw["gmul"], rmse=kw["rmse"]))
+    return _pointwise(kw["fname"], kw["op"], pb, tb, kw["reduction"], swb, True, want_grad, None,
+                      names=kw["names"], delta=kw["delta"], pos_weight=pwb, lscale=kw["lscale"],
+                      gmul=kw["gmul"], rmse=kw["rmse"] and mode == "grad",
+                      _denom=float(denom), _root=None if root is None else float(root),
+                      _partial=True)
+
+
+def _ploss_call(mode, want_grad, p, t, sw, pw, denom, root, kw, rdt):
+    nd = p.ndim
+    ind = tuple(range(nd))
+    args = [p, ind, t, ind,
+            sw if sw is not None else None, (0,) if sw is not None else None,
+            pw if pw is not None else None, ind if pw is not None else None]
+    for v in (denom, root):
+        args += [v, () if any_dask(v) else None]
+    k = kw
+    if mode == "none":
+        return _da().blockwise(_ploss_block, ind, *args, kw=k, mode=mode, want_grad=False,
+                               dtype=rdt, meta=_meta(nd, rdt))
+    return _da().blockwise(_ploss_block, ind, *args, kw=k, mode=mode, want_grad=want_grad,
+                           dtype=object, meta=_meta(nd, object))
+
+
+def pointwise(fname, op, pred, target, reduction, sample_weight, want_loss, want_grad, out, *,
+              names, delta, pos_weight, lscale, gmul, rmse):
+    from ._validation import compute_dtype
+    _no_out(out, fname)
+    da = _da()
+    p, t = _pair(pred, target, names, fname)
+    _, rdt = compute_dtype(p.dtype, names[0])
+    compute_dtype(t.dtype, names[1])
+    nd = p.ndim
+    sw = None
+    if sample_weight is not None:
+        if nd == 0:
+            raise ValueError(f"{fname}: sample_weight needs an input with a leading axis (got a 0-d "
+                             "input)")
+        if tuple(np.shape(sample_weight)) != (p.shape[0],):
+            raise ValueError(f"{fname}: sample_weight must have shape ({p.shape[0]},) (one weight "
+                             f"per index of the leading axis), got {tuple(np.shape(sample_weight))}")
+        sw = _like(sample_weight, (p.chunks[0],))
+    pw = None
+    pws = pos_weight
+    if pos_weight is not None and (any_dask(pos_weight) or np.size(pos_weight) != 1):
+        try:
+            ok = np.broadcast_shapes(np.shape(pos_weight), p.shape) == p.shape
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError(f"{fname}: pos_weight of shape {np.shape(pos_weight)} does not "
+                             f"broadcast to the logits' shape {p.shape}")
+        pw = da.broadcast_to(_like(pos_weight, None), p.shape).rechunk(p.chunks)
+        pws = None
+    kw = dict(fname=fname, op=op, names=names, delta=delta, lscale=lscale, gmul=gmul, rmse=rmse,
+              reduction=reduction, pos_weight_scalar=pws)
+    if reduction == "mean":
+        K = math.prod(p.shape[1:])
+        denom = sw.astype(np.float64).sum() * K if sw is not None else float(p.size)
+    else:
+        denom = 1.0
+    loss = grad = None
+    if want_loss and reduction == "none":
+        loss = _ploss_call("none", False, p, t, sw, pw, denom, None, kw, rdt)
+    if rmse and want_grad:
+        # the gradient d / (N rmse) needs the whole array's rmse first
+        tot, _ = _split(_ploss_call("total", False, p, t, sw, pw, denom, None, kw, rdt), nd,
+                        rdt, False)
+        root = da.sqrt(tot / denom) if reduction != "none" else da.sqrt(tot)
+        _, grad = _split(_ploss_call("grad", True, p, t, sw, pw, denom, root, kw, rdt), nd,
+                         rdt, True)
+        if want_loss and reduction != "none":
+            v = tot / denom if reduction == "mean" else tot
+            loss = da.sqrt(v).astype(rdt)
+        return _result(want_loss, want_grad, loss, grad)
+    if reduction == "none":
+        if want_grad:
+            _, grad = _split(_ploss_call("total", True, p, t, sw, pw, denom, None, kw, rdt), nd,
+                             rdt, True)
+        return _result(want_loss, want_grad, loss, grad)
+    tot, grad = _split(_ploss_call("total", want_grad, p, t, sw, pw, denom, None, kw, rdt), nd,
+                       rdt, want_grad)
+    v = tot / denom if reduction == "mean" else tot
+    loss = (da.sqrt(v) if rmse else v).astype(rdt)
+    return _result(want_loss, want_grad, loss, grad)
+
+
+def _label_denom_block(lab, swb, wb, ig, n, wdt):
+    """One chunk's share of the mean's denominator: sum of s * weight[label]."""
+    valid = lab != ig
+    s = np.where(valid, 1.0 if swb is None else swb.astype(np.float64), 0.0)
+    if wb is not None:
+        safe = np.clip(np.where(valid, lab, 0), 0, n - 1)
+        s = s * np.asarray(wb, wdt).astype(np.float64)[safe]
+    return np.full((1,) * lab.ndim, float(np.sum(s)))
+
+
+def _label_denom(lab, sw, w, ig, n, wdt, rind):
+    da = _da()
+    if sw is None and w is None:
+        return (lab != ig).sum().astype(np.float64)
+    args = [lab, rind, sw, rind if sw is not None else None, w, (1000,) if any_dask(w) else None]
+    parts = da.blockwise(_label_denom_block, rind, *args, ig=ig, n=n, wdt=wdt,
+                         adjust_chunks={i: (lambda c: 1) for i in rind}, concatenate=True,
+                         dtype=np.float64, meta=_meta(len(rind), np.float64))
+    return parts.sum()
+
+
+def _class_task(fname, logits, target, axis, reduction, weight, ignore_index, sample_weight,
+                out, kind):
+    """The common set-up of cross_entropy and nll_loss on dask arrays."""
+    from ._validation import check_axis, check_ignore_index, check_reduction, compute_dtype
+    _no_out(out, fname)
+    z = _like(logits, None)
+    name = "logits" if kind == "xent" else "log_probs"
+    _, rdt = compute_dtype(z.dtype, name)
+    nd = z.ndim
+    ax = check_axis(axis, nd, fname)
+    check_reduction(reduction, fname)
+    ig = check_ignore_index(ignore_index, fname)
+    _whole_axis(z, ax, fname, name)
+    n = z.shape[ax]
+    rshape = z.shape[:ax] + z.shape[ax + 1:]
+    rchunks = z.chunks[:ax] + z.chunks[ax + 1:]
+    ind = tuple(range(nd))
+    rind = tuple(i for i in ind if i != ax)
+    tdt = target.dtype if any_dask(target) else np.asarray(target).dtype
+    probs = kind == "xent" and tdt.kind == "f" and tuple(np.shape(target)) == z.shape
+    if probs:
+        t, tind = _like(target, z.chunks), ind
+    else:
+        if tdt.kind not in "iu":
+            raise TypeError(f"{fname}: integer class labels expected for target, got dtype {tdt}")
+        if tuple(np.shape(target)) != rshape:
+            raise ValueError(f"{fname}: target must have the logits' shape without the class "
+                             f"axis, {rshape}, got {tuple(np.shape(target))}")
+        t, tind = _like(target, rchunks), rind
+    sw = None
+    if sample_weight is not None:
+        if tuple(np.shape(sample_weight)) != rshape:
+            raise ValueError(f"{fname}: sample_weight must have the target's shape {rshape}, got "
+                             f"{tuple(np.shape(sample_weight))}")
+        sw = _like(sample_weight, rchunks)
+    w = weight
+    if weight is not None:
+        if tuple(np.shape(weight)) != (n,):
+            raise ValueError(f"{fname}: weight must have shape ({n},) (one per class), got "
+                             f"{tuple(np.shape(weight))}")
+        w = _like(weight, ((n,),)) if any_dask(weight) else np.asarray(weight)
+    if n == 0:
+        raise ValueError(f"{fname}: the class axis is empty")
+    return z, t, tind, sw, w, ig, ax, n, rdt, nd, ind, rind, rshape, probs
+
+
+def _class_block(zb, tb, swb, wb, denom, kind, fname, ax, reduction, ig, eps, want_loss,
+                 want_grad):
+    from .losses import _nll, _xent
+    if kind == "xent":
+        args = (fname, zb, tb, ax, reduction, wb, ig, eps, swb)
+        f = _xent
+    else:
+        args = (fname, zb, tb, ax, reduction, wb, ig, swb)
+        f = _nll
+    if reduction == "none":
+        return f(*args, want_loss, want_grad, None)
+    return f(*args, True, want_grad, None, _denom=float(denom), _partial=True)
+
+
+def _class_loss(fname, kind, logits, target, axis, reduction, weight, ignore_index, eps,
+                sample_weight, want_loss, want_grad, out):
+    from ._validation import compute_dtype
+    da = _da()
+    z, t, tind, sw, w, ig, ax, n, rdt, nd, ind, rind, rshape, probs = _class_task(
+        fname, logits, target, axis, reduction, weight, ignore_index, sample_weight, out, kind)
+    if reduction == "mean":
+        if probs:
+            denom = (sw.astype(np.float64).sum() if sw is not None
+                     else float(math.prod(rshape)))
+        else:
+            # the class weights as the eager call reads them (xent: in the compute dtype)
+            wdt = compute_dtype(z.dtype, "logits")[0] if kind == "xent" else np.float64
+            denom = _label_denom(t, sw, w, ig, n, wdt, rind)
+    else:
+        denom = 1.0
+    args = [z, ind, t, tind, sw, rind if sw is not None else None,
+            w, (ax,) if any_dask(w) else None, denom, () if any_dask(denom) else None]
+    kw = dict(kind=kind, fname=fname, ax=ax, reduction=reduction, ig=ig, eps=eps)
+    if reduction == "none" and want_loss and not want_grad:
+        return da.blockwise(_class_block, rind, *args, **kw, want_loss=True, want_grad=False,
+                            concatenate=True, dtype=rdt, meta=_meta(nd - 1, rdt))
+    pairs = da.blockwise(_class_block, ind, *args, **kw, want_loss=want_loss,
+                         want_grad=want_grad, dtype=object, meta=_meta(nd, object))
+    if reduction == "none":
+        if not want_loss:
+            return pairs.map_blocks(_identity, dtype=rdt, meta=_meta(nd, rdt))
+        return _row_losses(pairs, ind, rind, rdt), pairs.map_blocks(_second, dtype=rdt,
+                                                                     meta=_meta(nd, rdt))
+    tot, grad = _split(pairs, nd, rdt, want_grad)
+    labels_scaled = kind == "xent" and not probs       # the chunks' coefficients hold 1/denom
+    loss = _total(tot, denom, "scaled" if labels_scaled else "divide", reduction, rdt,
+                  nan_if_empty=not probs)
+    return _result(want_loss, want_grad, loss, grad)
+
+
+def _identity(t):
+    return t
+
+
+def xent(fname, logits, target, axis, reduction, weight, ignore_index, label_smoothing,
+         sample_weight, want_loss, want_grad, out):
+    from .losses import _xent_params
+    _xent_params(np.ndim(logits), axis, reduction, ignore_index, label_smoothing, fname)
+    return _class_loss(fname, "xent", logits, target, axis, reduction, weight, ignore_index,
+                       label_smoothing, sample_weight, want_loss, want_grad, out)
+
+
+def nll(fname, log_probs, target, axis, reduction, weight, ignore_index, sample_weight,
+        want_loss, want_grad, out):
+    return _class_loss(fname, "nll", log_probs, target, axis, reduction, weight, ignore_index,
+                       0.0, sample_weight, want_loss, want_grad, out)
+
+
+def _kl_block(pb, qb, swb, denom, fname, ax, log_q, reduction, want_loss, want_grad):
+    from .losses import _kl
+    if reduction == "none":
+        return _kl(fname, pb, qb, ax, log_q, reduction, swb, want_loss, want_grad, None)
+    return _kl(fname, pb, qb, ax, log_q, reduction, swb, True, want_grad, None,
+               _denom=float(denom), _partial=True)
+
+
+def kl(fname, p, q, axis, log_q, reduction, sample_weight, want_loss, want_grad, out):
+    from ._validation import check_axis, compute_dtype
+    _no_out(out, fname)
+    da = _da()
+    q, p = _pair(q, p, ("q", "p"), fname)
+    _, rdt = compute_dtype(q.dtype, "q")
+    compute_dtype(p.dtype, "p")
+    nd = q.ndim
+    ax = check_axis(axis, nd, fname)
+    _whole_axis(q, ax, fname, "q")
+    rshape = q.shape[:ax] + q.shape[ax + 1:]
+    rchunks = q.chunks[:ax] + q.chunks[ax + 1:]
+    ind = tuple(range(nd))
+    rind = tuple(i for i in ind if i != ax)
+    sw = None
+    if sample_weight is not None:
+        s = tuple(np.shape(sample_weight))
+        if s == rshape:
+            sw = _like(sample_weight, rchunks)
+        elif len(s) == 1 and len(rshape) >= 1 and s[0] == rshape[0]:
+            s1 = _like(sample_weight, None).reshape((-1,) + (1,) * (len(rshape) - 1))
+            sw = da.broadcast_to(s1, rshape).rechunk(rchunks)
+        else:
+            raise ValueError(f"{fname}: sample_weight must have shape {rshape} (one weight per "
+                             f"row) or ({rshape[0] if rshape else 1},), got {s}")
+    if reduction == "mean":
+        denom = sw.astype(np.float64).sum() if sw is not None else float(math.prod(rshape))
+    else:
+        denom = 1.0
+    args = [p, ind, q, ind, sw, rind if sw is not None else None, denom,
+            () if any_dask(denom) else None]
+    kw = dict(fname=fname, ax=ax, log_q=log_q, reduction=reduction)
+    if reduction == "none" and want_loss and not want_grad:
+        return da.blockwise(_kl_block, rind, *args, **kw, want_loss=True, want_grad=False,
+                            concatenate=True, dtype=rdt, meta=_meta(nd - 1, rdt))
+    pairs = da.blockwise(_kl_block, ind, *args, **kw, want_loss=want_loss, want_grad=want_grad,
+                         dtype=object, meta=_meta(nd, object))
+    if reduction == "none":
+        if not want_loss:
+            return pairs.map_blocks(_identity, dtype=rdt, meta=_meta(nd, rdt))
+        return _row_losses(pairs, ind, rind, rdt), pairs.map_blocks(_second, dtype=rdt,
+                                                                     meta=_meta(nd, rdt))
+    tot, grad = _split(pairs, nd, rdt, want_grad)
+    return _result(want_loss, want_grad, _total(tot, denom, "divide", reduction, rdt), grad)
+
+
+def _penalty_block(wb, op):
+    from ._validation import as_float_array, flat
+    wa, _ = as_float_array(wb, "w")
+    if not wa.size:
+        return np.zeros((1,) * wb.ndim)
+    bsum = _ew.ploss_raw(op, flat(wa), flat(wa), None, None, None, 1, None, 1, 0)
+    return np.full((1,) * wb.ndim, float(np.sum(bsum)))
+
+
+def penalty(fname, op, w, lam, want_loss, out):
+    from . import losses
+    from ._validation import compute_dtype
+    _no_out(out, fname)
+    _, rdt = compute_dtype(w.dtype, "w")
+    if want_loss:
+        parts = w.map_blocks(_penalty_block, op=op, chunks=_ones(w.chunks), dtype=np.float64,
+                             meta=_meta(w.ndim, np.float64))
+        return (lam * parts.sum()).astype(rdt)
+    return w.map_blocks(_apply, _f=getattr(losses, fname), lam=lam, dtype=rdt,
+                        meta=_meta(w.ndim, rdt))

@@ -1,0 +1,475 @@
+"""mlkern on Dask arrays (docs/contract.rst, "Scale-out: Dask"; docs/dask.rst).
+
+Every family is checked lazy (a dask array comes back, nothing computed)
+and equal to the NumPy call on the whole array, on the threaded scheduler
+and on a real ``distributed.LocalCluster`` of two single-threaded worker
+processes (loopback only, started and closed in a module fixture).  The
+reference is the eager mlkern call, itself tested against float64/mpmath
+references in the other test files: elementwise results must be equal bit
+for bit, reductions to rounding.
+"""
+import logging
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import mlkern
+
+da = pytest.importorskip("dask.array")
+dask = pytest.importorskip("dask")
+
+RNG = np.random.default_rng(20261206)
+
+
+# ------------------------------------------------------------------ schedulers
+@pytest.fixture(scope="module")
+def cluster_client():
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       host="127.0.0.1", dashboard_address=None,
+                                       silence_logs=logging.ERROR, death_timeout=60)
+    try:
+        client = distributed.Client(cluster, timeout=60, set_as_default=False)
+        try:
+            yield client
+        finally:
+            client.close(timeout=30)
+    finally:
+        cluster.close(timeout=30)
+
+
+@pytest.fixture(params=["threads", "cluster"])
+def compute(request):
+    """compute(*collections) -> their values, on one scheduler."""
+    if request.param == "threads":
+        return lambda *c: dask.compute(*c, scheduler="threads")
+    client = request.getfixturevalue("cluster_client")
+    return lambda *c: dask.compute(*c, scheduler=client)
+
+
+def _lazy(v):
+    if isinstance(v, tuple):
+        return all(_lazy(e) for e in v)
+    return isinstance(v, da.Array)
+
+
+def _flatten(pairs):
+    lazies, eagers, names = [], [], []
+    for name, lazy, eager in pairs:
+        assert _lazy(lazy), f"{name}: expected dask arrays, got {type(lazy)}"
+        if isinstance(lazy, tuple):
+            for i, (lz, e) in enumerate(zip(lazy, eager)):
+                lazies.append(lz)
+                eagers.append(e)
+                names.append(f"{name}[{i}]")
+        else:
+            lazies.append(lazy)
+            eagers.append(eager)
+            names.append(name)
+    return lazies, eagers, names
+
+
+def _check(compute, pairs, exact=True, rtol=1e-12):
+    """Compute all lazy results at once; each equals its eager result (bit
+    for bit if exact, else to rtol) with the eager dtype and shape."""
+    lazies, eagers, names = _flatten(pairs)
+    values = compute(*lazies)
+    for name, v, e in zip(names, values, eagers):
+        v, e = np.asarray(v), np.asarray(e)
+        assert v.dtype == e.dtype, (name, v.dtype, e.dtype)
+        assert v.shape == e.shape, (name, v.shape, e.shape)
+        ex = exact(name) if callable(exact) else exact
+        if ex:
+            assert np.array_equal(v, e, equal_nan=True), name
+        else:
+            np.testing.assert_allclose(v, e, rtol=rtol, atol=0, equal_nan=True, err_msg=name)
+
+
+# ------------------------------------------------------------------ elementwise
+_UNARY = ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "softplus", "silu", "swish",
+          "log_sigmoid", "gelu"]
+_SAVED_Y = {"sigmoid", "tanh", "elu"}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_elementwise_every_activation(compute, dtype):
+    x = (RNG.standard_normal((23, 19)) * 4).astype(dtype)
+    g = RNG.standard_normal((23, 19)).astype(dtype)
+    X = da.from_array(x, chunks=(7, 6))                 # unequal chunks on both axes
+    G = da.from_array(g, chunks=(5, 19))                # other chunks: aligned by mlkern
+    pairs = []
+    for f in _UNARY:
+        fw, gr, bw = (getattr(mlkern, f), getattr(mlkern, f + "_grad"),
+                      getattr(mlkern, f + "_backward"))
+        saved = fw(x) if f in _SAVED_Y else x
+        pairs += [(f, fw(X), fw(x)), (f + "_grad", gr(X), gr(x)),
+                  (f + "_backward", bw(G, saved), bw(g, saved)),          # dask next to NumPy
+                  (f + "_backward2", bw(g, da.from_array(saved, chunks=4)), bw(g, saved))]
+    pairs += [("gelu tanh", mlkern.gelu(X, approximate="tanh"), mlkern.gelu(x, approximate="tanh")),
+              ("elu alpha", mlkern.elu_grad(X, alpha=0.3), mlkern.elu_grad(x, alpha=0.3)),
+              ("leaky slope", mlkern.leaky_relu(X, negative_slope=0.2),
+               mlkern.leaky_relu(x, negative_slope=0.2))]
+    alpha = np.linspace(0.05, 0.5, 19)
+    pairs += [("prelu", mlkern.prelu(X, alpha), mlkern.prelu(x, alpha)),
+              ("prelu dask alpha", mlkern.prelu(X, da.from_array(alpha, chunks=10)),
+               mlkern.prelu(x, alpha)),
+              ("prelu scalar", mlkern.prelu_grad(X, 0.25), mlkern.prelu_grad(x, 0.25)),
+              ("int input", mlkern.softplus(da.from_array(np.arange(-9, 9), chunks=5)),
+               mlkern.softplus(np.arange(-9, 9))),
+              ("float16", mlkern.tanh(X.astype(np.float16)), mlkern.tanh(x.astype(np.float16)))]
+    _check(compute, pairs)
+
+
+@pytest.mark.parametrize("shape,chunks", [((), ()), ((101,), 17), ((9, 11, 13), (4, 5, 13)),
+                                          ((9, 11, 13), (2, 11, 6)), ((9, 11, 13), (9, 3, 13))])
+def test_noisy_relu_is_the_eager_noise(compute, shape, chunks):
+    x = RNG.standard_normal(shape)
+    X = da.from_array(x, chunks=chunks)
+    y = mlkern.noisy_relu(x, seed=123)
+    pairs = [("noisy", mlkern.noisy_relu(X, seed=123), y),
+             ("noisy sigma", mlkern.noisy_relu(X.astype(np.float32), sigma=0.7, seed=5),
+              mlkern.noisy_relu(x.astype(np.float32), sigma=0.7, seed=5)),
+             ("noisy backward", mlkern.noisy_relu_backward(X, y), mlkern.noisy_relu_backward(x, y))]
+    _check(compute, pairs)
+    # the noise is not the same for another seed (the test can fail)
+    if x.size > 1:
+        assert not np.array_equal(compute(mlkern.noisy_relu(X, seed=124))[0], y)
+
+
+@pytest.mark.parametrize("alpha", [0.25, [0.3], np.linspace(0.1, 0.9, 7)])
+def test_prelu_backward_reduces_grad_alpha_across_chunks(compute, alpha):
+    x = RNG.standard_normal((30, 7, 5))
+    g = RNG.standard_normal((30, 7, 5))
+    X = da.from_array(x, chunks=(4, 3, 5))
+    gx, ga = mlkern.prelu_backward(da.from_array(g, chunks=(6, 7, 2)), X, alpha)
+    egx, ega = mlkern.prelu_backward(g, x, alpha)
+    _check(compute, [("grad_x", gx, egx)])
+    _check(compute, [("grad_alpha", ga, ega)], exact=False)
+    # against an independent float64 reference
+    neg = x <= 0
+    ref = np.sum(np.where(neg, g * x, 0.0), axis=(0, 2))
+    ref = ref.sum() if np.ndim(alpha) == 0 or np.size(alpha) == 1 else ref
+    np.testing.assert_allclose(np.asarray(compute(ga)[0]).reshape(np.shape(ref)), ref, rtol=1e-12)
+
+
+# ------------------------------------------------------------------ row-wise
+def test_rowwise_every_function(compute):
+    x = RNG.standard_normal((41, 12)) * 5
+    x[3, 4] = np.nan
+    x[7, :] = -np.inf
+    X = da.from_array(x, chunks=((10, 1, 30), (12,)))
+    X0 = da.from_array(x, chunks=((41,), (5, 7)))       # axis 0 whole
+    p = mlkern.softmax(x)
+    g = RNG.standard_normal(x.shape)
+    pairs = [("softmax", mlkern.softmax(X), mlkern.softmax(x)),
+             ("log_softmax", mlkern.log_softmax(X), mlkern.log_softmax(x)),
+             ("softmax axis 0", mlkern.softmax(X0, axis=0), mlkern.softmax(x, axis=0)),
+             ("logsumexp", mlkern.logsumexp(X), mlkern.logsumexp(x)),
+             ("logsumexp keepdims", mlkern.logsumexp(X0, axis=0, keepdims=True),
+              mlkern.logsumexp(x, axis=0, keepdims=True)),
+             ("softmax_backward", mlkern.softmax_backward(da.from_array(g, chunks=(8, 12)), p),
+              mlkern.softmax_backward(g, p)),
+             ("log_softmax_backward", mlkern.log_softmax_backward(g, da.from_array(p, chunks=(9, 12))),
+              mlkern.log_softmax_backward(g, p)),
+             ("softmax_jacobian", mlkern.softmax_jacobian(da.from_array(p, chunks=(20, 12))),
+              mlkern.softmax_jacobian(p)),
+             ("argmax", mlkern.argmax(X), mlkern.argmax(x)),
+             ("argmax axis 0", mlkern.argmax(X0, axis=0, keepdims=True),
+              mlkern.argmax(x, axis=0, keepdims=True))]
+    _check(compute, pairs)
+
+
+@pytest.mark.parametrize("case", ["ties", "nan", "random", "int"])
+def test_argmax_axis_none_is_a_lazy_global_reduction(compute, case):
+    x = np.zeros((12, 10))
+    if case == "ties":
+        # the first maximum in C order is in a later block of the block order
+        x[1, 9] = x[5, 0] = x[11, 2] = 3.0
+    elif case == "nan":
+        x[1, 9] = 5.0
+        x[10, 1] = x[4, 7] = np.nan
+    elif case == "random":
+        x = RNG.standard_normal((12, 10))
+    else:
+        x = RNG.integers(-2**62, 2**62, (12, 10))
+        x[0, 9] = x[9, 0] = 2**62 + 1                       # exact beyond 2**53
+    X = da.from_array(x, chunks=(4, 3))
+    r = mlkern.argmax(X, axis=None)
+    rk = mlkern.argmax(X, axis=None, keepdims=True)
+    _check(compute, [("argmax", r, mlkern.argmax(x, axis=None)),
+                     ("keepdims", rk, mlkern.argmax(x, axis=None, keepdims=True))])
+    assert int(compute(r)[0]) == int(np.argmax(x))          # NumPy's semantics
+
+
+# ------------------------------------------------------------------ losses
+def _weights(n, chunks):
+    w = RNG.random(n) + 0.1
+    return w, da.from_array(w, chunks=chunks)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_pointwise_losses(compute, reduction):
+    x = RNG.standard_normal((37, 6))
+    t = RNG.standard_normal((37, 6))
+    b = (RNG.random((37, 6)) > 0.5).astype(np.float64)
+    X = da.from_array(x, chunks=((1, 30, 6), (4, 2)))       # unequal chunks
+    T = da.from_array(t, chunks=(10, 6))
+    sw, SW = _weights(37, (20, 17))                         # chunked otherwise: aligned
+    pairs = []
+    fams = ["mse", "mae", "l1_loss", "l2_loss", "quadratic_cost", "huber"]
+    if reduction == "mean":
+        fams.append("rmse")
+    for f in fams:
+        for kw in ({}, {"sample_weight": SW}):
+            ekw = {"sample_weight": sw} if kw else {}
+            fl, fg, fw = (getattr(mlkern, f), getattr(mlkern, f + "_grad"),
+                          getattr(mlkern, f + "_with_grad"))
+            name = f + (" sw" if kw else "")
+            pairs += [(name, fl(X, T, reduction=reduction, **kw), fl(x, t, reduction=reduction, **ekw)),
+                      (name + " grad", fg(X, t, reduction=reduction, **kw),
+                       fg(x, t, reduction=reduction, **ekw)),
+                      (name + " with_grad", fw(x, T, reduction=reduction, **kw),
+                       fw(x, t, reduction=reduction, **ekw))]
+    p = mlkern.sigmoid(x)
+    pw = np.linspace(0.5, 2.0, 6)
+    pairs += [("bce", mlkern.binary_cross_entropy_with_grad(da.from_array(p, chunks=8), b,
+                                                            reduction=reduction),
+               mlkern.binary_cross_entropy_with_grad(p, b, reduction=reduction)),
+              ("bce logits", mlkern.binary_cross_entropy_with_logits_with_grad(
+                  X, b, reduction=reduction, pos_weight=pw, sample_weight=SW),
+               mlkern.binary_cross_entropy_with_logits_with_grad(
+                  x, b, reduction=reduction, pos_weight=pw, sample_weight=sw))]
+    # element results and gradients bit for bit unless a weighted mean's
+    # denominator (a sum of weights, added per chunk) is involved
+    def exact(name):
+        if reduction == "none":
+            return True
+        is_grad = name.endswith(" grad") or name.endswith("[1]")
+        weighted = " sw" in name or "bce logits" in name
+        return is_grad and not (reduction == "mean" and weighted) and "rmse" not in name
+    _check(compute, pairs, exact=exact)
+
+
+def test_pointwise_gradient_bit_for_bit_with_a_count_denominator(compute):
+    x = RNG.standard_normal((50, 3)).astype(np.float32)
+    t = RNG.standard_normal((50, 3)).astype(np.float32)
+    X = da.from_array(x, chunks=(7, 2))
+    pairs = [(f, getattr(mlkern, f + "_grad")(X, t), getattr(mlkern, f + "_grad")(x, t))
+             for f in ("mse", "mae", "huber", "l2_loss")]
+    _check(compute, pairs)
+
+
+def test_global_mean_with_unequal_chunks_and_weights(compute):
+    # one tiny chunk with a huge error: a mean of chunk means would be ~50x off
+    x = np.zeros(1000)
+    x[0] = 100.0
+    X = da.from_array(x, chunks=(1, 999))
+    sw = np.ones(1000)
+    sw[0] = 3.0
+    SW = da.from_array(sw, chunks=(500, 500))              # not aligned with X's chunks
+    (m, ms) = compute(mlkern.mse(X, np.zeros(1000)),
+                      mlkern.mse(X, np.zeros(1000), sample_weight=SW))
+    assert float(m) == pytest.approx(100.0**2 / 1000, rel=1e-15)
+    assert float(ms) == pytest.approx(3 * 100.0**2 / 1002, rel=1e-15)
+    # cross-entropy: unequal chunks, class and sample weights, ignored labels
+    z = RNG.standard_normal((61, 5))
+    y = RNG.integers(0, 5, 61)
+    y[::7] = -100
+    w = np.array([0.5, 1.0, 2.0, 3.0, 0.1])
+    sw = RNG.random(61)
+    Z = da.from_array(z, chunks=((2, 50, 9), (5,)))
+    Y = da.from_array(y, chunks=(30, 31))
+    loss, grad = mlkern.cross_entropy_with_grad(Z, Y, weight=w, sample_weight=sw)
+    eloss, egrad = mlkern.cross_entropy_with_grad(z, y, weight=w, sample_weight=sw)
+    lv, gv = compute(loss, grad)
+    np.testing.assert_allclose(lv, eloss, rtol=1e-13)
+    np.testing.assert_allclose(gv, egrad, rtol=1e-13, atol=1e-300)
+    # independent: the weighted mean of -log softmax at the label
+    valid = y != -100
+    ls = z - np.log(np.sum(np.exp(z), axis=1, keepdims=True))
+    s = sw[valid] * w[y[valid]]
+    ref = -np.sum(s * ls[valid, y[valid]]) / np.sum(s)
+    np.testing.assert_allclose(lv, ref, rtol=1e-12)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_class_losses(compute, reduction):
+    z = RNG.standard_normal((45, 7)).astype(np.float32)
+    y = RNG.integers(0, 7, 45)
+    y[5] = 2
+    Z = da.from_array(z, chunks=((3, 40, 2), (7,)))
+    Y = da.from_array(y, chunks=(9, 36))
+    sw, SW = _weights(45, (15, 30))
+    w = np.linspace(0.5, 1.5, 7)
+    lp = mlkern.log_softmax(z)
+    LP = da.from_array(lp, chunks=(11, 7))
+    probs = mlkern.softmax(z[::-1].copy())
+    pairs = []
+    for kw in ({}, {"weight": w, "ignore_index": 2}, {"sample_weight": SW, "label_smoothing": 0.1}):
+        ekw = {k: (sw if k == "sample_weight" else v) for k, v in kw.items()}
+        nkw = {k: v for k, v in kw.items() if k != "label_smoothing"}
+        nekw = {k: v for k, v in ekw.items() if k != "label_smoothing"}
+        for f in ("cross_entropy", "cross_entropy_grad", "cross_entropy_with_grad"):
+            pairs.append((f"{f} {sorted(kw)}", getattr(mlkern, f)(Z, Y, reduction=reduction, **kw),
+                          getattr(mlkern, f)(z, y, reduction=reduction, **ekw)))
+        for f in ("nll_loss", "nll_loss_grad", "nll_loss_with_grad"):
+            pairs.append((f"{f} {sorted(kw)}", getattr(mlkern, f)(LP, y, reduction=reduction, **nkw),
+                          getattr(mlkern, f)(lp, Y.compute(), reduction=reduction, **nekw)))
+    pairs.append(("xent probs", mlkern.cross_entropy_with_grad(Z, da.from_array(probs, chunks=(20, 7)),
+                                                               reduction=reduction, sample_weight=SW),
+                  mlkern.cross_entropy_with_grad(z, probs, reduction=reduction, sample_weight=sw)))
+    q = mlkern.softmax(z)
+    for kw in ({}, {"sample_weight": SW}):
+        ekw = {"sample_weight": sw} if kw else {}
+        for f in ("kl_div", "kl_div_grad", "kl_div_with_grad"):
+            pairs.append((f"{f} {sorted(kw)}", getattr(mlkern, f)(da.from_array(probs, chunks=(8, 7)), q,
+                                                                  reduction=reduction, **kw),
+                          getattr(mlkern, f)(probs, q, reduction=reduction, **ekw)))
+    _check(compute, pairs, exact=False, rtol=2e-6)
+
+
+def test_class_loss_gradient_bit_for_bit_with_a_count_denominator(compute):
+    z = RNG.standard_normal((45, 7))
+    y = RNG.integers(0, 7, 45)
+    Z = da.from_array(z, chunks=((3, 40, 2), (7,)))
+    loss, grad = mlkern.cross_entropy_with_grad(Z, y, ignore_index=3)
+    eloss, egrad = mlkern.cross_entropy_with_grad(z, y, ignore_index=3)
+    _check(compute, [("grad", grad, egrad), ("nll grad", mlkern.nll_loss_grad(Z, y), mlkern.nll_loss_grad(z, y))])
+    _check(compute, [("loss", loss, eloss)], exact=False)
+
+
+def test_penalties(compute):
+    w = RNG.standard_normal((33, 4))
+    W = da.from_array(w, chunks=(5, 3))
+    _check(compute, [("l1_penalty_grad", mlkern.l1_penalty_grad(W, 0.1), mlkern.l1_penalty_grad(w, 0.1)),
+                     ("l2_penalty_grad", mlkern.l2_penalty_grad(W, 0.1), mlkern.l2_penalty_grad(w, 0.1))])
+    _check(compute, [("l1_penalty", mlkern.l1_penalty(W, 0.1), mlkern.l1_penalty(w, 0.1)),
+                     ("l2_penalty", mlkern.l2_penalty(W, 0.1), mlkern.l2_penalty(w, 0.1))], exact=False)
+
+
+# ------------------------------------------------------------------ errors, laziness
+_SPLIT = [
+    ("softmax", lambda X, y: mlkern.softmax(X)),
+    ("log_softmax", lambda X, y: mlkern.log_softmax(X)),
+    ("logsumexp", lambda X, y: mlkern.logsumexp(X)),
+    ("softmax_backward", lambda X, y: mlkern.softmax_backward(X, X)),
+    ("log_softmax_backward", lambda X, y: mlkern.log_softmax_backward(X, X)),
+    ("softmax_jacobian", lambda X, y: mlkern.softmax_jacobian(X)),
+    ("argmax", lambda X, y: mlkern.argmax(X)),
+    ("cross_entropy", lambda X, y: mlkern.cross_entropy(X, y)),
+    ("cross_entropy_grad", lambda X, y: mlkern.cross_entropy_grad(X, y)),
+    ("cross_entropy_with_grad", lambda X, y: mlkern.cross_entropy_with_grad(X, y)),
+    ("nll_loss", lambda X, y: mlkern.nll_loss(X, y)),
+    ("nll_loss_grad", lambda X, y: mlkern.nll_loss_grad(X, y)),
+    ("nll_loss_with_grad", lambda X, y: mlkern.nll_loss_with_grad(X, y)),
+    ("kl_div", lambda X, y: mlkern.kl_div(X, X)),
+    ("kl_div_grad", lambda X, y: mlkern.kl_div_grad(X, X)),
+    ("kl_div_with_grad", lambda X, y: mlkern.kl_div_with_grad(X, X)),
+]
+
+
+@pytest.mark.parametrize("name,call", _SPLIT, ids=[n for n, _ in _SPLIT])
+def test_reduced_axis_split_over_chunks_raises_at_call_time(name, call):
+    X = da.from_array(np.full((6, 8), 0.1), chunks=(3, 4))
+    y = np.zeros(6, np.int64)
+    with pytest.raises(ValueError, match=r"axis 1 .*split over 2 chunks.*rechunk\(\{1: -1\}\)"):
+        call(X, y)
+    call(X.rechunk({1: -1}), y)          # the remedy works
+
+
+class Boom(RuntimeError):
+    pass
+
+
+def _boom(block):
+    raise Boom("computed")
+
+
+def _every_call(X, Xr, y):
+    """One call of every family on dask input (Xr: classes in one chunk)."""
+    return [mlkern.sigmoid(X), mlkern.gelu_grad(X), mlkern.tanh_backward(X, X),
+            mlkern.noisy_relu(X, seed=1), mlkern.prelu(X, 0.1), mlkern.prelu_backward(X, X, [0.1] * 8),
+            mlkern.softmax(Xr), mlkern.logsumexp(Xr), mlkern.softmax_backward(Xr, Xr),
+            mlkern.softmax_jacobian(Xr), mlkern.argmax(Xr), mlkern.argmax(X, axis=None),
+            mlkern.mse_with_grad(X, X), mlkern.rmse_with_grad(X, X),
+            mlkern.huber(X, X, reduction="none"), mlkern.binary_cross_entropy(X, X),
+            mlkern.binary_cross_entropy_with_logits_with_grad(X, X, sample_weight=X[:, 0]),
+            mlkern.cross_entropy_with_grad(Xr, y, sample_weight=Xr[:, 0]),
+            mlkern.cross_entropy_with_grad(Xr, Xr), mlkern.nll_loss_with_grad(Xr, y),
+            mlkern.kl_div_with_grad(Xr, Xr, sample_weight=Xr[:, 0]), mlkern.l2_penalty(X, 0.1)]
+
+
+def test_no_eager_compute():
+    """Every call returns at once on a graph whose compute raises: nothing
+    is computed (nor gathered) before the user asks."""
+    base = da.from_array(np.full((6, 8), 0.5), chunks=(3, 4))
+    X = base.map_blocks(_boom, dtype=np.float64)
+    Xr = base.rechunk({1: -1}).map_blocks(_boom, dtype=np.float64)
+    y = da.from_array(np.zeros(6, np.int64), chunks=3).map_blocks(_boom, dtype=np.int64)
+    results = _every_call(X, Xr, y)
+    for r in results:
+        assert _lazy(r), type(r)
+    with pytest.raises(Boom):
+        dask.compute(results[0], scheduler="sync")
+    with pytest.raises(Boom):
+        dask.compute(results[-2], scheduler="sync")
+
+
+def test_out_and_optimisers_refuse_dask():
+    X = da.from_array(np.ones((4, 4)), chunks=2)
+    with pytest.raises(TypeError, match="out= is not supported with dask"):
+        mlkern.sigmoid(X, out=np.empty((4, 4)))
+    with pytest.raises(TypeError, match="out= is not supported with dask"):
+        mlkern.cross_entropy_grad(X, np.zeros(4, np.int64), out=np.empty((4, 4)))
+    with pytest.raises(TypeError, match="param"):
+        mlkern.optim.sgd_step(X, np.ones((4, 4)), lr=0.1)
+    with pytest.raises(TypeError, match=r"grad\.compute\(\)"):
+        mlkern.optim.sgd_step(np.ones((4, 4)), X, lr=0.1)
+
+
+def test_bad_input_errors_name_the_argument():
+    X = da.from_array(np.ones((4, 3)), chunks=2)
+    with pytest.raises(ValueError, match="grad_output and y must have the same shape"):
+        mlkern.sigmoid_backward(X, np.ones((4, 4)))
+    with pytest.raises(TypeError, match="complex"):
+        mlkern.sigmoid(X.astype(np.complex128))
+    with pytest.raises(ValueError, match="sample_weight"):
+        mlkern.mse(X, X, sample_weight=np.ones(3))
+    with pytest.raises(ValueError, match="target"):
+        mlkern.cross_entropy(X.rechunk({1: -1}), np.zeros(3, np.int64))
+    with pytest.raises(ValueError, match="alpha"):
+        mlkern.prelu(X, [0.1, 0.2])
+    # data errors surface at compute time, with the eager message
+    bad = mlkern.binary_cross_entropy(X * 2, X)
+    with pytest.raises(ValueError, match=r"prob must be in \[0, 1\]"):
+        bad.compute(scheduler="sync")
+
+
+def test_dask_is_not_imported_for_numpy_calls():
+    code = ("import sys, numpy as np, mlkern\n"
+            "mlkern.sigmoid([1.0]); mlkern.softmax([[1.0, 2.0]]); mlkern.mse([1.0], [2.0])\n"
+            "mlkern.cross_entropy(np.ones((2, 3)), [0, 1]); mlkern.prelu([1.0], 0.1)\n"
+            "assert not [m for m in sys.modules if m == 'dask' or m.startswith('dask.')]\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+# ------------------------------------------------------------------ threads
+def _threads_block(block):
+    return np.full((1,) * block.ndim, mlkern.get_num_threads(), np.int64)
+
+
+def test_one_thread_per_task(compute):
+    X = da.from_array(np.ones((8, 8)), chunks=4)
+    counts = X.map_blocks(_threads_block, chunks=((1, 1), (1, 1)), dtype=np.int64)
+    assert np.all(compute(counts)[0] == 1)
+
+
+def test_cluster_workers_omp_budget(cluster_client):
+    env = cluster_client.run(lambda: os.environ.get("OMP_NUM_THREADS"))
+    assert len(env) == 2 and all(v == "1" for v in env.values())
+    info = cluster_client.run(lambda: __import__("mlkern").show_config(file=open(os.devnull, "w"))
+                              ["num_threads"])
+    assert all(v == 1 for v in info.values())
