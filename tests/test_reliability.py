@@ -1461,14 +1461,7 @@ def _out_aliases_input(call):
         isinstance(a, np.ndarray) and np.may_share_memory(a, out) for a in call.args)
 
 
-KNOWN_BUGS = [
-    Known("rowwise-dot-overflow",
-          "softmax_backward: when products g*y overflow (|values| near DBL_MAX) the row sum is "
-          "NaN or +-inf depending on the memory layout (row vs column kernel) and the SIMD level "
-          "(FMA contraction)",
-          lambda q, c, e: q in ("softmax_backward", "log_softmax_backward") and isinstance(e, AssertionError)
-          and "NaN/inf positions differ" in str(e) and _max_finite_abs(c) > 1e150),
-]
+KNOWN_BUGS = []
 
 
 def known_bug(q, call, exc):
@@ -2296,14 +2289,9 @@ def test_fixed_log_softmax_inplace_inf_column(dtype):
     np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.skipif(mlkern._config.simd_level() == "baseline"
-                    or bool(os.environ.get("MLKERN_UNDER_SANITIZER")),
-                    reason="depends on the FMA kernels' code generation (baseline / sanitizer builds differ)")
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG rowwise-dot-overflow: softmax_backward's row sum of g*y overflowing float64 gives "
-    "+-inf or NaN depending on the layout (column kernel for a C array along axis 0, row "
-    "kernel for its F-ordered copy) and on FMA contraction: found by the fuzzer"))
-def test_known_bug_softmax_backward_overflow_layout():
+# fixed (was a strict xfail found by the fuzzer): rowwise-dot-overflow: softmax_backward's row
+# sum of g*y overflowing float64 gave +-inf or NaN depending on the layout and on FMA contraction
+def test_fixed_softmax_backward_overflow_layout():
     rng = np.random.default_rng(0)
     g = gen_values(rng, (16, 2), "mixed")
     y = gen_values(rng, (16, 2), "mixed")
