@@ -126,7 +126,8 @@ static void MLK_F(mlk_xent_short)(const MLK_T *restrict z, const int64_t *restri
                                   double *restrict loss, intptr_t rows, intptr_t n) {
     MLK_T t[MLK_RW_SBLK];
     MLK_T m[MLK_RW_CB], q[MLK_RW_CB], cc[MLK_RW_CB], zy[MLK_RW_CB];
-    double acc[MLK_RW_CB], cnt[MLK_RW_CB], wz[MLK_RW_CB];
+    double acc[MLK_RW_CB], cnt[MLK_RW_CB], wz[MLK_RW_CB], cmp[MLK_RW_CB];
+    MLK_T fa[MLK_RW_CB], fc[MLK_RW_CB];
     unsigned char ok[MLK_RW_CB], sk[MLK_RW_CB];
     const intptr_t rb = MLK_F(mlk_rw_short_rb)(n);
     for (intptr_t r0 = 0; r0 < rows; r0 += rb) {
@@ -165,7 +166,7 @@ static void MLK_F(mlk_xent_short)(const MLK_T *restrict z, const int64_t *restri
                 for (intptr_t r = 0; r < nr; r++) wz[r] += (double)(wj * tj[r]);
             }
         }
-        MLK_F(mlk_rw_col_expsum)(t, NULL, m, n, nr, nr, 2, 1, (MLK_T)-1, acc, cnt);
+        MLK_F(mlk_rw_col_expsum)(t, NULL, m, n, nr, nr, 2, 1, (MLK_T)-1, acc, cnt, cmp, fa, fc);
         for (intptr_t r = 0; r < nr; r++) {
             const double *cr = coef + cstride * (r0 + r);
             const MLK_T L = MLK_F(mlk_rw_log_rest)(acc[r], cnt[r]);

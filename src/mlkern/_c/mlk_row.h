@@ -36,8 +36,7 @@
 #define MLK_RW_JB 4
 #define MLK_RW_RB 64           /* rows per block of vectorised log1p */
 #define MLK_RW_PB 64           /* float64 row sums: block of the compensated sum */
-/* backward row sums (float64): below this bound on sum |t_j| no partial sum
-   can overflow, in any order, with or without FMA contraction */
+/* backward row sums (float64): a sum below this is trusted (mlk_rw_bsum) */
 #define MLK_RW_BIG 0x1p1020
 
 /* The cross-entropy's coefficients of one row, the only place they are
@@ -209,13 +208,18 @@ MLK_INLINE void MLK_F(mlk_rw_flush)(double *restrict acc, double *restrict cmp,
    by m[c], MLK_RW_JB terms in the working precision, those in double
    (mlk_rw_flush).  store 1: the exponentials are written to e (element
    (j, c) at e[j*ld + c]), 2: over x itself (e unused), 0: not kept.  With
-   `count` the maxima are left out, counted into cnt[c] and stored as `mark`. */
+   `count` the maxima are left out, counted into cnt[c] and stored as `mark`.
+   The scratch arrays (cb each) are the caller's: declared here, gcc shares
+   their stack slots with the caller's and the frame changes (measured:
+   logsumexp of (2000, 40) float32 on AVX-512 0.075 -> 0.084 ms with the
+   same loop code; probably 4 KiB aliasing between the accumulators and the
+   transposed rows). */
 MLK_INLINE void MLK_F(mlk_rw_col_expsum)(const MLK_T *restrict x, MLK_T *restrict e,
                                          const MLK_T *restrict m, intptr_t n, intptr_t cb,
                                          intptr_t ld, int store, int count, MLK_T mark,
-                                         double *restrict acc, double *restrict cnt) {
-    double cmp[MLK_RW_CB];
-    MLK_T fa[MLK_RW_CB], fc[MLK_RW_CB];
+                                         double *restrict acc, double *restrict cnt,
+                                         double *restrict cmp, MLK_T *restrict fa,
+                                         MLK_T *restrict fc) {
     for (intptr_t c = 0; c < cb; c++) { acc[c] = 0.0; cnt[c] = 0.0; cmp[c] = 0.0; }
     for (intptr_t j0 = 0; j0 < n; j0 += MLK_RW_JB) {
         const intptr_t j1 = j0 + MLK_RW_JB < n ? j0 + MLK_RW_JB : n;
@@ -279,10 +283,13 @@ MLK_INLINE void MLK_F(mlk_rw_tr_out)(const MLK_T *restrict t, MLK_T *restrict yb
  * row and the column kernels add in different orders) does not, and FMA
  * contraction keeps products exact that a plain multiply rounds to inf: the
  * NaN/inf pattern of the result would depend on the layout and the ISA
- * level.  So the kernels also sum |t_j| (float64 only; float32 products
- * and sums cannot overflow a double), and a row whose sum of |t_j| reaches
- * MLK_RW_BIG (or is not finite) is summed again by mlk_rw_bsum_safe, the
- * same code for every layout. */
+ * level.  An overflow leaves the sum +-inf or NaN (it never comes back), so
+ * a sum acc that is below MLK_RW_BIG in magnitude is right up to rounding
+ * in every order (its true value is finite, far from the range's end), and
+ * any other is summed again by mlk_rw_bsum_safe, the same code and order
+ * for every layout: the patterns agree, at the cost of one compare per row.
+ * float32 needs nothing: its products are rounded in float32 (inf the same
+ * in every order) and their double sum cannot overflow. */
 
 /* sum_j g_j s_j (s == NULL: sum_j g_j), elements at stride ld, in index
    order with the exponent kept apart: NaN if a term is NaN or +inf and -inf
@@ -309,6 +316,13 @@ static double MLK_F(mlk_rw_bsum_safe)(const MLK_T *g, const MLK_T *s, intptr_t n
         acc += ldexp(p, e - E);
     }
     return sp != 0 ? sp : ldexp(acc, E);     /* sp: +-inf or NaN */
+}
+
+/* the backward's row sum from the kernel's sum acc (see above) */
+MLK_INLINE double MLK_F(mlk_rw_bsum)(double acc, const MLK_T *g, const MLK_T *s, intptr_t n,
+                                     intptr_t ld) {
+    if (sizeof(MLK_T) == 4 || fabs(acc) < MLK_RW_BIG) return acc;
+    return MLK_F(mlk_rw_bsum_safe)(g, s, n, ld);
 }
 
 #endif /* MLK_T */

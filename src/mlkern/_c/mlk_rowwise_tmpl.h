@@ -98,9 +98,11 @@ static void MLK_F(mlk_rw_cols)(int op, const MLK_T *restrict x, MLK_T *restrict 
     double acc[MLK_RW_CB];
     double cnt[MLK_RW_CB];
     MLK_T q[MLK_RW_CB];
+    double cmp[MLK_RW_CB];
+    MLK_T fa[MLK_RW_CB], fc[MLK_RW_CB];
     MLK_F(mlk_rw_col_max)(x, m, n, cb, ld);
     if (op == MLK_SOFTMAX) {
-        MLK_F(mlk_rw_col_expsum)(x, y, m, n, cb, ld, 1, 0, 0, acc, cnt);
+        MLK_F(mlk_rw_col_expsum)(x, y, m, n, cb, ld, 1, 0, 0, acc, cnt, cmp, fa, fc);
         for (intptr_t c = 0; c < cb; c++) q[c] = (MLK_T)(1.0 / acc[c]);
         for (intptr_t j = 0; j < n; j++) {
             MLK_T *yr = y + j * ld;
@@ -108,7 +110,7 @@ static void MLK_F(mlk_rw_cols)(int op, const MLK_T *restrict x, MLK_T *restrict 
         }
         return;
     }
-    MLK_F(mlk_rw_col_expsum)(x, NULL, m, n, cb, ld, 0, 1, 0, acc, cnt);
+    MLK_F(mlk_rw_col_expsum)(x, NULL, m, n, cb, ld, 0, 1, 0, acc, cnt, cmp, fa, fc);
     for (intptr_t c = 0; c < cb; c++) q[c] = MLK_F(mlk_rw_log_rest)(acc[c], cnt[c]);
     if (op == MLK_LOGSUMEXP) {
         for (intptr_t c = 0; c < cb; c++) y[c] = m[c] + q[c];
@@ -153,24 +155,17 @@ static void MLK_F(mlk_rw_short)(int op, const MLK_T *restrict x, MLK_T *restrict
 /* softmax:      out = y (g - sum g y)
    log_softmax:  out = g - e^y sum g
    The products g y are rounded in the working precision (0.5 eps each)
-   and summed in double: one conversion per element, not two.  float64 sums
-   |g y| (|g|) too: a row where it reaches MLK_RW_BIG is summed again by
-   mlk_rw_bsum_safe (mlk_row.h), so that an overflowing sum gives the same
-   NaN/inf pattern in every layout. */
+   and summed in double: one conversion per element, not two.  A float64
+   sum that is not below MLK_RW_BIG is summed again (mlk_rw_bsum, mlk_row.h),
+   so that the NaN/inf pattern does not depend on the layout. */
 static void MLK_F(mlk_rw_bwd_row)(int op, const MLK_T *restrict g, const MLK_T *restrict s,
                                   MLK_T *restrict o, intptr_t n, int stream) {
-    const int f64 = sizeof(MLK_T) == 8;
-    double acc = 0.0, aa = 0.0;
+    double acc = 0.0;
     MLK_T buf[MLK_RW_CB];
     if (op == MLK_SOFTMAX_BWD) {
-#pragma omp simd reduction(+:acc, aa)
-        for (intptr_t j = 0; j < n; j++) {
-            const double t = (double)(g[j] * s[j]);
-            acc += t;
-            if (f64) aa += fabs(t);
-        }
-        if (f64 && !(aa < MLK_RW_BIG)) acc = MLK_F(mlk_rw_bsum_safe)(g, s, n, 1);
-        const MLK_T dot = (MLK_T)acc;
+#pragma omp simd reduction(+:acc)
+        for (intptr_t j = 0; j < n; j++) acc += (double)(g[j] * s[j]);
+        const MLK_T dot = (MLK_T)MLK_F(mlk_rw_bsum)(acc, g, s, n, 1);
         if (!stream) {
             for (intptr_t j = 0; j < n; j++) o[j] = s[j] * (g[j] - dot);
             return;
@@ -185,15 +180,9 @@ static void MLK_F(mlk_rw_bwd_row)(int op, const MLK_T *restrict g, const MLK_T *
            unless some y > 0 (or NaN) was passed; y is read here with g, so
            the second pass finds both rows in L1 */
         int pos = 0;
-#pragma omp simd reduction(+:acc, aa) reduction(|:pos)
-        for (intptr_t j = 0; j < n; j++) {
-            const double t = (double)g[j];
-            acc += t;
-            if (f64) aa += fabs(t);
-            pos |= !(s[j] <= 0);
-        }
-        if (f64 && !(aa < MLK_RW_BIG)) acc = MLK_F(mlk_rw_bsum_safe)(g, NULL, n, 1);
-        const MLK_T sg = (MLK_T)acc;
+#pragma omp simd reduction(+:acc) reduction(|:pos)
+        for (intptr_t j = 0; j < n; j++) { acc += (double)g[j]; pos |= !(s[j] <= 0); }
+        const MLK_T sg = (MLK_T)MLK_F(mlk_rw_bsum)(acc, g, NULL, n, 1);
         if (pos) {
             for (intptr_t j = 0; j < n; j++) o[j] = g[j] - MLK_F(mlk_exp)(s[j]) * sg;
         } else {
@@ -204,43 +193,35 @@ static void MLK_F(mlk_rw_bwd_row)(int op, const MLK_T *restrict g, const MLK_T *
 
 static void MLK_F(mlk_rw_bwd_cols)(int op, const MLK_T *restrict g, const MLK_T *restrict s,
                                    MLK_T *restrict o, intptr_t n, intptr_t cb, intptr_t ld) {
-    const int f64 = sizeof(MLK_T) == 8;
-    const int sm = op == MLK_SOFTMAX_BWD;
-    double acc[MLK_RW_CB], aa[MLK_RW_CB];
+    double acc[MLK_RW_CB];
     MLK_T q[MLK_RW_CB];
-    int pos = 0;
-    for (intptr_t c = 0; c < cb; c++) { acc[c] = 0.0; aa[c] = 0.0; }
-    for (intptr_t j = 0; j < n; j++) {
-        const MLK_T *gr = g + j * ld, *sr = s + j * ld;
-        if (sm) {
-            for (intptr_t c = 0; c < cb; c++) {
-                const double t = (double)(gr[c] * sr[c]);
-                acc[c] += t;
-                if (f64) aa[c] += fabs(t);
-            }
-        } else {
-            for (intptr_t c = 0; c < cb; c++) {
-                const double t = (double)gr[c];
-                acc[c] += t;
-                if (f64) aa[c] += fabs(t);
-                pos |= !(sr[c] <= 0);
-            }
+    for (intptr_t c = 0; c < cb; c++) acc[c] = 0.0;
+    if (op == MLK_SOFTMAX_BWD) {
+        for (intptr_t j = 0; j < n; j++) {
+            const MLK_T *gr = g + j * ld, *sr = s + j * ld;
+            for (intptr_t c = 0; c < cb; c++) acc[c] += (double)(gr[c] * sr[c]);
         }
-    }
-    for (intptr_t c = 0; c < cb; c++) {
-        if (f64 && !(aa[c] < MLK_RW_BIG))
-            acc[c] = MLK_F(mlk_rw_bsum_safe)(g + c, sm ? s + c : NULL, n, ld);
-        q[c] = (MLK_T)acc[c];
-    }
-    for (intptr_t j = 0; j < n; j++) {
-        const MLK_T *gr = g + j * ld, *sr = s + j * ld;
-        MLK_T *orow = o + j * ld;
-        if (sm) {
+        for (intptr_t c = 0; c < cb; c++) q[c] = (MLK_T)MLK_F(mlk_rw_bsum)(acc[c], g + c, s + c, n, ld);
+        for (intptr_t j = 0; j < n; j++) {
+            const MLK_T *gr = g + j * ld, *sr = s + j * ld;
+            MLK_T *orow = o + j * ld;
             for (intptr_t c = 0; c < cb; c++) orow[c] = sr[c] * (gr[c] - q[c]);
-        } else if (pos) {
-            for (intptr_t c = 0; c < cb; c++) orow[c] = gr[c] - MLK_F(mlk_exp)(sr[c]) * q[c];
-        } else {
-            for (intptr_t c = 0; c < cb; c++) orow[c] = gr[c] - MLK_F(mlk_expneg)(sr[c]) * q[c];
+        }
+    } else {
+        int pos = 0;
+        for (intptr_t j = 0; j < n; j++) {
+            const MLK_T *gr = g + j * ld, *sr = s + j * ld;
+            for (intptr_t c = 0; c < cb; c++) { acc[c] += (double)gr[c]; pos |= !(sr[c] <= 0); }
+        }
+        for (intptr_t c = 0; c < cb; c++) q[c] = (MLK_T)MLK_F(mlk_rw_bsum)(acc[c], g + c, NULL, n, ld);
+        for (intptr_t j = 0; j < n; j++) {
+            const MLK_T *gr = g + j * ld, *sr = s + j * ld;
+            MLK_T *orow = o + j * ld;
+            if (pos) {
+                for (intptr_t c = 0; c < cb; c++) orow[c] = gr[c] - MLK_F(mlk_exp)(sr[c]) * q[c];
+            } else {
+                for (intptr_t c = 0; c < cb; c++) orow[c] = gr[c] - MLK_F(mlk_expneg)(sr[c]) * q[c];
+            }
         }
     }
 }
