@@ -36,7 +36,7 @@
 #define MLK_RW_JB 4
 #define MLK_RW_RB 64           /* rows per block of vectorised log1p */
 #define MLK_RW_PB 64           /* float64 row sums: block of the compensated sum */
-/* backward row sums (float64): a sum below this is trusted (mlk_rw_bsum) */
+/* backward row sums (float64): a sum below this is trusted (mlk_rw_bsum_redo) */
 #define MLK_RW_BIG 0x1p1020
 
 /* The cross-entropy's coefficients of one row, the only place they are
@@ -204,9 +204,10 @@ MLK_INLINE void MLK_F(mlk_rw_flush)(double *restrict acc, double *restrict cmp,
     }
 }
 
-/* per column c: acc[c] = the sum of the exponentials of the column shifted
-   by m[c], MLK_RW_JB terms in the working precision, those in double
-   (mlk_rw_flush).  store 1: the exponentials are written to e (element
+/* per column c: acc[c] + cmp[c] = the sum of the exponentials of the column
+   shifted by m[c], MLK_RW_JB terms in the working precision, those in double
+   (mlk_rw_flush; cmp the float64 compensation, 0 for float32, added by the
+   caller in its next pass).  store 1: the exponentials are written to e (element
    (j, c) at e[j*ld + c]), 2: over x itself (e unused), 0: not kept.  With
    `count` the maxima are left out, counted into cnt[c] and stored as `mark`.
    The scratch arrays (cb each) are the caller's: declared here, gcc shares
@@ -240,7 +241,6 @@ MLK_INLINE void MLK_F(mlk_rw_col_expsum)(const MLK_T *restrict x, MLK_T *restric
         if (count)
             for (intptr_t c = 0; c < cb; c++) cnt[c] += (double)fc[c];
     }
-    for (intptr_t c = 0; c < cb; c++) acc[c] += cmp[c];
 }
 
 /* ---- short rows --------------------------------------------------------------
@@ -318,11 +318,9 @@ static double MLK_F(mlk_rw_bsum_safe)(const MLK_T *g, const MLK_T *s, intptr_t n
     return sp != 0 ? sp : ldexp(acc, E);     /* sp: +-inf or NaN */
 }
 
-/* the backward's row sum from the kernel's sum acc (see above) */
-MLK_INLINE double MLK_F(mlk_rw_bsum)(double acc, const MLK_T *g, const MLK_T *s, intptr_t n,
-                                     intptr_t ld) {
-    if (sizeof(MLK_T) == 4 || fabs(acc) < MLK_RW_BIG) return acc;
-    return MLK_F(mlk_rw_bsum_safe)(g, s, n, ld);
+/* whether the kernel's row sum acc must be summed again (see above) */
+MLK_INLINE int MLK_F(mlk_rw_bsum_redo)(double acc) {
+    return sizeof(MLK_T) == 8 && !(fabs(acc) < MLK_RW_BIG);
 }
 
 #endif /* MLK_T */

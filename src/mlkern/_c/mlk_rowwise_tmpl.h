@@ -103,7 +103,7 @@ static void MLK_F(mlk_rw_cols)(int op, const MLK_T *restrict x, MLK_T *restrict 
     MLK_F(mlk_rw_col_max)(x, m, n, cb, ld);
     if (op == MLK_SOFTMAX) {
         MLK_F(mlk_rw_col_expsum)(x, y, m, n, cb, ld, 1, 0, 0, acc, cnt, cmp, fa, fc);
-        for (intptr_t c = 0; c < cb; c++) q[c] = (MLK_T)(1.0 / acc[c]);
+        for (intptr_t c = 0; c < cb; c++) q[c] = (MLK_T)(1.0 / (acc[c] + cmp[c]));
         for (intptr_t j = 0; j < n; j++) {
             MLK_T *yr = y + j * ld;
             for (intptr_t c = 0; c < cb; c++) yr[c] *= q[c];
@@ -111,7 +111,7 @@ static void MLK_F(mlk_rw_cols)(int op, const MLK_T *restrict x, MLK_T *restrict 
         return;
     }
     MLK_F(mlk_rw_col_expsum)(x, NULL, m, n, cb, ld, 0, 1, 0, acc, cnt, cmp, fa, fc);
-    for (intptr_t c = 0; c < cb; c++) q[c] = MLK_F(mlk_rw_log_rest)(acc[c], cnt[c]);
+    for (intptr_t c = 0; c < cb; c++) q[c] = MLK_F(mlk_rw_log_rest)(acc[c] + cmp[c], cnt[c]);
     if (op == MLK_LOGSUMEXP) {
         for (intptr_t c = 0; c < cb; c++) y[c] = m[c] + q[c];
         for (intptr_t c = 0; c < cb; c++)
@@ -156,19 +156,25 @@ static void MLK_F(mlk_rw_short)(int op, const MLK_T *restrict x, MLK_T *restrict
    log_softmax:  out = g - e^y sum g
    The products g y are rounded in the working precision (0.5 eps each)
    and summed in double: one conversion per element, not two.  A float64
-   sum that is not below MLK_RW_BIG is summed again (mlk_rw_bsum, mlk_row.h),
-   so that the NaN/inf pattern does not depend on the layout. */
-static void MLK_F(mlk_rw_bwd_row)(int op, const MLK_T *restrict g, const MLK_T *restrict s,
-                                  MLK_T *restrict o, intptr_t n, int stream) {
+   sum that must be summed again (mlk_rw_bsum_redo, mlk_row.h) makes this
+   return 1 before anything is written; the caller then passes the sum in
+   *sum (the slow call stays out of this per-row function). */
+static int MLK_F(mlk_rw_bwd_row)(int op, const MLK_T *restrict g, const MLK_T *restrict s,
+                                 MLK_T *restrict o, intptr_t n, int stream, const double *sum) {
     double acc = 0.0;
     MLK_T buf[MLK_RW_CB];
     if (op == MLK_SOFTMAX_BWD) {
+        if (sum) {
+            acc = *sum;
+        } else {
 #pragma omp simd reduction(+:acc)
-        for (intptr_t j = 0; j < n; j++) acc += (double)(g[j] * s[j]);
-        const MLK_T dot = (MLK_T)MLK_F(mlk_rw_bsum)(acc, g, s, n, 1);
+            for (intptr_t j = 0; j < n; j++) acc += (double)(g[j] * s[j]);
+            if (MLK_F(mlk_rw_bsum_redo)(acc)) return 1;
+        }
+        const MLK_T dot = (MLK_T)acc;
         if (!stream) {
             for (intptr_t j = 0; j < n; j++) o[j] = s[j] * (g[j] - dot);
-            return;
+            return 0;
         }
         for (intptr_t j0 = 0; j0 < n; j0 += MLK_RW_CB) {
             const intptr_t nb = n - j0 < MLK_RW_CB ? n - j0 : MLK_RW_CB;
@@ -182,13 +188,18 @@ static void MLK_F(mlk_rw_bwd_row)(int op, const MLK_T *restrict g, const MLK_T *
         int pos = 0;
 #pragma omp simd reduction(+:acc) reduction(|:pos)
         for (intptr_t j = 0; j < n; j++) { acc += (double)g[j]; pos |= !(s[j] <= 0); }
-        const MLK_T sg = (MLK_T)MLK_F(mlk_rw_bsum)(acc, g, NULL, n, 1);
+        if (sum)
+            acc = *sum;
+        else if (MLK_F(mlk_rw_bsum_redo)(acc))
+            return 1;
+        const MLK_T sg = (MLK_T)acc;
         if (pos) {
             for (intptr_t j = 0; j < n; j++) o[j] = g[j] - MLK_F(mlk_exp)(s[j]) * sg;
         } else {
             for (intptr_t j = 0; j < n; j++) o[j] = g[j] - MLK_F(mlk_expneg)(s[j]) * sg;
         }
     }
+    return 0;
 }
 
 static void MLK_F(mlk_rw_bwd_cols)(int op, const MLK_T *restrict g, const MLK_T *restrict s,
@@ -201,7 +212,9 @@ static void MLK_F(mlk_rw_bwd_cols)(int op, const MLK_T *restrict g, const MLK_T 
             const MLK_T *gr = g + j * ld, *sr = s + j * ld;
             for (intptr_t c = 0; c < cb; c++) acc[c] += (double)(gr[c] * sr[c]);
         }
-        for (intptr_t c = 0; c < cb; c++) q[c] = (MLK_T)MLK_F(mlk_rw_bsum)(acc[c], g + c, s + c, n, ld);
+        for (intptr_t c = 0; c < cb; c++)
+            q[c] = (MLK_T)(MLK_F(mlk_rw_bsum_redo)(acc[c]) ? MLK_F(mlk_rw_bsum_safe)(g + c, s + c, n, ld)
+                                                           : acc[c]);
         for (intptr_t j = 0; j < n; j++) {
             const MLK_T *gr = g + j * ld, *sr = s + j * ld;
             MLK_T *orow = o + j * ld;
@@ -213,7 +226,9 @@ static void MLK_F(mlk_rw_bwd_cols)(int op, const MLK_T *restrict g, const MLK_T 
             const MLK_T *gr = g + j * ld, *sr = s + j * ld;
             for (intptr_t c = 0; c < cb; c++) { acc[c] += (double)gr[c]; pos |= !(sr[c] <= 0); }
         }
-        for (intptr_t c = 0; c < cb; c++) q[c] = (MLK_T)MLK_F(mlk_rw_bsum)(acc[c], g + c, NULL, n, ld);
+        for (intptr_t c = 0; c < cb; c++)
+            q[c] = (MLK_T)(MLK_F(mlk_rw_bsum_redo)(acc[c]) ? MLK_F(mlk_rw_bsum_safe)(g + c, NULL, n, ld)
+                                                           : acc[c]);
         for (intptr_t j = 0; j < n; j++) {
             const MLK_T *gr = g + j * ld, *sr = s + j * ld;
             MLK_T *orow = o + j * ld;
@@ -245,7 +260,11 @@ void MLK_K(mlk_rowwise)(int op, const MLK_T *restrict a, const MLK_T *restrict b
                and the forward ops lost with it); short rows use plain stores */
             const int st = stream && op == MLK_SOFTMAX_BWD && n >= MLK_RW_CB;
             for (intptr_t r = 0; r < outer; r++)
-                MLK_F(mlk_rw_bwd_row)(op, a + r * n, b + r * n, y + r * n, n, st);
+                if (MLK_F(mlk_rw_bwd_row)(op, a + r * n, b + r * n, y + r * n, n, st, NULL)) {
+                    const double d = MLK_F(mlk_rw_bsum_safe)(
+                        a + r * n, op == MLK_SOFTMAX_BWD ? b + r * n : NULL, n, 1);
+                    MLK_F(mlk_rw_bwd_row)(op, a + r * n, b + r * n, y + r * n, n, st, &d);
+                }
             if (stream) mlk_stream_fence();
         } else if (n < MLK_RW_SHORT) {
             MLK_F(mlk_rw_short)(op, a, y, outer, n);
