@@ -169,10 +169,9 @@ static void MLK_F(mlk_xent_short)(const MLK_T *restrict z, const int64_t *restri
         MLK_F(mlk_rw_col_expsum)(t, NULL, m, n, nr, nr, 2, 1, (MLK_T)-1, acc, cnt, cmp, fa, fc);
         for (intptr_t r = 0; r < nr; r++) {
             const double *cr = coef + cstride * (r0 + r);
-            const double ar = acc[r] + cmp[r];
-            const MLK_T L = MLK_F(mlk_rw_log_rest)(ar, cnt[r]);
+            const MLK_T L = MLK_F(mlk_rw_log_rest)(acc[r], cnt[r]);
             if (ok[r]) loss[r0 + r] = MLK_F(mlk_xent_loss)(cr[0], cr[1], cr[2], m[r], L, zy[r], wz[r]);
-            q[r] = (MLK_T)(cr[0] / (ar + cnt[r] * (double)MLK_RW_SCALE));
+            q[r] = (MLK_T)(cr[0] / (acc[r] + cnt[r] * (double)MLK_RW_SCALE));
         }
         if (!g) {
             for (intptr_t r = 0; r < nr; r++)

@@ -204,10 +204,9 @@ MLK_INLINE void MLK_F(mlk_rw_flush)(double *restrict acc, double *restrict cmp,
     }
 }
 
-/* per column c: acc[c] + cmp[c] = the sum of the exponentials of the column
-   shifted by m[c], MLK_RW_JB terms in the working precision, those in double
-   (mlk_rw_flush; cmp the float64 compensation, 0 for float32, added by the
-   caller in its next pass).  store 1: the exponentials are written to e (element
+/* per column c: acc[c] = the sum of the exponentials of the column shifted
+   by m[c], MLK_RW_JB terms in the working precision, those in double
+   (mlk_rw_flush).  store 1: the exponentials are written to e (element
    (j, c) at e[j*ld + c]), 2: over x itself (e unused), 0: not kept.  With
    `count` the maxima are left out, counted into cnt[c] and stored as `mark`.
    The scratch arrays (cb each) are the caller's: declared here, gcc shares
@@ -241,6 +240,7 @@ MLK_INLINE void MLK_F(mlk_rw_col_expsum)(const MLK_T *restrict x, MLK_T *restric
         if (count)
             for (intptr_t c = 0; c < cb; c++) cnt[c] += (double)fc[c];
     }
+    for (intptr_t c = 0; c < cb; c++) acc[c] += cmp[c];
 }
 
 /* ---- short rows --------------------------------------------------------------

@@ -103,7 +103,7 @@ static void MLK_F(mlk_rw_cols)(int op, const MLK_T *restrict x, MLK_T *restrict 
     MLK_F(mlk_rw_col_max)(x, m, n, cb, ld);
     if (op == MLK_SOFTMAX) {
         MLK_F(mlk_rw_col_expsum)(x, y, m, n, cb, ld, 1, 0, 0, acc, cnt, cmp, fa, fc);
-        for (intptr_t c = 0; c < cb; c++) q[c] = (MLK_T)(1.0 / (acc[c] + cmp[c]));
+        for (intptr_t c = 0; c < cb; c++) q[c] = (MLK_T)(1.0 / acc[c]);
         for (intptr_t j = 0; j < n; j++) {
             MLK_T *yr = y + j * ld;
             for (intptr_t c = 0; c < cb; c++) yr[c] *= q[c];
@@ -111,7 +111,7 @@ static void MLK_F(mlk_rw_cols)(int op, const MLK_T *restrict x, MLK_T *restrict 
         return;
     }
     MLK_F(mlk_rw_col_expsum)(x, NULL, m, n, cb, ld, 0, 1, 0, acc, cnt, cmp, fa, fc);
-    for (intptr_t c = 0; c < cb; c++) q[c] = MLK_F(mlk_rw_log_rest)(acc[c] + cmp[c], cnt[c]);
+    for (intptr_t c = 0; c < cb; c++) q[c] = MLK_F(mlk_rw_log_rest)(acc[c], cnt[c]);
     if (op == MLK_LOGSUMEXP) {
         for (intptr_t c = 0; c < cb; c++) y[c] = m[c] + q[c];
         for (intptr_t c = 0; c < cb; c++)
