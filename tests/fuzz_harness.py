@@ -196,31 +196,13 @@ def _huge_axis(call):
     return any(is_int(v) and abs(int(v)) >= 2**31 for v in vals)
 
 
-def _max_finite_abs(call):
-    m = 0.0
-    for a in list(call.args) + list(call.kw.values()):
-        if isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.size:
-            with np.errstate(all="ignore"):
-                f = np.abs(a[np.isfinite(a)].astype(np.float64))
-            if f.size:
-                m = max(m, float(f.max()))
-    return m
-
-
 def _out_aliases_input(call):
     out = call.kw.get("out")
     return isinstance(out, np.ndarray) and any(
         isinstance(a, np.ndarray) and np.may_share_memory(a, out) for a in call.args)
 
 
-KNOWN_BUGS = [
-    Known("rowwise-dot-overflow",
-          "softmax_backward: when products g*y overflow (|values| near DBL_MAX) the row sum is "
-          "NaN or +-inf depending on the memory layout (row vs column kernel) and the SIMD level "
-          "(FMA contraction)",
-          lambda q, c, e: q in ("softmax_backward", "log_softmax_backward") and isinstance(e, AssertionError)
-          and "NaN/inf positions differ" in str(e) and _max_finite_abs(c) > 1e150),
-]
+KNOWN_BUGS = []
 
 
 def known_bug(q, call, exc):

@@ -3,7 +3,6 @@ open ones (``KNOWN_BUGS`` in tests/fuzz_harness.py) as strict xfails, so a fix
 is noticed (then delete the marker and the KNOWN_BUGS entry).
 (The harness, its options and the summary: tests/fuzz_harness.py.)
 """
-import os
 import subprocess
 
 import numpy as np
@@ -108,14 +107,9 @@ def test_fixed_log_softmax_inplace_inf_column(dtype):
     np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.skipif(mlkern._config.simd_level() == "baseline"
-                    or bool(os.environ.get("MLKERN_UNDER_SANITIZER")),
-                    reason="depends on the FMA kernels' code generation (baseline / sanitizer builds differ)")
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG rowwise-dot-overflow: softmax_backward's row sum of g*y overflowing float64 gives "
-    "+-inf or NaN depending on the layout (column kernel for a C array along axis 0, row "
-    "kernel for its F-ordered copy) and on FMA contraction: found by the fuzzer"))
-def test_known_bug_softmax_backward_overflow_layout():
+# fixed (was a strict xfail found by the fuzzer): rowwise-dot-overflow: softmax_backward's row
+# sum of g*y overflowing float64 gave +-inf or NaN depending on the layout and on FMA contraction
+def test_fixed_softmax_backward_overflow_layout():
     rng = np.random.default_rng(0)
     g = gen_values(rng, (16, 2), "mixed")
     y = gen_values(rng, (16, 2), "mixed")

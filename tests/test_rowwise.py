@@ -1608,3 +1608,84 @@ def test_softmax_backward_streaming_stores(dt, n):
         np.testing.assert_array_equal(mlkern.softmax_backward(g2, y, out=g2), want)
     finally:
         ew.set_stream_bytes(old)
+
+
+# ---- backward row sums that overflow float64 (the rowwise-dot-overflow fix) ----
+_BIG = np.finfo(np.float64).max
+
+
+def _bwd_exact(name, g, y):
+    """softmax_backward / log_softmax_backward of one float64 row (g, y) with
+    the row sum taken exactly (fractions), each element rounded once; a sum
+    beyond the float64 range is +-inf.  Finite g and y only."""
+    from fractions import Fraction
+    if name == "softmax_backward":
+        s = sum(Fraction(a) * Fraction(b) for a, b in zip(g.tolist(), y.tolist()))
+    else:
+        s = sum(Fraction(a) for a in g.tolist())
+    try:
+        sf = float(s)
+    except OverflowError:
+        sf = math.inf if s > 0 else -math.inf
+    with np.errstate(all="ignore"):
+        if name == "softmax_backward":
+            return y * (g - sf)
+        return g - np.exp(y) * sf
+
+
+@pytest.mark.parametrize("name", ["softmax_backward", "log_softmax_backward"])
+@pytest.mark.parametrize("rows", [[[0.75, 0.75, -0.75, -0.75]], [[0.75, -0.75, 0.75, -0.75, 1e-300]],
+                                  [[0.6, 0.6, 0.6, -0.9, -0.9]], [[0.75, 0.75]], [[-0.75, -0.75, 0.5]]])
+def test_backward_sum_overflow_every_layout(name, rows):
+    # partial sums that overflow where the whole sum does not (or does):
+    # the result must be the exact sum's, whatever the layout (row kernel,
+    # column kernel, short-row blocks, long rows) and the FMA contraction
+    g1 = np.array(rows[0]) * _BIG
+    n = g1.size
+    y1 = np.full(n, 1.0) if name == "softmax_backward" else np.full(n, -np.log(n))
+    f = getattr(mlkern, name)
+    for pad in (0, 200):                          # n + 200: the long-row kernels
+        g = np.concatenate([g1, np.zeros(pad)])
+        y = np.concatenate([y1, np.zeros(pad) if name == "softmax_backward" else np.full(pad, -1e3)])
+        w = _bwd_exact(name, g, y)
+        G, Y = np.tile(g, (3, 1)), np.tile(y, (3, 1))
+        for got in (f(G, Y), f(np.asfortranarray(G), np.asfortranarray(Y)),
+                    f(np.ascontiguousarray(G.T), np.ascontiguousarray(Y.T), axis=0).T,
+                    f(np.asfortranarray(G.T), np.asfortranarray(Y.T), axis=0).T):
+            for r in got:
+                np.testing.assert_array_equal(np.isnan(r), np.isnan(w), err_msg=f"{name} {pad}")
+                np.testing.assert_array_equal(np.isinf(r), np.isinf(w), err_msg=f"{name} {pad}")
+                fin = np.isfinite(w)
+                np.testing.assert_allclose(r[fin], w[fin], rtol=1e-15, atol=1e-15 * _BIG)
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["softmax_backward", "log_softmax_backward"])
+@pytest.mark.parametrize("n", [2, 16, 70])
+def test_backward_nonfinite_pattern_same_in_every_layout(dt, name, n):
+    # values near the type's max, infinities and NaN mixed in (the fuzzer's
+    # find): the C array along axis 0 (column kernel), its F copy (row
+    # kernel) and the transposed copies must agree on every NaN and inf.
+    # log_softmax_backward gets log-probabilities (y <= 0): with e^y = inf a
+    # sum that cancels to rounding noise would decide the sign (not a bug)
+    fi = np.finfo(dt)
+    specials = np.array([np.nan, np.inf, -np.inf, 0.0, fi.max, -fi.max, fi.max / 3, -fi.max / 3,
+                         1e300 if dt == np.float64 else 1e30, 1.0, -1.0, 0.5], np.float64)
+    f = getattr(mlkern, name)
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        v = 3.0 * rng.standard_normal((2, n, 7))
+        m = rng.random(v.shape) < 0.3
+        v[m] = rng.choice(specials, int(m.sum()))
+        with np.errstate(all="ignore"):
+            g, y = v[0].astype(dt), v[1].astype(dt)
+        if name == "log_softmax_backward":
+            y = -np.abs(y)
+        with np.errstate(all="ignore"):
+            res = [f(g, y, 0), f(np.asfortranarray(g), np.asfortranarray(y), 0),
+                   f(np.ascontiguousarray(g.T), np.ascontiguousarray(y.T), 1).T,
+                   f(np.asfortranarray(g.T), np.asfortranarray(y.T), 1).T]
+        for r in res[1:]:
+            np.testing.assert_array_equal(np.isnan(r), np.isnan(res[0]), err_msg=f"seed {seed}")
+            np.testing.assert_array_equal(np.isposinf(r), np.isposinf(res[0]), err_msg=f"seed {seed}")
+            np.testing.assert_array_equal(np.isneginf(r), np.isneginf(res[0]), err_msg=f"seed {seed}")

@@ -1,8 +1,35 @@
 # Loss drivers (included by the extension's .pyx): the fused cross-entropy's
-# split over rows.  Kernel: _c/mlk_loss_tmpl.h; checks and the reduction's
-# coefficients: losses.py.  Per-row losses go to a float64 array that the
-# caller sums in a fixed order, so the result does not depend on the
-# thread count.
+# split over rows.  Kernel: _c/mlk_loss_tmpl.h; its coefficients:
+# mlk_xent_coef (_c/mlk_row.h, through xent_coef below); checks: losses.py.
+# Per-row losses go to a float64 array that the caller sums in a fixed
+# order, so the result does not depend on the thread count.
+
+cdef extern from "mlk_row.h" nogil:
+    void mlk_xent_coef(double s, double wy, double wmean, double eps, double n, double *abc)
+
+
+def xent_coef(s, wy, double wmean, double eps, Py_ssize_t n):
+    """The cross-entropy's (a, b, c) (mlk_xent_coef): for float s and wy one
+    (3,) float64 triple; for float64 arrays s and wy (rows,) a (rows, 3) array."""
+    cdef double[::1] sv, wv
+    cdef double[:, ::1] cv
+    cdef Py_ssize_t r, rows
+    cdef cnp.ndarray res
+    if not isinstance(s, np.ndarray):
+        res = np.empty(3, np.float64)
+        mlk_xent_coef(s, wy, wmean, eps, <double>n, <double *>cnp.PyArray_DATA(res))
+        return res
+    sv = np.ascontiguousarray(s, np.float64)
+    wv = np.ascontiguousarray(wy, np.float64)
+    rows = sv.shape[0]
+    if wv.shape[0] != rows:
+        raise ValueError("internal: xent_coef needs s and wy of one length")
+    res = np.empty((rows, 3), np.float64)
+    cv = res
+    with nogil:
+        for r in range(rows):
+            mlk_xent_coef(sv[r], wv[r], wmean, eps, <double>n, &cv[r, 0])
+    return res
 
 cdef inline void _call_xent(const real *z, const int64_t *lab, const double *coef,
                             Py_ssize_t cs, int64_t ignore, const real *w, real *g,
@@ -246,9 +273,7 @@ def xent_fast(z, target, axis, int64_t ignore, double eps, bint mean, bint want_
             return None
         g = <cnp.ndarray>out
     s = 1.0 / <double>cnt if mean else 1.0
-    c[0] = s
-    c[1] = s * (1.0 - eps)
-    c[2] = s * (eps / <double>n)
+    mlk_xent_coef(s, 1.0, 1.0, eps, <double>n, c)
     loss = cnp.PyArray_EMPTY(1, <cnp.npy_intp *>&rows, cnp.NPY_DOUBLE, 0)
     if want_grad and g is None:
         g = cnp.PyArray_EMPTY(nd, cnp.PyArray_DIMS(za), tn, 0)

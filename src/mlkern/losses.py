@@ -99,7 +99,7 @@ def _coefficients(lab, n, w, sw, eps, ignore_index, reduction, gdenom=None):
             denom = gdenom
         with np.errstate(divide="ignore", invalid="ignore"):
             s = np.float64(1.0) / np.float64(denom)
-        return np.array([s, s * (1.0 - eps), s * (eps / n)], np.float64), denom
+        return _ew.xent_coef(float(s), 1.0, 1.0, eps, n), denom
     valid = lab != ignore_index
     safe = np.where(valid, lab, 0)
     wy = w.astype(np.float64)[safe] if w is not None else np.ones(lab.shape, np.float64)
@@ -109,10 +109,7 @@ def _coefficients(lab, n, w, sw, eps, ignore_index, reduction, gdenom=None):
         with np.errstate(divide="ignore", invalid="ignore"):
             s = s / denom
     W = float(np.sum(w, dtype=np.float64)) if w is not None else float(n)
-    coef = np.empty((lab.size, 3), np.float64)
-    coef[:, 0] = s * ((1.0 - eps) * wy + eps * W / n)
-    coef[:, 1] = s * (1.0 - eps) * wy
-    coef[:, 2] = s * (eps / n)
+    coef = _ew.xent_coef(s, wy, W / n, eps, n)
     coef[~valid] = 0.0
     return coef, denom
 

@@ -1,16 +1,15 @@
 /*
  * mlk_loss_tmpl.h -- the fused cross-entropy over rows of logits, written
- * once over MLK_T / MLK_F / MLK_K (after mlk_rowwise_tmpl.h, whose max,
- * sum and log1p-form pieces it reuses).
+ * once over MLK_T / MLK_F / MLK_K on the row primitives of mlk_row.h (max,
+ * exponentials with the maxima counted, log1p(R), short-row transposes).
  *
  * For a row z of n logits with label y, and per-row coefficients (a, b, c)
- * prepared by the Python layer from the reduction, the sample weight, the
- * class weights w and the label smoothing eps (PyTorch's definition):
+ * (mlk_xent_coef in mlk_row.h: from the reduction, the sample weight, the
+ * class weights w and the label smoothing eps):
  *   loss = a lse(z) - b z_y - c sum_j w_j z_j
  *   grad = a softmax(z) - b onehot(y) - c w
- * with a = s((1-eps) w_y + eps W/n), b = s(1-eps) w_y, c = s eps/n,
- * W = sum w, s = sample weight / (the mean's denominator).  eps = 0 and no
- * class weights give a = b = s, c = 0: s (lse - z_y) and s (p - onehot).
+ * eps = 0 and no class weights give a = b = s, c = 0: s (lse - z_y) and
+ * s (p - onehot).
  *
  * One row: the max (read from memory), then the exponentials stored into
  * the gradient row with their sum (from L1/L2), then the gradient written
@@ -86,7 +85,7 @@ void MLK_K(mlk_xent)(const MLK_T *restrict z, const int64_t *restrict lab,
             continue;
         }
         if (!gr) {
-            const MLK_T L = MLK_F(mlk_log1p)((MLK_T)MLK_F(mlk_rw_rest)(zr, n, m, NULL));
+            const MLK_T L = MLK_F(mlk_log1p)(MLK_F(mlk_rw_row_rest)(zr, n, m, 0, NULL));
             loss[r] = MLK_F(mlk_xent_loss)(a, b, c, m, L, zy, wz);
             continue;
         }
@@ -95,23 +94,9 @@ void MLK_K(mlk_xent)(const MLK_T *restrict z, const int64_t *restrict lab,
            -1, so that the same sum gives R to full relative precision (the
            rest, minus one per sentinel) and the final pass can restore it,
            even in place, where z is gone. */
-        double acc = 0.0, cnt = 0.0;
-        for (intptr_t j0 = 0; j0 < n; j0 += MLK_RW_EBLK) {
-            const intptr_t nb = n - j0 < MLK_RW_EBLK ? n - j0 : MLK_RW_EBLK;
-            const MLK_T *zb = zr + j0;
-            MLK_T *gb = gr + j0;
-            MLK_T bc = 0;
-#pragma omp simd reduction(+:bc)
-            for (intptr_t j = 0; j < nb; j++) {
-                const MLK_T d = zb[j] - m;
-                gb[j] = d == 0 ? (MLK_T)-1 : MLK_F(mlk_expneg_scaled)(d);
-                bc += d == 0 ? (MLK_T)1 : (MLK_T)0;
-            }
-            acc += MLK_F(mlk_rw_sum)(gb, nb);
-            cnt += (double)bc;
-        }
-        acc += cnt;                                  /* the sentinels removed */
-        const MLK_T L = MLK_F(mlk_log1p)((MLK_T)(acc * (double)MLK_RW_UNSCALE + (cnt - 1.0)));
+        double cnt;
+        const double acc = MLK_F(mlk_rw_expsum)(zr, n, m, gr, 1, 1, (MLK_T)-1, 0, NULL, &cnt);
+        const MLK_T L = MLK_F(mlk_rw_log_rest)(acc, cnt);
         loss[r] = MLK_F(mlk_xent_loss)(a, b, c, m, L, zy, wz);
         const MLK_T q = (MLK_T)(a / (acc + cnt * (double)MLK_RW_SCALE));
         if (c != 0) {
@@ -141,20 +126,15 @@ static void MLK_F(mlk_xent_short)(const MLK_T *restrict z, const int64_t *restri
                                   double *restrict loss, intptr_t rows, intptr_t n) {
     MLK_T t[MLK_RW_SBLK];
     MLK_T m[MLK_RW_CB], q[MLK_RW_CB], cc[MLK_RW_CB], zy[MLK_RW_CB];
-    double acc[MLK_RW_CB], cnt[MLK_RW_CB], wz[MLK_RW_CB];
+    double acc[MLK_RW_CB], cnt[MLK_RW_CB], wz[MLK_RW_CB], cmp[MLK_RW_CB];
+    MLK_T fa[MLK_RW_CB], fc[MLK_RW_CB];
     unsigned char ok[MLK_RW_CB], sk[MLK_RW_CB];
-    intptr_t rb = MLK_RW_SBLK / n;
-    if (rb > MLK_RW_CB) rb = MLK_RW_CB;
+    const intptr_t rb = MLK_F(mlk_rw_short_rb)(n);
     for (intptr_t r0 = 0; r0 < rows; r0 += rb) {
-        const intptr_t nr = rows - r0 < rb ? rows - r0 : rb;
+        const intptr_t nr = MLK_F(mlk_rw_short_in)(z, t, r0, rows, n, rb);
         const int64_t *lb = lab + r0;
         int any_c = 0, n_ok = 0;
-        MLK_F(mlk_rw_tr_in)(z + r0 * n, t, nr, n);
-        for (intptr_t r = 0; r < nr; r++) m[r] = (MLK_T)-INFINITY;
-        for (intptr_t j = 0; j < n; j++) {
-            const MLK_T *tj = t + j * nr;
-            for (intptr_t r = 0; r < nr; r++) m[r] = tj[r] > m[r] ? tj[r] : m[r];
-        }
+        MLK_F(mlk_rw_col_max)(t, m, n, nr, nr);
         for (intptr_t r = 0; r < nr; r++) {
             const double *cr = coef + cstride * (r0 + r);
             sk[r] = (unsigned char)MLK_F(mlk_xent_skip)(lb[r], ignore, cr);
@@ -164,8 +144,6 @@ static void MLK_F(mlk_xent_short)(const MLK_T *restrict z, const int64_t *restri
             cc[r] = ok[r] ? (MLK_T)cr[2] : (MLK_T)0;
             any_c |= cc[r] != 0;
             if (!ok[r]) m[r] = 0;               /* keeps the passes below finite */
-            acc[r] = 0.0;
-            cnt[r] = 0.0;
             wz[r] = 0.0;
         }
         if (n_ok == 0 && g) {
@@ -188,19 +166,10 @@ static void MLK_F(mlk_xent_short)(const MLK_T *restrict z, const int64_t *restri
                 for (intptr_t r = 0; r < nr; r++) wz[r] += (double)(wj * tj[r]);
             }
         }
-        for (intptr_t j = 0; j < n; j++) {
-            MLK_T *tj = t + j * nr;
-            for (intptr_t r = 0; r < nr; r++) {
-                const MLK_T d = tj[r] - m[r];
-                const MLK_T e = MLK_F(mlk_expneg_scaled)(d);
-                tj[r] = d == 0 ? (MLK_T)-1 : e;
-                acc[r] += d == 0 ? 0.0 : (double)e;
-                cnt[r] += d == 0 ? 1.0 : 0.0;
-            }
-        }
+        MLK_F(mlk_rw_col_expsum)(t, NULL, m, n, nr, nr, 2, 1, (MLK_T)-1, acc, cnt, cmp, fa, fc);
         for (intptr_t r = 0; r < nr; r++) {
             const double *cr = coef + cstride * (r0 + r);
-            const MLK_T L = MLK_F(mlk_log1p)((MLK_T)(acc[r] * (double)MLK_RW_UNSCALE + (cnt[r] - 1.0)));
+            const MLK_T L = MLK_F(mlk_rw_log_rest)(acc[r], cnt[r]);
             if (ok[r]) loss[r0 + r] = MLK_F(mlk_xent_loss)(cr[0], cr[1], cr[2], m[r], L, zy[r], wz[r]);
             q[r] = (MLK_T)(cr[0] / (acc[r] + cnt[r] * (double)MLK_RW_SCALE));
         }
