@@ -672,6 +672,23 @@ class Sequential(Layer):
                 plan.append((i, None))
                 i += 1
         self._plan = plan
+        # the inference steps: (kind, layer, activation name, its parameters);
+        # kind 0 Dense, 2 Activation, 3 Flatten, 1 any other layer
+        steps: list[tuple[int, Any, Any, dict[str, Any]]] = []
+        for i, act in plan:
+            layer = self.layers[i]
+            if type(layer) is Dense:
+                if act is not None:
+                    steps.append((0, layer, act.name, act.params))
+                else:
+                    steps.append((0, layer, layer.activation, layer.activation_params))
+            elif type(layer) is Activation:
+                steps.append((2, layer, layer.name, layer.params))
+            elif type(layer) is Flatten:
+                steps.append((3, layer, None, {}))
+            else:
+                steps.append((1, layer, None, {}))
+        self._steps = steps
         self._ws = threading.local()
         self._trained: list[int] = []
 
@@ -688,21 +705,12 @@ class Sequential(Layer):
         return [(f"{i}.{k}", p, g) for i, layer in enumerate(self.layers)
                 for k, p, g in layer._named()]
 
-    def _workspace(self, step: int, template: NDArray[Any]) -> NDArray[Any]:
-        """The thread's reused array for the output of plan step `step`."""
-        ws = self._ws.__dict__
-        a: NDArray[Any] | None = ws.get(step)
-        if a is None:
-            a = ws[step] = np.empty_like(template)
-        return a
-
     def _forward(self, x: Any, training: bool, out: NDArray[Any] | None) -> Any:
         layers = self.layers
-        plan = self._plan
         if training:
             for layer in layers:
                 layer._training_ctx = None
-            for i, act in plan:
+            for i, act in self._plan:
                 layer = layers[i]
                 if act is not None:
                     x = layer._forward(x, True, None, act.name, act.params)  # type: ignore[call-arg]
@@ -710,26 +718,45 @@ class Sequential(Layer):
                     x = layer._forward(x, True, None)
             self._training_ctx = True
             return x
-        # inference: every step but the last writes into a workspace of the
-        # calling thread (kept while the shapes stay the same)
-        ws = self._ws.__dict__
-        last = len(plan) - 1
+        return self._infer(x, out)
+
+    def _infer(self, x: Any, out: NDArray[Any] | None) -> Any:
+        """Inference: the output of every step but the last goes into a
+        workspace of the calling thread, kept while the step's input has the
+        same shape and dtype; an unfused Activation after a workspace works in
+        place in it."""
+        steps = self._steps
+        last = len(steps) - 1
         if last < 0:
             return np.asarray(x) if out is None else _copy_into(out, x)
-        for s, (i, act) in enumerate(plan):
-            layer = layers[i]
-            dst = out if s == last else ws.get(s)
-            if s != last and dst is not None:
-                dst = _fits(dst, layer, act, x)
-            if act is not None:
-                y = layer._forward(x, False, dst, act.name, act.params)  # type: ignore[call-arg]
+        local = self._ws
+        cache: list[Any] | None = getattr(local, "cache", None)
+        if cache is None:
+            cache = local.cache = [None] * len(steps)
+        own = False                    # x is (a view of) a workspace of this model
+        for s, (kind, layer, act, params) in enumerate(steps):
+            if s == last:
+                dst = out
+            elif kind == 2 and own:
+                dst = x                # the activation in place
+            else:
+                dst = None
+                e = cache[s]
+                if e is not None and e[0] == getattr(x, "shape", None) \
+                        and e[1] == getattr(x, "dtype", None):
+                    dst = e[2]
+            if kind == 0:              # Dense (+ its own or a fused activation)
+                y = _layers.dense(x, layer.weight, layer.bias, activation=act, out=dst, **params)
+            elif kind == 2:            # Activation
+                y = layer._f(x, out=dst, **params)
             else:
                 y = layer._forward(x, False, dst)
-            if s != last and dst is None and type(layer) is not Flatten:
-                ws[s] = y
+            if dst is None and s != last and kind != 3:
+                cache[s] = (getattr(x, "shape", None), getattr(x, "dtype", None), y)
+            own = kind != 3 or own     # a Flatten's view is ours if its input was
             x = y
-        if out is None and type(layers[plan[last][0]]) is Flatten:
-            x = np.array(x)        # a Flatten's view of a workspace: the caller gets its own array
+        if out is None and own and steps[last][0] == 3:
+            x = np.array(x)            # a Flatten's view of a workspace: the caller gets a copy
         return x
 
     def _backward(self, grad_output: Any) -> Any:
@@ -749,30 +776,3 @@ class Sequential(Layer):
 def _copy_into(out: NDArray[Any], x: Any) -> NDArray[Any]:
     np.copyto(out, x)
     return out
-
-
-def _expected_shape(layer: Layer, x: Any) -> tuple[int, ...] | None:
-    shp = getattr(x, "shape", None)
-    if shp is None:
-        return None
-    if type(layer) is Dense:
-        return tuple(shp[:-1]) + (layer.out_features,)
-    if type(layer) is Embedding:
-        return tuple(shp) + (layer.embedding_dim,)
-    if type(layer) is Activation:
-        return tuple(shp)
-    return None
-
-
-def _fits(ws: NDArray[Any], layer: Layer, act: Activation | None, x: Any) -> NDArray[Any] | None:
-    """The workspace if the layer's output for x has its shape and dtype, else
-    None (the layer then allocates, and that array becomes the workspace)."""
-    shape = _expected_shape(layer, x)
-    if shape is None or ws.shape != shape:
-        return None
-    dt = getattr(layer, "dtype", None)
-    if dt is None:
-        dt = getattr(x, "dtype", None)
-    if ws.dtype != dt:
-        return None
-    return ws
