@@ -458,3 +458,34 @@ def test_changing_batch_size_reuses_nothing_stale():
         assert y.shape == (b, 2)
         y2 = model(x)
         assert y2 is not y and not np.shares_memory(y, y2)     # outputs are the caller's
+
+
+def test_dense_and_activation_run_as_one_fused_call(monkeypatch):
+    model = nn.Sequential(nn.Dense(5, 6, dtype=np.float64, seed=0), nn.Activation("relu"),
+                          nn.Dense(6, 4, activation="tanh", dtype=np.float64, seed=1),
+                          nn.Activation("silu"), nn.Dense(4, 3, dtype=np.float64, seed=2),
+                          nn.Activation("elu", alpha=0.5))
+    calls = []
+    real_dense, real_backward = L.dense, L.dense_backward
+
+    def dense(*a, **k):
+        calls.append(("dense", k.get("activation"), bool(k.get("return_saved"))))
+        return real_dense(*a, **k)
+
+    def dense_backward(*a, **k):
+        calls.append(("dense_backward", k.get("activation")))
+        return real_backward(*a, **k)
+
+    monkeypatch.setattr(L, "dense", dense)
+    monkeypatch.setattr(L, "dense_backward", dense_backward)
+    x = _rng().standard_normal((3, 5))
+    y = model(x)
+    # Dense(relu fused), Dense(own tanh) then silu alone, Dense(elu fused)
+    assert calls == [("dense", "relu", False), ("dense", "tanh", False), ("dense", "elu", False)]
+    calls.clear()
+    np.testing.assert_array_equal(model.forward(x, training=True), y)
+    assert calls == [("dense", "relu", True), ("dense", "tanh", True), ("dense", "elu", True)]
+    calls.clear()
+    model.backward(np.ones_like(y))
+    assert calls == [("dense_backward", "elu"), ("dense_backward", "tanh"),
+                     ("dense_backward", "relu")]
