@@ -489,3 +489,15 @@ def test_dense_and_activation_run_as_one_fused_call(monkeypatch):
     model.backward(np.ones_like(y))
     assert calls == [("dense_backward", "elu"), ("dense_backward", "tanh"),
                      ("dense_backward", "relu")]
+
+
+def test_list_input_and_a_layer_used_twice():
+    model = _mlp(np.float64)
+    for b in (2, 3, 2):
+        x = _rng(b).standard_normal((b, 6))
+        np.testing.assert_array_equal(model(x.tolist()), _unfused(model, x)[-1])
+    d = nn.Dense(3, 3)
+    with pytest.raises(ValueError, match=r"layers\[0\].*layers\[2\]"):
+        nn.Sequential(d, nn.Activation("relu"), d)
+    with pytest.raises(ValueError, match=r"layers\[1\]\[0\]"):
+        nn.Sequential(d, nn.Sequential(d))

@@ -657,6 +657,13 @@ class Sequential(Layer):
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise TypeError(f"layers[{i}]: expected an mlkern.nn layer, got {type(layer).__name__}")
+        seen: dict[int, str] = {}
+        for where, layer in _walk(layers, ""):
+            if id(layer) in seen:
+                raise ValueError(f"layers: the same {type(layer).__name__} object is at {seen[id(layer)]} "
+                                 f"and at {where}; a layer keeps the state of one forward for its "
+                                 "backward, so build one layer per position")
+            seen[id(layer)] = where
         self.layers: tuple[Layer, ...] = tuple(layers)
         # the plan: (index of the layer, the fused Activation or None); an
         # Activation after a Dense with no activation of its own is fused
@@ -727,6 +734,7 @@ class Sequential(Layer):
         place in it."""
         steps = self._steps
         last = len(steps) - 1
+        x = np.asarray(x)
         if last < 0:
             return np.asarray(x) if out is None else _copy_into(out, x)
         local = self._ws
@@ -742,8 +750,7 @@ class Sequential(Layer):
             else:
                 dst = None
                 e = cache[s]
-                if e is not None and e[0] == getattr(x, "shape", None) \
-                        and e[1] == getattr(x, "dtype", None):
+                if e is not None and e[0] == x.shape and e[1] == x.dtype:
                     dst = e[2]
             if kind == 0:              # Dense (+ its own or a fused activation)
                 y = _layers.dense(x, layer.weight, layer.bias, activation=act, out=dst, **params)
@@ -752,7 +759,7 @@ class Sequential(Layer):
             else:
                 y = layer._forward(x, False, dst)
             if dst is None and s != last and kind != 3:
-                cache[s] = (getattr(x, "shape", None), getattr(x, "dtype", None), y)
+                cache[s] = (x.shape, x.dtype, y)
             own = kind != 3 or own     # a Flatten's view is ours if its input was
             x = y
         if out is None and own and steps[last][0] == 3:
@@ -776,3 +783,11 @@ class Sequential(Layer):
 def _copy_into(out: NDArray[Any], x: Any) -> NDArray[Any]:
     np.copyto(out, x)
     return out
+
+
+def _walk(layers: tuple[Layer, ...], prefix: str) -> Iterator[tuple[str, Layer]]:
+    """(position, layer) of the layers and of those of nested Sequentials."""
+    for i, layer in enumerate(layers):
+        yield f"layers[{prefix}{i}]", layer
+        if isinstance(layer, Sequential):
+            yield from _walk(layer.layers, f"{prefix}{i}][")
