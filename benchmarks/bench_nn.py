@@ -86,8 +86,8 @@ def _close(got, want, tol=2e-4):
     assert np.abs(got - want).max() <= tol * max(1.0, np.abs(want).max())
 
 
-@pytest.mark.parametrize("T", THREADS)
-@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("T", THREADS, ids=lambda T: f"T{T}")
+@pytest.mark.parametrize("batch", BATCHES, ids=lambda b: f"b{b}")
 @pytest.mark.parametrize("impl", ["mlkern", "torch"])
 def test_mlp_inference(benchmark, impl, batch, T):
     model = mlkern_mlp()
@@ -108,7 +108,7 @@ def test_mlp_inference(benchmark, impl, batch, T):
     _close(y, reference(model, x))
 
 
-@pytest.mark.parametrize("T", THREADS)
+@pytest.mark.parametrize("T", THREADS, ids=lambda T: f"T{T}")
 @pytest.mark.parametrize("impl", ["mlkern", "torch"])
 def test_mlp_training_step(benchmark, impl, T):
     batch = 64
