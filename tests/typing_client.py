@@ -138,10 +138,10 @@ def main() -> None:
     print(softmax_family(rng.standard_normal((4, 5)).astype(np.float32)))
     print(losses(rng.standard_normal((6, 3)), rng.integers(0, 3, 6)))
     print(optimisers(np.zeros(3)))
+    assert np.isfinite(models(rng.standard_normal((6, 4)).astype(np.float32), np.array([0, 1, 2, 0, 1, 2])))
     print(calculus(np.array([1.0, 2.0])))
     print(config())
-    print(layers(rng.standard_normal((4, 3)), rng.standard_normal((3, 3)), np.array([0, 2, 2])))
-    print(models(rng.standard_normal((6, 4)).astype(np.float32), np.array([0, 1, 2, 0, 1, 2])))
+    assert np.isfinite(layers(rng.standard_normal((4, 3)), rng.standard_normal((3, 3)), np.array([0, 2, 2])))
 
 
 if __name__ == "__main__":
