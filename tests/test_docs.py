@@ -11,10 +11,11 @@ import mlkern.optim
 import mlkern.calculus
 import mlkern._config
 from mlkern import _docs
+import mlkern.nn
 
 
 @pytest.mark.parametrize("module", [mlkern, mlkern.activations, mlkern.rowwise, mlkern.losses,
-                                    mlkern.optim, mlkern.calculus, mlkern._config],
+                                    mlkern.optim, mlkern.calculus, mlkern._config, mlkern.nn],
                          ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     res = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
@@ -164,7 +165,8 @@ def _documented_names():
     return text, derived
 
 
-@pytest.mark.parametrize("module", [mlkern, mlkern.optim, mlkern.calculus], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [mlkern, mlkern.optim, mlkern.calculus, mlkern.nn],
+                         ids=lambda m: m.__name__)
 def test_every_public_name_is_in_the_user_guide(module):
     text, derived = _documented_names()
     literal = [n for n in module.__all__ if re.search(r"\b" + re.escape(n) + r"\b", text)]
@@ -306,7 +308,7 @@ def _public_api():
     """(qualified name, object, module-level?) for every name of the three public __all__
     lists and every public method defined by their classes (aliases once)."""
     out, seen = [], set()
-    for mod in (mlkern, mlkern.optim, mlkern.calculus):
+    for mod in (mlkern, mlkern.optim, mlkern.calculus, mlkern.nn):
         for n in mod.__all__:
             obj = getattr(mod, n)
             items = [(f"{mod.__name__}.{n}", obj, True)]
@@ -377,5 +379,6 @@ def test_public_api_covers_every_module():
     names = {q for q, _, _ in _public_api()}
     for must in ("mlkern.sigmoid_grad", "mlkern.cross_entropy_with_grad", "mlkern.show_config",
                  "mlkern.threads", "mlkern.optim.Adam", "mlkern.optim.Optimizer.step",
-                 "mlkern.optim.Optimizer.load_state_dict", "mlkern.calculus.GradcheckError"):
+                 "mlkern.optim.Optimizer.load_state_dict", "mlkern.calculus.GradcheckError",
+                 "mlkern.nn.Sequential", "mlkern.nn.Layer.backward", "mlkern.nn.Layer.load_state_dict"):
         assert must in names, must

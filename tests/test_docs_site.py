@@ -23,6 +23,7 @@ import mlkern._config
 import mlkern.activations
 import mlkern.calculus
 import mlkern.layers
+import mlkern.nn
 import mlkern.losses
 import mlkern.optim
 import mlkern.rowwise
@@ -41,6 +42,7 @@ _MODULES = {
     "mlkern.optim": mlkern.optim.__all__,
     "mlkern.calculus": mlkern.calculus.__all__,
     "mlkern.layers": mlkern.layers.__all__,
+    "mlkern.nn": mlkern.nn.__all__,
     "mlkern._config": [n for n in _CONFIG_HELPERS if hasattr(mlkern._config, n)],
 }
 
@@ -48,7 +50,7 @@ _MODULES = {
 def _module(name):
     return {"mlkern": mlkern, "mlkern.activations": mlkern.activations, "mlkern.rowwise": mlkern.rowwise,
             "mlkern.losses": mlkern.losses, "mlkern.optim": mlkern.optim,
-            "mlkern.calculus": mlkern.calculus, "mlkern.layers": mlkern.layers,
+            "mlkern.calculus": mlkern.calculus, "mlkern.layers": mlkern.layers, "mlkern.nn": mlkern.nn,
             "mlkern._config": mlkern._config}[name]
 
 

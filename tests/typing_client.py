@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 import mlkern
 import mlkern.calculus
 import mlkern.layers
+import mlkern.nn
 import mlkern.optim
 from mlkern.optim import Adam, SGD, minibatches
 
@@ -113,6 +114,22 @@ def layers(x: NDArray[np.float64], w: NDArray[np.float64], idx: NDArray[np.int64
     return float(y.sum() + gw.sum() + ge.sum())
 
 
+def models(x: NDArray[np.float32], labels: NDArray[np.int64]) -> float:
+    model = mlkern.nn.Sequential(mlkern.nn.Dense(x.shape[1], 8, seed=0), mlkern.nn.Activation("relu"),
+                                 mlkern.nn.Dense(8, 3, activation="tanh", seed=1), mlkern.nn.Flatten())
+    opt = mlkern.optim.Adam(model.parameters(), lr=0.01)
+    logits: NDArray[Any] = model.forward(x, training=True)
+    _, g = mlkern.cross_entropy_with_grad(logits, labels)
+    gx: NDArray[Any] | None = model.backward(g)
+    opt.step(model.gradients())
+    sd: dict[str, NDArray[Any]] = model.state_dict()
+    model.load_state_dict(sd)
+    emb = mlkern.nn.Embedding(5, 2, padding_idx=0, dtype=np.float64)
+    e: NDArray[Any] = emb(labels)
+    assert gx is not None and len(model) == 4 and isinstance(model[0], mlkern.nn.Layer)
+    return float(model(x).sum() + e.sum())
+
+
 def main() -> None:
     rng = np.random.default_rng(0)
     x64 = rng.standard_normal(100)
@@ -121,6 +138,7 @@ def main() -> None:
     print(softmax_family(rng.standard_normal((4, 5)).astype(np.float32)))
     print(losses(rng.standard_normal((6, 3)), rng.integers(0, 3, 6)))
     print(optimisers(np.zeros(3)))
+    assert np.isfinite(models(rng.standard_normal((6, 4)).astype(np.float32), np.array([0, 1, 2, 0, 1, 2])))
     print(calculus(np.array([1.0, 2.0])))
     print(config())
     assert np.isfinite(layers(rng.standard_normal((4, 3)), rng.standard_normal((3, 3)), np.array([0, 2, 2])))

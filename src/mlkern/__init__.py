@@ -22,12 +22,12 @@ from . import calculus, optim  # noqa: E402,F401
 
 
 def __getattr__(name):
-    # mlkern.layers is imported on first use: it imports scipy.linalg (its
-    # GEMM), which `import mlkern` alone should not pay for
-    if name == "layers":
+    # mlkern.layers (and mlkern.nn, built on it) is imported on first use: it
+    # imports scipy.linalg (its GEMM), which `import mlkern` alone should not pay for
+    if name in ("layers", "nn"):
         import importlib
 
-        return importlib.import_module(".layers", __name__)
+        return importlib.import_module("." + name, __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -7,6 +7,7 @@ from . import _config as _config
 from . import _kernels as _kernels
 from . import calculus as calculus
 from . import layers as layers
+from . import nn as nn
 from . import optim as optim
 from ._config import get_num_threads as get_num_threads
 from ._config import set_num_threads as set_num_threads

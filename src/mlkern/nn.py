@@ -1,0 +1,793 @@
+"""Models: layers that hold their parameters, composed by the chain rule.
+
+SPEC.md, section "Models -- mlkern.nn".  Each class is thin over the
+functional kernels of :mod:`mlkern.layers` and the elementwise activations
+(no second copy of any kernel):
+
+* ``layer(x)`` / ``layer.forward(x, training=False)`` computes the output;
+  after ``forward(x, training=True)``, ``layer.backward(grad_output)``
+  returns the gradient with respect to the input and writes the parameter
+  gradients into arrays allocated once (``layer.gradients()``), so an
+  :mod:`mlkern.optim` optimiser built on ``layer.parameters()`` takes them
+  as they are: ``opt.step(model.gradients())``.  A backward overwrites the
+  gradients (it does not accumulate into them as PyTorch's ``.grad`` does).
+* ``state_dict()`` / ``load_state_dict(d)`` use PyTorch's names and shapes
+  (``0.weight``, ``0.bias``, ``weight``), so ``{k: v.numpy() for k, v in
+  torch_model.state_dict().items()}`` loads into the equivalent model;
+  loading copies into the existing arrays (an optimiser holding them sees
+  the new values) in the model's dtype.
+* Inference (``training=False``) in a :class:`Sequential` writes every
+  intermediate activation into a workspace kept across calls (one per
+  calling thread): once warm, a call allocates its output only.  A
+  :class:`Dense` followed by an :class:`Activation` runs as one
+  :func:`mlkern.layers.dense` call with the activation fused into the GEMM's
+  epilogue, and in training with ``return_saved`` so that its backward is
+  the fused :func:`mlkern.layers.dense_backward`.
+
+Design notes
+
+* Parameters are NumPy arrays of the model's dtype (float32 by default),
+  initialised as PyTorch does (Linear: ``U(-1/sqrt(in), 1/sqrt(in))`` for
+  the weight -- ``kaiming_uniform_(a=sqrt(5))`` -- and the bias; Embedding:
+  ``N(0, 1)`` with the ``padding_idx`` row zero), drawn in float64 from
+  ``numpy.random.default_rng(seed)`` and rounded to the dtype.
+* A training forward keeps references to what the backward needs (the
+  input, the fused activation's ``saved``); it allocates its outputs anew
+  (they are kept for the backward), so only inference reuses workspaces.
+* The workspaces belong to the :class:`Sequential` and to the calling
+  thread (``threading.local``): several threads may run inference on one
+  model at once.  Training state is per layer: one thread trains a model.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
+
+from . import activations as _act
+from . import layers as _layers
+
+__all__ = ["Layer", "Dense", "Embedding", "Activation", "Flatten", "Sequential"]
+
+# the activations a layer fuses (every elementwise activation but prelu, whose
+# parameter is learned, and noisy_relu, which draws training noise), and those
+# whose backward works from the output y rather than the input
+_FUSABLE = ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "softplus", "silu", "swish",
+            "log_sigmoid", "gelu")
+_FROM_Y = ("sigmoid", "tanh", "elu")
+
+
+def _check_dtype(dtype: DTypeLike) -> np.dtype[Any]:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype: expected float32 or float64, got {dtype!r}") from None
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"dtype: expected float32 or float64, got {dt}")
+    return dt
+
+
+def _check_size(value: Any, name: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+    v = int(value)
+    if v < 0:
+        raise ValueError(f"{name}: must be >= 0, got {v}")
+    return v
+
+
+def _check_activation(name: Any, params: Mapping[str, Any], who: str) -> None:
+    """ValueError for a name that is not a fusable activation, TypeError /
+    ValueError for its parameters (checked by running it once)."""
+    if not isinstance(name, str):
+        raise TypeError(f"{who}: expected the name of an activation (str), got {type(name).__name__}")
+    if name not in _FUSABLE:
+        extra = (" (prelu has a learnable parameter and noisy_relu draws training noise)"
+                 if name in ("prelu", "noisy_relu") else "")
+        raise ValueError(f"{who}: unknown or unsupported activation {name!r}{extra}; expected one "
+                         f"of {list(_FUSABLE)}")
+    f = getattr(_act, name)
+    allowed = [p for p, v in inspect.signature(f).parameters.items()
+               if v.kind is v.KEYWORD_ONLY and p != "out"]
+    for k in params:
+        if k not in allowed:
+            raise TypeError(f"{who}: activation {name!r} takes no parameter {k!r}"
+                            + (f" (its parameters: {', '.join(allowed)})" if allowed else ""))
+    f(np.zeros(1), **params)           # the activation's own checks of the values
+
+
+class Layer:
+    """Base class of the layers: forward, backward, parameters and state dict.
+
+    Subclasses implement the computation; this class gives every layer the
+    same interface.  A layer is called as ``layer(x)`` (inference) or
+    ``layer.forward(x, training=True)`` before ``layer.backward(g)``.
+
+    Notes
+    -----
+    ``parameters()`` and ``gradients()`` are lists in the same order; the
+    gradient arrays are allocated once, when the layer is built, and each
+    backward overwrites them, so an optimiser keeps using the same lists.
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern.nn as nn
+    >>> layer = nn.Dense(3, 2, seed=0)
+    >>> isinstance(layer, nn.Layer), [p.shape for p in layer.parameters()]
+    (True, [(2, 3), (2,)])
+    """
+
+    _training_ctx: Any = None
+
+    # ------------------------------------------------------------ the hooks
+    def _forward(self, x: Any, training: bool, out: NDArray[Any] | None) -> Any:
+        raise NotImplementedError
+
+    def _backward(self, grad_output: Any) -> Any:
+        raise NotImplementedError
+
+    def _named(self) -> list[tuple[str, NDArray[Any], NDArray[Any]]]:
+        """(name, parameter, gradient) triples, in parameters() order."""
+        return []
+
+    # ------------------------------------------------------------ the interface
+    def __call__(self, x: ArrayLike) -> NDArray[Any]:
+        return self.forward(x)
+
+    def forward(self, x: ArrayLike, *, training: bool = False) -> NDArray[Any]:
+        """Compute the layer's output.
+
+        Parameters
+        ----------
+        x : array_like
+            The input (for :class:`Embedding`, integer indices).
+        training : bool, default False
+            ``True`` keeps what :meth:`backward` needs; ``False`` is the
+            inference path (no state kept, workspaces reused).
+
+        Returns
+        -------
+        ndarray
+            The output, a new array (never a workspace of the layer).
+
+        Examples
+        --------
+        >>> import numpy as np, mlkern.nn as nn
+        >>> layer = nn.Activation("relu")
+        >>> layer.forward(np.array([-1.0, 2.0])).tolist()
+        [0.0, 2.0]
+        """
+        if not isinstance(training, (bool, np.bool_)):
+            raise TypeError(f"training: expected a bool, got {type(training).__name__}")
+        if training:
+            self._training_ctx = None
+        y: NDArray[Any] = self._forward(x, bool(training), None)
+        return y
+
+    def backward(self, grad_output: ArrayLike) -> NDArray[Any] | None:
+        """Back-propagate: the input gradient; stores the parameter gradients.
+
+        Parameters
+        ----------
+        grad_output : array_like
+            Gradient of the loss with respect to the output of the last
+            ``forward(x, training=True)``, of that output's shape.
+
+        Returns
+        -------
+        ndarray or None
+            Gradient with respect to that forward's input (``None`` for an
+            :class:`Embedding`, whose input is indices).  The parameter
+            gradients are written into the arrays of :meth:`gradients`
+            (overwritten, not accumulated).
+
+        Examples
+        --------
+        >>> import numpy as np, mlkern.nn as nn
+        >>> layer = nn.Dense(2, 1, bias=False, dtype=np.float64)
+        >>> layer.load_state_dict({"weight": np.array([[3.0, -1.0]])})
+        >>> y = layer.forward(np.array([[1.0, 2.0]]), training=True)
+        >>> layer.backward(np.ones((1, 1))).tolist(), layer.gradients()[0].tolist()
+        ([[3.0, -1.0]], [[1.0, 2.0]])
+        """
+        if self._training_ctx is None:
+            raise RuntimeError(f"{type(self).__name__}.backward: call forward(x, training=True) first")
+        gx: NDArray[Any] | None = self._backward(grad_output)
+        return gx
+
+    def parameters(self) -> list[NDArray[Any]]:
+        """The parameter arrays (the layer's own, updated in place by an optimiser).
+
+        Returns
+        -------
+        list of ndarray
+            In the order of :meth:`gradients` and of :meth:`state_dict`.
+
+        Examples
+        --------
+        >>> import mlkern.nn as nn
+        >>> [p.shape for p in nn.Dense(4, 3).parameters()]
+        [(3, 4), (3,)]
+        """
+        return [p for _, p, _ in self._named()]
+
+    def gradients(self) -> list[NDArray[Any]]:
+        """The gradient arrays, one per parameter, written by each backward.
+
+        Returns
+        -------
+        list of ndarray
+            ``gradients()[i]`` has the shape and dtype of
+            ``parameters()[i]``; the same arrays on every call.
+
+        Examples
+        --------
+        >>> import mlkern.nn as nn
+        >>> layer = nn.Dense(4, 3)
+        >>> [g.shape for g in layer.gradients()], layer.gradients()[0] is layer.gradients()[0]
+        ([(3, 4), (3,)], True)
+        """
+        return [g for _, _, g in self._named()]
+
+    def state_dict(self) -> dict[str, NDArray[Any]]:
+        """Copies of the parameters under PyTorch's names.
+
+        Returns
+        -------
+        dict of str to ndarray
+            ``{"weight": ..., "bias": ...}`` for a layer, ``"0.weight"``,
+            ``"0.bias"``, ... in a :class:`Sequential` (the layer's index in
+            it, as ``torch.nn.Sequential``).
+
+        Examples
+        --------
+        >>> import mlkern.nn as nn
+        >>> model = nn.Sequential(nn.Dense(4, 3), nn.Activation("relu"), nn.Dense(3, 2))
+        >>> {k: v.shape for k, v in model.state_dict().items()}
+        {'0.weight': (3, 4), '0.bias': (3,), '2.weight': (2, 3), '2.bias': (2,)}
+        """
+        return {k: p.copy() for k, p, _ in self._named()}
+
+    def load_state_dict(self, state_dict: Mapping[str, ArrayLike]) -> None:
+        """Copy parameters in, by PyTorch's names; returns None.
+
+        Parameters
+        ----------
+        state_dict : mapping of str to array_like
+            Exactly the keys of :meth:`state_dict`, each of its shape, e.g.
+            ``{k: v.numpy() for k, v in torch_model.state_dict().items()}``.
+            The values are converted to the model's dtype and copied into the
+            existing parameter arrays.
+
+        Raises
+        ------
+        ValueError
+            Missing or unexpected keys, or a shape that differs (the message
+            names the key and both shapes); nothing is copied then.
+        TypeError
+            A value that is not a real numeric array.
+
+        Examples
+        --------
+        >>> import numpy as np, mlkern.nn as nn
+        >>> layer = nn.Dense(2, 1, dtype=np.float64)
+        >>> layer.load_state_dict({"weight": [[1.0, 2.0]], "bias": [0.5]})
+        >>> layer(np.array([[1.0, 1.0]])).tolist()
+        [[3.5]]
+        """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"state_dict: expected a mapping of names to arrays, got "
+                            f"{type(state_dict).__name__}")
+        named = self._named()
+        mine = {k: p for k, p, _ in named}
+        missing = [k for k in mine if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in mine]
+        if missing or unexpected:
+            parts = []
+            if missing:
+                parts.append(f"missing keys {missing}")
+            if unexpected:
+                parts.append(f"unexpected keys {unexpected}")
+            raise ValueError(f"{type(self).__name__}.load_state_dict: " + ", ".join(parts)
+                             + f" (expected the keys {list(mine)})")
+        values = {}
+        for k, p in mine.items():
+            v = np.asarray(state_dict[k])
+            if v.dtype.kind not in "fiub":
+                raise TypeError(f"{type(self).__name__}.load_state_dict: {k!r}: expected a real "
+                                f"numeric array, got dtype {v.dtype}")
+            if v.shape != p.shape:
+                raise ValueError(f"{type(self).__name__}.load_state_dict: {k!r}: shape {v.shape} "
+                                 f"in the state dict, {p.shape} in the model")
+            values[k] = v
+        for k, p in mine.items():
+            np.copyto(p, values[k], casting="unsafe")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._repr_args()})"
+
+    def _repr_args(self) -> str:
+        return ""
+
+
+def _uniform(rng: np.random.Generator, bound: float, shape: tuple[int, ...],
+             dtype: np.dtype[Any]) -> NDArray[Any]:
+    return rng.uniform(-bound, bound, shape).astype(dtype)
+
+
+class Dense(Layer):
+    """Fully connected layer ``y = act(x W^T + b)`` (PyTorch's ``nn.Linear``).
+
+    Parameters
+    ----------
+    in_features : int
+        Size of the input's last axis.
+    out_features : int
+        Size of the output's last axis.
+    activation : str, optional
+        An elementwise activation fused into the layer (``"relu"``,
+        ``"gelu"``, ...; every one but ``prelu`` and ``noisy_relu``).
+    bias : bool, default True
+        Whether the layer has a bias.
+    dtype : dtype, default float32
+        float32 or float64: the parameters' dtype and the computation's.
+    seed : int or numpy.random.Generator, optional
+        Seeds the initialisation (``numpy.random.default_rng(seed)``).
+    **activation_params
+        The activation's parameters (``negative_slope=0.1`` for
+        ``leaky_relu``, ...).
+
+    Notes
+    -----
+    Parameters ``weight`` (out_features, in_features) and ``bias``
+    (out_features,), PyTorch's layout and names, both initialised from
+    ``U(-1/sqrt(in_features), 1/sqrt(in_features))`` as ``nn.Linear``.  The
+    forward is one :func:`mlkern.layers.dense` call, the backward one
+    :func:`mlkern.layers.dense_backward` call.  The input's last axis holds
+    the features; any leading axes are batch axes.
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern.nn as nn
+    >>> layer = nn.Dense(3, 2, activation="relu", seed=0)
+    >>> layer(np.ones((5, 3), np.float32)).shape
+    (5, 2)
+    >>> sorted(layer.state_dict())
+    ['bias', 'weight']
+    """
+
+    def __init__(self, in_features: int, out_features: int, *, activation: str | None = None,
+                 bias: bool = True, dtype: DTypeLike = np.float32,
+                 seed: int | np.random.Generator | None = None, **activation_params: Any) -> None:
+        n_in = _check_size(in_features, "in_features")
+        n_out = _check_size(out_features, "out_features")
+        if not isinstance(bias, (bool, np.bool_)):
+            raise TypeError(f"bias: expected a bool, got {type(bias).__name__}")
+        if activation is None:
+            if activation_params:
+                raise TypeError(f"activation=None takes no parameters, got {sorted(activation_params)}")
+        else:
+            _check_activation(activation, activation_params, "activation")
+        dt = _check_dtype(dtype)
+        rng = np.random.default_rng(seed)
+        bound = 1.0 / math.sqrt(n_in) if n_in else 0.0
+        self.in_features, self.out_features = n_in, n_out
+        self.activation = activation
+        self.activation_params = dict(activation_params)
+        self.dtype = dt
+        self.weight = _uniform(rng, bound, (n_out, n_in), dt)
+        self.bias = _uniform(rng, bound, (n_out,), dt) if bias else None
+        self.grad_weight = np.zeros_like(self.weight)
+        self.grad_bias = None if self.bias is None else np.zeros_like(self.bias)
+
+    def _named(self) -> list[tuple[str, NDArray[Any], NDArray[Any]]]:
+        out = [("weight", self.weight, self.grad_weight)]
+        if self.bias is not None and self.grad_bias is not None:
+            out.append(("bias", self.bias, self.grad_bias))
+        return out
+
+    def _forward(self, x: Any, training: bool, out: NDArray[Any] | None,
+                 act: str | None = None, act_params: Mapping[str, Any] | None = None) -> Any:
+        """act / act_params: an Activation layer fused by a Sequential (only
+        when this layer has none of its own)."""
+        if act is None:
+            act, act_params = self.activation, self.activation_params
+        params = act_params or {}
+        if not training:
+            return _layers.dense(x, self.weight, self.bias, activation=act, out=out, **params)
+        xa = np.asarray(x)
+        y, saved = _layers.dense(xa, self.weight, self.bias, activation=act, return_saved=True,
+                                 **params)
+        self._training_ctx = (xa, saved, act, params)
+        return y
+
+    def _backward(self, grad_output: Any) -> Any:
+        xa, saved, act, params = self._training_ctx
+        gx, gw, gb = _layers.dense_backward(grad_output, xa, self.weight,
+                                            has_bias=self.bias is not None, activation=act,
+                                            saved=saved, **params)
+        np.copyto(self.grad_weight, gw)
+        if gb is not None and self.grad_bias is not None:
+            np.copyto(self.grad_bias, gb)
+        return gx
+
+    def _repr_args(self) -> str:
+        s = f"{self.in_features}, {self.out_features}"
+        if self.activation is not None:
+            s += f", activation={self.activation!r}"
+            s += "".join(f", {k}={v!r}" for k, v in self.activation_params.items())
+        if self.bias is None:
+            s += ", bias=False"
+        return s + f", dtype={self.dtype.name}"
+
+
+class Embedding(Layer):
+    """Lookup table ``weight[indices]`` (PyTorch's ``nn.Embedding``).
+
+    Parameters
+    ----------
+    num_embeddings : int
+        Rows of the table (the indices lie in ``[0, num_embeddings)``).
+    embedding_dim : int
+        Size of each row.
+    padding_idx : int, optional
+        A row that gets no gradient and is initialised to zero (negative
+        counts from the end, as PyTorch).
+    dtype : dtype, default float32
+        float32 or float64.
+    seed : int or numpy.random.Generator, optional
+        Seeds the initialisation (``numpy.random.default_rng(seed)``).
+
+    Notes
+    -----
+    Parameter ``weight`` (num_embeddings, embedding_dim), initialised from
+    ``N(0, 1)`` as PyTorch, the ``padding_idx`` row zero.  Forward
+    :func:`mlkern.layers.embedding`; backward
+    :func:`mlkern.layers.embedding_backward` written straight into the
+    gradient array.  The input is indices, so :meth:`backward` returns
+    ``None``.
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern.nn as nn
+    >>> emb = nn.Embedding(10, 4, padding_idx=0, seed=0)
+    >>> emb(np.array([[0, 3], [9, 3]])).shape
+    (2, 2, 4)
+    >>> bool((emb.weight[0] == 0).all())
+    True
+    """
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, *, padding_idx: int | None = None,
+                 dtype: DTypeLike = np.float32,
+                 seed: int | np.random.Generator | None = None) -> None:
+        V = _check_size(num_embeddings, "num_embeddings")
+        D = _check_size(embedding_dim, "embedding_dim")
+        if padding_idx is not None:
+            if isinstance(padding_idx, (bool, np.bool_)) or not isinstance(padding_idx, (int, np.integer)):
+                raise TypeError(f"padding_idx: expected an int or None, got {type(padding_idx).__name__}")
+            if not -V <= padding_idx < V:
+                raise ValueError(f"padding_idx: must be in [-{V}, {V}) (num_embeddings={V}), "
+                                 f"got {padding_idx}")
+            padding_idx = int(padding_idx) % V
+        dt = _check_dtype(dtype)
+        rng = np.random.default_rng(seed)
+        self.num_embeddings, self.embedding_dim = V, D
+        self.padding_idx = padding_idx
+        self.dtype = dt
+        self.weight = rng.standard_normal((V, D)).astype(dt)
+        if padding_idx is not None:
+            self.weight[padding_idx] = 0
+        self.grad_weight = np.zeros_like(self.weight)
+
+    def _named(self) -> list[tuple[str, NDArray[Any], NDArray[Any]]]:
+        return [("weight", self.weight, self.grad_weight)]
+
+    def _forward(self, x: Any, training: bool, out: NDArray[Any] | None) -> Any:
+        y = _layers.embedding(x, self.weight, padding_idx=self.padding_idx, out=out)
+        if training:
+            idx = np.array(x)          # a copy: the backward's indices are the forward's
+            self._training_ctx = (idx,)
+        return y
+
+    def _backward(self, grad_output: Any) -> Any:
+        (idx,) = self._training_ctx
+        ga = np.asarray(grad_output)
+        if ga.dtype.kind == "f" and ga.dtype != self.dtype:
+            raise TypeError(f"grad_output: dtype {ga.dtype} differs from the layer's {self.dtype}")
+        _layers.embedding_backward(ga, idx, self.num_embeddings, padding_idx=self.padding_idx,
+                                   out=self.grad_weight)
+        return None
+
+    def _repr_args(self) -> str:
+        s = f"{self.num_embeddings}, {self.embedding_dim}"
+        if self.padding_idx is not None:
+            s += f", padding_idx={self.padding_idx}"
+        return s + f", dtype={self.dtype.name}"
+
+
+class Activation(Layer):
+    """An elementwise activation as a layer (no parameters).
+
+    Parameters
+    ----------
+    name : str
+        ``"sigmoid"``, ``"tanh"``, ``"relu"``, ``"leaky_relu"``, ``"elu"``,
+        ``"softplus"``, ``"silu"`` (``"swish"``), ``"log_sigmoid"`` or
+        ``"gelu"`` (not ``prelu``, whose parameter is learned, nor
+        ``noisy_relu``, which draws training noise).
+    **params
+        The activation's parameters, as in its function
+        (``negative_slope``, ``alpha``, ``beta``, ``threshold``,
+        ``approximate``).
+
+    Notes
+    -----
+    Forward ``mlkern.<name>``, backward ``mlkern.<name>_backward`` (from the
+    output for sigmoid, tanh and elu, from the input otherwise).  In a
+    :class:`Sequential`, an Activation that follows a :class:`Dense` without
+    an activation of its own is fused into that layer's call; it keeps its
+    index in the numbering of the state dict (as in ``torch.nn.Sequential``).
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern.nn as nn
+    >>> act = nn.Activation("leaky_relu", negative_slope=0.5)
+    >>> y = act.forward(np.array([-2.0, 3.0]), training=True)
+    >>> y.tolist(), act.backward(np.ones(2)).tolist()
+    ([-1.0, 3.0], [0.5, 1.0])
+    """
+
+    def __init__(self, name: str, **params: Any) -> None:
+        _check_activation(name, params, "name")
+        self.name = name
+        self.params = dict(params)
+        self._f = getattr(_act, name)
+        self._fb = getattr(_act, name + "_backward")
+        self._from_y = name in _FROM_Y
+
+    def _forward(self, x: Any, training: bool, out: NDArray[Any] | None) -> Any:
+        y = self._f(x, out=out, **self.params)
+        if training:
+            self._training_ctx = (y if self._from_y else np.asarray(x),)
+        return y
+
+    def _backward(self, grad_output: Any) -> Any:
+        (saved,) = self._training_ctx
+        return self._fb(grad_output, saved, **self.params)
+
+    def _repr_args(self) -> str:
+        return repr(self.name) + "".join(f", {k}={v!r}" for k, v in self.params.items())
+
+
+class Flatten(Layer):
+    """Flatten the axes from ``start_dim`` on into one (PyTorch's ``nn.Flatten``).
+
+    Parameters
+    ----------
+    start_dim : int, default 1
+        First axis flattened (negative counts from the end); the axes
+        before it (the batch axis) are kept.
+
+    Notes
+    -----
+    A reshape: a view of a C-contiguous input, no parameters.  Backward
+    reshapes the gradient back to the input's shape.
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern.nn as nn
+    >>> nn.Flatten()(np.zeros((2, 3, 4))).shape
+    (2, 12)
+    """
+
+    def __init__(self, start_dim: int = 1) -> None:
+        if isinstance(start_dim, (bool, np.bool_)) or not isinstance(start_dim, (int, np.integer)):
+            raise TypeError(f"start_dim: expected an int, got {type(start_dim).__name__}")
+        self.start_dim = int(start_dim)
+
+    def _forward(self, x: Any, training: bool, out: NDArray[Any] | None) -> Any:
+        xa = np.asarray(x)
+        nd = xa.ndim
+        s = self.start_dim + nd if self.start_dim < 0 else self.start_dim
+        if not 0 <= s < max(nd, 1):
+            raise ValueError(f"Flatten: start_dim={self.start_dim} is out of range for an input "
+                             f"of {nd} dimensions (shape {xa.shape})")
+        y = xa.reshape(xa.shape[:s] + (-1,)) if nd else xa.reshape(1)
+        if training:
+            self._training_ctx = (xa.shape,)
+        if out is not None:
+            np.copyto(out, y)
+            return out
+        return y
+
+    def _backward(self, grad_output: Any) -> Any:
+        (shape,) = self._training_ctx
+        ga = np.asarray(grad_output)
+        if ga.size != math.prod(shape):
+            raise ValueError(f"grad_output: {ga.size} elements (shape {ga.shape}) do not reshape "
+                             f"to the input's shape {shape}")
+        return ga.reshape(shape)
+
+    def _repr_args(self) -> str:
+        return "" if self.start_dim == 1 else f"start_dim={self.start_dim}"
+
+
+class Sequential(Layer):
+    """Layers applied one after the other; the chain rule backwards.
+
+    Parameters
+    ----------
+    *layers : Layer
+        The layers, in order (a Sequential may hold another).
+
+    Notes
+    -----
+    The state dict names a parameter by its layer's index, as
+    ``torch.nn.Sequential`` (``"0.weight"``, ``"2.bias"``; an Activation or
+    a Flatten keeps its index though it has no parameters).  Inference
+    writes each intermediate result into a workspace kept across calls (per
+    calling thread), so a warm call allocates only its output; a
+    :class:`Dense` without an activation followed by an :class:`Activation`
+    is one fused :func:`mlkern.layers.dense` call, in training too (with
+    ``return_saved``; its backward is the fused
+    :func:`mlkern.layers.dense_backward`).
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern.nn as nn, mlkern.optim as optim, mlkern
+    >>> model = nn.Sequential(nn.Dense(2, 8, seed=0), nn.Activation("tanh"),
+    ...                       nn.Dense(8, 1, seed=1))
+    >>> x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)
+    >>> t = np.array([[0], [1], [1], [0]], np.float32)
+    >>> opt = optim.Adam(model.parameters(), lr=0.05)
+    >>> for _ in range(300):
+    ...     y = model.forward(x, training=True)
+    ...     _ = model.backward(mlkern.mse_grad(y, t))
+    ...     opt.step(model.gradients())
+    >>> bool(mlkern.mse(model(x), t) < 0.01)
+    True
+    """
+
+    def __init__(self, *layers: Layer) -> None:
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"layers[{i}]: expected an mlkern.nn layer, got {type(layer).__name__}")
+        seen: dict[int, str] = {}
+        for where, layer in _walk(layers, ""):
+            if id(layer) in seen:
+                raise ValueError(f"layers: the same {type(layer).__name__} object is at {seen[id(layer)]} "
+                                 f"and at {where}; a layer keeps the state of one forward for its "
+                                 "backward, so build one layer per position")
+            seen[id(layer)] = where
+        self.layers: tuple[Layer, ...] = tuple(layers)
+        # the plan: (index of the layer, the fused Activation or None); an
+        # Activation after a Dense with no activation of its own is fused
+        plan: list[tuple[int, Activation | None]] = []
+        i = 0
+        while i < len(self.layers):
+            layer = self.layers[i]
+            nxt = self.layers[i + 1] if i + 1 < len(self.layers) else None
+            if isinstance(layer, Dense) and layer.activation is None and isinstance(nxt, Activation):
+                plan.append((i, nxt))
+                i += 2
+            else:
+                plan.append((i, None))
+                i += 1
+        self._plan = plan
+        # the inference steps: (kind, layer, activation name, its parameters);
+        # kind 0 Dense, 2 Activation, 3 Flatten, 1 any other layer
+        steps: list[tuple[int, Any, Any, dict[str, Any]]] = []
+        for i, act in plan:
+            layer = self.layers[i]
+            if type(layer) is Dense:
+                if act is not None:
+                    steps.append((0, layer, act.name, act.params))
+                else:
+                    steps.append((0, layer, layer.activation, layer.activation_params))
+            elif type(layer) is Activation:
+                steps.append((2, layer, layer.name, layer.params))
+            elif type(layer) is Flatten:
+                steps.append((3, layer, None, {}))
+            else:
+                steps.append((1, layer, None, {}))
+        self._steps = steps
+        self._ws = threading.local()
+        self._trained: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __getitem__(self, i: int) -> Layer:
+        return self.layers[i]
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter(self.layers)
+
+    def _named(self) -> list[tuple[str, NDArray[Any], NDArray[Any]]]:
+        return [(f"{i}.{k}", p, g) for i, layer in enumerate(self.layers)
+                for k, p, g in layer._named()]
+
+    def _forward(self, x: Any, training: bool, out: NDArray[Any] | None) -> Any:
+        layers = self.layers
+        if training:
+            for layer in layers:
+                layer._training_ctx = None
+            for i, act in self._plan:
+                layer = layers[i]
+                if act is not None:
+                    x = layer._forward(x, True, None, act.name, act.params)  # type: ignore[call-arg]
+                else:
+                    x = layer._forward(x, True, None)
+            self._training_ctx = True
+            return x
+        return self._infer(x, out)
+
+    def _infer(self, x: Any, out: NDArray[Any] | None) -> Any:
+        """Inference: the output of every step but the last goes into a
+        workspace of the calling thread, kept while the step's input has the
+        same shape and dtype; an unfused Activation after a workspace works in
+        place in it."""
+        steps = self._steps
+        last = len(steps) - 1
+        x = np.asarray(x)
+        if last < 0:
+            return np.asarray(x) if out is None else _copy_into(out, x)
+        local = self._ws
+        cache: list[Any] | None = getattr(local, "cache", None)
+        if cache is None:
+            cache = local.cache = [None] * len(steps)
+        own = False                    # x is (a view of) a workspace of this model
+        for s, (kind, layer, act, params) in enumerate(steps):
+            if s == last:
+                dst = out
+            elif kind == 2 and own:
+                dst = x                # the activation in place
+            else:
+                dst = None
+                e = cache[s]
+                if e is not None and e[0] == x.shape and e[1] == x.dtype:
+                    dst = e[2]
+            if kind == 0:              # Dense (+ its own or a fused activation)
+                y = _layers.dense(x, layer.weight, layer.bias, activation=act, out=dst, **params)
+            elif kind == 2:            # Activation
+                y = layer._f(x, out=dst, **params)
+            else:
+                y = layer._forward(x, False, dst)
+            if dst is None and s != last and kind != 3:
+                cache[s] = (x.shape, x.dtype, y)
+            own = kind != 3 or own     # a Flatten's view is ours if its input was
+            x = y
+        if out is None and own and steps[last][0] == 3:
+            x = np.array(x)            # a Flatten's view of a workspace: the caller gets a copy
+        return x
+
+    def _backward(self, grad_output: Any) -> Any:
+        g = grad_output
+        layers = self.layers
+        for i, _ in reversed(self._plan):
+            g = layers[i].backward(g)
+            if g is None and i != self._plan[0][0]:
+                raise RuntimeError(f"Sequential.backward: layer {i} ({type(layers[i]).__name__}) "
+                                   "gives no input gradient, so it must be the first layer")
+        return g
+
+    def _repr_args(self) -> str:
+        return "\n" + "".join(f"  ({i}): {layer!r}\n" for i, layer in enumerate(self.layers))
+
+
+def _copy_into(out: NDArray[Any], x: Any) -> NDArray[Any]:
+    np.copyto(out, x)
+    return out
+
+
+def _walk(layers: tuple[Layer, ...], prefix: str) -> Iterator[tuple[str, Layer]]:
+    """(position, layer) of the layers and of those of nested Sequentials."""
+    for i, layer in enumerate(layers):
+        yield f"layers[{prefix}{i}]", layer
+        if isinstance(layer, Sequential):
+            yield from _walk(layer.layers, f"{prefix}{i}][")

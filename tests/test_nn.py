@@ -1,0 +1,503 @@
+"""mlkern.nn: the layer classes against the functional layers, PyTorch (optional)
+and finite differences; initialisation, state dicts, training with the
+optimiser classes, bad input, allocations of a warm inference call."""
+import threading
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import mlkern
+import mlkern.layers as L
+import mlkern.nn as nn
+import mlkern.optim as optim
+
+ACTS = ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "softplus", "silu", "swish",
+        "log_sigmoid", "gelu"]
+PARAMS = {"leaky_relu": {"negative_slope": 0.2}, "elu": {"alpha": 0.7}, "softplus": {"beta": 2.0},
+          "silu": {"beta": 1.5}, "gelu": {"approximate": "tanh"}}
+FROM_Y = ("sigmoid", "tanh", "elu")
+
+
+def _rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+# ------------------------------------------------------------ each class vs the functional layers
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("act", [None, "relu", "tanh", "gelu", "leaky_relu"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_dense_matches_functional(dtype, act, bias):
+    params = PARAMS.get(act, {}) if act else {}
+    layer = nn.Dense(6, 5, activation=act, bias=bias, dtype=dtype, seed=3, **params)
+    x = _rng().standard_normal((4, 3, 6)).astype(dtype)
+    y = layer(x)
+    ref = L.dense(x, layer.weight, layer.bias, activation=act, **params)
+    assert y.dtype == dtype and y.shape == (4, 3, 5)
+    np.testing.assert_array_equal(y, ref)
+    yt = layer.forward(x, training=True)
+    np.testing.assert_array_equal(yt, ref)
+    g = _rng(1).standard_normal(y.shape).astype(dtype)
+    gw_arr, gb_arr = layer.grad_weight, layer.grad_bias
+    gx = layer.backward(g)
+    _, saved = L.dense(x, layer.weight, layer.bias, activation=act, return_saved=True, **params)
+    rgx, rgw, rgb = L.dense_backward(g, x, layer.weight, has_bias=bias, activation=act, saved=saved,
+                                     **params)
+    np.testing.assert_array_equal(gx, rgx)
+    np.testing.assert_array_equal(layer.gradients()[0], rgw)
+    assert layer.gradients()[0] is gw_arr                        # written in place
+    if bias:
+        np.testing.assert_array_equal(layer.gradients()[1], rgb)
+        assert layer.gradients()[1] is gb_arr and len(layer.parameters()) == 2
+    else:
+        assert layer.bias is None and len(layer.parameters()) == len(layer.gradients()) == 1
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("padding_idx", [None, 2, -1])
+def test_embedding_matches_functional(dtype, padding_idx):
+    emb = nn.Embedding(7, 3, padding_idx=padding_idx, dtype=dtype, seed=1)
+    idx = np.array([[0, 2, 6], [2, 2, 5]])
+    y = emb(idx)
+    np.testing.assert_array_equal(y, L.embedding(idx, emb.weight, padding_idx=padding_idx))
+    assert y.dtype == dtype
+    y = emb.forward(idx, training=True)
+    g = _rng().standard_normal(y.shape).astype(dtype)
+    gw = emb.gradients()[0]
+    assert emb.backward(g) is None                                # the input is indices
+    assert emb.gradients()[0] is gw
+    np.testing.assert_array_equal(gw, L.embedding_backward(g, idx, 7, padding_idx=padding_idx))
+    # a second backward overwrites (PyTorch's .grad would accumulate)
+    emb.backward(2 * g)
+    np.testing.assert_array_equal(gw, L.embedding_backward(2 * g, idx, 7, padding_idx=padding_idx))
+    if padding_idx is not None:
+        assert not emb.weight[padding_idx].any() and not gw[padding_idx].any()
+
+
+@pytest.mark.parametrize("name", ACTS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_activation_matches_functions(name, dtype):
+    params = PARAMS.get(name, {})
+    layer = nn.Activation(name, **params)
+    x = (_rng().standard_normal((3, 4)) * 3).astype(dtype)
+    f = getattr(mlkern, name)
+    fb = getattr(mlkern, name + "_backward")
+    np.testing.assert_array_equal(layer(x), f(x, **params))
+    y = layer.forward(x, training=True)
+    g = _rng(1).standard_normal(x.shape).astype(dtype)
+    saved = y if name in FROM_Y else x
+    np.testing.assert_array_equal(layer.backward(g), fb(g, saved, **params))
+    assert layer.parameters() == [] and layer.gradients() == [] and layer.state_dict() == {}
+
+
+def test_flatten():
+    x = np.arange(2 * 3 * 4 * 5, dtype=np.float64).reshape(2, 3, 4, 5)
+    f = nn.Flatten()
+    assert f(x).shape == (2, 60)
+    np.testing.assert_array_equal(f(x), x.reshape(2, 60))
+    assert nn.Flatten(2)(x).shape == (2, 3, 20)
+    assert nn.Flatten(-2)(x).shape == (2, 3, 20) and nn.Flatten(-1)(x).shape == (2, 3, 4, 5)
+    assert nn.Flatten(0)(x).shape == (120,)
+    y = f.forward(x, training=True)
+    g = np.arange(y.size, dtype=np.float64).reshape(y.shape)
+    np.testing.assert_array_equal(f.backward(g), g.reshape(x.shape))
+    with pytest.raises(ValueError, match="start_dim"):
+        nn.Flatten(4)(x)
+    with pytest.raises(TypeError, match="start_dim"):
+        nn.Flatten(1.0)
+
+
+def _mlp(dtype=np.float64, seed=0):
+    return nn.Sequential(nn.Dense(6, 16, dtype=dtype, seed=seed), nn.Activation("relu"),
+                         nn.Dense(16, 8, dtype=dtype, seed=seed + 1), nn.Activation("tanh"),
+                         nn.Dense(8, 3, activation="gelu", dtype=dtype, seed=seed + 2),
+                         nn.Activation("softplus", beta=2.0), nn.Dense(3, 2, dtype=dtype, seed=seed + 3))
+
+
+def _unfused(model, x):
+    """The model's layers one by one, each through its own call (no fusion)."""
+    ys = [np.asarray(x)]
+    for layer in model:
+        ys.append(layer(ys[-1]))
+    return ys
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sequential_fused_equals_layer_by_layer(dtype):
+    model = _mlp(dtype)
+    x = _rng().standard_normal((5, 6)).astype(dtype)
+    ref = _unfused(model, x)[-1]
+    # the fused epilogue runs the same activation kernels on the same values
+    np.testing.assert_array_equal(model(x), ref)
+    np.testing.assert_array_equal(model(x), ref)                      # warm: the workspaces
+    np.testing.assert_array_equal(model.forward(x, training=True), ref)
+    # backward: the chain rule by hand through the functional layers
+    g = _rng(1).standard_normal(ref.shape).astype(dtype)
+    gx = model.backward(g)
+    ys = _unfused(model, x)
+    grads = {}
+    gg = g
+    for i in reversed(range(len(model))):
+        layer = model[i]
+        if isinstance(layer, nn.Activation):
+            f = getattr(mlkern, layer.name + "_backward")
+            gg = f(gg, ys[i + 1] if layer.name in FROM_Y else ys[i], **layer.params)
+        else:
+            _, saved = L.dense(ys[i], layer.weight, layer.bias, activation=layer.activation,
+                               return_saved=True, **layer.activation_params)
+            gg, gw, gb = L.dense_backward(gg, ys[i], layer.weight, activation=layer.activation,
+                                          saved=saved, **layer.activation_params)
+            grads[f"{i}.weight"], grads[f"{i}.bias"] = gw, gb
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(gx, gg, rtol=tol, atol=tol)
+    names = list(model.state_dict())
+    assert names == ["0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias",
+                     "6.weight", "6.bias"]
+    for k, gr in zip(names, model.gradients()):
+        np.testing.assert_allclose(gr, grads[k], rtol=tol, atol=tol, err_msg=k)
+
+
+def test_sequential_nested_and_indexing():
+    inner = nn.Sequential(nn.Dense(4, 4, dtype=np.float64, seed=0), nn.Activation("relu"))
+    model = nn.Sequential(inner, nn.Dense(4, 2, dtype=np.float64, seed=1))
+    assert list(model.state_dict()) == ["0.0.weight", "0.0.bias", "1.weight", "1.bias"]
+    assert len(model) == 2 and model[0] is inner and list(model) == [inner, model[1]]
+    x = _rng().standard_normal((3, 4))
+    np.testing.assert_array_equal(model(x), model[1](inner(x)))
+    y = model.forward(x, training=True)
+    assert model.backward(np.ones_like(y)).shape == x.shape
+    assert "Dense(4, 2" in repr(model)
+    empty = nn.Sequential()
+    np.testing.assert_array_equal(empty(x), x)
+
+
+# ------------------------------------------------------------ PyTorch
+def _torch_mlp(torch):
+    tnn = torch.nn
+    return tnn.Sequential(tnn.Embedding(11, 4, padding_idx=0), tnn.Flatten(),
+                          tnn.Linear(12, 16), tnn.ReLU(), tnn.Linear(16, 8), tnn.Tanh(),
+                          tnn.Linear(8, 5), tnn.GELU(), tnn.Linear(5, 3)).double()
+
+
+def _mlkern_mlp():
+    return nn.Sequential(nn.Embedding(11, 4, padding_idx=0, dtype=np.float64), nn.Flatten(),
+                         nn.Dense(12, 16, dtype=np.float64), nn.Activation("relu"),
+                         nn.Dense(16, 8, dtype=np.float64), nn.Activation("tanh"),
+                         nn.Dense(8, 5, dtype=np.float64), nn.Activation("gelu"),
+                         nn.Dense(5, 3, dtype=np.float64))
+
+
+def test_pytorch_mlp_through_state_dict():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    tm = _torch_mlp(torch)
+    model = _mlkern_mlp()
+    sd = {k: v.numpy() for k, v in tm.state_dict().items()}
+    assert set(sd) == set(model.state_dict())
+    model.load_state_dict(sd)
+    idx = _rng().integers(0, 11, (9, 3))
+    idx[0, 0] = 0
+    y = model(idx)
+    ty = tm(torch.from_numpy(idx))
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-12, atol=1e-14)
+    # gradients: a loss sum(y * r) through autograd
+    r = _rng(1).standard_normal(y.shape)
+    y = model.forward(idx, training=True)
+    model.backward(r)
+    (ty * torch.from_numpy(r)).sum().backward()
+    tgrads = {k: p.grad.numpy() for k, p in tm.named_parameters()}
+    names = list(model.state_dict())
+    assert len(names) == len(model.gradients())
+    for k, g in zip(names, model.gradients()):
+        np.testing.assert_allclose(g, tgrads[k], rtol=1e-12, atol=1e-14, err_msg=k)
+    # and back: mlkern's state dict loads into PyTorch
+    tm2 = _torch_mlp(torch)
+    tm2.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
+    np.testing.assert_allclose(tm2(torch.from_numpy(idx)).detach().numpy(), model(idx),
+                               rtol=1e-12, atol=1e-14)
+
+
+def test_pytorch_dense_input_gradient_and_float32_load():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(1)
+    tm = torch.nn.Sequential(torch.nn.Linear(7, 6), torch.nn.SiLU(), torch.nn.Linear(6, 4, bias=False),
+                             torch.nn.Sigmoid()).double()
+    model = nn.Sequential(nn.Dense(7, 6, dtype=np.float64), nn.Activation("silu"),
+                          nn.Dense(6, 4, bias=False, dtype=np.float64), nn.Activation("sigmoid"))
+    model.load_state_dict({k: v.numpy() for k, v in tm.state_dict().items()})
+    x = _rng().standard_normal((5, 7))
+    tx = torch.from_numpy(x).requires_grad_(True)
+    r = _rng(2).standard_normal((5, 4))
+    (tm(tx) * torch.from_numpy(r)).sum().backward()
+    y = model.forward(x, training=True)
+    np.testing.assert_allclose(y, tm(tx).detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(model.backward(r), tx.grad.numpy(), rtol=1e-12, atol=1e-15)
+    # float64 values load into a float32 model as float32 (in place)
+    m32 = nn.Sequential(nn.Dense(7, 6), nn.Activation("silu"), nn.Dense(6, 4, bias=False),
+                        nn.Activation("sigmoid"))
+    before = m32.parameters()
+    m32.load_state_dict({k: v.numpy() for k, v in tm.state_dict().items()})
+    assert all(a is b for a, b in zip(before, m32.parameters()))
+    assert all(p.dtype == np.float32 for p in m32.parameters())
+    np.testing.assert_allclose(m32(x.astype(np.float32)), y, rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------ finite differences
+def _fd4(f, a, h=1e-3):
+    """4th-order central differences of the scalar f() in every element of a (in place)."""
+    g = np.empty_like(a)
+    flat, gflat = a.reshape(-1), g.reshape(-1)
+    for i in range(flat.size):
+        v = flat[i]
+        vals = []
+        for s in (-2, -1, 1, 2):
+            flat[i] = v + s * h
+            vals.append(f())
+        flat[i] = v
+        gflat[i] = (vals[0] - 8 * vals[1] + 8 * vals[2] - vals[3]) / (12 * h)
+    return g
+
+
+def test_finite_differences_of_a_sequential():
+    model = nn.Sequential(nn.Dense(4, 5, dtype=np.float64, seed=0), nn.Activation("tanh"),
+                          nn.Dense(5, 4, activation="softplus", dtype=np.float64, seed=1),
+                          nn.Flatten(0), nn.Activation("silu"))
+    x = _rng().standard_normal((3, 4))
+    r = _rng(1).standard_normal(12)
+
+    def loss():
+        return float(np.dot(model(x), r))
+
+    model.forward(x, training=True)
+    gx = model.backward(r)
+    np.testing.assert_allclose(gx, _fd4(loss, x), rtol=1e-7, atol=1e-9)
+    for p, g in zip(model.parameters(), model.gradients()):
+        np.testing.assert_allclose(g, _fd4(loss, p), rtol=1e-7, atol=1e-9)
+
+
+# ------------------------------------------------------------ initialisation
+def test_seeded_initialisation_reproducible_and_bounded():
+    a, b, c = (nn.Dense(400, 300, seed=s) for s in (5, 5, 6))
+    np.testing.assert_array_equal(a.weight, b.weight)
+    np.testing.assert_array_equal(a.bias, b.bias)
+    assert not np.array_equal(a.weight, c.weight)
+    bound = 1 / np.sqrt(400)
+    for p in (a.weight, a.bias):
+        assert p.dtype == np.float32
+        assert np.abs(p).max() <= bound
+    # U(-k, k): max near k, std k/sqrt(3), mean 0 (120 000 draws)
+    w = a.weight.astype(np.float64)
+    assert np.abs(w).max() > 0.999 * bound
+    assert abs(w.std() - bound / np.sqrt(3)) < 0.01 * bound
+    assert abs(w.mean()) < 0.01 * bound
+    e1, e2 = nn.Embedding(500, 64, seed=2, dtype=np.float64), nn.Embedding(500, 64, seed=2)
+    np.testing.assert_array_equal(e1.weight.astype(np.float32), e2.weight)
+    assert abs(e1.weight.mean()) < 0.02 and abs(e1.weight.std() - 1) < 0.02
+    rng = np.random.default_rng(9)
+    assert nn.Dense(3, 2, seed=rng).weight.shape == (2, 3)      # a Generator is accepted
+    # unseeded layers differ
+    assert not np.array_equal(nn.Dense(20, 20).weight, nn.Dense(20, 20).weight)
+
+
+# ------------------------------------------------------------ training with the optimisers
+def _spiral(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    k = np.repeat(np.arange(3), n // 3)
+    t = rng.uniform(0.1, 1.0, n)
+    ang = k * 2 * np.pi / 3 + 4 * t + rng.normal(0, 0.1, n)
+    x = np.stack([t * np.cos(ang), t * np.sin(ang)], 1).astype(np.float32)
+    return x, k
+
+
+@pytest.mark.parametrize("opt_cls,kw,epochs", [(optim.Adam, {"lr": 0.01}, 300),
+                                               (optim.SGD, {"lr": 0.5}, 600)])
+def test_optimiser_trains_an_mlp(opt_cls, kw, epochs):
+    x, k = _spiral()
+    model = nn.Sequential(nn.Dense(2, 32, seed=0), nn.Activation("relu"),
+                          nn.Dense(32, 32, activation="tanh", seed=1), nn.Dense(32, 3, seed=2))
+    opt = opt_cls(model.parameters(), **kw)
+    loss0 = float(mlkern.cross_entropy(model(x), k))
+    for _ in range(epochs):
+        logits = model.forward(x, training=True)
+        _, g = mlkern.cross_entropy_with_grad(logits, k)
+        model.backward(g)
+        opt.step(model.gradients())
+    loss1 = float(mlkern.cross_entropy(model(x), k))
+    acc = float((model(x).argmax(1) == k).mean())
+    assert loss1 < loss0 / 5, (loss0, loss1)
+    assert acc > 0.9, acc
+
+
+# ------------------------------------------------------------ bad input
+def test_bad_constructor_arguments():
+    with pytest.raises(TypeError, match="dtype"):
+        nn.Dense(3, 2, dtype=np.float16)
+    with pytest.raises(TypeError, match="dtype"):
+        nn.Embedding(3, 2, dtype=np.int64)
+    with pytest.raises(ValueError, match="in_features"):
+        nn.Dense(-1, 2)
+    with pytest.raises(TypeError, match="out_features"):
+        nn.Dense(3, 2.0)
+    with pytest.raises(ValueError, match="prelu"):
+        nn.Dense(3, 2, activation="prelu")
+    with pytest.raises(ValueError, match="noisy_relu"):
+        nn.Activation("noisy_relu")
+    with pytest.raises(ValueError, match="relux"):
+        nn.Activation("relux")
+    with pytest.raises(TypeError, match="alpha"):
+        nn.Activation("relu", alpha=1.0)
+    with pytest.raises(ValueError, match="approximate"):
+        nn.Activation("gelu", approximate="fast")
+    with pytest.raises(TypeError, match="activation=None"):
+        nn.Dense(3, 2, negative_slope=0.1)
+    with pytest.raises(ValueError, match="padding_idx"):
+        nn.Embedding(5, 2, padding_idx=5)
+    with pytest.raises(TypeError, match="layers\\[1\\]"):
+        nn.Sequential(nn.Dense(2, 2), np.zeros(3))
+
+
+def test_bad_forward_backward_input():
+    layer = nn.Dense(3, 2)
+    with pytest.raises(ValueError, match="features"):
+        layer(np.zeros((4, 5), np.float32))
+    with pytest.raises(TypeError, match="float64"):
+        layer(np.zeros((4, 3)))                      # float64 into a float32 model: no promotion
+    with pytest.raises(TypeError, match="complex"):
+        layer(np.zeros((4, 3), np.complex64))
+    with pytest.raises(RuntimeError, match="training=True"):
+        nn.Dense(3, 2).backward(np.zeros((4, 2), np.float32))
+    layer.forward(np.zeros((4, 3), np.float32), training=True)
+    with pytest.raises(ValueError, match="grad_output"):
+        layer.backward(np.zeros((4, 3), np.float32))
+    with pytest.raises(TypeError, match="training"):
+        layer.forward(np.zeros((4, 3), np.float32), training="yes")
+    emb = nn.Embedding(4, 2)
+    with pytest.raises(ValueError, match="indices"):
+        emb(np.array([0, 4]))
+    model = nn.Sequential(nn.Dense(3, 4), nn.Activation("relu"), nn.Dense(4, 2))
+    with pytest.raises(ValueError, match="features"):
+        model(np.zeros((2, 4), np.float32))
+    # an int input takes the model's dtype
+    assert model(np.ones((2, 3), np.int64)).dtype == np.float32
+
+
+def test_load_state_dict_errors_name_the_key_and_shapes():
+    model = nn.Sequential(nn.Dense(3, 4), nn.Activation("relu"), nn.Dense(4, 2))
+    good = {k: np.zeros(v.shape) for k, v in model.state_dict().items()}
+    before = model.state_dict()
+    bad = dict(good, **{"2.weight": np.zeros((2, 5))})
+    with pytest.raises(ValueError, match=r"'2\.weight'.*\(2, 5\).*\(2, 4\)"):
+        model.load_state_dict(bad)
+    for k, v in model.state_dict().items():                 # nothing copied
+        np.testing.assert_array_equal(v, before[k])
+    with pytest.raises(ValueError, match=r"missing keys \['0\.bias'\]"):
+        model.load_state_dict({k: v for k, v in good.items() if k != "0.bias"})
+    with pytest.raises(ValueError, match=r"unexpected keys \['1\.weight'\]"):
+        model.load_state_dict(dict(good, **{"1.weight": np.zeros(3)}))
+    with pytest.raises(TypeError, match="complex"):
+        model.load_state_dict(dict(good, **{"0.bias": np.zeros(4, np.complex128)}))
+    with pytest.raises(TypeError, match="mapping"):
+        model.load_state_dict([("0.weight", np.zeros((4, 3)))])
+    model.load_state_dict(good)
+    assert all(not p.any() and p.dtype == np.float32 for p in model.parameters())
+
+
+# ------------------------------------------------------------ inference: allocations, threads
+@pytest.mark.parametrize("batch", [1, 64])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_warm_inference_allocates_only_the_output(batch, dtype):
+    model = nn.Sequential(nn.Dense(100, 256, dtype=dtype, seed=0), nn.Activation("relu"),
+                          nn.Dense(256, 256, dtype=dtype, seed=1), nn.Activation("gelu"),
+                          nn.Dense(256, 64, activation="tanh", dtype=dtype, seed=2),
+                          nn.Activation("softplus"), nn.Dense(64, 10, dtype=dtype, seed=3))
+    x = _rng().standard_normal((batch, 100)).astype(dtype)
+    ref = _unfused(model, x)[-1]
+    for _ in range(3):
+        model(x)
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        y = model(x)
+        cur, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    out = y.nbytes
+    slack = 1024
+    assert cur - base <= out + slack, (cur - base, out)
+    # the intermediates (256 columns: >= 4x the output) are not allocated again
+    assert peak - base <= out + slack, (peak - base, out)
+    np.testing.assert_array_equal(y, ref)
+
+
+def test_inference_from_several_threads():
+    model = _mlp(np.float64)
+    xs = [_rng(s).standard_normal((8, 6)) for s in range(4)]
+    refs = [_unfused(model, x)[-1] for x in xs]
+    errors = []
+
+    def run(i):
+        for _ in range(50):
+            if not np.array_equal(model(xs[i]), refs[i]):
+                errors.append(i)
+
+    ts = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors
+
+
+def test_changing_batch_size_reuses_nothing_stale():
+    model = _mlp(np.float32)
+    for b in (5, 1, 5, 7, 1):
+        x = _rng(b).standard_normal((b, 6)).astype(np.float32)
+        np.testing.assert_array_equal(model(x), _unfused(model, x)[-1])
+        y = model(x)
+        assert y.shape == (b, 2)
+        y2 = model(x)
+        assert y2 is not y and not np.shares_memory(y, y2)     # outputs are the caller's
+
+
+def test_dense_and_activation_run_as_one_fused_call(monkeypatch):
+    model = nn.Sequential(nn.Dense(5, 6, dtype=np.float64, seed=0), nn.Activation("relu"),
+                          nn.Dense(6, 4, activation="tanh", dtype=np.float64, seed=1),
+                          nn.Activation("silu"), nn.Dense(4, 3, dtype=np.float64, seed=2),
+                          nn.Activation("elu", alpha=0.5))
+    calls = []
+    real_dense, real_backward = L.dense, L.dense_backward
+
+    def dense(*a, **k):
+        calls.append(("dense", k.get("activation"), bool(k.get("return_saved"))))
+        return real_dense(*a, **k)
+
+    def dense_backward(*a, **k):
+        calls.append(("dense_backward", k.get("activation")))
+        return real_backward(*a, **k)
+
+    monkeypatch.setattr(L, "dense", dense)
+    monkeypatch.setattr(L, "dense_backward", dense_backward)
+    x = _rng().standard_normal((3, 5))
+    y = model(x)
+    # Dense(relu fused), Dense(own tanh) then silu alone, Dense(elu fused)
+    assert calls == [("dense", "relu", False), ("dense", "tanh", False), ("dense", "elu", False)]
+    calls.clear()
+    np.testing.assert_array_equal(model.forward(x, training=True), y)
+    assert calls == [("dense", "relu", True), ("dense", "tanh", True), ("dense", "elu", True)]
+    calls.clear()
+    model.backward(np.ones_like(y))
+    assert calls == [("dense_backward", "elu"), ("dense_backward", "tanh"),
+                     ("dense_backward", "relu")]
+
+
+def test_list_input_and_a_layer_used_twice():
+    model = _mlp(np.float64)
+    for b in (2, 3, 2):
+        x = _rng(b).standard_normal((b, 6))
+        np.testing.assert_array_equal(model(x.tolist()), _unfused(model, x)[-1])
+    d = nn.Dense(3, 3)
+    with pytest.raises(ValueError, match=r"layers\[0\].*layers\[2\]"):
+        nn.Sequential(d, nn.Activation("relu"), d)
+    with pytest.raises(ValueError, match=r"layers\[1\]\[0\]"):
+        nn.Sequential(d, nn.Sequential(d))
