@@ -41,7 +41,8 @@ What is here
   ``tools/sanitize.sh`` (ASan + UBSan build), which stops on such a load.
 * ``test_threads_*`` (test_reliability_concurrency.py) -- 10 Python threads
   calling different kernels at once give bit-identical results to serial
-  calls; the documented per-thread policy.
+  calls (dense within rounding: its GEMM panels follow the thread count); the
+  documented per-thread policy.
 * ``test_fork_*`` / ``test_multiprocessing_*`` (test_reliability_concurrency.py)
   -- fork after OpenMP started (also while another thread is inside a parallel
   kernel), a Pool with the "fork", "spawn" and "forkserver" start methods; all
