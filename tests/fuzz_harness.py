@@ -7,9 +7,9 @@ watchdog.
 What is here
 ------------
 * ``REGISTRY`` (tests/fuzz_registry.py, whose docstring says how to add a
-  function) -- one line per public name of ``mlkern``, ``mlkern.optim`` and
-  ``mlkern.calculus``: how to build a valid call from arrays of any shape (the
-  builder) and which arguments the fuzzer may corrupt.
+  function) -- one line per public name of ``mlkern``, ``mlkern.optim``,
+  ``mlkern.calculus`` and ``mlkern.layers``: how to build a valid call from
+  arrays of any shape (the builder) and which arguments the fuzzer may corrupt.
   ``test_registry_covers_public_api`` fails when a public name has no line, so a
   new function is covered -- by every test below -- by adding one line.
 * ``test_fuzz[<name>]`` (test_reliability_fuzz.py) -- a Hypothesis API fuzzer over the registry: random
@@ -39,9 +39,10 @@ What is here
   grad_output, out= on misaligned buffers.  These pass on x86 even when a
   kernel reads through the misaligned pointer; run them under
   ``tools/sanitize.sh`` (ASan + UBSan build), which stops on such a load.
-* ``test_threads_*`` (test_reliability_concurrency.py) -- 8 Python threads
+* ``test_threads_*`` (test_reliability_concurrency.py) -- 10 Python threads
   calling different kernels at once give bit-identical results to serial
-  calls; the documented per-thread policy.
+  calls (dense within rounding: its GEMM panels follow the thread count); the
+  documented per-thread policy.
 * ``test_fork_*`` / ``test_multiprocessing_*`` (test_reliability_concurrency.py)
   -- fork after OpenMP started (also while another thread is inside a parallel
   kernel), a Pool with the "fork", "spawn" and "forkserver" start methods; all
@@ -65,7 +66,7 @@ default; the reliability files take about 50 s on two cores)::
 
     PYTHONPATH=src python -m pytest tests/test_reliability_*.py
 
-Long fuzz run (20000 examples for each of the 107 registry functions: about
+Long fuzz run (20000 examples for each of the 111 registry functions: about
 two million examples, roughly three hours on two cores; split it with ``-k``
 to run parts in parallel)::
 

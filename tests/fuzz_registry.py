@@ -7,12 +7,13 @@ harness that makes and checks the calls is tests/fuzz_harness.py.
 Adding a public function
 ------------------------
 1. Add one line ``"name": <builder>`` to ``REGISTRY`` below ("optim.name" /
-   "calculus.name" for a submodule's name).  Reuse a builder when the
+   "calculus.name" / "layers.name" for a submodule's name).  Reuse a builder when the
    function has the shape of an existing family: ``k_unary(**params)`` for
    ``f(x, out=)``, ``k_binary(**params)`` for ``f_backward(grad_output, saved,
    out=)``, ``k_rowwise``/``k_rowwise_bwd``/``k_reduce`` for ``(x, axis)``,
    ``k_xent``/``k_pointwise``/``k_kl``/``k_penalty`` for the losses,
-   ``k_step``/``k_opt_class`` for the optimisers.  The keyword arguments of a
+   ``k_step``/``k_opt_class`` for the optimisers, ``k_dense``/``k_embedding``
+   for the layers.  The keyword arguments of a
    builder are the hyper-parameters, each a ``P(good, bad, must)``: valid
    values (the first is the plain one), values that may raise, values the call
    must refuse with ValueError/TypeError; reuse the ``P_*`` constants.
@@ -24,7 +25,7 @@ Adding a public function
    expected result (``Arr``/``Tup``/``Is``/``Pred``), the (shape, dtype) out=
    receives, which inputs out= may alias, which arguments are updated in
    place, how results compare across layouts (see ``fuzz_harness.compare``).
-3. A new public submodule (``mlkern.layers``): add it to ``MODULES``.
+3. A new public submodule (as ``mlkern.layers``): add it to ``MODULES``.
 
 ``test_registry_covers_public_api`` (tests/test_reliability_fuzz.py) fails
 while a public name has no line, or a line names something not public.
@@ -43,13 +44,14 @@ from hypothesis import strategies as st  # noqa: E402
 
 import mlkern  # noqa: E402
 import mlkern.calculus as mcalc  # noqa: E402
+import mlkern.layers as mlayers  # noqa: E402
 import mlkern.optim as mopt  # noqa: E402
 
 NAN, INF = float("nan"), float("inf")
 F16, F32, F64, I64 = (np.dtype(t) for t in ("f2", "f4", "f8", "i8"))
 
 # the modules whose __all__ the registry covers: "" is mlkern, else "optim.sgd_step" style names
-MODULES = {"": mlkern, "optim": mopt, "calculus": mcalc}
+MODULES = {"": mlkern, "optim": mopt, "calculus": mcalc, "layers": mlayers}
 
 
 # =============================================================================
@@ -1188,6 +1190,260 @@ def k_config(which):
     return Spec("config", build)
 
 
+# --- layers (mlkern.layers): dense, dense_backward, embedding, embedding_backward
+_LAYER_ACTS = ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "softplus", "silu", "swish", "log_sigmoid",
+               "gelu"]
+P_ACTIVATION = P([None, *_LAYER_ACTS], [], ["prelu", "noisy_relu", "junk", "", "RELU", 3, ["relu"]])
+_ACT_PARAMS = {"leaky_relu": {"negative_slope": P_SLOPE}, "elu": {"alpha": P_ALPHA},
+               "softplus": {"beta": P_POS, "threshold": P_THRESH}, "silu": {"beta": P_POS},
+               "swish": {"beta": P_POS}, "gelu": {"approximate": P_APPROX}}
+
+
+def _layer_rdt(ctx, *arrays):
+    """The result dtype of a layer on these float arrays (docs/contract.rst "Layers"): one
+    float dtype shared by all (float32 with float64 or float16 is a TypeError, however the
+    bytes are ordered), integers/bools take it (float64 if none); None when not determined
+    (an argument of a dtype that raises anyway)."""
+    floats = set()
+    for a in arrays:
+        if a is None:
+            continue
+        dt = np.asarray(a).dtype
+        if rdt(np.empty(0, dt)) is None:
+            return None
+        if dt.kind == "f":
+            floats.add(dt.newbyteorder("="))
+    if len(floats) > 1:
+        ctx.must_raise(f"mixed float dtypes {sorted(map(str, floats))}", TypeError)
+        return None
+    return floats.pop() if floats else F64
+
+
+def _other_float(ctx):
+    """None (the drawn dtype), or sometimes the other one of float32/float64 (must raise)."""
+    if ctx.choose("mixed float dtypes?", [False] * 7 + [True]):
+        return F32 if ctx.dtype == F64 else F64
+    return None
+
+
+def _act_kw(ctx):
+    act = ctx.param("activation", P_ACTIVATION)
+    kw = {"activation": act}
+    params = _ACT_PARAMS.get(act, {}) if isinstance(act, str) else {}
+    if params and ctx.choose("activation parameters?", [False, True, True]):
+        kw.update(_params(ctx, params))
+    if ctx.choose("a parameter the activation does not take?", [False] * 9 + [True]):
+        name = "alpha" if act != "elu" else "negative_slope"
+        kw[name] = 0.5
+        ctx.must_raise(f"{name}= with activation={act!r}", TypeError)
+    return act, kw
+
+
+def _dense_shapes(ctx):
+    """(x, weight, K, N): x of the drawn shape (..., K), weight (N, K) (N sometimes K, so
+    that out= may alias x), sometimes of the wrong K (must raise)."""
+    x = ctx.data(ctx.values(0))
+    shp = shape_of(x)
+    if not shp:
+        ctx.must_raise("a 0-d x", ValueError)
+    K = shp[-1] if shp else 3
+    N = ctx.choose("out_features", [K if K <= 64 else 3, 3, 1, 0, 5, 16])
+    Kw = K
+    if ctx.choose("weight of the wrong in_features?", [False] * 9 + [True]):
+        Kw = K + 1
+        ctx.must_raise("weight of the wrong in_features", ValueError)
+    w = ctx.data(ctx.values(1, (N, Kw)), dtype=_other_float(ctx), broadcast=False)
+    return x, w, shp, N
+
+
+def _dense_bias(ctx, N):
+    how = ctx.choose("bias", ["ok", "ok", "none", "misaligned", "list", "ints", "wrong_shape", "2d"])
+    if how == "none":
+        return None
+    if how == "wrong_shape":
+        ctx.must_raise("bias of the wrong shape", ValueError)
+        return ctx.data(ctx.values(2, (N + 1,)), broadcast=False)
+    if how == "2d":
+        ctx.must_raise("2-D bias", ValueError)
+        return ctx.data(ctx.values(2, (1, N)), broadcast=False)
+    if how == "ints":
+        return np.arange(N) - 1
+    b = ctx.data(ctx.values(2, (N,)), broadcast=False)
+    if how in ("misaligned", "list") and isinstance(b, np.ndarray):
+        b = apply_layout(np.ascontiguousarray(b), how)
+    return b
+
+
+def _saved_ok(r):
+    return r is None or isinstance(r, np.ndarray)
+
+
+def k_dense():
+    def build(ctx):
+        x, w, shp, N = _dense_shapes(ctx)
+        b = _dense_bias(ctx, N)
+        act, kw = _act_kw(ctx)
+        dt = _layer_rdt(ctx, x, w, b)
+        ys = shp[:-1] + (N,) if shp else None
+        y = Arr(ys, dt, outable=True)
+        if ctx.choose("return_saved", [False, False, True]):
+            kw["return_saved"] = True
+            # saved: y itself (sigmoid, tanh, elu), the pre-activation, or None (no activation)
+            e = Tup((y, Pred(_saved_ok, "None or an array")))
+            return Call([x, w, b], kw, e, out_like=(ys, dt) if ys else None, out_of=lambda r: r[0],
+                        alias=(0,), cmp=("row", "row"))
+        return Call([x, w, b], kw, y, out_like=(ys, dt) if ys else None, alias=(0,), cmp="row")
+    return Spec("dense", build)
+
+
+def _dense_saved(ctx, act, x, w, ys):
+    how = ctx.choose("saved", ["values", "from_dense", "from_dense", "none", "wrong_shape"])
+    if how == "none":
+        if act is not None:
+            ctx.must_raise(f"saved=None with activation={act!r}", ValueError)
+        return None
+    if how == "wrong_shape":
+        if act is not None:
+            ctx.must_raise("saved of the wrong shape", ValueError)
+        return ctx.data(ctx.values(3, ys + (2,)), broadcast=False)
+    if how == "from_dense" and isinstance(act, str) and act in _LAYER_ACTS:
+        try:
+            r = mlayers.dense(c_layout(x), c_layout(w), activation=act, return_saved=True)
+            if isinstance(r, tuple) and r[1] is not None:
+                return r[1]
+        except (ValueError, TypeError):
+            pass
+    return ctx.data(ctx.values(3, ys), broadcast=False)
+
+
+def c_layout(a):
+    return np.array(a, copy=True, order="C", subok=False) if isinstance(a, np.ndarray) else a
+
+
+def k_dense_backward():
+    def build(ctx):
+        x, w, shp, N = _dense_shapes(ctx)
+        K = shape_of(w)[1] if len(shape_of(w)) == 2 else 0
+        ys = shp[:-1] + (N,) if shp else (N,)
+        gs = ys
+        if ctx.choose("grad_output of the wrong shape?", [False] * 9 + [True]):
+            gs = ys + (1,)
+            ctx.must_raise("grad_output of the wrong shape", ValueError)
+        g = ctx.data(ctx.values(4, gs), broadcast=False)
+        act, kw = _act_kw(ctx)
+        saved = _dense_saved(ctx, act, x, w, ys)
+        if saved is not None:
+            kw["saved"] = saved
+        has_bias = ctx.param("has_bias", P([True, False, np.bool_(False)], [None, 0, "yes"]))
+        needs = ctx.param("needs_input_grad", P([True, False], [None, 1, "no"]))
+        kw.update(has_bias=has_bias, needs_input_grad=needs)
+        dt = _layer_rdt(ctx, g, x, w, saved if act is not None else None)
+        hb, ni = truth(has_bias), truth(needs)
+        none = Pred(lambda r: r is None, "None")
+        parts = (Arr(shp, dt) if ni else none if ni is False else Pred(lambda r: True),
+                 Arr((N, K) if shp else None, dt),
+                 Arr((N,), dt) if hb else none if hb is False else Pred(lambda r: True))
+        return Call([g, x, w], kw, Tup(parts), cmp=("row", "row", "row"))
+    return Spec("dense_backward", build)
+
+
+def _indices(ctx, shape, V):
+    """Indices of `shape` into V rows: any integer dtype and layout; sometimes out of
+    range, huge, float or bool (must raise, bool may)."""
+    if not ctx.fuzz:
+        try:
+            return ctx.labels(shape, V, None)
+        except ValueError:          # a 2**60-element int64 view is too big for NumPy itself
+            return np.broadcast_to(np.int32(0), shape)
+    d = ctx.d
+    mode = d.draw(st.sampled_from(["valid"] * 6 + ["oob_n", "oob_neg", "huge"]), label="indices")
+    dt = np.dtype(d.draw(st.sampled_from(["i8"] * 3 + ["i4", "i2", "i1", "u1", "u2", "u4", "u8", ">i8",
+                                                       "<u4", "?", "f8", "f4"]), label="indices dtype"))
+    lay = d.draw(st.sampled_from(["C"] * 3 + ["F", "strided", "negstride", "readonly", "list",
+                                              "misaligned", "permuted", "subclass", "scalar"]),
+                 label="indices layout")
+    size = int(np.prod(shape, dtype=np.int64))
+    base = ctx.rng.integers(0, max(V, 1), size)
+
+    def cast(v):                        # a Python int as dtype dt stores it
+        if dt.kind == "u":
+            return v % 2**(8 * dt.itemsize)
+        if dt.kind == "i":
+            return min(max(v, int(np.iinfo(dt).min)), int(np.iinfo(dt).max))
+        return v
+
+    if dt.kind in "iu":
+        info = np.iinfo(dt)
+        arr = np.clip(base, 0, min(int(info.max), 2**62)).astype(dt)
+    else:
+        arr = base.astype(dt)
+    bad = False
+    if size and mode != "valid":
+        i = int(ctx.rng.integers(size))
+        v = {"oob_n": V, "oob_neg": -1}.get(mode)
+        if v is None:
+            v = d.draw(st.sampled_from([2**62, -2**62, 2**63 + 5, 2**31]), label="huge index")
+        v = cast(v)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            arr.reshape(-1)[i] = v if dt.kind in "iu" else float(v)
+        bad = dt.kind in "iu" and not 0 <= v < V
+    arr = arr.reshape(shape)
+    if dt.kind == "f":
+        ctx.must_raise("float indices", TypeError)
+    elif dt.kind == "b":
+        ctx.tainted = True
+    elif bad:
+        ctx.must_raise("an index outside [0, num_embeddings)", ValueError)
+    if lay == "list" and size == 0:
+        lay = "C"                     # [] is a float64 array
+    return apply_layout(arr, lay)
+
+
+def _padding_idx(ctx, V):
+    return ctx.param("padding_idx", P([None, 0, -1, np.int64(V - 1)], [], [V, -V - 1, 1.5, "0", True]))
+
+
+def k_embedding():
+    def build(ctx):
+        V = ctx.choose("num_embeddings", [5, 1, 2, 17, 300])
+        D = ctx.choose("embedding_dim", [3, 1, 0, 8, 33])
+        if ctx.big:
+            D = 1                       # (up to 262147 indices)
+        w = ctx.data(ctx.values(1, (V, D)), broadcast=False)
+        shp = ctx.shape if ctx.fuzz or len(ctx.shape) < 2 else ctx.shape[:-1]
+        idx = _indices(ctx, shp, V)
+        kw = {"padding_idx": _padding_idx(ctx, V)}
+        dt = rdt(w)
+        os_ = tuple(shape_of(idx)) + (D,)
+        return Call([idx, w], kw, Arr(os_, dt, outable=True), out_like=(os_, dt), alias=(1,), cmp="elem")
+    return Spec("embedding", build)
+
+
+def k_embedding_backward():
+    def build(ctx):
+        g = ctx.data(ctx.values(0))
+        gs = shape_of(g)
+        V = ctx.choose("num_embeddings", [5, 1, 2, 17, 300])
+        if V * (gs[-1] if gs else 1) > 2_000_000:
+            V = 2                       # keep the (V, D) result small
+        ish = gs[:-1] if gs else ()
+        if not gs:
+            ctx.must_raise("0-d grad_output", ValueError)
+        elif ctx.choose("indices of the wrong shape?", [False] * 9 + [True]):
+            ish = ish + (2,)
+            ctx.must_raise("indices of the wrong shape", ValueError)
+        idx = _indices(ctx, ish, V)
+        n = ctx.param("num_embeddings", P([V, np.int64(V), np.uint16(V)], [], [-1, 1.5, "5", True, None]))
+        kw = {"padding_idx": _padding_idx(ctx, V)}
+        dt = _layer_rdt(ctx, g)
+        D = gs[-1] if gs else 0
+        rs = (V, D) if gs and is_int(n) else None
+        return Call([g, idx, n], kw, Arr(rs, dt, outable=True), out_like=(rs, dt) if rs else None,
+                    alias=(0,), cmp="elem")
+    return Spec("embedding_backward", build)
+
+
 # =============================================================================
 # the registry: one line per public function
 # =============================================================================
@@ -1272,6 +1528,9 @@ REGISTRY = {
     "calculus.gradcheck": k_gradcheck(),
     "calculus.derivative": k_derivative(),
     "calculus.GradcheckError": k_gradcheck_error(),
+    # --- mlkern.layers
+    "layers.dense": k_dense(), "layers.dense_backward": k_dense_backward(),
+    "layers.embedding": k_embedding(), "layers.embedding_backward": k_embedding_backward(),
 }
 for _q, _s in REGISTRY.items():
     _s.qual = _q

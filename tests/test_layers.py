@@ -448,6 +448,54 @@ def test_dense_backward_dtypes_and_layouts():
     assert gx.dtype == gw.dtype == F32
 
 
+def _misaligned(a):
+    """a's values in a C-contiguous array whose data pointer is one byte off alignment."""
+    a = np.asarray(a)
+    buf = bytearray(a.nbytes + 1)
+    m = np.frombuffer(memoryview(buf)[1:], dtype=a.dtype, count=a.size).reshape(a.shape)
+    m[...] = a
+    assert m.flags.c_contiguous and not m.flags.aligned
+    return m
+
+
+def test_misaligned_inputs_reach_the_kernels_aligned(monkeypatch):
+    """Regression (found by the reliability fuzzer under UBSan, tools/sanitize.sh:
+    "load of misaligned address" in _dense_gz_strip): a C-contiguous but misaligned
+    array was passed to the kernels as it was -- np.ascontiguousarray / np.asarray do
+    not copy for alignment -- in dense_backward (grad_output, x, weight, saved),
+    dense's slow path, embedding (indices, weight) and embedding_backward
+    (grad_output, indices).  Every array a kernel receives must be aligned."""
+    seen = []
+
+    def spy(name):
+        real = getattr(L._ew, name)
+
+        def f(*args, **kw):
+            seen.extend((name, i) for i, a in enumerate(args)
+                        if isinstance(a, np.ndarray) and not a.flags.aligned)
+            return real(*args, **kw)
+        return f
+
+    for name in ("dense_raw", "dense_bwd_raw", "emb_check", "emb_gather", "emb_bwd_raw"):
+        monkeypatch.setattr(L._ew, name, spy(name))
+    x, w, b = _data(8, 6, 5)
+    y, s = L.dense(x, w, b, activation="relu", return_saved=True)
+    g = np.random.default_rng(2).standard_normal(y.shape)
+    m = _misaligned
+    want = L.dense_backward(g, x, w, activation="relu", saved=s)
+    got = L.dense_backward(m(g), m(x), m(w), activation="relu", saved=m(s))
+    for a, c in zip(got, want):
+        np.testing.assert_array_equal(a, c)
+    np.testing.assert_array_equal(L.dense(m(x[::2]), m(w), m(b), activation="tanh"),
+                                  L.dense(x[::2], w, b, activation="tanh"))
+    idx = np.random.default_rng(3).integers(0, 6, (4, 3))
+    np.testing.assert_array_equal(L.embedding(m(idx), m(w.T)), L.embedding(idx, w.T))
+    ge = np.random.default_rng(4).standard_normal((4, 3, 7))
+    np.testing.assert_array_equal(L.embedding_backward(m(ge), m(idx), 6, padding_idx=1),
+                                  L.embedding_backward(ge, idx, 6, padding_idx=1))
+    assert not seen, f"misaligned arrays reached kernels: {seen}"
+
+
 # ---------------------------------------------------------------- threads
 def test_dense_threads_identical():
     for dt in (F32, F64):

@@ -15,6 +15,7 @@ import pytest
 hypothesis = pytest.importorskip("hypothesis")
 
 import mlkern  # noqa: E402
+import mlkern.layers as ml  # noqa: E402
 import mlkern.optim as mopt  # noqa: E402
 from fuzz_harness import (  # noqa: E402,F401 (_watchdog: autouse, a hang fails the test)
     REPORT, _run_script, STATS, _watchdog,
@@ -25,7 +26,8 @@ from fuzz_harness import (  # noqa: E402,F401 (_watchdog: autouse, a hang fails 
 # d. concurrency
 # =============================================================================
 def _kernel_jobs(seed):
-    """Eight jobs, each on its own arrays, each returning a tuple of arrays."""
+    """Ten jobs, each on its own arrays, each returning a tuple of arrays (the
+    last one, dense, is compared within rounding: see _CLOSE_JOBS)."""
     rng = np.random.default_rng(seed)
     x32 = (4 * rng.standard_normal(150_000)).astype(np.float32)
     x64 = 4 * rng.standard_normal(120_000)
@@ -36,6 +38,11 @@ def _kernel_jobs(seed):
     labels = rng.integers(0, 101, 512)
     pred, target = rng.standard_normal((300, 200)), rng.standard_normal((300, 200))
     p0, gr = rng.standard_normal(100_000), rng.standard_normal(100_000)
+    xd, wd, bd = (rng.standard_normal(s).astype(np.float32) for s in ((300, 64), (96, 64), 96))
+    gd = rng.standard_normal((300, 96)).astype(np.float32)
+    idx = rng.integers(0, 500, (64, 50))
+    emb = rng.standard_normal((500, 32))
+    gemb = rng.standard_normal((64, 50, 32))
 
     def adam():
         p, m, v = p0.copy(), np.zeros_like(p0), np.zeros_like(p0)
@@ -52,13 +59,30 @@ def _kernel_jobs(seed):
         lambda: mlkern.mse_with_grad(pred, target),
         adam,
         lambda: (mlkern.elu(x64), mlkern.relu_backward(g64, x64), mlkern.noisy_relu(x64, seed=3)),
+        # bitwise for any thread count (docs/contract.rst "Layers"): the gather, the
+        # deterministic scatter-add, and dense_backward's bias gradient
+        lambda: (ml.embedding(idx, emb, padding_idx=0), ml.embedding_backward(gemb, idx, 500),
+                 ml.embedding_backward(gemb, idx, 500, padding_idx=3),
+                 ml.dense_backward(gd, xd, wd, activation="relu", saved=xd @ wd.T)[2]),
+        lambda: (ml.dense(xd, wd, bd, activation="gelu"), *ml.dense_backward(gd, xd, wd, activation="tanh",
+                                                                              saved=np.tanh(xd @ wd.T))),
     ]
 
 
-def _same(a, b):
+# jobs compared within rounding, not bitwise: dense's output and its weight/input
+# gradients may differ in the last bits between thread counts (SPEC.md "Layers": the
+# GEMM's panels follow mlkern's thread count, and the serial reference runs at the main
+# thread's count while the workers run at 1 or 2) -- the job still has to give the
+# same values from concurrent Python threads as from serial calls
+_CLOSE_JOBS = {9}
+
+
+def _same(a, b, close=False):
     if isinstance(a, tuple):
-        return all(_same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(_same(x, y, close) for x, y in zip(a, b))
     a, b = np.asarray(a), np.asarray(b)
+    if close:
+        return a.dtype == b.dtype and a.shape == b.shape and np.allclose(a, b, rtol=1e-5, atol=1e-5)
     return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
 
 
@@ -75,7 +99,7 @@ def test_threads_bit_identical_to_serial(inner_threads):
         with ctx:
             barrier.wait(timeout=60)
             for _ in range(reps):
-                bad += not _same(jobs[i](), serial[i])
+                bad += not _same(jobs[i](), serial[i], close=i in _CLOSE_JOBS)
         return bad
 
     with ThreadPoolExecutor(max_workers=len(jobs)) as ex:

@@ -11,6 +11,7 @@ import pytest
 hypothesis = pytest.importorskip("hypothesis")
 
 import mlkern  # noqa: E402
+import mlkern.layers as ml  # noqa: E402
 import mlkern.optim as mopt  # noqa: E402
 from fuzz_harness import (  # noqa: E402,F401 (_watchdog: autouse, a hang fails the test)
     compare, PHASE, run_one, STATS, _watchdog,
@@ -45,6 +46,12 @@ def _aux_cases():
     lab = rng.integers(0, 5, 8)
     t = (z > 0) * 1.0
     x3 = z.reshape(2, 4, 5)
+    z32 = z.astype(np.float32)
+    w, b = rng.standard_normal((3, 5)), rng.standard_normal(3)
+    gy = rng.standard_normal((8, 3))
+    zs = z @ w.T + b                                     # dense's saved (pre-activation) for relu
+    idx = rng.integers(0, 8, (2, 4))
+    ge = rng.standard_normal((2, 4, 5))
     return {
         "cross_entropy(labels)": lambda m: mlkern.cross_entropy_with_grad(z, m(lab)),
         "cross_entropy(weight)": lambda m: mlkern.cross_entropy_with_grad(z, lab, weight=m(np.ones(5))),
@@ -67,6 +74,23 @@ def _aux_cases():
                                                     step=1),
         "argmax(out)": lambda m: mlkern.argmax(z, out=m(np.zeros(8, np.int64))),
         "logsumexp(out)": lambda m: mlkern.logsumexp(z, out=m(np.zeros(8))),
+        # layers: every array argument and out= on its own misaligned buffer
+        "dense(x)": lambda m: ml.dense(m(z), w, b, activation="gelu"),
+        "dense(weight)": lambda m: ml.dense(z, m(w), b, activation="softplus"),
+        "dense(bias)": lambda m: ml.dense(z, w, m(b), activation="relu"),
+        "dense(out)": lambda m: ml.dense(z, w, b, activation="tanh", out=m(np.zeros((8, 3)))),
+        "dense(x, float32)": lambda m: ml.dense(m(z32), w.astype(np.float32), activation="silu",
+                                                return_saved=True),
+        "dense_backward(grad_output)": lambda m: ml.dense_backward(m(gy), z, w, activation="relu", saved=zs),
+        "dense_backward(x)": lambda m: ml.dense_backward(gy, m(z), w, activation="relu", saved=zs),
+        "dense_backward(weight)": lambda m: ml.dense_backward(gy, z, m(w), activation="relu", saved=zs),
+        "dense_backward(saved)": lambda m: ml.dense_backward(gy, z, w, activation="relu", saved=m(zs)),
+        "embedding(indices)": lambda m: ml.embedding(m(idx), z, padding_idx=0),
+        "embedding(weight)": lambda m: ml.embedding(idx, m(z)),
+        "embedding(out)": lambda m: ml.embedding(idx, z, out=m(np.zeros((2, 4, 5)))),
+        "embedding_backward(grad_output)": lambda m: ml.embedding_backward(m(ge), idx, 8),
+        "embedding_backward(indices)": lambda m: ml.embedding_backward(ge, m(idx), 8, padding_idx=-1),
+        "embedding_backward(out)": lambda m: ml.embedding_backward(ge, idx, 8, out=m(np.zeros((8, 5)))),
     }
 
 

@@ -13,6 +13,7 @@ import pytest
 hypothesis = pytest.importorskip("hypothesis")
 
 import mlkern  # noqa: E402
+import mlkern.layers as ml  # noqa: E402
 import mlkern.optim as mopt  # noqa: E402
 from fuzz_harness import (  # noqa: E402,F401 (_watchdog: autouse, a hang fails the test)
     arm_watchdog, PHASE, REPORT, run_one, STATS, _watchdog,
@@ -41,6 +42,11 @@ def _mem_families():
     gz = np.empty_like(z)
     t = rng.standard_normal(64)
     p, m, v, gr = x.copy(), np.zeros(64), np.zeros(64), g.copy()
+    wd, bd, gd = rng.standard_normal((8, 16)), rng.standard_normal(8), rng.standard_normal((4, 8))
+    yd = np.empty((4, 8))
+    idx = rng.integers(0, 16, (4, 3))
+    ge = rng.standard_normal((4, 3, 16))
+    gw = np.empty((16, 16))
     return {
         "sigmoid": lambda: mlkern.sigmoid(x, out=out),
         "sigmoid_backward": lambda: mlkern.sigmoid_backward(g, x, out=out),
@@ -50,6 +56,10 @@ def _mem_families():
         "adam_step": lambda: mopt.adam_step(p, gr, m, v, step=1, lr=1e-6),
         "sigmoid (allocating)": lambda: mlkern.sigmoid(x),
         "softplus (float16, slow path)": lambda: mlkern.softplus(x.astype(np.float16)[::2]),
+        "layers.dense": lambda: ml.dense(z, wd, bd, activation="gelu", out=yd),
+        "layers.dense_backward": lambda: ml.dense_backward(gd, z, wd, activation="relu", saved=gd),
+        "layers.embedding": lambda: ml.embedding(idx, z.reshape(16, 4)),
+        "layers.embedding_backward": lambda: ml.embedding_backward(ge, idx, 16, padding_idx=0, out=gw),
     }
 
 

@@ -521,7 +521,10 @@ def layer_array(a, cdt):
     """a as an aligned, native, C-contiguous cdt array (copied at most once)."""
     if a.dtype == cdt and a.flags.c_contiguous and a.flags.aligned:
         return a
-    return np.ascontiguousarray(a, dtype=cdt)
+    r = np.ascontiguousarray(a, dtype=cdt)
+    if not r.flags.aligned:         # ascontiguousarray returns a contiguous misaligned array as it is
+        r = r.copy()
+    return r
 
 
 def layer_out(out, shape, rdt, cdt, *inputs):
@@ -545,7 +548,8 @@ def check_indices(indices, name="indices"):
         raise TypeError(f"{name}: expected an integer array, got dtype {arr.dtype}")
     if arr.dtype.kind == "u" and arr.dtype.itemsize == 8 and arr.size and arr.max() > np.iinfo(np.int64).max:
         raise ValueError(f"{name}: index {int(arr.max())} is out of range")
-    return np.asarray(arr, dtype=np.int64, order="C")
+    idx = np.asarray(arr, dtype=np.int64, order="C")
+    return idx if idx.flags.aligned else idx.copy()     # (asarray keeps a misaligned buffer)
 
 
 def check_index_range(idx, n, name="indices", what="num_embeddings"):
