@@ -552,6 +552,7 @@ def embedding_backward(grad_output, indices, num_embeddings, *, padding_idx=None
 # The backward keeps only dh_{t-1} = dG_t W_hh sequential; the weight and
 # bias gradients are then two dense backward GEMMs over all T*N rows.
 _GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+_SIG, _TANH, _RELU = UNARY["sigmoid"], UNARY["tanh"], UNARY["relu"]
 
 
 class RecurrentSaved:
@@ -633,8 +634,6 @@ def _nonlin(nonlinearity):
 
 
 def _rec_forward(kind, args, nonlinearity, keep):
-    from .activations import relu, sigmoid, tanh
-
     xs, h0, c0, wi, wh, bi, bh, cdt, rdt = args
     T, N, I = xs.shape
     GH, H = wh.shape
@@ -648,16 +647,17 @@ def _rec_forward(kind, args, nonlinearity, keep):
     hp = np.empty((N, GH), cdt)
     acts = cs = extra = None
     if kind == "rnn":
-        act = tanh if nonlinearity == "tanh" else relu
+        op = _TANH if nonlinearity == "tanh" else _RELU
         for t in range(T):
             _mm(hs[t], wh, None, hp)
             np.add(hp, xp[t], out=hp)
-            act(hp, out=hs[t + 1])
+            _ew.unary_raw(op, hp, hs[t + 1])
     elif kind == "lstm":
         cs = np.empty((T + 1, N, H), cdt) if keep else np.empty((2, N, H), cdt)
         cs[0] = 0 if c0 is None else c0
         acts = np.empty((T, N, GH), cdt) if keep else np.empty((1, N, GH), cdt)
         tcs = np.empty((T, N, H), cdt) if keep else np.empty((1, N, H), cdt)
+        buf = np.empty((N, H), cdt)
         for t in range(T):
             a = acts[t if keep else 0]
             tc = tcs[t if keep else 0]
@@ -665,12 +665,14 @@ def _rec_forward(kind, args, nonlinearity, keep):
             cn = cs[t + 1 if keep else (t + 1) % 2]
             _mm(hs[t], wh, None, hp)
             np.add(hp, xp[t], out=hp)
-            sigmoid(hp, out=a)
-            tanh(hp[:, 2 * H:3 * H], out=a[:, 2 * H:3 * H])
+            _ew.unary_raw(_SIG, hp, a)                  # i, f, o (g overwritten below)
+            np.copyto(buf, hp[:, 2 * H:3 * H])          # g: tanh on a contiguous copy
+            _ew.unary_raw(_TANH, buf, buf)
+            a[:, 2 * H:3 * H] = buf
             np.multiply(a[:, H:2 * H], cp, out=cn)
-            np.multiply(a[:, :H], a[:, 2 * H:3 * H], out=tc)
-            cn += tc
-            tanh(cn, out=tc)
+            buf *= a[:, :H]
+            cn += buf
+            _ew.unary_raw(_TANH, cn, tc)
             np.multiply(a[:, 3 * H:], tc, out=hs[t + 1])
         extra = tcs
         if not keep:
@@ -678,15 +680,18 @@ def _rec_forward(kind, args, nonlinearity, keep):
     else:
         acts = np.empty((T, N, GH), cdt) if keep else np.empty((1, N, GH), cdt)
         hpn = np.empty((T, N, H), cdt) if keep else None
+        pre = np.empty((N, GH), cdt)
+        buf = np.empty((N, H), cdt)
         for t in range(T):
             a = acts[t if keep else 0]
             _mm(hs[t], wh, bh, hp)
-            np.add(hp[:, :2 * H], xp[t, :, :2 * H], out=a[:, :2 * H])
-            sigmoid(a[:, :2 * H], out=a[:, :2 * H])
-            n = a[:, 2 * H:]
+            np.add(hp, xp[t], out=pre)
+            _ew.unary_raw(_SIG, pre, a)                 # r, z (n overwritten below)
+            n = buf
             np.multiply(a[:, :H], hp[:, 2 * H:], out=n)
             n += xp[t, :, 2 * H:]
-            tanh(n, out=n)
+            _ew.unary_raw(_TANH, n, n)
+            a[:, 2 * H:] = n
             if keep:
                 hpn[t] = hp[:, 2 * H:]
             h = hs[t + 1]
@@ -727,7 +732,8 @@ def rnn(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, *, nonlinearity="tanh", batch_f
         Initial hidden state; ``None`` for zeros.
     w_ih : array_like, shape (hidden_size, input_size)
     w_hh : array_like, shape (hidden_size, hidden_size)
-    b_ih, b_hh : array_like, shape (hidden_size,), optional
+    b_ih : array_like, shape (hidden_size,), optional
+    b_hh : array_like, shape (hidden_size,), optional
     nonlinearity : {"tanh", "relu"}, default "tanh"
     batch_first : bool, default False
         ``x`` and ``output`` are (N, T, ...) instead of (T, N, ...).
@@ -742,6 +748,12 @@ def rnn(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, *, nonlinearity="tanh", batch_f
         The last hidden state.
     saved : RecurrentSaved
         Only with ``return_saved=True``.
+
+    Notes
+    -----
+    Formula: ``h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)``.  The input
+    projection of all T steps is one GEMM of ``T*N`` rows (both biases folded in);
+    each step one GEMM ``h W_hh^T`` and the nonlinearity (mlkern's kernel).
 
     Examples
     --------
@@ -769,12 +781,14 @@ def lstm(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, *, batch_first=False, retu
     ----------
     x : array_like, shape (T, N, input_size), or (N, T, input_size) with ``batch_first``
         The input sequence (T >= 1).
-    h0, c0 : array_like or None, shape (N, hidden_size)
+    h0 : array_like or None, shape (N, hidden_size)
+    c0 : array_like or None, shape (N, hidden_size)
         Initial hidden and cell states; ``None`` for zeros.
     w_ih : array_like, shape (4*hidden_size, input_size)
         Gates i, f, g, o stacked (PyTorch's order).
     w_hh : array_like, shape (4*hidden_size, hidden_size)
-    b_ih, b_hh : array_like, shape (4*hidden_size,), optional
+    b_ih : array_like, shape (4*hidden_size,), optional
+    b_hh : array_like, shape (4*hidden_size,), optional
     batch_first : bool, default False
     return_saved : bool, default False
         Also return ``saved`` (for :func:`lstm_backward`).
@@ -787,6 +801,14 @@ def lstm(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, *, batch_first=False, retu
         The last hidden and cell states.
     saved : RecurrentSaved
         Only with ``return_saved=True``.
+
+    Notes
+    -----
+    Formula (PyTorch's): ``i, f, o = sigmoid(.)``, ``g = tanh(.)`` of
+    ``x W_ih^T + b_ih + h W_hh^T + b_hh``; ``c_t = f c_{t-1} + i g``,
+    ``h_t = o tanh(c_t)``.  The input projection of all T steps is one GEMM
+    (both biases folded in); each step one GEMM ``h W_hh^T``, then the gates
+    through mlkern's sigmoid/tanh kernels.
 
     Examples
     --------
@@ -818,7 +840,8 @@ def gru(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, *, batch_first=False, return_sa
     w_ih : array_like, shape (3*hidden_size, input_size)
         Gates r, z, n stacked (PyTorch's order).
     w_hh : array_like, shape (3*hidden_size, hidden_size)
-    b_ih, b_hh : array_like, shape (3*hidden_size,), optional
+    b_ih : array_like, shape (3*hidden_size,), optional
+    b_hh : array_like, shape (3*hidden_size,), optional
     batch_first : bool, default False
     return_saved : bool, default False
         Also return ``saved`` (for :func:`gru_backward`).
@@ -831,6 +854,13 @@ def gru(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, *, batch_first=False, return_sa
     h_n : ndarray, shape (N, hidden_size)
     saved : RecurrentSaved
         Only with ``return_saved=True``.
+
+    Notes
+    -----
+    Formula (PyTorch's): ``r, z = sigmoid(W_i x + b_i + W_h h + b_h)``,
+    ``n = tanh(W_in x + b_in + r (W_hn h + b_hn))`` (the reset gate after the
+    recurrent product), ``h_t = (1 - z) n + z h_{t-1}``.  The input projection
+    of all T steps is one GEMM; each step one GEMM ``h W_hh^T + b_hh``.
 
     Examples
     --------
@@ -860,13 +890,18 @@ def rnn_cell(x, h, w_ih, w_hh, b_ih=None, b_hh=None, *, nonlinearity="tanh"):
         The hidden state; ``None`` for zeros.
     w_ih : array_like, shape (hidden_size, input_size)
     w_hh : array_like, shape (hidden_size, hidden_size)
-    b_ih, b_hh : array_like, shape (hidden_size,), optional
+    b_ih : array_like, shape (hidden_size,), optional
+    b_hh : array_like, shape (hidden_size,), optional
     nonlinearity : {"tanh", "relu"}, default "tanh"
 
     Returns
     -------
     h : ndarray, shape (N, hidden_size)
         ``act(x W_ih^T + b_ih + h W_hh^T + b_hh)``.
+
+    Notes
+    -----
+    Formula: ``act(x W_ih^T + b_ih + h W_hh^T + b_hh)``; :func:`rnn` with T = 1.
 
     Examples
     --------
@@ -887,12 +922,14 @@ def lstm_cell(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None):
     Parameters
     ----------
     x : array_like, shape (N, input_size)
-    h, c : array_like or None, shape (N, hidden_size)
+    h : array_like or None, shape (N, hidden_size)
+    c : array_like or None, shape (N, hidden_size)
         Hidden and cell states; ``None`` for zeros.
     w_ih : array_like, shape (4*hidden_size, input_size)
         Gates i, f, g, o.
     w_hh : array_like, shape (4*hidden_size, hidden_size)
-    b_ih, b_hh : array_like, shape (4*hidden_size,), optional
+    b_ih : array_like, shape (4*hidden_size,), optional
+    b_hh : array_like, shape (4*hidden_size,), optional
 
     Returns
     -------
@@ -900,6 +937,10 @@ def lstm_cell(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None):
         ``o * tanh(c)``.
     c : ndarray, shape (N, hidden_size)
         ``f * c + i * g``.
+
+    Notes
+    -----
+    Formula: gates i, f, g, o as in :func:`lstm` (which this is with T = 1).
 
     Examples
     --------
@@ -925,12 +966,17 @@ def gru_cell(x, h, w_ih, w_hh, b_ih=None, b_hh=None):
     w_ih : array_like, shape (3*hidden_size, input_size)
         Gates r, z, n.
     w_hh : array_like, shape (3*hidden_size, hidden_size)
-    b_ih, b_hh : array_like, shape (3*hidden_size,), optional
+    b_ih : array_like, shape (3*hidden_size,), optional
+    b_hh : array_like, shape (3*hidden_size,), optional
 
     Returns
     -------
     h : ndarray, shape (N, hidden_size)
         ``(1 - z) n + z h`` with ``n = tanh(W_in x + b_in + r (W_hn h + b_hn))``.
+
+    Notes
+    -----
+    Formula: gates r, z, n as in :func:`gru` (which this is with T = 1).
 
     Examples
     --------
@@ -1024,6 +1070,12 @@ def rnn_backward(grad_output, grad_h_n, saved):
         ``grad_h0`` is ``None`` when the forward's ``h0`` was, a bias
         gradient when that bias was.
 
+    Notes
+    -----
+    Backpropagation through time: only ``dh_{t-1} = dG_t W_hh`` is sequential
+    (one GEMM per step); the weight, bias and input gradients are then dense
+    backward GEMMs over all ``T*N`` rows (bias sums in float64).
+
     Examples
     --------
     >>> import numpy as np, mlkern
@@ -1063,7 +1115,8 @@ def lstm_backward(grad_output, grad_h_n, grad_c_n, saved):
     ----------
     grad_output : array_like or None, shape of the forward's ``output``
         ``None`` for zero.
-    grad_h_n, grad_c_n : array_like or None, shape (N, hidden_size)
+    grad_h_n : array_like or None, shape (N, hidden_size)
+    grad_c_n : array_like or None, shape (N, hidden_size)
         Gradients with respect to ``h_n`` and ``c_n``; ``None`` for zero.
     saved : RecurrentSaved
         The ``saved`` of ``lstm(..., return_saved=True)``.
@@ -1074,6 +1127,13 @@ def lstm_backward(grad_output, grad_h_n, grad_c_n, saved):
         ``(grad_x, grad_h0, grad_c0, grad_w_ih, grad_w_hh, grad_b_ih,
         grad_b_hh)``; ``grad_h0``/``grad_c0`` are ``None`` when the forward's
         ``h0``/``c0`` were, a bias gradient when that bias was.
+
+    Notes
+    -----
+    Backpropagation through time: per step the gate gradients from the saved
+    activations (``i(1-i)``, ``1-g^2``, ...) and ``dh_{t-1} = dG_t W_hh`` (one
+    GEMM); then the weight, bias and input gradients are dense backward GEMMs
+    over all ``T*N`` rows.
 
     Examples
     --------
@@ -1138,6 +1198,13 @@ def gru_backward(grad_output, grad_h_n, saved):
         ``(grad_x, grad_h0, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh)``;
         ``grad_h0`` is ``None`` when the forward's ``h0`` was, a bias
         gradient when that bias was.
+
+    Notes
+    -----
+    Backpropagation through time: per step the gate gradients (the
+    recurrent part of n scaled by r) and ``dh_{t-1} = z dh + dG^h_t W_hh``; then
+    the weight, bias and input gradients are dense backward GEMMs over all
+    ``T*N`` rows.
 
     Examples
     --------
