@@ -553,6 +553,7 @@ def embedding_backward(grad_output, indices, num_embeddings, *, padding_idx=None
 # bias gradients are then two dense backward GEMMs over all T*N rows.
 _GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 _SIG, _TANH, _RELU = UNARY["sigmoid"], UNARY["tanh"], UNARY["relu"]
+_SIG_B, _TANH_B = BINARY["sigmoid_backward"], BINARY["tanh_backward"]
 
 
 class RecurrentSaved:
@@ -1098,9 +1099,7 @@ def rnn_backward(grad_output, grad_h_n, saved):
         h = hs[t + 1]
         d = dg[t]
         if saved.nonlinearity == "tanh":
-            np.multiply(h, h, out=d)
-            np.subtract(1, d, out=d)
-            d *= dh
+            _ew.binary_raw(_TANH_B, dh, h, d)       # dh (1 - h^2)
         else:
             np.multiply(dh, h > 0, out=d)
         _mm(d, whT, None, dh)
@@ -1154,27 +1153,26 @@ def lstm_backward(grad_output, grad_h_n, grad_c_n, saved):
     dc = np.zeros((N, H), cdt) if gc is None else gc.copy()
     dg = np.empty((T, N, 4 * H), cdt)
     tmp = np.empty((N, H), cdt)
+    buf = np.empty((N, H), cdt)
     for t in range(T - 1, -1, -1):
         if go is not None:
             dh += go[t]
         a, tc, d = acts[t], tcs[t], dg[t]
         i, f, g, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
-        di, df, dgg, do = d[:, :H], d[:, H:2 * H], d[:, 2 * H:3 * H], d[:, 3 * H:]
-        np.multiply(dh, tc, out=do)                 # d o
-        np.multiply(tc, tc, out=tmp)
-        np.subtract(1, tmp, out=tmp)
-        tmp *= o
-        tmp *= dh
+        np.multiply(dh, o, out=tmp)
+        _ew.binary_raw(_TANH_B, tmp, tc, tmp)       # dh o (1 - tanh(c)^2)
         dc += tmp                                   # d c_t
-        np.multiply(dc, g, out=di)
-        np.multiply(dc, cs[t], out=df)
-        np.multiply(dc, i, out=dgg)
+        # gradients w.r.t. the gate activations, then one sigmoid backward
+        # over all 4H columns (the g quarter redone with tanh's below)
+        np.multiply(dc, g, out=d[:, :H])
+        np.multiply(dc, cs[t], out=d[:, H:2 * H])
+        np.multiply(dh, tc, out=d[:, 3 * H:])
+        np.multiply(dc, i, out=tmp)
+        _ew.binary_raw(_SIG_B, d, a, d)
+        np.copyto(buf, g)
+        _ew.binary_raw(_TANH_B, tmp, buf, tmp)
+        d[:, 2 * H:3 * H] = tmp
         dc *= f                                     # d c_{t-1}
-        # through the gate nonlinearities
-        di *= i * (1 - i)
-        df *= f * (1 - f)
-        do *= o * (1 - o)
-        dgg *= 1 - g * g
         _mm(d, whT, None, dh)
     gx, *rest = _weight_grads(saved, dg, dg, True)
     return _bwd_finish(saved, gx, dh, dc, rest, "lstm")
@@ -1224,22 +1222,25 @@ def gru_backward(grad_output, grad_h_n, saved):
     dgi = np.empty((T, N, 3 * H), cdt)
     dgh = np.empty((T, N, 3 * H), cdt)
     dprev = np.empty((N, H), cdt)
+    buf = np.empty((N, H), cdt)
+    tmp = np.empty((N, H), cdt)
     for t in range(T - 1, -1, -1):
         if go is not None:
             dh += go[t]
         a, di, dhh = acts[t], dgi[t], dgh[t]
-        r, z, n = a[:, :H], a[:, H:2 * H], a[:, 2 * H:]
-        dr, dz, dn = di[:, :H], di[:, H:2 * H], di[:, 2 * H:]
-        np.subtract(hs[t], n, out=dz)
-        dz *= dh                                    # d z
-        np.multiply(dh, 1 - z, out=dn)
-        dn *= 1 - n * n                             # d n_pre
-        np.multiply(dn, hpn[t], out=dr)
-        dr *= r * (1 - r)                           # d r_pre
-        dz *= z * (1 - z)                           # d z_pre
+        r = a[:, :H]
+        np.copyto(buf, a[:, 2 * H:])                # n, contiguous
+        np.multiply(dh, a[:, H:2 * H], out=dprev)   # dh z: the direct path to h_{t-1}
+        np.subtract(dh, dprev, out=tmp)             # d n = dh (1 - z)
+        _ew.binary_raw(_TANH_B, tmp, buf, tmp)      # d n_pre
+        np.subtract(hs[t], buf, out=buf)
+        buf *= dh                                   # d z = dh (h_{t-1} - n)
+        di[:, H:2 * H] = buf
+        np.multiply(tmp, hpn[t], out=di[:, :H])     # d r = d n_pre (W_hn h + b_hn)
+        _ew.binary_raw(_SIG_B, di, a, di)           # r, z to pre-activations (n column redone)
+        di[:, 2 * H:] = tmp
         dhh[:, :2 * H] = di[:, :2 * H]
-        np.multiply(dn, r, out=dhh[:, 2 * H:])
-        np.multiply(dh, z, out=dprev)
+        np.multiply(tmp, r, out=dhh[:, 2 * H:])
         _mm(dhh, whT, None, dh)
         dh += dprev
     gx, gwi, gwh, gbi, gbh = _weight_grads(saved, dgi, dgh, True)
