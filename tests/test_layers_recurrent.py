@@ -487,3 +487,63 @@ def test_cells_vs_pytorch(kind):
             rh = cell(x, h)
             gh = getattr(L, kind + "_cell")(p["x"][0], p["h0"], p["wi"], p["wh"], p["bi"], p["bh"])
     np.testing.assert_allclose(gh, rh.numpy(), rtol=1e-12, atol=1e-13)
+
+
+# ---------------------------------------------------------------- memory, chunks, aliasing
+@pytest.mark.parametrize("kind", KINDS)
+def test_chunked_input_projection(kind, monkeypatch):
+    p = _params(kind, 7, 3, 4, 5, seed=12)
+    ref = _fwd(kind, p)
+    ro, rh, _ = _ref_seq(kind, p["x"], p["h0"], p["c0"], p["wi"], p["wh"], p["bi"], p["bh"])
+    go = np.random.default_rng(1).standard_normal(ro.shape)
+    gref = _bwd(kind, go, None, None, ref[3])
+    # a chunk of 2 steps (7 = 2 + 2 + 2 + 1), and of 1 step
+    for nbytes in (2 * 3 * G[kind] * 5 * 8, 1):
+        monkeypatch.setattr(L, "_PROJ_BYTES", nbytes)
+        out, hn, cn, saved = _fwd(kind, p)
+        np.testing.assert_allclose(out, ro, rtol=1e-13, atol=1e-14)
+        np.testing.assert_allclose(hn, rh, rtol=1e-13, atol=1e-14)
+        for a, b in zip(_bwd(kind, go, None, None, saved), gref):
+            np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-14)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_forward_scratch_memory_does_not_grow_with_T(kind, monkeypatch):
+    import tracemalloc
+
+    # the projection scratch is bounded by _PROJ_BYTES (4 MiB): made small
+    # here so that T = 1000 steps of this small size exceed it
+    monkeypatch.setattr(L, "_PROJ_BYTES", 16 << 10)
+    N, I, H = 2, 8, 16
+    peaks = {}
+    for T in (100, 1000):
+        p = _params(kind, T, N, I, H, dt=F32, seed=1)
+        tracemalloc.start()
+        _fwd(kind, p, return_saved=False)
+        peaks[T] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        if kind == "lstm":
+            # with return_saved: the saved activations grow linearly
+            tracemalloc.start()
+            r = _fwd(kind, p, return_saved=True)
+            peaks[T, "saved"] = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            assert r[3].hs.shape[0] == T + 1
+    step_out = N * H * 4                    # the output (and hs) must grow by this per step
+    assert peaks[1000] - peaks[100] < 900 * step_out * 2.5
+    if kind == "lstm":
+        assert peaks[1000, "saved"] - peaks[100, "saved"] > 900 * N * 4 * H * 4
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_output_is_not_the_saved_state(kind):
+    p = _params(kind, 4, 2, 3, 5, seed=2)
+    out, hn, cn, saved = _fwd(kind, p)
+    go = np.random.default_rng(0).standard_normal(out.shape)
+    g1 = _bwd(kind, go, None, None, saved)
+    out[...] = 1e3                          # an in-place change of the output
+    hn[...] = 1e3
+    g2 = _bwd(kind, go, None, None, saved)
+    for a, b in zip(g1, g2):
+        if a is not None:
+            np.testing.assert_array_equal(a, b)

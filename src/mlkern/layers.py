@@ -554,6 +554,7 @@ def embedding_backward(grad_output, indices, num_embeddings, *, padding_idx=None
 _GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 _SIG, _TANH, _RELU = UNARY["sigmoid"], UNARY["tanh"], UNARY["relu"]
 _SIG_B, _TANH_B = BINARY["sigmoid_backward"], BINARY["tanh_backward"]
+_PROJ_BYTES = 4 << 20
 
 
 class RecurrentSaved:
@@ -642,7 +643,19 @@ def _rec_forward(kind, args, nonlinearity, keep):
         bias_x = bi
     else:
         bias_x = bi if bh is None else (bh if bi is None else bi + bh)
-    xp = _mm(xs.reshape(T * N, I), wi, bias_x, np.empty((T, N, GH), cdt))
+    # the input projection, in chunks of steps of at most _PROJ_BYTES (one
+    # GEMM for all T steps up to that size): the scratch memory of a forward
+    # without return_saved does not grow with T
+    chunk = max(1, min(T, _PROJ_BYTES // max(1, N * GH * xs.itemsize)))
+    xbuf = np.empty((chunk, N, GH), cdt)
+
+    def proj(t):
+        k = t % chunk
+        if k == 0:
+            m = min(chunk, T - t)
+            _mm(xs[t:t + m].reshape(m * N, I), wi, bias_x, xbuf[:m])
+        return xbuf[k]
+
     hs = np.empty((T + 1, N, H), cdt)
     hs[0] = 0 if h0 is None else h0
     hp = np.empty((N, GH), cdt)
@@ -651,7 +664,7 @@ def _rec_forward(kind, args, nonlinearity, keep):
         op = _TANH if nonlinearity == "tanh" else _RELU
         for t in range(T):
             _mm(hs[t], wh, None, hp)
-            np.add(hp, xp[t], out=hp)
+            np.add(hp, proj(t), out=hp)
             _ew.unary_raw(op, hp, hs[t + 1])
     elif kind == "lstm":
         cs = np.empty((T + 1, N, H), cdt) if keep else np.empty((2, N, H), cdt)
@@ -665,7 +678,7 @@ def _rec_forward(kind, args, nonlinearity, keep):
             cp = cs[t if keep else t % 2]
             cn = cs[t + 1 if keep else (t + 1) % 2]
             _mm(hs[t], wh, None, hp)
-            np.add(hp, xp[t], out=hp)
+            np.add(hp, proj(t), out=hp)
             _ew.unary_raw(_SIG, hp, a)                  # i, f, o (g overwritten below)
             np.copyto(buf, hp[:, 2 * H:3 * H])          # g: tanh on a contiguous copy
             _ew.unary_raw(_TANH, buf, buf)
@@ -686,11 +699,12 @@ def _rec_forward(kind, args, nonlinearity, keep):
         for t in range(T):
             a = acts[t if keep else 0]
             _mm(hs[t], wh, bh, hp)
-            np.add(hp, xp[t], out=pre)
+            xt = proj(t)
+            np.add(hp, xt, out=pre)
             _ew.unary_raw(_SIG, pre, a)                 # r, z (n overwritten below)
             n = buf
             np.multiply(a[:, :H], hp[:, 2 * H:], out=n)
-            n += xp[t, :, 2 * H:]
+            n += xt[:, 2 * H:]
             _ew.unary_raw(_TANH, n, n)
             a[:, 2 * H:] = n
             if keep:
@@ -715,9 +729,13 @@ def _ret(a, rdt):
     return a if a.dtype == rdt else a.astype(rdt)
 
 
-def _seq_out(hs, batch_first, rdt):
+def _seq_out(hs, batch_first, rdt, saved):
+    """The output sequence: a view of hs without saved, else a copy (the
+    backward reads hs: an in-place change of the output must not alter it)."""
     out = hs[1:]
     out = out.transpose(1, 0, 2) if batch_first else out
+    if saved and not batch_first and rdt == hs.dtype:
+        return out.copy()
     return np.ascontiguousarray(out, dtype=rdt)
 
 
@@ -768,7 +786,7 @@ def rnn(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, *, nonlinearity="tanh", batch_f
     args = _rec_args("rnn", "rnn", x, h0, None, w_ih, w_hh, b_ih, b_hh, batch_first, False)
     hs, _, saved = _rec_forward("rnn", args, nl, return_saved)
     rdt = args[-1]
-    res = (_seq_out(hs, batch_first, rdt), _ret(hs[-1].copy(), rdt))
+    res = (_seq_out(hs, batch_first, rdt, return_saved), _ret(hs[-1].copy(), rdt))
     if return_saved:
         saved.batch_first = batch_first
         return res + (saved,)
@@ -822,7 +840,7 @@ def lstm(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, *, batch_first=False, retu
     args = _rec_args("lstm", "lstm", x, h0, c0, w_ih, w_hh, b_ih, b_hh, batch_first, False)
     hs, cs, saved = _rec_forward("lstm", args, None, return_saved)
     rdt = args[-1]
-    res = (_seq_out(hs, batch_first, rdt), (_ret(hs[-1].copy(), rdt), _ret(cs[-1].copy(), rdt)))
+    res = (_seq_out(hs, batch_first, rdt, return_saved), (_ret(hs[-1].copy(), rdt), _ret(cs[-1].copy(), rdt)))
     if return_saved:
         saved.batch_first = batch_first
         return res + (saved,)
@@ -874,7 +892,7 @@ def gru(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, *, batch_first=False, return_sa
     args = _rec_args("gru", "gru", x, h0, None, w_ih, w_hh, b_ih, b_hh, batch_first, False)
     hs, _, saved = _rec_forward("gru", args, None, return_saved)
     rdt = args[-1]
-    res = (_seq_out(hs, batch_first, rdt), _ret(hs[-1].copy(), rdt))
+    res = (_seq_out(hs, batch_first, rdt, return_saved), _ret(hs[-1].copy(), rdt))
     if return_saved:
         saved.batch_first = batch_first
         return res + (saved,)
