@@ -547,3 +547,17 @@ def test_output_is_not_the_saved_state(kind):
     for a, b in zip(g1, g2):
         if a is not None:
             np.testing.assert_array_equal(a, b)
+
+
+def test_float16_computes_in_float32_and_returns_float16():
+    p = _params("gru", 3, 2, 3, 4, dt=np.float16, seed=6)
+    out, hn, _, saved = _fwd("gru", p)
+    assert out.dtype == np.float16 and hn.dtype == np.float16
+    p32 = {k: (None if v is None else v.astype(F32)) for k, v in p.items()}
+    o32 = _fwd("gru", p32)[0]
+    np.testing.assert_array_equal(out, o32.astype(np.float16))
+    g = _bwd("gru", np.ones(out.shape, np.float16), None, None, saved)
+    g32 = _bwd("gru", np.ones(out.shape, F32), None, None, _fwd("gru", p32)[3])
+    for a, b in zip(g, g32):
+        assert a.dtype == np.float16
+        np.testing.assert_array_equal(a, b.astype(np.float16))
