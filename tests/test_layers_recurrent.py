@@ -561,3 +561,25 @@ def test_float16_computes_in_float32_and_returns_float16():
     for a, b in zip(g, g32):
         assert a.dtype == np.float16
         np.testing.assert_array_equal(a, b.astype(np.float16))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_empty_batch_and_zero_input_size(kind):
+    H = 3
+    rng = np.random.default_rng(4)
+    p = _params(kind, 3, 2, 1, H, seed=4)
+    p0 = dict(p, x=np.ones((3, 2, 0)), wi=np.ones((G[kind] * H, 0)))
+    p1 = dict(p, x=np.zeros((3, 2, 1)), wi=np.zeros((G[kind] * H, 1)))
+    go = rng.standard_normal((3, 2, H))
+    r0, r1 = _fwd(kind, p0), _fwd(kind, p1)
+    np.testing.assert_array_equal(r0[0], r1[0])
+    g0, g1 = _bwd(kind, go, None, None, r0[3]), _bwd(kind, go, None, None, r1[3])
+    assert g0[0].shape == (3, 2, 0) and g0[-4].shape == (G[kind] * H, 0)
+    for a, b in list(zip(g0, g1))[1:]:
+        if a is not None and a.shape == b.shape:
+            np.testing.assert_array_equal(a, b)
+    pe = dict(p, x=np.ones((3, 0, 1)), h0=None, c0=None)
+    out, hn, cn, saved = _fwd(kind, pe)
+    assert out.shape == (3, 0, H) and hn.shape == (0, H)
+    g = _bwd(kind, np.ones(out.shape), None, None, saved)
+    assert g[0].shape == (3, 0, 1) and not g[-4].any() and not g[-1].any()
