@@ -4,7 +4,9 @@ from typing import Any, Literal, overload
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["dense", "dense_backward", "embedding", "embedding_backward"]
+__all__ = ["dense", "dense_backward", "embedding", "embedding_backward",
+           "rnn_cell", "lstm_cell", "gru_cell", "rnn", "lstm", "gru",
+           "rnn_backward", "lstm_backward", "gru_backward"]
 
 @overload
 def dense(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None, *,
@@ -25,3 +27,70 @@ def embedding(indices: ArrayLike, weight: ArrayLike, *, padding_idx: int | None 
 def embedding_backward(grad_output: ArrayLike, indices: ArrayLike, num_embeddings: int, *,
                        padding_idx: int | None = None,
                        out: NDArray[Any] | None = None) -> NDArray[Any]: ...
+
+class RecurrentSaved:
+    kind: str
+    nonlinearity: str | None
+    batch_first: bool
+    cdt: np.dtype[Any]
+    rdt: np.dtype[Any]
+    x: NDArray[Any]
+    w_ih: NDArray[Any]
+    w_hh: NDArray[Any]
+    has_h0: bool
+    has_c0: bool
+    has_b_ih: bool
+    has_b_hh: bool
+    hs: NDArray[Any]
+    cs: NDArray[Any] | None
+    acts: NDArray[Any] | None
+    extra: NDArray[Any] | None
+
+_A = NDArray[Any]
+
+def rnn_cell(x: ArrayLike, h: ArrayLike | None, w_ih: ArrayLike, w_hh: ArrayLike,
+             b_ih: ArrayLike | None = None, b_hh: ArrayLike | None = None, *,
+             nonlinearity: Literal["tanh", "relu"] = "tanh") -> _A: ...
+def lstm_cell(x: ArrayLike, h: ArrayLike | None, c: ArrayLike | None, w_ih: ArrayLike,
+              w_hh: ArrayLike, b_ih: ArrayLike | None = None,
+              b_hh: ArrayLike | None = None) -> tuple[_A, _A]: ...
+def gru_cell(x: ArrayLike, h: ArrayLike | None, w_ih: ArrayLike, w_hh: ArrayLike,
+             b_ih: ArrayLike | None = None, b_hh: ArrayLike | None = None) -> _A: ...
+@overload
+def rnn(x: ArrayLike, h0: ArrayLike | None, w_ih: ArrayLike, w_hh: ArrayLike,
+        b_ih: ArrayLike | None = None, b_hh: ArrayLike | None = None, *,
+        nonlinearity: Literal["tanh", "relu"] = "tanh", batch_first: bool = False,
+        return_saved: Literal[False] = False) -> tuple[_A, _A]: ...
+@overload
+def rnn(x: ArrayLike, h0: ArrayLike | None, w_ih: ArrayLike, w_hh: ArrayLike,
+        b_ih: ArrayLike | None = None, b_hh: ArrayLike | None = None, *,
+        nonlinearity: Literal["tanh", "relu"] = "tanh", batch_first: bool = False,
+        return_saved: Literal[True]) -> tuple[_A, _A, RecurrentSaved]: ...
+@overload
+def lstm(x: ArrayLike, h0: ArrayLike | None, c0: ArrayLike | None, w_ih: ArrayLike,
+         w_hh: ArrayLike, b_ih: ArrayLike | None = None, b_hh: ArrayLike | None = None, *,
+         batch_first: bool = False,
+         return_saved: Literal[False] = False) -> tuple[_A, tuple[_A, _A]]: ...
+@overload
+def lstm(x: ArrayLike, h0: ArrayLike | None, c0: ArrayLike | None, w_ih: ArrayLike,
+         w_hh: ArrayLike, b_ih: ArrayLike | None = None, b_hh: ArrayLike | None = None, *,
+         batch_first: bool = False,
+         return_saved: Literal[True]) -> tuple[_A, tuple[_A, _A], RecurrentSaved]: ...
+@overload
+def gru(x: ArrayLike, h0: ArrayLike | None, w_ih: ArrayLike, w_hh: ArrayLike,
+        b_ih: ArrayLike | None = None, b_hh: ArrayLike | None = None, *,
+        batch_first: bool = False, return_saved: Literal[False] = False) -> tuple[_A, _A]: ...
+@overload
+def gru(x: ArrayLike, h0: ArrayLike | None, w_ih: ArrayLike, w_hh: ArrayLike,
+        b_ih: ArrayLike | None = None, b_hh: ArrayLike | None = None, *,
+        batch_first: bool = False,
+        return_saved: Literal[True]) -> tuple[_A, _A, RecurrentSaved]: ...
+def rnn_backward(grad_output: ArrayLike | None, grad_h_n: ArrayLike | None,
+                 saved: RecurrentSaved
+                 ) -> tuple[_A, _A | None, _A, _A, _A | None, _A | None]: ...
+def lstm_backward(grad_output: ArrayLike | None, grad_h_n: ArrayLike | None,
+                  grad_c_n: ArrayLike | None, saved: RecurrentSaved
+                  ) -> tuple[_A, _A | None, _A | None, _A, _A, _A | None, _A | None]: ...
+def gru_backward(grad_output: ArrayLike | None, grad_h_n: ArrayLike | None,
+                 saved: RecurrentSaved
+                 ) -> tuple[_A, _A | None, _A, _A, _A | None, _A | None]: ...
