@@ -13,7 +13,8 @@ Adding a public function
    out=)``, ``k_rowwise``/``k_rowwise_bwd``/``k_reduce`` for ``(x, axis)``,
    ``k_xent``/``k_pointwise``/``k_kl``/``k_penalty`` for the losses,
    ``k_step``/``k_opt_class`` for the optimisers, ``k_dense``/``k_embedding``
-   for the layers.  The keyword arguments of a
+   for the layers, ``k_recurrent``/``k_cell``/``k_recurrent_backward`` for the
+   recurrent ones.  The keyword arguments of a
    builder are the hyper-parameters, each a ``P(good, bad, must)``: valid
    values (the first is the plain one), values that may raise, values the call
    must refuse with ValueError/TypeError; reuse the ``P_*`` constants.
@@ -1444,6 +1445,184 @@ def k_embedding_backward():
     return Spec("embedding_backward", build)
 
 
+# --- recurrent layers: rnn/lstm/gru, their cells and backwards (docs/contract.rst "Layers")
+_REC_GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+P_NONLIN = P(["tanh", "relu"], [], ["TANH", "sigmoid", "", None, 3, ["tanh"]])
+P_BATCH_FIRST = P([False, True, np.bool_(True)], [None, 0, 1, "yes"])
+
+
+def _rec_dims(ctx, seq):
+    """(T, N, I, H): small sizes, 0 included (T = 0 must raise)."""
+    T = ctx.choose("seq_len", [3, 1, 2, 5, 0]) if seq else 1
+    N = ctx.choose("batch", [2, 1, 3, 0, 4])
+    I = ctx.choose("input_size", [4, 1, 3, 0, 7])
+    H = ctx.choose("hidden_size", [3, 1, 2, 0, 5])
+    return T, N, I, H
+
+
+def _rec_opt(ctx, name, k, shape, force=False, dtype=None):
+    """An optional array argument: None or an array of `shape`."""
+    if not force and ctx.choose(name, ["array", "none"]) == "none":
+        return None
+    return ctx.data(ctx.values(k, shape), dtype=dtype, broadcast=False)
+
+
+def _rec_inputs(ctx, kind, seq):
+    """(args, kw, T, N, I, H, batch_first): a forward call of rnn/lstm/gru (seq) or of
+    their cell, sometimes of one wrong shape (must raise ValueError)."""
+    G = _REC_GATES[kind]
+    T, N, I, H = _rec_dims(ctx, seq)
+    kw = {}
+    bf = False
+    if seq:
+        bf = ctx.param("batch_first", P_BATCH_FIRST)
+        kw["batch_first"] = bf
+        bf = bool(truth(bf))
+        if T == 0:
+            ctx.must_raise("a sequence of length 0", ValueError)
+    if kind == "rnn":
+        kw["nonlinearity"] = ctx.param("nonlinearity", P_NONLIN)
+    wrong = ctx.choose("wrong shape", [None] * 9 + ["x_I", "x_ndim", "w_hh", "w_ih", "b_ih", "b_hh",
+                                                    "h0"] + (["c0"] if kind == "lstm" else []))
+    if wrong is not None:
+        ctx.must_raise(f"{wrong} of the wrong shape", ValueError)
+    Ix = I + 1 if wrong == "x_I" else I
+    xs = ((N, T, Ix) if bf else (T, N, Ix)) if seq else (N, Ix)
+    if wrong == "x_ndim":
+        xs = (T * N, Ix) if seq else (1, N, Ix)
+    x = ctx.data(ctx.values(0, xs), broadcast=False)
+    hs_ = (N + 1, H) if wrong == "h0" else (N, H)
+    h0 = _rec_opt(ctx, "h0", 1, hs_, force=wrong == "h0")
+    c0 = None
+    if kind == "lstm":
+        c0 = _rec_opt(ctx, "c0", 2, (N + 1, H) if wrong == "c0" else (N, H), force=wrong == "c0")
+    w_ih = ctx.data(ctx.values(3, (G * H + (wrong == "w_ih"), I)), broadcast=False)
+    w_hh = ctx.data(ctx.values(4, (G * H + (wrong == "w_hh"), H)), dtype=_other_float(ctx), broadcast=False)
+    b_ih = _rec_opt(ctx, "b_ih", 5, (G * H + (wrong == "b_ih"),), force=wrong == "b_ih")
+    b_hh = _rec_opt(ctx, "b_hh", 6, (G * H + (wrong == "b_hh"),), force=wrong == "b_hh")
+    args = [x, h0] + ([c0] if kind == "lstm" else []) + [w_ih, w_hh, b_ih, b_hh]
+    return args, kw, T, N, I, H, bf
+
+
+def _is_saved(r):
+    return isinstance(r, mlayers.RecurrentSaved)
+
+
+def k_recurrent(kind):
+    """rnn/lstm/gru(x, h0[, c0], w_ih, w_hh, b_ih, b_hh, batch_first=, return_saved=)."""
+    def build(ctx):
+        args, kw, T, N, I, H, bf = _rec_inputs(ctx, kind, True)
+        dt = _layer_rdt(ctx, *args)
+        out = Arr((N, T, H) if bf else (T, N, H), dt)
+        hn = Arr((N, H), dt)
+        parts, cmp = [out, Tup((hn, hn)) if kind == "lstm" else hn], ["row", ("row", "row") if kind == "lstm"
+                                                                        else "row"]
+        if ctx.choose("return_saved", [False, True]):
+            kw["return_saved"] = True
+            parts.append(Pred(_is_saved, "a RecurrentSaved"))
+            cmp.append("skip")
+        return Call(args, kw, Tup(tuple(parts)), cmp=tuple(cmp))
+    return Spec(kind, build)
+
+
+def k_cell(kind):
+    """rnn_cell/lstm_cell/gru_cell(x, h[, c], w_ih, w_hh, b_ih, b_hh)."""
+    def build(ctx):
+        args, kw, T, N, I, H, bf = _rec_inputs(ctx, kind, False)
+        dt = _layer_rdt(ctx, *args)
+        h = Arr((N, H), dt)
+        if kind == "lstm":
+            return Call(args, kw, Tup((h, h)), cmp=("row", "row"))
+        return Call(args, kw, h, cmp="row")
+    return Spec(kind + "_cell", build)
+
+
+def _saved_arrays(s):
+    return [getattr(s, n) for n in s.__slots__ if isinstance(getattr(s, n, None), np.ndarray)]
+
+
+def _values_of(a):
+    return (a.shape, a.dtype.str, a.tobytes())
+
+
+def _run_rec_backward(fn, *args):
+    """The backward, checking that it leaves `saved` (the last argument) untouched."""
+    s = args[-1]
+    before = [_values_of(a) for a in _saved_arrays(s)] if _is_saved(s) else []
+    r = fn(*args)
+    if before:
+        assert [_values_of(a) for a in _saved_arrays(s)] == before, "the backward modified saved"
+    return r
+
+
+def k_recurrent_backward(kind):
+    """rnn/gru_backward(grad_output, grad_h_n, saved), lstm_backward(grad_output,
+    grad_h_n, grad_c_n, saved): saved from a valid forward with return_saved=True,
+    the incoming gradients None or arrays (sometimes of the wrong shape or of the
+    other float dtype: must raise), sometimes a wrong saved (TypeError)."""
+    G = _REC_GATES[kind]
+
+    def build(ctx):
+        T = ctx.choose("seq_len", [3, 1, 2, 5])
+        _, N, I, H = _rec_dims(ctx, False)
+        fdt = ctx.dtype if ctx.dtype in (F64, F32, F16) else F64
+        bf = ctx.choose("batch_first", [False, True])
+        rng = np.random.default_rng(int(ctx.rng.integers(2**32)))
+
+        def arr(*shape):
+            return rng.standard_normal(shape).astype(fdt)
+
+        def opt(name, *shape):
+            return arr(*shape) if ctx.choose(name, ["array", "none"]) == "array" else None
+
+        h0 = opt("forward h0", N, H)
+        fargs = [arr(*((N, T, I) if bf else (T, N, I))), h0]
+        if kind == "lstm":
+            c0 = opt("forward c0", N, H)
+            fargs.append(c0)
+        fargs += [arr(G * H, I), arr(G * H, H), opt("forward b_ih", G * H), opt("forward b_hh", G * H)]
+        fkw = {"batch_first": bf, "return_saved": True}
+        if kind == "rnn":
+            fkw["nonlinearity"] = ctx.choose("forward nonlinearity", ["tanh", "relu"])
+        fwd = getattr(mlayers, kind)
+        saved = fwd(*fargs, **fkw)[-1]
+        how = ctx.choose("saved", ["ok"] * 8 + ["other_kind", "array", "none"])
+        if how != "ok":
+            ctx.must_raise(f"saved: {how}", TypeError)
+            if how == "other_kind":
+                other = "gru" if kind != "gru" else "rnn"
+                og = _REC_GATES[other]
+                saved = getattr(mlayers, other)(fargs[0], None, arr(og * H, I), arr(og * H, H),
+                                                batch_first=bf, return_saved=True)[-1]
+            else:
+                saved = None if how == "none" else arr(T, N, H)
+        seq = (N, T, H) if bf else (T, N, H)
+        names = ["grad_output", "grad_h_n"] + (["grad_c_n"] if kind == "lstm" else [])
+        wrong = ctx.choose("wrong shape", [None] * 9 + names)
+        if wrong is not None:
+            ctx.must_raise(f"{wrong} of the wrong shape", ValueError)
+        grads = []
+        for k, n in enumerate(names):
+            shp = seq if n == "grad_output" else (N, H)
+            if n == wrong:
+                shp = shp + (1,) if k else shp[:-1] + (H + 1,)
+            grads.append(_rec_opt(ctx, n, 7 + k, shp, force=n == wrong,
+                                  dtype=_other_float(ctx) if k == 0 else None))
+        dt = _layer_rdt(ctx, *grads, np.empty(0, fdt))
+        none = Pred(lambda r: r is None, "None")
+
+        def opt_arr(present, shape):
+            return Arr(shape, dt) if present else none
+        parts = [Arr((N, T, I) if bf else (T, N, I), dt), opt_arr(h0 is not None, (N, H))]
+        if kind == "lstm":
+            parts.append(opt_arr(c0 is not None, (N, H)))
+        parts += [Arr((G * H, I), dt), Arr((G * H, H), dt), opt_arr(fargs[-2] is not None, (G * H,)),
+                  opt_arr(fargs[-1] is not None, (G * H,))]
+        return Call(grads + [saved], {}, Tup(tuple(parts)), cmp=("row",) * len(parts),
+                    fn=_run_rec_backward)
+    return Spec(kind + "_backward", build)
+
+
 # =============================================================================
 # the registry: one line per public function
 # =============================================================================
@@ -1531,6 +1710,10 @@ REGISTRY = {
     # --- mlkern.layers
     "layers.dense": k_dense(), "layers.dense_backward": k_dense_backward(),
     "layers.embedding": k_embedding(), "layers.embedding_backward": k_embedding_backward(),
+    "layers.rnn": k_recurrent("rnn"), "layers.lstm": k_recurrent("lstm"), "layers.gru": k_recurrent("gru"),
+    "layers.rnn_cell": k_cell("rnn"), "layers.lstm_cell": k_cell("lstm"), "layers.gru_cell": k_cell("gru"),
+    "layers.rnn_backward": k_recurrent_backward("rnn"), "layers.lstm_backward": k_recurrent_backward("lstm"),
+    "layers.gru_backward": k_recurrent_backward("gru"),
 }
 for _q, _s in REGISTRY.items():
     _s.qual = _q
