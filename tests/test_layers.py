@@ -18,6 +18,7 @@ import pytest
 import mlkern
 import mlkern.layers as L
 import reference as R
+from reference import fd4_grad
 from conftest import SRC
 
 try:
@@ -345,18 +346,9 @@ def test_dense_backward_matches_float64_reference(act, shape, dt):
         np.testing.assert_allclose(got, want, rtol=0, atol=amp * 8 * eps * np.sqrt(n + 1) * scale * 4)
 
 
+
 def _fd4(fun, a, h=1e-3):
-    """4th-order central differences of the scalar fun w.r.t. every element of a."""
-    grad = np.empty_like(a)
-    for i in np.ndindex(a.shape):
-        v = a[i]
-        vals = []
-        for d in (2, 1, -1, -2):
-            a[i] = v + d * h
-            vals.append(fun())
-        a[i] = v
-        grad[i] = (-vals[0] + 8 * vals[1] - 8 * vals[2] + vals[3]) / (12 * h)
-    return grad
+    return fd4_grad(fun, a, h)
 
 
 @pytest.mark.parametrize("act", ACTS, ids=ACT_IDS)
