@@ -20,12 +20,14 @@
 #   atomics); the partials are then summed in block order.  grad_bias: one
 #   channel (or strip of channels) per unit, float64 sums in row order.
 # Scratch (per call): one col tile (and one gcol tile in the backward) per
-# thread, Pt sized so a tile is about _CONV_TILE_BYTES (L2), plus U - 1
+# thread, Pt sized so a tile is about _CONV_TILE_BYTES (half the 2 MiB L2;
+# measured best among 128 KiB - 2 MiB on (32,64,56,56) 3x3) and at most 1.5
+# input images (0.75 each in the backward), plus U - 1
 # grad_weight partials; allocated as NumPy arrays (visible to tracemalloc).
 
 from cython.parallel cimport parallel, threadid
 
-cdef Py_ssize_t _CONV_TILE_BYTES = 512 << 10
+cdef Py_ssize_t _CONV_TILE_BYTES = 1 << 20
 cdef Py_ssize_t _CONV_UNITS = 8
 DEF _CONV_MIN_TILE = 16
 
@@ -166,10 +168,11 @@ cdef void _im2col_nhwc(const real *x, real *col, const _cv *q, Py_ssize_t g,
             dst += seg
 
 
-cdef inline Py_ssize_t _conv_tile(Py_ssize_t K, Py_ssize_t P, Py_ssize_t isz) noexcept nogil:
-    """Output pixels per col tile: about _CONV_TILE_BYTES of col, a multiple
-    of 16 (at least 16), at most P."""
-    cdef Py_ssize_t t = _CONV_TILE_BYTES // ((K if K > 0 else 1) * isz)
+cdef inline Py_ssize_t _conv_tile(Py_ssize_t K, Py_ssize_t P, Py_ssize_t isz,
+                                  Py_ssize_t nbytes) noexcept nogil:
+    """Output pixels per col tile: about nbytes of col, a multiple of 16 (at
+    least 16), at most P."""
+    cdef Py_ssize_t t = nbytes // ((K if K > 0 else 1) * isz)
     if t < _CONV_MIN_TILE:
         t = _CONV_MIN_TILE
     t = t & ~(<Py_ssize_t>15)
@@ -275,7 +278,7 @@ def conv_fwd_raw(cnp.ndarray x, cnp.ndarray w, object bias, cnp.ndarray y, tuple
     the inputs; N, O, K > 0.  dims: (N, C, H, W, O, kh, kw, sh, sw, ph, pw,
     dh, dw, G, Ho, Wo, nhwc).  Callers validate."""
     cdef _cv q
-    cdef Py_ssize_t isz = cnp.PyArray_ITEMSIZE(y), units, rows
+    cdef Py_ssize_t isz = cnp.PyArray_ITEMSIZE(y), units, rows, tb
     cdef int nt, tn = cnp.PyArray_TYPE(y)
     cdef cnp.ndarray scratch
     cdef void *bp = NULL
@@ -283,7 +286,10 @@ def conv_fwd_raw(cnp.ndarray x, cnp.ndarray w, object bias, cnp.ndarray y, tuple
         raise RuntimeError("mlkern: the BLAS is not set up (import mlkern.layers)")
     _cv_fill(&q, dims, isz)
     rows = q.N * q.P if q.nhwc else q.P
-    q.Pt = _conv_tile(q.K, rows, isz)
+    # a tile of about _CONV_TILE_BYTES, at most 1.5 input images (the extra
+    # memory per thread stays below 2 images, unless 16 pixels exceed that)
+    tb = 3 * q.C * q.H * q.W * isz // 2
+    q.Pt = _conv_tile(q.K, rows, isz, _CONV_TILE_BYTES if _CONV_TILE_BYTES < tb else tb)
     if q.nhwc:
         units = (rows + q.Pt - 1) // q.Pt
     else:
@@ -438,7 +444,7 @@ def conv_bwd_raw(cnp.ndarray gy, cnp.ndarray x, cnp.ndarray w, object gw, object
     skipped) of conv_fwd_raw's convolution; gy like its y.  All C-contiguous
     of one float dtype; N, O, K > 0.  Callers validate."""
     cdef _cv q
-    cdef Py_ssize_t isz = cnp.PyArray_ITEMSIZE(x), U, per
+    cdef Py_ssize_t isz = cnp.PyArray_ITEMSIZE(x), U, per, tb, tb2
     cdef int nt, tn = cnp.PyArray_TYPE(x)
     cdef cnp.ndarray scratch, parts
     cdef void *gwp = NULL
@@ -446,7 +452,10 @@ def conv_bwd_raw(cnp.ndarray gy, cnp.ndarray x, cnp.ndarray w, object gw, object
     if _sgemm == NULL:
         raise RuntimeError("mlkern: the BLAS is not set up (import mlkern.layers)")
     _cv_fill(&q, dims, isz)
-    q.Pt = _conv_tile(q.K, q.P, 2 * isz)      # col and gcol: two tiles per thread
+    # col and gcol: two tiles per thread, each half the forward's
+    tb = 3 * q.C * q.H * q.W * isz // 4
+    tb2 = _CONV_TILE_BYTES // 2
+    q.Pt = _conv_tile(q.K, q.P, isz, tb2 if tb2 < tb else tb)
     U = q.N if q.N < _CONV_UNITS else _CONV_UNITS
     per = (q.N + U - 1) // U
     U = (q.N + per - 1) // per          # no empty block
