@@ -1447,6 +1447,10 @@ def max_pool1d(x, kernel_size, stride=None, padding=0, dilation=1, *, ceil_mode=
     indices : ndarray of int64
         With ``return_indices=True``: shaped like ``y``.
 
+    Notes
+    -----
+    The 2-D kernel with a height of 1 (see :func:`max_pool2d`).
+
     Examples
     --------
     >>> import numpy as np, mlkern
@@ -1500,6 +1504,10 @@ def avg_pool1d(x, kernel_size, stride=None, padding=0, *, ceil_mode=False, count
     Returns
     -------
     ndarray, shape (N, C, L_out) (or (N, L_out, C))
+
+    Notes
+    -----
+    The 2-D kernel with a height of 1 (see :func:`avg_pool2d`).
 
     Examples
     --------
@@ -1561,6 +1569,12 @@ def max_pool1d_backward(grad_output, indices, input_shape, *, layout="NCL"):
         ``grad_output`` scattered to the argmax positions, accumulated where
         windows overlap; bitwise identical for any thread count.
 
+    Notes
+    -----
+    Each (n, c) row (or image channel block, channels last) of the result
+    is owned by one thread, which adds in output order.  The indices are
+    checked in range first (``ValueError`` naming ``indices``).
+
     Examples
     --------
     >>> import numpy as np, mlkern
@@ -1592,6 +1606,11 @@ def max_pool2d_backward(grad_output, indices, input_shape, *, layout="NCHW"):
         plane (NCHW) or the image's channel block (NHWC): bitwise identical
         for any thread count.
 
+    Notes
+    -----
+    The indices are checked in range first (``ValueError`` naming
+    ``indices``).
+
     Examples
     --------
     >>> import numpy as np, mlkern
@@ -1612,12 +1631,23 @@ def avg_pool1d_backward(grad_output, input_shape, kernel_size, stride=None, padd
     grad_output : array_like, shape (N, C, L_out) (or (N, L_out, C))
     input_shape : tuple of ints
         The forward input's shape (in the layout).
-    kernel_size, stride, padding, ceil_mode, count_include_pad, layout
+    kernel_size : int or tuple of ints
+    stride : int or tuple, optional
+    padding : int or tuple, default 0
+    ceil_mode : bool, default False
+    count_include_pad : bool, default True
+    layout : str
         As in the forward call.
 
     Returns
     -------
     ndarray, shape input_shape
+
+    Notes
+    -----
+    Each output's gradient over its divisor, added to its window's
+    in-bounds elements (one thread per (n, c) row: bitwise identical for
+    any thread count).
 
     Examples
     --------
@@ -1638,7 +1668,12 @@ def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padd
     grad_output : array_like, shape (N, C, H_out, W_out) (or (N, H_out, W_out, C))
     input_shape : tuple of ints
         The forward input's shape (in the layout).
-    kernel_size, stride, padding, ceil_mode, count_include_pad, layout
+    kernel_size : int or tuple of ints
+    stride : int or tuple, optional
+    padding : int or tuple, default 0
+    ceil_mode : bool, default False
+    count_include_pad : bool, default True
+    layout : str
         As in the forward call.
 
     Returns
@@ -1647,6 +1682,11 @@ def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padd
         Each output's gradient over its divisor, added to the window's
         in-bounds elements (in output order, one thread per plane or image
         channel block: bitwise identical for any thread count).
+
+    Notes
+    -----
+    The scatter of ``grad_output / divisor`` over each window, PyTorch's
+    ``avg_pool2d`` backward.
 
     Examples
     --------

@@ -31,6 +31,7 @@
  */
 
 #ifndef MLK_PMAX
+#define MLK_PCB 32   /* NHWC: channels per block (32: gcc vectorises the blend, 16 f64 it unrolls) */
 #define MLK_PMAX(m, v) ((((v) > (m)) | ((v) != (v))) ? (v) : (m))
 #endif
 
@@ -130,28 +131,58 @@ static void MLK_F(mlk_pool_max_plane)(const MLK_T *restrict x, MLK_T *restrict y
     }
 }
 
+/* one output with its index by a direct scan of the window */
+MLK_INLINE void MLK_F(mlk_pool_max_one)(const MLK_T *restrict x, MLK_T *restrict y, int64_t *restrict idx,
+                                        intptr_t fh, intptr_t nh, intptr_t ow, const mlk_pool_geom *g) {
+    const intptr_t W = g->W;
+    intptr_t fw, nw;
+    MLK_F(mlk_pool_taps)(ow, g->sw, g->pw, g->kw, g->dw, W, &fw, &nw);
+    int64_t best = fh * W + fw;
+    MLK_T m = x[best];
+    for (intptr_t i = 0; i < nh; i++) {
+        const intptr_t r = (fh + i * g->dh) * W;
+        for (intptr_t j = 0; j < nw; j++) {
+            const intptr_t q = r + fw + j * g->dw;
+            const MLK_T v = x[q];
+            if (v > m || v != v) { m = v; best = q; }
+        }
+    }
+    *y = m;
+    *idx = best;
+}
+
 static void MLK_F(mlk_pool_max_plane_idx)(const MLK_T *restrict x, MLK_T *restrict y,
                                           int64_t *restrict idx, const mlk_pool_geom *g) {
-    const intptr_t W = g->W;
+    const intptr_t W = g->W, OW = g->OW, s = g->sw, p = g->pw, k = g->kw, d = g->dw;
+    /* interior columns (every column tap in bounds): vectorised across ow */
+    intptr_t a = (p + s - 1) / s, b;
+    intptr_t last = W - 1 - (k - 1) * d + p;
+    b = last < 0 ? 0 : last / s + 1;
+    if (b > OW) b = OW;
+    if (a > b) a = b;
     for (intptr_t oh = 0; oh < g->OH; oh++) {
         intptr_t fh, nh;
         MLK_F(mlk_pool_taps)(oh, g->sh, g->ph, g->kh, g->dh, g->H, &fh, &nh);
-        for (intptr_t ow = 0; ow < g->OW; ow++) {
-            intptr_t fw, nw;
-            MLK_F(mlk_pool_taps)(ow, g->sw, g->pw, g->kw, g->dw, W, &fw, &nw);
-            int64_t best = fh * W + fw;
-            MLK_T m = x[best];
-            for (intptr_t i = 0; i < nh; i++) {
-                const intptr_t r = (fh + i * g->dh) * W;
-                for (intptr_t j = 0; j < nw; j++) {
-                    const intptr_t q = r + fw + j * g->dw;
-                    const MLK_T v = x[q];
-                    if (v > m || v != v) { m = v; best = q; }
+        MLK_T *restrict yr = y + oh * OW;
+        int64_t *restrict ir = idx + oh * OW;
+        for (intptr_t ow = 0; ow < a; ow++) MLK_F(mlk_pool_max_one)(x, yr + ow, ir + ow, fh, nh, ow, g);
+        for (intptr_t i = 0; i < nh; i++) {
+            for (intptr_t j = 0; j < k; j++) {
+                const int64_t off = (fh + i * g->dh) * W - p + j * d;
+                const MLK_T *restrict xq = x + off;
+                if (i == 0 && j == 0) {
+                    for (intptr_t ow = a; ow < b; ow++) { yr[ow] = xq[ow * s]; ir[ow] = off + ow * s; }
+                } else {
+                    for (intptr_t ow = a; ow < b; ow++) {
+                        const MLK_T m = yr[ow], v = xq[ow * s];
+                        const int t = (v > m) | (v != v);
+                        yr[ow] = t ? v : m;
+                        ir[ow] = t ? off + ow * s : ir[ow];
+                    }
                 }
             }
-            y[oh * g->OW + ow] = m;
-            idx[oh * g->OW + ow] = best;
         }
+        for (intptr_t ow = b; ow < OW; ow++) MLK_F(mlk_pool_max_one)(x, yr + ow, ir + ow, fh, nh, ow, g);
     }
 }
 
@@ -168,7 +199,26 @@ static void MLK_F(mlk_pool_max_row_nhwc)(const MLK_T *restrict x, MLK_T *restric
         MLK_T *restrict yo = y + ow * C;
         int64_t *restrict io = idx ? idx + ow * C : NULL;
         const MLK_T *restrict x0 = x + (fh * W + fw) * C;
-        for (intptr_t c = 0; c < C; c++) yo[c] = x0[c];
+        intptr_t cs = 0;
+        if (!io) {
+            /* blocks of MLK_PCB channels accumulated in registers */
+            for (; cs + MLK_PCB <= C; cs += MLK_PCB) {
+                MLK_T acc[MLK_PCB];
+                for (int c = 0; c < MLK_PCB; c++) acc[c] = x0[cs + c];
+                for (intptr_t i = 0; i < nh; i++) {
+                    for (intptr_t j = (i == 0); j < nw; j++) {
+                        const MLK_T *restrict xq = x + ((fh + i * g->dh) * W + fw + j * g->dw) * C + cs;
+                        for (int c = 0; c < MLK_PCB; c++) { MLK_T v = xq[c]; acc[c] = MLK_PMAX(acc[c], v); }
+                    }
+                }
+                for (int c = 0; c < MLK_PCB; c++) yo[cs + c] = acc[c];
+            }
+            if (cs == C) continue;
+            yo += cs;
+            x0 += cs;
+        }
+        const intptr_t Ct = C - cs;
+        for (intptr_t c = 0; c < Ct; c++) yo[c] = x0[c];
         if (io) {
             const int64_t q0 = fh * W + fw;
             for (intptr_t c = 0; c < C; c++) io[c] = q0;
@@ -176,7 +226,7 @@ static void MLK_F(mlk_pool_max_row_nhwc)(const MLK_T *restrict x, MLK_T *restric
         for (intptr_t i = 0; i < nh; i++) {
             for (intptr_t j = (i == 0); j < nw; j++) {
                 const int64_t q = (fh + i * g->dh) * W + fw + j * g->dw;
-                const MLK_T *restrict xq = x + q * C;
+                const MLK_T *restrict xq = x + q * C + cs;
                 if (io) {
                     for (intptr_t c = 0; c < C; c++) {
                         const MLK_T m = yo[c], v = xq[c];
@@ -185,7 +235,7 @@ static void MLK_F(mlk_pool_max_row_nhwc)(const MLK_T *restrict x, MLK_T *restric
                         io[c] = t ? q : io[c];
                     }
                 } else {
-                    for (intptr_t c = 0; c < C; c++) { MLK_T m = yo[c], v = xq[c]; yo[c] = MLK_PMAX(m, v); }
+                    for (intptr_t c = 0; c < Ct; c++) { MLK_T m = yo[c], v = xq[c]; yo[c] = MLK_PMAX(m, v); }
                 }
             }
         }
@@ -255,15 +305,30 @@ static void MLK_F(mlk_pool_avg_row_nhwc)(const MLK_T *restrict x, MLK_T *restric
         MLK_F(mlk_pool_taps)(ow, g->sw, g->pw, g->kw, 1, W, &fw, &nw);
         const MLK_T div = (MLK_T)(dh * MLK_F(mlk_pool_div)(ow, g->sw, g->pw, g->kw, W, g->cip));
         MLK_T *restrict yo = y + ow * C;
-        const MLK_T *restrict x0 = x + (fh * W + fw) * C;
-        for (intptr_t c = 0; c < C; c++) yo[c] = x0[c];
-        for (intptr_t i = 0; i < nh; i++) {
-            for (intptr_t j = (i == 0); j < nw; j++) {
-                const MLK_T *restrict xq = x + ((fh + i) * W + fw + j) * C;
-                for (intptr_t c = 0; c < C; c++) yo[c] += xq[c];
+        intptr_t cs = 0;
+        for (; cs + MLK_PCB <= C; cs += MLK_PCB) {
+            MLK_T acc[MLK_PCB];
+            const MLK_T *restrict x0 = x + (fh * W + fw) * C + cs;
+            for (int c = 0; c < MLK_PCB; c++) acc[c] = x0[c];
+            for (intptr_t i = 0; i < nh; i++) {
+                for (intptr_t j = (i == 0); j < nw; j++) {
+                    const MLK_T *restrict xq = x + ((fh + i) * W + fw + j) * C + cs;
+                    for (int c = 0; c < MLK_PCB; c++) acc[c] += xq[c];
+                }
             }
+            for (int c = 0; c < MLK_PCB; c++) yo[cs + c] = acc[c] / div;
         }
-        for (intptr_t c = 0; c < C; c++) yo[c] = yo[c] / div;
+        if (cs < C) {
+            const MLK_T *restrict x0 = x + (fh * W + fw) * C;
+            for (intptr_t c = cs; c < C; c++) yo[c] = x0[c];
+            for (intptr_t i = 0; i < nh; i++) {
+                for (intptr_t j = (i == 0); j < nw; j++) {
+                    const MLK_T *restrict xq = x + ((fh + i) * W + fw + j) * C;
+                    for (intptr_t c = cs; c < C; c++) yo[c] += xq[c];
+                }
+            }
+            for (intptr_t c = cs; c < C; c++) yo[c] = yo[c] / div;
+        }
     }
 }
 
