@@ -1283,8 +1283,19 @@ def gru_backward(grad_output, grad_h_n, saved):
 #   window, so ties and +-0 resolve as PyTorch.  With indices: a direct
 #   window scan per output.  NHWC: each window's taps are C-contiguous
 #   vectors (vectorised over the channels).
-# * average: the same separable sums (NCHW) or channel vectors (NHWC), one
-#   division by the divisor (a product of a row and a column factor).
+# * average: the same separable sums (NCHW, one division per output as
+#   PyTorch) or channel vectors (NHWC: one reciprocal of the divisor per
+#   output pixel and C multiplies -- a vector division per C-vector cost more
+#   than the nine additions; within an ulp of the division).  The divisor is
+#   a product of a row and a column factor.
+# * NHWC order: each window's taps as C-vectors, 32 channels at a time
+#   (gcc vectorises the NaN-propagating blend at that width).  The other
+#   order -- the window's rows reduced into a row buffer first, then the
+#   columns -- is kept behind _kernels.set_pool_variant(1) for measurements:
+#   at (32, 112, 112, 64), k3 s2 p1, T=1 (load average 11) it measured
+#   max 30.9 vs 32.9 ms (f32), 71.5 vs 84.8 (f64) and avg 25.7 vs 21.9
+#   (f32), 78.8 vs 76.1 (f64) against the direct order: within the noise of
+#   the loaded machine, so the direct order stays the default.
 # * backward: a work unit owns whole (n, c) planes (NCHW) or (image, channel
 #   block) slices (NHWC) of grad_x, zeroes them and scatter-adds into them
 #   in output order: bitwise identical for any thread count.
