@@ -22,7 +22,8 @@
  *   gelu         x*Phi(x) rounded once, Phi relative-accurate in the tail
  *                (mlk_gelu_erf in mlk_erf.h)
  *   gelu_tanh    x*sigmoid(2u) = x(1 + tanh u)/2, no cancellation for x << 0,
- *                u compensated (mlk_gelu_u2)
+ *                u compensated (mlk_gelu_u2), e = e^{-|2u|} carried as a
+ *                pair E + Elo into the quotient (float64)
  * Several float32 derivatives are evaluated through their float64 twins
  * (mlk_act.h instantiates float64 first).
  */
@@ -197,8 +198,9 @@ MLK_INLINE MLK_T MLK_F(mlk_expneg_scaled_corr)(MLK_T z, MLK_T zerr, MLK_T *lo) {
     MLK_T E = MLK_F(mlk_expneg_scaled)(-MLK_F(mlk_abs)(z));
 #endif
     MLK_T corr = z >= MLK_ZERO ? -zerr : zerr;
-    /* E (1 + corr) as E + lo: the sum is not rounded (float64 gelu_tanh:
-       2.15 -> see README's ULP table) */
+    /* E (1 + corr) as E + lo, together with e's own rounding (float64):
+       neither is rounded into E (float64 gelu_tanh: 2.2 -> 1.0 ULP over
+       10^6 points, benchmarks/ulp_table.py) */
     *lo = E == MLK_ZERO ? MLK_ZERO : El + E * corr;
     return E;
 }

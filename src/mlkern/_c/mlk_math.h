@@ -71,9 +71,15 @@ MLK_INLINE double mlk_prod_err_f64(double a, double b, double p) {
  * enough, the correction is itself an ulp-sized term. */
 MLK_INLINE double mlk_div_fix_f64(double num, double numerr, double d, double derr, double rd) {
     double q = num / d;
-    double qd = q * d;
     /* minus the residual, so that q = -0 stays -0 (q - (+0) = -0) */
+#ifdef __FMA__
+    /* q d - num in one FMA: the remainder of a correctly rounded quotient is
+       representable, so this is exact (3 operations fewer than the split) */
+    double nres = (__builtin_fma(q, d, -num) - numerr) + q * derr;
+#else
+    double qd = q * d;
     double nres = (((qd - num) + mlk_prod_err_f64(q, d, qd)) - numerr) + q * derr;
+#endif
     return q - nres * rd;
 }
 
@@ -91,9 +97,13 @@ MLK_INLINE float mlk_prod_err_f32(float a, float b, float p) {
 
 MLK_INLINE float mlk_div_fix_f32(float num, float numerr, float d, float derr, float rd) {
     float q = num / d;
-    float qd = q * d;
     /* minus the residual, so that q = -0 stays -0 (q - (+0) = -0) */
+#ifdef __FMA__
+    float nres = (__builtin_fmaf(q, d, -num) - numerr) + q * derr;   /* exact, see _f64 */
+#else
+    float qd = q * d;
     float nres = (((qd - num) + mlk_prod_err_f32(q, d, qd)) - numerr) + q * derr;
+#endif
     return q - nres * rd;
 }
 
