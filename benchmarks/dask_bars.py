@@ -10,8 +10,10 @@ about ``--chunk-mb`` MB (whole rows, a multiple of the worker count), on
 processes; the scheduler runs in this process).
 
 What is timed (the cluster):
-  The data are generated *on the workers* (``dask.array.random``) and
-  persisted there before any timing.  One timed run = building the mlkern
+  The data are generated *on the workers* (``dask.array.random``; a
+  chunk's labels in a task that depends on its logits, so that they sit on
+  the same worker, as a loader gives them) and persisted there before any
+  timing.  One timed run = building the mlkern
   graph on the client + ``client.persist`` + waiting until every result
   chunk is in a worker's memory.  Nothing is gathered on the client (the
   loss stays a persisted 0-d array).  A run works on a fresh key (a no-copy
@@ -82,6 +84,11 @@ def _task_thread_ids(dask_worker):
     names = {t.native_id: t.name for t in threading.enumerate()}
     pool = {t.native_id for t in getattr(ex, "_threads", ())}
     return sorted(i for i, n in names.items() if i in pool or "Dask-Default-Threads" in n)
+
+
+def _labels(xb, classes, block_info=None):
+    seed = block_info[0]["chunk-location"][0]
+    return np.random.default_rng(seed).integers(0, classes, xb.shape[0])
 
 
 def _own_session():
@@ -162,7 +169,9 @@ def main(argv=None):
         rng = da.random.default_rng(0)
         x = client.persist(rng.standard_normal((rows, a.classes), chunks=(chunk_rows, a.classes),
                                                dtype=np.float32))
-        y = client.persist(rng.integers(0, a.classes, rows, chunks=chunk_rows))
+        # the labels of a chunk are made next to its logits (as a loader gives
+        # them), so that no chunk of labels crosses between the workers
+        y = client.persist(x.map_blocks(_labels, a.classes, drop_axis=1, dtype=np.int64))
         wait([x, y])
         pid_of = client.run(os.getpid)
         tids = [(pid_of[addr], tid) for addr, ids in client.run(_task_thread_ids).items()

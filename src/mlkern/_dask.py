@@ -694,3 +694,156 @@ def penalty(fname, op, w, lam, want_loss, out):
         return (lam * parts.sum()).astype(rdt)
     return w.map_blocks(_apply, _f=getattr(losses, fname), lam=lam, dtype=rdt,
                         meta=_meta(w.ndim, rdt))
+
+
+# ---------------------------------------------------------------- layers and models
+def _single(a):
+    """A (small) parameter array as a dask array of one chunk (a NumPy one
+    is wrapped without a copy: one key, shipped once to each worker)."""
+    if a is None:
+        return None
+    if not any_dask(a):
+        a = np.asarray(a)
+    return _like(a, tuple((s,) for s in a.shape))
+
+
+def _zeros_like_meta(a):
+    """A zero array of a's shape and dtype (a's values are never read)."""
+    return np.zeros(np.shape(a), a.dtype if any_dask(a) else np.asarray(a).dtype)
+
+
+def _dense_block(xb, wb, bb, act, params, pair):
+    from . import layers
+    r = layers.dense(xb, wb, bb, activation=act, return_saved=pair, **params)
+    if not pair:
+        return r
+    res = np.empty((1,) * xb.ndim, object)
+    res[(0,) * xb.ndim] = r
+    return res
+
+
+def dense(x, weight, bias, activation, out, return_saved, params):
+    """mlkern.layers.dense with a dask argument: one task per chunk of x's
+    leading (batch) axes; the feature axis (the last) in one chunk."""
+    from . import layers
+    _no_out(out, "dense")
+    x = _like(x, None)
+    if x.ndim < 1:
+        raise ValueError("dense: x must have at least 1 dimension (..., in_features), got a scalar")
+    # the eager call's checks (shapes, dtypes, activation) on a sample of one row
+    sample = np.zeros((1,) * (x.ndim - 1) + x.shape[-1:], x.dtype)
+    wz = _zeros_like_meta(weight)
+    bz = None if bias is None else _zeros_like_meta(bias)
+    rdt = layers.dense(sample, wz, bz, activation=activation, **params).dtype
+    _whole_axis(x, x.ndim - 1, "dense", "x")
+    nd = x.ndim
+    lead = tuple(range(nd - 1))
+    xi, wi, bi = lead + (nd - 1,), (nd, nd - 1), (nd,)
+    args = [x, xi, _single(weight), wi, _single(bias), bi if bias is not None else None]
+    fop, _, from_y = layers._spec(activation, params)[:3]
+    keep_z = return_saved and fop >= 0 and not from_y
+    da = _da()
+    if not keep_z:
+        y = da.blockwise(_dense_block, lead + (nd,), *args, act=activation, params=params,
+                         pair=False, concatenate=True, dtype=rdt, meta=_meta(nd, rdt))
+        return (y, y if fop >= 0 else None) if return_saved else y
+    pairs = da.blockwise(_dense_block, lead + (nd,), *args, act=activation, params=params,
+                         pair=True, concatenate=True, adjust_chunks={i: 1 for i in lead + (nd,)},
+                         dtype=object,
+                         meta=_meta(nd, object))
+    chunks = x.chunks[:-1] + ((weight.shape[0],),)
+    y = pairs.map_blocks(_pair_part, i=0, chunks=chunks, dtype=rdt, meta=_meta(nd, rdt))
+    z = pairs.map_blocks(_pair_part, i=1, chunks=chunks, dtype=rdt, meta=_meta(nd, rdt))
+    return y, z
+
+
+def _pair_part(t, i):
+    return t.reshape(-1)[0][i]
+
+
+def _emb_block(ib, wb, padding_idx):
+    from . import layers
+    return layers.embedding(ib, wb, padding_idx=padding_idx)
+
+
+def embedding(indices, weight, padding_idx, out):
+    """mlkern.layers.embedding with a dask argument: one task per chunk of
+    the indices (any axes), the table in one chunk."""
+    from . import layers
+    _no_out(out, "embedding")
+    idx = _like(indices, None)
+    # the eager call's checks (dtypes, the table's shape, padding_idx) on no index
+    rdt = layers.embedding(np.zeros((0,), idx.dtype), _zeros_like_meta(weight),
+                           padding_idx=padding_idx).dtype
+    nd = idx.ndim
+    ind = tuple(range(nd))
+    return _da().blockwise(_emb_block, ind + (nd,), idx, ind, _single(weight), (nd + 1, nd),
+                           padding_idx=padding_idx, concatenate=True, dtype=rdt,
+                           meta=_meta(nd + 1, rdt))
+
+
+def _all_layers(layer):
+    out = [layer]
+    for sub in getattr(layer, "layers", ()):
+        out += _all_layers(sub)
+    return out
+
+
+def _batch_axis(layer):
+    """The input's batch axis: 0, or 1 for a recurrent layer with
+    batch_first=False (a Sequential: its first layer's)."""
+    while getattr(layer, "layers", None):
+        layer = layer.layers[0]
+    return 0 if getattr(layer, "batch_first", True) else 1
+
+
+def _model_block(xb, layer):
+    return np.asarray(layer.forward(xb))
+
+
+def model(layer, x, training):
+    """``layer.forward(x)`` of an mlkern.nn layer or model on a dask array:
+    one task per chunk of the batch axis (every other axis in one chunk)."""
+    import dask
+    name = type(layer).__name__
+    if training:
+        raise TypeError(f"{name}.forward: training=True is not supported on a dask array (a "
+                        "backward needs the forward's state in memory): train on NumPy batches "
+                        "(e.g. x[i:j].compute()); inference, model(x), is lazy")
+    if x.ndim == 0:
+        raise ValueError(f"{name}: a 0-d dask array has no batch axis")
+    ax = _batch_axis(layer)
+    if ax >= x.ndim:
+        raise ValueError(f"{name}: the input needs a batch axis {ax}, got shape {x.shape}")
+    split = [i for i in range(x.ndim) if i != ax and len(x.chunks[i]) > 1]
+    if split:
+        remedy = ", ".join(f"{i}: -1" for i in split)
+        raise ValueError(f"{name}: the dask input is split over chunks along axis "
+                         f"{', '.join(map(str, split))} (chunks {x.chunks}); a model is applied "
+                         f"to each chunk of the batch axis {ax}, so every other axis must be in "
+                         f"one chunk: x.rechunk({{{remedy}}})")
+    # the output's shape, dtype and batch axis from two small samples (batch 1
+    # and 2, zeros), with the layers' attributes restored afterwards
+    keep = [(lay, dict(vars(lay))) for lay in _all_layers(layer)]
+    try:
+        ys = []
+        for n in (1, 2):
+            shape = x.shape[:ax] + (n,) + x.shape[ax + 1:]
+            ys.append(np.asarray(layer.forward(np.zeros(shape, x.dtype))))
+    finally:
+        for lay, d in keep:
+            vars(lay).clear()
+            vars(lay).update(d)
+    s1, s2 = ys[0].shape, ys[1].shape
+    diff = [i for i in range(len(s1)) if len(s1) == len(s2) and s1[i] != s2[i]]
+    if len(s1) != len(s2) or len(diff) != 1 or (s1[diff[0]], s2[diff[0]]) != (1, 2):
+        raise ValueError(f"{name}: its output (shape {s1} for a batch of 1, {s2} for 2) does not "
+                         f"keep the batch axis {ax} of the input, so it cannot be applied to a "
+                         "dask array chunk by chunk")
+    oax, rdt = diff[0], ys[0].dtype
+    out_ind = tuple(ax if i == oax else x.ndim + i for i in range(len(s1)))
+    new = {x.ndim + i: s1[i] for i in range(len(s1)) if i != oax}
+    lay = dask.delayed(layer, pure=False)
+    return _da().blockwise(_model_block, out_ind, x, tuple(range(x.ndim)), lay, None,
+                           new_axes=new, concatenate=True, dtype=rdt,
+                           meta=_meta(len(s1), rdt))

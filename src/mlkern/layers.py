@@ -67,7 +67,7 @@ import numpy as np
 
 from . import _kernels as _ew
 from ._ops import BINARY, UNARY
-from ._validation import (check_count, check_index_range, check_indices, check_padding_idx,
+from ._validation import (any_dask, check_count, check_index_range, check_indices, check_padding_idx,
                           check_real, layer_array, layer_dtype, layer_out)
 
 __all__ = ["dense", "dense_backward", "embedding", "embedding_backward",
@@ -267,6 +267,9 @@ def dense(x, weight, bias=None, *, activation=None, out=None, return_saved=False
     keep_z = return_saved and fop >= 0 and not from_y
     r = _ew.dense_fast(x, weight, bias, out, fop, a, b, c, keep_z)
     if r is None:
+        if any_dask(x, weight, bias):
+            from . import _dask
+            return _dask.dense(x, weight, bias, activation, out, return_saved, activation_params)
         r = _dense_slow(x, weight, bias, out, spec, keep_z)
     if not return_saved:
         return r
@@ -463,6 +466,10 @@ def embedding(indices, weight, *, padding_idx=None, out=None):
     >>> mlkern.layers.embedding(np.array([2, 0, 2]), w).tolist()
     [[4.0, 5.0], [0.0, 1.0], [4.0, 5.0]]
     """
+    if (type(indices) is not np.ndarray or type(weight) is not np.ndarray) and \
+            any_dask(indices, weight):
+        from . import _dask
+        return _dask.embedding(indices, weight, padding_idx, out)
     wa = _emb_weight(weight)
     idx = check_indices(indices)
     V, D = wa.shape

@@ -51,6 +51,7 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from . import activations as _act
 from . import layers as _layers
+from ._validation import any_dask
 
 __all__ = ["Layer", "Dense", "Embedding", "Activation", "Flatten", "Sequential"]
 
@@ -164,6 +165,9 @@ class Layer:
         """
         if not isinstance(training, (bool, np.bool_)):
             raise TypeError(f"training: expected a bool, got {type(training).__name__}")
+        if any_dask(x):                # lazy, one task per chunk of the batch axis
+            from . import _dask
+            return _dask.model(self, x, bool(training))  # type: ignore[no-any-return]
         if training:
             self._training_ctx = None
         y: NDArray[Any] = self._forward(x, bool(training), None)
@@ -307,6 +311,20 @@ class Layer:
             values[k] = v
         for k, p in mine.items():
             np.copyto(p, values[k], casting="unsafe")
+
+    def __getstate__(self) -> dict[str, Any]:
+        # pickling (a Dask worker gets the model so): no forward state, and a
+        # Sequential's per-thread workspaces are made anew
+        d = dict(self.__dict__)
+        d.pop("_training_ctx", None)
+        if "_ws" in d:
+            d["_ws"] = None
+        return d
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "_ws" in state:
+            state = dict(state, _ws=threading.local())
+        self.__dict__.update(state)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._repr_args()})"
