@@ -665,3 +665,23 @@ def test_models_pickle_and_calculus_refuses_dask():
     g = mlkern.calculus.derivative("tanh")(X)     # the _grad function itself: lazy
     assert isinstance(g, da.Array)
     np.testing.assert_array_equal(g.compute(scheduler="threads"), mlkern.tanh_grad(xn))
+
+
+def test_functions_without_a_dask_path_refuse_dask():
+    """No silent compute: a TypeError naming the function."""
+    L = mlkern.layers
+    X = da.from_array(np.ones((4, 3)), chunks=2)
+    T = da.from_array(np.ones((5, 4, 3)), chunks=(5, 2, 3))
+    w, wh = np.ones((2, 3)), np.ones((2, 2))
+    saved = L.rnn(np.ones((5, 4, 3)), None, np.ones((2, 3)), wh, return_saved=True)[2]
+    calls = [("dense_backward", lambda: L.dense_backward(da.ones((4, 2), chunks=2), X, w)),
+             ("embedding_backward", lambda: L.embedding_backward(
+                 da.ones((4, 2), chunks=2), np.zeros(4, np.int64), 3)),
+             ("rnn", lambda: L.rnn(T, None, w, wh)),
+             ("lstm", lambda: L.lstm(T, None, None, np.ones((8, 3)), np.ones((8, 2)))),
+             ("gru", lambda: L.gru(T, None, np.ones((6, 3)), np.ones((6, 2)))),
+             ("rnn_cell", lambda: L.rnn_cell(X, np.ones((4, 2)), w, wh)),
+             ("rnn_backward", lambda: L.rnn_backward(da.ones((5, 4, 2), chunks=2), None, saved))]
+    for name, call in calls:
+        with pytest.raises(TypeError, match=rf"{name}: dask arrays are not supported here yet"):
+            call()

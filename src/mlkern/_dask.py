@@ -27,6 +27,15 @@ How each family is spread over the chunks:
 * reductions inside a function (``prelu_backward``'s ``grad_alpha``): the
   float64 per-channel sums of each chunk, added across chunks.
 
+* layers: ``dense`` one task per chunk of x's leading axes (the feature
+  axis in one chunk), ``embedding`` one per chunk of the indices; the
+  weights one chunk each (one key, sent once to a worker).
+* ``mlkern.nn`` models (``Layer.forward``, the one entry): one task per
+  chunk of the batch axis, every other axis in one chunk; the model is one
+  key (a delayed object).  The output's shape, dtype and batch axis come
+  from running the model on batches of 1 and 2 zero rows at call time (its
+  attributes restored afterwards: a recurrent layer's h_n is untouched).
+
 ``out=`` is refused with dask input (``TypeError``): a dask array is not
 written in place.  The optimisers update NumPy arrays in place and refuse
 dask arrays (their ``TypeError`` asks for a ``numpy.ndarray``).

@@ -203,6 +203,15 @@ def _spec(activation, params):
     return _act_spec(activation, params)
 
 
+def _no_dask(fname, *args):
+    """TypeError for a dask argument of a function that has no Dask path
+    yet (never a silent compute: docs/dask.rst)."""
+    if any_dask(*args):
+        raise TypeError(f"{fname}: dask arrays are not supported here yet (docs/dask.rst); pass "
+                        "NumPy arrays (a dask array's .compute()), or use dense / embedding / an "
+                        "mlkern.nn model, which are lazy on dask arrays")
+
+
 # ---------------------------------------------------------------- dense
 def dense(x, weight, bias=None, *, activation=None, out=None, return_saved=False,
           **activation_params):
@@ -373,6 +382,7 @@ def dense_backward(grad_output, x, weight, *, has_bias=True, activation=None, sa
     ([[3.0, -1.0]], [[1.0, 2.0]], [1.0])
     """
     _, bop, _, a, b, c = _spec(activation, activation_params)
+    _no_dask("dense_backward", grad_output, x, weight, saved)
     ga = np.asarray(grad_output)
     xa, wa, _, cdt, rdt = _dense_args(x, weight, None, "dense_backward")
     sa = None
@@ -527,6 +537,7 @@ def embedding_backward(grad_output, indices, num_embeddings, *, padding_idx=None
     [[10.0, 20.0], [0.0, 0.0], [101.0, 202.0], [0.0, 0.0]]
     """
     V = check_count(num_embeddings, "num_embeddings")
+    _no_dask("embedding_backward", grad_output, indices)
     idx = check_indices(indices)
     ga = np.asarray(grad_output)
     cdt, rdt = layer_dtype((("grad_output", ga),))
@@ -598,6 +609,7 @@ def _mm(a, w, bias, out):
 
 def _rec_args(fname, kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, batch_first, cell):
     G = _GATES[kind]
+    _no_dask(fname, x, h0, c0, w_ih, w_hh, b_ih, b_hh)
     xa = np.asarray(x)
     ha = None if h0 is None else np.asarray(h0)
     ca = None if c0 is None else np.asarray(c0)
@@ -1026,6 +1038,7 @@ def gru_cell(x, h, w_ih, w_hh, b_ih=None, b_hh=None):
 
 
 def _bwd_grads(fname, kind, saved, grads):
+    _no_dask(fname, *(g for _, g in grads))
     if not isinstance(saved, RecurrentSaved) or saved.kind != kind:
         raise TypeError(f"{fname}: saved: expected the saved object of {kind}(..., "
                         f"return_saved=True), got {type(saved).__name__}"
