@@ -530,6 +530,42 @@ def test_embedding_functional(compute):
                      ("numpy indices", emb(idx, da.from_array(w, chunks=5)), emb(idx, w))])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_layer_backwards(compute, dtype):
+    L = mlkern.layers
+    x = RNG.standard_normal((4, 6, 5)).astype(dtype)
+    w = RNG.standard_normal((3, 5)).astype(dtype)
+    X = da.from_array(x, chunks=(3, 4, 5))
+    pairs = []
+    for act, hb, need in ((None, True, True), ("relu", False, True), ("tanh", True, False),
+                          ("gelu", True, True)):
+        y, s = L.dense(x, w, activation=act, return_saved=True)
+        g = RNG.standard_normal(y.shape).astype(dtype)
+        lazy = L.dense_backward(da.from_array(g, chunks=(2, 3, 3)), X, w, has_bias=hb,
+                                activation=act, saved=s, needs_input_grad=need)
+        eager = L.dense_backward(g, x, w, has_bias=hb, activation=act, saved=s,
+                                 needs_input_grad=need)
+        assert [v is None for v in lazy] == [v is None for v in eager]
+        pairs += [(f"dense_backward {act} {i}", lz, e)
+                  for i, (lz, e) in enumerate(zip(lazy, eager)) if e is not None]
+    assert pairs[0][1].chunks == X.chunks                # grad_x chunked like x
+    idx = RNG.integers(0, 9, (11, 4))
+    ge = RNG.standard_normal((11, 4, 3)).astype(dtype)
+    pairs.append(("embedding_backward",
+                  L.embedding_backward(da.from_array(ge, chunks=(5, 3, 3)),
+                                       da.from_array(idx, chunks=(4, 2)), 9, padding_idx=1),
+                  L.embedding_backward(ge, idx, 9, padding_idx=1)))
+    _close(compute, pairs, *_TOL[dtype])
+    with pytest.raises(ValueError, match=r"dense_backward: grad_output must have shape"):
+        L.dense_backward(da.ones((4, 6, 2), chunks=2, dtype=dtype), X, w)
+    with pytest.raises(ValueError, match=r"saved: required"):
+        L.dense_backward(da.ones((4, 6, 3), chunks=2, dtype=dtype), X, w, activation="relu")
+    with pytest.raises(ValueError, match=r"dense_backward: the reduced axis 2 of x"):
+        L.dense_backward(da.ones((4, 6, 3), chunks=2, dtype=dtype), da.from_array(x, chunks=2), w)
+    with pytest.raises(TypeError, match="out= is not supported with dask"):
+        L.embedding_backward(da.from_array(ge, chunks=5), idx, 9, out=np.empty((9, 3), dtype))
+
+
 def _models():
     mlp = nn.Sequential(nn.Dense(7, 6, seed=1), nn.Activation("relu"),
                         nn.Dense(6, 5, activation="tanh", seed=2), nn.Dense(5, 3, seed=3))
@@ -641,6 +677,8 @@ def test_layers_and_models_compute_nothing_eagerly():
     results = [mlp(X), text(I), nn.Activation("relu")(X), nn.Flatten()(X),
                mlkern.layers.dense(X, w), mlkern.layers.embedding(I, np.ones((3, 2))),
                *mlkern.layers.dense(X, w, activation="gelu", return_saved=True),
+               *mlkern.layers.dense_backward(X[:, :2], X, w),
+               mlkern.layers.embedding_backward(X[:, None, :2].rechunk({2: -1}), I[:, :1], 3),
                mlkern.layers.dense(X, da.from_array(w, chunks=1).map_blocks(_boom, dtype=w.dtype))]
     for r in results:
         assert isinstance(r, da.Array), type(r)
@@ -674,10 +712,7 @@ def test_functions_without_a_dask_path_refuse_dask():
     T = da.from_array(np.ones((5, 4, 3)), chunks=(5, 2, 3))
     w, wh = np.ones((2, 3)), np.ones((2, 2))
     saved = L.rnn(np.ones((5, 4, 3)), None, np.ones((2, 3)), wh, return_saved=True)[2]
-    calls = [("dense_backward", lambda: L.dense_backward(da.ones((4, 2), chunks=2), X, w)),
-             ("embedding_backward", lambda: L.embedding_backward(
-                 da.ones((4, 2), chunks=2), np.zeros(4, np.int64), 3)),
-             ("rnn", lambda: L.rnn(T, None, w, wh)),
+    calls = [("rnn", lambda: L.rnn(T, None, w, wh)),
              ("lstm", lambda: L.lstm(T, None, None, np.ones((8, 3)), np.ones((8, 2)))),
              ("gru", lambda: L.gru(T, None, np.ones((6, 3)), np.ones((6, 2)))),
              ("rnn_cell", lambda: L.rnn_cell(X, np.ones((4, 2)), w, wh)),

@@ -856,3 +856,114 @@ def model(layer, x, training):
     return _da().blockwise(_model_block, out_ind, x, tuple(range(x.ndim)), lay, None,
                            new_axes=new, concatenate=True, dtype=rdt,
                            meta=_meta(len(s1), rdt))
+
+
+def _dbwd_block(xb, gb, wb, sb, lead, has_bias, act, params, need_gx):
+    from . import layers
+    gx, gw, gbias = layers.dense_backward(gb, xb, wb, has_bias=has_bias, activation=act,
+                                          saved=sb, needs_input_grad=need_gx, **params)
+    res = np.empty((1,) * lead, object)
+    res[(0,) * lead] = (gx, gw.astype(np.float64),
+                        None if gbias is None else gbias.astype(np.float64))
+    return res
+
+
+def _part_of(t, i, lead):
+    """Part i of a block's result tuple, with `lead` axes of one element in front."""
+    v = t.reshape(-1)[0][i]
+    return v.reshape((1,) * lead + v.shape)
+
+
+def dense_backward(grad_output, x, weight, has_bias, activation, saved, needs_input_grad,
+                   params):
+    """mlkern.layers.dense_backward with a dask argument: one task per chunk
+    of the leading (batch) axes gives grad_x's chunk and float64 partial sums
+    of grad_weight and grad_bias, added across chunks."""
+    from . import layers
+    x = _like(x, None)
+    nd = x.ndim
+    if nd == 1:
+        gx, gw, gb = dense_backward(_like(grad_output, None)[None], x[None], weight, has_bias,
+                                    activation, None if saved is None else _like(saved, None)[None],
+                                    needs_input_grad, params)
+        return (None if gx is None else gx[0]), gw, gb
+    wz = _zeros_like_meta(weight)
+    if wz.ndim != 2:
+        raise ValueError(f"dense_backward: weight must be 2-D (out_features, in_features), got "
+                         f"shape {wz.shape}")
+    N, K = wz.shape
+    shape = x.shape[:-1] + (N,)
+    if tuple(np.shape(grad_output)) != shape:
+        raise ValueError(f"dense_backward: grad_output must have shape {shape} (x.shape[:-1] + "
+                         f"(out_features,)), got {tuple(np.shape(grad_output))}")
+    if saved is not None and tuple(np.shape(saved)) != shape:
+        raise ValueError(f"dense_backward: saved must have the shape of grad_output {shape}, "
+                         f"got {tuple(np.shape(saved))}")
+    # the eager call's checks (dtypes, activation, saved required) on one row
+    one = (1,) * (nd - 1)
+    gdt = grad_output.dtype if any_dask(grad_output) else np.asarray(grad_output).dtype
+    sz = None if saved is None else np.zeros(one + (N,), saved.dtype if any_dask(saved)
+                                             else np.asarray(saved).dtype)
+    _, gw0, _ = layers.dense_backward(np.zeros(one + (N,), gdt), np.zeros(one + (K,), x.dtype),
+                                      wz, has_bias=has_bias, activation=activation, saved=sz,
+                                      **params)
+    rdt = gw0.dtype
+    _whole_axis(x, nd - 1, "dense_backward", "x")
+    lead = tuple(range(nd - 1))
+    gchunks = x.chunks[:-1] + ((N,),)
+    g = _like(grad_output, gchunks)
+    s = None if saved is None else _like(saved, gchunks)
+    da = _da()
+    pairs = da.blockwise(_dbwd_block, lead, x, lead + (nd - 1,), g, lead + (nd,),
+                         _single(weight), (nd, nd - 1), s, None if s is None else lead + (nd,),
+                         lead=nd - 1, has_bias=has_bias, act=activation, params=params,
+                         need_gx=needs_input_grad, concatenate=True,
+                         adjust_chunks={i: 1 for i in lead}, dtype=object,
+                         meta=_meta(nd - 1, object))
+    gx = None
+    if needs_input_grad:
+        gx = pairs.map_blocks(_part_of, i=0, lead=0, new_axis=[nd - 1], chunks=x.chunks,
+                              dtype=rdt, meta=_meta(nd, rdt))
+    ones = _ones(x.chunks[:-1])
+    gw = pairs.map_blocks(_part_of, i=1, lead=nd - 1, new_axis=[nd - 1, nd],
+                          chunks=ones + ((N,), (K,)), dtype=np.float64,
+                          meta=_meta(nd + 1, np.float64)).sum(axis=lead).astype(rdt)
+    gb = None
+    if has_bias:
+        gb = pairs.map_blocks(_part_of, i=2, lead=nd - 1, new_axis=[nd - 1],
+                              chunks=ones + ((N,),), dtype=np.float64,
+                              meta=_meta(nd, np.float64)).sum(axis=lead).astype(rdt)
+    return gx, gw, gb
+
+
+def _ebwd_block(ib, gb, V, padding_idx):
+    from . import layers
+    res = layers.embedding_backward(gb, ib, V, padding_idx=padding_idx).astype(np.float64)
+    return res.reshape((1,) * ib.ndim + res.shape)
+
+
+def embedding_backward(grad_output, indices, num_embeddings, padding_idx, out):
+    """mlkern.layers.embedding_backward with a dask argument: each chunk of
+    the indices scatters into a float64 (num_embeddings, D) partial; the
+    partials are added (memory: one table per chunk being summed)."""
+    from . import layers
+    from ._validation import check_count
+    _no_out(out, "embedding_backward")
+    V = check_count(num_embeddings, "num_embeddings")
+    idx = _like(indices, None)
+    nd = idx.ndim
+    gshape = tuple(np.shape(grad_output))
+    if len(gshape) != nd + 1 or gshape[:-1] != idx.shape:
+        raise ValueError(f"embedding_backward: grad_output must have shape indices.shape + "
+                         f"(embedding_dim,) = {idx.shape + ('D',)}, got {gshape}")
+    D = gshape[-1]
+    gdt = grad_output.dtype if any_dask(grad_output) else np.asarray(grad_output).dtype
+    rdt = layers.embedding_backward(np.zeros((0, D), gdt), np.zeros(0, idx.dtype), V,
+                                    padding_idx=padding_idx).dtype
+    g = _like(grad_output, idx.chunks + ((D,),))
+    ind = tuple(range(nd))
+    parts = _da().blockwise(_ebwd_block, ind + (nd, nd + 1), idx, ind, g, ind + (nd + 1,),
+                            V=V, padding_idx=padding_idx, new_axes={nd: V}, concatenate=True,
+                            adjust_chunks={i: 1 for i in ind}, dtype=np.float64,
+                            meta=_meta(nd + 2, np.float64))
+    return parts.sum(axis=ind).astype(rdt)

@@ -208,8 +208,8 @@ def _no_dask(fname, *args):
     yet (never a silent compute: docs/dask.rst)."""
     if any_dask(*args):
         raise TypeError(f"{fname}: dask arrays are not supported here yet (docs/dask.rst); pass "
-                        "NumPy arrays (a dask array's .compute()), or use dense / embedding / an "
-                        "mlkern.nn model, which are lazy on dask arrays")
+                        "NumPy arrays (a dask array's .compute()), or use the dense / embedding "
+                        "functions or an mlkern.nn model, which are lazy on dask arrays")
 
 
 # ---------------------------------------------------------------- dense
@@ -382,7 +382,10 @@ def dense_backward(grad_output, x, weight, *, has_bias=True, activation=None, sa
     ([[3.0, -1.0]], [[1.0, 2.0]], [1.0])
     """
     _, bop, _, a, b, c = _spec(activation, activation_params)
-    _no_dask("dense_backward", grad_output, x, weight, saved)
+    if any_dask(grad_output, x, weight, saved):
+        from . import _dask
+        return _dask.dense_backward(grad_output, x, weight, has_bias, activation, saved,
+                                    needs_input_grad, activation_params)
     ga = np.asarray(grad_output)
     xa, wa, _, cdt, rdt = _dense_args(x, weight, None, "dense_backward")
     sa = None
@@ -537,7 +540,9 @@ def embedding_backward(grad_output, indices, num_embeddings, *, padding_idx=None
     [[10.0, 20.0], [0.0, 0.0], [101.0, 202.0], [0.0, 0.0]]
     """
     V = check_count(num_embeddings, "num_embeddings")
-    _no_dask("embedding_backward", grad_output, indices)
+    if any_dask(grad_output, indices):
+        from . import _dask
+        return _dask.embedding_backward(grad_output, indices, V, padding_idx, out)
     idx = check_indices(indices)
     ga = np.asarray(grad_output)
     cdt, rdt = layer_dtype((("grad_output", ga),))
