@@ -91,6 +91,19 @@ def _whole_axis(x, ax, fname, name):
                          f"it must be in one chunk: {name}.rechunk({{{ax}: -1}})")
 
 
+# the fan-in of the sums of per-chunk scalars (loss parts, counts, weights):
+# up to this many chunks are added by one task (Dask's default adds 4 per axis
+# per level: more tasks, more small transfers between workers, each costing
+# the event loops a few ms of CPU; the inputs are scalars)
+_FAN_IN = 64
+
+
+def _ssum(a, axis=None):
+    """The sum of a (small: per-chunk scalars) with a flat aggregation."""
+    axes = range(a.ndim) if axis is None else (axis if isinstance(axis, tuple) else (axis,))
+    return a.sum(axis=axis, split_every=dict.fromkeys(axes, _FAN_IN))
+
+
 def _meta(nd, dt):
     return np.empty((0,) * nd, dt)
 
@@ -132,7 +145,7 @@ def _split(pairs, nd, rdt, want_grad, loss_chunks=None, loss_dtype=np.float64):
     if loss_chunks is None:
         parts = pairs.map_blocks(_first, nd=nd, chunks=_ones(pairs.chunks), dtype=np.float64,
                                  meta=_meta(nd, np.float64))
-        loss = parts.sum()
+        loss = _ssum(parts)
     else:
         loss = pairs.map_blocks(_first, nd=nd, chunks=loss_chunks, dtype=loss_dtype,
                                 meta=_meta(len(loss_chunks), loss_dtype))
@@ -265,7 +278,8 @@ def prelu_backward(grad_output, x, alpha, out):
         pchunks = _ones(x.chunks)
     parts, gx = _split(pairs, nd, rdt, True, loss_chunks=pchunks)
     C = x.shape[1] if nd >= 2 else 1
-    ga = parts.sum(axis=tuple(i for i in range(nd) if i != 1)) if nd >= 2 else parts.sum().reshape(1)
+    ga = (_ssum(parts, axis=tuple(i for i in range(nd) if i != 1)) if nd >= 2
+          else _ssum(parts).reshape(1))
     if len(ashape) == 0:
         galpha = ga.sum().astype(rdt)
     elif ashape[0] == 1 and C != 1:
@@ -465,7 +479,7 @@ def pointwise(fname, op, pred, target, reduction, sample_weight, want_loss, want
               reduction=reduction, pos_weight_scalar=pws)
     if reduction == "mean":
         K = math.prod(p.shape[1:])
-        denom = sw.astype(np.float64).sum() * K if sw is not None else float(p.size)
+        denom = _ssum(sw.astype(np.float64)) * K if sw is not None else float(p.size)
     else:
         denom = 1.0
     loss = grad = None
@@ -507,12 +521,12 @@ def _label_denom_block(lab, swb, wb, ig, n, wdt):
 def _label_denom(lab, sw, w, ig, n, wdt, rind):
     da = _da()
     if sw is None and w is None:
-        return (lab != ig).sum().astype(np.float64)
+        return _ssum(lab != ig).astype(np.float64)
     args = [lab, rind, sw, rind if sw is not None else None, w, (1000,) if any_dask(w) else None]
     parts = da.blockwise(_label_denom_block, rind, *args, ig=ig, n=n, wdt=wdt,
                          adjust_chunks={i: (lambda c: 1) for i in rind}, concatenate=True,
                          dtype=np.float64, meta=_meta(len(rind), np.float64))
-    return parts.sum()
+    return _ssum(parts)
 
 
 def _class_task(fname, logits, target, axis, reduction, weight, ignore_index, sample_weight,
@@ -583,7 +597,7 @@ def _class_loss(fname, kind, logits, target, axis, reduction, weight, ignore_ind
         fname, logits, target, axis, reduction, weight, ignore_index, sample_weight, out, kind)
     if reduction == "mean":
         if probs:
-            denom = (sw.astype(np.float64).sum() if sw is not None
+            denom = (_ssum(sw.astype(np.float64)) if sw is not None
                      else float(math.prod(rshape)))
         else:
             # the class weights as the eager call reads them (xent: in the compute dtype)
@@ -663,7 +677,7 @@ def kl(fname, p, q, axis, log_q, reduction, sample_weight, want_loss, want_grad,
             raise ValueError(f"{fname}: sample_weight must have shape {rshape} (one weight per "
                              f"row) or ({rshape[0] if rshape else 1},), got {s}")
     if reduction == "mean":
-        denom = sw.astype(np.float64).sum() if sw is not None else float(math.prod(rshape))
+        denom = _ssum(sw.astype(np.float64)) if sw is not None else float(math.prod(rshape))
     else:
         denom = 1.0
     args = [p, ind, q, ind, sw, rind if sw is not None else None, denom,
@@ -700,7 +714,7 @@ def penalty(fname, op, w, lam, want_loss, out):
     if want_loss:
         parts = w.map_blocks(_penalty_block, op=op, chunks=_ones(w.chunks), dtype=np.float64,
                              meta=_meta(w.ndim, np.float64))
-        return (lam * parts.sum()).astype(rdt)
+        return (lam * _ssum(parts)).astype(rdt)
     return w.map_blocks(_apply, _f=getattr(losses, fname), lam=lam, dtype=rdt,
                         meta=_meta(w.ndim, rdt))
 

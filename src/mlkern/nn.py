@@ -165,7 +165,7 @@ class Layer:
         """
         if not isinstance(training, (bool, np.bool_)):
             raise TypeError(f"training: expected a bool, got {type(training).__name__}")
-        if any_dask(x):                # lazy, one task per chunk of the batch axis
+        if type(x) is not np.ndarray and any_dask(x):   # lazy, a task per batch chunk
             from . import _dask
             return _dask.model(self, x, bool(training))  # type: ignore[no-any-return]
         if training:
