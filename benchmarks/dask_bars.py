@@ -41,8 +41,10 @@ Figures, per function:
     other threads (Dask's event loops), whose CPU time in the timed cluster
     runs exceeds 20 % of their wall time, the peak number of
     worker task threads running at once (sampled from /proc every 2 ms)
-    and the worker processes' OS thread counts (an OpenMP team inside a
-    task would add threads): must not exceed the cluster's cores.
+    and the worker processes' OS thread counts, with those that are not
+    Python threads (an OpenMP or BLAS pool started inside a task would add
+    to them; Dask's own helper threads are Python threads): the busy task
+    threads must not exceed the cluster's cores.
 
 Scheduling on a shared machine: Linux's autogroup shares the CPU between
 *sessions*, not threads, so on a loaded machine the two workers of a
@@ -93,6 +95,12 @@ def _task_thread_ids(dask_worker):
 def _labels(xb, classes, block_info=None):
     seed = block_info[0]["chunk-location"][0]
     return np.random.default_rng(seed).integers(0, classes, xb.shape[0])
+
+
+def _native_threads():
+    """On a worker: OS threads that are not Python threads (an OpenMP or
+    BLAS pool would be counted here)."""
+    return len(os.listdir("/proc/self/task")) - threading.active_count()
 
 
 def _own_session():
@@ -205,6 +213,7 @@ def main(argv=None):
             with mlkern.threads(1):
                 single[name]()
             nthreads0 = [len(__import__("psutil").Process(pid).threads()) for pid in pids]
+            native0 = list(client.run(_native_threads).values())
             busy_wall, used = 0.0, {}
             split = None
             peak = 0
@@ -254,6 +263,7 @@ def main(argv=None):
             r["peak_running_task_threads"] = peak
             r["worker_os_threads"] = [nthreads0, [len(__import__("psutil").Process(pid).threads())
                                                   for pid in pids]]
+            r["worker_native_threads"] = [native0, list(client.run(_native_threads).values())]
             r["cluster_per_core"] = n / r["cluster_s"] / W
             # the reference: the faster of the whole-array and chunk-by-chunk runs
             best = min(r["single_1t_s"], r["chunked_1t_s"])
@@ -280,7 +290,8 @@ def main(argv=None):
               f"{s['task_threads']:.3f}, worker other threads {s['worker_other']:.3f}, "
               f"client + scheduler {s['client']:.3f}); single process 1t CPU "
               f"{r['single_1t_cpu_s']:.3f} s; worker OS threads before/after "
-              f"{r['worker_os_threads'][0]}/{r['worker_os_threads'][1]}")
+              f"{r['worker_os_threads'][0]}/{r['worker_os_threads'][1]}, of which not Python "
+              f"threads {r['worker_native_threads'][0]}/{r['worker_native_threads'][1]}")
     print(f"1p/core: the faster single-process run on 1 thread (whole array, or chunk by chunk "
           f"keeping the results); ratio = cluster per core / 1p/core (the bar: >= 0.9); vs {W}t = "
           f"against the whole array on {W} threads, per thread; cpu eff = elements per "
