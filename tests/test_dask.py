@@ -720,3 +720,42 @@ def test_functions_without_a_dask_path_refuse_dask():
     for name, call in calls:
         with pytest.raises(TypeError, match=rf"{name}: dask arrays are not supported here yet"):
             call()
+
+
+class _WithState(nn.Layer):
+    """Overrides forward with an extra argument, as the recurrent layers do
+    (forward(x, hx=None, *, training=False); __call__(x, hx=None))."""
+    batch_first = True
+
+    def __init__(self):
+        self.w = np.arange(1.0, 4.0)
+        self.h_n = "untouched"
+
+    def __call__(self, x, hx=None):
+        return self.forward(x, hx)
+
+    def forward(self, x, hx=None, *, training=False):
+        y = np.asarray(x) * self.w + (0.0 if hx is None else hx)
+        self.h_n = y[:, -1]
+        return y[:, -1] if not training else y
+
+
+def test_nn_subclass_overriding_forward_keeps_the_dask_entry():
+    layer = _WithState()
+    xn = RNG.standard_normal((7, 5, 3))
+    X = da.from_array(xn, chunks=(3, 5, 3))
+    ys = [layer(X), layer.forward(X), layer.forward(X, None)]
+    assert layer.h_n == "untouched"          # building the graph left no state behind
+    for y in ys:
+        assert isinstance(y, da.Array) and y.chunks == ((3, 3, 1), (3,))
+        np.testing.assert_array_equal(y.compute(scheduler="threads"), (xn * layer.w)[:, -1])
+    with pytest.raises(TypeError, match="other arguments must be None"):
+        layer(X, np.zeros(3))
+    with pytest.raises(TypeError, match="training=True is not supported"):
+        layer.forward(X, training=True)
+    with pytest.raises(TypeError, match="training: expected a bool"):
+        layer.forward(X, training=1)
+    # NumPy input: the subclass's own forward, unchanged
+    np.testing.assert_array_equal(layer(xn, 1.0), (xn * layer.w)[:, -1] + 1.0)
+    assert layer.forward(xn, training=True).shape == xn.shape
+    assert layer.forward.__doc__ is None and type(layer).forward.__wrapped__ is not None
