@@ -759,3 +759,35 @@ def test_nn_subclass_overriding_forward_keeps_the_dask_entry():
     np.testing.assert_array_equal(layer(xn, 1.0), (xn * layer.w)[:, -1] + 1.0)
     assert layer.forward(xn, training=True).shape == xn.shape
     assert layer.forward.__doc__ is None and type(layer).forward.__wrapped__ is not None
+
+
+def _later_models():
+    """The recurrent, conv and pooling classes, where this build has them
+    (they land in mlkern.nn from other branches)."""
+    out = []
+    seq = RNG.standard_normal((6, 10, 3)).astype(np.float32)          # (T, N, I)
+    img = RNG.standard_normal((9, 2, 8, 8)).astype(np.float32)        # NCHW
+    for name in ("SimpleRNN", "LSTM", "GRU"):
+        if hasattr(nn, name):
+            cls = getattr(nn, name)
+            out += [(f"{name} time-major", cls(3, 4, seed=0), seq, (6, 4, 3)),
+                    (f"{name} batch_first", cls(3, 4, batch_first=True, seed=0),
+                     np.ascontiguousarray(seq.transpose(1, 0, 2)), (4, 6, 3)),
+                    (f"{name} last", cls(3, 4, return_sequences=False, seed=0), seq, (6, 4, 3))]
+    if hasattr(nn, "Conv2D") and hasattr(nn, "MaxPool2D"):
+        out += [("cnn", nn.Sequential(nn.Conv2D(2, 3, 3, seed=0), nn.Activation("relu"),
+                                      nn.MaxPool2D(2), nn.Flatten(), nn.Dense(27, 5, seed=1)),
+                 img, (4, 2, 8, 8))]
+    return out
+
+
+def test_nn_recurrent_conv_pool_models_if_present(compute):
+    cases = _later_models()
+    if not cases:
+        pytest.skip("this build has no recurrent / conv / pooling classes in mlkern.nn")
+    pairs = []
+    for name, model, xn, chunks in cases:
+        lazy = model(da.from_array(xn, chunks=chunks))
+        assert isinstance(lazy, da.Array), name
+        pairs.append((name, lazy, model(xn)))
+    _close(compute, pairs, *_TOL[np.float32])
