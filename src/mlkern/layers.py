@@ -67,7 +67,7 @@ import numpy as np
 
 from . import _kernels as _ew
 from ._ops import BINARY, UNARY
-from ._validation import (check_count, check_index_range, check_indices, check_padding_idx,
+from ._validation import (any_dask, check_count, check_index_range, check_indices, check_padding_idx,
                           check_real, layer_array, layer_dtype, layer_out)
 from ._validation import check_groups, check_layout, conv_geometry
 
@@ -204,6 +204,15 @@ def _spec(activation, params):
     return _act_spec(activation, params)
 
 
+def _no_dask(fname, *args):
+    """TypeError for a dask argument of a function that has no Dask path
+    yet (never a silent compute: docs/dask.rst)."""
+    if any_dask(*args):
+        raise TypeError(f"{fname}: dask arrays are not supported here yet (docs/dask.rst); pass "
+                        "NumPy arrays (a dask array's .compute()), or use the dense / embedding "
+                        "functions or an mlkern.nn model, which are lazy on dask arrays")
+
+
 # ---------------------------------------------------------------- dense
 def dense(x, weight, bias=None, *, activation=None, out=None, return_saved=False,
           **activation_params):
@@ -268,6 +277,9 @@ def dense(x, weight, bias=None, *, activation=None, out=None, return_saved=False
     keep_z = return_saved and fop >= 0 and not from_y
     r = _ew.dense_fast(x, weight, bias, out, fop, a, b, c, keep_z)
     if r is None:
+        if any_dask(x, weight, bias):
+            from . import _dask
+            return _dask.dense(x, weight, bias, activation, out, return_saved, activation_params)
         r = _dense_slow(x, weight, bias, out, spec, keep_z)
     if not return_saved:
         return r
@@ -371,6 +383,10 @@ def dense_backward(grad_output, x, weight, *, has_bias=True, activation=None, sa
     ([[3.0, -1.0]], [[1.0, 2.0]], [1.0])
     """
     _, bop, _, a, b, c = _spec(activation, activation_params)
+    if any_dask(grad_output, x, weight, saved):
+        from . import _dask
+        return _dask.dense_backward(grad_output, x, weight, has_bias, activation, saved,
+                                    needs_input_grad, activation_params)
     ga = np.asarray(grad_output)
     xa, wa, _, cdt, rdt = _dense_args(x, weight, None, "dense_backward")
     sa = None
@@ -464,6 +480,10 @@ def embedding(indices, weight, *, padding_idx=None, out=None):
     >>> mlkern.layers.embedding(np.array([2, 0, 2]), w).tolist()
     [[4.0, 5.0], [0.0, 1.0], [4.0, 5.0]]
     """
+    if (type(indices) is not np.ndarray or type(weight) is not np.ndarray) and \
+            any_dask(indices, weight):
+        from . import _dask
+        return _dask.embedding(indices, weight, padding_idx, out)
     wa = _emb_weight(weight)
     idx = check_indices(indices)
     V, D = wa.shape
@@ -521,6 +541,9 @@ def embedding_backward(grad_output, indices, num_embeddings, *, padding_idx=None
     [[10.0, 20.0], [0.0, 0.0], [101.0, 202.0], [0.0, 0.0]]
     """
     V = check_count(num_embeddings, "num_embeddings")
+    if any_dask(grad_output, indices):
+        from . import _dask
+        return _dask.embedding_backward(grad_output, indices, V, padding_idx, out)
     idx = check_indices(indices)
     ga = np.asarray(grad_output)
     cdt, rdt = layer_dtype((("grad_output", ga),))
@@ -925,6 +948,7 @@ def _mm(a, w, bias, out):
 
 def _rec_args(fname, kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, batch_first, cell):
     G = _GATES[kind]
+    _no_dask(fname, x, h0, c0, w_ih, w_hh, b_ih, b_hh)
     xa = np.asarray(x)
     ha = None if h0 is None else np.asarray(h0)
     ca = None if c0 is None else np.asarray(c0)
@@ -1353,6 +1377,7 @@ def gru_cell(x, h, w_ih, w_hh, b_ih=None, b_hh=None):
 
 
 def _bwd_grads(fname, kind, saved, grads):
+    _no_dask(fname, *(g for _, g in grads))
     if not isinstance(saved, RecurrentSaved) or saved.kind != kind:
         raise TypeError(f"{fname}: saved: expected the saved object of {kind}(..., "
                         f"return_saved=True), got {type(saved).__name__}"
