@@ -791,3 +791,72 @@ def test_nn_recurrent_conv_pool_models_if_present(compute):
         assert isinstance(lazy, da.Array), name
         pairs.append((name, lazy, model(xn)))
     _close(compute, pairs, *_TOL[np.float32])
+
+
+# ---------------------------------------------------------------- conv, pooling, locally connected
+def _spatial_calls(X2, X1, Xl, w2, b2, w1, wl, bl):
+    """(name, lazy call, eager call) of every spatial forward: X2 (N, C, H, W)
+    and X1 (N, C, L) chunked along the batch axis, Xl the NHWC twin of X2."""
+    L = mlkern.layers
+    return [
+        ("conv2d", lambda x: L.conv2d(x, w2, b2, padding=1), X2),
+        ("conv2d NHWC", lambda x: L.conv2d(x, w2, None, stride=2, layout="NHWC"), Xl),
+        ("conv1d", lambda x: L.conv1d(x, w1, padding="same", dilation=2), X1),
+        ("max_pool2d", lambda x: L.max_pool2d(x, 3, 2, 1, return_indices=True), X2),
+        ("max_pool1d", lambda x: L.max_pool1d(x, 2, ceil_mode=True), X1),
+        ("avg_pool2d NHWC", lambda x: L.avg_pool2d(x, 2, layout="NHWC"), Xl),
+        ("avg_pool1d", lambda x: L.avg_pool1d(x, 3, 1, 1, count_include_pad=False), X1),
+        ("locally_connected2d", lambda x: L.locally_connected2d(x, wl, bl), X2),
+    ]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_spatial_layers_lazy_per_batch_chunk(compute, dtype):
+    """Each forward is a lazy dask array (one task per batch chunk) equal to
+    the eager call bit for bit (the same kernel on the same images)."""
+    x2 = RNG.standard_normal((7, 3, 8, 8)).astype(dtype)
+    x1 = RNG.standard_normal((7, 3, 12)).astype(dtype)
+    xl = np.ascontiguousarray(x2.transpose(0, 2, 3, 1))
+    w2, b2 = RNG.standard_normal((4, 3, 3, 3)).astype(dtype), RNG.standard_normal(4).astype(dtype)
+    w1 = RNG.standard_normal((5, 3, 3)).astype(dtype)
+    wl = RNG.standard_normal((6, 6, 2, 3, 3, 3)).astype(dtype)
+    bl = RNG.standard_normal((6, 6, 2)).astype(dtype)
+    pairs = []
+    for name, call, xn in _spatial_calls(x2, x1, xl, w2, b2, w1, wl, bl):
+        xd = da.from_array(xn, chunks=(3,) + xn.shape[1:])
+        lazy = call(xd)
+        first = lazy[0] if isinstance(lazy, tuple) else lazy
+        assert first.chunks[0] == (3, 3, 1), name
+        pairs.append((name, lazy, call(xn)))
+    _check(compute, pairs)
+
+
+def test_spatial_layers_errors_and_no_eager_compute():
+    L = mlkern.layers
+    x = np.ones((4, 2, 5, 5))
+    w = np.ones((3, 2, 3, 3))
+    X = da.from_array(x, chunks=(2, 2, 5, 5)).map_blocks(_boom, dtype=x.dtype)
+    results = [L.conv2d(X, w), L.max_pool2d(X, 2), L.avg_pool2d(X, 2),
+               *L.max_pool2d(X, 2, return_indices=True),
+               L.locally_connected2d(X, np.ones((3, 3, 1, 2, 3, 3)))]
+    for r in results:
+        assert isinstance(r, da.Array), type(r)
+        with pytest.raises(Boom):
+            r.compute(scheduler="sync")
+    split = da.from_array(x, chunks=(2, 1, 5, 5))
+    with pytest.raises(ValueError, match=r"conv2d: axis 1 of x .*x\.rechunk\(\{1: -1\}\)"):
+        L.conv2d(split, w)
+    with pytest.raises(ValueError, match=r"max_pool2d: axis 1"):
+        L.max_pool2d(split, 2)
+    # the eager checks run at call time on a zero sample
+    with pytest.raises(ValueError, match="conv2d"):
+        L.conv2d(da.from_array(x, chunks=2), np.ones((3, 4, 3, 3)))
+    with pytest.raises(TypeError, match="out= is not supported with dask input"):
+        L.avg_pool2d(da.from_array(x, chunks=2), 2, out=np.empty((4, 2, 2, 2)))
+    g = da.ones((4, 3, 3, 3), chunks=2)
+    for name, call in [("conv2d_backward", lambda: L.conv2d_backward(g, x, w)),
+                       ("avg_pool2d_backward", lambda: L.avg_pool2d_backward(g, x.shape, 2)),
+                       ("locally_connected2d_backward",
+                        lambda: L.locally_connected2d_backward(g, x, np.ones((3, 3, 3, 2, 3, 3))))]:
+        with pytest.raises(TypeError, match=rf"{name}: dask arrays are not supported here yet"):
+            call()

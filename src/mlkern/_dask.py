@@ -981,3 +981,57 @@ def embedding_backward(grad_output, indices, num_embeddings, padding_idx, out):
                             adjust_chunks={i: 1 for i in ind}, dtype=np.float64,
                             meta=_meta(nd + 2, np.float64))
     return parts.sum(axis=ind).astype(rdt)
+
+
+def _spatial_block(xb, *params, f, kw, pair):
+    r = f(xb, *params, **kw)
+    if not pair:
+        return r
+    res = np.empty((1,) * xb.ndim, object)
+    res[(0,) * xb.ndim] = r
+    return res
+
+
+def spatial_layer(fname, f, x, params, kw, nsp, out):
+    """A convolution, pooling or locally connected forward with a dask
+    argument: one task per chunk of x's batch axis (axis 0 of a batched x),
+    the channel and spatial axes in one chunk (an unbatched x in one chunk).
+    ``f(x, *params, **kw)`` is the eager forward; it returns an array, or a
+    pair (max pooling with ``return_indices=True``)."""
+    _no_out(out, fname)
+    x = _like(x, None)
+    batched = x.ndim == nsp + 2
+    for ax in range(1 if batched else 0, x.ndim):
+        nc = len(x.chunks[ax])
+        if nc > 1:
+            what = "a channel or spatial axis" if batched else "an unbatched x"
+            raise ValueError(f"{fname}: axis {ax} of x ({what}) is split over {nc} chunks; only the "
+                             f"batch axis (0) of a batched x may be: x.rechunk({{{ax}: -1}})")
+    # the eager call's checks (shapes, dtypes, parameters) on one zero image
+    sample = np.zeros(((1,) + x.shape[1:]) if batched else x.shape, x.dtype)
+    r = f(sample, *[None if p is None else _zeros_like_meta(p) for p in params], **kw)
+    pair = isinstance(r, tuple)
+    nd = x.ndim
+    ind = tuple(range(nd))
+    args = [x, ind]
+    nxt = nd
+    for p in params:
+        if p is None:
+            args += [None, None]
+        else:
+            p = _single(p)
+            args += [p, tuple(range(nxt, nxt + p.ndim))]
+            nxt += p.ndim
+    first = r[0] if pair else r
+    skip = 1 if batched else 0
+    chunks = (x.chunks[0],) if batched else ()
+    chunks += tuple((s,) for s in first.shape[skip:])
+    da = _da()
+    if not pair:
+        return da.blockwise(_spatial_block, ind, *args, f=f, kw=kw, pair=False, concatenate=True,
+                            adjust_chunks={i: first.shape[i] for i in range(skip, nd)},
+                            dtype=first.dtype, meta=_meta(nd, first.dtype))
+    pairs = da.blockwise(_spatial_block, ind, *args, f=f, kw=kw, pair=True, concatenate=True,
+                         adjust_chunks={i: 1 for i in ind}, dtype=object, meta=_meta(nd, object))
+    return tuple(pairs.map_blocks(_pair_part, i=i, chunks=chunks, dtype=a.dtype,
+                                  meta=_meta(nd, a.dtype)) for i, a in enumerate(r))

@@ -649,6 +649,11 @@ def _conv_weight(wa, cdt, nhwc):
 
 
 def _conv_forward(fname, nd, x, weight, bias, stride, padding, dilation, groups, layout, out):
+    if any_dask(x, weight, bias):
+        from . import _dask
+        kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, layout=layout)
+        return _dask.spatial_layer(fname, conv1d if nd == 1 else conv2d, x, (weight, bias), kw,
+                                   nd, out)
     xa, xb, wa, ba, _, cdt, rdt, nhwc, yshape, dims = _conv_prep(
         fname, nd, x, weight, bias, stride, padding, dilation, groups, layout)
     y = None
@@ -672,6 +677,7 @@ def _conv_forward(fname, nd, x, weight, bias, stride, padding, dilation, groups,
 
 def _conv_backward(fname, nd, grad_output, x, weight, has_bias, stride, padding, dilation, groups,
                    layout, needs_input_grad):
+    _no_dask(fname, grad_output, x, weight)
     xa, xb, wa, _, ga, cdt, rdt, nhwc, yshape, dims = _conv_prep(
         fname, nd, x, weight, None, stride, padding, dilation, groups, layout, grad_output)
     N, O, P = dims[0], dims[4], dims[14] * dims[15]
@@ -1680,6 +1686,16 @@ def _geom(sp, osp, k, s, p, d):
 
 def _pool_fwd(kind, fname, nsp, x, kernel_size, stride, padding, dilation, ceil_mode,
               count_include_pad, return_indices, layout, out):
+    if any_dask(x):
+        from . import _dask
+        f = globals()[fname]
+        kw = dict(kernel_size=kernel_size, stride=stride, padding=padding, ceil_mode=ceil_mode,
+                  layout=layout)
+        if kind == "max":
+            kw.update(dilation=dilation, return_indices=return_indices)
+        else:
+            kw.update(count_include_pad=count_include_pad)
+        return _dask.spatial_layer(fname, f, x, (), kw, nsp, out)
     last = check_layout(layout, nsp)
     k, s, p, d, ceil_mode = pool_params(nsp, kernel_size, stride, padding, dilation, ceil_mode)
     cip = check_flag(count_include_pad, "count_include_pad")
@@ -1724,6 +1740,7 @@ def _grad_out(gi, rdt):
 
 
 def _max_pool_bwd(fname, nsp, grad_output, indices, input_shape, layout):
+    _no_dask(fname, grad_output, indices)
     last = check_layout(layout, nsp)
     ga, cdt, rdt, ishape, (batched, N, C, sp) = _grad_in(fname, grad_output, input_shape, nsp, last)
     gb, gN, gC, gsp = spatial_shape(ga.shape, nsp, last)
@@ -1747,6 +1764,7 @@ def _max_pool_bwd(fname, nsp, grad_output, indices, input_shape, layout):
 
 def _avg_pool_bwd(fname, nsp, grad_output, input_shape, kernel_size, stride, padding, ceil_mode,
                   count_include_pad, layout):
+    _no_dask(fname, grad_output)
     last = check_layout(layout, nsp)
     k, s, p, d, ceil_mode = pool_params(nsp, kernel_size, stride, padding, 1, ceil_mode)
     cip = check_flag(count_include_pad, "count_include_pad")
@@ -2129,6 +2147,10 @@ def _lc_prep(fname, nsp, x, weight, bias, stride, layout, extra=()):
 
 
 def _lc_forward(fname, nsp, x, weight, bias, stride, layout, out):
+    if any_dask(x, weight, bias):
+        from . import _dask
+        return _dask.spatial_layer(fname, globals()[fname], x, (weight, bias),
+                                   dict(stride=stride, layout=layout), nsp, out)
     xa, wa, ba, cdt, rdt, last, shape, (N, Co, P, CK), geom = _lc_prep(fname, nsp, x, weight, bias,
                                                                         stride, layout)
     xc = layer_array(xa, cdt)
@@ -2152,6 +2174,7 @@ def _lc_forward(fname, nsp, x, weight, bias, stride, layout, out):
 
 
 def _lc_backward(fname, nsp, grad_output, x, weight, has_bias, stride, layout, needs_input_grad):
+    _no_dask(fname, grad_output, x, weight)
     ga = np.asarray(grad_output)
     xa, wa, _, cdt, rdt, last, shape, (N, Co, P, CK), geom = _lc_prep(
         fname, nsp, x, weight, None, stride, layout, (("grad_output", ga),))
