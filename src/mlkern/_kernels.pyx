@@ -74,6 +74,34 @@ cdef extern from "mlk_kernels.h" nogil:
         double decay
     ctypedef void (*optim_f32_fn)(int, float *, const float *, float *, float *, intptr_t, const mlk_oparams *) noexcept nogil
     ctypedef void (*optim_f64_fn)(int, double *, const double *, double *, double *, intptr_t, const mlk_oparams *) noexcept nogil
+    ctypedef struct mlk_rnn_args:
+        intptr_t N
+        intptr_t hb
+        intptr_t ldg
+        intptr_t ldh
+        const void *s
+        const void *bhn
+        void *act
+        const void *hp
+        const void *cp
+        void *h
+        void *c
+        void *aux
+        const void *go
+        const void *dh
+        void *dc
+        void *dg
+        void *dgh
+        void *dprev
+    ctypedef void (*mlk_rnn_fn)(int, const mlk_rnn_args *) noexcept nogil
+    int MLK_RNN_TANH_FWD
+    int MLK_RNN_RELU_FWD
+    int MLK_LSTM_FWD
+    int MLK_GRU_FWD
+    int MLK_RNN_TANH_BWD
+    int MLK_RNN_RELU_BWD
+    int MLK_LSTM_BWD
+    int MLK_GRU_BWD
     ctypedef struct mlk_kernel_table:
         unary_f32_fn unary_f32
         unary_f64_fn unary_f64
@@ -95,6 +123,8 @@ cdef extern from "mlk_kernels.h" nogil:
         kl_f64_fn kl_f64
         optim_f32_fn optim_f32
         optim_f64_fn optim_f64
+        mlk_rnn_fn rnn_f32
+        mlk_rnn_fn rnn_f64
     mlk_kernel_table mlk_kt
     int mlk_dispatch_init(const char *level)
     const char *mlk_dispatch_level()
@@ -242,3 +272,4 @@ include "_loss.pxi"
 include "_optim.pxi"
 include "_capi.pxi"
 include "_layers.pxi"
+include "_rnn.pxi"
