@@ -80,7 +80,6 @@ cdef extern from "mlk_kernels.h" nogil:
         intptr_t ldg
         intptr_t ldh
         const void *s
-        const void *bhn
         void *act
         const void *hp
         const void *cp

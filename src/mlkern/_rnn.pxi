@@ -75,7 +75,7 @@ ctypedef struct _RnnQ:
     Py_ssize_t chunk
     void *x
     void *wih
-    void *whh            # forward: W_hh^T (H, GH); backward: W_hh (GH, H), permuted
+    void *whh            # forward: W_hh (GH, H); backward: W_hh^T (H, GH); gate rows permuted
     void *bias
     void *bhn
     void *hs
@@ -135,6 +135,8 @@ cdef void _rnn_fwd_blk(const _RnnQ *q, real *tp, Py_ssize_t t, Py_ssize_t b) noe
     cdef real *pb = <real *>q.pbuf
     cdef real *hs = <real *>q.hs
     cdef real *cs = <real *>q.cs
+    cdef real *act
+    cdef real *sn
     cdef mlk_rnn_args a
     cdef int prev
     if w <= 0:
@@ -153,15 +155,26 @@ cdef void _rnn_fwd_blk(const _RnnQ *q, real *tp, Py_ssize_t t, Py_ssize_t b) noe
                 memcpy(pb + i * GH + c0, bias + c0, gw * sizeof(real))
         _rgemm(c'T', c'N', gw, m * N, I, <real>1, <const real *>q.wih + c0 * I, I,
                <const real *>q.x + t * N * I, I, <real>(1 if bias != NULL else 0), pb + c0, GH)
-    _rgemm(c'N', c'N', gw, N, H, <real>1, <const real *>q.whh + c0, GH, hs + t * NH, H, <real>0,
-           <real *>q.sbuf + c0, GH)
+    # the recurrent product, added to the projection (GRU's gate n: W_hn h +
+    # b_hn kept apart, in sbuf)
+    act = pb + k * N * GH + c0
+    if q.gru:
+        _rgemm(c'T', c'N', 2 * w, N, H, <real>1, <const real *>q.whh + c0 * H, H, hs + t * NH, H,
+               <real>1, act, GH)
+        sn = <real *>q.sbuf + c0 + 2 * w
+        for i in range(N):
+            memcpy(sn + i * GH, <const real *>q.bhn + j0, w * sizeof(real))
+        _rgemm(c'T', c'N', w, N, H, <real>1, <const real *>q.whh + (c0 + 2 * w) * H, H,
+               hs + t * NH, H, <real>1, sn, GH)
+    else:
+        _rgemm(c'T', c'N', gw, N, H, <real>1, <const real *>q.whh + c0 * H, H, hs + t * NH, H,
+               <real>1, act, GH)
     a.N = N
     a.hb = w
     a.ldg = GH
     a.ldh = H
     a.s = <real *>q.sbuf + c0
-    a.act = pb + k * N * GH + c0
-    a.bhn = (<const real *>q.bhn + j0) if q.bhn != NULL else NULL
+    a.act = act
     a.hp = hs + t * NH + j0
     a.h = hs + (t + 1) * NH + j0
     if q.lstm:
@@ -219,8 +232,8 @@ cdef void _rnn_bwd_blk(const _RnnQ *q, real *tp, Py_ssize_t t, Py_ssize_t b) noe
         dout = <real *>q.d0
     prev = _blas_one()
     if t < q.T - 1:
-        _rgemm(c'N', c'N', w, N, GH, <real>1, <const real *>q.whh + j0, H, dgs + (t + 1) * NG, GH,
-               <real>(1 if q.gru else 0), din + j0, H)
+        _rgemm(c'T', c'N', w, N, GH, <real>1, <const real *>q.whh + j0 * GH, GH,
+               dgs + (t + 1) * NG, GH, <real>(1 if q.gru else 0), din + j0, H)
     if t >= 0:
         memset(&a, 0, sizeof(a))
         a.N = N
@@ -228,7 +241,6 @@ cdef void _rnn_bwd_blk(const _RnnQ *q, real *tp, Py_ssize_t t, Py_ssize_t b) noe
         a.ldg = GH
         a.ldh = H
         a.s = NULL
-        a.bhn = NULL
         a.act = <real *>q.pbuf + t * NG + c0
         a.hp = hs + t * NH + j0
         a.h = hs + (t + 1) * NH + j0
@@ -330,18 +342,18 @@ cdef int _rnn_q(_RnnQ *q, int op, cnp.ndarray x, cnp.ndarray wih, cnp.ndarray wh
     return 0
 
 
-def rnn_fwd_raw(int op, cnp.ndarray x, cnp.ndarray wih, cnp.ndarray whT, object bias,
+def rnn_fwd_raw(int op, cnp.ndarray x, cnp.ndarray wih, cnp.ndarray whh, object bias,
                 object bhn, cnp.ndarray hs, object cs, cnp.ndarray pbuf, cnp.ndarray sbuf,
                 object aux, Py_ssize_t chunk, bint keep, Py_ssize_t P, Py_ssize_t hb):
     """The forward time loop (see the notes above).  x (T, N, I); wih
-    (GH, I) and whT = W_hh^T (H, GH), their gate rows permuted by block;
+    (GH, I) and whh (GH, H), their gate rows permuted by block;
     bias (GH,) permuted or None; bhn (H,) for GRU; hs (T+1, N, H) with hs[0]
     = h0; cs (LSTM) (T+1, N, H) with keep, else (2, N, H), cs[0] = c0; pbuf
     (T, N, GH) with keep (the saved activations), else (chunk, N, GH); sbuf
     (N, GH); aux (T or 1, N, H) for LSTM/GRU.  All C-contiguous of one float
     dtype.  Callers validate."""
     cdef _RnnQ q
-    _rnn_q(&q, op, x, wih, whT, hs, P, hb)
+    _rnn_q(&q, op, x, wih, whh, hs, P, hb)
     q.chunk = chunk if chunk > 0 else 1
     q.keep = keep
     q.bias = _ptr(bias)
@@ -363,18 +375,18 @@ def rnn_fwd_raw(int op, cnp.ndarray x, cnp.ndarray wih, cnp.ndarray whT, object 
 
 def rnn_bwd_raw(int op, object go, cnp.ndarray d0, cnp.ndarray d1, object dc, cnp.ndarray hs,
                 object cs, cnp.ndarray acts, object aux, cnp.ndarray x, cnp.ndarray wih,
-                cnp.ndarray wh, cnp.ndarray dgi, object dgh, object gx, cnp.ndarray gwi,
+                cnp.ndarray whT, cnp.ndarray dgi, object dgh, object gx, cnp.ndarray gwi,
                 cnp.ndarray gwh, object gbi, object gbh, Py_ssize_t P, Py_ssize_t hb):
     """The backward time loop and the weight gradients (see the notes
     above), in the permuted gate order of the forward.  go (T, N, H) or
     None; d0 (N, H) = grad_h_n (zeros for none), d1 (N, H) scratch; dc (N,
     H) = grad_c_n (LSTM), dc_0 on return; hs, cs, acts, aux: the forward's
-    saved arrays; wh = W_hh (GH, H) permuted; dgi (T, N, GH) and (GRU) dgh
+    saved arrays; whT = W_hh^T (H, GH), permuted; dgi (T, N, GH) and (GRU) dgh
     like it: the gate gradients out; gx like x or None; gwi (GH, I), gwh
     (GH, H); gbi, gbh: float64 (GH,) zeros or None.  Returns the index
     (0 or 1) of the d buffer holding grad_h0."""
     cdef _RnnQ q
-    _rnn_q(&q, op, x, wih, wh, hs, P, hb)
+    _rnn_q(&q, op, x, wih, whT, hs, P, hb)
     q.chunk = q.T if q.T > 0 else 1
     q.keep = 1
     q.go = _ptr(go)

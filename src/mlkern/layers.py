@@ -679,8 +679,7 @@ def _rec_forward(kind, args, nonlinearity, keep):
         cs[0] = 0 if c0 is None else c0
     if kind != "rnn":
         aux = np.empty((T if keep else 1, N, H), cdt)
-    _ew.rnn_fwd_raw(_ew.RNN_OPS[_op_name(kind, nonlinearity)], xs, wi,
-                    np.ascontiguousarray(wh.T), bias_x, bhn, hs, cs, pbuf,
+    _ew.rnn_fwd_raw(_ew.RNN_OPS[_op_name(kind, nonlinearity)], xs, wi, wh, bias_x, bhn, hs, cs, pbuf,
                     np.empty((N, GH), cdt), aux, chunk, keep, P, hb)
     if kind == "lstm" and not keep:
         cs = cs[[T % 2]]
@@ -1028,7 +1027,8 @@ def _rec_backward(saved, go, gh, gc):
         acc_h = np.zeros(GH)
     d1 = np.empty((N, H), cdt)
     k = _ew.rnn_bwd_raw(_ew.RNN_BWD_OPS[_op_name(kind, saved.nonlinearity)], go, d0, d1, dc,
-                        hs, saved.cs, saved.acts, saved.extra, xs, saved.w_ih, saved.w_hh,
+                        hs, saved.cs, saved.acts, saved.extra, xs, saved.w_ih,
+                        np.ascontiguousarray(saved.w_hh.T),
                         dgi, dgh, gx, gwi, gwh, acc_i, acc_h, *saved.blocks)
     gh0 = (d0, d1)[k]
     if not gru:

@@ -186,9 +186,8 @@ enum { MLK_RNN_TANH_FWD, MLK_RNN_RELU_FWD, MLK_LSTM_FWD, MLK_GRU_FWD,
 typedef struct {
     intptr_t N, hb;        /* rows, hidden units of the block */
     intptr_t ldg, ldh;     /* row strides of the gate arrays and of the state arrays */
-    const void *s;         /* forward: h' W_hh^T (the block's gates) */
-    const void *bhn;       /* GRU: b_hn of the block (zeros without b_hh) */
-    void *act;             /* forward: the projection in, the activations out; backward: the activations */
+    const void *s;         /* GRU forward: gate n's W_hn h' + b_hn (at gate n's columns) */
+    void *act;             /* forward: the pre-activations in, the activations out; backward: the activations */
     const void *hp, *cp;   /* h_{t-1}, c_{t-1} */
     void *h, *c;           /* forward: h_t, c_t out; RNN backward: h_t */
     void *aux;             /* LSTM tanh(c_t), GRU W_hn h' + b_hn (written forward, read backward) */
