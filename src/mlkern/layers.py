@@ -742,7 +742,8 @@ def rnn(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, *, nonlinearity="tanh", batch_f
     -----
     Formula: ``h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)``.  The input
     projection of all T steps is one GEMM of ``T*N`` rows (both biases folded in);
-    each step one GEMM ``h W_hh^T`` and the nonlinearity (mlkern's kernel).
+    each step one GEMM ``h W_hh^T`` added to it and the nonlinearity, the whole
+    time loop in C.
 
     Examples
     --------
@@ -796,8 +797,9 @@ def lstm(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, *, batch_first=False, retu
     Formula (PyTorch's): ``i, f, o = sigmoid(.)``, ``g = tanh(.)`` of
     ``x W_ih^T + b_ih + h W_hh^T + b_hh``; ``c_t = f c_{t-1} + i g``,
     ``h_t = o tanh(c_t)``.  The input projection of all T steps is one GEMM
-    (both biases folded in); each step one GEMM ``h W_hh^T``, then the gates
-    through mlkern's sigmoid/tanh kernels.
+    (both biases folded in); each step one GEMM ``h W_hh^T`` added to it, then
+    one fused gate kernel (mlkern's sigmoid/tanh, the cell update); the whole
+    time loop in C.
 
     Examples
     --------
@@ -849,7 +851,9 @@ def gru(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, *, batch_first=False, return_sa
     Formula (PyTorch's): ``r, z = sigmoid(W_i x + b_i + W_h h + b_h)``,
     ``n = tanh(W_in x + b_in + r (W_hn h + b_hn))`` (the reset gate after the
     recurrent product), ``h_t = (1 - z) n + z h_{t-1}``.  The input projection
-    of all T steps is one GEMM; each step one GEMM ``h W_hh^T + b_hh``.
+    of all T steps is one GEMM (``b_ih`` and the r, z rows of ``b_hh`` folded
+    in); each step one GEMM ``h W_hh^T`` (``b_hn`` added to its n rows) and one
+    fused gate kernel; the whole time loop in C.
 
     Examples
     --------
