@@ -77,8 +77,9 @@ __all__ = ["dense", "dense_backward", "embedding", "embedding_backward",
 
 # ---------------------------------------------------------------- BLAS set-up
 def _blas_local_address():
-    """Address of openblas_set_num_threads_local in the OpenBLAS that SciPy's
-    cython_blas calls, or 0 when that BLAS does not have it."""
+    """(address of openblas_set_num_threads_local in the OpenBLAS that SciPy's
+    cython_blas calls, or 0 when that BLAS does not have it; that OpenBLAS's
+    core name in lower case, or "")."""
     import ctypes
 
     import scipy
@@ -109,15 +110,32 @@ def _blas_local_address():
         for name in ("openblas_set_num_threads_local", "scipy_openblas_set_num_threads_local"):
             fn = getattr(lib, name, None)
             if fn is not None:
-                return ctypes.cast(fn, ctypes.c_void_p).value or 0
-    return 0
+                core = ""
+                for cname in ("openblas_get_corename", "scipy_openblas_get_corename"):
+                    cfn = getattr(lib, cname, None)
+                    if cfn is not None:
+                        cfn.restype = ctypes.c_char_p
+                        core = (cfn() or b"").decode("ascii", "replace").lower()
+                        break
+                return ctypes.cast(fn, ctypes.c_void_p).value or 0, core
+    return 0, ""
+
+
+# OpenBLAS cores with small-matrix GEMM kernels (no packing of the operands),
+# which the recurrent layers' per-step GEMMs use when cut into panels of
+# 32/16 rows (_rnn.pxi, _RNN_SUB_MNK); elsewhere the panels would only add
+# calls, so they are turned off
+_SMALL_GEMM_CORES = ("skylakex", "cooperlake", "sapphirerapids")
 
 
 def _setup_blas():
     from scipy.linalg import cython_blas
 
     capi = cython_blas.__pyx_capi__
-    _ew.set_blas(capi["sgemm"], capi["dgemm"], capi["sgemv"], capi["dgemv"], _blas_local_address())
+    addr, core = _blas_local_address()
+    _ew.set_blas(capi["sgemm"], capi["dgemm"], capi["sgemv"], capi["dgemv"], addr)
+    if core not in _SMALL_GEMM_CORES:
+        _ew.set_rnn_tuning(-1, 0)
 
 
 _setup_blas()
