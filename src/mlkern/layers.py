@@ -576,12 +576,13 @@ def embedding_backward(grad_output, indices, num_embeddings, *, padding_idx=None
 # column sum, and are permuted back here.  The projection is computed in
 # chunks of at most _PROJ_BYTES (4 MiB) of steps, so without return_saved
 # the scratch does not grow with T.  Figures: benchmarks/rnn_bars.py; on a
-# heavily loaded machine (load 10-12 on 2 cores, 2026-12-07), f32 T=100 N=32
-# I=H=256, one thread, PyTorch / mlkern in CPU time: LSTM forward 0.75x,
-# fwd+bwd 0.84x; GRU 1.23x / 1.22x; RNN 1.23x / 1.30x.  LSTM is near the
-# flop bound: its 3.4 GFLOP forward (10 GFLOP with the backward) at
-# OpenBLAS's ~100 GFLOP/s of one core takes ~34 ms (~100 ms), which is
-# PyTorch's (oneDNN's) own figure.
+# loaded machine (load 4-12 on 2 cores, 2026-12-07), f32 T=100 N=32
+# I=H=256, one thread, PyTorch / mlkern in CPU time: LSTM forward
+# 0.74-0.75x, fwd+bwd 0.84-0.85x; GRU 1.11-1.23x / 1.12-1.22x; RNN
+# 1.06-1.23x / 1.12-1.30x (2 threads: not measurable at that load).  LSTM
+# is bound by its flops: 3.4 GFLOP forward (10 GFLOP with the backward) at
+# OpenBLAS's ~100 GFLOP/s of one core is ~34 ms (~100 ms), where PyTorch
+# (oneDNN) reaches ~24-30 ms (~104-128 ms).
 _GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 _PROJ_BYTES = 4 << 20
 
