@@ -514,17 +514,17 @@ def test_forward_scratch_memory_does_not_grow_with_T(kind, monkeypatch):
         _fwd(kind, p, return_saved=False)
         peaks[T] = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-        if kind == "lstm":
-            # with return_saved: the saved activations grow linearly
-            tracemalloc.start()
-            r = _fwd(kind, p, return_saved=True)
-            peaks[T, "saved"] = tracemalloc.get_traced_memory()[1]
-            tracemalloc.stop()
-            assert r[3].hs.shape[0] == T + 1
+        # with return_saved: the saved activations grow linearly
+        tracemalloc.start()
+        r = _fwd(kind, p, return_saved=True)
+        peaks[T, "saved"] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert r[3].hs.shape[0] == T + 1
+        del r
     step_out = N * H * 4                    # the output (and hs) must grow by this per step
     assert peaks[1000] - peaks[100] < 900 * step_out * 2.5
-    if kind == "lstm":
-        assert peaks[1000, "saved"] - peaks[100, "saved"] > 900 * N * 4 * H * 4
+    # at least the gate activations and the hidden states of every step
+    assert peaks[1000, "saved"] - peaks[100, "saved"] > 900 * N * (G[kind] + 1) * H * 4
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -575,3 +575,70 @@ def test_empty_batch_and_zero_input_size(kind):
     assert out.shape == (3, 0, H) and hn.shape == (0, H)
     g = _bwd(kind, np.ones(out.shape), None, None, saved)
     assert g[0].shape == (3, 0, 1) and not g[-4].any() and not g[-1].any()
+
+
+# ---------------------------------------------------------------- blocks, GEMM panels, threads
+class _tuning:
+    """The recurrent loops' block threshold and GEMM panel limit, restored on exit."""
+
+    def __init__(self, par_work=-1, sub_mnk=-1):
+        self.args = (par_work, sub_mnk)
+
+    def __enter__(self):
+        self.old = mlkern._kernels.set_rnn_tuning(*self.args)
+
+    def __exit__(self, *exc):
+        mlkern._kernels.set_rnn_tuning(*self.old)
+
+
+def _all(kind, p, go, gh, gc):
+    out, hn, cn, saved = _fwd(kind, p)
+    return [out, hn] + ([cn] if kind == "lstm" else []) + _bwd(kind, go, gh, gc, saved)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("H", [40, 64])
+def test_blocks_and_gemm_panels(kind, H):
+    # two blocks of hidden units (H = 40: blocks of 32 and 8 units), with and
+    # without the per-step GEMM panels, against one block and the float64
+    # reference
+    p = _params(kind, 4, 3, 5, H, seed=21)
+    rng = np.random.default_rng(2)
+    go, gh = rng.standard_normal((4, 3, H)), rng.standard_normal((3, H))
+    gc = rng.standard_normal((3, H)) if kind == "lstm" else None
+    assert mlkern._kernels.rnn_blocks(3, H, G[kind]) == (1, H)
+    one = _all(kind, p, go, gh, gc)
+    ro, rh, _ = _ref_seq(kind, p["x"], p["h0"], p["c0"], p["wi"], p["wh"], p["bi"], p["bh"])
+    for sub in (-1, 0):
+        with _tuning(0, sub):
+            assert mlkern._kernels.rnn_blocks(3, H, G[kind]) == (2, 32)
+            res = _all(kind, p, go, gh, gc)
+        np.testing.assert_allclose(res[0], ro, rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(res[1], rh, rtol=1e-12, atol=1e-13)
+        for a, b in zip(res, one):
+            np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("dt", [F32, F64])
+@pytest.mark.parametrize("forced", [True, False])
+def test_thread_counts_bitwise_identical(kind, dt, forced):
+    # two blocks (one per thread at 2 threads): forced by the tuning, or by
+    # the shape (N * G * H * H >= 2**17 multiply-adds a step)
+    N, H = (3, 48) if forced else (32, 64)
+    p = _params(kind, 6, N, 7, H, dt=dt, seed=5)
+    rng = np.random.default_rng(3)
+    go, gh = rng.standard_normal((6, N, H)).astype(dt), rng.standard_normal((N, H)).astype(dt)
+    gc = rng.standard_normal((N, H)).astype(dt) if kind == "lstm" else None
+    old = mlkern.get_num_threads()
+    res = []
+    try:
+        with _tuning(0 if forced else -1):
+            assert mlkern._kernels.rnn_blocks(N, H, G[kind])[0] == 2
+            for n in (1, 2):
+                mlkern.set_num_threads(n)
+                res.append(_all(kind, p, go, gh, gc))
+    finally:
+        mlkern.set_num_threads(old)
+    for a, b in zip(*res):
+        np.testing.assert_array_equal(a, b)

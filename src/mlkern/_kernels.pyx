@@ -79,6 +79,33 @@ cdef extern from "mlk_kernels.h" nogil:
         int cip
     ctypedef void (*pool_f32_fn)(int, const float *, float *, int64_t *, intptr_t, intptr_t, const mlk_pool_geom *, float *) noexcept nogil
     ctypedef void (*pool_f64_fn)(int, const double *, double *, int64_t *, intptr_t, intptr_t, const mlk_pool_geom *, double *) noexcept nogil
+    ctypedef struct mlk_rnn_args:
+        intptr_t N
+        intptr_t hb
+        intptr_t ldg
+        intptr_t ldh
+        const void *s
+        void *act
+        const void *hp
+        const void *cp
+        void *h
+        void *c
+        void *aux
+        const void *go
+        const void *dh
+        void *dc
+        void *dg
+        void *dgh
+        void *dprev
+    ctypedef void (*mlk_rnn_fn)(int, const mlk_rnn_args *) noexcept nogil
+    int MLK_RNN_TANH_FWD
+    int MLK_RNN_RELU_FWD
+    int MLK_LSTM_FWD
+    int MLK_GRU_FWD
+    int MLK_RNN_TANH_BWD
+    int MLK_RNN_RELU_BWD
+    int MLK_LSTM_BWD
+    int MLK_GRU_BWD
     ctypedef struct mlk_kernel_table:
         unary_f32_fn unary_f32
         unary_f64_fn unary_f64
@@ -102,6 +129,8 @@ cdef extern from "mlk_kernels.h" nogil:
         optim_f64_fn optim_f64
         pool_f32_fn pool_f32
         pool_f64_fn pool_f64
+        mlk_rnn_fn rnn_f32
+        mlk_rnn_fn rnn_f64
     mlk_kernel_table mlk_kt
     int mlk_dispatch_init(const char *level)
     const char *mlk_dispatch_level()
@@ -252,3 +281,4 @@ include "_layers.pxi"
 include "_conv.pxi"
 include "_pool.pxi"
 include "_local.pxi"
+include "_rnn.pxi"

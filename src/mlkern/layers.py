@@ -78,8 +78,9 @@ __all__ = ["dense", "dense_backward", "embedding", "embedding_backward",
 
 # ---------------------------------------------------------------- BLAS set-up
 def _blas_local_address():
-    """Address of openblas_set_num_threads_local in the OpenBLAS that SciPy's
-    cython_blas calls, or 0 when that BLAS does not have it."""
+    """(address of openblas_set_num_threads_local in the OpenBLAS that SciPy's
+    cython_blas calls, or 0 when that BLAS does not have it; that OpenBLAS's
+    core name in lower case, or "")."""
     import ctypes
 
     import scipy
@@ -110,15 +111,32 @@ def _blas_local_address():
         for name in ("openblas_set_num_threads_local", "scipy_openblas_set_num_threads_local"):
             fn = getattr(lib, name, None)
             if fn is not None:
-                return ctypes.cast(fn, ctypes.c_void_p).value or 0
-    return 0
+                core = ""
+                for cname in ("openblas_get_corename", "scipy_openblas_get_corename"):
+                    cfn = getattr(lib, cname, None)
+                    if cfn is not None:
+                        cfn.restype = ctypes.c_char_p
+                        core = (cfn() or b"").decode("ascii", "replace").lower()
+                        break
+                return ctypes.cast(fn, ctypes.c_void_p).value or 0, core
+    return 0, ""
+
+
+# OpenBLAS cores with small-matrix GEMM kernels (no packing of the operands),
+# which the recurrent layers' per-step GEMMs use when cut into panels of
+# 32/16 rows (_rnn.pxi, _RNN_SUB_MNK); elsewhere the panels would only add
+# calls, so they are turned off
+_SMALL_GEMM_CORES = ("skylakex", "cooperlake", "sapphirerapids")
 
 
 def _setup_blas():
     from scipy.linalg import cython_blas
 
     capi = cython_blas.__pyx_capi__
-    _ew.set_blas(capi["sgemm"], capi["dgemm"], capi["sgemv"], capi["dgemv"], _blas_local_address())
+    addr, core = _blas_local_address()
+    _ew.set_blas(capi["sgemm"], capi["dgemm"], capi["sgemv"], capi["dgemv"], addr)
+    if core not in _SMALL_GEMM_CORES:
+        _ew.set_rnn_tuning(-1, 0)
 
 
 _setup_blas()
@@ -909,23 +927,26 @@ def conv2d_backward(grad_output, x, weight, *, has_bias=True, stride=1, padding=
 
 
 # ---------------------------------------------------------------- recurrent layers
-# RNN, LSTM, GRU (PyTorch's gate order and formulas).  The input projection of
-# all T steps is one GEMM of T*N rows (dense_raw, the bias folded in); each
-# step one GEMM h W_hh^T; the gates through mlkern's sigmoid/tanh kernels.
-# The backward keeps only dh_{t-1} = dG_t W_hh sequential; the weight and
-# bias gradients are then two dense backward GEMMs over all T*N rows.
-# Gate derivatives use the fused sigmoid/tanh backward kernels over whole
-# (N, G*H) blocks.  The projection is computed in chunks of at most
-# _PROJ_BYTES (4 MiB), so without return_saved the scratch does not grow
-# with T.  Measured (benchmarks/rnn_bars.py, f32, T=32 N=32 I=H=256, one
-# thread, a loaded machine): LSTM forward 0.6-0.76x PyTorch, fwd+bwd
-# 0.74-0.78x; GRU 0.86x / 1.05x; RNN 0.85-1.05x / 1.07x.  The gap is the
-# small-M per-step GEMM: OpenBLAS's (32,256)x(256,1024) sgemm takes 0.19 ms
-# where PyTorch's takes 0.125 ms; computing it transposed (W h^T) was 10-25 %
-# faster for f32 at N=32 but slower for f64 and N=128 (not adopted).
+# RNN, LSTM, GRU (PyTorch's gate order and formulas).  The time loops are in
+# C (_rnn.pxi; the fused gate kernels in _c/mlk_rnn_tmpl.h): the input
+# projection of a chunk of steps is one GEMM (both biases folded in; for GRU
+# b_hn stays inside r * (W_hn h + b_hn)), each step one GEMM h W_hh^T and
+# one fused gate kernel, with no Python per step.  The hidden units are cut
+# into P blocks (P = 1 or 2, by the shape: _kernels.rnn_blocks) whose gate
+# rows this module permutes side by side (_perm), one block per thread.
+# The backward keeps only dh_{t-1} = dG_t W_hh sequential; the weight, bias
+# and input gradients are then GEMMs over all T*N rows and one float64
+# column sum, and are permuted back here.  The projection is computed in
+# chunks of at most _PROJ_BYTES (4 MiB) of steps, so without return_saved
+# the scratch does not grow with T.  Figures: benchmarks/rnn_bars.py; on a
+# loaded machine (load 4-12 on 2 cores, 2026-12-07), f32 T=100 N=32
+# I=H=256, one thread, PyTorch / mlkern in CPU time: LSTM forward
+# 0.74-0.75x, fwd+bwd 0.84-0.85x; GRU 1.11-1.23x / 1.12-1.22x; RNN
+# 1.06-1.23x / 1.12-1.30x (2 threads: not measurable at that load).  LSTM
+# is bound by its flops: 3.4 GFLOP forward (10 GFLOP with the backward) at
+# OpenBLAS's ~100 GFLOP/s of one core is ~34 ms (~100 ms), where PyTorch
+# (oneDNN) reaches ~24-30 ms (~104-128 ms).
 _GATES = {"rnn": 1, "lstm": 4, "gru": 3}
-_SIG, _TANH, _RELU = UNARY["sigmoid"], UNARY["tanh"], UNARY["relu"]
-_SIG_B, _TANH_B = BINARY["sigmoid_backward"], BINARY["tanh_backward"]
 _PROJ_BYTES = 4 << 20
 
 
@@ -935,21 +956,12 @@ class RecurrentSaved:
     return_saved=True)``.  Opaque; its arrays are in time-major order."""
 
     __slots__ = ("kind", "nonlinearity", "batch_first", "cdt", "rdt", "x", "w_ih", "w_hh",
-                 "has_h0", "has_c0", "has_b_ih", "has_b_hh", "hs", "cs", "acts", "extra")
+                 "has_h0", "has_c0", "has_b_ih", "has_b_hh", "hs", "cs", "acts", "extra",
+                 "perm", "blocks")
 
     def __repr__(self):
         T, N = self.hs.shape[0] - 1, self.hs.shape[1]
         return f"<RecurrentSaved {self.kind} T={T} N={N} H={self.hs.shape[2]} dtype={self.cdt}>"
-
-
-def _mm(a, w, bias, out):
-    """out (M, n) = a (M, k) w (n, k)^T + bias, through the dense GEMM path."""
-    if out.size == 0:
-        return out
-    if w.shape[1] == 0:
-        out[...] = 0 if bias is None else bias
-        return out
-    return _ew.dense_raw(a, w, bias, out, None, -1)
 
 
 def _rec_args(fname, kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, batch_first, cell):
@@ -1008,93 +1020,67 @@ def _nonlin(nonlinearity):
     return nonlinearity
 
 
+def _perm(G, H, P, hb):
+    """The gate rows in block order (block b's G gates side by side), or None
+    for one block (the identity)."""
+    if P == 1:
+        return None
+    return np.concatenate([np.arange(k * H + b * hb, k * H + min(H, (b + 1) * hb))
+                           for b in range(P) for k in range(G)])
+
+
+def _op_name(kind, nonlinearity):
+    return "rnn_" + nonlinearity if kind == "rnn" else kind
+
+
 def _rec_forward(kind, args, nonlinearity, keep):
     xs, h0, c0, wi, wh, bi, bh, cdt, rdt = args
     T, N, I = xs.shape
     GH, H = wh.shape
+    G = _GATES[kind]
+    P, hb = _ew.rnn_blocks(N, H, G)
+    perm = _perm(G, H, P, hb)
+    bhn = None
     if kind == "gru":
+        # b_ih and the r, z rows of b_hh fold into the projection; b_hn
+        # stays inside r * (W_hn h + b_hn)
+        bhn = np.zeros(H, cdt) if bh is None else np.ascontiguousarray(bh[2 * H:])
         bias_x = bi
+        if bh is not None:
+            bias_x = np.concatenate([bh[:2 * H], np.zeros(H, cdt)])
+            if bi is not None:
+                bias_x += bi
     else:
         bias_x = bi if bh is None else (bh if bi is None else bi + bh)
-    # the input projection, in chunks of steps of at most _PROJ_BYTES (one
-    # GEMM for all T steps up to that size): the scratch memory of a forward
-    # without return_saved does not grow with T
+    if perm is not None:
+        wi, wh = wi[perm], wh[perm]
+        bias_x = None if bias_x is None else bias_x[perm]
+    xs = np.ascontiguousarray(xs)
+    # the projection in chunks of steps of at most _PROJ_BYTES (the scratch
+    # memory of a forward without return_saved does not grow with T)
     chunk = max(1, min(T, _PROJ_BYTES // max(1, N * GH * xs.itemsize)))
-    xbuf = np.empty((chunk, N, GH), cdt)
-
-    def proj(t):
-        k = t % chunk
-        if k == 0:
-            m = min(chunk, T - t)
-            _mm(xs[t:t + m].reshape(m * N, I), wi, bias_x, xbuf[:m])
-        return xbuf[k]
-
+    pbuf = np.empty((T if keep else chunk, N, GH), cdt)
     hs = np.empty((T + 1, N, H), cdt)
     hs[0] = 0 if h0 is None else h0
-    hp = np.empty((N, GH), cdt)
-    acts = cs = extra = None
-    if kind == "rnn":
-        op = _TANH if nonlinearity == "tanh" else _RELU
-        for t in range(T):
-            _mm(hs[t], wh, None, hp)
-            np.add(hp, proj(t), out=hp)
-            _ew.unary_raw(op, hp, hs[t + 1])
-    elif kind == "lstm":
-        cs = np.empty((T + 1, N, H), cdt) if keep else np.empty((2, N, H), cdt)
+    cs = aux = None
+    if kind == "lstm":
+        cs = np.empty((T + 1 if keep else 2, N, H), cdt)
         cs[0] = 0 if c0 is None else c0
-        acts = np.empty((T, N, GH), cdt) if keep else np.empty((1, N, GH), cdt)
-        tcs = np.empty((T, N, H), cdt) if keep else np.empty((1, N, H), cdt)
-        buf = np.empty((N, H), cdt)
-        for t in range(T):
-            a = acts[t if keep else 0]
-            tc = tcs[t if keep else 0]
-            cp = cs[t if keep else t % 2]
-            cn = cs[t + 1 if keep else (t + 1) % 2]
-            _mm(hs[t], wh, None, hp)
-            np.add(hp, proj(t), out=hp)
-            _ew.unary_raw(_SIG, hp, a)                  # i, f, o (g overwritten below)
-            np.copyto(buf, hp[:, 2 * H:3 * H])          # g: tanh on a contiguous copy
-            _ew.unary_raw(_TANH, buf, buf)
-            a[:, 2 * H:3 * H] = buf
-            np.multiply(a[:, H:2 * H], cp, out=cn)
-            buf *= a[:, :H]
-            cn += buf
-            _ew.unary_raw(_TANH, cn, tc)
-            np.multiply(a[:, 3 * H:], tc, out=hs[t + 1])
-        extra = tcs
-        if not keep:
-            cs = cs[[T % 2]]
-    else:
-        acts = np.empty((T, N, GH), cdt) if keep else np.empty((1, N, GH), cdt)
-        hpn = np.empty((T, N, H), cdt) if keep else None
-        pre = np.empty((N, GH), cdt)
-        buf = np.empty((N, H), cdt)
-        for t in range(T):
-            a = acts[t if keep else 0]
-            _mm(hs[t], wh, bh, hp)
-            xt = proj(t)
-            np.add(hp, xt, out=pre)
-            _ew.unary_raw(_SIG, pre, a)                 # r, z (n overwritten below)
-            n = buf
-            np.multiply(a[:, :H], hp[:, 2 * H:], out=n)
-            n += xt[:, 2 * H:]
-            _ew.unary_raw(_TANH, n, n)
-            a[:, 2 * H:] = n
-            if keep:
-                hpn[t] = hp[:, 2 * H:]
-            h = hs[t + 1]
-            np.subtract(hs[t], n, out=h)
-            h *= a[:, H:2 * H]
-            h += n
-        extra = hpn
+    if kind != "rnn":
+        aux = np.empty((T if keep else 1, N, H), cdt)
+    _ew.rnn_fwd_raw(_ew.RNN_OPS[_op_name(kind, nonlinearity)], xs, wi, wh, bias_x, bhn, hs, cs, pbuf,
+                    np.empty((N, GH), cdt), aux, chunk, keep, P, hb)
+    if kind == "lstm" and not keep:
+        cs = cs[[T % 2]]
     saved = None
     if keep:
         saved = RecurrentSaved()
         saved.kind, saved.nonlinearity, saved.cdt, saved.rdt = kind, nonlinearity, cdt, rdt
-        saved.x, saved.w_ih, saved.w_hh = xs, wi, wh
+        saved.x, saved.w_ih, saved.w_hh = xs, wi, wh          # permuted gate rows
         saved.has_h0, saved.has_c0 = h0 is not None, c0 is not None
         saved.has_b_ih, saved.has_b_hh = bi is not None, bh is not None
-        saved.hs, saved.cs, saved.acts, saved.extra = hs, cs, acts, extra
+        saved.hs, saved.cs, saved.acts, saved.extra = hs, cs, pbuf, aux
+        saved.perm, saved.blocks = perm, (P, hb)
     return hs, cs, saved
 
 
@@ -1145,7 +1131,8 @@ def rnn(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, *, nonlinearity="tanh", batch_f
     -----
     Formula: ``h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)``.  The input
     projection of all T steps is one GEMM of ``T*N`` rows (both biases folded in);
-    each step one GEMM ``h W_hh^T`` and the nonlinearity (mlkern's kernel).
+    each step one GEMM ``h W_hh^T`` added to it and the nonlinearity, the whole
+    time loop in C.
 
     Examples
     --------
@@ -1199,8 +1186,9 @@ def lstm(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, *, batch_first=False, retu
     Formula (PyTorch's): ``i, f, o = sigmoid(.)``, ``g = tanh(.)`` of
     ``x W_ih^T + b_ih + h W_hh^T + b_hh``; ``c_t = f c_{t-1} + i g``,
     ``h_t = o tanh(c_t)``.  The input projection of all T steps is one GEMM
-    (both biases folded in); each step one GEMM ``h W_hh^T``, then the gates
-    through mlkern's sigmoid/tanh kernels.
+    (both biases folded in); each step one GEMM ``h W_hh^T`` added to it, then
+    one fused gate kernel (mlkern's sigmoid/tanh, the cell update); the whole
+    time loop in C.
 
     Examples
     --------
@@ -1252,7 +1240,9 @@ def gru(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, *, batch_first=False, return_sa
     Formula (PyTorch's): ``r, z = sigmoid(W_i x + b_i + W_h h + b_h)``,
     ``n = tanh(W_in x + b_in + r (W_hn h + b_hn))`` (the reset gate after the
     recurrent product), ``h_t = (1 - z) n + z h_{t-1}``.  The input projection
-    of all T steps is one GEMM; each step one GEMM ``h W_hh^T + b_hh``.
+    of all T steps is one GEMM (``b_ih`` and the r, z rows of ``b_hh`` folded
+    in); each step one GEMM ``h W_hh^T`` (``b_hn`` added to its n rows) and one
+    fused gate kernel; the whole time loop in C.
 
     Examples
     --------
@@ -1407,27 +1397,48 @@ def _bwd_grads(fname, kind, saved, grads):
     return res
 
 
-def _weight_grads(saved, dgi, dgh, need_gx):
-    """(grad_x, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh) from the gate
-    gradients of all steps: dense backward GEMMs over T*N rows."""
-    cdt = saved.cdt
-    xs, wi, wh, hs = saved.x, saved.w_ih, saved.w_hh, saved.hs
+def _rec_backward(saved, go, gh, gc):
+    """(grad_x, grad_h0, grad_c0, (grad_w_ih, grad_w_hh, grad_b_ih,
+    grad_b_hh)) in the compute dtype; the time loop and the GEMMs in C."""
+    kind, cdt, xs, hs = saved.kind, saved.cdt, saved.x, saved.hs
     T, N, I = xs.shape
-    GH, H = wh.shape
-    gx = np.zeros(xs.shape, cdt) if need_gx else None
-    gwi = np.zeros(wi.shape, cdt)
-    gwh = np.zeros(wh.shape, cdt)
-    gbi = np.zeros(GH, cdt) if saved.has_b_ih else None
-    gbh = np.zeros(GH, cdt) if saved.has_b_hh else None
-    if T * N and GH:
-        same = dgh is dgi
-        _ew.dense_bwd_raw(dgi, xs, wi, None, None, gbi if (gbi is not None or not same) else None,
-                          gwi, gx, -1)
-        _ew.dense_bwd_raw(dgh, hs[:-1], wh, None, None,
-                          None if (same and gbi is not None) else gbh, gwh, None, -1)
-        if same and gbi is not None and gbh is not None:
-            gbh[...] = gbi
-    return gx, gwi, gwh, gbi, gbh
+    GH, H = saved.w_hh.shape
+    gru = kind == "gru"
+    d0 = np.zeros((N, H), cdt) if gh is None else np.array(gh, order="C", copy=True)
+    dc = None
+    if kind == "lstm":
+        dc = np.zeros((N, H), cdt) if gc is None else np.array(gc, order="C", copy=True)
+    go = None if go is None else np.ascontiguousarray(go)
+    dgi = np.empty((T, N, GH), cdt)
+    dgh = np.empty((T, N, GH), cdt) if gru else None
+    gx = (np.empty if H else np.zeros)(xs.shape, cdt)
+    gwi = np.empty((GH, I), cdt)
+    gwh = np.empty((GH, H), cdt)
+    acc_i = acc_h = None
+    if saved.has_b_ih or (saved.has_b_hh and not gru):
+        acc_i = np.zeros(GH)
+    if saved.has_b_hh and gru:
+        acc_h = np.zeros(GH)
+    d1 = np.empty((N, H), cdt)
+    k = _ew.rnn_bwd_raw(_ew.RNN_BWD_OPS[_op_name(kind, saved.nonlinearity)], go, d0, d1, dc,
+                        hs, saved.cs, saved.acts, saved.extra, xs, saved.w_ih,
+                        np.ascontiguousarray(saved.w_hh.T),
+                        dgi, dgh, gx, gwi, gwh, acc_i, acc_h, *saved.blocks)
+    gh0 = (d0, d1)[k]
+    if not gru:
+        acc_h = acc_i
+    gbi = None if not saved.has_b_ih else acc_i.astype(cdt)
+    gbh = None if not saved.has_b_hh else acc_h.astype(cdt)
+    perm = saved.perm
+    if perm is not None:
+        def unperm(g):
+            if g is None:
+                return None
+            r = np.empty_like(g)
+            r[perm] = g
+            return r
+        gwi, gwh, gbi, gbh = unperm(gwi), unperm(gwh), unperm(gbi), unperm(gbh)
+    return gx, gh0, dc, (gwi, gwh, gbi, gbh)
 
 
 def _bwd_finish(saved, gx, gh0, gc0, rest, kind):
@@ -1480,23 +1491,8 @@ def rnn_backward(grad_output, grad_h_n, saved):
     """
     go, gh = _bwd_grads("rnn_backward", "rnn", saved,
                         (("grad_output", grad_output), ("grad_h_n", grad_h_n)))
-    cdt, hs, wh = saved.cdt, saved.hs, saved.w_hh
-    T, N, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
-    whT = np.ascontiguousarray(wh.T)
-    dh = np.zeros((N, H), cdt) if gh is None else gh.copy()
-    dg = np.empty((T, N, H), cdt)
-    for t in range(T - 1, -1, -1):
-        if go is not None:
-            dh += go[t]
-        h = hs[t + 1]
-        d = dg[t]
-        if saved.nonlinearity == "tanh":
-            _ew.binary_raw(_TANH_B, dh, h, d)       # dh (1 - h^2)
-        else:
-            np.multiply(dh, h > 0, out=d)
-        _mm(d, whT, None, dh)
-    gx, *rest = _weight_grads(saved, dg, dg, True)
-    return _bwd_finish(saved, gx, dh, None, rest, "rnn")
+    gx, gh0, _, rest = _rec_backward(saved, go, gh, None)
+    return _bwd_finish(saved, gx, gh0, None, rest, "rnn")
 
 
 def lstm_backward(grad_output, grad_h_n, grad_c_n, saved):
@@ -1538,36 +1534,8 @@ def lstm_backward(grad_output, grad_h_n, grad_c_n, saved):
     go, gh, gc = _bwd_grads("lstm_backward", "lstm", saved,
                             (("grad_output", grad_output), ("grad_h_n", grad_h_n),
                              ("grad_c_n", grad_c_n)))
-    cdt, hs, cs, acts, tcs, wh = saved.cdt, saved.hs, saved.cs, saved.acts, saved.extra, saved.w_hh
-    T, N, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
-    whT = np.ascontiguousarray(wh.T)
-    dh = np.zeros((N, H), cdt) if gh is None else gh.copy()
-    dc = np.zeros((N, H), cdt) if gc is None else gc.copy()
-    dg = np.empty((T, N, 4 * H), cdt)
-    tmp = np.empty((N, H), cdt)
-    buf = np.empty((N, H), cdt)
-    for t in range(T - 1, -1, -1):
-        if go is not None:
-            dh += go[t]
-        a, tc, d = acts[t], tcs[t], dg[t]
-        i, f, g, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
-        np.multiply(dh, o, out=tmp)
-        _ew.binary_raw(_TANH_B, tmp, tc, tmp)       # dh o (1 - tanh(c)^2)
-        dc += tmp                                   # d c_t
-        # gradients w.r.t. the gate activations, then one sigmoid backward
-        # over all 4H columns (the g quarter redone with tanh's below)
-        np.multiply(dc, g, out=d[:, :H])
-        np.multiply(dc, cs[t], out=d[:, H:2 * H])
-        np.multiply(dh, tc, out=d[:, 3 * H:])
-        np.multiply(dc, i, out=tmp)
-        _ew.binary_raw(_SIG_B, d, a, d)
-        np.copyto(buf, g)
-        _ew.binary_raw(_TANH_B, tmp, buf, tmp)
-        d[:, 2 * H:3 * H] = tmp
-        dc *= f                                     # d c_{t-1}
-        _mm(d, whT, None, dh)
-    gx, *rest = _weight_grads(saved, dg, dg, True)
-    return _bwd_finish(saved, gx, dh, dc, rest, "lstm")
+    gx, gh0, gc0, rest = _rec_backward(saved, go, gh, gc)
+    return _bwd_finish(saved, gx, gh0, gc0, rest, "lstm")
 
 
 def gru_backward(grad_output, grad_h_n, saved):
@@ -1607,36 +1575,8 @@ def gru_backward(grad_output, grad_h_n, saved):
     """
     go, gh = _bwd_grads("gru_backward", "gru", saved,
                         (("grad_output", grad_output), ("grad_h_n", grad_h_n)))
-    cdt, hs, acts, hpn, wh = saved.cdt, saved.hs, saved.acts, saved.extra, saved.w_hh
-    T, N, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
-    whT = np.ascontiguousarray(wh.T)
-    dh = np.zeros((N, H), cdt) if gh is None else gh.copy()
-    dgi = np.empty((T, N, 3 * H), cdt)
-    dgh = np.empty((T, N, 3 * H), cdt)
-    dprev = np.empty((N, H), cdt)
-    buf = np.empty((N, H), cdt)
-    tmp = np.empty((N, H), cdt)
-    for t in range(T - 1, -1, -1):
-        if go is not None:
-            dh += go[t]
-        a, di, dhh = acts[t], dgi[t], dgh[t]
-        r = a[:, :H]
-        np.copyto(buf, a[:, 2 * H:])                # n, contiguous
-        np.multiply(dh, a[:, H:2 * H], out=dprev)   # dh z: the direct path to h_{t-1}
-        np.subtract(dh, dprev, out=tmp)             # d n = dh (1 - z)
-        _ew.binary_raw(_TANH_B, tmp, buf, tmp)      # d n_pre
-        np.subtract(hs[t], buf, out=buf)
-        buf *= dh                                   # d z = dh (h_{t-1} - n)
-        di[:, H:2 * H] = buf
-        np.multiply(tmp, hpn[t], out=di[:, :H])     # d r = d n_pre (W_hn h + b_hn)
-        _ew.binary_raw(_SIG_B, di, a, di)           # r, z to pre-activations (n column redone)
-        di[:, 2 * H:] = tmp
-        dhh[:, :2 * H] = di[:, :2 * H]
-        np.multiply(tmp, r, out=dhh[:, 2 * H:])
-        _mm(dhh, whT, None, dh)
-        dh += dprev
-    gx, gwi, gwh, gbi, gbh = _weight_grads(saved, dgi, dgh, True)
-    return _bwd_finish(saved, gx, dh, None, (gwi, gwh, gbi, gbh), "gru")
+    gx, gh0, _, rest = _rec_backward(saved, go, gh, None)
+    return _bwd_finish(saved, gx, gh0, None, rest, "gru")
 
 
 # ---------------------------------------------------------------- pooling (issue 15)

@@ -45,6 +45,8 @@ class RecurrentSaved:
     cs: NDArray[Any] | None
     acts: NDArray[Any] | None
     extra: NDArray[Any] | None
+    perm: NDArray[Any] | None
+    blocks: tuple[int, int]
 
 _A = NDArray[Any]
 

@@ -40,7 +40,9 @@
     void mlk_optim_f32_##isa(int, float *, const float *, float *, float *, intptr_t, const mlk_oparams *); \
     void mlk_optim_f64_##isa(int, double *, const double *, double *, double *, intptr_t, const mlk_oparams *); \
     void mlk_pool_f32_##isa(int, const float *, float *, int64_t *, intptr_t, intptr_t, const mlk_pool_geom *, float *); \
-    void mlk_pool_f64_##isa(int, const double *, double *, int64_t *, intptr_t, intptr_t, const mlk_pool_geom *, double *);
+    void mlk_pool_f64_##isa(int, const double *, double *, int64_t *, intptr_t, intptr_t, const mlk_pool_geom *, double *); \
+    void mlk_rnn_f32_##isa(int, const mlk_rnn_args *); \
+    void mlk_rnn_f64_##isa(int, const mlk_rnn_args *);
 
 #define MLK_TABLE(isa) { mlk_unary_f32_##isa, mlk_unary_f64_##isa, mlk_binary_f32_##isa, \
     mlk_binary_f64_##isa, mlk_prelu_f32_##isa, mlk_prelu_f64_##isa, \
@@ -48,7 +50,8 @@
     mlk_rowwise_f64_##isa, mlk_argmax_f32_##isa, mlk_argmax_f64_##isa, \
     mlk_xent_f32_##isa, mlk_xent_f64_##isa, mlk_ploss_f32_##isa, mlk_ploss_f64_##isa, \
     mlk_kl_f32_##isa, mlk_kl_f64_##isa, mlk_optim_f32_##isa, mlk_optim_f64_##isa, \
-    mlk_pool_f32_##isa, mlk_pool_f64_##isa }
+    mlk_pool_f32_##isa, mlk_pool_f64_##isa, \
+    mlk_rnn_f32_##isa, mlk_rnn_f64_##isa }
 
 MLK_DECLARE(baseline)
 static const mlk_kernel_table mlk_table_baseline = MLK_TABLE(baseline);

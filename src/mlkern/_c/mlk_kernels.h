@@ -191,6 +191,25 @@ typedef struct {
 } mlk_pool_geom;
 typedef void (*mlk_pool_f32_fn)(int op, const float *a, float *b, int64_t *idx, intptr_t u0, intptr_t u1, const mlk_pool_geom *g, float *work);
 typedef void (*mlk_pool_f64_fn)(int op, const double *a, double *b, int64_t *idx, intptr_t u0, intptr_t u1, const mlk_pool_geom *g, double *work);
+/* recurrent layers (mlk_rnn_tmpl.h): one time step over one block of
+   hidden units; the pointers are of the element type (see the template) */
+enum { MLK_RNN_TANH_FWD, MLK_RNN_RELU_FWD, MLK_LSTM_FWD, MLK_GRU_FWD,
+       MLK_RNN_TANH_BWD, MLK_RNN_RELU_BWD, MLK_LSTM_BWD, MLK_GRU_BWD };
+typedef struct {
+    intptr_t N, hb;        /* rows, hidden units of the block */
+    intptr_t ldg, ldh;     /* row strides of the gate arrays and of the state arrays */
+    const void *s;         /* GRU forward: gate n's W_hn h' + b_hn (at gate n's columns) */
+    void *act;             /* forward: the pre-activations in, the activations out; backward: the activations */
+    const void *hp, *cp;   /* h_{t-1}, c_{t-1} */
+    void *h, *c;           /* forward: h_t, c_t out; RNN backward: h_t */
+    void *aux;             /* LSTM tanh(c_t), GRU W_hn h' + b_hn (written forward, read backward) */
+    const void *go;        /* backward: grad of the output at t, or NULL */
+    const void *dh;        /* backward: the gradient of h_t from the later steps */
+    void *dc;              /* LSTM backward: dc_t in, dc_{t-1} out */
+    void *dg, *dgh;        /* backward: the gate gradients; GRU: dgh those of W_hh */
+    void *dprev;           /* GRU backward: z dh, the direct part of dh_{t-1} */
+} mlk_rnn_args;
+typedef void (*mlk_rnn_fn)(int op, const mlk_rnn_args *a);
 
 typedef struct {
     mlk_unary_f32_fn unary_f32;
@@ -215,6 +234,8 @@ typedef struct {
     mlk_optim_f64_fn optim_f64;
     mlk_pool_f32_fn pool_f32;
     mlk_pool_f64_fn pool_f64;
+    mlk_rnn_fn rnn_f32;
+    mlk_rnn_fn rnn_f64;
 } mlk_kernel_table;
 
 /* the table in use; set by mlk_dispatch_init */

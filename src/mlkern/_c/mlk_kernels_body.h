@@ -14,6 +14,7 @@
 #include "mlk_loss_tmpl.h"
 #include "mlk_optim_tmpl.h"
 #include "mlk_pool_tmpl.h"
+#include "mlk_rnn_tmpl.h"
 #undef MLK_SQRT
 #undef MLK_T
 #undef MLK_F
@@ -28,6 +29,7 @@
 #include "mlk_loss_tmpl.h"
 #include "mlk_optim_tmpl.h"
 #include "mlk_pool_tmpl.h"
+#include "mlk_rnn_tmpl.h"
 #undef MLK_SQRT
 #undef MLK_T
 #undef MLK_F
