@@ -1591,8 +1591,11 @@ def gru_backward(grad_output, grad_h_n, saved):
 # * average: the same separable sums (NCHW, one division per output as
 #   PyTorch) or channel vectors (NHWC: one reciprocal of the divisor per
 #   output pixel and C multiplies -- a vector division per C-vector cost more
-#   than the nine additions; within an ulp of the division).  The divisor is
-#   a product of a row and a column factor.
+#   than the nine additions; within an ulp of the division); with kernel 3
+#   and stride 2 along W the interior columns' row sums are shared between
+#   neighbouring windows.  The divisor is a product of a row and a column
+#   factor.  Open: NHWC average (f32) measured ~1.7x slower than NHWC max
+#   and below PyTorch channels_last at T=1 (benchmarks/pool_bars.py).
 # * NHWC order: each window's taps as C-vectors, 32 channels at a time
 #   (gcc vectorises the NaN-propagating blend at that width).  The other
 #   order -- the window's rows reduced into a row buffer first, then the
