@@ -560,6 +560,8 @@ def embedding_backward(grad_output, indices, num_embeddings, *, padding_idx=None
 # owns) are fixed by the shape, so every result is bitwise identical for
 # any thread count.  Extra memory per call: one col tile per thread (two in
 # the backward), up to 7 grad_weight partials, and the repacked weight.
+# Channels-last 3x3 stride-1 forwards with >= 16 channels use Winograd
+# F(2x2, 3x3) instead (below).
 __all__ += ["conv1d", "conv2d", "conv1d_backward", "conv2d_backward"]
 
 
@@ -625,6 +627,23 @@ def _conv_weight(wa, cdt, nhwc):
     return w.reshape(w.shape[0], -1)
 
 
+# Winograd F(2x2, 3x3) for the forward of 3x3 stride-1 undilated ungrouped
+# channels-last convolutions with at least 16 input and output channels
+# (_conv.pxi; measured on (32,64,56,56) -> 64 f32 at one thread: 53 ms CPU
+# against 78 ms for im2col + GEMM).  The kernel also does channels first,
+# but its scalar transforms there are slower than im2col (125 vs 95 ms):
+# _WG_NCHW (False) switches it on for the tests.  The filter transform
+# G g G^T is done here, once per call.
+_WG_G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+_WG_NCHW = False
+
+
+def _winograd(dims):
+    N, C, H, W, O, kh, kw, sh, sw, ph, pw, dh, dw, G = dims[:14]
+    return (kh == kw == 3 and sh == sw == 1 and dh == dw == 1 and G == 1
+            and (dims[16] or _WG_NCHW) and _ew.winograd_ok(C, O))
+
+
 def _conv_forward(fname, nd, x, weight, bias, stride, padding, dilation, groups, layout, out):
     xa, xb, wa, ba, _, cdt, rdt, nhwc, yshape, dims = _conv_prep(
         fname, nd, x, weight, bias, stride, padding, dilation, groups, layout)
@@ -638,6 +657,11 @@ def _conv_forward(fname, nd, x, weight, bias, stride, padding, dilation, groups,
         b2 = None if ba is None else layer_array(ba, cdt)
         if K == 0:
             y[...] = 0 if b2 is None else (b2 if nhwc else b2.reshape((O,) + (1,) * nd))
+        elif _winograd(dims):
+            w2 = layer_array(wa, cdt)
+            g = _WG_G.astype(cdt)
+            U = np.einsum("ia,ocab,jb->ijoc", g, w2, g).reshape(16, O, dims[1])
+            _ew.conv_wg_raw(layer_array(xb, cdt), np.ascontiguousarray(U), b2, y, dims)
         else:
             _ew.conv_fwd_raw(layer_array(xb, cdt), _conv_weight(wa, cdt, nhwc), b2, y, dims)
     if out is not None:
