@@ -491,3 +491,10 @@ def test_winograd_path_taken_for_channels_last(monkeypatch):
     L.conv2d(x, w, padding=2, dilation=2, layout="NHWC")
     L.conv2d(x, w[:, :8], padding=1, groups=2, layout="NHWC")
     assert calls == [1]
+    # the backward's grad_x: the Winograd correlation of grad_output with the flipped filters
+    g = rng.standard_normal(y.shape)
+    gx, gw, gb = L.conv2d_backward(g, x, w, padding=1, layout="NHWC")
+    assert calls == [1, 1]
+    rx, rw, rb = ref_conv_backward(g, x, w, padding=1, last=True)
+    np.testing.assert_allclose(gx, rx, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gw, rw, rtol=1e-12, atol=1e-11)

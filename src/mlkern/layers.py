@@ -686,7 +686,20 @@ def _conv_backward(fname, nd, grad_output, x, weight, has_bias, stride, padding,
     else:
         g2 = layer_array(ga, cdt)
         gwm = np.empty((O, K), cdt)
-        _ew.conv_bwd_raw(g2, layer_array(xb, cdt), _conv_weight(wa, cdt, nhwc), gwm, gx, dims)
+        # grad_x of a Winograd-sized convolution (stride 1, 3x3, top/left
+        # padding <= 2) is itself one: the correlation of grad_output, padded
+        # by 2 - padding, with the flipped, transposed filters
+        wg_gx = gx is not None and _winograd(dims) and dims[9] <= 2 and dims[10] <= 2
+        _ew.conv_bwd_raw(g2, layer_array(xb, cdt), _conv_weight(wa, cdt, nhwc), gwm,
+                         None if wg_gx else gx, dims)
+        if wg_gx:
+            C, H, W, Ho, Wo = dims[1], dims[2], dims[3], dims[14], dims[15]
+            wt = layer_array(wa, cdt).transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
+            g = _WG_G.astype(cdt)
+            U = np.einsum("ia,ocab,jb->ijoc", g, wt, g).reshape(16, C, O)
+            _ew.conv_wg_raw(g2, np.ascontiguousarray(U), None, gx,
+                            (N, O, Ho, Wo, C, 3, 3, 1, 1, 2 - dims[9], 2 - dims[10], 1, 1, 1, H, W,
+                             dims[16]))
         if nhwc and wa.shape[1] > 1 and wa[0, 0].size > 1:
             gw = np.ascontiguousarray(np.moveaxis(gwm.reshape((O,) + wa.shape[2:] + (wa.shape[1],)),
                                                   -1, 1))
@@ -885,7 +898,10 @@ def conv2d_backward(grad_output, x, weight, *, has_bias=True, stride=1, padding=
     -----
     Per tile of output pixels (the col tile built once for both):
     ``grad_weight += grad_output_tile col^T`` (one GEMM) and
-    ``gcol = W^T grad_output_tile`` scattered back into ``grad_x`` (col2im).
+    ``gcol = W^T grad_output_tile`` scattered back into ``grad_x`` (col2im);
+    where the forward uses Winograd (channels last, 3x3, stride 1),
+    ``grad_x`` is that Winograd correlation of ``grad_output`` with the
+    flipped, transposed filters.
     The images are cut into fixed blocks (at most 8): each block sums its
     own grad_weight, the blocks are added in order, and each block owns the
     ``grad_x`` of its images (no atomics); ``grad_bias`` is a float64 sum
