@@ -498,3 +498,23 @@ def test_winograd_path_taken_for_channels_last(monkeypatch):
     rx, rw, rb = ref_conv_backward(g, x, w, padding=1, last=True)
     np.testing.assert_allclose(gx, rx, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(gw, rw, rtol=1e-12, atol=1e-11)
+
+
+@pytest.mark.parametrize("dt", [F32, F64])
+def test_conv_inf_and_nan_follow_the_direct_sum(dt):
+    """An inf input gives +-inf where the direct sum does (Winograd's transforms
+    would mix it into NaN: such calls take the im2col path), NaN gives NaN."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 6, 7, 16)).astype(dt)
+    w = rng.standard_normal((16, 16, 3, 3)).astype(dt)
+    x[0, 2, 3, 5] = np.inf
+    x[1, 4, 1, 2] = np.nan
+    y = L.conv2d(x, w, padding=1, layout="NHWC")
+    ref = ref_conv(x, w, padding=1, last=True)
+    assert np.array_equal(np.isnan(y), np.isnan(ref)) and np.array_equal(np.isinf(y), np.isinf(ref))
+    assert np.isinf(y).any() and np.isnan(y).any()
+    g = np.ones_like(y)
+    g[0, 1, 1, 0] = -np.inf
+    gx = L.conv2d_backward(g, x, w, padding=1, layout="NHWC")[0]
+    rx = ref_conv_backward(g, x, w, padding=1, last=True)[0]
+    assert np.array_equal(np.isnan(gx), np.isnan(rx)) and np.array_equal(np.isinf(gx), np.isinf(rx))

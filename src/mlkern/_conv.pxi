@@ -26,6 +26,7 @@
 # grad_weight partials; allocated as NumPy arrays (visible to tracemalloc).
 
 from cython.parallel cimport parallel, threadid
+from libc.math cimport fabs, fabsf
 
 cdef Py_ssize_t _CONV_TILE_BYTES = 1 << 20
 cdef Py_ssize_t _CONV_UNITS = 8
@@ -842,3 +843,24 @@ def conv_wg_raw(cnp.ndarray x, cnp.ndarray U, object bias, cnp.ndarray y, tuple 
                     <const float *>bp, <float *>cnp.PyArray_DATA(y),
                     <float *>cnp.PyArray_DATA(scratch), &q, tb, ntiles, nt)
     return y
+
+
+def all_finite(cnp.ndarray a):
+    """True if the C-contiguous float32/float64 array a holds no NaN or inf
+    (Winograd's transforms would turn an inf into NaN where the direct sum
+    gives +-inf: such inputs take the im2col path)."""
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(a), i
+    cdef int bad = 0
+    cdef const float *pf
+    cdef const double *pd
+    if cnp.PyArray_TYPE(a) == cnp.NPY_DOUBLE:
+        pd = <const double *>cnp.PyArray_DATA(a)
+        with nogil:
+            for i in range(n):
+                bad |= not (fabs(pd[i]) <= 1.7976931348623157e308)
+    else:
+        pf = <const float *>cnp.PyArray_DATA(a)
+        with nogil:
+            for i in range(n):
+                bad |= not (fabsf(pf[i]) <= <float>3.4028234663852886e38)
+    return bad == 0

@@ -633,7 +633,9 @@ def _conv_weight(wa, cdt, nhwc):
 # against 78 ms for im2col + GEMM).  The kernel also does channels first,
 # but its scalar transforms there are slower than im2col (125 vs 95 ms):
 # _WG_NCHW (False) switches it on for the tests.  The filter transform
-# G g G^T is done here, once per call.
+# G g G^T is done here, once per call.  Inputs holding NaN or inf take the
+# im2col path: the transforms would turn an inf into NaN where the direct sum
+# gives +-inf (one scan of x and weight, about 5 % of the Winograd call).
 _WG_G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 _WG_NCHW = False
 
@@ -657,13 +659,15 @@ def _conv_forward(fname, nd, x, weight, bias, stride, padding, dilation, groups,
         b2 = None if ba is None else layer_array(ba, cdt)
         if K == 0:
             y[...] = 0 if b2 is None else (b2 if nhwc else b2.reshape((O,) + (1,) * nd))
-        elif _winograd(dims):
-            w2 = layer_array(wa, cdt)
-            g = _WG_G.astype(cdt)
-            U = np.einsum("ia,ocab,jb->ijoc", g, w2, g).reshape(16, O, dims[1])
-            _ew.conv_wg_raw(layer_array(xb, cdt), np.ascontiguousarray(U), b2, y, dims)
         else:
-            _ew.conv_fwd_raw(layer_array(xb, cdt), _conv_weight(wa, cdt, nhwc), b2, y, dims)
+            x2 = layer_array(xb, cdt)
+            w2 = layer_array(wa, cdt)
+            if _winograd(dims) and _ew.all_finite(x2) and _ew.all_finite(w2):
+                g = _WG_G.astype(cdt)
+                U = np.einsum("ia,ocab,jb->ijoc", g, w2, g).reshape(16, O, dims[1])
+                _ew.conv_wg_raw(x2, np.ascontiguousarray(U), b2, y, dims)
+            else:
+                _ew.conv_fwd_raw(x2, _conv_weight(w2, cdt, nhwc), b2, y, dims)
     if out is not None:
         if y is not out:
             np.copyto(out, y, casting="unsafe")
@@ -689,12 +693,14 @@ def _conv_backward(fname, nd, grad_output, x, weight, has_bias, stride, padding,
         # grad_x of a Winograd-sized convolution (stride 1, 3x3, top/left
         # padding <= 2) is itself one: the correlation of grad_output, padded
         # by 2 - padding, with the flipped, transposed filters
-        wg_gx = gx is not None and _winograd(dims) and dims[9] <= 2 and dims[10] <= 2
-        _ew.conv_bwd_raw(g2, layer_array(xb, cdt), _conv_weight(wa, cdt, nhwc), gwm,
+        w2 = layer_array(wa, cdt)
+        wg_gx = (gx is not None and _winograd(dims) and dims[9] <= 2 and dims[10] <= 2
+                 and _ew.all_finite(g2) and _ew.all_finite(w2))
+        _ew.conv_bwd_raw(g2, layer_array(xb, cdt), _conv_weight(w2, cdt, nhwc), gwm,
                          None if wg_gx else gx, dims)
         if wg_gx:
             C, H, W, Ho, Wo = dims[1], dims[2], dims[3], dims[14], dims[15]
-            wt = layer_array(wa, cdt).transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
+            wt = w2.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
             g = _WG_G.astype(cdt)
             U = np.einsum("ia,ocab,jb->ijoc", g, wt, g).reshape(16, C, O)
             _ew.conv_wg_raw(g2, np.ascontiguousarray(U), None, gx,
