@@ -32,14 +32,18 @@ WORKS = [
 
 
 def med(f, n):
+    """Median wall time (the figure), and the least process CPU time (the
+    figure least disturbed by other load; meaningful at T=1)."""
     for _ in range(2):
         f()
-    ts = []
+    ts, cs = [], []
     for _ in range(n):
+        c0 = time.process_time()
         t0 = time.perf_counter()
         f()
         ts.append(time.perf_counter() - t0)
-    return sorted(ts)[n // 2]
+        cs.append(time.process_time() - c0)
+    return sorted(ts)[n // 2], min(cs)
 
 
 def run(who, T, n):
@@ -83,7 +87,9 @@ def run(who, T, n):
                 def fb():
                     y = tf(xg, wg, bg, padding=p)
                     y.backward(y.detach())
-            print(who, T, name, fmt, "%.2f" % (med(f, n) * 1e3), "%.2f" % (med(fb, max(3, n // 2)) * 1e3),
+            a, ac = med(f, n)
+            c, cc = med(fb, max(3, n // 2))
+            print(who, T, name, fmt, "%.2f %.2f %.2f %.2f" % (a * 1e3, c * 1e3, ac * 1e3, cc * 1e3),
                   flush=True)
 
 
@@ -99,11 +105,12 @@ def main():
                     raise SystemExit(1)
                 for line in p.stdout.splitlines():
                     parts = line.split()
-                    key = (parts[0], int(parts[1]), " ".join(parts[2:-3]), parts[-3])
-                    f, fb = float(parts[-2]), float(parts[-1])
+                    key = (parts[0], int(parts[1]), " ".join(parts[2:-5]), parts[-5])
+                    v = [float(t) for t in parts[-4:]]
                     old = res.get(key)
-                    res[key] = (f, fb) if old is None else (min(old[0], f), min(old[1], fb))
-    print(f"load average {os.getloadavg()}")
+                    res[key] = v if old is None else [min(a, b) for a, b in zip(old, v)]
+    print(f"load average {os.getloadavg()}; medians of wall time (the better of 2 runs), "
+          f"[T=1: least CPU time]")
     print(f"{'work':34s} {'T':>2s} {'mlkern':>6s} {'fwd ms':>8s} {'f+b ms':>8s} | "
           f"{'torch NCHW f/f+b':>18s} {'ratio':>11s} | {'torch ch-last f/f+b':>20s} {'ratio':>11s}")
     for name, nd, *_ in WORKS:
@@ -117,6 +124,9 @@ def main():
                 s += f" {tc[0]:8.1f}/{tc[1]:8.1f} {tc[0] / m[0]:5.2f}/{tc[1] / m[1]:5.2f} |"
                 if tl:
                     s += f" {tl[0]:9.1f}/{tl[1]:9.1f} {tl[0] / m[0]:5.2f}/{tl[1] / m[1]:5.2f}"
+                if T == 1:
+                    s += f" [cpu ratios NCHW {tc[2] / m[2]:.2f}/{tc[3] / m[3]:.2f}"
+                    s += f", ch-last {tl[2] / m[2]:.2f}/{tl[3] / m[3]:.2f}]" if tl else "]"
                 print(s)
 
 

@@ -107,13 +107,17 @@ CASES = [
     (2, 2, 6, 4, (5, 5), (1, 1), 1, 0, 1, 2),                 # 1x1 stride 1: no im2col
     (2, 2, 3, 5, (6, 7), (1, 1), 2, 1, 1, 1),                 # 1x1 strided, padded
     (2, 1, 2, 2, (4, 5), (5, 3), 3, (2, 1), 1, 1),            # kernel larger than the input axis
+    (2, 2, 16, 16, (9, 7), (3, 3), 1, 1, 1, 1),               # Winograd F(2x2,3x3): odd sizes
+    (2, 3, 16, 24, (6, 9), (3, 3), 1, 0, 1, 1),               # Winograd, no padding
+    (2, 1, 20, 16, (5, 4), (3, 3), 1, (2, 0), 1, 1),          # Winograd, uneven padding
+    (2, 2, 16, 17, (4, 6), (3, 3), 1, "same", 1, 1),          # Winograd, "same"
     (1, 2, 3, 4, (11,), (3,), 1, 1, 1, 1),
     (1, 3, 4, 6, (13,), (4,), 2, 2, 2, 2),
     (1, 2, 3, 3, (10,), (5,), 1, "same", 1, 3),
     (1, 2, 4, 2, (9,), (1,), 1, 0, 1, 2),
     (1, 2, 2, 3, (9,), (2,), 3, "valid", 3, 1),
 ]
-IDS = [f"{c[0]}d-s{c[6]}-p{c[7]}-d{c[8]}-g{c[9]}-k{c[5]}" for c in CASES]
+IDS = [f"{c[0]}d-c{c[2]}-s{c[6]}-p{c[7]}-d{c[8]}-g{c[9]}-k{c[5]}" for c in CASES]
 
 
 def _case(case, dt, last, seed=0, bias=True):
@@ -141,12 +145,27 @@ def _bwdkw(kw):
     return {k: v for k, v in kw.items()}
 
 
-@pytest.fixture(params=["default", "tiny"])
+@pytest.fixture(params=["default", "tiny", "im2col", "winograd-nchw"])
 def tiles(request):
-    """The default tile size, and 16-pixel tiles (col tiles split output rows and,
-    channels last, images)."""
+    """The default tile size; 16-pixel tiles (col tiles split output rows and,
+    channels last, images; Winograd blocks of 8 tiles span images); im2col
+    only (no Winograd); Winograd for channels first too (off by default)."""
     if request.param == "default":
         yield
+        return
+    if request.param == "winograd-nchw":
+        L._WG_NCHW = True
+        try:
+            yield
+        finally:
+            L._WG_NCHW = False
+        return
+    if request.param == "im2col":
+        old = _ew.set_winograd(0)
+        try:
+            yield
+        finally:
+            _ew.set_winograd(old)
         return
     old = _ew.set_conv_tuning(1, 3)
     try:
@@ -177,14 +196,16 @@ def test_conv_matches_float64_reference(case, last, tiles):
             np.testing.assert_allclose(a, r, rtol=0, atol=8 * eps * np.sqrt(n) * (1 + np.abs(r).max()))
 
 
+FD_CASES = (1, 2, 3, 4, 5, 8, 13, 14)
+
+
 @pytest.mark.parametrize("last", [False, True], ids=["first", "last"])
-@pytest.mark.parametrize("case", [CASES[i] for i in (1, 2, 3, 4, 5, 9, 10)],
-                         ids=[IDS[i] for i in (1, 2, 3, 4, 5, 9, 10)])
+@pytest.mark.parametrize("case", [CASES[i] for i in FD_CASES], ids=[IDS[i] for i in FD_CASES])
 def test_conv_gradients_finite_differences(case, last):
     """Every gradient of sum(conv(x, w, b) * G) against 4th-order central differences."""
     fwd, bwd = _fns(case[0])
     nd, N, C, O, sp, ks, stride, padding, dil, G = case
-    case = (nd, 1, C, O, tuple(min(s, 6) for s in sp), ks, stride, padding, dil, G)
+    case = (nd, 1, C, O, tuple(min(s, 5) for s in sp), ks, stride, padding, dil, G)
     x, w, b, kw = _case(case, F64, last, seed=3)
     Gy = np.random.default_rng(4).standard_normal(fwd(x, w, b, **kw).shape)
 
@@ -451,3 +472,49 @@ def test_conv_against_torch(case):
             np.testing.assert_allclose(gx, gxr, rtol=tol, atol=sc(gxr))
             np.testing.assert_allclose(gw, wt.grad.numpy(), rtol=tol, atol=sc(wt.grad.numpy()))
             np.testing.assert_allclose(gb, bt.grad.numpy(), rtol=tol, atol=sc(bt.grad.numpy()))
+
+
+def test_winograd_path_taken_for_channels_last(monkeypatch):
+    """The Winograd kernel serves the channels-last 3x3 stride-1 forward (>= 16
+    channels), not channels first, strided, grouped or dilated ones."""
+    calls = []
+    orig = _ew.conv_wg_raw
+    monkeypatch.setattr(_ew, "conv_wg_raw", lambda *a: calls.append(1) or orig(*a))
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 8, 8, 16))
+    w = rng.standard_normal((16, 16, 3, 3))
+    y = L.conv2d(x, w, padding=1, layout="NHWC")
+    assert calls == [1]
+    np.testing.assert_allclose(y, ref_conv(x, w, padding=1, last=True), rtol=1e-12, atol=1e-12)
+    L.conv2d(np.moveaxis(x, -1, 1), w, padding=1)
+    L.conv2d(x, w, padding=1, stride=2, layout="NHWC")
+    L.conv2d(x, w, padding=2, dilation=2, layout="NHWC")
+    L.conv2d(x, w[:, :8], padding=1, groups=2, layout="NHWC")
+    assert calls == [1]
+    # the backward's grad_x: the Winograd correlation of grad_output with the flipped filters
+    g = rng.standard_normal(y.shape)
+    gx, gw, gb = L.conv2d_backward(g, x, w, padding=1, layout="NHWC")
+    assert calls == [1, 1]
+    rx, rw, rb = ref_conv_backward(g, x, w, padding=1, last=True)
+    np.testing.assert_allclose(gx, rx, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gw, rw, rtol=1e-12, atol=1e-11)
+
+
+@pytest.mark.parametrize("dt", [F32, F64])
+def test_conv_inf_and_nan_follow_the_direct_sum(dt):
+    """An inf input gives +-inf where the direct sum does (Winograd's transforms
+    would mix it into NaN: such calls take the im2col path), NaN gives NaN."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 6, 7, 16)).astype(dt)
+    w = rng.standard_normal((16, 16, 3, 3)).astype(dt)
+    x[0, 2, 3, 5] = np.inf
+    x[1, 4, 1, 2] = np.nan
+    y = L.conv2d(x, w, padding=1, layout="NHWC")
+    ref = ref_conv(x, w, padding=1, last=True)
+    assert np.array_equal(np.isnan(y), np.isnan(ref)) and np.array_equal(np.isinf(y), np.isinf(ref))
+    assert np.isinf(y).any() and np.isnan(y).any()
+    g = np.ones_like(y)
+    g[0, 1, 1, 0] = -np.inf
+    gx = L.conv2d_backward(g, x, w, padding=1, layout="NHWC")[0]
+    rx = ref_conv_backward(g, x, w, padding=1, last=True)[0]
+    assert np.array_equal(np.isnan(gx), np.isnan(rx)) and np.array_equal(np.isinf(gx), np.isinf(rx))

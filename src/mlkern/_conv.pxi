@@ -26,6 +26,7 @@
 # grad_weight partials; allocated as NumPy arrays (visible to tracemalloc).
 
 from cython.parallel cimport parallel, threadid
+from libc.math cimport fabs, fabsf
 
 cdef Py_ssize_t _CONV_TILE_BYTES = 1 << 20
 cdef Py_ssize_t _CONV_UNITS = 8
@@ -537,3 +538,329 @@ def conv_bias_grad(cnp.ndarray gy, cnp.ndarray gb, Py_ssize_t N, Py_ssize_t O, P
                 (<float *>cnp.PyArray_DATA(gb))[j] = <float>acc[j]
     free(acc)
     return gb
+
+
+# ------------------------------------------------------------------------
+# Winograd F(2x2, 3x3): 3x3, stride 1, no dilation, groups 1 (forward)
+# ------------------------------------------------------------------------
+# Output tiles of 2x2 pixels; per tile and channel the 4x4 input patch d is
+# transformed to V = B^T d B, per output channel the filter to U = G g G^T
+# (done once per call by the caller, (16, O, C)); then 16 GEMMs
+# M_e = V_e U_e^T over a block of tiles, and the output tile Y = A^T M A
+# (+ bias).  2.25x fewer multiplications than the direct 3x3 sum, rounding
+# within a few units of the direct sum (the transforms only add and
+# subtract, G halves).  Blocks of Tb tiles (over all images) are the fixed
+# units of work; per thread V and M of one block (about _CONV_TILE_BYTES).
+# Channels last, the transforms are loops over the contiguous channels
+# (vectorised); channels first they are scalar per tile and channel, slower
+# than im2col + GEMM (measured on (32,64,56,56) 3x3, f32, one thread: 125 vs
+# 95 ms CPU, 132 vs 97 with the loops channel-outer; NHWC 53 vs 78 ms), so
+# mlkern.layers uses this for NHWC only.
+#   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  A^T = [1 1 1 0; 0 1 -1 -1]
+
+cdef Py_ssize_t _WG_MIN_CHANNELS = 16
+
+
+def set_winograd(Py_ssize_t min_channels):
+    """Use Winograd F(2x2,3x3) when C_in and C_out are both >= min_channels
+    (0: never).  Returns the old value."""
+    global _WG_MIN_CHANNELS
+    old = _WG_MIN_CHANNELS
+    _WG_MIN_CHANNELS = min_channels
+    return old
+
+
+def winograd_ok(Py_ssize_t C, Py_ssize_t O):
+    return _WG_MIN_CHANNELS > 0 and C >= _WG_MIN_CHANNELS and O >= _WG_MIN_CHANNELS
+
+
+cdef inline void _v_add(real *z, const real *a, const real *b, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        z[i] = a[i] + b[i]
+
+
+cdef inline void _v_sub(real *z, const real *a, const real *b, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        z[i] = a[i] - b[i]
+
+
+cdef inline void _v_add3(real *z, const real *a, const real *b, const real *c,
+                         Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        z[i] = a[i] + b[i] + c[i]
+
+
+cdef inline void _v_sub3(real *z, const real *a, const real *b, const real *c,
+                         Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        z[i] = a[i] - b[i] - c[i]
+
+
+cdef inline void _v_add3b(real *z, const real *a, const real *b, const real *c, const real *d,
+                          Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        z[i] = a[i] + b[i] + c[i] + d[i]
+
+
+cdef inline void _v_sub3b(real *z, const real *a, const real *b, const real *c, const real *d,
+                          Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        z[i] = a[i] - b[i] - c[i] + d[i]
+
+
+cdef inline void _wg_in(const real *d, real *v) noexcept nogil:
+    """v = B^T d B for a 4x4 patch d (row-major)."""
+    cdef real a[16]
+    cdef int j
+    for j in range(4):
+        a[j] = d[j] - d[8 + j]
+        a[4 + j] = d[4 + j] + d[8 + j]
+        a[8 + j] = d[8 + j] - d[4 + j]
+        a[12 + j] = d[4 + j] - d[12 + j]
+    for j in range(4):
+        v[4 * j] = a[4 * j] - a[4 * j + 2]
+        v[4 * j + 1] = a[4 * j + 1] + a[4 * j + 2]
+        v[4 * j + 2] = a[4 * j + 2] - a[4 * j + 1]
+        v[4 * j + 3] = a[4 * j + 1] - a[4 * j + 3]
+
+
+cdef void _wg_block(const real *x, const real *U, const real *bias, real *y, real *V, real *M,
+                    const real *zero, real *T, real *S, const _cv *q, Py_ssize_t tb, Py_ssize_t t0,
+                    Py_ssize_t t1) noexcept nogil:
+    """One block of tiles t0:t1.  V (16, nb, C) / (16, C, nb), M (16, nb, O) /
+    (16, O, nb) (channels last / first), zero: max(C, O) zeros, T (16, C)
+    and S (8, O) per-tile temporaries."""
+    cdef Py_ssize_t nb = t1 - t0, C = q.C, O = q.O, tw = (q.Wo + 1) // 2, th = (q.Ho + 1) // 2
+    cdef Py_ssize_t tpi = th * tw, t, k, n, r, ty, tx, h0, w0, i, j, c, o, e, hh, ww, HW = q.H * q.W
+    cdef const real *p[16]
+    cdef const real *pl
+    cdef real d[16]
+    cdef real s[16]
+    cdef real m[16]
+    cdef real *v
+    cdef real *yp
+    cdef real y00, y01, y10, y11, bo
+    cdef const real *mp
+    cdef const real *bz = bias if bias != NULL else zero
+    # input transform
+    if q.nhwc:
+        for t in range(t0, t1):
+            k = t - t0
+            n = t // tpi
+            r = t - n * tpi
+            ty = r // tw
+            tx = r - ty * tw
+            h0 = 2 * ty - q.ph
+            w0 = 2 * tx - q.pw
+            for i in range(4):
+                for j in range(4):
+                    hh = h0 + i
+                    ww = w0 + j
+                    if hh >= 0 and hh < q.H and ww >= 0 and ww < q.W:
+                        p[i * 4 + j] = x + ((n * q.H + hh) * q.W + ww) * C
+                    else:
+                        p[i * 4 + j] = zero
+            # B^T d (rows), then (.) B (columns), each a loop over the
+            # contiguous channels (one store per loop: vectorised)
+            for j in range(4):
+                _v_sub(T + j * C, p[j], p[8 + j], C)
+                _v_add(T + (4 + j) * C, p[4 + j], p[8 + j], C)
+                _v_sub(T + (8 + j) * C, p[8 + j], p[4 + j], C)
+                _v_sub(T + (12 + j) * C, p[4 + j], p[12 + j], C)
+            for i in range(4):
+                v = V + ((4 * i) * nb + k) * C
+                _v_sub(v, T + (4 * i) * C, T + (4 * i + 2) * C, C)
+                _v_add(v + nb * C, T + (4 * i + 1) * C, T + (4 * i + 2) * C, C)
+                _v_sub(v + 2 * nb * C, T + (4 * i + 2) * C, T + (4 * i + 1) * C, C)
+                _v_sub(v + 3 * nb * C, T + (4 * i + 1) * C, T + (4 * i + 3) * C, C)
+    else:
+        # channel by channel, the block's tiles in order: the stores run
+        # along the tiles and the plane's rows are reused from cache
+        for c in range(C):
+            for t in range(t0, t1):
+                k = t - t0
+                n = t // tpi
+                r = t - n * tpi
+                ty = r // tw
+                tx = r - ty * tw
+                h0 = 2 * ty - q.ph
+                w0 = 2 * tx - q.pw
+                pl = x + (n * C + c) * HW
+                if h0 >= 0 and w0 >= 0 and h0 + 4 <= q.H and w0 + 4 <= q.W:
+                    for i in range(4):
+                        for j in range(4):
+                            d[i * 4 + j] = pl[(h0 + i) * q.W + w0 + j]
+                else:
+                    for i in range(4):
+                        for j in range(4):
+                            hh = h0 + i
+                            ww = w0 + j
+                            if hh >= 0 and hh < q.H and ww >= 0 and ww < q.W:
+                                d[i * 4 + j] = pl[hh * q.W + ww]
+                            else:
+                                d[i * 4 + j] = 0
+                _wg_in(d, s)
+                for e in range(16):
+                    V[(e * C + c) * nb + k] = s[e]
+    # 16 GEMMs
+    for e in range(16):
+        if q.nhwc:
+            # M_e (nb, O) = V_e (nb, C) U_e (O, C)^T
+            _gemm(c'T', c'N', <int>O, <int>nb, <int>C, 1, U + e * O * C, <int>C, V + e * nb * C,
+                  <int>C, 0, M + e * nb * O, <int>O)
+        else:
+            # M_e (O, nb) = U_e (O, C) V_e (C, nb)
+            _gemm(c'N', c'N', <int>nb, <int>O, <int>C, 1, V + e * C * nb, <int>nb, U + e * O * C,
+                  <int>C, 0, M + e * O * nb, <int>nb)
+    # output transform: Y = A^T M A (+ bias), cropped at the right/bottom edge
+    if q.nhwc:
+        for t in range(t0, t1):
+            k = t - t0
+            n = t // tpi
+            r = t - n * tpi
+            ty = r // tw
+            tx = r - ty * tw
+            hh = 2 * ty
+            ww = 2 * tx
+            mp = M + k * O
+            for j in range(4):
+                _v_add3(S + j * O, mp + j * nb * O, mp + (4 + j) * nb * O, mp + (8 + j) * nb * O, O)
+                _v_sub3(S + (4 + j) * O, mp + (4 + j) * nb * O, mp + (8 + j) * nb * O,
+                        mp + (12 + j) * nb * O, O)
+            yp = y + ((n * q.Ho + hh) * q.Wo + ww) * O
+            _v_add3b(yp, S, S + O, S + 2 * O, bz, O)
+            if ww + 1 < q.Wo:
+                _v_sub3b(yp + O, S + O, S + 2 * O, S + 3 * O, bz, O)
+            if hh + 1 < q.Ho:
+                yp = yp + q.Wo * O
+                _v_add3b(yp, S + 4 * O, S + 5 * O, S + 6 * O, bz, O)
+                if ww + 1 < q.Wo:
+                    _v_sub3b(yp + O, S + 5 * O, S + 6 * O, S + 7 * O, bz, O)
+    else:
+        for o in range(O):
+            bo = bias[o] if bias != NULL else 0
+            for t in range(t0, t1):
+                k = t - t0
+                n = t // tpi
+                r = t - n * tpi
+                ty = r // tw
+                tx = r - ty * tw
+                for e in range(16):
+                    m[e] = M[(e * O + o) * nb + k]
+                # A^T m: rows 0, 1 of s (4 columns each)
+                for j in range(4):
+                    s[j] = m[j] + m[4 + j] + m[8 + j]
+                    s[4 + j] = m[4 + j] - m[8 + j] - m[12 + j]
+                y00 = s[0] + s[1] + s[2] + bo
+                y01 = s[1] - s[2] - s[3] + bo
+                y10 = s[4] + s[5] + s[6] + bo
+                y11 = s[5] - s[6] - s[7] + bo
+                hh = 2 * ty
+                ww = 2 * tx
+                yp = y + (n * O + o) * q.P + hh * q.Wo + ww
+                yp[0] = y00
+                if ww + 1 < q.Wo:
+                    yp[1] = y01
+                if hh + 1 < q.Ho:
+                    yp[q.Wo] = y10
+                    if ww + 1 < q.Wo:
+                        yp[q.Wo + 1] = y11
+
+
+cdef void _wg_run(const real *x, const real *U, const real *bias, real *y, real *scratch,
+                  const _cv *q, Py_ssize_t tb, Py_ssize_t ntiles, int nt) noexcept nogil:
+    cdef Py_ssize_t u, units = (ntiles + tb - 1) // tb, t0, t1, tid
+    cdef Py_ssize_t Z = q.C if q.C > q.O else q.O
+    cdef Py_ssize_t vm = 16 * tb * (q.C + q.O)
+    cdef Py_ssize_t per = vm + Z + 16 * q.C + 8 * q.O
+    cdef int prev
+    cdef real *buf
+    if nt <= 1:
+        prev = _blas_one()
+        for u in range(units):
+            t0 = u * tb
+            t1 = t0 + tb if t0 + tb < ntiles else ntiles
+            _wg_block(x, U, bias, y, scratch, scratch + 16 * tb * q.C, scratch + vm,
+                      scratch + vm + Z, scratch + vm + Z + 16 * q.C, q, tb, t0, t1)
+        _blas_restore(prev)
+        return
+    with parallel(num_threads=nt):
+        tid = threadid()
+        buf = scratch + tid * per
+        prev = _blas_one()
+        for u in prange(units, schedule='dynamic'):
+            t0 = u * tb
+            t1 = t0 + tb if t0 + tb < ntiles else ntiles
+            _wg_block(x, U, bias, y, buf, buf + 16 * tb * q.C, buf + vm, buf + vm + Z,
+                      buf + vm + Z + 16 * q.C, q, tb, t0, t1)
+        _blas_restore(prev)
+
+
+def conv_wg_raw(cnp.ndarray x, cnp.ndarray U, object bias, cnp.ndarray y, tuple dims):
+    """Winograd F(2x2,3x3) forward: as conv_fwd_raw for a 3x3, stride-1,
+    undilated, ungrouped convolution; U (16, O, C) the transformed filters
+    G g G^T (element e = 4 i + j).  Callers validate."""
+    cdef _cv q
+    cdef Py_ssize_t isz = cnp.PyArray_ITEMSIZE(y), tb, ntiles, units, tbytes
+    cdef int nt, tn = cnp.PyArray_TYPE(y)
+    cdef cnp.ndarray scratch
+    cdef void *bp = NULL
+    if _sgemm == NULL:
+        raise RuntimeError("mlkern: the BLAS is not set up (import mlkern.layers)")
+    _cv_fill(&q, dims, isz)
+    if q.kh != 3 or q.kw != 3 or q.sh != 1 or q.sw != 1 or q.dh != 1 or q.dw != 1 or q.G != 1:
+        raise ValueError("internal: conv_wg_raw needs a 3x3 stride-1 undilated ungrouped convolution")
+    ntiles = q.N * ((q.Ho + 1) // 2) * ((q.Wo + 1) // 2)
+    tbytes = 3 * q.C * q.H * q.W * isz // 2
+    if tbytes > _CONV_TILE_BYTES:
+        tbytes = _CONV_TILE_BYTES
+    tb = tbytes // (16 * (q.C + q.O) * isz)
+    tb = (tb // 8) * 8
+    if tb < 8:
+        tb = 8
+    if tb > ntiles:
+        tb = ntiles
+    units = (ntiles + tb - 1) // tb
+    nt = _team(q.N * q.P * q.O * q.K, units)
+    scratch = np.zeros(nt * (16 * tb * (q.C + q.O) + (q.C if q.C > q.O else q.O) + 16 * q.C
+                             + 8 * q.O), dtype=y.dtype)
+    if bias is not None:
+        bp = cnp.PyArray_DATA(<cnp.ndarray>bias)
+    if tn == cnp.NPY_DOUBLE:
+        with nogil:
+            _wg_run(<const double *>cnp.PyArray_DATA(x), <const double *>cnp.PyArray_DATA(U),
+                    <const double *>bp, <double *>cnp.PyArray_DATA(y),
+                    <double *>cnp.PyArray_DATA(scratch), &q, tb, ntiles, nt)
+    else:
+        with nogil:
+            _wg_run(<const float *>cnp.PyArray_DATA(x), <const float *>cnp.PyArray_DATA(U),
+                    <const float *>bp, <float *>cnp.PyArray_DATA(y),
+                    <float *>cnp.PyArray_DATA(scratch), &q, tb, ntiles, nt)
+    return y
+
+
+def all_finite(cnp.ndarray a):
+    """True if the C-contiguous float32/float64 array a holds no NaN or inf
+    (Winograd's transforms would turn an inf into NaN where the direct sum
+    gives +-inf: such inputs take the im2col path)."""
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(a), i
+    cdef int bad = 0
+    cdef const float *pf
+    cdef const double *pd
+    if cnp.PyArray_TYPE(a) == cnp.NPY_DOUBLE:
+        pd = <const double *>cnp.PyArray_DATA(a)
+        with nogil:
+            for i in range(n):
+                bad |= not (fabs(pd[i]) <= 1.7976931348623157e308)
+    else:
+        pf = <const float *>cnp.PyArray_DATA(a)
+        with nogil:
+            for i in range(n):
+                bad |= not (fabsf(pf[i]) <= <float>3.4028234663852886e38)
+    return bad == 0
