@@ -492,3 +492,264 @@ def test_list_input_and_a_layer_used_twice():
         nn.Sequential(d, nn.Activation("relu"), d)
     with pytest.raises(ValueError, match=r"layers\[1\]\[0\]"):
         nn.Sequential(d, nn.Sequential(d))
+
+
+# ------------------------------------------------------------ recurrent layers
+REC = {"rnn": (nn.SimpleRNN, L.rnn, L.rnn_backward, 1), "lstm": (nn.LSTM, L.lstm, L.lstm_backward, 4),
+       "gru": (nn.GRU, L.gru, L.gru_backward, 3)}
+REC_NAMES = ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]
+
+
+def _rec_layer(kind, I, H, **kw):
+    cls = REC[kind][0]
+    if kind == "rnn" and "nonlinearity" not in kw:
+        kw["nonlinearity"] = "relu"
+    elif kind != "rnn":
+        kw.pop("nonlinearity", None)
+    return cls(I, H, **kw)
+
+
+def _rec_functional(kind, layer, x, h0=None, c0=None, return_saved=False):
+    f = REC[kind][1]
+    ps = [layer.weight_ih_l0, layer.weight_hh_l0, layer.bias_ih_l0, layer.bias_hh_l0]
+    kw = {"batch_first": layer.batch_first, "return_saved": return_saved}
+    if kind == "rnn":
+        kw["nonlinearity"] = layer.nonlinearity
+    args = [x, h0] + ([c0] if kind == "lstm" else []) + ps
+    return f(*args, **kw)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_recurrent_matches_functional(kind, dtype, batch_first, return_sequences):
+    I, H, T, N = 5, 4, 6, 3
+    layer = _rec_layer(kind, I, H, batch_first=batch_first, return_sequences=return_sequences,
+                       dtype=dtype, seed=2)
+    G = REC[kind][3]
+    assert [p.shape for p in layer.parameters()] == [(G * H, I), (G * H, H), (G * H,), (G * H,)]
+    assert list(layer.state_dict()) == REC_NAMES
+    x = _rng().standard_normal((N, T, I) if batch_first else (T, N, I)).astype(dtype)
+    res = _rec_functional(kind, layer, x)
+    y = layer(x)
+    assert y.dtype == dtype
+    last = res[1][0] if kind == "lstm" else res[1]
+    np.testing.assert_array_equal(y, res[0] if return_sequences else last)
+    np.testing.assert_array_equal(layer.h_n, last)
+    if kind == "lstm":
+        np.testing.assert_array_equal(layer.c_n, res[1][1])
+    else:
+        assert layer.c_n is None
+    # training forward + backward = the functional forward + *_backward
+    yt = layer.forward(x, training=True)
+    np.testing.assert_array_equal(yt, y)
+    g = _rng(1).standard_normal(y.shape).astype(dtype)
+    grads_before = layer.gradients()
+    gx = layer.backward(g)
+    saved = _rec_functional(kind, layer, x, return_saved=True)[-1]
+    incoming = [g, None] if return_sequences else [None, g]
+    if kind == "lstm":
+        incoming.append(None)
+    ref = REC[kind][2](*incoming, saved)
+    np.testing.assert_array_equal(gx, ref[0])
+    off = 3 if kind == "lstm" else 2
+    for got, want, before in zip(layer.gradients(), ref[off:], grads_before):
+        assert got is before                                     # written in place
+        np.testing.assert_array_equal(got, want)
+    assert layer.grad_h0 is None and layer.grad_c0 is None      # no hx given
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_recurrent_initial_state_and_its_gradient(kind):
+    I, H, T, N = 3, 5, 4, 2
+    layer = _rec_layer(kind, I, H, dtype=np.float64, seed=4)
+    x = _rng().standard_normal((T, N, I))
+    h0, c0 = _rng(1).standard_normal((N, H)), _rng(2).standard_normal((N, H))
+    hx = (h0, c0) if kind == "lstm" else h0
+    res = _rec_functional(kind, layer, x, h0, c0 if kind == "lstm" else None, return_saved=True)
+    np.testing.assert_array_equal(layer(x, hx), res[0])
+    y = layer.forward(x, hx, training=True)
+    g = _rng(3).standard_normal(y.shape)
+    layer.backward(g)
+    ref = REC[kind][2](*([g, None, None] if kind == "lstm" else [g, None]), res[-1])
+    np.testing.assert_array_equal(layer.grad_h0, ref[1])
+    if kind == "lstm":
+        np.testing.assert_array_equal(layer.grad_c0, ref[2])
+    with pytest.raises(ValueError, match="h0"):
+        layer(x, (np.zeros((N + 1, H)), np.zeros((N, H))) if kind == "lstm" else np.zeros((N + 1, H)))
+    if kind == "lstm":
+        with pytest.raises(TypeError, match="hx"):
+            layer(x, h0)
+
+
+def _torch_rec(torch, kind, I, H, **kw):
+    cls = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[kind]
+    if kind == "rnn":
+        kw["nonlinearity"] = "relu"
+    return cls(I, H, **kw).double()
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("bias", [True, False])
+def test_recurrent_vs_pytorch_through_state_dict(kind, batch_first, bias):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(3)
+    I, H, T, N = 4, 6, 7, 3
+    tm = _torch_rec(torch, kind, I, H, batch_first=batch_first, bias=bias)
+    layer = _rec_layer(kind, I, H, batch_first=batch_first, bias=bias, dtype=np.float64)
+    sd = {k: v.numpy() for k, v in tm.state_dict().items()}
+    assert list(sd) == list(layer.state_dict())
+    layer.load_state_dict(sd)
+    x = _rng().standard_normal((N, T, I) if batch_first else (T, N, I))
+    h0, c0 = _rng(4).standard_normal((N, H)), _rng(5).standard_normal((N, H))
+    tx = torch.from_numpy(x).requires_grad_(True)
+    th0 = torch.from_numpy(h0[None]).requires_grad_(True)
+    tc0 = torch.from_numpy(c0[None]).requires_grad_(True)
+    ty, th = tm(tx, (th0, tc0) if kind == "lstm" else th0)
+    y = layer.forward(x, (h0, c0) if kind == "lstm" else h0, training=True)
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-12, atol=1e-14)
+    if kind == "lstm":
+        np.testing.assert_allclose(layer.h_n, th[0][0].detach().numpy(), rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(layer.c_n, th[1][0].detach().numpy(), rtol=1e-12, atol=1e-14)
+    else:
+        np.testing.assert_allclose(layer.h_n, th[0].detach().numpy(), rtol=1e-12, atol=1e-14)
+    r = _rng(1).standard_normal(y.shape)
+    (ty * torch.from_numpy(r)).sum().backward()
+    gx = layer.backward(r)
+    np.testing.assert_allclose(gx, tx.grad.numpy(), rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(layer.grad_h0, th0.grad.numpy()[0], rtol=1e-12, atol=1e-13)
+    if kind == "lstm":
+        np.testing.assert_allclose(layer.grad_c0, tc0.grad.numpy()[0], rtol=1e-12, atol=1e-13)
+    tgrads = {k: p.grad.numpy() for k, p in tm.named_parameters()}
+    for k, g in zip(layer.state_dict(), layer.gradients()):
+        np.testing.assert_allclose(g, tgrads[k], rtol=1e-12, atol=1e-13, err_msg=k)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_recurrent_classifier_vs_pytorch(kind):
+    """A last-step classifier: Sequential(LSTM(return_sequences=False), Dense) against
+    PyTorch's ``fc(lstm(x)[0][:, -1])``."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(7)
+    I, H, T, N, C = 8, 10, 8, 5, 4
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rec = _torch_rec(torch, kind, I, H, batch_first=True)
+            self.fc = torch.nn.Linear(H, C).double()
+
+        def forward(self, x):
+            return self.fc(self.rec(x)[0][:, -1])
+
+    tm = Net()
+    model = nn.Sequential(_rec_layer(kind, I, H, batch_first=True, return_sequences=False,
+                                     dtype=np.float64), nn.Dense(H, C, dtype=np.float64))
+    rename = {"rec.": "0.", "fc.": "1."}
+    sd = {rename[k[:k.index(".") + 1]] + k[k.index(".") + 1:]: v.numpy()
+          for k, v in tm.state_dict().items()}
+    model.load_state_dict(sd)
+    x = _rng().standard_normal((N, T, I))
+    tx = torch.from_numpy(x).requires_grad_(True)
+    ty = tm(tx)
+    for _ in range(2):                                   # inference twice: the workspaces
+        np.testing.assert_allclose(model(x), ty.detach().numpy(), rtol=1e-12, atol=1e-14)
+    labels = np.arange(N) % C
+    logits = model.forward(x, training=True)
+    loss, g = mlkern.cross_entropy_with_grad(logits, labels)
+    tloss = torch.nn.functional.cross_entropy(ty, torch.from_numpy(labels))
+    tloss.backward()
+    assert float(loss) == pytest.approx(float(tloss.detach()), rel=1e-12)
+    np.testing.assert_allclose(model.backward(g), tx.grad.numpy(), rtol=1e-12, atol=1e-14)
+    tgrads = {k: p.grad.numpy() for k, p in tm.named_parameters()}
+    for k, gr in zip(model.state_dict(), model.gradients()):
+        tk = {"0.": "rec.", "1.": "fc."}[k[:2]] + k[2:]
+        np.testing.assert_allclose(gr, tgrads[tk], rtol=1e-12, atol=1e-14, err_msg=k)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_recurrent_finite_differences_in_a_sequential(kind):
+    model = nn.Sequential(_rec_layer(kind, 3, 4, nonlinearity="tanh", dtype=np.float64, seed=0),
+                          nn.Dense(4, 2, activation="tanh", dtype=np.float64, seed=1))
+    x = _rng().standard_normal((5, 2, 3))
+    r = _rng(1).standard_normal((5, 2, 2))
+
+    def loss():
+        return float(np.sum(model(x) * r))
+
+    model.forward(x, training=True)
+    gx = model.backward(r)
+    np.testing.assert_allclose(gx, _fd4(loss, x), rtol=1e-7, atol=1e-9)
+    for p, g in zip(model.parameters(), model.gradients()):
+        np.testing.assert_allclose(g, _fd4(loss, p), rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_recurrent_seeded_initialisation(kind):
+    cls, G = REC[kind][0], REC[kind][3]
+    a, b, c = cls(30, 200, seed=1), cls(30, 200, seed=1), cls(30, 200, seed=2)
+    for p, q, s in zip(a.parameters(), b.parameters(), c.parameters()):
+        np.testing.assert_array_equal(p, q)
+        assert not np.array_equal(p, s)
+    bound = 1 / np.sqrt(200)
+    w = a.weight_hh_l0.astype(np.float64)
+    assert w.shape == (G * 200, 200) and w.dtype == np.float64
+    assert all(np.abs(p).max() <= bound for p in a.parameters())
+    assert np.abs(w).max() > 0.999 * bound
+    assert abs(w.std() - bound / np.sqrt(3)) < 0.01 * bound and abs(w.mean()) < 0.01 * bound
+    d = cls(3, 4, seed=1, dtype=np.float64)
+    assert all(p.dtype == np.float64 for p in d.parameters() + d.gradients())
+    e = cls(3, 4, bias=False)
+    assert list(e.state_dict()) == REC_NAMES[:2] and len(e.gradients()) == 2
+
+
+def test_recurrent_trains_with_an_optimiser():
+    # the sign of the sum of a sequence: a GRU + Dense classifier learns it
+    rng = _rng(0)
+    x = rng.standard_normal((200, 6, 1)).astype(np.float32)
+    k = (x.sum(axis=(1, 2)) > 0).astype(np.int64)
+    model = nn.Sequential(nn.GRU(1, 8, batch_first=True, return_sequences=False, seed=0),
+                          nn.Dense(8, 2, seed=1))
+    opt = optim.Adam(model.parameters(), lr=0.02)
+    loss0 = float(mlkern.cross_entropy(model(x), k))
+    for _ in range(150):
+        _, g = mlkern.cross_entropy_with_grad(model.forward(x, training=True), k)
+        model.backward(g)
+        opt.step(model.gradients())
+    assert float(mlkern.cross_entropy(model(x), k)) < loss0 / 4
+    assert float((model(x).argmax(1) == k).mean()) > 0.9
+
+
+def test_recurrent_bad_arguments():
+    with pytest.raises(ValueError, match="nonlinearity"):
+        nn.SimpleRNN(3, 4, nonlinearity="sigmoid")
+    with pytest.raises(TypeError, match="batch_first"):
+        nn.LSTM(3, 4, batch_first="yes")
+    with pytest.raises(TypeError, match="return_sequences"):
+        nn.GRU(3, 4, return_sequences=None)
+    with pytest.raises(ValueError, match="hidden_size"):
+        nn.GRU(3, -4)
+    with pytest.raises(TypeError, match="input_size"):
+        nn.LSTM(3.0, 4)
+    with pytest.raises(TypeError, match="dtype"):
+        nn.LSTM(3, 4, dtype=np.int32)
+    layer = nn.LSTM(3, 4)
+    with pytest.raises(ValueError, match="x must have shape"):
+        layer(np.zeros((2, 5, 4), np.float32))
+    with pytest.raises(TypeError, match="float64"):
+        layer(np.zeros((2, 5, 3)))
+    with pytest.raises(RuntimeError, match="training=True"):
+        layer.backward(np.zeros((2, 5, 4), np.float32))
+    layer.forward(np.zeros((2, 5, 3), np.float32), training=True)
+    with pytest.raises(ValueError, match="grad_output"):
+        layer.backward(np.zeros((2, 5, 3), np.float32))
+    with pytest.raises(TypeError, match="grad_output"):
+        layer.backward(np.zeros((2, 5, 4)))
+    with pytest.raises(ValueError, match=r"'weight_hh_l0'.*\(16, 5\).*\(16, 4\)"):
+        layer.load_state_dict(dict(layer.state_dict(), weight_hh_l0=np.zeros((16, 5))))
+    with pytest.raises(ValueError, match=r"missing keys \['bias_hh_l0'\]"):
+        layer.load_state_dict({k: v for k, v in layer.state_dict().items() if k != "bias_hh_l0"})
+    with pytest.raises(ValueError, match=r"unexpected keys \['bias_ih_l0', 'bias_hh_l0'\]"):
+        nn.LSTM(3, 4, bias=False).load_state_dict(layer.state_dict())

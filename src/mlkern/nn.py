@@ -52,7 +52,8 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 from . import activations as _act
 from . import layers as _layers
 
-__all__ = ["Layer", "Dense", "Embedding", "Activation", "Flatten", "Sequential"]
+__all__ = ["Layer", "Dense", "Embedding", "Activation", "Flatten", "SimpleRNN", "LSTM", "GRU",
+           "Sequential"]
 
 # the activations a layer fuses (every elementwise activation but prelu, whose
 # parameter is learned, and noisy_relu, which draws training noise), and those
@@ -615,6 +616,312 @@ class Flatten(Layer):
 
     def _repr_args(self) -> str:
         return "" if self.start_dim == 1 else f"start_dim={self.start_dim}"
+
+
+# ---------------------------------------------------------------- recurrent layers
+_REC: dict[str, tuple[int, Any, Any]] = {"rnn": (1, _layers.rnn, _layers.rnn_backward),
+                                          "lstm": (4, _layers.lstm, _layers.lstm_backward),
+                                          "gru": (3, _layers.gru, _layers.gru_backward)}
+
+
+def _check_bool(value: Any, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected a bool, got {type(value).__name__}")
+    return bool(value)
+
+
+class _Recurrent(Layer):
+    """The recurrent layers' common part: one :mod:`mlkern.layers` sequence
+    call forward (``return_saved`` in training), its ``*_backward`` backward."""
+
+    _kind = "rnn"
+    nonlinearity: str | None = None
+
+    def __init__(self, input_size: int, hidden_size: int, *, batch_first: bool = False,
+                 bias: bool = True, return_sequences: bool = True, dtype: DTypeLike = np.float32,
+                 seed: int | np.random.Generator | None = None) -> None:
+        I = _check_size(input_size, "input_size")
+        H = _check_size(hidden_size, "hidden_size")
+        self.batch_first = _check_bool(batch_first, "batch_first")
+        has_bias = _check_bool(bias, "bias")
+        self.return_sequences = _check_bool(return_sequences, "return_sequences")
+        dt = _check_dtype(dtype)
+        G = _REC[self._kind][0]
+        rng = np.random.default_rng(seed)
+        bound = 1.0 / math.sqrt(H) if H else 0.0
+        self.input_size, self.hidden_size, self.dtype = I, H, dt
+        # PyTorch's order of the parameters, all from U(-1/sqrt(H), 1/sqrt(H))
+        self.weight_ih_l0 = _uniform(rng, bound, (G * H, I), dt)
+        self.weight_hh_l0 = _uniform(rng, bound, (G * H, H), dt)
+        self.bias_ih_l0 = _uniform(rng, bound, (G * H,), dt) if has_bias else None
+        self.bias_hh_l0 = _uniform(rng, bound, (G * H,), dt) if has_bias else None
+        self._grads = {k: np.zeros_like(p) for k, p in self._params()}
+        self.h_n: NDArray[Any] | None = None
+        self.c_n: NDArray[Any] | None = None
+        self.grad_h0: NDArray[Any] | None = None
+        self.grad_c0: NDArray[Any] | None = None
+
+    def _params(self) -> list[tuple[str, NDArray[Any]]]:
+        ps = [("weight_ih_l0", self.weight_ih_l0), ("weight_hh_l0", self.weight_hh_l0)]
+        if self.bias_ih_l0 is not None and self.bias_hh_l0 is not None:
+            ps += [("bias_ih_l0", self.bias_ih_l0), ("bias_hh_l0", self.bias_hh_l0)]
+        return ps
+
+    def _named(self) -> list[tuple[str, NDArray[Any], NDArray[Any]]]:
+        return [(k, p, self._grads[k]) for k, p in self._params()]
+
+    def __call__(self, x: ArrayLike, hx: Any = None) -> NDArray[Any]:
+        return self.forward(x, hx)
+
+    def forward(self, x: ArrayLike, hx: Any = None, *, training: bool = False) -> NDArray[Any]:
+        """Run the layer over a sequence.
+
+        Parameters
+        ----------
+        x : array_like, shape (T, N, input_size), or (N, T, input_size) with ``batch_first``
+            The input sequence.
+        hx : array_like or tuple, optional
+            The initial state, as PyTorch's: ``h0`` of shape (N, hidden_size)
+            (:class:`LSTM`: a tuple ``(h0, c0)``); ``None`` for zeros.
+        training : bool, default False
+            ``True`` keeps what :meth:`backward` needs.
+
+        Returns
+        -------
+        ndarray
+            The output sequence ``h_1 .. h_T`` (shape (T, N, hidden_size) or
+            (N, T, hidden_size)); with ``return_sequences=False`` the last
+            hidden state only, (N, hidden_size).  The last states are
+            ``layer.h_n`` (and ``layer.c_n`` for an :class:`LSTM`).
+
+        Examples
+        --------
+        >>> import numpy as np, mlkern.nn as nn
+        >>> gru = nn.GRU(3, 5, batch_first=True, seed=0)
+        >>> y = gru(np.zeros((2, 7, 3), np.float32))
+        >>> y.shape, gru.h_n.shape
+        ((2, 7, 5), (2, 5))
+        """
+        if not isinstance(training, (bool, np.bool_)):
+            raise TypeError(f"training: expected a bool, got {type(training).__name__}")
+        if training:
+            self._training_ctx = None
+        y: NDArray[Any] = self._run(x, hx, bool(training), None)
+        return y
+
+    def _forward(self, x: Any, training: bool, out: NDArray[Any] | None) -> Any:
+        return self._run(x, None, training, out)
+
+    def _split_hx(self, hx: Any) -> tuple[Any, Any]:
+        if self._kind != "lstm":
+            return hx, None
+        if hx is None:
+            return None, None
+        if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+            raise TypeError(f"hx: expected None or a tuple (h0, c0) for an LSTM, got "
+                            f"{type(hx).__name__}")
+        return hx[0], hx[1]
+
+    def _run(self, x: Any, hx: Any, training: bool, out: NDArray[Any] | None) -> Any:
+        h0, c0 = self._split_hx(hx)
+        f = _REC[self._kind][1]
+        args: tuple[Any, ...] = (x, h0) + ((c0,) if self._kind == "lstm" else ())
+        args += (self.weight_ih_l0, self.weight_hh_l0, self.bias_ih_l0, self.bias_hh_l0)
+        kw: dict[str, Any] = {"batch_first": self.batch_first, "return_saved": training}
+        if self._kind == "rnn":
+            kw["nonlinearity"] = self.nonlinearity
+        res = f(*args, **kw)
+        seq, last = res[0], res[1]
+        if self._kind == "lstm":
+            self.h_n, self.c_n = last
+        else:
+            self.h_n = last
+        y = seq if self.return_sequences else self.h_n.copy()
+        if training:
+            self._training_ctx = (res[2], h0 is not None, c0 is not None)
+        if out is not None:
+            np.copyto(out, y)
+            return out
+        return y
+
+    def _backward(self, grad_output: Any) -> Any:
+        saved, has_h0, has_c0 = self._training_ctx
+        fb = _REC[self._kind][2]
+        g = np.asarray(grad_output)
+        if g.dtype.kind == "f" and g.dtype != self.dtype:
+            raise TypeError(f"grad_output: dtype {g.dtype} differs from the layer's {self.dtype}")
+        if self.return_sequences:
+            incoming: tuple[Any, ...] = (g, None)
+        else:
+            incoming = (None, g)
+        if self._kind == "lstm":
+            incoming += (None,)
+        try:
+            grads = fb(*incoming, saved)
+        except ValueError as e:
+            raise ValueError(f"{type(self).__name__}.backward: grad_output: {e}") from None
+        gx, gh0 = grads[0], grads[1]
+        self.grad_h0 = gh0
+        rest = grads[2:]
+        if self._kind == "lstm":
+            self.grad_c0, rest = rest[0], rest[1:]
+        for (k, _), gr in zip(self._params(), rest):
+            np.copyto(self._grads[k], gr)
+        return gx
+
+    def _repr_args(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.nonlinearity not in (None, "tanh"):
+            s += f", nonlinearity={self.nonlinearity!r}"
+        if self.batch_first:
+            s += ", batch_first=True"
+        if self.bias_ih_l0 is None:
+            s += ", bias=False"
+        if not self.return_sequences:
+            s += ", return_sequences=False"
+        return s + f", dtype={self.dtype.name}"
+
+
+_REC_NOTES = """
+    Notes
+    -----
+    Parameters under PyTorch's names and shapes: ``weight_ih_l0``
+    ({G}*hidden_size, input_size), ``weight_hh_l0`` ({G}*hidden_size,
+    hidden_size), ``bias_ih_l0`` and ``bias_hh_l0`` ({G}*hidden_size,){gates},
+    all initialised from ``U(-1/sqrt(hidden_size), 1/sqrt(hidden_size))`` as
+    PyTorch's, so ``{{k: v.numpy() for k, v in torch_layer.state_dict().items()}}``
+    loads as it is.  The forward is one :func:`mlkern.layers.{f}` call
+    (``return_saved=True`` in training), the backward one
+    :func:`mlkern.layers.{f}_backward` call (backpropagation through time).
+
+    ``layer(x, hx=None)`` returns the output sequence; the last states are
+    ``layer.h_n``{cn} (shape (N, hidden_size)).  After a backward,
+    ``layer.grad_h0``{gc0} hold the gradients of the initial state given as
+    ``hx`` (``None`` when it was not given).
+
+    In a :class:`Sequential`, a recurrent layer is followed by others on the
+    whole sequence (a :class:`Dense` acts on the last axis of every step);
+    to classify a sequence from its last step -- Keras's default,
+    PyTorch's ``output[-1]`` -- build the layer with
+    ``return_sequences=False``: it then returns ``h_n`` (N, hidden_size),
+    and its backward takes the gradient of ``h_n``.
+"""
+
+
+class SimpleRNN(_Recurrent):
+    """Elman RNN over a sequence (PyTorch's ``nn.RNN``, one layer, unidirectional).
+
+    Parameters
+    ----------
+    input_size : int
+        Features of each step of the input.
+    hidden_size : int
+        Features of the hidden state.
+    nonlinearity : {"tanh", "relu"}, default "tanh"
+    batch_first : bool, default False
+        The input and output are (N, T, features) instead of (T, N, features).
+    bias : bool, default True
+        Whether the layer has the biases ``b_ih`` and ``b_hh``.
+    return_sequences : bool, default True
+        ``False``: return the last hidden state only (Keras's default).
+    dtype : dtype, default float32
+        float32 or float64.
+    seed : int or numpy.random.Generator, optional
+        Seeds the initialisation (``numpy.random.default_rng(seed)``).
+    {notes}
+    Examples
+    --------
+    >>> import numpy as np, mlkern.nn as nn
+    >>> rnn = nn.SimpleRNN(4, 3, seed=0)
+    >>> y = rnn(np.ones((5, 2, 4), np.float32))
+    >>> y.shape, bool((y[-1] == rnn.h_n).all())
+    ((5, 2, 3), True)
+    >>> sorted(rnn.state_dict())
+    ['bias_hh_l0', 'bias_ih_l0', 'weight_hh_l0', 'weight_ih_l0']
+    """
+
+    _kind = "rnn"
+
+    def __init__(self, input_size: int, hidden_size: int, *, nonlinearity: str = "tanh",
+                 batch_first: bool = False, bias: bool = True, return_sequences: bool = True,
+                 dtype: DTypeLike = np.float32,
+                 seed: int | np.random.Generator | None = None) -> None:
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        super().__init__(input_size, hidden_size, batch_first=batch_first, bias=bias,
+                         return_sequences=return_sequences, dtype=dtype, seed=seed)
+
+
+class LSTM(_Recurrent):
+    """Long short-term memory over a sequence (PyTorch's ``nn.LSTM``, one layer, unidirectional).
+
+    Parameters
+    ----------
+    input_size : int
+        Features of each step of the input.
+    hidden_size : int
+        Features of the hidden and cell states.
+    batch_first : bool, default False
+        The input and output are (N, T, features) instead of (T, N, features).
+    bias : bool, default True
+        Whether the layer has the biases ``b_ih`` and ``b_hh``.
+    return_sequences : bool, default True
+        ``False``: return the last hidden state only (Keras's default).
+    dtype : dtype, default float32
+        float32 or float64.
+    seed : int or numpy.random.Generator, optional
+        Seeds the initialisation (``numpy.random.default_rng(seed)``).
+    {notes}
+    Examples
+    --------
+    >>> import numpy as np, mlkern.nn as nn
+    >>> lstm = nn.LSTM(8, 16, batch_first=True, return_sequences=False, seed=0)
+    >>> lstm(np.zeros((32, 8, 8), np.float32)).shape, lstm.c_n.shape
+    ((32, 16), (32, 16))
+    """
+
+    _kind = "lstm"
+
+
+class GRU(_Recurrent):
+    """Gated recurrent unit over a sequence (PyTorch's ``nn.GRU``, one layer, unidirectional).
+
+    Parameters
+    ----------
+    input_size : int
+        Features of each step of the input.
+    hidden_size : int
+        Features of the hidden state.
+    batch_first : bool, default False
+        The input and output are (N, T, features) instead of (T, N, features).
+    bias : bool, default True
+        Whether the layer has the biases ``b_ih`` and ``b_hh``.
+    return_sequences : bool, default True
+        ``False``: return the last hidden state only (Keras's default).
+    dtype : dtype, default float32
+        float32 or float64.
+    seed : int or numpy.random.Generator, optional
+        Seeds the initialisation (``numpy.random.default_rng(seed)``).
+    {notes}
+    Examples
+    --------
+    >>> import numpy as np, mlkern.nn as nn
+    >>> gru = nn.GRU(3, 5, seed=0)
+    >>> [p.shape for p in gru.parameters()]
+    [(15, 3), (15, 5), (15,), (15,)]
+    """
+
+    _kind = "gru"
+
+
+for _cls, _G, _f, _gates in ((SimpleRNN, 1, "rnn", ""), (LSTM, 4, "lstm", " (gates i, f, g, o)"),
+                             (GRU, 3, "gru", " (gates r, z, n)")):
+    _lstm = _cls is LSTM
+    _cls.__doc__ = (_cls.__doc__ or "").replace("{notes}", "\n    " + _REC_NOTES.format(
+        G=_G, f=_f, gates=_gates, cn=" and ``layer.c_n``" if _lstm else "",
+        gc0=" and ``layer.grad_c0``" if _lstm else "").strip() + "\n")
+del _cls, _G, _f, _gates, _lstm
 
 
 class Sequential(Layer):
