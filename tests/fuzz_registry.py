@@ -14,7 +14,10 @@ Adding a public function
    ``k_xent``/``k_pointwise``/``k_kl``/``k_penalty`` for the losses,
    ``k_step``/``k_opt_class`` for the optimisers, ``k_dense``/``k_embedding``
    for the layers, ``k_recurrent``/``k_cell``/``k_recurrent_backward`` for the
-   recurrent ones.  The keyword arguments of a
+   recurrent ones, ``k_nn_*`` for the ``mlkern.nn`` classes (a class is
+   registered through a runner, ``Call(fn=...)``, that builds it from the
+   fuzzed constructor arguments and runs inference, a training forward and a
+   backward: ``_run_nn``).  The keyword arguments of a
    builder are the hyper-parameters, each a ``P(good, bad, must)``: valid
    values (the first is the plain one), values that may raise, values the call
    must refuse with ValueError/TypeError; reuse the ``P_*`` constants.
@@ -46,13 +49,14 @@ from hypothesis import strategies as st  # noqa: E402
 import mlkern  # noqa: E402
 import mlkern.calculus as mcalc  # noqa: E402
 import mlkern.layers as mlayers  # noqa: E402
+import mlkern.nn as mnn  # noqa: E402
 import mlkern.optim as mopt  # noqa: E402
 
 NAN, INF = float("nan"), float("inf")
 F16, F32, F64, I64 = (np.dtype(t) for t in ("f2", "f4", "f8", "i8"))
 
 # the modules whose __all__ the registry covers: "" is mlkern, else "optim.sgd_step" style names
-MODULES = {"": mlkern, "optim": mopt, "calculus": mcalc, "layers": mlayers}
+MODULES = {"": mlkern, "optim": mopt, "calculus": mcalc, "layers": mlayers, "nn": mnn}
 
 
 # =============================================================================
@@ -1623,6 +1627,198 @@ def k_recurrent_backward(kind):
     return Spec(kind + "_backward", build)
 
 
+# --- models (mlkern.nn): the classes, each built from fuzzed constructor arguments and run
+# through inference, a training forward and a backward (docs/contract.rst "Models")
+_NN_DTYPES_OK = (F32, F64)
+
+
+def _nn_dtype(ctx):
+    """The model's dtype= : mostly the drawn float dtype; anything but native float32/float64
+    must raise TypeError (the constructor)."""
+    mdt = ctx.float_dtype()
+    if mdt not in _NN_DTYPES_OK:
+        ctx.must_raise(f"dtype={mdt}", TypeError)
+        return mdt, None
+    return mdt, mdt
+
+
+def _run_nn(cls, x, g, *ctor, hx=None, **ctor_kw):
+    """Build the layer, run inference twice (the second warm), a training forward and a
+    backward: (inference output, input gradient)."""
+    layer = cls(*ctor, **ctor_kw)
+    a = (x,) if hx is None else (x, hx)
+    layer(*a)
+    y = layer(*a)
+    layer.forward(*a, training=True)
+    return y, layer.backward(g)
+
+
+def _nn_grad(ctx, shape, mdt):
+    return ctx.data(ctx.values(1, shape), dtype=mdt if mdt in _NN_DTYPES_OK else F64, broadcast=False)
+
+
+def k_nn_dense():
+    def build(ctx):
+        x = ctx.data(ctx.values(0))
+        shp = shape_of(x)
+        if not shp:
+            ctx.must_raise("a 0-d x", ValueError)
+        K = shp[-1] if shp else 3
+        Km = K
+        if ctx.choose("in_features differs from x's?", [False] * 9 + [True]):
+            Km = K + 1
+            ctx.must_raise("x of the wrong number of features", ValueError)
+        N = ctx.choose("out_features", [3, 1, 0, 5])
+        mdt, ok = _nn_dtype(ctx)
+        act = ctx.param("activation", P_ACTIVATION)
+        kw = {"activation": act, "bias": ctx.param("bias", P_BOOL), "dtype": mdt, "seed": 0}
+        dt = _layer_rdt(ctx, x, np.empty(0, ok)) if ok is not None else None
+        ys = shp[:-1] + (N,) if shp else None
+        g = _nn_grad(ctx, ys or (N,), mdt)
+        return Call([x, g, Km, N], kw, Tup((Arr(ys, dt), Arr(shp, dt))), cmp=("row", "row"),
+                    fn=_run_nn)
+    return Spec("nn", build)
+
+
+def k_nn_embedding():
+    def build(ctx):
+        V = ctx.choose("num_embeddings", [5, 1, 2, 17])
+        D = 1 if ctx.big else ctx.choose("embedding_dim", [3, 1, 0, 8])
+        shp = ctx.shape if ctx.fuzz or len(ctx.shape) < 2 else ctx.shape[:-1]
+        idx = _indices(ctx, shp, V)
+        mdt, ok = _nn_dtype(ctx)
+        kw = {"padding_idx": _padding_idx(ctx, V), "dtype": mdt, "seed": 0}
+        ys = tuple(shape_of(idx)) + (D,)
+        g = _nn_grad(ctx, ys, mdt)
+        return Call([idx, g, V, D], kw, Tup((Arr(ys, ok), Pred(lambda r: r is None, "None"))),
+                    cmp=("elem", "skip"), fn=_run_nn)
+    return Spec("nn", build)
+
+
+P_NN_ACT = P(_LAYER_ACTS, [], ["prelu", "noisy_relu", "junk", "", None, 3])
+
+
+def k_nn_activation():
+    def build(ctx):
+        x = ctx.data(ctx.values(0))
+        shp, dt = shape_of(x), rdt(x)
+        name = ctx.param("name", P_NN_ACT)
+        g = ctx.data(ctx.values(1, shp) if not ctx.big else ctx.values(1), broadcast=not ctx.big)
+        gdt = promote(rdt(g), dt)
+        return Call([x, g, name], {}, Tup((Arr(shp, dt), Arr(shp, gdt))), cmp=("elem", "elem"),
+                    fn=_run_nn)
+    return Spec("nn", build)
+
+
+def k_nn_flatten():
+    def build(ctx):
+        dt = ctx.dtype if ctx.dtype.kind in "fiub" else F64
+        x = ctx.data(ctx.values(0), dtype=dt)
+        shp = shape_of(x)
+        xdt = np.asarray(x).dtype
+        sd = ctx.param("start_dim", P([1, 0, -1, np.int64(2)], [], [1.5, "1", None, True]))
+        ys = None
+        if is_int(sd):
+            nd = len(shp)
+            s = int(sd) + nd if int(sd) < 0 else int(sd)
+            if not 0 <= s < max(nd, 1):
+                ctx.must_raise(f"start_dim={sd} for {nd} dimensions", ValueError)
+            else:
+                ys = shp[:s] + (int(np.prod(shp[s:], dtype=np.int64)),) if nd else (1,)
+        g = ctx.data(ctx.values(1, ys or (1,)), dtype=F64, broadcast=False)
+        return Call([x, g, sd], {}, Tup((Arr(ys, xdt), Arr(shp, F64))), cmp=("elem", "elem"),
+                    fn=_run_nn)
+    return Spec("nn", build)
+
+
+def k_nn_recurrent(kind):
+    """SimpleRNN/LSTM/GRU(input_size, hidden_size, ...) on a (T, N, I) sequence, with or
+    without hx; return_sequences either way."""
+    def build(ctx):
+        T, N, I, H = _rec_dims(ctx, True)
+        kw = {}
+        bf = ctx.param("batch_first", P_BATCH_FIRST)
+        kw["batch_first"] = bf
+        bf = bool(truth(bf))
+        if T == 0:
+            ctx.must_raise("a sequence of length 0", ValueError)
+        if kind == "rnn":
+            kw["nonlinearity"] = ctx.param("nonlinearity", P_NONLIN)
+        rs = ctx.param("return_sequences", P_BOOL)
+        kw.update(return_sequences=rs, bias=ctx.param("bias", P_BOOL))
+        mdt, ok = _nn_dtype(ctx)
+        kw.update(dtype=mdt, seed=0)
+        wrong = ctx.choose("wrong shape", [None] * 9 + ["x_I", "x_ndim", "hx"])
+        if wrong is not None:
+            ctx.must_raise(f"{wrong} of the wrong shape", ValueError)
+        Ix = I + 1 if wrong == "x_I" else I
+        xs = (N, T, Ix) if bf else (T, N, Ix)
+        if wrong == "x_ndim":
+            xs = (T * N, Ix)
+        x = ctx.data(ctx.values(0, xs), broadcast=False)
+        hx = None
+        if wrong == "hx" or ctx.choose("hx", ["none", "array"]) == "array":
+            hs = (N + (wrong == "hx"), H)
+            h0 = ctx.data(ctx.values(2, hs), dtype=ok or F64, broadcast=False)
+            hx = (h0, ctx.data(ctx.values(3, hs), dtype=ok or F64, broadcast=False)) if kind == "lstm" else h0
+            kw["hx"] = hx
+        dt = _layer_rdt(ctx, x, np.empty(0, ok)) if ok is not None else None
+        ys = ((N, T, H) if bf else (T, N, H)) if truth(rs) else (N, H)
+        g = _nn_grad(ctx, ys, mdt)
+        return Call([x, g, I, H], kw, Tup((Arr(ys, dt), Arr(xs, dt))), cmp=("row", "row"),
+                    fn=_run_nn)
+    return Spec("nn", build)
+
+
+def _run_sequential(cls, x, g, K, *, dtype, act):
+    model = cls(mnn.Dense(K, 4, dtype=dtype, seed=0), mnn.Activation(act),
+                mnn.Dense(4, 3, activation="tanh", dtype=dtype, seed=1), mnn.Flatten(-1))
+    model(x)
+    y = model(x)                                  # warm: the workspaces reused
+    model.forward(x, training=True)
+    return y, model.backward(g)
+
+
+def k_nn_sequential():
+    def build(ctx):
+        x = ctx.data(ctx.values(0))
+        shp = shape_of(x)
+        if not shp:
+            ctx.must_raise("a 0-d x", ValueError)
+        K = shp[-1] if shp else 3
+        mdt, ok = _nn_dtype(ctx)
+        act = ctx.param("activation", P_NN_ACT)
+        dt = _layer_rdt(ctx, x, np.empty(0, ok)) if ok is not None else None
+        ys = shp[:-1] + (3,) if shp else None
+        g = _nn_grad(ctx, ys or (3,), mdt)
+        return Call([x, g, K], {"dtype": mdt, "act": act}, Tup((Arr(ys, dt), Arr(shp, dt))),
+                    cmp=("row", "row"), fn=_run_sequential)
+    return Spec("nn", build)
+
+
+def _run_layer_base(cls, x):
+    """The base class: no parameters, an empty state dict; forward is the subclasses' and
+    backward needs a training forward."""
+    layer = cls()
+    assert layer.parameters() == [] and layer.gradients() == [] and layer.state_dict() == {}
+    layer.load_state_dict({})
+    for f, exc in ((layer, NotImplementedError), (layer.backward, RuntimeError)):
+        try:
+            f(x)
+        except exc:
+            pass
+        else:  # pragma: no cover
+            raise AssertionError(f"Layer: {f} did not raise {exc.__name__}")
+    return x
+
+
+def k_nn_layer_base():
+    def build(ctx):
+        x = ctx.data(ctx.values(0), dtype=F64)      # any input: the base class computes nothing
+        return Call([x], {}, Is(x), fn=_run_layer_base)
+    return Spec("nn_base", build)
+
+
 # =============================================================================
 # the registry: one line per public function
 # =============================================================================
@@ -1714,6 +1910,13 @@ REGISTRY = {
     "layers.rnn_cell": k_cell("rnn"), "layers.lstm_cell": k_cell("lstm"), "layers.gru_cell": k_cell("gru"),
     "layers.rnn_backward": k_recurrent_backward("rnn"), "layers.lstm_backward": k_recurrent_backward("lstm"),
     "layers.gru_backward": k_recurrent_backward("gru"),
+    # --- mlkern.nn: the classes, built and run through inference, training forward, backward
+    "nn.Layer": k_nn_layer_base(),
+    "nn.Dense": k_nn_dense(), "nn.Embedding": k_nn_embedding(), "nn.Activation": k_nn_activation(),
+    "nn.Flatten": k_nn_flatten(),
+    "nn.SimpleRNN": k_nn_recurrent("rnn"), "nn.LSTM": k_nn_recurrent("lstm"),
+    "nn.GRU": k_nn_recurrent("gru"),
+    "nn.Sequential": k_nn_sequential(),
 }
 for _q, _s in REGISTRY.items():
     _s.qual = _q
