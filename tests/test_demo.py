@@ -85,6 +85,17 @@ def test_progress_redrawn_in_place_on_a_tty():
     assert len([ln for ln in text.split("\n") if ln.startswith("\repoch") and "loss" in ln]) == 2
 
 
+def test_threads_option():
+    pytest.importorskip("sklearn")
+    import mlkern
+    before = mlkern.get_num_threads()
+    res, text = _run(["--epochs", "1", "--no-compare", "--threads", "1"])
+    assert res["epochs"] == 1 and mlkern.get_num_threads() == before
+    with pytest.raises(SystemExit) as e:
+        demo.main(["--threads", "0"])
+    assert e.value.code == 2
+
+
 def test_bad_options_exit_2(capsys):
     with pytest.raises(SystemExit) as e:
         demo.main(["--epochs", "0"])
@@ -155,8 +166,9 @@ def test_lstm_demo_learns():
     """A reduced run (5 of the 15 default epochs): the loss falls every epoch
     bar one and the test accuracy passes 90 % (the full run: >= 95 %)."""
     pytest.importorskip("sklearn")
-    res, text = _run(["--model", "lstm", "--epochs", "5", "--no-compare"])
+    res, text = _run(["--model", "lstm", "--epochs", "5", "--no-compare", "--threads", "1"])
     assert res["model"] == "lstm" and res["hidden"] == 64 and len(res["losses"]) == 5
+    assert res["threads"] == 1 and "1 thread," in text
     assert res["losses"][-1] < res["losses"][0] / 5, text
     assert res["test_accuracy"] >= 0.90, text
     assert res["torch_test_accuracy"] is None and res["ratio"] is None

@@ -282,6 +282,9 @@ def build_parser(p=None):
                    help="parameter and data dtype (default float32)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the split, the initialisation and the batch order (default 0)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="mlkern's thread count for the run (and PyTorch's, --model lstm/cnn); "
+                        "default: mlkern.get_num_threads()")
     p.add_argument("--no-compare", dest="compare", action="store_false",
                    help="skip the comparison loop (plain NumPy for mlp, PyTorch for lstm and cnn)")
     p.add_argument("--dask", action="store_true",
@@ -306,6 +309,8 @@ def check_args(p, a):
         p.error("--seed must be >= 0")
     if a.lr is not None and not (a.lr > 0 and math.isfinite(a.lr)):
         p.error("--lr must be a positive number")
+    if a.threads is not None and a.threads < 1:
+        p.error("--threads must be >= 1")
     if a.dask_rows < 1 or a.dask_chunk < 1:
         p.error("--dask-rows and --dask-chunk must be >= 1")
 
@@ -330,6 +335,10 @@ def main(argv=None, *, args=None, out=None):
         args = p.parse_args(argv)
         check_args(p, args)
     out = sys.stdout if out is None else out
+    if getattr(args, "threads", None) is not None:
+        import mlkern
+        with mlkern.threads(args.threads):
+            return main(args=argparse.Namespace(**dict(vars(args), threads=None)), out=out)
     if getattr(args, "dask", False):
         from ._dask_demo import main as dask_main
         return dask_main(args, out)
