@@ -118,3 +118,112 @@ def test_bench(benchmark, unit):
             benchmark.extra_info["gbps"] = case.nbytes(p, dtype.itemsize) / med
     B.assert_close(case, ins, res, p, impl, cache=_INPUTS,
                    label=f"{case.name} {B.dtype_tag(dtype)} {p.spec} T={T} {impl.name}")
+
+
+# ---------------------------------------------------------------- convolutions
+# conv1d / conv2d forward and forward + backward (issue 15's works; smaller
+# stand-ins with MLKERN_BENCH_LAYER_SHAPES=smoke), mlkern in both layouts,
+# torch in contiguous and channels-last memory format.  Groups like
+# ``conv2d_fwd-32x64x56x56_64k3p1-f32-T1``.  Each result is checked once,
+# after timing, against torch in float64 (without torch: timed, not checked).
+# The separate-process ratios of the closing note: benchmarks/conv_bars.py.
+_CONV_WORKS = [(2, (32, 64, 56, 56), 64, 3, 1), (2, (8, 3, 224, 224), 64, 3, 1),
+               (1, (64, 128, 1024), 128, 5, 2)]
+_CONV_SMOKE = [(2, (4, 16, 20, 20), 16, 3, 1), (1, (4, 32, 128), 32, 5, 2)]
+
+
+def _conv_units(config):
+    smoke = os.environ.get("MLKERN_BENCH_LAYER_SHAPES", "").strip().lower() in ("smoke", "quick", "small")
+    dtypes = [np.dtype(B.DTYPES[t]) for t in _parse(config.getoption("bench_dtypes"), str)]
+    threads = sorted(set(_parse(config.getoption("bench_threads"), int)))
+    rts = ("mlkern",) if config.getoption("bench_no_torch") else ("mlkern", "torch")
+    return [(work, kind, dt, T, rt, last) for T in threads for work in (_CONV_SMOKE if smoke else _CONV_WORKS)
+            for kind in ("fwd", "fwd_bwd") for dt in dtypes for rt in rts for last in (False, True)
+            if not (rt == "torch" and last and work[0] == 1)]
+
+
+def _conv_id(u):
+    (nd, xs, O, k, p), kind, dt, T, rt, last = u
+    lay = ("NCL", "NLC")[last] if nd == 1 else ("NCHW", "NHWC")[last]
+    return (f"conv{nd}d_{kind}-{'x'.join(map(str, xs))}_{O}k{k}p{p}-{B.dtype_tag(dt)}-T{T}-{rt}:"
+            f"{lay if rt == 'mlkern' else ('channels_last' if last else 'contiguous')}")
+
+
+def pytest_generate_tests_conv(metafunc):   # (called from pytest_generate_tests below)
+    if "conv_unit" in metafunc.fixturenames:
+        units = _conv_units(metafunc.config)
+        metafunc.parametrize("conv_unit", units, ids=[_conv_id(u) for u in units])
+
+
+_pgt_dense = pytest_generate_tests
+
+
+def pytest_generate_tests(metafunc):        # noqa: F811  (dense/embedding units, then conv units)
+    _pgt_dense(metafunc)
+    pytest_generate_tests_conv(metafunc)
+
+
+def test_bench_conv(benchmark, conv_unit):
+    (nd, xs, O, k, p), kind, dt, T, rt, last = conv_unit
+    benchmark.group = _conv_id(conv_unit).rsplit("-", 1)[0]
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(xs).astype(dt)
+    w = (rng.standard_normal((O, xs[1]) + (k,) * nd) / np.sqrt(xs[1] * k ** nd)).astype(dt)
+    b = rng.standard_normal(O).astype(dt)
+    if rt == "torch":
+        torch = pytest.importorskip("torch")
+        F = torch.nn.functional
+        tf = F.conv1d if nd == 1 else F.conv2d
+        mf = torch.channels_last if last else torch.contiguous_format
+        B.set_torch_threads(T)
+        xt, wt, bt = (torch.from_numpy(a) for a in (x, w, b))
+        xt, wt = xt.contiguous(memory_format=mf), wt.contiguous(memory_format=mf)
+        xg, wg, bg = (t.clone().requires_grad_() for t in (xt, wt, bt))
+
+        def f():
+            if kind == "fwd":
+                with torch.inference_mode():
+                    return (tf(xt, wt, bt, padding=p).numpy(),)
+            xg.grad = wg.grad = bg.grad = None
+            y = tf(xg, wg, bg, padding=p)
+            y.backward(y.detach())
+            return y.detach().numpy(), xg.grad.numpy(), wg.grad.numpy(), bg.grad.numpy()
+        res = benchmark(f)
+    else:
+        if not hasattr(mlkern.layers, "conv2d"):
+            pytest.skip("mlkern.layers has no convolutions in this build")
+        L = mlkern.layers
+        fwd, bwd = (L.conv1d, L.conv1d_backward) if nd == 1 else (L.conv2d, L.conv2d_backward)
+        lay = ("NCL", "NLC")[last] if nd == 1 else ("NCHW", "NHWC")[last]
+        xx = np.ascontiguousarray(np.moveaxis(x, 1, -1)) if last else x
+
+        def f():
+            y = fwd(xx, w, b, padding=p, layout=lay)
+            if kind == "fwd":
+                return (y,)
+            return (y,) + bwd(y, xx, w, padding=p, layout=lay)
+        with mlkern.threads(T):
+            res = benchmark(f)
+        if last:
+            res = tuple(np.moveaxis(a, -1, 1) if i < 2 else a for i, a in enumerate(res))
+    stats = getattr(benchmark, "stats", None)
+    if stats is not None and getattr(stats, "stats", None) is not None:
+        P = int(np.prod(res[0].shape[2:]))
+        fl = 2.0 * xs[0] * P * O * xs[1] * k ** nd * (1 if kind == "fwd" else 3)
+        benchmark.extra_info["gflops"] = fl / (stats.stats.median * 1e9)
+    # the check: float64 forward (+ backward with grad_output = y) by torch
+    try:
+        import torch
+        F = torch.nn.functional
+        tf = F.conv1d if nd == 1 else F.conv2d
+        x64, w64, b64 = (torch.from_numpy(a.astype(np.float64)).requires_grad_() for a in (x, w, b))
+        y64 = tf(x64, w64, b64, padding=p)
+        ref = [y64.detach().numpy()]
+        if kind != "fwd":
+            y64.backward(torch.from_numpy(res[0].astype(np.float64)))
+            ref += [x64.grad.numpy(), w64.grad.numpy(), b64.grad.numpy()]
+    except ImportError:         # no independent float64 reference here: timed only
+        return
+    tol = 2e-4 if dt == np.float32 else 1e-8
+    for a, r in zip(res, ref):
+        np.testing.assert_allclose(a, r, rtol=0, atol=tol * max(1.0, float(np.abs(r).max())))

@@ -1449,6 +1449,132 @@ def k_embedding_backward():
     return Spec("embedding_backward", build)
 
 
+# --- convolutions: conv1d/conv2d and their backwards (docs/contract.rst "Layers")
+def _conv_geom(nd, sp, ks, stride, padding, dilation):
+    """Output size per axis, or None when the parameters are not all valid ints/strings
+    (a must-raise choice), or "small" when the dilated kernel exceeds the padded input."""
+    def tup(v):
+        if isinstance(v, (tuple, list)):
+            return tuple(v) if len(v) == nd and all(is_int(e) for e in v) else None
+        return (v,) * nd if is_int(v) else None
+    st, dil = tup(stride), tup(dilation)
+    if st is None or dil is None or min(st) < 1 or min(dil) < 1:
+        return None
+    if padding == "valid":
+        tot = (0,) * nd
+    elif padding == "same":
+        if max(st) > 1:
+            return None
+        tot = tuple(d * (k - 1) for d, k in zip(dil, ks))
+    else:
+        pd = tup(padding) if not isinstance(padding, str) else None
+        if pd is None or min(pd) < 0:
+            return None
+        tot = tuple(2 * p for p in pd)
+    outs = []
+    for n, k, s, d, t in zip(sp, ks, st, dil, tot):
+        if n + t < d * (k - 1) + 1:
+            return "small"
+        outs.append((n + t - d * (k - 1) - 1) // s + 1)
+    return tuple(outs)
+
+
+def _conv_call(ctx, nd, backward):
+    """(args, kw, x shape, weight shape, output shape or None, C_out, dtype) of a conv call,
+    sometimes of a wrong shape or parameter (must raise)."""
+    N = ctx.choose("batch", [2, 1, 0, 3])
+    G = ctx.choose("groups", [1, 2, 1, 3])
+    Cg = ctx.choose("in_channels/groups", [2, 1, 3, 0])
+    Og = ctx.choose("out_channels/groups", [2, 1, 3, 0])
+    sp = tuple(ctx.choose(f"size{i}", [5, 4, 1, 7]) for i in range(nd))
+    ks = tuple(ctx.choose(f"kernel{i}", [3, 1, 2]) for i in range(nd))
+    last = ctx.choose("channels last", [False, True])
+    names = ("NCL", "NLC") if nd == 1 else ("NCHW", "NHWC")
+    ints = (2,) * nd
+    stride = ctx.param("stride", P([1, 2, ints], [], [0, -1, 1.5, "1", True, (1,) * (nd + 1)]))
+    padding = ctx.param("padding", P([0, 1, "same", "valid", ints], [],
+                                     [-1, "full", 1.5, True, (0,) * (nd + 1)]))
+    dilation = ctx.param("dilation", P([1, 2, ints], [], [0, 1.5, (1,) * (nd + 1)]))
+    groups = ctx.param("groups", P([G, np.int64(G)], [], [0, -1, 1.5, True, "1"]))
+    layout = ctx.param("layout", P([names[last]], [], [names[last].lower(), names[1 - last] + "X",
+                                                        ("NHWC", "NCHW", "NLC", "NCL")[nd], None]))
+    C, O = G * Cg, G * Og
+    wrong = ctx.choose("wrong shape", [None] * 9 + ["weight_channels", "weight_ndim", "x_ndim",
+                                                    "out_not_divisible"])
+    xs = (N,) + sp + (C,) if last else (N, C) + sp
+    ws = (O, Cg) + ks
+    if wrong == "weight_channels":
+        ws = (O, Cg + 1) + ks
+    elif wrong == "weight_ndim":
+        ws = ws + (1,)
+    elif wrong == "x_ndim":
+        xs = xs + (1,)
+    elif wrong == "out_not_divisible" and G > 1:
+        ws = (O + 1,) + ws[1:]
+    else:
+        wrong = None
+    if wrong is not None:
+        ctx.must_raise(f"{wrong} of the wrong shape", ValueError)
+    unbatched = wrong is None and ctx.choose("unbatched x", [False] * 4 + [True])
+    if unbatched:
+        xs = xs[1:]
+    geo = _conv_geom(nd, sp, ks, stride, padding, dilation)
+    if isinstance(padding, str) and padding == "same" and geo is None \
+            and isinstance(_conv_geom(nd, (10**6,) * nd, ks, stride, 0, dilation), tuple):
+        ctx.must_raise("padding='same' with a stride above 1", ValueError)
+    if geo == "small":
+        ctx.must_raise("a dilated kernel larger than the padded input", ValueError)
+    x = ctx.data(ctx.values(0, xs), broadcast=False)
+    w = ctx.data(ctx.values(1, ws), dtype=_other_float(ctx), broadcast=False)
+    ys = None
+    if isinstance(geo, tuple):
+        ys = (N,) + geo + (O,) if last else (N, O) + geo
+        if unbatched:
+            ys = ys[1:]
+    kw = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups,
+          "layout": layout}
+    return x, w, kw, xs, ws, ys, O
+
+
+def k_conv(nd):
+    def build(ctx):
+        x, w, kw, xs, ws, ys, O = _conv_call(ctx, nd, False)
+        how = ctx.choose("bias", ["ok", "none", "ints", "wrong_shape"])
+        b = None
+        if how == "ok":
+            b = ctx.data(ctx.values(2, (O,)), broadcast=False)
+        elif how == "ints":
+            b = np.arange(O) - 1
+        elif how == "wrong_shape":
+            ctx.must_raise("bias of the wrong shape", ValueError)
+            b = ctx.data(ctx.values(2, (O + 1,)), broadcast=False)
+        dt = _layer_rdt(ctx, x, w, b)
+        return Call([x, w, b], kw, Arr(ys, dt, outable=True), out_like=(ys, dt) if ys else None,
+                    alias=(0,), cmp="row")
+    return Spec(f"conv{nd}d", build)
+
+
+def k_conv_backward(nd):
+    def build(ctx):
+        x, w, kw, xs, ws, ys, O = _conv_call(ctx, nd, True)
+        gs = ys if ys is not None else (2,) * (nd + 2)
+        if ctx.choose("grad_output of the wrong shape?", [False] * 9 + [True]):
+            gs = gs[:-1] + (gs[-1] + 1,)
+            ctx.must_raise("grad_output of the wrong shape", ValueError)
+        g = ctx.data(ctx.values(4, gs), dtype=_other_float(ctx), broadcast=False)
+        has_bias = ctx.param("has_bias", P([True, False, np.bool_(False)], [None, 0, "yes"]))
+        needs = ctx.param("needs_input_grad", P([True, False], [None, 1, "no"]))
+        kw.update(has_bias=has_bias, needs_input_grad=needs)
+        dt = _layer_rdt(ctx, g, x, w)
+        hb, ni = truth(has_bias), truth(needs)
+        none = Pred(lambda r: r is None, "None")
+        parts = (Arr(xs, dt) if ni else none if ni is False else Pred(lambda r: True),
+                 Arr(ws, dt),
+                 Arr((O,), dt) if hb else none if hb is False else Pred(lambda r: True))
+        return Call([g, x, w], kw, Tup(parts), cmp=("row", "row", "row"))
+    return Spec(f"conv{nd}d_backward", build)
+
+
 # --- recurrent layers: rnn/lstm/gru, their cells and backwards (docs/contract.rst "Layers")
 _REC_GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 P_NONLIN = P(["tanh", "relu"], [], ["TANH", "sigmoid", "", None, 3, ["tanh"]])
@@ -1910,6 +2036,9 @@ REGISTRY = {
     "layers.rnn_cell": k_cell("rnn"), "layers.lstm_cell": k_cell("lstm"), "layers.gru_cell": k_cell("gru"),
     "layers.rnn_backward": k_recurrent_backward("rnn"), "layers.lstm_backward": k_recurrent_backward("lstm"),
     "layers.gru_backward": k_recurrent_backward("gru"),
+    # --- mlkern.layers: convolutions
+    "layers.conv1d": k_conv(1), "layers.conv2d": k_conv(2),
+    "layers.conv1d_backward": k_conv_backward(1), "layers.conv2d_backward": k_conv_backward(2),
     # --- mlkern.nn: the classes, built and run through inference, training forward, backward
     "nn.Layer": k_nn_layer_base(),
     "nn.Dense": k_nn_dense(), "nn.Embedding": k_nn_embedding(), "nn.Activation": k_nn_activation(),

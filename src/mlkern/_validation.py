@@ -590,3 +590,83 @@ def check_count(value, name):
     if v < 0:
         raise ValueError(f"{name}: must be >= 0, got {v}")
     return v
+
+
+# ---------------------------------------------------------------- convolutions
+_CONV_LAYOUTS = {1: ("NCL", "NLC"), 2: ("NCHW", "NHWC")}
+
+
+def check_layout(layout, nd, fname):
+    """True for channels last ("NLC"/"NHWC"), False for "NCL"/"NCHW"."""
+    first, last = _CONV_LAYOUTS[nd]
+    if not isinstance(layout, str) or layout not in (first, last):
+        raise ValueError(f"{fname}: layout: expected {first!r} or {last!r}, got {layout!r}")
+    return layout == last
+
+
+def check_spatial(value, nd, name, fname, minimum):
+    """An int or a tuple/list of nd ints, each >= minimum, as a tuple."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != nd:
+            raise ValueError(f"{fname}: {name}: expected an int or {nd} ints, got {value!r}")
+        vals = value
+    else:
+        vals = (value,) * nd
+    res = []
+    for v in vals:
+        if isinstance(v, (bool, np.bool_)):
+            raise TypeError(f"{fname}: {name}: expected an int or a tuple of {nd} ints, got bool")
+        try:
+            i = operator.index(v)
+        except TypeError:
+            raise TypeError(f"{fname}: {name}: expected an int or a tuple of {nd} ints, "
+                            f"got {type(v).__name__}") from None
+        if i < minimum:
+            raise ValueError(f"{fname}: {name}: must be >= {minimum}, got {value!r}")
+        res.append(i)
+    return tuple(res)
+
+
+def conv_geometry(fname, nd, insize, ksize, stride, padding, dilation):
+    """(stride, dilation, left padding, output size), each a tuple per spatial
+    axis, of a convolution (PyTorch's rules: "same" pads d*(k-1) in total, the
+    odd element on the right, and needs stride 1; "valid" is no padding)."""
+    st = check_spatial(stride, nd, "stride", fname, 1)
+    dil = check_spatial(dilation, nd, "dilation", fname, 1)
+    if isinstance(padding, str):
+        if padding == "valid":
+            left = total = (0,) * nd
+        elif padding == "same":
+            if any(s != 1 for s in st):
+                raise ValueError(f"{fname}: padding='same' is not supported with stride {stride!r} "
+                                 "(PyTorch's rule: strided convolutions take a numeric padding)")
+            total = tuple(d * (k - 1) for d, k in zip(dil, ksize))
+            left = tuple(t // 2 for t in total)
+        else:
+            raise ValueError(f"{fname}: padding: expected an int, a tuple of {nd} ints, 'valid' or "
+                             f"'same', got {padding!r}")
+    else:
+        left = check_spatial(padding, nd, "padding", fname, 0)
+        total = tuple(2 * p for p in left)
+    outs = []
+    for i, (n, k, s, d, t) in enumerate(zip(insize, ksize, st, dil, total)):
+        span = d * (k - 1) + 1
+        if n + t < span:
+            raise ValueError(f"{fname}: x and weight: the padded input size {n + t} (axis {i}) is "
+                             f"smaller than the dilated kernel size {span} (weight.shape[{2 + i}]={k}, "
+                             f"dilation {d})")
+        outs.append((n + t - span) // s + 1)
+    return st, dil, left, tuple(outs)
+
+
+def check_groups(groups, fname):
+    """groups: a positive int."""
+    if isinstance(groups, (bool, np.bool_)):
+        raise TypeError(f"{fname}: groups: expected an int, got bool")
+    try:
+        g = operator.index(groups)
+    except TypeError:
+        raise TypeError(f"{fname}: groups: expected an int, got {type(groups).__name__}") from None
+    if g < 1:
+        raise ValueError(f"{fname}: groups: must be >= 1, got {g}")
+    return g

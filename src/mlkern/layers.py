@@ -69,6 +69,7 @@ from . import _kernels as _ew
 from ._ops import BINARY, UNARY
 from ._validation import (check_count, check_index_range, check_indices, check_padding_idx,
                           check_real, layer_array, layer_dtype, layer_out)
+from ._validation import check_groups, check_layout, conv_geometry
 
 __all__ = ["dense", "dense_backward", "embedding", "embedding_backward",
            "rnn_cell", "lstm_cell", "gru_cell", "rnn", "lstm", "gru",
@@ -543,6 +544,339 @@ def embedding_backward(grad_output, indices, num_embeddings, *, padding_idx=None
             np.copyto(out, res, casting="unsafe")
         return out
     return res if rdt == cdt else res.astype(rdt)
+
+
+# ---------------------------------------------------------------- convolutions
+# conv1d / conv2d and their backwards (kernels: _conv.pxi).  conv1d is conv2d
+# with H = 1.  im2col of a tile of output pixels (about 512 KiB of col, L2)
+# into a per-thread buffer, then one OpenBLAS GEMM per tile and group, the
+# bias written into the tile before the GEMM accumulates onto it.  NCHW:
+# y_n (C_out, P) = W (C_out, K) col (K, P); NHWC: y (P, C_out) = col (P, K)
+# Wr^T with the weight repacked once per call to (C_out, kh, kw, C_in/groups)
+# (a col row = kh*kw contiguous channel copies).  1x1 stride-1 unpadded:
+# the input is the col matrix (no im2col).  The units of work (pixel tiles
+# in the forward, fixed blocks of images in the backward, whose grad_weight
+# partials are summed in block order; grad_x by col2im into images a block
+# owns) are fixed by the shape, so every result is bitwise identical for
+# any thread count.  Extra memory per call: one col tile per thread (two in
+# the backward), up to 7 grad_weight partials, and the repacked weight.
+__all__ += ["conv1d", "conv2d", "conv1d_backward", "conv2d_backward"]
+
+
+def _conv_prep(fname, nd, x, weight, bias, stride, padding, dilation, groups, layout,
+               grad_output=None):
+    """Validated arrays and geometry of a convolution call."""
+    xa = np.asarray(x)
+    wa = np.asarray(weight)
+    ba = None if bias is None else np.asarray(bias)
+    ga = None if grad_output is None else np.asarray(grad_output)
+    named = (("x", xa), ("weight", wa), ("bias", ba))
+    if ga is not None:
+        named = (("grad_output", ga),) + named
+    cdt, rdt = layer_dtype(named)
+    nhwc = check_layout(layout, nd, fname)
+    G = check_groups(groups, fname)
+    kdims = "(C_out, C_in/groups, L_k)" if nd == 1 else "(C_out, C_in/groups, kH, kW)"
+    if wa.ndim != nd + 2:
+        raise ValueError(f"{fname}: weight must be {nd + 2}-D {kdims}, got shape {wa.shape}")
+    xdims = ("(N, L, C_in)" if nhwc else "(N, C_in, L)") if nd == 1 else \
+        ("(N, H, W, C_in)" if nhwc else "(N, C_in, H, W)")
+    if xa.ndim not in (nd + 1, nd + 2):
+        raise ValueError(f"{fname}: x must be {nd + 2}-D {xdims} (or {nd + 1}-D without the batch "
+                         f"axis), got shape {xa.shape}")
+    batched = xa.ndim == nd + 2
+    xb = xa if batched else xa[None]
+    C = xb.shape[-1] if nhwc else xb.shape[1]
+    O = wa.shape[0]
+    if O % G:
+        raise ValueError(f"{fname}: weight: out_channels {O} (weight.shape[0]) is not divisible by "
+                         f"groups={G}")
+    if wa.shape[1] * G != C:
+        raise ValueError(f"{fname}: x and weight: x has {C} input channels (shape {xa.shape}, layout "
+                         f"{layout!r}), weight expects weight.shape[1] * groups = {wa.shape[1] * G} "
+                         f"(shape {wa.shape})")
+    if ba is not None and ba.shape != (O,):
+        raise ValueError(f"{fname}: bias must have shape ({O},) (out_channels), got {ba.shape}")
+    insize = xb.shape[1:-1] if nhwc else xb.shape[2:]
+    st, dil, left, outs = conv_geometry(fname, nd, insize, wa.shape[2:], stride, padding, dilation)
+    N = xb.shape[0]
+    yshape = (N,) + outs + (O,) if nhwc else (N, O) + outs
+    if not batched:
+        yshape = yshape[1:]
+    if ga is not None and ga.shape != yshape:
+        raise ValueError(f"{fname}: grad_output must have the forward's output shape {yshape}, "
+                         f"got {ga.shape}")
+    if nd == 1:
+        insize, ks, st, dil, left, outs = ((1,) + insize, (1,) + wa.shape[2:], (1,) + st,
+                                           (1,) + dil, (0,) + left, (1,) + outs)
+    else:
+        ks = wa.shape[2:]
+    dims = (N, C, insize[0], insize[1], O, ks[0], ks[1], st[0], st[1], left[0], left[1],
+            dil[0], dil[1], G, outs[0], outs[1], int(nhwc))
+    return xa, xb, wa, ba, ga, cdt, rdt, nhwc, yshape, dims
+
+
+def _conv_weight(wa, cdt, nhwc):
+    """The weight as the kernel's (C_out, K) matrix: (c, i, j) order, or
+    (i, j, c) for channels last (repacked)."""
+    w = layer_array(wa, cdt)
+    if nhwc and w.shape[1] > 1 and w[0, 0].size > 1:
+        w = np.ascontiguousarray(np.moveaxis(w, 1, -1))
+    return w.reshape(w.shape[0], -1)
+
+
+def _conv_forward(fname, nd, x, weight, bias, stride, padding, dilation, groups, layout, out):
+    xa, xb, wa, ba, _, cdt, rdt, nhwc, yshape, dims = _conv_prep(
+        fname, nd, x, weight, bias, stride, padding, dilation, groups, layout)
+    y = None
+    if out is not None:
+        y = layer_out(out, yshape, rdt, cdt, xa, wa, ba)
+    if y is None:
+        y = np.empty(yshape, cdt)
+    N, O, K = dims[0], dims[4], wa[0].size if wa.shape[0] else 0
+    if y.size:
+        b2 = None if ba is None else layer_array(ba, cdt)
+        if K == 0:
+            y[...] = 0 if b2 is None else (b2 if nhwc else b2.reshape((O,) + (1,) * nd))
+        else:
+            _ew.conv_fwd_raw(layer_array(xb, cdt), _conv_weight(wa, cdt, nhwc), b2, y, dims)
+    if out is not None:
+        if y is not out:
+            np.copyto(out, y, casting="unsafe")
+        return out
+    return y if y.dtype == rdt else y.astype(rdt)
+
+
+def _conv_backward(fname, nd, grad_output, x, weight, has_bias, stride, padding, dilation, groups,
+                   layout, needs_input_grad):
+    xa, xb, wa, _, ga, cdt, rdt, nhwc, yshape, dims = _conv_prep(
+        fname, nd, x, weight, None, stride, padding, dilation, groups, layout, grad_output)
+    N, O, P = dims[0], dims[4], dims[14] * dims[15]
+    K = wa[0].size if O else 0
+    gx = None
+    if needs_input_grad:
+        gx = np.zeros(xa.shape, cdt) if N * O * K == 0 else np.empty(xa.shape, cdt)
+    gb = np.zeros(O, cdt) if has_bias else None
+    if N * O * K == 0:
+        gw = np.zeros(wa.shape, cdt)
+    else:
+        g2 = layer_array(ga, cdt)
+        gwm = np.empty((O, K), cdt)
+        _ew.conv_bwd_raw(g2, layer_array(xb, cdt), _conv_weight(wa, cdt, nhwc), gwm, gx, dims)
+        if nhwc and wa.shape[1] > 1 and wa[0, 0].size > 1:
+            gw = np.ascontiguousarray(np.moveaxis(gwm.reshape((O,) + wa.shape[2:] + (wa.shape[1],)),
+                                                  -1, 1))
+        else:
+            gw = gwm.reshape(wa.shape)
+    if gb is not None and N * O * P:
+        _ew.conv_bias_grad(layer_array(ga, cdt), gb, N, O, P, nhwc)
+    if rdt != cdt:
+        gw = gw.astype(rdt)
+        gb = None if gb is None else gb.astype(rdt)
+        gx = None if gx is None else gx.astype(rdt)
+    return gx, gw, gb
+
+
+def conv1d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, layout="NCL",
+           out=None):
+    """1-D convolution (cross-correlation), PyTorch's ``conv1d``.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, C_in, L) ("NCL") or (N, L, C_in) ("NLC")
+        Input (the batch axis may be left out); float32/float64 kept,
+        integers take the weight's float dtype.
+    weight : array_like, shape (C_out, C_in/groups, L_k)
+        PyTorch's layout, whatever ``layout`` is.
+    bias : array_like, shape (C_out,), optional
+    stride : int or tuple of 1 int, default 1
+    padding : int, tuple of 1 int, "valid" or "same", default 0
+        Zeros added on both sides; ``"same"`` pads ``dilation*(L_k-1)`` in
+        total (the odd one on the right) and needs ``stride=1``.
+    dilation : int or tuple of 1 int, default 1
+    groups : int, default 1
+        Divides C_in and C_out; group g maps input channels
+        ``g*C_in/groups ...`` to output channels ``g*C_out/groups ...``.
+    layout : {"NCL", "NLC"}, default "NCL"
+        Layout of ``x`` and of the output (channels first, or last as Keras).
+    out : ndarray, optional
+        Result array of the output's shape and dtype.
+
+    Returns
+    -------
+    ndarray, shape (N, C_out, L_out) (or (N, L_out, C_out) with "NLC")
+        ``L_out = (L + 2*padding - dilation*(L_k-1) - 1) // stride + 1``.
+
+    Notes
+    -----
+    Formula: ``y[n, o, l] = b[o] + sum_{c, k} w[o, c, k] x[n, g*C_in/groups + c,
+    l*stride - pad + k*dilation]`` (zero outside the input), ``g`` the group
+    of ``o``.  Computed as :func:`conv2d` with H = 1: im2col of L2-sized
+    tiles of output positions and one OpenBLAS GEMM per tile and group; the
+    result does not depend on the thread count.
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern
+    >>> x = np.array([[[1.0, 2.0, 3.0, 4.0]]])
+    >>> mlkern.layers.conv1d(x, np.array([[[1.0, -1.0]]]), padding=1).tolist()
+    [[[-1.0, -1.0, -1.0, -1.0, 4.0]]]
+    """
+    return _conv_forward("conv1d", 1, x, weight, bias, stride, padding, dilation, groups, layout,
+                         out)
+
+
+def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, layout="NCHW",
+           out=None):
+    """2-D convolution (cross-correlation), PyTorch's ``conv2d``.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, C_in, H, W) ("NCHW") or (N, H, W, C_in) ("NHWC")
+        Input (the batch axis may be left out); float32/float64 kept,
+        integers take the weight's float dtype.
+    weight : array_like, shape (C_out, C_in/groups, kH, kW)
+        PyTorch's layout, whatever ``layout`` is.
+    bias : array_like, shape (C_out,), optional
+    stride : int or tuple of 2 ints, default 1
+    padding : int, tuple of 2 ints, "valid" or "same", default 0
+        Zeros added on both sides of each axis; ``"same"`` pads
+        ``dilation*(k-1)`` in total per axis (the odd one at the end) and
+        needs ``stride=1``.
+    dilation : int or tuple of 2 ints, default 1
+    groups : int, default 1
+        Divides C_in and C_out.
+    layout : {"NCHW", "NHWC"}, default "NCHW"
+        Layout of ``x`` and of the output (channels last: Keras/TF, usually
+        the faster one here).
+    out : ndarray, optional
+        Result array of the output's shape and dtype.
+
+    Returns
+    -------
+    ndarray, shape (N, C_out, H_out, W_out) (or (N, H_out, W_out, C_out) with "NHWC")
+        ``H_out = (H + 2*padding - dilation*(kH-1) - 1) // stride + 1``, W alike.
+
+    Notes
+    -----
+    Formula: ``y[n, o, h, w] = b[o] + sum_{c, i, j} w[o, c, i, j] x[n, g*C_in/groups
+    + c, h*s - p + i*d, w*s - p + j*d]`` (zero outside the input).  im2col of
+    tiles of output pixels (about 512 KiB, L2) into a per-thread buffer, one
+    OpenBLAS GEMM per tile and group, the bias written into the output tile
+    first.  Channels last uses the weight repacked once to (C_out, kH, kW,
+    C_in/groups) and needs no im2col at all for a 1x1 stride-1 convolution.
+    Extra memory: a tile per thread, not the batch's whole im2col; the
+    result is bitwise identical for any thread count.
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern
+    >>> x = np.arange(9.0).reshape(1, 1, 3, 3)
+    >>> mlkern.layers.conv2d(x, np.ones((1, 1, 2, 2)), np.array([0.5])).tolist()
+    [[[[8.5, 12.5], [20.5, 24.5]]]]
+    """
+    return _conv_forward("conv2d", 2, x, weight, bias, stride, padding, dilation, groups, layout,
+                         out)
+
+
+def conv1d_backward(grad_output, x, weight, *, has_bias=True, stride=1, padding=0, dilation=1,
+                    groups=1, layout="NCL", needs_input_grad=True):
+    """Backward of :func:`conv1d`: ``(grad_x, grad_weight, grad_bias)``.
+
+    Parameters
+    ----------
+    grad_output : array_like, shape of the forward's output
+        Gradient with respect to the output.
+    x : array_like, shape (N, C_in, L) or (N, L, C_in)
+        The forward input.
+    weight : array_like, shape (C_out, C_in/groups, L_k)
+    has_bias : bool, default True
+        Whether the forward had a bias (else ``grad_bias`` is ``None``).
+    stride : int or tuple of 1 int, default 1
+    padding : int, tuple of 1 int, "valid" or "same", default 0
+    dilation : int or tuple of 1 int, default 1
+    groups : int, default 1
+    layout : {"NCL", "NLC"}, default "NCL"
+        As in the forward call.
+    needs_input_grad : bool, default True
+        ``False`` skips ``grad_x`` (returned as ``None``).
+
+    Returns
+    -------
+    grad_x : ndarray or None
+        Shape of ``x``.
+    grad_weight : ndarray
+        Shape of ``weight``.
+    grad_bias : ndarray or None
+        Shape ``(C_out,)``.
+
+    Notes
+    -----
+    As :func:`conv2d_backward` with H = 1.
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern
+    >>> x = np.array([[[1.0, 2.0, 3.0]]]); w = np.array([[[1.0, -1.0]]])
+    >>> gx, gw, gb = mlkern.layers.conv1d_backward(np.ones((1, 1, 2)), x, w)
+    >>> gx.tolist(), gw.tolist(), gb.tolist()
+    ([[[1.0, 0.0, -1.0]]], [[[3.0, 5.0]]], [2.0])
+    """
+    return _conv_backward("conv1d_backward", 1, grad_output, x, weight, has_bias, stride, padding,
+                          dilation, groups, layout, needs_input_grad)
+
+
+def conv2d_backward(grad_output, x, weight, *, has_bias=True, stride=1, padding=0, dilation=1,
+                    groups=1, layout="NCHW", needs_input_grad=True):
+    """Backward of :func:`conv2d`: ``(grad_x, grad_weight, grad_bias)``.
+
+    Parameters
+    ----------
+    grad_output : array_like, shape of the forward's output
+        Gradient with respect to the output.
+    x : array_like, shape (N, C_in, H, W) or (N, H, W, C_in)
+        The forward input.
+    weight : array_like, shape (C_out, C_in/groups, kH, kW)
+    has_bias : bool, default True
+        Whether the forward had a bias (else ``grad_bias`` is ``None``).
+    stride : int or tuple of 2 ints, default 1
+    padding : int, tuple of 2 ints, "valid" or "same", default 0
+    dilation : int or tuple of 2 ints, default 1
+    groups : int, default 1
+    layout : {"NCHW", "NHWC"}, default "NCHW"
+        As in the forward call.
+    needs_input_grad : bool, default True
+        ``False`` skips ``grad_x`` (returned as ``None``): the first layer.
+
+    Returns
+    -------
+    grad_x : ndarray or None
+        Shape of ``x``.
+    grad_weight : ndarray
+        Shape of ``weight``.
+    grad_bias : ndarray or None
+        Shape ``(C_out,)``.
+
+    Notes
+    -----
+    Per tile of output pixels (the col tile built once for both):
+    ``grad_weight += grad_output_tile col^T`` (one GEMM) and
+    ``gcol = W^T grad_output_tile`` scattered back into ``grad_x`` (col2im).
+    The images are cut into fixed blocks (at most 8): each block sums its
+    own grad_weight, the blocks are added in order, and each block owns the
+    ``grad_x`` of its images (no atomics); ``grad_bias`` is a float64 sum
+    per channel.  Every gradient is bitwise identical for any thread count.
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern
+    >>> x = np.arange(9.0).reshape(1, 1, 3, 3); w = np.ones((1, 1, 2, 2))
+    >>> gx, gw, gb = mlkern.layers.conv2d_backward(np.ones((1, 1, 2, 2)), x, w)
+    >>> gx[0, 0].tolist(), gw[0, 0].tolist(), gb.tolist()
+    ([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]], [[8.0, 12.0], [20.0, 24.0]], [4.0])
+    """
+    return _conv_backward("conv2d_backward", 2, grad_output, x, weight, has_bias, stride, padding,
+                          dilation, groups, layout, needs_input_grad)
 
 
 # ---------------------------------------------------------------- recurrent layers

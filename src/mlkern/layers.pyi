@@ -94,3 +94,28 @@ def lstm_backward(grad_output: ArrayLike | None, grad_h_n: ArrayLike | None,
 def gru_backward(grad_output: ArrayLike | None, grad_h_n: ArrayLike | None,
                  saved: RecurrentSaved
                  ) -> tuple[_A, _A | None, _A, _A, _A | None, _A | None]: ...
+
+# --- convolutions
+__all__ += ["conv1d", "conv2d", "conv1d_backward", "conv2d_backward"]
+
+_Spatial = int | tuple[int, ...]
+_Padding = int | tuple[int, ...] | Literal["valid", "same"]
+
+def conv1d(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None, *,
+           stride: _Spatial = 1, padding: _Padding = 0, dilation: _Spatial = 1,
+           groups: int = 1, layout: Literal["NCL", "NLC"] = "NCL",
+           out: NDArray[Any] | None = None) -> NDArray[Any]: ...
+def conv2d(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None, *,
+           stride: _Spatial = 1, padding: _Padding = 0, dilation: _Spatial = 1,
+           groups: int = 1, layout: Literal["NCHW", "NHWC"] = "NCHW",
+           out: NDArray[Any] | None = None) -> NDArray[Any]: ...
+def conv1d_backward(grad_output: ArrayLike, x: ArrayLike, weight: ArrayLike, *,
+                    has_bias: bool = True, stride: _Spatial = 1, padding: _Padding = 0,
+                    dilation: _Spatial = 1, groups: int = 1,
+                    layout: Literal["NCL", "NLC"] = "NCL", needs_input_grad: bool = True
+                    ) -> tuple[NDArray[Any] | None, NDArray[Any], NDArray[Any] | None]: ...
+def conv2d_backward(grad_output: ArrayLike, x: ArrayLike, weight: ArrayLike, *,
+                    has_bias: bool = True, stride: _Spatial = 1, padding: _Padding = 0,
+                    dilation: _Spatial = 1, groups: int = 1,
+                    layout: Literal["NCHW", "NHWC"] = "NCHW", needs_input_grad: bool = True
+                    ) -> tuple[NDArray[Any] | None, NDArray[Any], NDArray[Any] | None]: ...
