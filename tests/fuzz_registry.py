@@ -1896,6 +1896,57 @@ def k_nn_recurrent(kind):
     return Spec("nn", build)
 
 
+def k_nn_conv(nd):
+    """Conv1D/Conv2D(in_channels, out_channels, kernel_size, stride=, padding=, dilation=,
+    groups=, bias=, activation=, layout=) on a batch, sometimes of wrong arguments."""
+    names = ("NCL", "NLC") if nd == 1 else ("NCHW", "NHWC")
+    ints = (2,) * nd
+
+    def build(ctx):
+        N = ctx.choose("batch", [2, 1, 0, 3])
+        G = ctx.choose("groups", [1, 2, 1, 3])
+        Cg = ctx.choose("in_channels/groups", [2, 1, 3, 0])
+        Og = ctx.choose("out_channels/groups", [2, 1, 3, 0])
+        sp = tuple(ctx.choose(f"size{i}", [5, 4, 1, 7]) for i in range(nd))
+        ks = tuple(ctx.choose(f"kernel{i}", [3, 1, 2]) for i in range(nd))
+        last = ctx.choose("channels last", [False, True])
+        kernel = ctx.param("kernel_size", P([ks if nd > 1 else ks[0], ks], [],
+                                            [0, -1, 1.5, "3", None, (1,) * (nd + 1)]))
+        stride = ctx.param("stride", P([1, 2, ints], [], [0, -1, 1.5, "1", True, (1,) * (nd + 1)]))
+        padding = ctx.param("padding", P([0, 1, "same", "valid", ints], [],
+                                         [-1, "full", 1.5, True, (0,) * (nd + 1)]))
+        dilation = ctx.param("dilation", P([1, 2, ints], [], [0, 1.5, (1,) * (nd + 1)]))
+        groups = ctx.param("groups", P([G, np.int64(G)], [], [0, -1, 1.5, True, "1"]))
+        layout = ctx.param("layout", P([names[last]], [], [names[last].lower(), names[1 - last] + "X",
+                                                           ("NHWC", "NCHW", "NLC", "NCL")[nd], None]))
+        C, O = G * Cg, G * Og
+        Cx = C
+        if ctx.choose("x of other in_channels?", [False] * 9 + [True]):
+            Cx = C + 1
+            ctx.must_raise("x with other in_channels than the layer's", ValueError)
+        xs = (N,) + sp + (Cx,) if last else (N, Cx) + sp
+        geo = _conv_geom(nd, sp, ks, stride, padding, dilation)
+        if isinstance(padding, str) and padding == "same" and geo is None \
+                and isinstance(_conv_geom(nd, (10**6,) * nd, ks, stride, 0, dilation), tuple):
+            ctx.must_raise("padding='same' with a stride above 1", ValueError)
+        if geo == "small":
+            ctx.must_raise("a dilated kernel larger than the padded input", ValueError)
+        x = ctx.data(ctx.values(0, xs), broadcast=False)
+        mdt, ok = _nn_dtype(ctx)
+        act = ctx.param("activation", P_ACTIVATION)
+        kw = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups,
+              "layout": layout, "activation": act, "bias": ctx.param("bias", P_BOOL), "dtype": mdt,
+              "seed": 0}
+        ys = None
+        if isinstance(geo, tuple):
+            ys = (N,) + geo + (O,) if last else (N, O) + geo
+        dt = _layer_rdt(ctx, x, np.empty(0, ok)) if ok is not None else None
+        g = _nn_grad(ctx, ys or (1,), mdt)
+        return Call([x, g, C, O, kernel], kw, Tup((Arr(ys, dt), Arr(xs, dt))), cmp=("row", "row"),
+                    fn=_run_nn)
+    return Spec("nn", build)
+
+
 def _run_sequential(cls, x, g, K, *, dtype, act):
     model = cls(mnn.Dense(K, 4, dtype=dtype, seed=0), mnn.Activation(act),
                 mnn.Dense(4, 3, activation="tanh", dtype=dtype, seed=1), mnn.Flatten(-1))
@@ -2045,6 +2096,7 @@ REGISTRY = {
     "nn.Flatten": k_nn_flatten(),
     "nn.SimpleRNN": k_nn_recurrent("rnn"), "nn.LSTM": k_nn_recurrent("lstm"),
     "nn.GRU": k_nn_recurrent("gru"),
+    "nn.Conv1D": k_nn_conv(1), "nn.Conv2D": k_nn_conv(2),
     "nn.Sequential": k_nn_sequential(),
 }
 for _q, _s in REGISTRY.items():

@@ -753,3 +753,145 @@ def test_recurrent_bad_arguments():
         layer.load_state_dict({k: v for k, v in layer.state_dict().items() if k != "bias_hh_l0"})
     with pytest.raises(ValueError, match=r"unexpected keys \['bias_ih_l0', 'bias_hh_l0'\]"):
         nn.LSTM(3, 4, bias=False).load_state_dict(layer.state_dict())
+
+
+# ------------------------------------------------------------ convolution, pooling, locally connected
+def _act_fwd_bwd(act, z, g):
+    """y = act(z) and the gradient of z, through the activation functions."""
+    if act is None:
+        return z, g
+    y = getattr(mlkern, act)(z)
+    return y, getattr(mlkern, act + "_backward")(g, y if act in FROM_Y else z)
+
+
+@pytest.mark.parametrize("nd", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cfg", [
+    dict(), dict(stride=2, padding=1, bias=False, activation="relu"),
+    dict(padding="same", dilation=2, groups=2, activation="tanh"),
+    dict(stride=(2, 1), padding=(1, 0), activation="gelu"), dict(layout="last", activation="silu"),
+    dict(layout="last", groups=2, stride=2, padding="valid")])
+def test_conv_matches_functional(nd, dtype, cfg):
+    cfg = dict(cfg)
+    if nd == 1:
+        cfg = {k: (v[0] if isinstance(v, tuple) else v) for k, v in cfg.items()}
+    last = cfg.pop("layout", None) == "last"
+    layout = ("NLC" if nd == 1 else "NHWC") if last else ("NCL" if nd == 1 else "NCHW")
+    act = cfg.pop("activation", None)
+    cls, f, fb = ((nn.Conv1D, L.conv1d, L.conv1d_backward) if nd == 1 else
+                  (nn.Conv2D, L.conv2d, L.conv2d_backward))
+    layer = cls(4, 6, 3, activation=act, layout=layout, dtype=dtype, seed=1, **cfg)
+    kw = {k: v for k, v in cfg.items() if k != "bias"}
+    kw["layout"] = layout
+    sp = (9,) if nd == 1 else (9, 7)
+    x = _rng().standard_normal((2,) + (sp + (4,) if last else (4,) + sp)).astype(dtype)
+    z = f(x, layer.weight, layer.bias, **kw)
+    g = _rng(1).standard_normal(z.shape).astype(dtype)
+    yref, gz = _act_fwd_bwd(act, z, g)
+    y = layer(x)
+    assert y.dtype == dtype
+    np.testing.assert_array_equal(y, yref)
+    np.testing.assert_array_equal(layer.forward(x, training=True), yref)
+    gw_arr = layer.grad_weight
+    gx = layer.backward(g)
+    rgx, rgw, rgb = fb(gz, x, layer.weight, has_bias=layer.bias is not None, **kw)
+    np.testing.assert_array_equal(gx, rgx)
+    assert layer.gradients()[0] is gw_arr
+    np.testing.assert_array_equal(gw_arr, rgw)
+    if layer.bias is not None:
+        np.testing.assert_array_equal(layer.gradients()[1], rgb)
+    else:
+        assert rgb is None and len(layer.parameters()) == 1
+
+
+@pytest.mark.parametrize("nd", [1, 2])
+@pytest.mark.parametrize("cfg", [dict(), dict(stride=2, padding=1, dilation=2, groups=3, bias=False),
+                                 dict(padding="same"), dict(layout="last", stride=2)])
+def test_conv_vs_pytorch_through_state_dict(nd, cfg):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(2)
+    cfg = dict(cfg)
+    last = cfg.pop("layout", None) == "last"
+    layout = ("NLC" if nd == 1 else "NHWC") if last else ("NCL" if nd == 1 else "NCHW")
+    tcls = torch.nn.Conv1d if nd == 1 else torch.nn.Conv2d
+    tm = tcls(3, 6, 3, **cfg).double()
+    layer = (nn.Conv1D if nd == 1 else nn.Conv2D)(3, 6, 3, layout=layout, dtype=np.float64, **cfg)
+    sd = {k: v.numpy() for k, v in tm.state_dict().items()}
+    assert list(sd) == list(layer.state_dict())
+    layer.load_state_dict(sd)
+    sp = (11,) if nd == 1 else (10, 8)
+    xt = _rng().standard_normal((2, 3) + sp)              # PyTorch's layout
+    x = np.ascontiguousarray(np.moveaxis(xt, 1, -1)) if last else xt
+    tx = torch.from_numpy(xt).requires_grad_(True)
+    ty = tm(tx)
+    y = layer.forward(x, training=True)
+    yt = np.moveaxis(y, -1, 1) if last else y
+    np.testing.assert_allclose(yt, ty.detach().numpy(), rtol=1e-12, atol=1e-13)
+    r = _rng(1).standard_normal(yt.shape)
+    (ty * torch.from_numpy(r)).sum().backward()
+    gx = layer.backward(np.ascontiguousarray(np.moveaxis(r, 1, -1)) if last else r)
+    np.testing.assert_allclose(np.moveaxis(gx, -1, 1) if last else gx, tx.grad.numpy(), rtol=1e-12,
+                               atol=1e-13)
+    tgrads = {k: p.grad.numpy() for k, p in tm.named_parameters()}
+    for k, g in zip(layer.state_dict(), layer.gradients()):
+        np.testing.assert_allclose(g, tgrads[k], rtol=1e-12, atol=1e-13, err_msg=k)
+
+
+@pytest.mark.parametrize("cls,args,fan_in", [(nn.Conv2D, (6, 40, (3, 5)), 90), (nn.Conv1D, (8, 30, 7), 56)])
+def test_conv_seeded_initialisation(cls, args, fan_in):
+    a, b, c = cls(*args, seed=3), cls(*args, seed=3), cls(*args, seed=4)
+    for p, q, s in zip(a.parameters(), b.parameters(), c.parameters()):
+        np.testing.assert_array_equal(p, q)
+        assert not np.array_equal(p, s)
+    bound = 1 / np.sqrt(fan_in)
+    w = a.weight.astype(np.float64)
+    assert all(np.abs(p).max() <= bound for p in a.parameters())
+    assert np.abs(w).max() > 0.99 * bound and abs(w.std() - bound / np.sqrt(3)) < 0.03 * bound
+
+
+def test_conv_bad_arguments():
+    with pytest.raises(ValueError, match="groups"):
+        nn.Conv2D(4, 6, 3, groups=4)
+    with pytest.raises(ValueError, match="kernel_size"):
+        nn.Conv2D(4, 6, 0)
+    with pytest.raises(ValueError, match="kernel_size"):
+        nn.Conv2D(4, 6, (3, 3, 3))
+    with pytest.raises(TypeError, match="kernel_size"):
+        nn.Conv1D(4, 6, 2.5)
+    with pytest.raises(ValueError, match="layout"):
+        nn.Conv2D(4, 6, 3, layout="NCL")
+    with pytest.raises(ValueError, match="same"):
+        nn.Conv2D(4, 6, 3, padding="same", stride=2)
+    with pytest.raises(ValueError, match="stride"):
+        nn.Conv1D(4, 6, 3, stride=0)
+    with pytest.raises(ValueError, match="prelu"):
+        nn.Conv2D(4, 6, 3, activation="prelu")
+    with pytest.raises(TypeError, match="dtype"):
+        nn.Conv2D(4, 6, 3, dtype=np.float16)
+    conv = nn.Conv2D(3, 4, 3)
+    with pytest.raises(ValueError, match="channels"):
+        conv(np.zeros((2, 4, 8, 8), np.float32))
+    with pytest.raises(TypeError, match="float64"):
+        conv(np.zeros((2, 3, 8, 8)))
+    conv.forward(np.zeros((2, 3, 8, 8), np.float32), training=True)
+    with pytest.raises(ValueError, match="grad_output"):
+        conv.backward(np.zeros((2, 4, 7, 7), np.float32))
+    with pytest.raises(ValueError, match=r"'0\.weight'.*\(4, 3, 3, 3\).*\(4, 3, 5, 5\)"):
+        nn.Sequential(nn.Conv2D(3, 4, 5)).load_state_dict({"0.weight": np.zeros((4, 3, 3, 3)),
+                                                           "0.bias": np.zeros(4)})
+
+
+def test_conv_trains_with_an_optimiser():
+    rng = _rng(0)
+    x = rng.standard_normal((120, 1, 6, 6)).astype(np.float32)
+    k = (x[:, 0, :3].sum(axis=(1, 2)) > x[:, 0, 3:].sum(axis=(1, 2))).astype(np.int64)
+    model = nn.Sequential(nn.Conv2D(1, 4, 3, stride=2, padding=1, activation="relu", seed=0),
+                          nn.Flatten(), nn.Dense(36, 2, seed=1))
+    opt = optim.Adam(model.parameters(), lr=0.01)
+    loss0 = float(mlkern.cross_entropy(model(x), k))
+    for _ in range(150):
+        _, g = mlkern.cross_entropy_with_grad(model.forward(x, training=True), k)
+        model.backward(g)
+        opt.step(model.gradients())
+    assert float(mlkern.cross_entropy(model(x), k)) < loss0 / 4
+    assert float((model(x).argmax(1) == k).mean()) > 0.9

@@ -53,7 +53,7 @@ from . import activations as _act
 from . import layers as _layers
 
 __all__ = ["Layer", "Dense", "Embedding", "Activation", "Flatten", "SimpleRNN", "LSTM", "GRU",
-           "Sequential"]
+           "Conv1D", "Conv2D", "Sequential"]
 
 # the activations a layer fuses (every elementwise activation but prelu, whose
 # parameter is learned, and noisy_relu, which draws training noise), and those
@@ -922,6 +922,227 @@ for _cls, _G, _f, _gates in ((SimpleRNN, 1, "rnn", ""), (LSTM, 4, "lstm", " (gat
         G=_G, f=_f, gates=_gates, cn=" and ``layer.c_n``" if _lstm else "",
         gc0=" and ``layer.grad_c0``" if _lstm else "").strip() + "\n")
 del _cls, _G, _f, _gates, _lstm
+
+
+# ---------------------------------------------------------------- convolution, pooling, locally connected
+_LAYOUTS = {1: ("NCL", "NLC"), 2: ("NCHW", "NHWC")}
+
+
+def _check_layout(layout: Any, nd: int) -> str:
+    first, last = _LAYOUTS[nd]
+    if not isinstance(layout, str) or layout not in (first, last):
+        raise ValueError(f"layout: expected {first!r} or {last!r}, got {layout!r}")
+    return layout
+
+
+def _check_ksize(value: Any, nd: int, name: str = "kernel_size") -> tuple[int, ...]:
+    """An int or nd ints, each >= 1, as a tuple (the weight's spatial shape)."""
+    vals = tuple(value) if isinstance(value, (tuple, list)) else (value,) * nd
+    if len(vals) != nd:
+        raise ValueError(f"{name}: expected an int or {nd} ints, got {value!r}")
+    for v in vals:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"{name}: expected an int or a tuple of {nd} ints, got {value!r}")
+        if v < 1:
+            raise ValueError(f"{name}: must be >= 1, got {value!r}")
+    return tuple(int(v) for v in vals)
+
+
+def _act_pair(activation: str | None, params: Mapping[str, Any]) -> tuple[Any, Any, bool]:
+    """(forward, backward, backward-from-y) of a fused activation, or Nones."""
+    if activation is None:
+        if params:
+            raise TypeError(f"activation=None takes no parameters, got {sorted(params)}")
+        return None, None, False
+    _check_activation(activation, params, "activation")
+    return getattr(_act, activation), getattr(_act, activation + "_backward"), activation in _FROM_Y
+
+
+class _Conv(Layer):
+    """Conv1D / Conv2D: one :func:`mlkern.layers.conv1d` / ``conv2d`` call
+    (then the activation, in place), backward the activation's and
+    ``conv*_backward``."""
+
+    _nd = 2
+
+    def _setup(self, in_channels: Any, out_channels: Any, kernel_size: Any, stride: Any,
+               padding: Any, dilation: Any, groups: Any, bias: Any, activation: Any, layout: Any,
+               dtype: DTypeLike, seed: Any, activation_params: dict[str, Any]) -> None:
+        nd = self._nd
+        C = _check_size(in_channels, "in_channels")
+        O = _check_size(out_channels, "out_channels")
+        k = _check_ksize(kernel_size, nd)
+        if isinstance(groups, (bool, np.bool_)) or not isinstance(groups, (int, np.integer)):
+            raise TypeError(f"groups: expected an int, got {type(groups).__name__}")
+        if groups < 1 or C % groups or O % groups:
+            raise ValueError(f"groups: must be >= 1 and divide in_channels={C} and "
+                             f"out_channels={O}, got {groups}")
+        has_bias = _check_bool(bias, "bias")
+        self.layout = _check_layout(layout, nd)
+        self._f, self._fb, self._from_y = _act_pair(activation, activation_params)
+        dt = _check_dtype(dtype)
+        self.in_channels, self.out_channels, self.kernel_size = C, O, k
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, int(groups)
+        self.activation, self.activation_params = activation, dict(activation_params)
+        self.dtype = dt
+        fan_in = C // self.groups * math.prod(k)
+        bound = 1.0 / math.sqrt(fan_in) if fan_in else 0.0
+        rng = np.random.default_rng(seed)
+        self.weight = _uniform(rng, bound, (O, C // self.groups) + k, dt)
+        self.bias = _uniform(rng, bound, (O,), dt) if has_bias else None
+        self.grad_weight = np.zeros_like(self.weight)
+        self.grad_bias = None if self.bias is None else np.zeros_like(self.bias)
+        self._conv = _layers.conv1d if nd == 1 else _layers.conv2d
+        self._conv_b = _layers.conv1d_backward if nd == 1 else _layers.conv2d_backward
+        self._kw = {"stride": stride, "padding": padding, "dilation": dilation,
+                    "groups": self.groups, "layout": self.layout}
+        # the hyper-parameters checked now (by the functional layer, on an empty batch whose
+        # spatial size fits any valid padding/dilation) rather than at the first call
+        try:
+            span = [d * (kk - 1) + 1 for d, kk in zip(_check_ksize(dilation, nd, "dilation"), k)]
+        except (TypeError, ValueError):
+            span = list(k)
+        shape = (0,) + ((C,) + tuple(span) if self.layout in ("NCL", "NCHW") else tuple(span) + (C,))
+        self._conv(np.zeros(shape, dt), self.weight, self.bias, **self._kw)
+
+    def _named(self) -> list[tuple[str, NDArray[Any], NDArray[Any]]]:
+        out = [("weight", self.weight, self.grad_weight)]
+        if self.bias is not None and self.grad_bias is not None:
+            out.append(("bias", self.bias, self.grad_bias))
+        return out
+
+    def _forward(self, x: Any, training: bool, out: NDArray[Any] | None) -> Any:
+        f = self._f
+        if not training:
+            y = self._conv(x, self.weight, self.bias, out=out, **self._kw)
+            return y if f is None else f(y, out=y, **self.activation_params)
+        xa = np.asarray(x)
+        z = self._conv(xa, self.weight, self.bias, **self._kw)
+        saved = None
+        if f is None:
+            y = z
+        elif self._from_y:
+            y = saved = f(z, out=z, **self.activation_params)
+        else:
+            saved, y = z, f(z, **self.activation_params)
+        self._training_ctx = (xa, saved)
+        return y
+
+    def _backward(self, grad_output: Any) -> Any:
+        xa, saved = self._training_ctx
+        g = grad_output
+        if self._fb is not None:
+            ga = np.asarray(g)
+            if ga.shape != saved.shape:
+                raise ValueError(f"grad_output: expected the output's shape {saved.shape}, got {ga.shape}")
+            g = self._fb(ga, saved, **self.activation_params)
+        gx, gw, gb = self._conv_b(g, xa, self.weight, has_bias=self.bias is not None, **self._kw)
+        np.copyto(self.grad_weight, gw)
+        if gb is not None and self.grad_bias is not None:
+            np.copyto(self.grad_bias, gb)
+        return gx
+
+    def _repr_args(self) -> str:
+        s = f"{self.in_channels}, {self.out_channels}, {self.kernel_size}"
+        for k, d in (("stride", 1), ("padding", 0), ("dilation", 1), ("groups", 1)):
+            if getattr(self, k) != d:
+                s += f", {k}={getattr(self, k)!r}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.activation is not None:
+            s += f", activation={self.activation!r}"
+            s += "".join(f", {k}={v!r}" for k, v in self.activation_params.items())
+        if self.layout != _LAYOUTS[self._nd][0]:
+            s += f", layout={self.layout!r}"
+        return s + f", dtype={self.dtype.name}"
+
+
+_CONV_DOC = """{summary}
+
+    Parameters
+    ----------
+    in_channels : int
+        Channels of the input.
+    out_channels : int
+        Channels of the output (filters).
+    kernel_size : int or tuple of {nd} ints
+        The filters' spatial size.
+    stride : int or tuple of {nd} ints, default 1
+    padding : int, tuple of {nd} ints, "valid" or "same", default 0
+        Zero padding on both sides (``"same"``: the output size of the
+        input's, stride 1 only; PyTorch's rules).
+    dilation : int or tuple of {nd} ints, default 1
+    groups : int, default 1
+        Blocked connections: each group of ``in_channels/groups`` input
+        channels feeds ``out_channels/groups`` outputs.
+    bias : bool, default True
+    activation : str, optional
+        An elementwise activation applied to the output (``"relu"``, ...;
+        every one but ``prelu`` and ``noisy_relu``).
+    layout : {{"{l0}", "{l1}"}}, default "{l0}"
+        Of the input and output: PyTorch's channels first, or channels last
+        (Keras/TF).  The weight has PyTorch's layout either way.
+    dtype : dtype, default float32
+        float32 or float64.
+    seed : int or numpy.random.Generator, optional
+        Seeds the initialisation (``numpy.random.default_rng(seed)``).
+    **activation_params
+        The activation's parameters.
+
+    Notes
+    -----
+    Parameters ``weight`` (out_channels, in_channels/groups, {kdims}) and
+    ``bias`` (out_channels,), PyTorch's names and layout, initialised as
+    PyTorch's ``nn.{torch}``: ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` with
+    ``fan_in = in_channels/groups * {kprod}``.  Forward one
+    :func:`mlkern.layers.{f}` call (the activation then in place), backward
+    the activation's and one :func:`mlkern.layers.{f}_backward` call.  The
+    hyper-parameters are checked when the layer is built.
+
+    Examples
+    --------
+{examples}
+"""
+
+
+class Conv1D(_Conv):
+    _nd = 1
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int], *,
+                 stride: int | tuple[int] = 1, padding: int | str | tuple[int] = 0,
+                 dilation: int | tuple[int] = 1, groups: int = 1, bias: bool = True,
+                 activation: str | None = None, layout: str = "NCL", dtype: DTypeLike = np.float32,
+                 seed: int | np.random.Generator | None = None, **activation_params: Any) -> None:
+        self._setup(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                    activation, layout, dtype, seed, activation_params)
+
+
+class Conv2D(_Conv):
+    _nd = 2
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int], *,
+                 stride: int | tuple[int, int] = 1, padding: int | str | tuple[int, int] = 0,
+                 dilation: int | tuple[int, int] = 1, groups: int = 1, bias: bool = True,
+                 activation: str | None = None, layout: str = "NCHW", dtype: DTypeLike = np.float32,
+                 seed: int | np.random.Generator | None = None, **activation_params: Any) -> None:
+        self._setup(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                    activation, layout, dtype, seed, activation_params)
+
+
+Conv1D.__doc__ = _CONV_DOC.format(
+    summary="1-D convolution layer (PyTorch's ``nn.Conv1d``; cross-correlation).", nd=1, l0="NCL",
+    l1="NLC", kdims="kernel_size", kprod="kernel_size", torch="Conv1d", f="conv1d", examples="""\
+    >>> import numpy as np, mlkern.nn as nn
+    >>> conv = nn.Conv1D(4, 8, 3, padding="same", activation="relu", seed=0)
+    >>> conv(np.ones((2, 4, 10), np.float32)).shape
+    (2, 8, 10)""")
+Conv2D.__doc__ = _CONV_DOC.format(
+    summary="2-D convolution layer (PyTorch's ``nn.Conv2d``; cross-correlation).", nd=2, l0="NCHW",
+    l1="NHWC", kdims="kH, kW", kprod="kH * kW", torch="Conv2d", f="conv2d", examples="""\
+    >>> import numpy as np, mlkern.nn as nn
+    >>> conv = nn.Conv2D(1, 16, 3, padding=1, seed=0)
+    >>> conv(np.ones((5, 1, 8, 8), np.float32)).shape, conv.weight.shape
+    ((5, 16, 8, 8), (16, 1, 3, 3))""")
 
 
 class Sequential(Layer):
