@@ -1573,6 +1573,138 @@ def k_conv_backward(nd):
                  Arr((O,), dt) if hb else none if hb is False else Pred(lambda r: True))
         return Call([g, x, w], kw, Tup(parts), cmp=("row", "row", "row"))
     return Spec(f"conv{nd}d_backward", build)
+# --- pooling (issue 15): max_pool1d/2d, avg_pool1d/2d and their backwards
+_POOL_LAYOUTS = {1: ("NCL", "NLC"), 2: ("NCHW", "NHWC")}
+
+
+def _pool_out(L, k, s, p, d, ceil):
+    """PyTorch's pooling output size; None when the call must raise (below 1, or a window
+    with no input element)."""
+    num = L + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil else 0)
+    o = num // s + 1
+    if ceil and (o - 1) * s >= L + p:
+        o -= 1
+    if L < 1 or o < 1:
+        return None
+    for j in range(o):
+        start = j * s - p
+        if start >= 0:
+            break
+        j0 = (-start + d - 1) // d
+        if j0 >= k or start + j0 * d >= L:
+            return None
+    return o
+
+
+def _pool_geometry(ctx, nsp, kind):
+    """(x shape, output shape, kw, input_shape) of a pooling call: every argument drawn,
+    the invalid ones registered as must-raise."""
+    lay = ctx.param("layout", P(list(_POOL_LAYOUTS[nsp]), [], ["NC", "nchw"[:nsp + 2], None, 3]))
+    last = lay == _POOL_LAYOUTS[nsp][1]
+    N = ctx.choose("N", [2, 1, 0, None])          # None: unbatched
+    C = ctx.choose("C", [3, 1, 4, 0, 17])
+    sp = tuple(ctx.choose(f"size {i}", [5, 7, 1, 8, 2, 12]) for i in range(nsp))
+    k = ctx.choose("kernel_size", [2, 3, 1, (2, 3)[:nsp], (1,), 4])
+    st_ = ctx.choose("stride", [None, 1, 2, (1, 2)[:nsp], 3])
+    pd = ctx.choose("padding", [0, 1, (1, 0)[:nsp], 2])
+    kw = {"kernel_size": k, "stride": st_, "padding": pd}
+    dil = 1
+    if kind == "max":
+        dil = ctx.choose("dilation", [1, 2, (1, 2)[:nsp]])
+        kw["dilation"] = dil
+    kw["ceil_mode"] = ctx.param("ceil_mode", P([False, True, np.bool_(True)], [None, 0, 1, "yes"]))
+    if kind == "avg":
+        kw["count_include_pad"] = ctx.param("count_include_pad", P([True, False], [None, 0, 1]))
+    kw["layout"] = lay
+    if ctx.choose("a bad kernel_size/stride/padding?", [False] * 9 + [True]):
+        which, bad = ctx.choose("bad geometry", [("kernel_size", 0), ("stride", 0), ("padding", -1),
+                                                 ("kernel_size", 1.5), ("kernel_size", (2, 2, 2)),
+                                                 ("padding", "1")])
+        kw[which] = bad
+        ctx.must_raise(f"{which}={bad!r}")
+
+    def tup(v, dflt):
+        v = dflt if v is None else v
+        v = tuple(v) if isinstance(v, tuple) else (v,)
+        return v * nsp if len(v) == 1 else v
+
+    ks, ss, ps, ds = tup(k, None), tup(st_, k), tup(pd, None), tup(dil, None)
+    bad = lay not in _POOL_LAYOUTS[nsp] or truth(kw["ceil_mode"]) is None
+    osp = None
+    if not bad and all(isinstance(v, tuple) and len(v) == nsp for v in (ks, ss, ps, ds)):
+        if any(2 * ps[i] > ks[i] for i in range(nsp)):
+            ctx.must_raise(f"padding {ps} above half the kernel {ks}", ValueError)
+        else:
+            outs = [_pool_out(sp[i], ks[i], ss[i], ps[i], ds[i], bool(truth(kw["ceil_mode"])))
+                    for i in range(nsp)]
+            if None in outs:
+                ctx.must_raise(f"input {sp} too small for kernel {ks} / dilation {ds}", ValueError)
+            else:
+                osp = tuple(outs)
+
+    def arr_shape(spatial):
+        s_ = (N if N is not None else 1,) + tuple(spatial) + (C,) if last else \
+             (N if N is not None else 1, C) + tuple(spatial)
+        return s_ if N is not None else s_[1:]
+
+    xs = arr_shape(sp)
+    return xs, (arr_shape(osp) if osp is not None else None), kw, last
+
+
+def k_pool(kind, nsp):
+    fname = f"{kind}_pool{nsp}d"
+
+    def build(ctx):
+        xs, os_, kw, _ = _pool_geometry(ctx, nsp, kind)
+        if ctx.choose("x of the wrong ndim?", [False] * 9 + [True]):
+            xs = xs[-nsp:]
+            ctx.must_raise("x without its channel axis", ValueError)
+            os_ = None
+        x = ctx.data(ctx.values(0, xs), broadcast=False)
+        dt = _layer_rdt(ctx, x)
+        if kind == "max":
+            ri = ctx.param("return_indices", P([False, True], [None, 0, 1, "yes"]))
+            kw["return_indices"] = ri
+            if truth(ri) is True:
+                e = Tup((Arr(os_, dt, outable=True), Arr(os_, I64)))
+                return Call([x], kw, e, out_like=(os_, dt) if os_ else None, out_of=lambda r: r[0],
+                            cmp=("elem", "argmax"))
+        return Call([x], kw, Arr(os_, dt, outable=True), out_like=(os_, dt) if os_ else None, cmp="elem")
+    return Spec(fname, build)
+
+
+def k_pool_backward(kind, nsp):
+    fname = f"{kind}_pool{nsp}d_backward"
+
+    def build(ctx):
+        if kind == "max":       # the geometry does not enter: only the layout, the sizes, the indices
+            lay = ctx.param("layout", P(list(_POOL_LAYOUTS[nsp]), [], ["NC", None, 3]))
+            last = lay == _POOL_LAYOUTS[nsp][1]
+            N, C = ctx.choose("N", [2, 1, 0]), ctx.choose("C", [3, 1, 0, 17])
+            sp = tuple(ctx.choose(f"size {i}", [5, 1, 8]) for i in range(nsp))
+            osp = tuple(ctx.choose(f"out size {i}", [3, 1, 0, 9]) for i in range(nsp))
+            xs = (N,) + sp + (C,) if last else (N, C) + sp
+            os_ = (N,) + osp + (C,) if last else (N, C) + osp
+            kw = {"layout": lay}
+        else:
+            xs, os_, kw, last = _pool_geometry(ctx, nsp, kind)
+        gs = os_ if os_ is not None else xs
+        if ctx.choose("grad_output of the wrong shape?", [False] * 9 + [True]):
+            gs = gs[:-1] + (gs[-1] + 1,)
+            if kind == "avg":
+                ctx.must_raise("grad_output of the wrong shape", ValueError)
+            elif last:
+                ctx.must_raise("grad_output of the wrong channel count", ValueError)
+        g = ctx.data(ctx.values(1, gs), broadcast=False)
+        ishape = ctx.param("input_shape", P([xs, list(xs)], [], [xs[1:] if len(xs) > nsp + 1 else xs + (2, 2),
+                                                                 "shape", None]))
+        dt = _layer_rdt(ctx, g)
+        if kind == "max":
+            V = int(np.prod(xs[-nsp - 1:-1] if last else xs[-nsp:], dtype=np.int64))
+            idx = _indices(ctx, gs, V)
+            return Call([g, idx, ishape], kw, Arr(xs, dt), cmp="elem")
+        return Call([g, ishape], kw, Arr(xs, dt), cmp="elem")
+    return Spec(fname, build)
 
 
 # --- recurrent layers: rnn/lstm/gru, their cells and backwards (docs/contract.rst "Layers")
@@ -1947,6 +2079,25 @@ def k_nn_conv(nd):
     return Spec("nn", build)
 
 
+def k_nn_pool(kind, nsp):
+    """MaxPool1D/2D, AvgPool1D/2D(kernel_size, stride, padding[, dilation], ceil_mode=
+    [, count_include_pad=], layout=) on an input (batched or not)."""
+    def build(ctx):
+        xs, os_, kw, _ = _pool_geometry(ctx, nsp, kind)
+        if ctx.choose("x of the wrong ndim?", [False] * 9 + [True]):
+            xs = xs[-nsp:]
+            ctx.must_raise("x without its channel axis", ValueError)
+            os_ = None
+        x = ctx.data(ctx.values(0, xs), broadcast=False)
+        g = ctx.data(ctx.values(1, os_ or (1,)), broadcast=False)
+        ctor = [kw.pop("kernel_size"), kw.pop("stride"), kw.pop("padding")]
+        if kind == "max":
+            ctor.append(kw.pop("dilation"))
+        return Call([x, g] + ctor, kw, Tup((Arr(os_, _layer_rdt(ctx, x)), Arr(xs, _layer_rdt(ctx, g)))),
+                    cmp=("elem", "elem"), fn=_run_nn)
+    return Spec("nn", build)
+
+
 def _run_sequential(cls, x, g, K, *, dtype, act):
     model = cls(mnn.Dense(K, 4, dtype=dtype, seed=0), mnn.Activation(act),
                 mnn.Dense(4, 3, activation="tanh", dtype=dtype, seed=1), mnn.Flatten(-1))
@@ -2090,6 +2241,13 @@ REGISTRY = {
     # --- mlkern.layers: convolutions
     "layers.conv1d": k_conv(1), "layers.conv2d": k_conv(2),
     "layers.conv1d_backward": k_conv_backward(1), "layers.conv2d_backward": k_conv_backward(2),
+    # pooling (issue 15)
+    "layers.max_pool1d": k_pool("max", 1), "layers.max_pool2d": k_pool("max", 2),
+    "layers.avg_pool1d": k_pool("avg", 1), "layers.avg_pool2d": k_pool("avg", 2),
+    "layers.max_pool1d_backward": k_pool_backward("max", 1),
+    "layers.max_pool2d_backward": k_pool_backward("max", 2),
+    "layers.avg_pool1d_backward": k_pool_backward("avg", 1),
+    "layers.avg_pool2d_backward": k_pool_backward("avg", 2),
     # --- mlkern.nn: the classes, built and run through inference, training forward, backward
     "nn.Layer": k_nn_layer_base(),
     "nn.Dense": k_nn_dense(), "nn.Embedding": k_nn_embedding(), "nn.Activation": k_nn_activation(),
@@ -2097,6 +2255,8 @@ REGISTRY = {
     "nn.SimpleRNN": k_nn_recurrent("rnn"), "nn.LSTM": k_nn_recurrent("lstm"),
     "nn.GRU": k_nn_recurrent("gru"),
     "nn.Conv1D": k_nn_conv(1), "nn.Conv2D": k_nn_conv(2),
+    "nn.MaxPool1D": k_nn_pool("max", 1), "nn.MaxPool2D": k_nn_pool("max", 2),
+    "nn.AvgPool1D": k_nn_pool("avg", 1), "nn.AvgPool2D": k_nn_pool("avg", 2),
     "nn.Sequential": k_nn_sequential(),
 }
 for _q, _s in REGISTRY.items():

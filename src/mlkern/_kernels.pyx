@@ -74,6 +74,11 @@ cdef extern from "mlk_kernels.h" nogil:
         double decay
     ctypedef void (*optim_f32_fn)(int, float *, const float *, float *, float *, intptr_t, const mlk_oparams *) noexcept nogil
     ctypedef void (*optim_f64_fn)(int, double *, const double *, double *, double *, intptr_t, const mlk_oparams *) noexcept nogil
+    ctypedef struct mlk_pool_geom:
+        intptr_t H, W, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw, C, cb
+        int cip
+    ctypedef void (*pool_f32_fn)(int, const float *, float *, int64_t *, intptr_t, intptr_t, const mlk_pool_geom *, float *) noexcept nogil
+    ctypedef void (*pool_f64_fn)(int, const double *, double *, int64_t *, intptr_t, intptr_t, const mlk_pool_geom *, double *) noexcept nogil
     ctypedef struct mlk_kernel_table:
         unary_f32_fn unary_f32
         unary_f64_fn unary_f64
@@ -95,6 +100,8 @@ cdef extern from "mlk_kernels.h" nogil:
         kl_f64_fn kl_f64
         optim_f32_fn optim_f32
         optim_f64_fn optim_f64
+        pool_f32_fn pool_f32
+        pool_f64_fn pool_f64
     mlk_kernel_table mlk_kt
     int mlk_dispatch_init(const char *level)
     const char *mlk_dispatch_level()
@@ -243,3 +250,4 @@ include "_optim.pxi"
 include "_capi.pxi"
 include "_layers.pxi"
 include "_conv.pxi"
+include "_pool.pxi"

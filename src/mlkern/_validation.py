@@ -596,33 +596,35 @@ def check_count(value, name):
 _CONV_LAYOUTS = {1: ("NCL", "NLC"), 2: ("NCHW", "NHWC")}
 
 
-def check_layout(layout, nd, fname):
+def check_layout(layout, nd, fname=None):
     """True for channels last ("NLC"/"NHWC"), False for "NCL"/"NCHW"."""
     first, last = _CONV_LAYOUTS[nd]
     if not isinstance(layout, str) or layout not in (first, last):
-        raise ValueError(f"{fname}: layout: expected {first!r} or {last!r}, got {layout!r}")
+        pre = f"{fname}: " if fname else ""
+        raise ValueError(f"{pre}layout: expected {first!r} or {last!r}, got {layout!r}")
     return layout == last
 
 
 def check_spatial(value, nd, name, fname, minimum):
     """An int or a tuple/list of nd ints, each >= minimum, as a tuple."""
+    pre = f"{fname}: {name}" if fname else name
     if isinstance(value, (tuple, list)):
         if len(value) != nd:
-            raise ValueError(f"{fname}: {name}: expected an int or {nd} ints, got {value!r}")
+            raise ValueError(f"{pre}: expected an int or {nd} ints, got {value!r}")
         vals = value
     else:
         vals = (value,) * nd
     res = []
     for v in vals:
         if isinstance(v, (bool, np.bool_)):
-            raise TypeError(f"{fname}: {name}: expected an int or a tuple of {nd} ints, got bool")
+            raise TypeError(f"{pre}: expected an int or a tuple of {nd} ints, got bool")
         try:
             i = operator.index(v)
         except TypeError:
-            raise TypeError(f"{fname}: {name}: expected an int or a tuple of {nd} ints, "
+            raise TypeError(f"{pre}: expected an int or a tuple of {nd} ints, "
                             f"got {type(v).__name__}") from None
         if i < minimum:
-            raise ValueError(f"{fname}: {name}: must be >= {minimum}, got {value!r}")
+            raise ValueError(f"{pre}: must be >= {minimum}, got {value!r}")
         res.append(i)
     return tuple(res)
 
@@ -670,3 +672,111 @@ def check_groups(groups, fname):
     if g < 1:
         raise ValueError(f"{fname}: groups: must be >= 1, got {g}")
     return g
+
+
+# ---------------------------------------------------------------- pooling, locally connected (mlkern.layers)
+_LAYOUTS = _CONV_LAYOUTS
+
+
+def check_flag(value, name):
+    """A bool (Python or NumPy)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected a bool, got {type(value).__name__}")
+    return bool(value)
+
+
+def spatial_arg(value, name, nsp, minimum):
+    """An int or a tuple of nsp ints (one per spatial axis; a 1-tuple is
+    repeated, as PyTorch's pooling), each >= minimum, as a tuple of nsp ints."""
+    if isinstance(value, (tuple, list)) and len(value) == 1:
+        value = tuple(value) * nsp
+    return check_spatial(value, nsp, name, None, minimum)
+
+
+def pool_out_size(L, k, s, p, d, ceil_mode):
+    """PyTorch's pooling_output_shape: a window that would start in the right
+    padding is dropped in ceil_mode."""
+    num = L + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)
+    o = num // s + 1
+    if ceil_mode and (o - 1) * s >= L + p:
+        o -= 1
+    return o
+
+
+def pool_params(nsp, kernel_size, stride, padding, dilation, ceil_mode):
+    """(kernel, stride, padding, dilation, ceil_mode), each a tuple per axis."""
+    k = spatial_arg(kernel_size, "kernel_size", nsp, 1)
+    s = k if stride is None else spatial_arg(stride, "stride", nsp, 1)
+    p = spatial_arg(padding, "padding", nsp, 0)
+    d = spatial_arg(dilation, "dilation", nsp, 1)
+    for i in range(nsp):
+        if 2 * p[i] > k[i]:
+            raise ValueError(f"padding: {p[i]} is more than half the kernel size {k[i]} "
+                             f"(padding {p}, kernel_size {k})")
+    return k, s, p, d, check_flag(ceil_mode, "ceil_mode")
+
+
+def pool_out_shape(fname, spatial, k, s, p, d, ceil_mode):
+    """The output's spatial sizes; ValueError when one is below 1 or a window
+    holds no input element (dilated taps all in the padding)."""
+    outs = []
+    for i, L in enumerate(spatial):
+        o = pool_out_size(L, k[i], s[i], p[i], d[i], ceil_mode)
+        if L < 1 or o < 1:
+            raise ValueError(f"{fname}: input size {tuple(spatial)} is too small for kernel_size {k}, "
+                             f"dilation {d}, padding {p} (output size {o} along axis {i})")
+        for j in range(o):
+            start = j * s[i] - p[i]
+            if start >= 0:
+                break
+            j0 = (-start + d[i] - 1) // d[i]
+            if j0 >= k[i] or start + j0 * d[i] >= L:
+                raise ValueError(f"{fname}: the window of output {j} along spatial axis {i} lies "
+                                 f"entirely in the padding (kernel_size {k}, dilation {d}, "
+                                 f"padding {p}, input size {tuple(spatial)})")
+        outs.append(o)
+    return tuple(outs)
+
+
+def spatial_input(a, name, nsp, last, cdt, fname, batched_only=False):
+    """a (an ndarray) as a C-contiguous cdt array of 4 dims -- (N, C, H, W) or
+    (N, H, W, C), H = 1 for 1-D -- and (batched, N, C, spatial)."""
+    if a.ndim not in ((nsp + 2,) if batched_only else (nsp + 1, nsp + 2)):
+        lay = _LAYOUTS[nsp][int(last)]
+        want = f"{nsp + 2}-D ({lay})" + ("" if batched_only else f" or {nsp + 1}-D (unbatched)")
+        raise ValueError(f"{fname}: {name} must be {want}, got shape {a.shape}")
+    return spatial_shape(a.shape, nsp, last) + (layer_array(a, cdt),)
+
+
+def spatial_shape(shape, nsp, last):
+    """(batched, N, C, spatial) of a shape in the layout (N optional)."""
+    shape = tuple(shape)
+    batched = len(shape) == nsp + 2
+    if not batched:
+        shape = (1,) + shape
+    if last:
+        return batched, shape[0], shape[-1], shape[1:-1]
+    return batched, shape[0], shape[1], shape[2:]
+
+
+def as4(a, nsp, last):
+    """A C-contiguous array (N?, C, *spatial) / (N?, *spatial, C) viewed as 4-D."""
+    batched, N, C, sp = spatial_shape(a.shape, nsp, last)
+    if nsp == 1:
+        sp = (1,) + tuple(sp)
+    return a.reshape((N,) + tuple(sp) + (C,) if last else (N, C) + tuple(sp))
+
+
+def layout_shape(batched, N, C, spatial, last):
+    """The array shape of (N, C, spatial) in the layout (N dropped if unbatched)."""
+    s = (N,) + tuple(spatial) + (C,) if last else (N, C) + tuple(spatial)
+    return s if batched else s[1:]
+
+
+def check_shape_arg(input_shape, name, nsp):
+    """input_shape: a tuple of nsp + 1 or nsp + 2 non-negative ints."""
+    if not isinstance(input_shape, (tuple, list)) or not len(input_shape) in (nsp + 1, nsp + 2):
+        raise ValueError(f"{name}: expected a tuple of {nsp + 2} ints (or {nsp + 1}, unbatched), "
+                         f"got {input_shape!r}")
+    return tuple(check_count(v, name) for v in input_shape)
+

@@ -1606,3 +1606,428 @@ def gru_backward(grad_output, grad_h_n, saved):
         dh += dprev
     gx, gwi, gwh, gbi, gbh = _weight_grads(saved, dgi, dgh, True)
     return _bwd_finish(saved, gx, dh, None, (gwi, gwh, gbi, gbh), "gru")
+
+
+# ---------------------------------------------------------------- pooling (issue 15)
+# Design notes.  One C kernel family (_c/mlk_pool_tmpl.h, per SIMD level)
+# for 1-D and 2-D (1-D is H = 1), NCHW and NHWC; x is viewed as 4-D.
+# * max, NCHW, no indices: separable -- each input row reduced over the
+#   column taps (strided loads), then kh such rows per output row
+#   (contiguous, vectorised); the order equals the row-major order of the
+#   window, so ties and +-0 resolve as PyTorch.  With indices: a direct
+#   window scan per output.  NHWC: each window's taps are C-contiguous
+#   vectors (vectorised over the channels).
+# * average: the same separable sums (NCHW) or channel vectors (NHWC), one
+#   division by the divisor (a product of a row and a column factor).
+# * backward: a work unit owns whole (n, c) planes (NCHW) or (image, channel
+#   block) slices (NHWC) of grad_x, zeroes them and scatter-adds into them
+#   in output order: bitwise identical for any thread count.
+# * dtypes: float32/float64 kept, float16 computes in float32, integer and
+#   bool x compute in float64 (the convention for every function: pooling
+#   has no weight whose dtype an integer x could take).
+__all__ += ["max_pool1d", "max_pool2d", "max_pool1d_backward", "max_pool2d_backward",
+            "avg_pool1d", "avg_pool2d", "avg_pool1d_backward", "avg_pool2d_backward"]
+
+from ._validation import (as4, check_flag, check_layout, check_shape_arg,  # noqa: E402
+                          layout_shape, pool_out_shape, pool_params, spatial_input, spatial_shape)
+
+_POOL_OPS = {("max", False): 0, ("max", True): 1, ("avg", False): 2, ("avg", True): 3,
+             ("maxb", False): 4, ("maxb", True): 5, ("avgb", False): 6, ("avgb", True): 7}
+
+
+def _geom(sp, osp, k, s, p, d):
+    """The kernel's (H, W, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw); 1-D is H = 1."""
+    if len(sp) == 1:
+        return (1, sp[0], 1, osp[0], 1, k[0], 1, s[0], 0, p[0], 1, d[0])
+    return (sp[0], sp[1], osp[0], osp[1], k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1])
+
+
+def _pool_fwd(kind, fname, nsp, x, kernel_size, stride, padding, dilation, ceil_mode,
+              count_include_pad, return_indices, layout, out):
+    last = check_layout(layout, nsp)
+    k, s, p, d, ceil_mode = pool_params(nsp, kernel_size, stride, padding, dilation, ceil_mode)
+    cip = check_flag(count_include_pad, "count_include_pad")
+    ri = check_flag(return_indices, "return_indices")
+    xa = np.asarray(x)
+    cdt, rdt = layer_dtype((("x", xa),))
+    batched, N, C, sp, xc = spatial_input(xa, "x", nsp, last, cdt, fname)
+    osp = pool_out_shape(fname, sp, k, s, p, d, ceil_mode)
+    shape = layout_shape(batched, N, C, osp, last)
+    y = None
+    if out is not None:
+        y = layer_out(out, shape, rdt, cdt, xa, xc)
+    if y is None:
+        y = np.empty(shape, cdt)
+    idx = np.empty(shape, np.int64) if ri else None
+    _ew.pool_raw(_POOL_OPS[kind, last], as4(xc, nsp, last), as4(y, nsp, last),
+                 None if idx is None else as4(idx, nsp, last), _geom(sp, osp, k, s, p, d), cip)
+    if out is not None:
+        if y is not out:
+            np.copyto(out, y, casting="unsafe")
+        y = out
+    elif y.dtype != rdt:
+        y = y.astype(rdt)
+    return (y, idx) if ri else y
+
+
+def _grad_in(fname, grad_output, input_shape, nsp, last):
+    """grad_output as C-contiguous compute-dtype array, the dtypes, the
+    checked input_shape and its (batched, N, C, spatial)."""
+    ga = np.asarray(grad_output)
+    cdt, rdt = layer_dtype((("grad_output", ga),))
+    ishape = check_shape_arg(input_shape, "input_shape", nsp)
+    info = spatial_shape(ishape, nsp, last)
+    if ga.ndim != len(ishape):
+        raise ValueError(f"{fname}: grad_output must have {len(ishape)} dimensions as input_shape "
+                         f"{ishape}, got shape {ga.shape}")
+    return ga, cdt, rdt, ishape, info
+
+
+def _grad_out(gi, rdt):
+    return gi if gi.dtype == rdt else gi.astype(rdt)
+
+
+def _max_pool_bwd(fname, nsp, grad_output, indices, input_shape, layout):
+    last = check_layout(layout, nsp)
+    ga, cdt, rdt, ishape, (batched, N, C, sp) = _grad_in(fname, grad_output, input_shape, nsp, last)
+    gb, gN, gC, gsp = spatial_shape(ga.shape, nsp, last)
+    if (gN, gC) != (N, C):
+        raise ValueError(f"{fname}: grad_output of shape {ga.shape} does not match input_shape "
+                         f"{ishape} in its batch or channel size (layout {layout!r})")
+    idx = check_indices(indices)
+    if idx.shape != ga.shape:
+        raise ValueError(f"{fname}: indices must have the shape of grad_output {ga.shape}, "
+                         f"got {idx.shape}")
+    P = int(np.prod(sp, dtype=np.int64))
+    check_index_range(idx, P, "indices", "the input plane size")
+    gc = layer_array(ga, cdt)
+    gi = np.empty(ishape, cdt)
+    osp = tuple(gsp)
+    one = (1,) * nsp
+    _ew.pool_raw(_POOL_OPS["maxb", last], as4(gc, nsp, last), as4(gi, nsp, last),
+                 as4(idx, nsp, last), _geom(sp, osp, one, one, (0,) * nsp, one), False)
+    return _grad_out(gi, rdt)
+
+
+def _avg_pool_bwd(fname, nsp, grad_output, input_shape, kernel_size, stride, padding, ceil_mode,
+                  count_include_pad, layout):
+    last = check_layout(layout, nsp)
+    k, s, p, d, ceil_mode = pool_params(nsp, kernel_size, stride, padding, 1, ceil_mode)
+    cip = check_flag(count_include_pad, "count_include_pad")
+    ga, cdt, rdt, ishape, (batched, N, C, sp) = _grad_in(fname, grad_output, input_shape, nsp, last)
+    osp = pool_out_shape(fname, sp, k, s, p, d, ceil_mode)
+    shape = layout_shape(batched, N, C, osp, last)
+    if ga.shape != shape:
+        raise ValueError(f"{fname}: grad_output must have shape {shape} (the output of input_shape "
+                         f"{ishape} with these arguments), got {ga.shape}")
+    gc = layer_array(ga, cdt)
+    gi = np.empty(ishape, cdt)
+    _ew.pool_raw(_POOL_OPS["avgb", last], as4(gc, nsp, last), as4(gi, nsp, last), None,
+                 _geom(sp, osp, k, s, p, d), cip)
+    return _grad_out(gi, rdt)
+
+
+_POOL_DOC = """
+    Parameters
+    ----------
+    x : array_like, shape {shape}
+        Input in the given ``layout`` (the batch axis may be left out).
+        float32/float64 kept; float16 computes in float32 and returns
+        float16; integer and bool input computes in float64.
+    kernel_size : int or tuple of {nsp} ints
+    stride : int or tuple, optional
+        Default (``None``): ``kernel_size``.
+    padding : int or tuple, default 0
+        Implicit padding on both sides, at most half the kernel size.{dil}
+    ceil_mode : bool, default False
+        Round the output size up (a window that would start in the right
+        padding is dropped, as PyTorch).{extra}
+    layout : {{{lays}}}
+        ``{lay0}`` (PyTorch, default) or ``{lay1}`` (channels last).
+    out : ndarray, optional
+        Result array (the values), shape and dtype of the result.
+"""
+
+
+def _pool_doc(fn, nsp, kind):
+    lays = ("NCL", "NLC") if nsp == 1 else ("NCHW", "NHWC")
+    shape = "(N, C, L) or (N, L, C)" if nsp == 1 else "(N, C, H, W) or (N, H, W, C)"
+    dil = ("\n    dilation : int or tuple, default 1\n        Spacing of the taps of a window."
+           if kind == "max" else "")
+    extra = ("\n    return_indices : bool, default False\n        Also return the int64 index "
+             "of each maximum: its flat position\n        " +
+             ("``l``" if nsp == 1 else "``h * W + w``") + " inside its (n, c) plane, as PyTorch."
+             if kind == "max" else
+             "\n    count_include_pad : bool, default True\n        Count the padding in the "
+             "divisor (the ceil_mode overhang beyond\n        the padding is never counted), "
+             "as PyTorch.")
+    fn.__doc__ = fn.__doc__.replace("{params}", _POOL_DOC.format(
+        shape=shape, nsp=nsp, dil=dil, extra=extra, lays=", ".join(repr(v) for v in lays),
+        lay0=lays[0], lay1=lays[1]).strip("\n"))
+    return fn
+
+
+def max_pool1d(x, kernel_size, stride=None, padding=0, dilation=1, *, ceil_mode=False,
+               return_indices=False, layout="NCL", out=None):
+    """1-D max pooling, as ``torch.nn.functional.max_pool1d``.
+
+{params}
+
+    Returns
+    -------
+    y : ndarray
+        The maxima, shape (N, C, L_out) (or (N, L_out, C)); NaN in a window
+        gives NaN.
+    indices : ndarray of int64
+        With ``return_indices=True``: shaped like ``y``.
+
+    Notes
+    -----
+    The 2-D kernel with a height of 1 (see :func:`max_pool2d`).
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern
+    >>> x = np.array([[[1.0, 3.0, 2.0, 5.0, 4.0]]])
+    >>> y, i = mlkern.layers.max_pool1d(x, 2, return_indices=True)
+    >>> y.tolist(), i.tolist()
+    ([[[3.0, 5.0]]], [[[1, 3]]])
+    """
+    return _pool_fwd("max", "max_pool1d", 1, x, kernel_size, stride, padding, dilation,
+                     ceil_mode, True, return_indices, layout, out)
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, *, ceil_mode=False,
+               return_indices=False, layout="NCHW", out=None):
+    """2-D max pooling, as ``torch.nn.functional.max_pool2d``.
+
+{params}
+
+    Returns
+    -------
+    y : ndarray
+        The maxima, shape (N, C, H_out, W_out) (or (N, H_out, W_out, C));
+        NaN in a window gives NaN.
+    indices : ndarray of int64
+        With ``return_indices=True``: shaped like ``y``.
+
+    Notes
+    -----
+    Without indices (NCHW) the window is reduced along W first, then along
+    H (vectorised across the output columns); channels last reduces
+    C-contiguous vectors.  Comparisons are ``v > m or isnan(v)`` from the
+    first in-bounds tap.
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> mlkern.layers.max_pool2d(x, 2).tolist()
+    [[[[5.0, 7.0], [13.0, 15.0]]]]
+    """
+    return _pool_fwd("max", "max_pool2d", 2, x, kernel_size, stride, padding, dilation,
+                     ceil_mode, True, return_indices, layout, out)
+
+
+def avg_pool1d(x, kernel_size, stride=None, padding=0, *, ceil_mode=False, count_include_pad=True,
+               layout="NCL", out=None):
+    """1-D average pooling, as ``torch.nn.functional.avg_pool1d``.
+
+{params}
+
+    Returns
+    -------
+    ndarray, shape (N, C, L_out) (or (N, L_out, C))
+
+    Notes
+    -----
+    The 2-D kernel with a height of 1 (see :func:`avg_pool2d`).
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern
+    >>> mlkern.layers.avg_pool1d(np.array([[[1.0, 3.0, 2.0, 6.0]]]), 2).tolist()
+    [[[2.0, 4.0]]]
+    """
+    return _pool_fwd("avg", "avg_pool1d", 1, x, kernel_size, stride, padding, 1, ceil_mode,
+                     count_include_pad, False, layout, out)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, *, ceil_mode=False, count_include_pad=True,
+               layout="NCHW", out=None):
+    """2-D average pooling, as ``torch.nn.functional.avg_pool2d``.
+
+{params}
+
+    Returns
+    -------
+    ndarray, shape (N, C, H_out, W_out) (or (N, H_out, W_out, C))
+
+    Notes
+    -----
+    The sum of the in-bounds elements over the divisor: the window clipped
+    to the padded input (``count_include_pad=True``) or its in-bounds
+    elements.
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> mlkern.layers.avg_pool2d(x, 2).tolist()
+    [[[[2.5, 4.5], [10.5, 12.5]]]]
+    """
+    return _pool_fwd("avg", "avg_pool2d", 2, x, kernel_size, stride, padding, 1, ceil_mode,
+                     count_include_pad, False, layout, out)
+
+
+for _f, _n, _k in ((max_pool1d, 1, "max"), (max_pool2d, 2, "max"), (avg_pool1d, 1, "avg"),
+                   (avg_pool2d, 2, "avg")):
+    _pool_doc(_f, _n, _k)
+
+
+def max_pool1d_backward(grad_output, indices, input_shape, *, layout="NCL"):
+    """Backward of :func:`max_pool1d`: the gradient of ``x``.
+
+    Parameters
+    ----------
+    grad_output : array_like, shape (N, C, L_out) (or (N, L_out, C))
+    indices : array_like of int
+        The forward's ``indices`` (any integer dtype), each in ``[0, L)``.
+    input_shape : tuple of ints
+        The forward input's shape (in the layout).
+    layout : {'NCL', 'NLC'}
+
+    Returns
+    -------
+    ndarray, shape input_shape
+        ``grad_output`` scattered to the argmax positions, accumulated where
+        windows overlap; bitwise identical for any thread count.
+
+    Notes
+    -----
+    Each (n, c) row (or image channel block, channels last) of the result
+    is owned by one thread, which adds in output order.  The indices are
+    checked in range first (``ValueError`` naming ``indices``).
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern
+    >>> mlkern.layers.max_pool1d_backward(np.array([[[1.0, 2.0]]]), np.array([[[1, 1]]]),
+    ...                                   (1, 1, 3)).tolist()
+    [[[0.0, 3.0, 0.0]]]
+    """
+    return _max_pool_bwd("max_pool1d_backward", 1, grad_output, indices, input_shape, layout)
+
+
+def max_pool2d_backward(grad_output, indices, input_shape, *, layout="NCHW"):
+    """Backward of :func:`max_pool2d`: the gradient of ``x``.
+
+    Parameters
+    ----------
+    grad_output : array_like, shape (N, C, H_out, W_out) (or (N, H_out, W_out, C))
+    indices : array_like of int
+        The forward's ``indices`` (any integer dtype), each the flat
+        position ``h * W + w`` in ``[0, H W)``.
+    input_shape : tuple of ints
+        The forward input's shape (in the layout).
+    layout : {'NCHW', 'NHWC'}
+
+    Returns
+    -------
+    ndarray, shape input_shape
+        ``grad_output`` scattered to the argmax positions, accumulated where
+        windows overlap, in output order by the one thread that owns the
+        plane (NCHW) or the image's channel block (NHWC): bitwise identical
+        for any thread count.
+
+    Notes
+    -----
+    The indices are checked in range first (``ValueError`` naming
+    ``indices``).
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> y, i = mlkern.layers.max_pool2d(x, 2, return_indices=True)
+    >>> mlkern.layers.max_pool2d_backward(np.ones_like(y), i, x.shape)[0, 0].tolist()
+    [[0.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 1.0]]
+    """
+    return _max_pool_bwd("max_pool2d_backward", 2, grad_output, indices, input_shape, layout)
+
+
+def avg_pool1d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0, *,
+                        ceil_mode=False, count_include_pad=True, layout="NCL"):
+    """Backward of :func:`avg_pool1d`: the gradient of ``x``.
+
+    Parameters
+    ----------
+    grad_output : array_like, shape (N, C, L_out) (or (N, L_out, C))
+    input_shape : tuple of ints
+        The forward input's shape (in the layout).
+    kernel_size : int or tuple of ints
+    stride : int or tuple, optional
+    padding : int or tuple, default 0
+    ceil_mode : bool, default False
+    count_include_pad : bool, default True
+    layout : str
+        As in the forward call.
+
+    Returns
+    -------
+    ndarray, shape input_shape
+
+    Notes
+    -----
+    Each output's gradient over its divisor, added to its window's
+    in-bounds elements (one thread per (n, c) row: bitwise identical for
+    any thread count).
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern
+    >>> mlkern.layers.avg_pool1d_backward(np.array([[[2.0, 4.0]]]), (1, 1, 4), 2).tolist()
+    [[[1.0, 1.0, 2.0, 2.0]]]
+    """
+    return _avg_pool_bwd("avg_pool1d_backward", 1, grad_output, input_shape, kernel_size, stride,
+                         padding, ceil_mode, count_include_pad, layout)
+
+
+def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0, *,
+                        ceil_mode=False, count_include_pad=True, layout="NCHW"):
+    """Backward of :func:`avg_pool2d`: the gradient of ``x``.
+
+    Parameters
+    ----------
+    grad_output : array_like, shape (N, C, H_out, W_out) (or (N, H_out, W_out, C))
+    input_shape : tuple of ints
+        The forward input's shape (in the layout).
+    kernel_size : int or tuple of ints
+    stride : int or tuple, optional
+    padding : int or tuple, default 0
+    ceil_mode : bool, default False
+    count_include_pad : bool, default True
+    layout : str
+        As in the forward call.
+
+    Returns
+    -------
+    ndarray, shape input_shape
+        Each output's gradient over its divisor, added to the window's
+        in-bounds elements (in output order, one thread per plane or image
+        channel block: bitwise identical for any thread count).
+
+    Notes
+    -----
+    The scatter of ``grad_output / divisor`` over each window, PyTorch's
+    ``avg_pool2d`` backward.
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern
+    >>> g = mlkern.layers.avg_pool2d_backward(np.ones((1, 1, 1, 1)), (1, 1, 2, 2), 2)
+    >>> g.tolist()
+    [[[[0.25, 0.25], [0.25, 0.25]]]]
+    """
+    return _avg_pool_bwd("avg_pool2d_backward", 2, grad_output, input_shape, kernel_size, stride,
+                         padding, ceil_mode, count_include_pad, layout)

@@ -119,3 +119,43 @@ def conv2d_backward(grad_output: ArrayLike, x: ArrayLike, weight: ArrayLike, *,
                     dilation: _Spatial = 1, groups: int = 1,
                     layout: Literal["NCHW", "NHWC"] = "NCHW", needs_input_grad: bool = True
                     ) -> tuple[NDArray[Any] | None, NDArray[Any], NDArray[Any] | None]: ...
+# --- pooling (issue 15)
+__all__ += ["max_pool1d", "max_pool2d", "max_pool1d_backward", "max_pool2d_backward",
+            "avg_pool1d", "avg_pool2d", "avg_pool1d_backward", "avg_pool2d_backward"]
+
+_Size = int | tuple[int, ...]
+
+@overload
+def max_pool1d(x: ArrayLike, kernel_size: _Size, stride: _Size | None = None, padding: _Size = 0,
+               dilation: _Size = 1, *, ceil_mode: bool = False, return_indices: Literal[False] = False,
+               layout: str = "NCL", out: NDArray[Any] | None = None) -> NDArray[Any]: ...
+@overload
+def max_pool1d(x: ArrayLike, kernel_size: _Size, stride: _Size | None = None, padding: _Size = 0,
+               dilation: _Size = 1, *, ceil_mode: bool = False, return_indices: Literal[True],
+               layout: str = "NCL", out: NDArray[Any] | None = None
+               ) -> tuple[NDArray[Any], NDArray[np.int64]]: ...
+@overload
+def max_pool2d(x: ArrayLike, kernel_size: _Size, stride: _Size | None = None, padding: _Size = 0,
+               dilation: _Size = 1, *, ceil_mode: bool = False, return_indices: Literal[False] = False,
+               layout: str = "NCHW", out: NDArray[Any] | None = None) -> NDArray[Any]: ...
+@overload
+def max_pool2d(x: ArrayLike, kernel_size: _Size, stride: _Size | None = None, padding: _Size = 0,
+               dilation: _Size = 1, *, ceil_mode: bool = False, return_indices: Literal[True],
+               layout: str = "NCHW", out: NDArray[Any] | None = None
+               ) -> tuple[NDArray[Any], NDArray[np.int64]]: ...
+def max_pool1d_backward(grad_output: ArrayLike, indices: ArrayLike, input_shape: tuple[int, ...], *,
+                        layout: str = "NCL") -> NDArray[Any]: ...
+def max_pool2d_backward(grad_output: ArrayLike, indices: ArrayLike, input_shape: tuple[int, ...], *,
+                        layout: str = "NCHW") -> NDArray[Any]: ...
+def avg_pool1d(x: ArrayLike, kernel_size: _Size, stride: _Size | None = None, padding: _Size = 0, *,
+               ceil_mode: bool = False, count_include_pad: bool = True, layout: str = "NCL",
+               out: NDArray[Any] | None = None) -> NDArray[Any]: ...
+def avg_pool2d(x: ArrayLike, kernel_size: _Size, stride: _Size | None = None, padding: _Size = 0, *,
+               ceil_mode: bool = False, count_include_pad: bool = True, layout: str = "NCHW",
+               out: NDArray[Any] | None = None) -> NDArray[Any]: ...
+def avg_pool1d_backward(grad_output: ArrayLike, input_shape: tuple[int, ...], kernel_size: _Size,
+                        stride: _Size | None = None, padding: _Size = 0, *, ceil_mode: bool = False,
+                        count_include_pad: bool = True, layout: str = "NCL") -> NDArray[Any]: ...
+def avg_pool2d_backward(grad_output: ArrayLike, input_shape: tuple[int, ...], kernel_size: _Size,
+                        stride: _Size | None = None, padding: _Size = 0, *, ceil_mode: bool = False,
+                        count_include_pad: bool = True, layout: str = "NCHW") -> NDArray[Any]: ...

@@ -53,7 +53,7 @@ from . import activations as _act
 from . import layers as _layers
 
 __all__ = ["Layer", "Dense", "Embedding", "Activation", "Flatten", "SimpleRNN", "LSTM", "GRU",
-           "Conv1D", "Conv2D", "Sequential"]
+           "Conv1D", "Conv2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "Sequential"]
 
 # the activations a layer fuses (every elementwise activation but prelu, whose
 # parameter is learned, and noisy_relu, which draws training noise), and those
@@ -1143,6 +1143,163 @@ Conv2D.__doc__ = _CONV_DOC.format(
     >>> conv = nn.Conv2D(1, 16, 3, padding=1, seed=0)
     >>> conv(np.ones((5, 1, 8, 8), np.float32)).shape, conv.weight.shape
     ((5, 16, 8, 8), (16, 1, 3, 3))""")
+
+
+class _Pool(Layer):
+    """Max / average pooling: the functional layer forward (max: with its
+    indices in training), its backward backward.  No parameters."""
+
+    _nd = 2
+    _max = True
+
+    def _setup(self, kernel_size: Any, stride: Any, padding: Any, dilation: Any, ceil_mode: Any,
+               count_include_pad: Any, layout: Any) -> None:
+        nd = self._nd
+        self.layout = _check_layout(layout, nd)
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.dilation, self.ceil_mode, self.count_include_pad = dilation, ceil_mode, count_include_pad
+        name = ("max" if self._max else "avg") + f"_pool{nd}d"
+        self._f = getattr(_layers, name)
+        self._fb = getattr(_layers, name + "_backward")
+        kw: dict[str, Any] = {"stride": stride, "padding": padding, "ceil_mode": ceil_mode,
+                              "layout": self.layout}
+        if self._max:
+            kw["dilation"] = dilation
+        else:
+            kw["count_include_pad"] = count_include_pad
+        self._kw = kw
+        # the hyper-parameters checked now, by the functional layer on an input of one window
+        k = _check_ksize(kernel_size, nd)
+        try:
+            span = [d * (kk - 1) + 1 for d, kk in zip(_check_ksize(dilation, nd, "dilation"), k)]
+        except (TypeError, ValueError):
+            span = list(k)
+        self._f(np.zeros((1, 1) + tuple(span)) if self.layout in ("NCL", "NCHW")
+                else np.zeros((1,) + tuple(span) + (1,)), kernel_size, **kw)
+
+    def _forward(self, x: Any, training: bool, out: NDArray[Any] | None) -> Any:
+        if not training:
+            return self._f(x, self.kernel_size, out=out, **self._kw)
+        xa = np.asarray(x)
+        if self._max:
+            y, idx = self._f(xa, self.kernel_size, return_indices=True, **self._kw)
+        else:
+            y, idx = self._f(xa, self.kernel_size, **self._kw), None
+        self._training_ctx = (xa.shape, idx, y.shape)
+        return y
+
+    def _backward(self, grad_output: Any) -> Any:
+        shape, idx, yshape = self._training_ctx
+        ga = np.asarray(grad_output)
+        if ga.shape != yshape:
+            raise ValueError(f"grad_output: expected the output's shape {yshape}, got {ga.shape}")
+        if self._max:
+            return self._fb(ga, idx, shape, layout=self.layout)
+        kw = {k: v for k, v in self._kw.items()}
+        return self._fb(ga, shape, self.kernel_size, **kw)
+
+    def _repr_args(self) -> str:
+        s = f"{self.kernel_size!r}"
+        if self.stride is not None:
+            s += f", stride={self.stride!r}"
+        if self.padding != 0:
+            s += f", padding={self.padding!r}"
+        if self._max and self.dilation != 1:
+            s += f", dilation={self.dilation!r}"
+        if self.ceil_mode:
+            s += ", ceil_mode=True"
+        if not self._max and not self.count_include_pad:
+            s += ", count_include_pad=False"
+        if self.layout != _LAYOUTS[self._nd][0]:
+            s += f", layout={self.layout!r}"
+        return s
+
+
+_POOL_CLS_DOC = """{summary}
+
+    Parameters
+    ----------
+    kernel_size : int or tuple of {nd} ints
+        The window.
+    stride : int or tuple of {nd} ints, optional
+        Default (``None``): ``kernel_size``.
+    padding : int or tuple of {nd} ints, default 0
+        Implicit padding on both sides ({pad}), at most half the window.{dil}
+    ceil_mode : bool, default False
+        Round the output size up, as PyTorch.{cip}
+    layout : {{"{l0}", "{l1}"}}, default "{l0}"
+        Of the input and output.
+
+    Notes
+    -----
+    No parameters.  Forward :func:`mlkern.layers.{f}` ({how}), backward
+    :func:`mlkern.layers.{f}_backward`.  The arguments are checked when the
+    layer is built.
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern.nn as nn
+    >>> nn.{cls}(2)(np.arange({n}, dtype=np.float64).reshape({shape})).{show}
+    {result}
+"""
+
+
+class MaxPool1D(_Pool):
+    _nd = 1
+
+    def __init__(self, kernel_size: int | tuple[int], stride: int | tuple[int] | None = None,
+                 padding: int | tuple[int] = 0, dilation: int | tuple[int] = 1, *,
+                 ceil_mode: bool = False, layout: str = "NCL") -> None:
+        self._setup(kernel_size, stride, padding, dilation, ceil_mode, True, layout)
+
+
+class MaxPool2D(_Pool):
+    _nd = 2
+
+    def __init__(self, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
+                 padding: int | tuple[int, int] = 0, dilation: int | tuple[int, int] = 1, *,
+                 ceil_mode: bool = False, layout: str = "NCHW") -> None:
+        self._setup(kernel_size, stride, padding, dilation, ceil_mode, True, layout)
+
+
+class AvgPool1D(_Pool):
+    _nd = 1
+    _max = False
+
+    def __init__(self, kernel_size: int | tuple[int], stride: int | tuple[int] | None = None,
+                 padding: int | tuple[int] = 0, *, ceil_mode: bool = False,
+                 count_include_pad: bool = True, layout: str = "NCL") -> None:
+        self._setup(kernel_size, stride, padding, 1, ceil_mode, count_include_pad, layout)
+
+
+class AvgPool2D(_Pool):
+    _nd = 2
+    _max = False
+
+    def __init__(self, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
+                 padding: int | tuple[int, int] = 0, *, ceil_mode: bool = False,
+                 count_include_pad: bool = True, layout: str = "NCHW") -> None:
+        self._setup(kernel_size, stride, padding, 1, ceil_mode, count_include_pad, layout)
+
+
+for _cls, _nd_, _mx in ((MaxPool1D, 1, True), (MaxPool2D, 2, True), (AvgPool1D, 1, False),
+                        (AvgPool2D, 2, False)):
+    _cls.__doc__ = _POOL_CLS_DOC.format(
+        summary=(f"{_nd_}-D {'max' if _mx else 'average'} pooling (PyTorch's "
+                 f"``nn.{'Max' if _mx else 'Avg'}Pool{_nd_}d``)."),
+        nd=_nd_, l0=_LAYOUTS[_nd_][0], l1=_LAYOUTS[_nd_][1],
+        pad="-inf" if _mx else "zeros",
+        dil=("\n    dilation : int or tuple of %d ints, default 1\n        Spacing of the window's taps."
+             % _nd_) if _mx else "",
+        cip="" if _mx else ("\n    count_include_pad : bool, default True\n        Whether the "
+                            "padding counts in the divisor."),
+        f=("max" if _mx else "avg") + f"_pool{_nd_}d",
+        how="with its indices in training, which the backward scatters to" if _mx else "the window means",
+        cls=_cls.__name__, n=8 if _nd_ == 1 else 16, shape="1, 1, 8" if _nd_ == 1 else "1, 1, 4, 4",
+        show="tolist()" if _nd_ == 1 else "shape",
+        result=(("[[[1.0, 3.0, 5.0, 7.0]]]" if _mx else "[[[0.5, 2.5, 4.5, 6.5]]]") if _nd_ == 1
+                else "(1, 1, 2, 2)"))
+del _cls, _nd_, _mx
 
 
 class Sequential(Layer):

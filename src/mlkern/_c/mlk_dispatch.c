@@ -38,14 +38,17 @@
     void mlk_kl_f32_##isa(const float *, const float *, int, float *, const double *, double, double *, intptr_t, intptr_t); \
     void mlk_kl_f64_##isa(const double *, const double *, int, double *, const double *, double, double *, intptr_t, intptr_t); \
     void mlk_optim_f32_##isa(int, float *, const float *, float *, float *, intptr_t, const mlk_oparams *); \
-    void mlk_optim_f64_##isa(int, double *, const double *, double *, double *, intptr_t, const mlk_oparams *);
+    void mlk_optim_f64_##isa(int, double *, const double *, double *, double *, intptr_t, const mlk_oparams *); \
+    void mlk_pool_f32_##isa(int, const float *, float *, int64_t *, intptr_t, intptr_t, const mlk_pool_geom *, float *); \
+    void mlk_pool_f64_##isa(int, const double *, double *, int64_t *, intptr_t, intptr_t, const mlk_pool_geom *, double *);
 
 #define MLK_TABLE(isa) { mlk_unary_f32_##isa, mlk_unary_f64_##isa, mlk_binary_f32_##isa, \
     mlk_binary_f64_##isa, mlk_prelu_f32_##isa, mlk_prelu_f64_##isa, \
     mlk_prelu_bwd_f32_##isa, mlk_prelu_bwd_f64_##isa, mlk_rowwise_f32_##isa, \
     mlk_rowwise_f64_##isa, mlk_argmax_f32_##isa, mlk_argmax_f64_##isa, \
     mlk_xent_f32_##isa, mlk_xent_f64_##isa, mlk_ploss_f32_##isa, mlk_ploss_f64_##isa, \
-    mlk_kl_f32_##isa, mlk_kl_f64_##isa, mlk_optim_f32_##isa, mlk_optim_f64_##isa }
+    mlk_kl_f32_##isa, mlk_kl_f64_##isa, mlk_optim_f32_##isa, mlk_optim_f64_##isa, \
+    mlk_pool_f32_##isa, mlk_pool_f64_##isa }
 
 MLK_DECLARE(baseline)
 static const mlk_kernel_table mlk_table_baseline = MLK_TABLE(baseline);

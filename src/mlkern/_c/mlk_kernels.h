@@ -179,6 +179,19 @@ typedef struct {
 typedef void (*mlk_optim_f32_fn)(int op, float *param, const float *grad, float *s1, float *s2, intptr_t n, const mlk_oparams *p);
 typedef void (*mlk_optim_f64_fn)(int op, double *param, const double *grad, double *s1, double *s2, intptr_t n, const mlk_oparams *p);
 
+/* pooling (mlk_pool_tmpl.h, mlkern.layers): ops, the geometry, one entry
+   over the work units [u0, u1) of a call */
+enum { MLK_POOL_MAX_NCHW, MLK_POOL_MAX_NHWC, MLK_POOL_AVG_NCHW, MLK_POOL_AVG_NHWC,
+       MLK_POOL_MAXB_NCHW, MLK_POOL_MAXB_NHWC, MLK_POOL_AVGB_NCHW, MLK_POOL_AVGB_NHWC };
+typedef struct {
+    intptr_t H, W, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw;
+    intptr_t C;            /* channels (NHWC) */
+    intptr_t cb;           /* NHWC backward: channels per work unit */
+    int cip;               /* average: count_include_pad */
+} mlk_pool_geom;
+typedef void (*mlk_pool_f32_fn)(int op, const float *a, float *b, int64_t *idx, intptr_t u0, intptr_t u1, const mlk_pool_geom *g, float *work);
+typedef void (*mlk_pool_f64_fn)(int op, const double *a, double *b, int64_t *idx, intptr_t u0, intptr_t u1, const mlk_pool_geom *g, double *work);
+
 typedef struct {
     mlk_unary_f32_fn unary_f32;
     mlk_unary_f64_fn unary_f64;
@@ -200,6 +213,8 @@ typedef struct {
     mlk_kl_f64_fn kl_f64;
     mlk_optim_f32_fn optim_f32;
     mlk_optim_f64_fn optim_f64;
+    mlk_pool_f32_fn pool_f32;
+    mlk_pool_f64_fn pool_f64;
 } mlk_kernel_table;
 
 /* the table in use; set by mlk_dispatch_init */

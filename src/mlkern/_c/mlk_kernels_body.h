@@ -13,6 +13,7 @@
 #include "mlk_rowwise_tmpl.h"
 #include "mlk_loss_tmpl.h"
 #include "mlk_optim_tmpl.h"
+#include "mlk_pool_tmpl.h"
 #undef MLK_SQRT
 #undef MLK_T
 #undef MLK_F
@@ -26,6 +27,7 @@
 #include "mlk_rowwise_tmpl.h"
 #include "mlk_loss_tmpl.h"
 #include "mlk_optim_tmpl.h"
+#include "mlk_pool_tmpl.h"
 #undef MLK_SQRT
 #undef MLK_T
 #undef MLK_F
