@@ -195,3 +195,23 @@ def test_cli_lstm_demo_runs():
                        capture_output=True, text=True, timeout=120, env=subprocess_env())
     assert p.returncode == 0, p.stderr
     assert "epoch 1/1" in p.stdout and "final test accuracy" in p.stdout
+
+
+def test_cnn_demo_learns():
+    """A reduced run (3 of the 15 default epochs): the loss falls by 4x and the test
+    accuracy passes 90 % (the full run: >= 97 %)."""
+    pytest.importorskip("sklearn")
+    res, text = _run(["--model", "cnn", "--epochs", "3", "--no-compare", "--threads", "1"])
+    assert res["model"] == "cnn" and res["hidden"] == 16 and len(res["losses"]) == 3
+    assert res["losses"][-1] < res["losses"][0] / 4, text
+    assert res["test_accuracy"] >= 0.90, text
+    assert "Conv2D(1, 16, 3, padding=1) -> ReLU -> MaxPool2D(2)" in text
+
+
+def test_cnn_demo_pytorch_twin_is_the_same_math():
+    pytest.importorskip("sklearn")
+    pytest.importorskip("torch")
+    res, text = _run(["--model", "cnn", "--epochs", "2", "--dtype", "float64", "--hidden", "4",
+                      "--optimizer", "momentum"])
+    np.testing.assert_allclose(res["torch_losses"], res["losses"], rtol=1e-9)
+    assert res["torch_test_accuracies"] == res["test_accuracies"], text

@@ -895,3 +895,127 @@ def test_conv_trains_with_an_optimiser():
         opt.step(model.gradients())
     assert float(mlkern.cross_entropy(model(x), k)) < loss0 / 4
     assert float((model(x).argmax(1) == k).mean()) > 0.9
+
+
+@pytest.mark.parametrize("nd", [1, 2])
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("cfg", [dict(), dict(stride=1, padding=1, ceil_mode=True), dict(layout="last")])
+def test_pool_matches_functional_and_pytorch(nd, kind, cfg):
+    cfg = dict(cfg)
+    last = cfg.pop("layout", None) == "last"
+    layout = ("NLC" if nd == 1 else "NHWC") if last else ("NCL" if nd == 1 else "NCHW")
+    name = f"{kind}_pool{nd}d"
+    cls = getattr(nn, f"{kind.capitalize()}Pool{nd}D")
+    layer = cls(3, layout=layout, **cfg)
+    assert layer.parameters() == [] and layer.state_dict() == {}
+    sp = (10,) if nd == 1 else (9, 8)
+    xt = _rng().standard_normal((2, 3) + sp)
+    x = np.ascontiguousarray(np.moveaxis(xt, 1, -1)) if last else xt
+    f, fb = getattr(L, name), getattr(L, name + "_backward")
+    y = layer(x)
+    np.testing.assert_array_equal(y, f(x, 3, layout=layout, **cfg))
+    np.testing.assert_array_equal(layer.forward(x, training=True), y)
+    g = _rng(1).standard_normal(y.shape)
+    gx = layer.backward(g)
+    if kind == "max":
+        _, idx = f(x, 3, return_indices=True, layout=layout, **cfg)
+        np.testing.assert_array_equal(gx, fb(g, idx, x.shape, layout=layout))
+    else:
+        np.testing.assert_array_equal(gx, fb(g, x.shape, 3, layout=layout, **cfg))
+    torch = pytest.importorskip("torch")
+    tm = getattr(torch.nn, f"{kind.capitalize()}Pool{nd}d")(3, **cfg)
+    tx = torch.from_numpy(xt).requires_grad_(True)
+    ty = tm(tx)
+    gt = np.moveaxis(g, -1, 1) if last else g
+    (ty * torch.from_numpy(np.ascontiguousarray(gt))).sum().backward()
+    np.testing.assert_allclose(np.moveaxis(y, -1, 1) if last else y, ty.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(np.moveaxis(gx, -1, 1) if last else gx, tx.grad.numpy(), rtol=1e-12,
+                               atol=1e-15)
+
+
+def _torch_cnn(torch):
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(),
+                               torch.nn.MaxPool2d(2), torch.nn.Conv2d(8, 6, 3, groups=2),
+                               torch.nn.Tanh(), torch.nn.AvgPool2d(2, ceil_mode=True),
+                               torch.nn.Flatten(), torch.nn.Linear(6, 5)).double()
+
+
+def _mlkern_cnn(layout="NCHW"):
+    return nn.Sequential(nn.Conv2D(1, 8, 3, padding=1, layout=layout, dtype=np.float64),
+                         nn.Activation("relu"), nn.MaxPool2D(2, layout=layout),
+                         nn.Conv2D(8, 6, 3, groups=2, layout=layout, dtype=np.float64),
+                         nn.Activation("tanh"), nn.AvgPool2D(2, ceil_mode=True, layout=layout),
+                         nn.Flatten(), nn.Dense(6, 5, dtype=np.float64))
+
+
+def test_pytorch_cnn_through_state_dict():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(4)
+    tm = _torch_cnn(torch)
+    model = _mlkern_cnn()
+    sd = {k: v.numpy() for k, v in tm.state_dict().items()}
+    assert list(sd) == list(model.state_dict())
+    model.load_state_dict(sd)
+    x = _rng().standard_normal((4, 1, 8, 8))
+    tx = torch.from_numpy(x).requires_grad_(True)
+    ty = tm(tx)
+    for _ in range(2):                                   # inference, cold then warm workspaces
+        np.testing.assert_allclose(model(x), ty.detach().numpy(), rtol=1e-12, atol=1e-14)
+    r = _rng(1).standard_normal(ty.shape)
+    (ty * torch.from_numpy(r)).sum().backward()
+    y = model.forward(x, training=True)
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(model.backward(r), tx.grad.numpy(), rtol=1e-12, atol=1e-14)
+    tgrads = {k: p.grad.numpy() for k, p in tm.named_parameters()}
+    for k, g in zip(model.state_dict(), model.gradients()):
+        np.testing.assert_allclose(g, tgrads[k], rtol=1e-12, atol=1e-14, err_msg=k)
+    # channels last: the same numbers (the weights keep PyTorch's layout)
+    m2 = _mlkern_cnn("NHWC")
+    m2.load_state_dict(sd)
+    xl = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+    # Flatten of NHWC orders the features (h, w, c): equal here as the map is 1x1 before it
+    np.testing.assert_allclose(m2(xl), ty.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_cnn_inference_reuses_workspaces_correctly():
+    model = _mlkern_cnn()
+    for b in (3, 1, 3, 5):
+        x = _rng(b).standard_normal((b, 1, 8, 8))
+        ref = _unfused(model, x)[-1]
+        y1, y2 = model(x), model(x)
+        np.testing.assert_array_equal(y1, ref)
+        np.testing.assert_array_equal(y2, ref)
+        assert not np.shares_memory(y1, y2)
+
+
+def test_cnn_trains_with_an_optimiser():
+    rng = _rng(0)
+    x = rng.standard_normal((120, 1, 6, 6)).astype(np.float32)
+    k = (x[:, 0, :3].sum(axis=(1, 2)) > x[:, 0, 3:].sum(axis=(1, 2))).astype(np.int64)
+    model = nn.Sequential(nn.Conv2D(1, 4, 3, padding=1, activation="relu", seed=0), nn.MaxPool2D(2),
+                          nn.Flatten(), nn.Dense(36, 2, seed=1))
+    opt = optim.Adam(model.parameters(), lr=0.01)
+    loss0 = float(mlkern.cross_entropy(model(x), k))
+    for _ in range(150):
+        _, g = mlkern.cross_entropy_with_grad(model.forward(x, training=True), k)
+        model.backward(g)
+        opt.step(model.gradients())
+    assert float(mlkern.cross_entropy(model(x), k)) < loss0 / 4
+    assert float((model(x).argmax(1) == k).mean()) > 0.9
+
+
+def test_pool_bad_arguments():
+    with pytest.raises(ValueError, match="padding"):
+        nn.MaxPool2D(2, padding=2)
+    with pytest.raises(ValueError, match="layout"):
+        nn.AvgPool1D(2, layout="NHWC")
+    with pytest.raises(ValueError, match="kernel_size"):
+        nn.MaxPool1D(0)
+    with pytest.raises(ValueError, match="stride"):
+        nn.AvgPool2D(2, stride=0)
+    pool = nn.MaxPool2D(2)
+    pool.forward(np.zeros((2, 3, 8, 8), np.float32), training=True)
+    with pytest.raises(ValueError, match="grad_output"):
+        pool.backward(np.zeros((2, 3, 3, 4), np.float32))
+    with pytest.raises(RuntimeError, match="training=True"):
+        nn.AvgPool1D(2).backward(np.zeros((1, 1, 2)))
