@@ -148,11 +148,6 @@ def main(args, out=None):
 
     out = sys.stdout if out is None else out
     kind = args.model
-    from . import nn
-    if kind == "cnn" and not hasattr(nn, "Conv2D"):
-        print("mlkern demo: --model cnn needs mlkern.nn.Conv2D, which this build does not have yet",
-              file=sys.stderr)
-        raise SystemExit(2)
     d = DEFAULTS[kind]
     epochs = d["epochs"] if args.epochs is None else args.epochs
     hidden = d["hidden"] if args.hidden is None else args.hidden

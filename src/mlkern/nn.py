@@ -1282,9 +1282,9 @@ class AvgPool2D(_Pool):
         self._setup(kernel_size, stride, padding, 1, ceil_mode, count_include_pad, layout)
 
 
-for _cls, _nd_, _mx in ((MaxPool1D, 1, True), (MaxPool2D, 2, True), (AvgPool1D, 1, False),
+for _pcls, _nd_, _mx in ((MaxPool1D, 1, True), (MaxPool2D, 2, True), (AvgPool1D, 1, False),
                         (AvgPool2D, 2, False)):
-    _cls.__doc__ = _POOL_CLS_DOC.format(
+    _pcls.__doc__ = _POOL_CLS_DOC.format(
         summary=(f"{_nd_}-D {'max' if _mx else 'average'} pooling (PyTorch's "
                  f"``nn.{'Max' if _mx else 'Avg'}Pool{_nd_}d``)."),
         nd=_nd_, l0=_LAYOUTS[_nd_][0], l1=_LAYOUTS[_nd_][1],
@@ -1295,11 +1295,11 @@ for _cls, _nd_, _mx in ((MaxPool1D, 1, True), (MaxPool2D, 2, True), (AvgPool1D, 
                             "padding counts in the divisor."),
         f=("max" if _mx else "avg") + f"_pool{_nd_}d",
         how="with its indices in training, which the backward scatters to" if _mx else "the window means",
-        cls=_cls.__name__, n=8 if _nd_ == 1 else 16, shape="1, 1, 8" if _nd_ == 1 else "1, 1, 4, 4",
+        cls=_pcls.__name__, n=8 if _nd_ == 1 else 16, shape="1, 1, 8" if _nd_ == 1 else "1, 1, 4, 4",
         show="tolist()" if _nd_ == 1 else "shape",
         result=(("[[[1.0, 3.0, 5.0, 7.0]]]" if _mx else "[[[0.5, 2.5, 4.5, 6.5]]]") if _nd_ == 1
                 else "(1, 1, 2, 2)"))
-del _cls, _nd_, _mx
+del _pcls, _nd_, _mx
 
 
 class Sequential(Layer):
