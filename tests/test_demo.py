@@ -202,10 +202,10 @@ def test_cnn_demo_learns():
     accuracy passes 90 % (the full run: >= 97 %)."""
     pytest.importorskip("sklearn")
     res, text = _run(["--model", "cnn", "--epochs", "3", "--no-compare", "--threads", "1"])
-    assert res["model"] == "cnn" and res["hidden"] == 16 and len(res["losses"]) == 3
+    assert res["model"] == "cnn" and res["hidden"] == 32 and len(res["losses"]) == 3
     assert res["losses"][-1] < res["losses"][0] / 4, text
     assert res["test_accuracy"] >= 0.90, text
-    assert "Conv2D(1, 16, 3, padding=1) -> ReLU -> MaxPool2D(2)" in text
+    assert "Conv2D(1, 32, 3, padding=1) -> ReLU -> MaxPool2D(2)" in text
 
 
 def test_cnn_demo_pytorch_twin_is_the_same_math():

@@ -32,7 +32,7 @@ from .demo import _Progress, BETAS, ADAM_EPS, MOMENTUM, INSTALL_HINT, MissingDep
 
 DEFAULTS = {  # model -> epochs, hidden, lr (adam, sgd, momentum)
     "lstm": {"epochs": 15, "hidden": 64, "lr": {"adam": 1e-2, "sgd": 0.5, "momentum": 0.05}},
-    "cnn": {"epochs": 15, "hidden": 16, "lr": {"adam": 3e-3, "sgd": 0.1, "momentum": 0.02}},
+    "cnn": {"epochs": 15, "hidden": 32, "lr": {"adam": 3e-3, "sgd": 0.1, "momentum": 0.02}},
 }
 
 

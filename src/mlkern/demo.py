@@ -275,7 +275,7 @@ def build_parser(p=None):
                    help="training epochs (default: mlp 30, lstm 15, cnn 15)")
     p.add_argument("--batch-size", type=int, default=64, help="mini-batch size (default 64)")
     p.add_argument("--hidden", type=int, default=None,
-                   help="hidden units (mlp, lstm: default 64) or convolution channels (cnn: default 16)")
+                   help="hidden units (mlp, lstm: default 64) or convolution channels (cnn: default 32)")
     p.add_argument("--activation", choices=("relu", "tanh"), default="relu",
                    help="hidden activation (default relu)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
