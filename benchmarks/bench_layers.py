@@ -83,6 +83,10 @@ def pytest_generate_tests(metafunc):
     if "unit" in metafunc.fixturenames:
         units = _units(metafunc.config)
         metafunc.parametrize("unit", units, ids=[_id(u) for u in units])
+    if "pool_unit" in metafunc.fixturenames:      # pooling, locally connected (issue 15)
+        units = _pool_units(metafunc.config)
+        metafunc.parametrize("pool_unit", units,
+                             ids=[f"{c}-{lay}-{B.dtype_tag(dt)}-T{T}-{rt}" for c, lay, dt, T, rt in units])
 
 
 def test_bench(benchmark, unit):
@@ -227,3 +231,113 @@ def test_bench_conv(benchmark, conv_unit):
     tol = 2e-4 if dt == np.float32 else 1e-8
     for a, r in zip(res, ref):
         np.testing.assert_allclose(a, r, rtol=0, atol=tol * max(1.0, float(np.abs(r).max())))
+# ---------------------------------------------------------------- pooling, locally connected (issue 15)
+# A section of its own (not in mlkern.bench.families): groups named like
+# ``max_pool2d_k3s2p1-32x64x112x112-NHWC-f32-T1``.  mlkern NCHW is compared
+# with PyTorch's contiguous tensor, NHWC with its channels_last tensor.
+# Checked once after timing (the first two images): pooling against a float64 NumPy reference
+# (sliding windows over the -inf / 0 padded input), locally connected
+# against a float64 einsum.  MLKERN_BENCH_LAYER_SHAPES=smoke: small stand-ins.
+def _pool_shape():
+    smoke = os.environ.get("MLKERN_BENCH_LAYER_SHAPES", "").strip().lower() in ("smoke", "quick", "small")
+    return ((2, 8, 28, 28), (4, 8, 10, 10)) if smoke else ((32, 64, 112, 112), (32, 16, 24, 24))
+
+
+_POOL_CASES = ("max_pool2d_k3s2p1", "avg_pool2d_k3s2p1", "max_pool2d_bwd_k3s2p1", "avg_pool2d_bwd_k3s2p1",
+               "locally_connected2d_k3", "locally_connected2d_fwd_bwd_k3")
+
+
+def _pool_units(config):
+    dtypes = [np.dtype(B.DTYPES[t]) for t in _parse(config.getoption("bench_dtypes"), str)]
+    threads = sorted(set(_parse(config.getoption("bench_threads"), int)))
+    rts = ("mlkern",) if config.getoption("bench_no_torch") else ("mlkern", "torch")
+    return [(c, lay, dt, T, rt) for T in threads for rt in rts for c in _POOL_CASES
+            for lay in ("NCHW", "NHWC") for dt in dtypes]
+
+
+def _pool_ref(x, kind):
+    """float64 (N, C, OH, OW) of k3 s2 p1 pooling of NCHW x (count_include_pad)."""
+    pad = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)),
+                 constant_values=-np.inf if kind == "max" else 0.0)
+    win = np.lib.stride_tricks.sliding_window_view(pad, (3, 3), axis=(2, 3))[:, :, ::2, ::2]
+    return win.max(axis=(-2, -1)) if kind == "max" else win.mean(axis=(-2, -1))
+
+
+def _lc_ref(x, w):
+    N, C, H, W = x.shape
+    OH, OW = H - 2, W - 2
+    p = np.lib.stride_tricks.sliding_window_view(x.astype(np.float64), (3, 3), axis=(2, 3))
+    return np.einsum("nchwij,hwocij->nohw", p[:, :, :OH, :OW], w.astype(np.float64))
+
+
+def test_bench_pool_local(benchmark, pool_unit):
+    case, lay, dtype, T, rt = pool_unit
+    pshape, lshape = _pool_shape()
+    local = case.startswith("locally")
+    shape = lshape if local else pshape
+    benchmark.group = f"{case}-{'x'.join(map(str, shape))}-{lay}-{B.dtype_tag(dtype)}-T{T}"
+    benchmark.name = rt
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape).astype(dtype)                  # NCHW
+    xin = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if lay == "NHWC" else x
+    w = rng.standard_normal((shape[2] - 2, shape[3] - 2, 32, shape[1], 3, 3)).astype(dtype) * 0.1
+    kind = "max" if case.startswith("max") else "avg"
+    bwd = "bwd" in case
+    if rt == "torch":
+        torch = pytest.importorskip("torch")
+        F = torch.nn.functional
+        B.set_torch_threads(T)
+        xt = torch.from_numpy(x)
+        if lay == "NHWC":
+            xt = xt.contiguous(memory_format=torch.channels_last)
+        if local:
+            wt = torch.from_numpy(w.reshape(-1, 32, shape[1] * 9))
+            xg = xt.clone().requires_grad_()
+            wg = wt.clone().requires_grad_()
+
+            def fn():
+                if bwd:
+                    y = torch.einsum("nkl,lok->nol", F.unfold(xg, 3), wg)
+                    y.backward(y.detach())
+                    return y
+                with torch.inference_mode():
+                    return torch.einsum("nkl,lok->nol", F.unfold(xt, 3), wt)
+        else:
+            pf = F.max_pool2d if kind == "max" else F.avg_pool2d
+            xg = xt.clone().requires_grad_()
+
+            def fn():
+                if bwd:
+                    y = pf(xg, 3, 2, 1)
+                    y.backward(y.detach())
+                    return y
+                with torch.inference_mode():
+                    return pf(xt, 3, 2, 1)
+        benchmark(fn)
+        return
+    import mlkern.layers as L
+    if local:
+        def fn():
+            y = L.locally_connected2d(xin, w, stride=1, layout=lay)
+            if bwd:
+                L.locally_connected2d_backward(y, xin, w, has_bias=False, layout=lay)
+            return y
+    elif kind == "max":
+        def fn():
+            if bwd:
+                y, i = L.max_pool2d(xin, 3, 2, 1, return_indices=True, layout=lay)
+                L.max_pool2d_backward(y, i, xin.shape, layout=lay)
+                return y
+            return L.max_pool2d(xin, 3, 2, 1, layout=lay)
+    else:
+        def fn():
+            y = L.avg_pool2d(xin, 3, 2, 1, layout=lay)
+            if bwd:
+                L.avg_pool2d_backward(y, xin.shape, 3, 2, 1, layout=lay)
+            return y
+    with mlkern.threads(T):
+        y = benchmark(fn)
+    y = np.ascontiguousarray(y[:2].transpose(0, 3, 1, 2)) if lay == "NHWC" else y[:2]
+    ref = _lc_ref(x[:2], w) if local else _pool_ref(x[:2], kind)      # the first two images
+    tol = 2e-4 if dtype == np.float32 else 1e-8
+    np.testing.assert_allclose(y, ref, rtol=tol, atol=tol * max(1.0, float(np.abs(ref).max())))

@@ -1707,6 +1707,72 @@ def k_pool_backward(kind, nsp):
     return Spec(fname, build)
 
 
+# --- locally connected (issue 15): locally_connected1d/2d and their backwards
+def _lc_geometry(ctx, nsp):
+    """(x, weight, bias, output shape, kw): valid shapes, sometimes a wrong one (must raise)."""
+    lay = ctx.param("layout", P(list(_POOL_LAYOUTS[nsp]), [], ["NC", None, 3]))
+    last = lay == _POOL_LAYOUTS[nsp][1]
+    N, C, Co = ctx.choose("N", [2, 1, 0, 3]), ctx.choose("C_in", [3, 1, 0, 4]), ctx.choose("C_out", [2, 1, 0, 5])
+    sp = tuple(ctx.choose(f"size {i}", [5, 4, 1, 7]) for i in range(nsp))
+    ks = tuple(min(ctx.choose(f"kernel {i}", [2, 1, 3]), sp[i]) for i in range(nsp))
+    stv = ctx.param("stride", P([1, 2, (2,), (1, 2)[:nsp]], [], [0, -1, 1.5, "1", (1, 1, 1)]))
+    st_ = (stv,) * nsp if is_int(stv) else tuple(stv) * (nsp if len(tuple(stv)) == 1 else 1) \
+        if isinstance(stv, tuple) else None
+    if st_ is None or len(st_) != nsp or not all(is_int(v) and v >= 1 for v in st_):
+        st_ = (1,) * nsp                   # (must raise anyway)
+    osp = tuple((sp[i] - ks[i]) // st_[i] + 1 for i in range(nsp))
+    wos = osp
+    if ctx.choose("weight of the wrong output size?", [False] * 9 + [True]):
+        wos = (osp[0] + 1,) + osp[1:]
+        ctx.must_raise("weight whose output size does not match the input", ValueError)
+    Cw = C
+    if ctx.choose("weight of the wrong C_in?", [False] * 9 + [True]):
+        Cw = C + 1
+        ctx.must_raise("weight of the wrong in-channels", ValueError)
+    xs = (N,) + sp + (C,) if last else (N, C) + sp
+    x = ctx.data(ctx.values(0, xs), broadcast=False)
+    w = ctx.data(ctx.values(1, wos + (Co, Cw) + ks), dtype=_other_float(ctx), broadcast=False)
+    os_ = (N,) + osp + (Co,) if last else (N, Co) + osp
+    return x, w, wos + (Co,), os_, {"stride": stv, "layout": lay}
+
+
+def k_lc(nsp):
+    def build(ctx):
+        x, w, bshape, os_, kw = _lc_geometry(ctx, nsp)
+        how = ctx.choose("bias", ["ok", "none", "wrong_shape"])
+        b = None
+        if how == "ok":
+            b = ctx.data(ctx.values(2, bshape), broadcast=False)
+        elif how == "wrong_shape":
+            b = ctx.data(ctx.values(2, bshape[:-1] + (bshape[-1] + 1,)), broadcast=False)
+            ctx.must_raise("bias of the wrong shape", ValueError)
+        dt = _layer_rdt(ctx, x, w, b)
+        return Call([x, w, b], kw, Arr(os_, dt, outable=True), out_like=(os_, dt), cmp="row")
+    return Spec(f"locally_connected{nsp}d", build)
+
+
+def k_lc_backward(nsp):
+    def build(ctx):
+        x, w, _, os_, kw = _lc_geometry(ctx, nsp)
+        gs = os_
+        if ctx.choose("grad_output of the wrong shape?", [False] * 9 + [True]):
+            gs = os_[:-1] + (os_[-1] + 1,)
+            ctx.must_raise("grad_output of the wrong shape", ValueError)
+        g = ctx.data(ctx.values(3, gs), broadcast=False)
+        has_bias = ctx.param("has_bias", P([True, False, np.bool_(False)], [None, 0, "yes"]))
+        needs = ctx.param("needs_input_grad", P([True, False], [None, 1, "no"]))
+        kw.update(has_bias=has_bias, needs_input_grad=needs)
+        dt = _layer_rdt(ctx, g, x, w)
+        hb, ni = truth(has_bias), truth(needs)
+        none = Pred(lambda r: r is None, "None")
+        ws = shape_of(w)
+        parts = (Arr(shape_of(x), dt) if ni else none if ni is False else Pred(lambda r: True),
+                 Arr(ws, dt),
+                 Arr(ws[:nsp + 1], dt) if hb else none if hb is False else Pred(lambda r: True))
+        return Call([g, x, w], kw, Tup(parts), cmp=("row", "row", "row"))
+    return Spec(f"locally_connected{nsp}d_backward", build)
+
+
 # --- recurrent layers: rnn/lstm/gru, their cells and backwards (docs/contract.rst "Layers")
 _REC_GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 P_NONLIN = P(["tanh", "relu"], [], ["TANH", "sigmoid", "", None, 3, ["tanh"]])
@@ -2248,6 +2314,10 @@ REGISTRY = {
     "layers.max_pool2d_backward": k_pool_backward("max", 2),
     "layers.avg_pool1d_backward": k_pool_backward("avg", 1),
     "layers.avg_pool2d_backward": k_pool_backward("avg", 2),
+    # locally connected (issue 15)
+    "layers.locally_connected1d": k_lc(1), "layers.locally_connected2d": k_lc(2),
+    "layers.locally_connected1d_backward": k_lc_backward(1),
+    "layers.locally_connected2d_backward": k_lc_backward(2),
     # --- mlkern.nn: the classes, built and run through inference, training forward, backward
     "nn.Layer": k_nn_layer_base(),
     "nn.Dense": k_nn_dense(), "nn.Embedding": k_nn_embedding(), "nn.Activation": k_nn_activation(),

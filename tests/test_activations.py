@@ -729,3 +729,46 @@ def test_noisy_relu_output_dtype_and_nonneg(rng):
         y = mlkern.noisy_relu(x, seed=0)
         assert y.dtype == dt and y.shape == x.shape
         assert (y >= 0).all()
+
+
+# The kernels take other paths for large chunks (mlk_kernels_tmpl.h): above
+# 8 MiB a chunk is computed block by block after a strided read, and an
+# output of at least 24 MiB is written with non-temporal stores from an L1
+# buffer; every chunk of >= 1024 elements starts with a short head that
+# aligns the stores.  The values must not depend on the path: the large
+# array (1 and 2 threads, and in place) against the same function over
+# 100,000-element slices (the plain in-cache loop), bit for bit.
+_PATH_IDS = ["relu", "sigmoid", "silu", "gelu[tanh]"]
+_PATH_CALLABLES = [(i, f) for i, f in CALLABLES
+                   if i.split(".")[0] in _PATH_IDS]
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("name,fn", _PATH_CALLABLES, ids=[i for i, _ in _PATH_CALLABLES])
+def test_large_streamed_path_bit_identical(name, fn, dtype):
+    n = (28 << 20) // np.dtype(dtype).itemsize + 3      # 28 MiB + a ragged tail
+    x = random_x(np.random.default_rng(19), n, dtype, wide=True)
+    ref = np.concatenate([fn(x[i:i + 100_000]) for i in range(0, n, 100_000)])
+    for t in (1, 2):
+        with mlkern.threads(t):
+            y = fn(x)
+        assert y.dtype == ref.dtype
+        np.testing.assert_array_equal(y, ref, err_msg=f"{name} threads={t}")
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("name", ["relu", "sigmoid", "silu", "gelu"])
+def test_large_streamed_path_in_place(name, dtype):
+    n = (28 << 20) // np.dtype(dtype).itemsize + 5
+    x = random_x(np.random.default_rng(23), n, dtype, wide=True)
+    f = getattr(mlkern, name)
+    ref = f(x)
+    y = x.copy()
+    assert f(y, out=y) is y
+    np.testing.assert_array_equal(y, ref)
+    g = np.full(n, 0.75, dtype)
+    s = x.copy()
+    back = getattr(mlkern, name + "_backward")
+    ref_b = back(g, s)
+    assert back(g, s, out=g) is g
+    np.testing.assert_array_equal(g, ref_b)

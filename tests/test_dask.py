@@ -473,3 +473,390 @@ def test_cluster_workers_omp_budget(cluster_client):
     info = cluster_client.run(lambda: __import__("mlkern").show_config(file=open(os.devnull, "w"))
                               ["num_threads"])
     assert all(v == 1 for v in info.values())
+
+
+# ------------------------------------------------------------------ layers and nn models
+import mlkern.nn as nn  # noqa: E402
+
+
+def _close(compute, pairs, rtol, atol):
+    """Like _check for results that go through a GEMM: a chunk's GEMM may
+    round differently from the whole array's (OpenBLAS blocks by rows)."""
+    lazies, eagers, names = _flatten(pairs)
+    for name, v, e in zip(names, compute(*lazies), eagers):
+        v, e = np.asarray(v), np.asarray(e)
+        assert v.dtype == e.dtype and v.shape == e.shape, (name, v.dtype, e.dtype, v.shape, e.shape)
+        np.testing.assert_allclose(v, e, rtol=rtol, atol=atol, err_msg=name)
+
+
+_TOL = {np.float32: (2e-5, 2e-6), np.float64: (1e-12, 1e-14)}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dense_functional(compute, dtype):
+    xn = RNG.standard_normal((23, 7)).astype(dtype)
+    x3 = RNG.standard_normal((5, 6, 7)).astype(dtype)
+    w = RNG.standard_normal((4, 7)).astype(dtype)
+    b = RNG.standard_normal(4).astype(dtype)
+    X = da.from_array(xn, chunks=(5, 7))
+    X3 = da.from_array(x3, chunks=(2, 4, 7))            # any leading (batch) axes chunked
+    dense = mlkern.layers.dense
+    pairs = [("plain", dense(X, w, b), dense(xn, w, b)),
+             ("3-D", dense(X3, w, b, activation="gelu"), dense(x3, w, b, activation="gelu")),
+             ("dask weight", dense(X, da.from_array(w, chunks=2), da.from_array(b, chunks=3)),
+              dense(xn, w, b)),
+             ("numpy x, dask weight", dense(xn, da.from_array(w, chunks=2)), dense(xn, w))]
+    for act, kw in ((None, {}), ("relu", {}), ("sigmoid", {}), ("leaky_relu", {"negative_slope": 0.2})):
+        lazy = dense(X, w, b, activation=act, return_saved=True, **kw)
+        eager = dense(xn, w, b, activation=act, return_saved=True, **kw)
+        assert (lazy[1] is None) == (eager[1] is None)
+        pairs.append((f"{act} saved", lazy if eager[1] is not None else lazy[0],
+                      eager if eager[1] is not None else eager[0]))
+    assert pairs[0][1].chunks == ((5, 5, 5, 5, 3), (4,))
+    assert pairs[1][1].chunks == ((2, 2, 1), (4, 2), (4,))
+    _close(compute, pairs, *_TOL[dtype])
+
+
+def test_embedding_functional(compute):
+    w = RNG.standard_normal((11, 3)).astype(np.float32)
+    idx = RNG.integers(0, 11, (9, 5))
+    I = da.from_array(idx, chunks=(4, 2))               # a lookup: every axis may be chunked
+    emb = mlkern.layers.embedding
+    lazy = emb(I, w, padding_idx=2)
+    assert lazy.chunks == ((4, 4, 1), (2, 2, 1), (3,))
+    _check(compute, [("embedding", lazy, emb(idx, w, padding_idx=2)),
+                     ("dask table", emb(I.astype(np.int32), da.from_array(w, chunks=(4, 3))),
+                      emb(idx.astype(np.int32), w)),
+                     ("numpy indices", emb(idx, da.from_array(w, chunks=5)), emb(idx, w))])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_layer_backwards(compute, dtype):
+    L = mlkern.layers
+    x = RNG.standard_normal((4, 6, 5)).astype(dtype)
+    w = RNG.standard_normal((3, 5)).astype(dtype)
+    X = da.from_array(x, chunks=(3, 4, 5))
+    pairs = []
+    for act, hb, need in ((None, True, True), ("relu", False, True), ("tanh", True, False),
+                          ("gelu", True, True)):
+        y, s = L.dense(x, w, activation=act, return_saved=True)
+        g = RNG.standard_normal(y.shape).astype(dtype)
+        lazy = L.dense_backward(da.from_array(g, chunks=(2, 3, 3)), X, w, has_bias=hb,
+                                activation=act, saved=s, needs_input_grad=need)
+        eager = L.dense_backward(g, x, w, has_bias=hb, activation=act, saved=s,
+                                 needs_input_grad=need)
+        assert [v is None for v in lazy] == [v is None for v in eager]
+        pairs += [(f"dense_backward {act} {i}", lz, e)
+                  for i, (lz, e) in enumerate(zip(lazy, eager)) if e is not None]
+    assert pairs[0][1].chunks == X.chunks                # grad_x chunked like x
+    idx = RNG.integers(0, 9, (11, 4))
+    ge = RNG.standard_normal((11, 4, 3)).astype(dtype)
+    pairs.append(("embedding_backward",
+                  L.embedding_backward(da.from_array(ge, chunks=(5, 3, 3)),
+                                       da.from_array(idx, chunks=(4, 2)), 9, padding_idx=1),
+                  L.embedding_backward(ge, idx, 9, padding_idx=1)))
+    _close(compute, pairs, *_TOL[dtype])
+    with pytest.raises(ValueError, match=r"dense_backward: grad_output must have shape"):
+        L.dense_backward(da.ones((4, 6, 2), chunks=2, dtype=dtype), X, w)
+    with pytest.raises(ValueError, match=r"saved: required"):
+        L.dense_backward(da.ones((4, 6, 3), chunks=2, dtype=dtype), X, w, activation="relu")
+    with pytest.raises(ValueError, match=r"dense_backward: the reduced axis 2 of x"):
+        L.dense_backward(da.ones((4, 6, 3), chunks=2, dtype=dtype), da.from_array(x, chunks=2), w)
+    with pytest.raises(TypeError, match="out= is not supported with dask"):
+        L.embedding_backward(da.from_array(ge, chunks=5), idx, 9, out=np.empty((9, 3), dtype))
+
+
+def _models():
+    mlp = nn.Sequential(nn.Dense(7, 6, seed=1), nn.Activation("relu"),
+                        nn.Dense(6, 5, activation="tanh", seed=2), nn.Dense(5, 3, seed=3))
+    text = nn.Sequential(nn.Embedding(13, 4, padding_idx=0, seed=4), nn.Flatten(),
+                         nn.Dense(24, 2, activation="sigmoid", seed=5))
+    nested = nn.Sequential(nn.Sequential(nn.Dense(7, 4, seed=6), nn.Activation("gelu")),
+                           nn.Dense(4, 2, seed=7))
+    return mlp, text, nested
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nn_models_are_lazy_and_equal_to_numpy(compute, dtype):
+    mlp, text, nested = _models()
+    if dtype == np.float64:
+        for m in (mlp, nested):
+            for lay in m.layers:
+                for sub in getattr(lay, "layers", (lay,)):
+                    if isinstance(sub, nn.Dense):
+                        sub.weight = sub.weight.astype(np.float64)
+                        sub.bias = sub.bias.astype(np.float64)
+    xn = RNG.standard_normal((29, 7)).astype(dtype)
+    x3 = RNG.standard_normal((6, 3, 7)).astype(dtype)
+    ids = RNG.integers(0, 13, (17, 6))
+    X = da.from_array(xn, chunks=(8, 7))
+    X3 = da.from_array(x3, chunks=(4, 3, 7))
+    I = da.from_array(ids, chunks=(5, 6))
+    layer = nn.Dense(7, 3, activation="elu", seed=8, dtype=dtype)
+    act = nn.Activation("softplus", beta=2.0)
+    pairs = [("mlp", mlp(X), mlp(xn)), ("text", text(I), text(ids)),
+             ("nested", nested(X), nested(xn)), ("dense 3-D", layer(X3), layer(x3)),
+             ("activation", act.forward(X), act.forward(xn)),
+             ("embedding", text[0](I), text[0](ids)), ("flatten", nn.Flatten()(X3),
+                                                       nn.Flatten()(x3))]
+    for name, lazy, _ in pairs:
+        assert isinstance(lazy, da.Array), name
+        assert lazy.chunks[0] == {"text": I, "embedding": I, "dense 3-D": X3,
+                                  "flatten": X3}.get(name, X).chunks[0], name
+    _close(compute, pairs, *_TOL[dtype])
+
+
+class _TimeMajor(nn.Layer):
+    """A layer with a (T, N, F) input (batch axis 1, as a recurrent layer with
+    batch_first=False) that sums over time, and keeps its last output as
+    state (as h_n): the output's batch axis is 0."""
+    batch_first = False
+
+    def __init__(self):
+        self.last = "untouched"
+
+    def _forward(self, x, training, out):
+        self.last = np.asarray(x).sum(axis=0)
+        return self.last * 2.0
+
+
+def test_nn_batch_axis_follows_the_layer_and_state_is_kept():
+    layer = _TimeMajor()
+    xn = RNG.standard_normal((4, 10, 3))
+    X = da.from_array(xn, chunks=(4, 3, 3))
+    y = layer(X)
+    assert layer.last == "untouched"          # the shape samples left no state behind
+    assert y.chunks == ((3, 3, 3, 1), (3,))
+    np.testing.assert_array_equal(y.compute(scheduler="threads"), xn.sum(axis=0) * 2.0)
+    with pytest.raises(ValueError, match=r"axis 0 .*x\.rechunk\(\{0: -1\}\)"):
+        layer(da.from_array(xn, chunks=(2, 5, 3)))
+
+
+def test_nn_chunk_and_training_errors():
+    mlp, text, _ = _models()
+    xn = RNG.standard_normal((12, 7)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"split over chunks along axis 1.*x\.rechunk\(\{1: -1\}\)"):
+        mlp(da.from_array(xn, chunks=(4, 3)))
+    mlp(da.from_array(xn, chunks=(4, 3)).rechunk({1: -1}))      # the remedy works
+    with pytest.raises(ValueError, match=r"Sequential: .*axis 1"):
+        text(da.from_array(RNG.integers(0, 13, (8, 6)), chunks=(4, 3)))
+    with pytest.raises(ValueError, match=r"dense: the reduced axis 1 of x is split over 3 chunks"
+                                         r".*x\.rechunk\(\{1: -1\}\)"):
+        mlkern.layers.dense(da.from_array(xn, chunks=(4, 3)), np.ones((2, 7), np.float32))
+    with pytest.raises(TypeError, match=r"training=True is not supported on a dask array"):
+        mlp.forward(da.from_array(xn, chunks=4), training=True)
+    # the eager call's checks, at call time, naming the argument
+    with pytest.raises(ValueError, match="features"):
+        mlp(da.from_array(np.ones((4, 5), np.float32), chunks=(2, 5)))
+    with pytest.raises(ValueError, match="x and weight"):
+        mlkern.layers.dense(da.from_array(xn, chunks=4), np.ones((2, 6), np.float32))
+    with pytest.raises(TypeError, match="mixed float"):
+        mlkern.layers.dense(da.from_array(xn, chunks=4), np.ones((2, 7)))
+    with pytest.raises(ValueError, match="padding_idx"):
+        mlkern.layers.embedding(da.from_array(np.zeros(4, np.int64), chunks=2), np.ones((3, 2)),
+                                padding_idx=5)
+    with pytest.raises(TypeError, match="out= is not supported with dask"):
+        mlkern.layers.embedding(da.from_array(np.zeros(4, np.int64), chunks=2), np.ones((3, 2)),
+                                out=np.empty((4, 2)))
+    with pytest.raises(TypeError, match="out= is not supported with dask"):
+        mlkern.layers.dense(da.from_array(xn, chunks=4), np.ones((2, 7), np.float32),
+                            out=np.empty((12, 2), np.float32))
+    # an index out of range is found in the data: raised by the chunk holding it
+    bad = mlkern.layers.embedding(da.from_array(np.array([0, 1, 7, 2]), chunks=2), np.ones((3, 2)))
+    with pytest.raises(ValueError, match="7"):
+        bad.compute(scheduler="sync")
+
+
+def test_layers_and_models_compute_nothing_eagerly():
+    """A graph whose compute raises: every call returns a dask array at once."""
+    mlp, text, _ = _models()
+    X = da.from_array(np.ones((6, 7), np.float32), chunks=(3, 7)).map_blocks(_boom, dtype=np.float32)
+    I = da.from_array(np.ones((6, 6), np.int64), chunks=3).rechunk({1: -1}).map_blocks(
+        _boom, dtype=np.int64)
+    w = np.ones((2, 7), np.float32)
+    results = [mlp(X), text(I), nn.Activation("relu")(X), nn.Flatten()(X),
+               mlkern.layers.dense(X, w), mlkern.layers.embedding(I, np.ones((3, 2))),
+               *mlkern.layers.dense(X, w, activation="gelu", return_saved=True),
+               *mlkern.layers.dense_backward(X[:, :2], X, w),
+               mlkern.layers.embedding_backward(X[:, None, :2].rechunk({2: -1}), I[:, :1], 3),
+               mlkern.layers.dense(X, da.from_array(w, chunks=1).map_blocks(_boom, dtype=w.dtype))]
+    for r in results:
+        assert isinstance(r, da.Array), type(r)
+    for r in (results[0], results[1], results[-1]):
+        with pytest.raises(Boom):
+            r.compute(scheduler="sync")
+
+
+def test_models_pickle_and_calculus_refuses_dask():
+    import pickle
+    mlp, _, _ = _models()
+    xn = RNG.standard_normal((5, 7)).astype(np.float32)
+    mlp(xn)                                       # a warm workspace (not pickled)
+    copy = pickle.loads(pickle.dumps(mlp))
+    np.testing.assert_array_equal(copy(xn), mlp(xn))
+    assert copy.state_dict().keys() == mlp.state_dict().keys()
+    X = da.from_array(xn, chunks=2)
+    with pytest.raises(TypeError, match=r"x: a dask array.*x\.compute\(\)"):
+        mlkern.calculus.numerical_grad(lambda v: float(np.sum(v)), X)
+    with pytest.raises(TypeError, match=r"x: a dask array"):
+        mlkern.calculus.gradcheck(lambda v: float(np.sum(v)), np.ones_like, X)
+    g = mlkern.calculus.derivative("tanh")(X)     # the _grad function itself: lazy
+    assert isinstance(g, da.Array)
+    np.testing.assert_array_equal(g.compute(scheduler="threads"), mlkern.tanh_grad(xn))
+
+
+def test_functions_without_a_dask_path_refuse_dask():
+    """No silent compute: a TypeError naming the function."""
+    L = mlkern.layers
+    X = da.from_array(np.ones((4, 3)), chunks=2)
+    T = da.from_array(np.ones((5, 4, 3)), chunks=(5, 2, 3))
+    w, wh = np.ones((2, 3)), np.ones((2, 2))
+    saved = L.rnn(np.ones((5, 4, 3)), None, np.ones((2, 3)), wh, return_saved=True)[2]
+    calls = [("rnn", lambda: L.rnn(T, None, w, wh)),
+             ("lstm", lambda: L.lstm(T, None, None, np.ones((8, 3)), np.ones((8, 2)))),
+             ("gru", lambda: L.gru(T, None, np.ones((6, 3)), np.ones((6, 2)))),
+             ("rnn_cell", lambda: L.rnn_cell(X, np.ones((4, 2)), w, wh)),
+             ("rnn_backward", lambda: L.rnn_backward(da.ones((5, 4, 2), chunks=2), None, saved))]
+    for name, call in calls:
+        with pytest.raises(TypeError, match=rf"{name}: dask arrays are not supported here yet"):
+            call()
+
+
+class _WithState(nn.Layer):
+    """Overrides forward with an extra argument, as the recurrent layers do
+    (forward(x, hx=None, *, training=False); __call__(x, hx=None))."""
+    batch_first = True
+
+    def __init__(self):
+        self.w = np.arange(1.0, 4.0)
+        self.h_n = "untouched"
+
+    def __call__(self, x, hx=None):
+        return self.forward(x, hx)
+
+    def forward(self, x, hx=None, *, training=False):
+        y = np.asarray(x) * self.w + (0.0 if hx is None else hx)
+        self.h_n = y[:, -1]
+        return y[:, -1] if not training else y
+
+
+def test_nn_subclass_overriding_forward_keeps_the_dask_entry():
+    layer = _WithState()
+    xn = RNG.standard_normal((7, 5, 3))
+    X = da.from_array(xn, chunks=(3, 5, 3))
+    ys = [layer(X), layer.forward(X), layer.forward(X, None)]
+    assert layer.h_n == "untouched"          # building the graph left no state behind
+    for y in ys:
+        assert isinstance(y, da.Array) and y.chunks == ((3, 3, 1), (3,))
+        np.testing.assert_array_equal(y.compute(scheduler="threads"), (xn * layer.w)[:, -1])
+    with pytest.raises(TypeError, match="other arguments must be None"):
+        layer(X, np.zeros(3))
+    with pytest.raises(TypeError, match="training=True is not supported"):
+        layer.forward(X, training=True)
+    with pytest.raises(TypeError, match="training: expected a bool"):
+        layer.forward(X, training=1)
+    # NumPy input: the subclass's own forward, unchanged
+    np.testing.assert_array_equal(layer(xn, 1.0), (xn * layer.w)[:, -1] + 1.0)
+    assert layer.forward(xn, training=True).shape == xn.shape
+    assert layer.forward.__doc__ is None and type(layer).forward.__wrapped__ is not None
+
+
+def _later_models():
+    """The recurrent, conv and pooling classes, where this build has them
+    (they land in mlkern.nn from other branches)."""
+    out = []
+    seq = RNG.standard_normal((6, 10, 3)).astype(np.float32)          # (T, N, I)
+    img = RNG.standard_normal((9, 2, 8, 8)).astype(np.float32)        # NCHW
+    for name in ("SimpleRNN", "LSTM", "GRU"):
+        if hasattr(nn, name):
+            cls = getattr(nn, name)
+            out += [(f"{name} time-major", cls(3, 4, seed=0), seq, (6, 4, 3)),
+                    (f"{name} batch_first", cls(3, 4, batch_first=True, seed=0),
+                     np.ascontiguousarray(seq.transpose(1, 0, 2)), (4, 6, 3)),
+                    (f"{name} last", cls(3, 4, return_sequences=False, seed=0), seq, (6, 4, 3))]
+    if hasattr(nn, "Conv2D") and hasattr(nn, "MaxPool2D"):
+        out += [("cnn", nn.Sequential(nn.Conv2D(2, 3, 3, seed=0), nn.Activation("relu"),
+                                      nn.MaxPool2D(2), nn.Flatten(), nn.Dense(27, 5, seed=1)),
+                 img, (4, 2, 8, 8))]
+    return out
+
+
+def test_nn_recurrent_conv_pool_models_if_present(compute):
+    cases = _later_models()
+    if not cases:
+        pytest.skip("this build has no recurrent / conv / pooling classes in mlkern.nn")
+    pairs = []
+    for name, model, xn, chunks in cases:
+        lazy = model(da.from_array(xn, chunks=chunks))
+        assert isinstance(lazy, da.Array), name
+        pairs.append((name, lazy, model(xn)))
+    _close(compute, pairs, *_TOL[np.float32])
+
+
+# ---------------------------------------------------------------- conv, pooling, locally connected
+def _spatial_calls(X2, X1, Xl, w2, b2, w1, wl, bl):
+    """(name, lazy call, eager call) of every spatial forward: X2 (N, C, H, W)
+    and X1 (N, C, L) chunked along the batch axis, Xl the NHWC twin of X2."""
+    L = mlkern.layers
+    return [
+        ("conv2d", lambda x: L.conv2d(x, w2, b2, padding=1), X2),
+        ("conv2d NHWC", lambda x: L.conv2d(x, w2, None, stride=2, layout="NHWC"), Xl),
+        ("conv1d", lambda x: L.conv1d(x, w1, padding="same", dilation=2), X1),
+        ("max_pool2d", lambda x: L.max_pool2d(x, 3, 2, 1, return_indices=True), X2),
+        ("max_pool1d", lambda x: L.max_pool1d(x, 2, ceil_mode=True), X1),
+        ("avg_pool2d NHWC", lambda x: L.avg_pool2d(x, 2, layout="NHWC"), Xl),
+        ("avg_pool1d", lambda x: L.avg_pool1d(x, 3, 1, 1, count_include_pad=False), X1),
+        ("locally_connected2d", lambda x: L.locally_connected2d(x, wl, bl), X2),
+    ]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_spatial_layers_lazy_per_batch_chunk(compute, dtype):
+    """Each forward is a lazy dask array (one task per batch chunk) equal to
+    the eager call bit for bit (the same kernel on the same images)."""
+    x2 = RNG.standard_normal((7, 3, 8, 8)).astype(dtype)
+    x1 = RNG.standard_normal((7, 3, 12)).astype(dtype)
+    xl = np.ascontiguousarray(x2.transpose(0, 2, 3, 1))
+    w2, b2 = RNG.standard_normal((4, 3, 3, 3)).astype(dtype), RNG.standard_normal(4).astype(dtype)
+    w1 = RNG.standard_normal((5, 3, 3)).astype(dtype)
+    wl = RNG.standard_normal((6, 6, 2, 3, 3, 3)).astype(dtype)
+    bl = RNG.standard_normal((6, 6, 2)).astype(dtype)
+    pairs = []
+    for name, call, xn in _spatial_calls(x2, x1, xl, w2, b2, w1, wl, bl):
+        xd = da.from_array(xn, chunks=(3,) + xn.shape[1:])
+        lazy = call(xd)
+        first = lazy[0] if isinstance(lazy, tuple) else lazy
+        assert first.chunks[0] == (3, 3, 1), name
+        pairs.append((name, lazy, call(xn)))
+    _check(compute, pairs)
+
+
+def test_spatial_layers_errors_and_no_eager_compute():
+    L = mlkern.layers
+    x = np.ones((4, 2, 5, 5))
+    w = np.ones((3, 2, 3, 3))
+    X = da.from_array(x, chunks=(2, 2, 5, 5)).map_blocks(_boom, dtype=x.dtype)
+    results = [L.conv2d(X, w), L.max_pool2d(X, 2), L.avg_pool2d(X, 2),
+               *L.max_pool2d(X, 2, return_indices=True),
+               L.locally_connected2d(X, np.ones((3, 3, 1, 2, 3, 3)))]
+    for r in results:
+        assert isinstance(r, da.Array), type(r)
+        with pytest.raises(Boom):
+            r.compute(scheduler="sync")
+    split = da.from_array(x, chunks=(2, 1, 5, 5))
+    with pytest.raises(ValueError, match=r"conv2d: axis 1 of x .*x\.rechunk\(\{1: -1\}\)"):
+        L.conv2d(split, w)
+    with pytest.raises(ValueError, match=r"max_pool2d: axis 1"):
+        L.max_pool2d(split, 2)
+    # the eager checks run at call time on a zero sample
+    with pytest.raises(ValueError, match="conv2d"):
+        L.conv2d(da.from_array(x, chunks=2), np.ones((3, 4, 3, 3)))
+    with pytest.raises(TypeError, match="out= is not supported with dask input"):
+        L.avg_pool2d(da.from_array(x, chunks=2), 2, out=np.empty((4, 2, 2, 2)))
+    g = da.ones((4, 3, 3, 3), chunks=2)
+    for name, call in [("conv2d_backward", lambda: L.conv2d_backward(g, x, w)),
+                       ("avg_pool2d_backward", lambda: L.avg_pool2d_backward(g, x.shape, 2)),
+                       ("locally_connected2d_backward",
+                        lambda: L.locally_connected2d_backward(g, x, np.ones((3, 3, 3, 2, 3, 3))))]:
+        with pytest.raises(TypeError, match=rf"{name}: dask arrays are not supported here yet"):
+            call()

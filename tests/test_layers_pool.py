@@ -386,3 +386,25 @@ def test_bad_arguments():
     for f, exc, word in cases:
         with pytest.raises(exc, match=word):
             f()
+
+
+def test_nhwc_rows_first_order():
+    """The measured alternative order of the NHWC forward (mlkern._kernels.set_pool_variant(1):
+    the window rows reduced into a row buffer first) gives the same results."""
+    from mlkern import _kernels as K
+    x = _data((2, 9, 11, 5), F64, 40)
+    x[0, 1, 1, 0] = np.nan
+    cases = [(3, 2, 1, 1), (2, None, 0, 1), ((3, 2), (1, 2), (1, 1), (2, 1)), (1, 1, 0, 1)]
+    ref = [(L.max_pool2d(x, k, s, p, d, layout="NHWC"), L.avg_pool2d(x, k, s, p, layout="NHWC",
+                                                                      count_include_pad=False))
+           for k, s, p, d in cases]
+    old = K.set_pool_variant(1)
+    try:
+        for (k, s, p, d), (m, a) in zip(cases, ref):
+            np.testing.assert_array_equal(L.max_pool2d(x, k, s, p, d, layout="NHWC"), m)
+            np.testing.assert_allclose(L.avg_pool2d(x, k, s, p, layout="NHWC", count_include_pad=False), a,
+                                       rtol=1e-14, atol=1e-14)
+            y, i = L.max_pool2d(x, k, s, p, d, layout="NHWC", return_indices=True)   # the direct kernel
+            np.testing.assert_array_equal(y, m)
+    finally:
+        K.set_pool_variant(old)

@@ -27,6 +27,15 @@ How each family is spread over the chunks:
 * reductions inside a function (``prelu_backward``'s ``grad_alpha``): the
   float64 per-channel sums of each chunk, added across chunks.
 
+* layers: ``dense`` one task per chunk of x's leading axes (the feature
+  axis in one chunk), ``embedding`` one per chunk of the indices; the
+  weights one chunk each (one key, sent once to a worker).
+* ``mlkern.nn`` models (``Layer.forward``, the one entry): one task per
+  chunk of the batch axis, every other axis in one chunk; the model is one
+  key (a delayed object).  The output's shape, dtype and batch axis come
+  from running the model on batches of 1 and 2 zero rows at call time (its
+  attributes restored afterwards: a recurrent layer's h_n is untouched).
+
 ``out=`` is refused with dask input (``TypeError``): a dask array is not
 written in place.  The optimisers update NumPy arrays in place and refuse
 dask arrays (their ``TypeError`` asks for a ``numpy.ndarray``).
@@ -82,6 +91,19 @@ def _whole_axis(x, ax, fname, name):
                          f"it must be in one chunk: {name}.rechunk({{{ax}: -1}})")
 
 
+# the fan-in of the sums of per-chunk scalars (loss parts, counts, weights):
+# up to this many chunks are added by one task (Dask's default adds 4 per axis
+# per level: more tasks, more small transfers between workers, each costing
+# the event loops a few ms of CPU; the inputs are scalars)
+_FAN_IN = 64
+
+
+def _ssum(a, axis=None):
+    """The sum of a (small: per-chunk scalars) with a flat aggregation."""
+    axes = range(a.ndim) if axis is None else (axis if isinstance(axis, tuple) else (axis,))
+    return a.sum(axis=axis, split_every=dict.fromkeys(axes, _FAN_IN))
+
+
 def _meta(nd, dt):
     return np.empty((0,) * nd, dt)
 
@@ -123,7 +145,7 @@ def _split(pairs, nd, rdt, want_grad, loss_chunks=None, loss_dtype=np.float64):
     if loss_chunks is None:
         parts = pairs.map_blocks(_first, nd=nd, chunks=_ones(pairs.chunks), dtype=np.float64,
                                  meta=_meta(nd, np.float64))
-        loss = parts.sum()
+        loss = _ssum(parts)
     else:
         loss = pairs.map_blocks(_first, nd=nd, chunks=loss_chunks, dtype=loss_dtype,
                                 meta=_meta(len(loss_chunks), loss_dtype))
@@ -256,7 +278,8 @@ def prelu_backward(grad_output, x, alpha, out):
         pchunks = _ones(x.chunks)
     parts, gx = _split(pairs, nd, rdt, True, loss_chunks=pchunks)
     C = x.shape[1] if nd >= 2 else 1
-    ga = parts.sum(axis=tuple(i for i in range(nd) if i != 1)) if nd >= 2 else parts.sum().reshape(1)
+    ga = (_ssum(parts, axis=tuple(i for i in range(nd) if i != 1)) if nd >= 2
+          else _ssum(parts).reshape(1))
     if len(ashape) == 0:
         galpha = ga.sum().astype(rdt)
     elif ashape[0] == 1 and C != 1:
@@ -456,7 +479,7 @@ def pointwise(fname, op, pred, target, reduction, sample_weight, want_loss, want
               reduction=reduction, pos_weight_scalar=pws)
     if reduction == "mean":
         K = math.prod(p.shape[1:])
-        denom = sw.astype(np.float64).sum() * K if sw is not None else float(p.size)
+        denom = _ssum(sw.astype(np.float64)) * K if sw is not None else float(p.size)
     else:
         denom = 1.0
     loss = grad = None
@@ -498,12 +521,12 @@ def _label_denom_block(lab, swb, wb, ig, n, wdt):
 def _label_denom(lab, sw, w, ig, n, wdt, rind):
     da = _da()
     if sw is None and w is None:
-        return (lab != ig).sum().astype(np.float64)
+        return _ssum(lab != ig).astype(np.float64)
     args = [lab, rind, sw, rind if sw is not None else None, w, (1000,) if any_dask(w) else None]
     parts = da.blockwise(_label_denom_block, rind, *args, ig=ig, n=n, wdt=wdt,
                          adjust_chunks={i: (lambda c: 1) for i in rind}, concatenate=True,
                          dtype=np.float64, meta=_meta(len(rind), np.float64))
-    return parts.sum()
+    return _ssum(parts)
 
 
 def _class_task(fname, logits, target, axis, reduction, weight, ignore_index, sample_weight,
@@ -574,7 +597,7 @@ def _class_loss(fname, kind, logits, target, axis, reduction, weight, ignore_ind
         fname, logits, target, axis, reduction, weight, ignore_index, sample_weight, out, kind)
     if reduction == "mean":
         if probs:
-            denom = (sw.astype(np.float64).sum() if sw is not None
+            denom = (_ssum(sw.astype(np.float64)) if sw is not None
                      else float(math.prod(rshape)))
         else:
             # the class weights as the eager call reads them (xent: in the compute dtype)
@@ -654,7 +677,7 @@ def kl(fname, p, q, axis, log_q, reduction, sample_weight, want_loss, want_grad,
             raise ValueError(f"{fname}: sample_weight must have shape {rshape} (one weight per "
                              f"row) or ({rshape[0] if rshape else 1},), got {s}")
     if reduction == "mean":
-        denom = sw.astype(np.float64).sum() if sw is not None else float(math.prod(rshape))
+        denom = _ssum(sw.astype(np.float64)) if sw is not None else float(math.prod(rshape))
     else:
         denom = 1.0
     args = [p, ind, q, ind, sw, rind if sw is not None else None, denom,
@@ -691,6 +714,324 @@ def penalty(fname, op, w, lam, want_loss, out):
     if want_loss:
         parts = w.map_blocks(_penalty_block, op=op, chunks=_ones(w.chunks), dtype=np.float64,
                              meta=_meta(w.ndim, np.float64))
-        return (lam * parts.sum()).astype(rdt)
+        return (lam * _ssum(parts)).astype(rdt)
     return w.map_blocks(_apply, _f=getattr(losses, fname), lam=lam, dtype=rdt,
                         meta=_meta(w.ndim, rdt))
+
+
+# ---------------------------------------------------------------- layers and models
+def _single(a):
+    """A (small) parameter array as a dask array of one chunk (a NumPy one
+    is wrapped without a copy: one key, shipped once to each worker)."""
+    if a is None:
+        return None
+    if not any_dask(a):
+        a = np.asarray(a)
+    return _like(a, tuple((s,) for s in a.shape))
+
+
+def _zeros_like_meta(a):
+    """A zero array of a's shape and dtype (a's values are never read)."""
+    return np.zeros(np.shape(a), a.dtype if any_dask(a) else np.asarray(a).dtype)
+
+
+def _dense_block(xb, wb, bb, act, params, pair):
+    from . import layers
+    r = layers.dense(xb, wb, bb, activation=act, return_saved=pair, **params)
+    if not pair:
+        return r
+    res = np.empty((1,) * xb.ndim, object)
+    res[(0,) * xb.ndim] = r
+    return res
+
+
+def dense(x, weight, bias, activation, out, return_saved, params):
+    """mlkern.layers.dense with a dask argument: one task per chunk of x's
+    leading (batch) axes; the feature axis (the last) in one chunk."""
+    from . import layers
+    _no_out(out, "dense")
+    x = _like(x, None)
+    if x.ndim < 1:
+        raise ValueError("dense: x must have at least 1 dimension (..., in_features), got a scalar")
+    # the eager call's checks (shapes, dtypes, activation) on a sample of one row
+    sample = np.zeros((1,) * (x.ndim - 1) + x.shape[-1:], x.dtype)
+    wz = _zeros_like_meta(weight)
+    bz = None if bias is None else _zeros_like_meta(bias)
+    rdt = layers.dense(sample, wz, bz, activation=activation, **params).dtype
+    _whole_axis(x, x.ndim - 1, "dense", "x")
+    nd = x.ndim
+    lead = tuple(range(nd - 1))
+    xi, wi, bi = lead + (nd - 1,), (nd, nd - 1), (nd,)
+    args = [x, xi, _single(weight), wi, _single(bias), bi if bias is not None else None]
+    fop, _, from_y = layers._spec(activation, params)[:3]
+    keep_z = return_saved and fop >= 0 and not from_y
+    da = _da()
+    if not keep_z:
+        y = da.blockwise(_dense_block, lead + (nd,), *args, act=activation, params=params,
+                         pair=False, concatenate=True, dtype=rdt, meta=_meta(nd, rdt))
+        return (y, y if fop >= 0 else None) if return_saved else y
+    pairs = da.blockwise(_dense_block, lead + (nd,), *args, act=activation, params=params,
+                         pair=True, concatenate=True, adjust_chunks={i: 1 for i in lead + (nd,)},
+                         dtype=object,
+                         meta=_meta(nd, object))
+    chunks = x.chunks[:-1] + ((weight.shape[0],),)
+    y = pairs.map_blocks(_pair_part, i=0, chunks=chunks, dtype=rdt, meta=_meta(nd, rdt))
+    z = pairs.map_blocks(_pair_part, i=1, chunks=chunks, dtype=rdt, meta=_meta(nd, rdt))
+    return y, z
+
+
+def _pair_part(t, i):
+    return t.reshape(-1)[0][i]
+
+
+def _emb_block(ib, wb, padding_idx):
+    from . import layers
+    return layers.embedding(ib, wb, padding_idx=padding_idx)
+
+
+def embedding(indices, weight, padding_idx, out):
+    """mlkern.layers.embedding with a dask argument: one task per chunk of
+    the indices (any axes), the table in one chunk."""
+    from . import layers
+    _no_out(out, "embedding")
+    idx = _like(indices, None)
+    # the eager call's checks (dtypes, the table's shape, padding_idx) on no index
+    rdt = layers.embedding(np.zeros((0,), idx.dtype), _zeros_like_meta(weight),
+                           padding_idx=padding_idx).dtype
+    nd = idx.ndim
+    ind = tuple(range(nd))
+    return _da().blockwise(_emb_block, ind + (nd,), idx, ind, _single(weight), (nd + 1, nd),
+                           padding_idx=padding_idx, concatenate=True, dtype=rdt,
+                           meta=_meta(nd + 1, rdt))
+
+
+def _all_layers(layer):
+    out = [layer]
+    for sub in getattr(layer, "layers", ()):
+        out += _all_layers(sub)
+    return out
+
+
+def _batch_axis(layer):
+    """The input's batch axis: 0, or 1 for a recurrent layer with
+    batch_first=False (a Sequential: its first layer's)."""
+    while getattr(layer, "layers", None):
+        layer = layer.layers[0]
+    return 0 if getattr(layer, "batch_first", True) else 1
+
+
+def _model_block(xb, layer):
+    return np.asarray(layer.forward(xb))
+
+
+def model(layer, x, training):
+    """``layer.forward(x)`` of an mlkern.nn layer or model on a dask array:
+    one task per chunk of the batch axis (every other axis in one chunk)."""
+    import dask
+    name = type(layer).__name__
+    if training:
+        raise TypeError(f"{name}.forward: training=True is not supported on a dask array (a "
+                        "backward needs the forward's state in memory): train on NumPy batches "
+                        "(e.g. x[i:j].compute()); inference, model(x), is lazy")
+    if x.ndim == 0:
+        raise ValueError(f"{name}: a 0-d dask array has no batch axis")
+    ax = _batch_axis(layer)
+    if ax >= x.ndim:
+        raise ValueError(f"{name}: the input needs a batch axis {ax}, got shape {x.shape}")
+    split = [i for i in range(x.ndim) if i != ax and len(x.chunks[i]) > 1]
+    if split:
+        remedy = ", ".join(f"{i}: -1" for i in split)
+        raise ValueError(f"{name}: the dask input is split over chunks along axis "
+                         f"{', '.join(map(str, split))} (chunks {x.chunks}); a model is applied "
+                         f"to each chunk of the batch axis {ax}, so every other axis must be in "
+                         f"one chunk: x.rechunk({{{remedy}}})")
+    # the output's shape, dtype and batch axis from two small samples (batch 1
+    # and 2, zeros), with the layers' attributes restored afterwards
+    keep = [(lay, dict(vars(lay))) for lay in _all_layers(layer)]
+    try:
+        ys = []
+        for n in (1, 2):
+            shape = x.shape[:ax] + (n,) + x.shape[ax + 1:]
+            ys.append(np.asarray(layer.forward(np.zeros(shape, x.dtype))))
+    finally:
+        for lay, d in keep:
+            vars(lay).clear()
+            vars(lay).update(d)
+    s1, s2 = ys[0].shape, ys[1].shape
+    diff = [i for i in range(len(s1)) if len(s1) == len(s2) and s1[i] != s2[i]]
+    if len(s1) != len(s2) or len(diff) != 1 or (s1[diff[0]], s2[diff[0]]) != (1, 2):
+        raise ValueError(f"{name}: its output (shape {s1} for a batch of 1, {s2} for 2) does not "
+                         f"keep the batch axis {ax} of the input, so it cannot be applied to a "
+                         "dask array chunk by chunk")
+    oax, rdt = diff[0], ys[0].dtype
+    out_ind = tuple(ax if i == oax else x.ndim + i for i in range(len(s1)))
+    new = {x.ndim + i: s1[i] for i in range(len(s1)) if i != oax}
+    lay = dask.delayed(layer, pure=False)
+    return _da().blockwise(_model_block, out_ind, x, tuple(range(x.ndim)), lay, None,
+                           new_axes=new, concatenate=True, dtype=rdt,
+                           meta=_meta(len(s1), rdt))
+
+
+def _dbwd_block(xb, gb, wb, sb, lead, has_bias, act, params, need_gx):
+    from . import layers
+    gx, gw, gbias = layers.dense_backward(gb, xb, wb, has_bias=has_bias, activation=act,
+                                          saved=sb, needs_input_grad=need_gx, **params)
+    res = np.empty((1,) * lead, object)
+    res[(0,) * lead] = (gx, gw.astype(np.float64),
+                        None if gbias is None else gbias.astype(np.float64))
+    return res
+
+
+def _part_of(t, i, lead):
+    """Part i of a block's result tuple, with `lead` axes of one element in front."""
+    v = t.reshape(-1)[0][i]
+    return v.reshape((1,) * lead + v.shape)
+
+
+def dense_backward(grad_output, x, weight, has_bias, activation, saved, needs_input_grad,
+                   params):
+    """mlkern.layers.dense_backward with a dask argument: one task per chunk
+    of the leading (batch) axes gives grad_x's chunk and float64 partial sums
+    of grad_weight and grad_bias, added across chunks."""
+    from . import layers
+    x = _like(x, None)
+    nd = x.ndim
+    if nd == 1:
+        gx, gw, gb = dense_backward(_like(grad_output, None)[None], x[None], weight, has_bias,
+                                    activation, None if saved is None else _like(saved, None)[None],
+                                    needs_input_grad, params)
+        return (None if gx is None else gx[0]), gw, gb
+    wz = _zeros_like_meta(weight)
+    if wz.ndim != 2:
+        raise ValueError(f"dense_backward: weight must be 2-D (out_features, in_features), got "
+                         f"shape {wz.shape}")
+    N, K = wz.shape
+    shape = x.shape[:-1] + (N,)
+    if tuple(np.shape(grad_output)) != shape:
+        raise ValueError(f"dense_backward: grad_output must have shape {shape} (x.shape[:-1] + "
+                         f"(out_features,)), got {tuple(np.shape(grad_output))}")
+    if saved is not None and tuple(np.shape(saved)) != shape:
+        raise ValueError(f"dense_backward: saved must have the shape of grad_output {shape}, "
+                         f"got {tuple(np.shape(saved))}")
+    # the eager call's checks (dtypes, activation, saved required) on one row
+    one = (1,) * (nd - 1)
+    gdt = grad_output.dtype if any_dask(grad_output) else np.asarray(grad_output).dtype
+    sz = None if saved is None else np.zeros(one + (N,), saved.dtype if any_dask(saved)
+                                             else np.asarray(saved).dtype)
+    _, gw0, _ = layers.dense_backward(np.zeros(one + (N,), gdt), np.zeros(one + (K,), x.dtype),
+                                      wz, has_bias=has_bias, activation=activation, saved=sz,
+                                      **params)
+    rdt = gw0.dtype
+    _whole_axis(x, nd - 1, "dense_backward", "x")
+    lead = tuple(range(nd - 1))
+    gchunks = x.chunks[:-1] + ((N,),)
+    g = _like(grad_output, gchunks)
+    s = None if saved is None else _like(saved, gchunks)
+    da = _da()
+    pairs = da.blockwise(_dbwd_block, lead, x, lead + (nd - 1,), g, lead + (nd,),
+                         _single(weight), (nd, nd - 1), s, None if s is None else lead + (nd,),
+                         lead=nd - 1, has_bias=has_bias, act=activation, params=params,
+                         need_gx=needs_input_grad, concatenate=True,
+                         adjust_chunks={i: 1 for i in lead}, dtype=object,
+                         meta=_meta(nd - 1, object))
+    gx = None
+    if needs_input_grad:
+        gx = pairs.map_blocks(_part_of, i=0, lead=0, new_axis=[nd - 1], chunks=x.chunks,
+                              dtype=rdt, meta=_meta(nd, rdt))
+    ones = _ones(x.chunks[:-1])
+    gw = pairs.map_blocks(_part_of, i=1, lead=nd - 1, new_axis=[nd - 1, nd],
+                          chunks=ones + ((N,), (K,)), dtype=np.float64,
+                          meta=_meta(nd + 1, np.float64)).sum(axis=lead).astype(rdt)
+    gb = None
+    if has_bias:
+        gb = pairs.map_blocks(_part_of, i=2, lead=nd - 1, new_axis=[nd - 1],
+                              chunks=ones + ((N,),), dtype=np.float64,
+                              meta=_meta(nd, np.float64)).sum(axis=lead).astype(rdt)
+    return gx, gw, gb
+
+
+def _ebwd_block(ib, gb, V, padding_idx):
+    from . import layers
+    res = layers.embedding_backward(gb, ib, V, padding_idx=padding_idx).astype(np.float64)
+    return res.reshape((1,) * ib.ndim + res.shape)
+
+
+def embedding_backward(grad_output, indices, num_embeddings, padding_idx, out):
+    """mlkern.layers.embedding_backward with a dask argument: each chunk of
+    the indices scatters into a float64 (num_embeddings, D) partial; the
+    partials are added (memory: one table per chunk being summed)."""
+    from . import layers
+    from ._validation import check_count
+    _no_out(out, "embedding_backward")
+    V = check_count(num_embeddings, "num_embeddings")
+    idx = _like(indices, None)
+    nd = idx.ndim
+    gshape = tuple(np.shape(grad_output))
+    if len(gshape) != nd + 1 or gshape[:-1] != idx.shape:
+        raise ValueError(f"embedding_backward: grad_output must have shape indices.shape + "
+                         f"(embedding_dim,) = {idx.shape + ('D',)}, got {gshape}")
+    D = gshape[-1]
+    gdt = grad_output.dtype if any_dask(grad_output) else np.asarray(grad_output).dtype
+    rdt = layers.embedding_backward(np.zeros((0, D), gdt), np.zeros(0, idx.dtype), V,
+                                    padding_idx=padding_idx).dtype
+    g = _like(grad_output, idx.chunks + ((D,),))
+    ind = tuple(range(nd))
+    parts = _da().blockwise(_ebwd_block, ind + (nd, nd + 1), idx, ind, g, ind + (nd + 1,),
+                            V=V, padding_idx=padding_idx, new_axes={nd: V}, concatenate=True,
+                            adjust_chunks={i: 1 for i in ind}, dtype=np.float64,
+                            meta=_meta(nd + 2, np.float64))
+    return parts.sum(axis=ind).astype(rdt)
+
+
+def _spatial_block(xb, *params, f, kw, pair):
+    r = f(xb, *params, **kw)
+    if not pair:
+        return r
+    res = np.empty((1,) * xb.ndim, object)
+    res[(0,) * xb.ndim] = r
+    return res
+
+
+def spatial_layer(fname, f, x, params, kw, nsp, out):
+    """A convolution, pooling or locally connected forward with a dask
+    argument: one task per chunk of x's batch axis (axis 0 of a batched x),
+    the channel and spatial axes in one chunk (an unbatched x in one chunk).
+    ``f(x, *params, **kw)`` is the eager forward; it returns an array, or a
+    pair (max pooling with ``return_indices=True``)."""
+    _no_out(out, fname)
+    x = _like(x, None)
+    batched = x.ndim == nsp + 2
+    for ax in range(1 if batched else 0, x.ndim):
+        nc = len(x.chunks[ax])
+        if nc > 1:
+            what = "a channel or spatial axis" if batched else "an unbatched x"
+            raise ValueError(f"{fname}: axis {ax} of x ({what}) is split over {nc} chunks; only the "
+                             f"batch axis (0) of a batched x may be: x.rechunk({{{ax}: -1}})")
+    # the eager call's checks (shapes, dtypes, parameters) on one zero image
+    sample = np.zeros(((1,) + x.shape[1:]) if batched else x.shape, x.dtype)
+    r = f(sample, *[None if p is None else _zeros_like_meta(p) for p in params], **kw)
+    pair = isinstance(r, tuple)
+    nd = x.ndim
+    ind = tuple(range(nd))
+    args = [x, ind]
+    nxt = nd
+    for p in params:
+        if p is None:
+            args += [None, None]
+        else:
+            p = _single(p)
+            args += [p, tuple(range(nxt, nxt + p.ndim))]
+            nxt += p.ndim
+    first = r[0] if pair else r
+    skip = 1 if batched else 0
+    chunks = (x.chunks[0],) if batched else ()
+    chunks += tuple((s,) for s in first.shape[skip:])
+    da = _da()
+    if not pair:
+        return da.blockwise(_spatial_block, ind, *args, f=f, kw=kw, pair=False, concatenate=True,
+                            adjust_chunks={i: first.shape[i] for i in range(skip, nd)},
+                            dtype=first.dtype, meta=_meta(nd, first.dtype))
+    pairs = da.blockwise(_spatial_block, ind, *args, f=f, kw=kw, pair=True, concatenate=True,
+                         adjust_chunks={i: 1 for i in ind}, dtype=object, meta=_meta(nd, object))
+    return tuple(pairs.map_blocks(_pair_part, i=i, chunks=chunks, dtype=a.dtype,
+                                  meta=_meta(nd, a.dtype)) for i, a in enumerate(r))

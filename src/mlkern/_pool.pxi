@@ -8,6 +8,18 @@
 
 # elements of work per input element (the thread policy of _common.pxi)
 DEF POOL_COST = 2
+# the order of the NHWC forward: 0 direct windows, 1 rows first (set_pool_variant)
+cdef int _pool_nhwc_order = 0
+
+
+def set_pool_variant(int order):
+    """The order of the NHWC forward kernels (for measurements): 0 each
+    window's taps as C-vectors, 1 the window rows reduced first into a row
+    buffer.  Returns the previous value."""
+    global _pool_nhwc_order
+    old = _pool_nhwc_order
+    _pool_nhwc_order = order
+    return old
 
 
 cdef inline void _pool_call(int f64, int op, const void *a, void *b, int64_t *idx,
@@ -61,6 +73,12 @@ def pool_raw(int op, cnp.ndarray a, cnp.ndarray b, object idx, tuple geom, bint 
         units = N * ((C + g.cb - 1) // g.cb)
     if units < nt:
         nt = <int>units
+    if nhwc and not bwd and _pool_nhwc_order == 1:
+        g.cb = 1
+        wsize = (g.W * C * isz + 63) & ~(<Py_ssize_t>63)
+        work = <char *>malloc(wsize * nt + 64)
+        if work == NULL:
+            raise MemoryError()
     if not nhwc and not bwd:
         wsize = (g.H * g.OW + g.OW) * isz
         wsize = (wsize + 63) & ~(<Py_ssize_t>63)

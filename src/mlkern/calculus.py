@@ -2,7 +2,10 @@
 a gradient checker, and the derivative of an activation by name.
 
 These are pure NumPy (each ``numerical_grad`` evaluates ``f`` twice per
-coordinate); they exist to test analytic gradients, not to train.
+coordinate); they exist to test analytic gradients, not to train.  They are
+not array functions in the sense of the Scale-out contract: a dask ``x`` is
+refused with a ``TypeError`` (never computed silently); ``derivative(name)``
+returns ``mlkern.<name>_grad``, which is lazy on dask arrays.
 """
 from __future__ import annotations
 
@@ -62,6 +65,10 @@ class GradcheckError(AssertionError):
 
 
 def _point(x: ArrayLike) -> NDArray[np.floating[Any]]:
+    if type(x).__module__.startswith("dask."):
+        # not an array function: f is evaluated at points near x, in memory
+        raise TypeError("x: a dask array; numerical differentiation evaluates f at points near "
+                        "x in memory, so it takes a NumPy array: pass x.compute() (docs/dask.rst)")
     a = np.array(x, copy=True, order="C")      # C order: reshape(-1) below is a view
     if a.dtype.kind in "biu":
         a = a.astype(np.float64)

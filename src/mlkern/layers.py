@@ -67,7 +67,7 @@ import numpy as np
 
 from . import _kernels as _ew
 from ._ops import BINARY, UNARY
-from ._validation import (check_count, check_index_range, check_indices, check_padding_idx,
+from ._validation import (any_dask, check_count, check_index_range, check_indices, check_padding_idx,
                           check_real, layer_array, layer_dtype, layer_out)
 from ._validation import check_groups, check_layout, conv_geometry
 
@@ -204,6 +204,15 @@ def _spec(activation, params):
     return _act_spec(activation, params)
 
 
+def _no_dask(fname, *args):
+    """TypeError for a dask argument of a function that has no Dask path
+    yet (never a silent compute: docs/dask.rst)."""
+    if any_dask(*args):
+        raise TypeError(f"{fname}: dask arrays are not supported here yet (docs/dask.rst); pass "
+                        "NumPy arrays (a dask array's .compute()), or use the dense / embedding "
+                        "functions or an mlkern.nn model, which are lazy on dask arrays")
+
+
 # ---------------------------------------------------------------- dense
 def dense(x, weight, bias=None, *, activation=None, out=None, return_saved=False,
           **activation_params):
@@ -268,6 +277,9 @@ def dense(x, weight, bias=None, *, activation=None, out=None, return_saved=False
     keep_z = return_saved and fop >= 0 and not from_y
     r = _ew.dense_fast(x, weight, bias, out, fop, a, b, c, keep_z)
     if r is None:
+        if any_dask(x, weight, bias):
+            from . import _dask
+            return _dask.dense(x, weight, bias, activation, out, return_saved, activation_params)
         r = _dense_slow(x, weight, bias, out, spec, keep_z)
     if not return_saved:
         return r
@@ -371,6 +383,10 @@ def dense_backward(grad_output, x, weight, *, has_bias=True, activation=None, sa
     ([[3.0, -1.0]], [[1.0, 2.0]], [1.0])
     """
     _, bop, _, a, b, c = _spec(activation, activation_params)
+    if any_dask(grad_output, x, weight, saved):
+        from . import _dask
+        return _dask.dense_backward(grad_output, x, weight, has_bias, activation, saved,
+                                    needs_input_grad, activation_params)
     ga = np.asarray(grad_output)
     xa, wa, _, cdt, rdt = _dense_args(x, weight, None, "dense_backward")
     sa = None
@@ -464,6 +480,10 @@ def embedding(indices, weight, *, padding_idx=None, out=None):
     >>> mlkern.layers.embedding(np.array([2, 0, 2]), w).tolist()
     [[4.0, 5.0], [0.0, 1.0], [4.0, 5.0]]
     """
+    if (type(indices) is not np.ndarray or type(weight) is not np.ndarray) and \
+            any_dask(indices, weight):
+        from . import _dask
+        return _dask.embedding(indices, weight, padding_idx, out)
     wa = _emb_weight(weight)
     idx = check_indices(indices)
     V, D = wa.shape
@@ -521,6 +541,9 @@ def embedding_backward(grad_output, indices, num_embeddings, *, padding_idx=None
     [[10.0, 20.0], [0.0, 0.0], [101.0, 202.0], [0.0, 0.0]]
     """
     V = check_count(num_embeddings, "num_embeddings")
+    if any_dask(grad_output, indices):
+        from . import _dask
+        return _dask.embedding_backward(grad_output, indices, V, padding_idx, out)
     idx = check_indices(indices)
     ga = np.asarray(grad_output)
     cdt, rdt = layer_dtype((("grad_output", ga),))
@@ -626,6 +649,11 @@ def _conv_weight(wa, cdt, nhwc):
 
 
 def _conv_forward(fname, nd, x, weight, bias, stride, padding, dilation, groups, layout, out):
+    if any_dask(x, weight, bias):
+        from . import _dask
+        kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, layout=layout)
+        return _dask.spatial_layer(fname, conv1d if nd == 1 else conv2d, x, (weight, bias), kw,
+                                   nd, out)
     xa, xb, wa, ba, _, cdt, rdt, nhwc, yshape, dims = _conv_prep(
         fname, nd, x, weight, bias, stride, padding, dilation, groups, layout)
     y = None
@@ -649,6 +677,7 @@ def _conv_forward(fname, nd, x, weight, bias, stride, padding, dilation, groups,
 
 def _conv_backward(fname, nd, grad_output, x, weight, has_bias, stride, padding, dilation, groups,
                    layout, needs_input_grad):
+    _no_dask(fname, grad_output, x, weight)
     xa, xb, wa, _, ga, cdt, rdt, nhwc, yshape, dims = _conv_prep(
         fname, nd, x, weight, None, stride, padding, dilation, groups, layout, grad_output)
     N, O, P = dims[0], dims[4], dims[14] * dims[15]
@@ -925,6 +954,7 @@ def _mm(a, w, bias, out):
 
 def _rec_args(fname, kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, batch_first, cell):
     G = _GATES[kind]
+    _no_dask(fname, x, h0, c0, w_ih, w_hh, b_ih, b_hh)
     xa = np.asarray(x)
     ha = None if h0 is None else np.asarray(h0)
     ca = None if c0 is None else np.asarray(c0)
@@ -1353,6 +1383,7 @@ def gru_cell(x, h, w_ih, w_hh, b_ih=None, b_hh=None):
 
 
 def _bwd_grads(fname, kind, saved, grads):
+    _no_dask(fname, *(g for _, g in grads))
     if not isinstance(saved, RecurrentSaved) or saved.kind != kind:
         raise TypeError(f"{fname}: saved: expected the saved object of {kind}(..., "
                         f"return_saved=True), got {type(saved).__name__}"
@@ -1617,8 +1648,19 @@ def gru_backward(grad_output, grad_h_n, saved):
 #   window, so ties and +-0 resolve as PyTorch.  With indices: a direct
 #   window scan per output.  NHWC: each window's taps are C-contiguous
 #   vectors (vectorised over the channels).
-# * average: the same separable sums (NCHW) or channel vectors (NHWC), one
-#   division by the divisor (a product of a row and a column factor).
+# * average: the same separable sums (NCHW, one division per output as
+#   PyTorch) or channel vectors (NHWC: one reciprocal of the divisor per
+#   output pixel and C multiplies -- a vector division per C-vector cost more
+#   than the nine additions; within an ulp of the division).  The divisor is
+#   a product of a row and a column factor.
+# * NHWC order: each window's taps as C-vectors, 32 channels at a time
+#   (gcc vectorises the NaN-propagating blend at that width).  The other
+#   order -- the window's rows reduced into a row buffer first, then the
+#   columns -- is kept behind _kernels.set_pool_variant(1) for measurements:
+#   at (32, 112, 112, 64), k3 s2 p1, T=1 (load average 11) it measured
+#   max 30.9 vs 32.9 ms (f32), 71.5 vs 84.8 (f64) and avg 25.7 vs 21.9
+#   (f32), 78.8 vs 76.1 (f64) against the direct order: within the noise of
+#   the loaded machine, so the direct order stays the default.
 # * backward: a work unit owns whole (n, c) planes (NCHW) or (image, channel
 #   block) slices (NHWC) of grad_x, zeroes them and scatter-adds into them
 #   in output order: bitwise identical for any thread count.
@@ -1628,7 +1670,7 @@ def gru_backward(grad_output, grad_h_n, saved):
 __all__ += ["max_pool1d", "max_pool2d", "max_pool1d_backward", "max_pool2d_backward",
             "avg_pool1d", "avg_pool2d", "avg_pool1d_backward", "avg_pool2d_backward"]
 
-from ._validation import (as4, check_flag, check_layout, check_shape_arg,  # noqa: E402
+from ._validation import (as4, check_flag, check_shape_arg,  # noqa: E402
                           layout_shape, pool_out_shape, pool_params, spatial_input, spatial_shape)
 
 _POOL_OPS = {("max", False): 0, ("max", True): 1, ("avg", False): 2, ("avg", True): 3,
@@ -1644,6 +1686,16 @@ def _geom(sp, osp, k, s, p, d):
 
 def _pool_fwd(kind, fname, nsp, x, kernel_size, stride, padding, dilation, ceil_mode,
               count_include_pad, return_indices, layout, out):
+    if any_dask(x):
+        from . import _dask
+        f = globals()[fname]
+        kw = dict(kernel_size=kernel_size, stride=stride, padding=padding, ceil_mode=ceil_mode,
+                  layout=layout)
+        if kind == "max":
+            kw.update(dilation=dilation, return_indices=return_indices)
+        else:
+            kw.update(count_include_pad=count_include_pad)
+        return _dask.spatial_layer(fname, f, x, (), kw, nsp, out)
     last = check_layout(layout, nsp)
     k, s, p, d, ceil_mode = pool_params(nsp, kernel_size, stride, padding, dilation, ceil_mode)
     cip = check_flag(count_include_pad, "count_include_pad")
@@ -1688,6 +1740,7 @@ def _grad_out(gi, rdt):
 
 
 def _max_pool_bwd(fname, nsp, grad_output, indices, input_shape, layout):
+    _no_dask(fname, grad_output, indices)
     last = check_layout(layout, nsp)
     ga, cdt, rdt, ishape, (batched, N, C, sp) = _grad_in(fname, grad_output, input_shape, nsp, last)
     gb, gN, gC, gsp = spatial_shape(ga.shape, nsp, last)
@@ -1711,6 +1764,7 @@ def _max_pool_bwd(fname, nsp, grad_output, indices, input_shape, layout):
 
 def _avg_pool_bwd(fname, nsp, grad_output, input_shape, kernel_size, stride, padding, ceil_mode,
                   count_include_pad, layout):
+    _no_dask(fname, grad_output)
     last = check_layout(layout, nsp)
     k, s, p, d, ceil_mode = pool_params(nsp, kernel_size, stride, padding, 1, ceil_mode)
     cip = check_flag(count_include_pad, "count_include_pad")
@@ -2031,3 +2085,278 @@ def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padd
     """
     return _avg_pool_bwd("avg_pool2d_backward", 2, grad_output, input_shape, kernel_size, stride,
                          padding, ceil_mode, count_include_pad, layout)
+
+
+# ---------------------------------------------------------------- locally connected (issue 15)
+# Design notes.  Unshared weights: per output position p one GEMM
+# Y_p (N, C_out) = P_p (N, C_in k) W_p^T + b_p over the patches P_p gathered
+# into a per-thread buffer (_local.pxi).  The positions are the work units
+# (one thread's GEMMs have the same shapes for any team size: bitwise
+# identical results).  Backward: grad_W_p = G_p^T P_p and grad_b_p per
+# position; grad_x by image blocks (their number fixed by N alone), each
+# block adding G_p W_p into its own images in position order -- race-free
+# where windows overlap (stride < kernel) and bitwise identical for any
+# thread count.  Measured against a direct loop: the per-position GEMM
+# needs N C_out C_in k multiply-adds either way, and OpenBLAS runs them at
+# its kernel rate once N and C_out are a few dozen.
+__all__ += ["locally_connected1d", "locally_connected2d",
+            "locally_connected1d_backward", "locally_connected2d_backward"]
+
+from ._validation import spatial_arg  # noqa: E402
+
+
+def _lc_prep(fname, nsp, x, weight, bias, stride, layout, extra=()):
+    last = check_layout(layout, nsp)
+    xa = np.asarray(x)
+    wa = np.asarray(weight)
+    ba = None if bias is None else np.asarray(bias)
+    cdt, rdt = layer_dtype((("x", xa), ("weight", wa), ("bias", ba)) + tuple(extra))
+    s = spatial_arg(stride, "stride", nsp, 1)
+    if xa.ndim != nsp + 2:
+        lay = ("NCL", "NLC", "NCHW", "NHWC")[2 * (nsp - 1) + int(last)]
+        raise ValueError(f"{fname}: x must be {nsp + 2}-D ({lay}), got shape {xa.shape}")
+    wdesc = "(L_out, C_out, C_in, K)" if nsp == 1 else "(H_out, W_out, C_out, C_in, kH, kW)"
+    if wa.ndim != 2 * nsp + 2:
+        raise ValueError(f"{fname}: weight must be {2 * nsp + 2}-D {wdesc}, got shape {wa.shape}")
+    _, N, C, sp = spatial_shape(xa.shape, nsp, last)
+    osp, Co, Cw, ks = wa.shape[:nsp], wa.shape[nsp], wa.shape[nsp + 1], wa.shape[nsp + 2:]
+    if Cw != C:
+        raise ValueError(f"{fname}: x and weight: x has {C} channels (shape {xa.shape}, layout "
+                         f"{layout!r}), weight expects {Cw} (shape {wa.shape} = {wdesc})")
+    want = []
+    for i in range(nsp):
+        if ks[i] < 1 or sp[i] < ks[i]:
+            raise ValueError(f"{fname}: weight: kernel size {tuple(ks)} does not fit the input size "
+                             f"{tuple(sp)} (weight shape {wa.shape} = {wdesc})")
+        want.append((sp[i] - ks[i]) // s[i] + 1)
+    if tuple(osp) != tuple(want):
+        raise ValueError(f"{fname}: weight: its output size {tuple(osp)} does not match the input: "
+                         f"{tuple(want)} = (size - kernel) // stride + 1 for input size {tuple(sp)}, "
+                         f"kernel {tuple(ks)}, stride {s} (weight shape {wa.shape} = {wdesc})")
+    if ba is not None and ba.shape != tuple(osp) + (Co,):
+        raise ValueError(f"{fname}: bias must have shape {tuple(osp) + (Co,)} (output size + (C_out,)), "
+                         f"got {ba.shape}")
+    shape = layout_shape(True, N, Co, osp, last)
+    P = int(np.prod(osp))
+    CK = C * int(np.prod(ks))
+    if nsp == 1:
+        geom = (1, osp[0], 1, ks[0], 1, s[0])
+    else:
+        geom = (osp[0], osp[1], ks[0], ks[1], s[0], s[1])
+    return xa, wa, ba, cdt, rdt, last, shape, (N, Co, P, CK), geom
+
+
+def _lc_forward(fname, nsp, x, weight, bias, stride, layout, out):
+    if any_dask(x, weight, bias):
+        from . import _dask
+        return _dask.spatial_layer(fname, globals()[fname], x, (weight, bias),
+                                   dict(stride=stride, layout=layout), nsp, out)
+    xa, wa, ba, cdt, rdt, last, shape, (N, Co, P, CK), geom = _lc_prep(fname, nsp, x, weight, bias,
+                                                                        stride, layout)
+    xc = layer_array(xa, cdt)
+    wc = layer_array(wa, cdt)
+    bc = None if ba is None else layer_array(ba, cdt)
+    y = None
+    if out is not None:
+        y = layer_out(out, shape, rdt, cdt, xa, wa, ba, xc, wc, bc)
+    if y is None:
+        y = np.empty(shape, cdt)
+    if y.size:
+        _ew.lc_raw(as4(xc, nsp, last), wc.reshape(P, Co, CK), None if bc is None else bc.reshape(P, Co),
+                   as4(y, nsp, last), None, None, None, None, geom, last)
+    if out is not None:
+        if y is not out:
+            np.copyto(out, y, casting="unsafe")
+        y = out
+    elif y.dtype != rdt:
+        y = y.astype(rdt)
+    return y
+
+
+def _lc_backward(fname, nsp, grad_output, x, weight, has_bias, stride, layout, needs_input_grad):
+    _no_dask(fname, grad_output, x, weight)
+    ga = np.asarray(grad_output)
+    xa, wa, _, cdt, rdt, last, shape, (N, Co, P, CK), geom = _lc_prep(
+        fname, nsp, x, weight, None, stride, layout, (("grad_output", ga),))
+    if ga.shape != shape:
+        raise ValueError(f"{fname}: grad_output must have shape {shape} (the layer's output), "
+                         f"got {ga.shape}")
+    gw = np.zeros(wa.shape, cdt) if N == 0 else np.empty(wa.shape, cdt)
+    gb = None
+    if has_bias:
+        gb = np.zeros(wa.shape[:nsp + 1], cdt) if N == 0 else np.empty(wa.shape[:nsp + 1], cdt)
+    gx = None
+    if needs_input_grad:
+        gx = np.zeros(xa.shape, cdt) if Co == 0 else np.empty(xa.shape, cdt)
+    if N and Co:
+        xc = layer_array(xa, cdt)
+        _ew.lc_raw(as4(xc, nsp, last), layer_array(wa, cdt).reshape(P, Co, CK), None, None,
+                   as4(layer_array(ga, cdt), nsp, last), None if gx is None else as4(gx, nsp, last),
+                   gw.reshape(P, Co, CK), None if gb is None else gb.reshape(P, Co), geom, last)
+    if rdt != cdt:
+        gw = gw.astype(rdt)
+        gb = None if gb is None else gb.astype(rdt)
+        gx = None if gx is None else gx.astype(rdt)
+    return gx, gw, gb
+
+
+def locally_connected1d(x, weight, bias=None, *, stride=1, layout="NCL", out=None):
+    """1-D locally connected layer (Keras ``LocallyConnected1D``, "valid" padding).
+
+    Parameters
+    ----------
+    x : array_like, shape (N, C_in, L) (or (N, L, C_in) with ``layout="NLC"``)
+        Integer input takes the weight's float dtype.
+    weight : array_like, shape (L_out, C_out, C_in, K)
+        One (C_out, C_in, K) filter per output position (unshared weights).
+    bias : array_like, shape (L_out, C_out), optional
+    stride : int or 1-tuple, default 1
+    layout : {'NCL', 'NLC'}
+    out : ndarray, optional
+        Result array, shape (N, C_out, L_out) (or (N, L_out, C_out)).
+
+    Returns
+    -------
+    ndarray, shape (N, C_out, L_out) (or (N, L_out, C_out))
+        ``y[n, o, l] = sum_{c,k} weight[l, o, c, k] x[n, c, l*stride + k] + bias[l, o]``,
+        ``L_out = (L - K) // stride + 1``.
+
+    Notes
+    -----
+    One OpenBLAS GEMM per output position over the gathered input patches;
+    the positions are shared out among mlkern's threads.
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern
+    >>> x = np.array([[[1.0, 2.0, 3.0]]])
+    >>> w = np.array([[[[1.0, 1.0]]], [[[2.0, -1.0]]]])      # (L_out=2, C_out=1, C_in=1, K=2)
+    >>> mlkern.layers.locally_connected1d(x, w).tolist()
+    [[[3.0, 1.0]]]
+    """
+    return _lc_forward("locally_connected1d", 1, x, weight, bias, stride, layout, out)
+
+
+def locally_connected2d(x, weight, bias=None, *, stride=1, layout="NCHW", out=None):
+    """2-D locally connected layer (Keras ``LocallyConnected2D``, "valid" padding).
+
+    Parameters
+    ----------
+    x : array_like, shape (N, C_in, H, W) (or (N, H, W, C_in) with ``layout="NHWC"``)
+        Integer input takes the weight's float dtype.
+    weight : array_like, shape (H_out, W_out, C_out, C_in, kH, kW)
+        One filter per output position.
+    bias : array_like, shape (H_out, W_out, C_out), optional
+    stride : int or tuple of 2 ints, default 1
+    layout : {'NCHW', 'NHWC'}
+    out : ndarray, optional
+        Result array, shape (N, C_out, H_out, W_out) (or (N, H_out, W_out, C_out)).
+
+    Returns
+    -------
+    ndarray, shape (N, C_out, H_out, W_out) (or (N, H_out, W_out, C_out))
+        ``y[n, o, h, w] = sum_{c,i,j} weight[h, w, o, c, i, j]
+        x[n, c, h*sh + i, w*sw + j] + bias[h, w, o]``,
+        ``H_out = (H - kH) // sh + 1`` (and W likewise).
+
+    Notes
+    -----
+    One OpenBLAS GEMM per output position over the gathered input patches
+    (the patch columns in the weight's (c, i, j) order).
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern
+    >>> x = np.arange(9.0).reshape(1, 1, 3, 3)
+    >>> w = np.ones((2, 2, 1, 1, 2, 2))
+    >>> mlkern.layers.locally_connected2d(x, w).tolist()
+    [[[[8.0, 12.0], [20.0, 24.0]]]]
+    """
+    return _lc_forward("locally_connected2d", 2, x, weight, bias, stride, layout, out)
+
+
+def locally_connected1d_backward(grad_output, x, weight, *, has_bias=True, stride=1, layout="NCL",
+                                 needs_input_grad=True):
+    """Backward of :func:`locally_connected1d`: ``(grad_x, grad_weight, grad_bias)``.
+
+    Parameters
+    ----------
+    grad_output : array_like, shape (N, C_out, L_out) (or (N, L_out, C_out))
+    x : array_like
+        The forward input.
+    weight : array_like, shape (L_out, C_out, C_in, K)
+    has_bias : bool, default True
+        Whether the forward had a bias (else ``grad_bias`` is ``None``).
+    stride : int or 1-tuple, default 1
+    layout : {'NCL', 'NLC'}
+    needs_input_grad : bool, default True
+        ``False`` skips ``grad_x`` (``None``).
+
+    Returns
+    -------
+    grad_x : ndarray or None
+        Shape of ``x``.
+    grad_weight : ndarray
+        Shape of ``weight``.
+    grad_bias : ndarray or None
+        Shape (L_out, C_out).
+
+    Notes
+    -----
+    Per position ``grad_W_p = G_p^T P_p`` and ``grad_b_p`` (float64 sums in
+    image order); ``grad_x`` by image blocks adding ``G_p W_p`` in position
+    order (overlapping windows accumulate race-free): bitwise identical for
+    any thread count.
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern
+    >>> x = np.array([[[1.0, 2.0, 3.0]]]); w = np.ones((2, 1, 1, 2))
+    >>> gx, gw, gb = mlkern.layers.locally_connected1d_backward(np.ones((1, 1, 2)), x, w)
+    >>> gx.tolist(), gw[:, 0, 0].tolist(), gb.tolist()
+    ([[[1.0, 2.0, 1.0]]], [[1.0, 2.0], [2.0, 3.0]], [[1.0], [1.0]])
+    """
+    return _lc_backward("locally_connected1d_backward", 1, grad_output, x, weight, has_bias, stride,
+                        layout, needs_input_grad)
+
+
+def locally_connected2d_backward(grad_output, x, weight, *, has_bias=True, stride=1, layout="NCHW",
+                                 needs_input_grad=True):
+    """Backward of :func:`locally_connected2d`: ``(grad_x, grad_weight, grad_bias)``.
+
+    Parameters
+    ----------
+    grad_output : array_like, shape (N, C_out, H_out, W_out) (or (N, H_out, W_out, C_out))
+    x : array_like
+        The forward input.
+    weight : array_like, shape (H_out, W_out, C_out, C_in, kH, kW)
+    has_bias : bool, default True
+        Whether the forward had a bias (else ``grad_bias`` is ``None``).
+    stride : int or tuple of 2 ints, default 1
+    layout : {'NCHW', 'NHWC'}
+    needs_input_grad : bool, default True
+        ``False`` skips ``grad_x`` (``None``).
+
+    Returns
+    -------
+    grad_x : ndarray or None
+        Shape of ``x``.
+    grad_weight : ndarray
+        Shape of ``weight``.
+    grad_bias : ndarray or None
+        Shape (H_out, W_out, C_out).
+
+    Notes
+    -----
+    As :func:`locally_connected1d_backward`, per output position (h, w).
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern
+    >>> x = np.arange(9.0).reshape(1, 1, 3, 3); w = np.ones((2, 2, 1, 1, 2, 2))
+    >>> gx, gw, gb = mlkern.layers.locally_connected2d_backward(np.ones((1, 1, 2, 2)), x, w)
+    >>> gx[0, 0].tolist()
+    [[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]
+    """
+    return _lc_backward("locally_connected2d_backward", 2, grad_output, x, weight, has_bias, stride,
+                        layout, needs_input_grad)

@@ -159,3 +159,22 @@ def avg_pool1d_backward(grad_output: ArrayLike, input_shape: tuple[int, ...], ke
 def avg_pool2d_backward(grad_output: ArrayLike, input_shape: tuple[int, ...], kernel_size: _Size,
                         stride: _Size | None = None, padding: _Size = 0, *, ceil_mode: bool = False,
                         count_include_pad: bool = True, layout: str = "NCHW") -> NDArray[Any]: ...
+
+# --- locally connected (issue 15)
+__all__ += ["locally_connected1d", "locally_connected2d",
+            "locally_connected1d_backward", "locally_connected2d_backward"]
+
+def locally_connected1d(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None, *,
+                        stride: _Size = 1, layout: str = "NCL",
+                        out: NDArray[Any] | None = None) -> NDArray[Any]: ...
+def locally_connected2d(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None, *,
+                        stride: _Size = 1, layout: str = "NCHW",
+                        out: NDArray[Any] | None = None) -> NDArray[Any]: ...
+def locally_connected1d_backward(grad_output: ArrayLike, x: ArrayLike, weight: ArrayLike, *,
+                                 has_bias: bool = True, stride: _Size = 1, layout: str = "NCL",
+                                 needs_input_grad: bool = True
+                                 ) -> tuple[NDArray[Any] | None, NDArray[Any], NDArray[Any] | None]: ...
+def locally_connected2d_backward(grad_output: ArrayLike, x: ArrayLike, weight: ArrayLike, *,
+                                 has_bias: bool = True, stride: _Size = 1, layout: str = "NCHW",
+                                 needs_input_grad: bool = True
+                                 ) -> tuple[NDArray[Any] | None, NDArray[Any], NDArray[Any] | None]: ...

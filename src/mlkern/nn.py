@@ -51,6 +51,7 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from . import activations as _act
 from . import layers as _layers
+from ._validation import any_dask
 
 __all__ = ["Layer", "Dense", "Embedding", "Activation", "Flatten", "SimpleRNN", "LSTM", "GRU",
            "Conv1D", "Conv2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "Sequential"]
@@ -125,6 +126,34 @@ class Layer:
 
     _training_ctx: Any = None
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # a subclass that overrides forward (a recurrent layer's takes hx)
+        # keeps the one Dask entry of Layer.forward: a dask x goes to
+        # mlkern._dask.model (lazy, per batch chunk) when its other
+        # arguments are None
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("forward")
+        if own is None or getattr(own, "_dask_entry", False):
+            return
+
+        def forward(self: Any, x: Any, *args: Any, training: Any = False, **kw: Any) -> Any:
+            if type(x) is not np.ndarray and any_dask(x):
+                if any(a is not None for a in (*args, *kw.values())):
+                    raise TypeError(f"{type(self).__name__}.forward: with a dask x, the other "
+                                    "arguments must be None (an initial state is not "
+                                    "supported on dask arrays)")
+                if not isinstance(training, (bool, np.bool_)):
+                    raise TypeError(f"training: expected a bool, got {type(training).__name__}")
+                from . import _dask
+                return _dask.model(self, x, bool(training))
+            return own(self, x, *args, training=training, **kw)
+
+        forward.__name__, forward.__qualname__ = own.__name__, own.__qualname__
+        forward.__doc__, forward.__module__ = own.__doc__, own.__module__
+        forward.__wrapped__ = own  # type: ignore[attr-defined]
+        forward._dask_entry = True  # type: ignore[attr-defined]
+        cls.forward = forward  # type: ignore[method-assign]
+
     # ------------------------------------------------------------ the hooks
     def _forward(self, x: Any, training: bool, out: NDArray[Any] | None) -> Any:
         raise NotImplementedError
@@ -165,6 +194,9 @@ class Layer:
         """
         if not isinstance(training, (bool, np.bool_)):
             raise TypeError(f"training: expected a bool, got {type(training).__name__}")
+        if type(x) is not np.ndarray and any_dask(x):   # lazy, a task per batch chunk
+            from . import _dask
+            return _dask.model(self, x, bool(training))  # type: ignore[no-any-return]
         if training:
             self._training_ctx = None
         y: NDArray[Any] = self._forward(x, bool(training), None)
@@ -308,6 +340,20 @@ class Layer:
             values[k] = v
         for k, p in mine.items():
             np.copyto(p, values[k], casting="unsafe")
+
+    def __getstate__(self) -> dict[str, Any]:
+        # pickling (a Dask worker gets the model so): no forward state, and a
+        # Sequential's per-thread workspaces are made anew
+        d = dict(self.__dict__)
+        d.pop("_training_ctx", None)
+        if "_ws" in d:
+            d["_ws"] = None
+        return d
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "_ws" in state:
+            state = dict(state, _ws=threading.local())
+        self.__dict__.update(state)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._repr_args()})"

@@ -22,7 +22,8 @@
  *   gelu         x*Phi(x) rounded once, Phi relative-accurate in the tail
  *                (mlk_gelu_erf in mlk_erf.h)
  *   gelu_tanh    x*sigmoid(2u) = x(1 + tanh u)/2, no cancellation for x << 0,
- *                u compensated (mlk_gelu_u2)
+ *                u compensated (mlk_gelu_u2), e = e^{-|2u|} carried as a
+ *                pair E + Elo into the quotient (float64)
  * Several float32 derivatives are evaluated through their float64 twins
  * (mlk_act.h instantiates float64 first).
  */
@@ -154,12 +155,20 @@ MLK_INLINE MLK_T MLK_F(mlk_log_sigmoid_grad)(MLK_T x) { return MLK_F(mlk_sigmoid
  * result is x on the right and a signed 0 on the left (taken by a select:
  * this also keeps huge x away from the error-free products, whose Dekker
  * split would overflow in the baseline).  The sign of a zero x is kept. */
-MLK_INLINE MLK_T MLK_F(mlk_xsig_core)(MLK_T x, MLK_T z, MLK_T E, int cheap) {
+/* flags: 1 = float32's cheap quotient (silu, beta = 1); 2 = Elo is used */
+MLK_INLINE MLK_T MLK_F(mlk_xsig_core)(MLK_T x, MLK_T z, MLK_T E, MLK_T Elo, int flags) {
+    const int cheap = flags & 1, has_lo = flags & 2;
     MLK_T e = E * MLK_F(MLK_EXPNEG_UNSCALE);
-    MLK_T num = z >= MLK_ZERO ? x : x * E;
+    /* the left numerator x (E + Elo) as num + numerr: Elo (up to ~300 ULP
+       of E for gelu_tanh's compensation) is added into Ec first, so that
+       the residual left for mlk_div_fix's rough 1/d stays ulp-sized */
+    MLK_T Ec = has_lo ? E + Elo : E;
+    MLK_T Ecl = has_lo ? (E - Ec) + Elo : MLK_ZERO;     /* Fast2Sum: |Elo| << E */
+    MLK_T num = z >= MLK_ZERO ? x : x * Ec;
     MLK_T post = z >= MLK_ZERO ? MLK_ONE : MLK_F(MLK_EXPNEG_UNSCALE);
     MLK_T d = MLK_ONE + e;
     MLK_T derr = (MLK_ONE - d) + e;
+    derr = has_lo ? derr + Elo * MLK_F(MLK_EXPNEG_UNSCALE) : derr;
     MLK_T rd = ((MLK_T)24 - (MLK_T)8 * d) * (MLK_T)(1.0 / 17.0);
     MLK_T y;
     if (!MLK_IS_F64 && cheap) {
@@ -169,7 +178,7 @@ MLK_INLINE MLK_T MLK_F(mlk_xsig_core)(MLK_T x, MLK_T z, MLK_T E, int cheap) {
         y = (q - q * (derr * rd)) * post;
         y = x == MLK_ZERO ? x : y;                /* keeps the sign of 0 */
     } else {
-        MLK_T numerr = z >= MLK_ZERO ? MLK_ZERO : MLK_F(mlk_prod_err)(x, E, num);
+        MLK_T numerr = z >= MLK_ZERO ? MLK_ZERO : MLK_F(mlk_prod_err)(x, Ec, num) + x * Ecl;
         y = MLK_F(mlk_div_fix)(num, numerr, d, derr, rd) * post;
     }
     MLK_T lim = z < MLK_ZERO ? MLK_F(mlk_copysign)(MLK_ZERO, x) : x;
@@ -180,23 +189,28 @@ MLK_INLINE MLK_T MLK_F(mlk_xsig_core)(MLK_T x, MLK_T z, MLK_T E, int cheap) {
  * absolute error of z into a relative error of the result (2|u| eps for
  * gelu_tanh: 1400 ULP at x = -19 uncompensated), so e^{-|z + zerr|} =
  * E (1 - sign(z) zerr) to first order. */
-MLK_INLINE MLK_T MLK_F(mlk_expneg_scaled_corr)(MLK_T z, MLK_T zerr) {
+MLK_INLINE MLK_T MLK_F(mlk_expneg_scaled_corr)(MLK_T z, MLK_T zerr, MLK_T *lo) {
 #if MLK_IS_F64
-    MLK_T E = mlk_expneg_scaled_acc_f64(-mlk_abs_f64(z));
+    MLK_T El;
+    MLK_T E = mlk_expneg_scaled_hl_f64(-mlk_abs_f64(z), &El);
 #else
+    MLK_T El = MLK_ZERO;
     MLK_T E = MLK_F(mlk_expneg_scaled)(-MLK_F(mlk_abs)(z));
 #endif
     MLK_T corr = z >= MLK_ZERO ? -zerr : zerr;
-    MLK_T Ec = E + E * corr;
-    return E == MLK_ZERO ? MLK_ZERO : Ec;
+    /* E (1 + corr) as E + lo, together with e's own rounding (float64):
+       neither is rounded into E (float64 gelu_tanh: 2.2 -> 1.0 ULP over
+       10^6 points, benchmarks/ulp_table.py) */
+    *lo = E == MLK_ZERO ? MLK_ZERO : El + E * corr;
+    return E;
 }
 
 /* silu(x) = x sigmoid(x) (beta = 1, the common case: z exact) */
 MLK_INLINE MLK_T MLK_F(mlk_silu1)(MLK_T x) {
 #if MLK_IS_F64
-    return mlk_xsig_core_f64(x, x, mlk_expneg_scaled_acc_f64(-mlk_abs_f64(x)), 0);
+    return mlk_xsig_core_f64(x, x, mlk_expneg_scaled_acc_f64(-mlk_abs_f64(x)), 0.0, 0);
 #else
-    return mlk_xsig_core_f32(x, x, mlk_expneg_scaled_f32(-mlk_abs_f32(x)), 1);
+    return mlk_xsig_core_f32(x, x, mlk_expneg_scaled_f32(-mlk_abs_f32(x)), 0.0f, 1);
 #endif
 }
 /* silu(x) = x sigmoid(beta x); silu(-inf) = -0, silu(+inf) = +inf (beta > 0) */
@@ -205,7 +219,9 @@ MLK_INLINE MLK_T MLK_F(mlk_silu)(MLK_T x, MLK_T beta) {
     MLK_T zerr = MLK_F(mlk_prod_err)(beta, x, z);
     /* z = inf, or a Dekker split overflowing (baseline, |x| ~ 1e308): no correction */
     zerr = MLK_F(mlk_abs)(zerr) < (MLK_T)INFINITY ? zerr : MLK_ZERO;
-    return MLK_F(mlk_xsig_core)(x, z, MLK_F(mlk_expneg_scaled_corr)(z, zerr), 0);
+    MLK_T Elo;
+    MLK_T E = MLK_F(mlk_expneg_scaled_corr)(z, zerr, &Elo);
+    return MLK_F(mlk_xsig_core)(x, z, E, Elo, 2);
 }
 /* s + z s (1 - s) = s (1 + z sigma(-z)), s = sigmoid(z), z = beta x.  s is
  * kept scaled by 2^B (E = 2^B e^{-|z|}) until the end so that a subnormal s
@@ -276,7 +292,9 @@ MLK_INLINE MLK_T MLK_F(mlk_gelu_u2)(MLK_T x, MLK_T *err) {
 MLK_INLINE MLK_T MLK_F(mlk_gelu_tanh)(MLK_T x) {
     MLK_T u2e;
     MLK_T u2 = MLK_F(mlk_gelu_u2)(x, &u2e);
-    return MLK_F(mlk_xsig_core)(x, u2, MLK_F(mlk_expneg_scaled_corr)(u2, u2e), 0);
+    MLK_T Elo;
+    MLK_T E = MLK_F(mlk_expneg_scaled_corr)(u2, u2e, &Elo);
+    return MLK_F(mlk_xsig_core)(x, u2, E, Elo, 2);
 }
 /* d/dx x s(2u) = s + x * 2u' s (1-s) */
 MLK_INLINE MLK_T MLK_F(mlk_gelu_tanh_grad)(MLK_T x) {

@@ -7,68 +7,176 @@
  * The pointers may be equal (in-place) but never partially overlap: the
  * Python layer guarantees it, so `restrict` is used for vectorisation.
  */
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
-/* Plain map: memory-bound ops (relu, copy); the hardware prefetcher keeps up. */
-/* read one element per 64-byte line of x[0..n) so the block is in L1 */
+/* read one element per 64-byte line of x[0..n) so the block is in L1.  The
+ * loads are OR-ed as integers: no floating-point dependency chain (a float
+ * sum cost ~15 % of a silu over data already in cache). */
 MLK_INLINE void MLK_F(mlk_touch)(const MLK_T *x, intptr_t n) {
-    MLK_T acc = 0;
-    for (intptr_t i = 0; i < n; i += 64 / (intptr_t)sizeof(MLK_T)) acc += x[i];
-    volatile MLK_T sink = acc;   /* keeps the loads; one store per block */
+    uint32_t acc = 0;
+    for (intptr_t i = 0; i < n; i += 64 / (intptr_t)sizeof(MLK_T)) {
+        uint32_t u;
+        memcpy(&u, x + i, 4);
+        acc |= u;
+    }
+    volatile uint32_t sink = acc;   /* keeps the loads; one store per block */
     (void)sink;
 }
 
-#define MLK_MAP(EXPR) \
-    for (intptr_t i = 0; i < n; i++) { const MLK_T v = x[i]; y[i] = (EXPR); } break
+/* elements before y + h is 64-byte aligned (0 when n is small or y is not
+ * element-aligned): unaligned 512-bit stores cost 3-7 % of a compute-bound
+ * map (NumPy's data is 16 bytes off a line) */
+MLK_INLINE intptr_t MLK_F(mlk_head)(const MLK_T *y, intptr_t n) {
+    const uintptr_t mis = (uintptr_t)y & 63;
+    const intptr_t h = (intptr_t)((64 - mis) & 63) / (intptr_t)sizeof(MLK_T);
+    return n < 1024 || mis % sizeof(MLK_T) ? 0 : h;
+}
 
-/* Blocked map for compute-bound ops: each block of x is first pulled into L1
- * by a cheap strided read (one load per cache line), then computed from
- * cache.  Out of cache, the long vectorised body otherwise stalls on DRAM
- * (the measurement: docs/implementation.rst). */
-#define MLK_MAP_BLK(EXPR) \
-    for (intptr_t i0 = 0; i0 < n; i0 += MLK_BLOCK) { \
-        const intptr_t e = i0 + MLK_BLOCK < n ? i0 + MLK_BLOCK : n; \
-        MLK_F(mlk_touch)(x + i0, e - i0); \
+/* Outputs of at least MLK_STREAM_MIN bytes (this chunk times the threads of
+ * the team) are computed block by block into an L1 buffer and written with
+ * non-temporal stores (mlk_stream.h), as the row-wise backward kernels do:
+ * such an output does not stay in cache anyway, and the store then costs one
+ * pass over memory instead of two (no read-for-ownership of the lines). */
+#ifndef MLK_STREAM_MIN
+#define MLK_STREAM_MIN ((intptr_t)24 << 20)
+#endif
+MLK_INLINE int MLK_F(mlk_stream_out)(intptr_t n) {
+    intptr_t nbytes = n * (intptr_t)sizeof(MLK_T);
+#ifdef _OPENMP
+    nbytes *= omp_get_num_threads();
+#endif
+    return nbytes >= MLK_STREAM_MIN;
+}
+
+/* Plain map: memory-bound ops (relu, copy); the hardware prefetcher keeps up. */
+#define MLK_MAP(EXPR) { \
+    if (MLK_F(mlk_stream_out)(n)) { \
+        MLK_T buf_[MLK_BLOCK]; \
+        for (intptr_t i0 = 0; i0 < n; i0 += MLK_BLOCK) { \
+            const intptr_t e = n - i0 > MLK_BLOCK ? i0 + MLK_BLOCK : n; \
+            for (intptr_t i = i0; i < e; i++) { const MLK_T v = x[i]; buf_[i - i0] = (EXPR); } \
+            MLK_F(mlk_stream_copy)(y + i0, buf_, e - i0); \
+        } \
+        mlk_stream_fence(); \
+    } else { \
+        for (intptr_t i = 0; i < n; i++) { const MLK_T v = x[i]; y[i] = (EXPR); } \
+    } } break
+
+/* Compute-bound map.  Over a chunk of more than MLK_TOUCH_MIN bytes (out of
+ * cache) it runs blocked: each block of x is first pulled into L1 by a cheap
+ * strided read (one load per cache line), then computed from cache; out of
+ * cache the long vectorised body otherwise stalls on DRAM (the measurement:
+ * docs/implementation.rst).  In cache the strided read only costs (10-15 %
+ * of a silu at 10^5 and 10^6 elements), so smaller chunks run the plain loop.
+ * Both start with a short head that aligns the stores (mlk_head). */
+#define MLK_MAP_BLK_BODY(EXPR) { \
+    const intptr_t h_ = MLK_F(mlk_head)(y, n); \
+    for (intptr_t i = 0; i < h_; i++) { const MLK_T v = x[i]; y[i] = (EXPR); } \
+    const int big_ = (n - h_) * (intptr_t)sizeof(MLK_T) > MLK_TOUCH_MIN; \
+    if (big_ && MLK_F(mlk_stream_out)(n)) { \
+        MLK_T buf_[MLK_BLOCK]; \
+        for (intptr_t i0 = h_; i0 < n; i0 += MLK_BLOCK) { \
+            const intptr_t e = n - i0 > MLK_BLOCK ? i0 + MLK_BLOCK : n; \
+            MLK_F(mlk_touch)(x + i0, e - i0); \
+            for (intptr_t i = i0; i < e; i++) { const MLK_T v = x[i]; buf_[i - i0] = (EXPR); } \
+            MLK_F(mlk_stream_copy)(y + i0, buf_, e - i0); \
+        } \
+        mlk_stream_fence(); \
+        return; \
+    } \
+    const intptr_t bs_ = big_ ? MLK_BLOCK : n; \
+    for (intptr_t i0 = h_; i0 < n; i0 += bs_) { \
+        const intptr_t e = n - i0 > bs_ ? i0 + bs_ : n; \
+        if (big_) MLK_F(mlk_touch)(x + i0, e - i0); \
         for (intptr_t i = i0; i < e; i++) { const MLK_T v = x[i]; y[i] = (EXPR); } \
-    } break
+    } }
 
+/* Each compute-bound map is its own (not inlined) function: inside the one
+ * big switch gcc spilled vector registers in several of these loops (silu
+ * float32 ran 10 % slower than the same loop alone). */
+#if defined(_MSC_VER) && !defined(__clang__)
+#define MLK_NOINLINE __declspec(noinline)
+#else
+#define MLK_NOINLINE __attribute__((noinline))
+#endif
+#define MLK_DEF_MAP(name, EXPR) \
+    static MLK_NOINLINE void MLK_F(mlk_map_##name)(const MLK_T *restrict x, MLK_T *restrict y, \
+                                                  intptr_t n, const MLK_T a, const MLK_T b, \
+                                                  const MLK_T c) { \
+        (void)a; (void)b; (void)c; \
+        MLK_MAP_BLK_BODY(EXPR) \
+    }
+#define MLK_MAP_BLK(name) MLK_F(mlk_map_##name)(x, y, n, a, b, c); break
+
+#ifndef MLK_TOUCH_MIN
+#define MLK_TOUCH_MIN (8 << 20)
+#endif
 #ifndef MLK_BLOCK
 #define MLK_BLOCK 2048
 #endif
+
+MLK_DEF_MAP(sigmoid, MLK_F(mlk_sigmoid)(v))
+MLK_DEF_MAP(sigmoid_grad, MLK_F(mlk_sigmoid_grad)(v))
+MLK_DEF_MAP(tanh, MLK_F(mlk_tanh)(v))
+MLK_DEF_MAP(tanh_grad, MLK_F(mlk_tanh_grad)(v))
+MLK_DEF_MAP(elu, MLK_F(mlk_elu)(v, a))
+MLK_DEF_MAP(elu_grad, MLK_F(mlk_elu_grad)(v, a))
+MLK_DEF_MAP(softplus, MLK_F(mlk_softplus)(v, b, c))
+MLK_DEF_MAP(softplus_grad, MLK_F(mlk_softplus_grad)(v, b, c))
+MLK_DEF_MAP(silu1, MLK_F(mlk_silu1)(v))
+MLK_DEF_MAP(silu, MLK_F(mlk_silu)(v, b))
+MLK_DEF_MAP(silu_grad, MLK_F(mlk_silu_grad)(v, b))
+MLK_DEF_MAP(log_sigmoid, MLK_F(mlk_log_sigmoid)(v))
+MLK_DEF_MAP(log_sigmoid_grad, MLK_F(mlk_log_sigmoid_grad)(v))
+MLK_DEF_MAP(gelu, MLK_F(mlk_gelu)(v))
+MLK_DEF_MAP(gelu_grad, MLK_F(mlk_gelu_grad)(v))
+MLK_DEF_MAP(gelu_tanh, MLK_F(mlk_gelu_tanh)(v))
+MLK_DEF_MAP(gelu_tanh_grad, MLK_F(mlk_gelu_tanh_grad)(v))
+MLK_DEF_MAP(exp, MLK_F(mlk_exp)(v))
+MLK_DEF_MAP(expm1, MLK_F(mlk_expm1)(v))
+MLK_DEF_MAP(log, MLK_F(mlk_log)(v))
+MLK_DEF_MAP(log1p, MLK_F(mlk_log1p)(v))
+MLK_DEF_MAP(erf, MLK_F(mlk_erf)(v))
+MLK_DEF_MAP(erfc, MLK_F(mlk_erfc)(v))
+MLK_DEF_MAP(ndtr, MLK_F(mlk_ndtr)(v))
+MLK_DEF_MAP(npdf, MLK_F(mlk_npdf)(v))
 
 void MLK_K(mlk_unary)(int op, const MLK_T *restrict x, MLK_T *restrict y,
                       intptr_t n, const mlk_params *p) {
     const MLK_T a = (MLK_T)p->a, b = (MLK_T)p->b, c = (MLK_T)p->c;
     switch (op) {
-    case MLK_SIGMOID:          MLK_MAP_BLK(MLK_F(mlk_sigmoid)(v));
-    case MLK_SIGMOID_GRAD:     MLK_MAP_BLK(MLK_F(mlk_sigmoid_grad)(v));
-    case MLK_TANH:             MLK_MAP_BLK(MLK_F(mlk_tanh)(v));
-    case MLK_TANH_GRAD:        MLK_MAP_BLK(MLK_F(mlk_tanh_grad)(v));
+    case MLK_SIGMOID:          MLK_MAP_BLK(sigmoid);
+    case MLK_SIGMOID_GRAD:     MLK_MAP_BLK(sigmoid_grad);
+    case MLK_TANH:             MLK_MAP_BLK(tanh);
+    case MLK_TANH_GRAD:        MLK_MAP_BLK(tanh_grad);
     case MLK_RELU:             MLK_MAP(MLK_F(mlk_relu)(v));
     case MLK_RELU_GRAD:        MLK_MAP(MLK_F(mlk_relu_grad)(v));
     case MLK_LEAKY_RELU:       MLK_MAP(MLK_F(mlk_leaky_relu)(v, a));
     case MLK_LEAKY_RELU_GRAD:  MLK_MAP(MLK_F(mlk_leaky_relu_grad)(v, a));
-    case MLK_ELU:              MLK_MAP_BLK(MLK_F(mlk_elu)(v, a));
-    case MLK_ELU_GRAD:         MLK_MAP_BLK(MLK_F(mlk_elu_grad)(v, a));
-    case MLK_SOFTPLUS:         MLK_MAP_BLK(MLK_F(mlk_softplus)(v, b, c));
-    case MLK_SOFTPLUS_GRAD:    MLK_MAP_BLK(MLK_F(mlk_softplus_grad)(v, b, c));
+    case MLK_ELU:              MLK_MAP_BLK(elu);
+    case MLK_ELU_GRAD:         MLK_MAP_BLK(elu_grad);
+    case MLK_SOFTPLUS:         MLK_MAP_BLK(softplus);
+    case MLK_SOFTPLUS_GRAD:    MLK_MAP_BLK(softplus_grad);
     case MLK_SILU:
-        if (b == (MLK_T)1) { MLK_MAP_BLK(MLK_F(mlk_silu1)(v)); }
-        MLK_MAP_BLK(MLK_F(mlk_silu)(v, b));
-    case MLK_SILU_GRAD:        MLK_MAP_BLK(MLK_F(mlk_silu_grad)(v, b));
-    case MLK_LOG_SIGMOID:      MLK_MAP_BLK(MLK_F(mlk_log_sigmoid)(v));
-    case MLK_LOG_SIGMOID_GRAD: MLK_MAP_BLK(MLK_F(mlk_log_sigmoid_grad)(v));
-    case MLK_GELU:             MLK_MAP_BLK(MLK_F(mlk_gelu)(v));
-    case MLK_GELU_GRAD:        MLK_MAP_BLK(MLK_F(mlk_gelu_grad)(v));
-    case MLK_GELU_TANH:        MLK_MAP_BLK(MLK_F(mlk_gelu_tanh)(v));
-    case MLK_GELU_TANH_GRAD:   MLK_MAP_BLK(MLK_F(mlk_gelu_tanh_grad)(v));
-    case MLK_EXP:              MLK_MAP_BLK(MLK_F(mlk_exp)(v));
-    case MLK_EXPM1:            MLK_MAP_BLK(MLK_F(mlk_expm1)(v));
-    case MLK_LOG:              MLK_MAP_BLK(MLK_F(mlk_log)(v));
-    case MLK_LOG1P:            MLK_MAP_BLK(MLK_F(mlk_log1p)(v));
-    case MLK_ERF:              MLK_MAP_BLK(MLK_F(mlk_erf)(v));
-    case MLK_ERFC:             MLK_MAP_BLK(MLK_F(mlk_erfc)(v));
-    case MLK_NDTR:             MLK_MAP_BLK(MLK_F(mlk_ndtr)(v));
-    case MLK_NPDF:             MLK_MAP_BLK(MLK_F(mlk_npdf)(v));
+        if (b == (MLK_T)1) { MLK_MAP_BLK(silu1); }
+        MLK_MAP_BLK(silu);
+    case MLK_SILU_GRAD:        MLK_MAP_BLK(silu_grad);
+    case MLK_LOG_SIGMOID:      MLK_MAP_BLK(log_sigmoid);
+    case MLK_LOG_SIGMOID_GRAD: MLK_MAP_BLK(log_sigmoid_grad);
+    case MLK_GELU:             MLK_MAP_BLK(gelu);
+    case MLK_GELU_GRAD:        MLK_MAP_BLK(gelu_grad);
+    case MLK_GELU_TANH:        MLK_MAP_BLK(gelu_tanh);
+    case MLK_GELU_TANH_GRAD:   MLK_MAP_BLK(gelu_tanh_grad);
+    case MLK_EXP:              MLK_MAP_BLK(exp);
+    case MLK_EXPM1:            MLK_MAP_BLK(expm1);
+    case MLK_LOG:              MLK_MAP_BLK(log);
+    case MLK_LOG1P:            MLK_MAP_BLK(log1p);
+    case MLK_ERF:              MLK_MAP_BLK(erf);
+    case MLK_ERFC:             MLK_MAP_BLK(erfc);
+    case MLK_NDTR:             MLK_MAP_BLK(ndtr);
+    case MLK_NPDF:             MLK_MAP_BLK(npdf);
     case MLK_COPY:             MLK_MAP(v);
     case MLK_NOISY_RELU: {
         /* y = max(0, x + s*z), z ~ N(0,1) from a counter-based generator
@@ -91,17 +199,58 @@ void MLK_K(mlk_unary)(int op, const MLK_T *restrict x, MLK_T *restrict y,
 }
 #undef MLK_MAP
 #undef MLK_MAP_BLK
+#undef MLK_MAP_BLK_BODY
+#undef MLK_DEF_MAP
 
-#define MLK_MAP2(EXPR) \
-    for (intptr_t i = 0; i < n; i++) { const MLK_T gv = g[i], v = s[i]; y[i] = gv * (EXPR); } break
+#define MLK_MAP2(EXPR) { \
+    if (MLK_F(mlk_stream_out)(n)) { \
+        MLK_T buf_[MLK_BLOCK]; \
+        for (intptr_t i0 = 0; i0 < n; i0 += MLK_BLOCK) { \
+            const intptr_t e = n - i0 > MLK_BLOCK ? i0 + MLK_BLOCK : n; \
+            for (intptr_t i = i0; i < e; i++) { const MLK_T gv = g[i], v = s[i]; buf_[i - i0] = gv * (EXPR); } \
+            MLK_F(mlk_stream_copy)(y + i0, buf_, e - i0); \
+        } \
+        mlk_stream_fence(); \
+    } else { \
+        for (intptr_t i = 0; i < n; i++) { const MLK_T gv = g[i], v = s[i]; y[i] = gv * (EXPR); } \
+    } } break
 
-#define MLK_MAP2_BLK(EXPR) \
-    for (intptr_t i0 = 0; i0 < n; i0 += MLK_BLOCK) { \
-        const intptr_t e = i0 + MLK_BLOCK < n ? i0 + MLK_BLOCK : n; \
-        MLK_F(mlk_touch)(g + i0, e - i0); \
-        MLK_F(mlk_touch)(s + i0, e - i0); \
+#define MLK_MAP2_BLK_BODY(EXPR) { \
+    const intptr_t h_ = MLK_F(mlk_head)(y, n); \
+    for (intptr_t i = 0; i < h_; i++) { const MLK_T gv = g[i], v = s[i]; y[i] = gv * (EXPR); } \
+    const int big_ = (n - h_) * 2 * (intptr_t)sizeof(MLK_T) > MLK_TOUCH_MIN; \
+    if (big_ && MLK_F(mlk_stream_out)(n)) { \
+        MLK_T buf_[MLK_BLOCK]; \
+        for (intptr_t i0 = h_; i0 < n; i0 += MLK_BLOCK) { \
+            const intptr_t e = n - i0 > MLK_BLOCK ? i0 + MLK_BLOCK : n; \
+            MLK_F(mlk_touch)(g + i0, e - i0); \
+            MLK_F(mlk_touch)(s + i0, e - i0); \
+            for (intptr_t i = i0; i < e; i++) { const MLK_T gv = g[i], v = s[i]; buf_[i - i0] = gv * (EXPR); } \
+            MLK_F(mlk_stream_copy)(y + i0, buf_, e - i0); \
+        } \
+        mlk_stream_fence(); \
+        return; \
+    } \
+    const intptr_t bs_ = big_ ? MLK_BLOCK : n; \
+    for (intptr_t i0 = h_; i0 < n; i0 += bs_) { \
+        const intptr_t e = n - i0 > bs_ ? i0 + bs_ : n; \
+        if (big_) { MLK_F(mlk_touch)(g + i0, e - i0); MLK_F(mlk_touch)(s + i0, e - i0); } \
         for (intptr_t i = i0; i < e; i++) { const MLK_T gv = g[i], v = s[i]; y[i] = gv * (EXPR); } \
-    } break
+    } }
+
+#define MLK_DEF_MAP2(name, EXPR) \
+    static MLK_NOINLINE void MLK_F(mlk_map2_##name)(const MLK_T *restrict g, const MLK_T *restrict s, \
+                                                   MLK_T *restrict y, intptr_t n, const MLK_T a, \
+                                                   const MLK_T b, const MLK_T c) { \
+        (void)a; (void)b; (void)c; \
+        MLK_MAP2_BLK_BODY(EXPR) \
+    }
+#define MLK_MAP2_BLK(name) MLK_F(mlk_map2_##name)(g, s, y, n, a, b, c); break
+MLK_DEF_MAP2(softplus_grad, MLK_F(mlk_softplus_grad)(v, b, c))
+MLK_DEF_MAP2(silu_grad, MLK_F(mlk_silu_grad)(v, b))
+MLK_DEF_MAP2(log_sigmoid_grad, MLK_F(mlk_log_sigmoid_grad)(v))
+MLK_DEF_MAP2(gelu_grad, MLK_F(mlk_gelu_grad)(v))
+MLK_DEF_MAP2(gelu_tanh_grad, MLK_F(mlk_gelu_tanh_grad)(v))
 
 void MLK_K(mlk_binary)(int op, const MLK_T *restrict g, const MLK_T *restrict s,
                        MLK_T *restrict y, intptr_t n, const mlk_params *p) {
@@ -112,16 +261,18 @@ void MLK_K(mlk_binary)(int op, const MLK_T *restrict g, const MLK_T *restrict s,
     case MLK_RELU_BWD:        MLK_MAP2(MLK_F(mlk_relu_grad)(v));
     case MLK_LEAKY_RELU_BWD:  MLK_MAP2(MLK_F(mlk_leaky_relu_grad)(v, a));
     case MLK_ELU_BWD:         MLK_MAP2(MLK_F(mlk_elu_grad_y)(v, a));
-    case MLK_SOFTPLUS_BWD:    MLK_MAP2_BLK(MLK_F(mlk_softplus_grad)(v, b, c));
-    case MLK_SILU_BWD:        MLK_MAP2_BLK(MLK_F(mlk_silu_grad)(v, b));
-    case MLK_LOG_SIGMOID_BWD: MLK_MAP2_BLK(MLK_F(mlk_log_sigmoid_grad)(v));
-    case MLK_GELU_BWD:        MLK_MAP2_BLK(MLK_F(mlk_gelu_grad)(v));
-    case MLK_GELU_TANH_BWD:   MLK_MAP2_BLK(MLK_F(mlk_gelu_tanh_grad)(v));
+    case MLK_SOFTPLUS_BWD:    MLK_MAP2_BLK(softplus_grad);
+    case MLK_SILU_BWD:        MLK_MAP2_BLK(silu_grad);
+    case MLK_LOG_SIGMOID_BWD: MLK_MAP2_BLK(log_sigmoid_grad);
+    case MLK_GELU_BWD:        MLK_MAP2_BLK(gelu_grad);
+    case MLK_GELU_TANH_BWD:   MLK_MAP2_BLK(gelu_tanh_grad);
     default: break;
     }
 }
 #undef MLK_MAP2
 #undef MLK_MAP2_BLK
+#undef MLK_MAP2_BLK_BODY
+#undef MLK_DEF_MAP2
 
 /* y = f(x, alpha_c) over (outer, C, inner) blocks, f = leaky_relu (prelu)
    or, with grad, its derivative (prelu_grad: 1 if x > 0 else alpha_c) */

@@ -71,9 +71,15 @@ MLK_INLINE double mlk_prod_err_f64(double a, double b, double p) {
  * enough, the correction is itself an ulp-sized term. */
 MLK_INLINE double mlk_div_fix_f64(double num, double numerr, double d, double derr, double rd) {
     double q = num / d;
-    double qd = q * d;
     /* minus the residual, so that q = -0 stays -0 (q - (+0) = -0) */
+#ifdef __FMA__
+    /* q d - num in one FMA: the remainder of a correctly rounded quotient is
+       representable, so this is exact (3 operations fewer than the split) */
+    double nres = (__builtin_fma(q, d, -num) - numerr) + q * derr;
+#else
+    double qd = q * d;
     double nres = (((qd - num) + mlk_prod_err_f64(q, d, qd)) - numerr) + q * derr;
+#endif
     return q - nres * rd;
 }
 
@@ -91,9 +97,13 @@ MLK_INLINE float mlk_prod_err_f32(float a, float b, float p) {
 
 MLK_INLINE float mlk_div_fix_f32(float num, float numerr, float d, float derr, float rd) {
     float q = num / d;
-    float qd = q * d;
     /* minus the residual, so that q = -0 stays -0 (q - (+0) = -0) */
+#ifdef __FMA__
+    float nres = (__builtin_fmaf(q, d, -num) - numerr) + q * derr;   /* exact, see _f64 */
+#else
+    float qd = q * d;
     float nres = (((qd - num) + mlk_prod_err_f32(q, d, qd)) - numerr) + q * derr;
+#endif
     return q - nres * rd;
 }
 
@@ -235,6 +245,25 @@ MLK_INLINE double mlk_expneg_scaled_acc_f64(double x) {
     double p = 1.0 + (r + (r * r * mlk_expq_f64(r) + rc));
     double s = mlk_from_bits64((ki + (1023 + 512)) << 52);   /* 2^(n+512) */
     return x < -1060.0 ? 0.0 : p * s;         /* exactly 0 below: x E stays 0 */
+}
+/* the same as a pair E + *lo: the rounding of 1 + (r + ...) is kept
+ * (Fast2Sum) instead of rounded away, so E + *lo is within 2^-10 ULP; for
+ * x sigmoid(2u) (gelu_tanh), whose left branch takes e's error whole */
+MLK_INLINE double mlk_expneg_scaled_hl_f64(double x, double *lo) {
+    double xc = x < -1060.0 ? -1060.0 : x;
+    double kd = xc * MLK_INVLN2_64 + MLK_SHIFT64;
+    uint64_t ki = mlk_bits64(kd);
+    kd -= MLK_SHIFT64;
+    double rh = xc - kd * MLK_LN2HI_64;
+    double rl = -(kd * MLK_LN2LO_64);
+    double r = rh + rl;
+    double rc = (rh - r) + rl;
+    double t = r + (r * r * mlk_expq_f64(r) + rc);
+    double p = 1.0 + t;
+    double plo = (1.0 - p) + t;                  /* |t| < 1: Fast2Sum */
+    double s = mlk_from_bits64((ki + (1023 + 512)) << 52);   /* 2^(n+512) */
+    *lo = x < -1060.0 ? 0.0 : plo * s;           /* exact: s is a power of 2 */
+    return x < -1060.0 ? 0.0 : p * s;
 }
 #define MLK_EXPNEG_UNSCALE_f64 0x1p-512
 #define MLK_EXPNEG_SCALE_f64 0x1p512

@@ -242,6 +242,55 @@ static void MLK_F(mlk_pool_max_row_nhwc)(const MLK_T *restrict x, MLK_T *restric
     }
 }
 
+/* NHWC, the other order (g->cb == 1 in a forward call): the kh rows of the
+   output row reduced into vbuf (W*C, plain streams), then each output's kw
+   columns of vbuf (for measurements against the direct order above) */
+static void MLK_F(mlk_pool_row_nhwc_vs)(int avg, const MLK_T *restrict x, MLK_T *restrict y, intptr_t oh,
+                                        const mlk_pool_geom *g, MLK_T *restrict vbuf) {
+    const intptr_t C = g->C, W = g->W, WC = W * C;
+    intptr_t fh, nh;
+    MLK_F(mlk_pool_taps)(oh, g->sh, g->ph, g->kh, avg ? 1 : g->dh, g->H, &fh, &nh);
+    const intptr_t dh = avg ? 1 : g->dh, dw = avg ? 1 : g->dw;
+    const MLK_T *restrict vb = x + fh * WC;
+    if (nh > 1) {
+        const MLK_T *restrict r1 = vb + dh * WC;
+        if (avg) {
+            for (intptr_t j = 0; j < WC; j++) vbuf[j] = vb[j] + r1[j];
+        } else {
+            for (intptr_t j = 0; j < WC; j++) { MLK_T m = vb[j], v = r1[j]; vbuf[j] = MLK_PMAX(m, v); }
+        }
+        for (intptr_t i = 2; i < nh; i++) {
+            const MLK_T *restrict ri = vb + i * dh * WC;
+            if (avg) {
+                for (intptr_t j = 0; j < WC; j++) vbuf[j] += ri[j];
+            } else {
+                for (intptr_t j = 0; j < WC; j++) { MLK_T m = vbuf[j], v = ri[j]; vbuf[j] = MLK_PMAX(m, v); }
+            }
+        }
+        vb = vbuf;
+    }
+    const intptr_t dvh = avg ? MLK_F(mlk_pool_div)(oh, g->sh, g->ph, g->kh, g->H, g->cip) : 1;
+    for (intptr_t ow = 0; ow < g->OW; ow++) {
+        intptr_t fw, nw;
+        MLK_F(mlk_pool_taps)(ow, g->sw, g->pw, g->kw, dw, W, &fw, &nw);
+        MLK_T *restrict yo = y + ow * C;
+        const MLK_T *restrict v0 = vb + fw * C;
+        for (intptr_t c = 0; c < C; c++) yo[c] = v0[c];
+        for (intptr_t j = 1; j < nw; j++) {
+            const MLK_T *restrict vj = v0 + j * dw * C;
+            if (avg) {
+                for (intptr_t c = 0; c < C; c++) yo[c] += vj[c];
+            } else {
+                for (intptr_t c = 0; c < C; c++) { MLK_T m = yo[c], v = vj[c]; yo[c] = MLK_PMAX(m, v); }
+            }
+        }
+        if (avg) {
+            const MLK_T div = (MLK_T)(dvh * MLK_F(mlk_pool_div)(ow, g->sw, g->pw, g->kw, W, g->cip));
+            for (intptr_t c = 0; c < C; c++) yo[c] = yo[c] / div;
+        }
+    }
+}
+
 /* ---- average ---------------------------------------------------------------- */
 
 static void MLK_F(mlk_pool_avg_plane)(const MLK_T *restrict x, MLK_T *restrict y, MLK_T *restrict hbuf,
@@ -303,7 +352,9 @@ static void MLK_F(mlk_pool_avg_row_nhwc)(const MLK_T *restrict x, MLK_T *restric
     for (intptr_t ow = 0; ow < g->OW; ow++) {
         intptr_t fw, nw;
         MLK_F(mlk_pool_taps)(ow, g->sw, g->pw, g->kw, 1, W, &fw, &nw);
-        const MLK_T div = (MLK_T)(dh * MLK_F(mlk_pool_div)(ow, g->sw, g->pw, g->kw, W, g->cip));
+        /* one reciprocal per output pixel, C multiplies (a vector division per
+           C-vector costs more than the 9 additions) */
+        const MLK_T inv = (MLK_T)1 / (MLK_T)(dh * MLK_F(mlk_pool_div)(ow, g->sw, g->pw, g->kw, W, g->cip));
         MLK_T *restrict yo = y + ow * C;
         intptr_t cs = 0;
         for (; cs + MLK_PCB <= C; cs += MLK_PCB) {
@@ -316,7 +367,7 @@ static void MLK_F(mlk_pool_avg_row_nhwc)(const MLK_T *restrict x, MLK_T *restric
                     for (int c = 0; c < MLK_PCB; c++) acc[c] += xq[c];
                 }
             }
-            for (int c = 0; c < MLK_PCB; c++) yo[cs + c] = acc[c] / div;
+            for (int c = 0; c < MLK_PCB; c++) yo[cs + c] = acc[c] * inv;
         }
         if (cs < C) {
             const MLK_T *restrict x0 = x + (fh * W + fw) * C;
@@ -327,7 +378,7 @@ static void MLK_F(mlk_pool_avg_row_nhwc)(const MLK_T *restrict x, MLK_T *restric
                     for (intptr_t c = cs; c < C; c++) yo[c] += xq[c];
                 }
             }
-            for (intptr_t c = cs; c < C; c++) yo[c] = yo[c] / div;
+            for (intptr_t c = cs; c < C; c++) yo[c] = yo[c] * inv;
         }
     }
 }
@@ -394,12 +445,20 @@ void MLK_K(mlk_pool)(int op, const MLK_T *a, MLK_T *b, int64_t *idx, intptr_t u0
             break;
         case MLK_POOL_MAX_NHWC: {
             const intptr_t n = u / g->OH, oh = u % g->OH;
+            if (!idx && g->cb == 1 && work) {
+                MLK_F(mlk_pool_row_nhwc_vs)(0, a + n * HW * C, b + u * g->OW * C, oh, g, work);
+                break;
+            }
             MLK_F(mlk_pool_max_row_nhwc)(a + n * HW * C, b + u * g->OW * C,
                                          idx ? idx + u * g->OW * C : NULL, oh, g);
             break;
         }
         case MLK_POOL_AVG_NHWC: {
             const intptr_t n = u / g->OH, oh = u % g->OH;
+            if (g->cb == 1 && work) {
+                MLK_F(mlk_pool_row_nhwc_vs)(1, a + n * HW * C, b + u * g->OW * C, oh, g, work);
+                break;
+            }
             MLK_F(mlk_pool_avg_row_nhwc)(a + n * HW * C, b + u * g->OW * C, oh, g);
             break;
         }

@@ -1,0 +1,118 @@
+"""Interleaved paired timing of mlkern's activations against PyTorch (and a
+NumPy expression where one is named): for each case, rounds of
+(mlkern, torch[, numpy]) one after the other, the median time of each, the
+median of the per-round ratios peer/mlkern (> 1: mlkern faster) and the
+ratio of the minima (the least disturbed samples, on a loaded machine).
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/act_interleaved.py \
+        --threads 1 --rounds 15 --cases silu,gelu --sizes 1e5,1e7 --dtypes f32,f64
+
+Every call writes into a preallocated output (out= / torch's .out
+overloads), so allocation and page faults are not measured.  T=2 with torch:
+set OMP_WAIT_POLICY=passive (torch's pool spins otherwise).
+"""
+import argparse
+import os
+import statistics
+import time
+
+import numpy as np
+
+
+def cases(torch):
+    import mlkern as M
+    F = torch.nn.functional
+    A = torch.ops.aten
+    # name: (nargs, mlkern(args, out), torch(targs, tout), numpy(args) or None)
+    return {
+        "sigmoid": (1, lambda a, o: M.sigmoid(a[0], out=o),
+                    lambda a, o: torch.sigmoid(a[0], out=o), None),
+        "sigmoid_backward": (2, lambda a, o: M.sigmoid_backward(a[0], a[1], out=o),
+                             lambda a, o: A.sigmoid_backward.grad_input(a[0], a[1], grad_input=o), None),
+        "tanh": (1, lambda a, o: M.tanh(a[0], out=o), lambda a, o: torch.tanh(a[0], out=o),
+                 lambda a, o: np.tanh(a[0], out=o)),
+        "silu": (1, lambda a, o: M.silu(a[0], out=o), lambda a, o: A.silu.out(a[0], out=o), None),
+        "silu_backward": (2, lambda a, o: M.silu_backward(a[0], a[1], out=o),
+                          lambda a, o: A.silu_backward.grad_input(a[0], a[1], grad_input=o), None),
+        "gelu": (1, lambda a, o: M.gelu(a[0], out=o), lambda a, o: A.gelu.out(a[0], out=o), None),
+        "gelu_tanh": (1, lambda a, o: M.gelu(a[0], approximate="tanh", out=o),
+                      lambda a, o: A.gelu.out(a[0], approximate="tanh", out=o), None),
+        "gelu_backward": (2, lambda a, o: M.gelu_backward(a[0], a[1], out=o),
+                          lambda a, o: A.gelu_backward.grad_input(a[0], a[1], grad_input=o), None),
+        "gelu_tanh_backward": (2, lambda a, o: M.gelu_backward(a[0], a[1], approximate="tanh", out=o),
+                               lambda a, o: A.gelu_backward.grad_input(a[0], a[1], approximate="tanh",
+                                                                       grad_input=o), None),
+        "softplus": (1, lambda a, o: M.softplus(a[0], out=o),
+                     lambda a, o: A.softplus.out(a[0], 1.0, 20.0, out=o), None),
+        "softplus_backward": (2, lambda a, o: M.softplus_backward(a[0], a[1], out=o),
+                              lambda a, o: A.softplus_backward.grad_input(a[0], a[1], 1.0, 20.0,
+                                                                          grad_input=o), None),
+        "elu": (1, lambda a, o: M.elu(a[0], out=o), lambda a, o: A.elu.out(a[0], out=o),
+                lambda a, o: np.where(a[0] > 0, a[0], np.expm1(a[0]))),
+        "copy": (1, lambda a, o: np.copyto(o, a[0]), lambda a, o: o.copy_(a[0]), None),
+    }
+
+
+def timeit(f, reps):
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        f()
+    return (time.perf_counter() - t0) / reps
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cases", default="silu,silu_backward,gelu,gelu_tanh,sigmoid")
+    ap.add_argument("--sizes", default="1e5")
+    ap.add_argument("--dtypes", default="f32,f64")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--sample-ns", type=float, default=2e6,
+                    help="elements per timed sample (calls = this / n, at least 1); "
+                         "short samples are preempted less on a loaded machine")
+    a = ap.parse_args()
+    import torch
+    import mlkern
+    torch.set_num_threads(a.threads)
+    mlkern.set_num_threads(a.threads)
+    C = cases(torch)
+    print(f"# load average {os.getloadavg()}, T={a.threads}, level "
+          f"{mlkern.show_config(file=open(os.devnull, 'w'))['simd_level']}, rounds {a.rounds}")
+    print("| case | n | dtype | mlkern ns/el | torch ns/el | torch/mlkern | numpy/mlkern "
+          "| torch/mlkern of the minima |")
+    print("|---|---|---|---|---|---|---|---|")
+    rng = np.random.default_rng(0)
+    for name in a.cases.split(","):
+        nargs, fm, ft, fn = C[name]
+        for sz in a.sizes.split(","):
+            n = int(float(sz))
+            for dn in a.dtypes.split(","):
+                dt = np.float32 if dn == "f32" else np.float64
+                args = [(rng.standard_normal(n) * 3).astype(dt) for _ in range(nargs)]
+                if name == "sigmoid_backward":
+                    args[1] = (1 / (1 + np.exp(-args[1]))).astype(dt)
+                out = np.empty(n, dt)
+                targs = [torch.from_numpy(x) for x in args]
+                tout = torch.from_numpy(np.empty(n, dt))
+                nout = np.empty(n, dt)
+                reps = max(1, int(a.sample_ns // n))
+                runs = [lambda: fm(args, out), lambda: ft(targs, tout)]
+                if fn is not None:
+                    runs.append(lambda: fn(args, nout))
+                for f in runs:
+                    timeit(f, reps)
+                ts = [[] for _ in runs]
+                for _ in range(a.rounds):
+                    for k, f in enumerate(runs):
+                        ts[k].append(timeit(f, reps))
+                med = [statistics.median(t) * 1e9 / n for t in ts]
+                rt = statistics.median([b / m for m, b in zip(ts[0], ts[1])])
+                rn = (f"{statistics.median([b / m for m, b in zip(ts[0], ts[2])]):.2f}"
+                      if fn is not None else "")
+                rmin = min(ts[1]) / min(ts[0])
+                print(f"| {name} | {n:.0e} | {dn} | {med[0]:.3f} | {med[1]:.3f} | {rt:.2f} | {rn} "
+                      f"| {rmin:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
