@@ -2164,6 +2164,40 @@ def k_nn_pool(kind, nsp):
     return Spec("nn", build)
 
 
+def k_nn_locally_connected(nsp):
+    """LocallyConnected1D/2D(in_channels, out_channels, kernel_size, input_length / input_shape,
+    stride=, bias=, layout=) on a batch, sometimes of another size or channel count."""
+    def build(ctx):
+        lay = ctx.param("layout", P(list(_POOL_LAYOUTS[nsp]), [], ["NC", None, 3]))
+        last = lay == _POOL_LAYOUTS[nsp][1]
+        N, C, Co = ctx.choose("N", [2, 1, 0, 3]), ctx.choose("C_in", [3, 1, 0, 4]), ctx.choose("C_out", [2, 1, 0, 5])
+        sp = tuple(ctx.choose(f"size {i}", [5, 4, 1, 7]) for i in range(nsp))
+        ks = tuple(min(ctx.choose(f"kernel {i}", [2, 1, 3]), sp[i]) for i in range(nsp))
+        st_ = tuple(ctx.choose(f"stride {i}", [1, 2]) for i in range(nsp))
+        stride = ctx.param("stride", P([st_[0] if nsp == 1 else st_, st_], [],
+                                       [0, -1, 1.5, "1", (1,) * (nsp + 1)]))
+        kernel = ctx.param("kernel_size", P([ks[0] if nsp == 1 else ks, ks], [],
+                                            [0, 1.5, None, tuple(n + 1 for n in sp)]))
+        osp = tuple((sp[i] - ks[i]) // st_[i] + 1 for i in range(nsp))
+        xsp, xc = sp, C
+        if ctx.choose("x of another size?", [False] * 9 + [True]):
+            xsp = (sp[0] + 1,) + sp[1:]
+            ctx.must_raise("x of another spatial size than the layer's", ValueError)
+        elif ctx.choose("x of other in_channels?", [False] * 9 + [True]):
+            xc = C + 1
+            ctx.must_raise("x with other in_channels than the layer's", ValueError)
+        xs = (N,) + xsp + (xc,) if last else (N, xc) + xsp
+        x = ctx.data(ctx.values(0, xs), broadcast=False)
+        mdt, ok = _nn_dtype(ctx)
+        kw = {"stride": stride, "bias": ctx.param("bias", P_BOOL), "layout": lay, "dtype": mdt, "seed": 0}
+        os_ = (N,) + osp + (Co,) if last else (N, Co) + osp
+        dt = _layer_rdt(ctx, x, np.empty(0, ok)) if ok is not None else None
+        g = _nn_grad(ctx, os_, mdt)
+        return Call([x, g, C, Co, kernel, sp[0] if nsp == 1 else sp], kw,
+                    Tup((Arr(os_, dt), Arr(xs, dt))), cmp=("row", "row"), fn=_run_nn)
+    return Spec("nn", build)
+
+
 def _run_sequential(cls, x, g, K, *, dtype, act):
     model = cls(mnn.Dense(K, 4, dtype=dtype, seed=0), mnn.Activation(act),
                 mnn.Dense(4, 3, activation="tanh", dtype=dtype, seed=1), mnn.Flatten(-1))
@@ -2327,6 +2361,7 @@ REGISTRY = {
     "nn.Conv1D": k_nn_conv(1), "nn.Conv2D": k_nn_conv(2),
     "nn.MaxPool1D": k_nn_pool("max", 1), "nn.MaxPool2D": k_nn_pool("max", 2),
     "nn.AvgPool1D": k_nn_pool("avg", 1), "nn.AvgPool2D": k_nn_pool("avg", 2),
+    "nn.LocallyConnected1D": k_nn_locally_connected(1), "nn.LocallyConnected2D": k_nn_locally_connected(2),
     "nn.Sequential": k_nn_sequential(),
 }
 for _q, _s in REGISTRY.items():

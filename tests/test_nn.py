@@ -1019,3 +1019,101 @@ def test_pool_bad_arguments():
         pool.backward(np.zeros((2, 3, 3, 4), np.float32))
     with pytest.raises(RuntimeError, match="training=True"):
         nn.AvgPool1D(2).backward(np.zeros((1, 1, 2)))
+
+
+def _lc_reference(x, w, b, stride, nd):
+    """float64 locally connected layer by loops over the output positions (NC... layout)."""
+    x, w = x.astype(np.float64), w.astype(np.float64)
+    if nd == 1:
+        Lo, O, C, K = w.shape
+        y = np.empty((x.shape[0], O, Lo))
+        for l in range(Lo):
+            patch = x[:, :, l * stride:l * stride + K]
+            y[:, :, l] = np.einsum("nck,ock->no", patch, w[l]) + (0 if b is None else b[l])
+        return y
+    Ho, Wo, O, C, kh, kw = w.shape
+    sh, sw = stride
+    y = np.empty((x.shape[0], O, Ho, Wo))
+    for i in range(Ho):
+        for j in range(Wo):
+            patch = x[:, :, i * sh:i * sh + kh, j * sw:j * sw + kw]
+            y[:, :, i, j] = np.einsum("ncab,ocab->no", patch, w[i, j]) + (0 if b is None else b[i, j])
+    return y
+
+
+@pytest.mark.parametrize("nd", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cfg", [dict(), dict(stride=2, bias=False), dict(layout="last")])
+def test_locally_connected_matches_functional_and_reference(nd, dtype, cfg):
+    cfg = dict(cfg)
+    last = cfg.pop("layout", None) == "last"
+    layout = ("NLC" if nd == 1 else "NHWC") if last else ("NCL" if nd == 1 else "NCHW")
+    sp = (11,) if nd == 1 else (9, 8)
+    cls = nn.LocallyConnected1D if nd == 1 else nn.LocallyConnected2D
+    layer = cls(3, 4, 3, sp[0] if nd == 1 else sp, layout=layout, dtype=dtype, seed=0, **cfg)
+    s = cfg.get("stride", 1)
+    outs = tuple((n - 3) // s + 1 for n in sp)
+    assert layer.weight.shape == outs + (4, 3) + (3,) * nd
+    assert (layer.bias is None) == (cfg.get("bias") is False)
+    xt = _rng().standard_normal((2, 3) + sp).astype(dtype)
+    x = np.ascontiguousarray(np.moveaxis(xt, 1, -1)) if last else xt
+    f = getattr(L, f"locally_connected{nd}d")
+    fb = getattr(L, f"locally_connected{nd}d_backward")
+    kw = {"stride": s, "layout": layout}
+    y = layer(x)
+    np.testing.assert_array_equal(y, f(x, layer.weight, layer.bias, **kw))
+    ref = _lc_reference(xt, layer.weight, layer.bias, s if nd == 1 else (s, s), nd)
+    np.testing.assert_allclose(np.moveaxis(y, -1, 1) if last else y, ref,
+                               rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5 if dtype == np.float32 else 1e-12)
+    layer.forward(x, training=True)
+    g = _rng(1).standard_normal(y.shape).astype(dtype)
+    gx = layer.backward(g)
+    rgx, rgw, rgb = fb(g, x, layer.weight, has_bias=layer.bias is not None, **kw)
+    np.testing.assert_array_equal(gx, rgx)
+    np.testing.assert_array_equal(layer.gradients()[0], rgw)
+    if layer.bias is not None:
+        np.testing.assert_array_equal(layer.gradients()[1], rgb)
+    with pytest.raises(ValueError, match="spatial size"):
+        layer(np.zeros((2, 3) + tuple(n + 1 for n in sp), dtype) if not last else
+              np.zeros((2,) + tuple(n + 1 for n in sp) + (3,), dtype))
+
+
+def test_locally_connected_finite_differences():
+    model = nn.Sequential(nn.LocallyConnected2D(2, 3, (2, 3), (5, 6), stride=(1, 2), dtype=np.float64,
+                                                seed=0),
+                          nn.Activation("tanh"), nn.Flatten(), nn.Dense(3 * 4 * 2, 2, dtype=np.float64))
+    x = _rng().standard_normal((3, 2, 5, 6))
+    r = _rng(1).standard_normal((3, 2))
+
+    def loss():
+        return float(np.sum(model(x) * r))
+
+    model.forward(x, training=True)
+    gx = model.backward(r)
+    np.testing.assert_allclose(gx, _fd4(loss, x), rtol=1e-7, atol=1e-9)
+    for p, g in zip(model.parameters(), model.gradients()):
+        np.testing.assert_allclose(g, _fd4(loss, p), rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("cls,args,fan_in", [(nn.LocallyConnected1D, (4, 30, 5, 40), 20),
+                                             (nn.LocallyConnected2D, (3, 30, (2, 3), (9, 9)), 18)])
+def test_locally_connected_seeded_initialisation(cls, args, fan_in):
+    a, b, c = cls(*args, seed=3), cls(*args, seed=3), cls(*args, seed=4)
+    for p, q, s in zip(a.parameters(), b.parameters(), c.parameters()):
+        np.testing.assert_array_equal(p, q)
+        assert not np.array_equal(p, s)
+    bound = 1 / np.sqrt(fan_in)
+    w = a.weight.astype(np.float64)
+    assert all(np.abs(p).max() <= bound for p in a.parameters())
+    assert np.abs(w).max() > 0.99 * bound and abs(w.std() - bound / np.sqrt(3)) < 0.03 * bound
+
+
+def test_locally_connected_bad_arguments():
+    with pytest.raises(ValueError, match="input_length"):
+        nn.LocallyConnected1D(3, 4, 5, 4)
+    with pytest.raises(ValueError, match="input_shape"):
+        nn.LocallyConnected2D(3, 4, 3, (8,))
+    with pytest.raises(TypeError, match="stride"):
+        nn.LocallyConnected1D(3, 4, 2, 8, stride=1.5)
+    with pytest.raises(ValueError, match="layout"):
+        nn.LocallyConnected2D(3, 4, 3, (8, 8), layout="NCL")

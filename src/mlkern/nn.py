@@ -54,7 +54,8 @@ from . import layers as _layers
 from ._validation import any_dask
 
 __all__ = ["Layer", "Dense", "Embedding", "Activation", "Flatten", "SimpleRNN", "LSTM", "GRU",
-           "Conv1D", "Conv2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "Sequential"]
+           "Conv1D", "Conv2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D",
+           "LocallyConnected1D", "LocallyConnected2D", "Sequential"]
 
 # the activations a layer fuses (every elementwise activation but prelu, whose
 # parameter is learned, and noisy_relu, which draws training noise), and those
@@ -1346,6 +1347,178 @@ for _pcls, _nd_, _mx in ((MaxPool1D, 1, True), (MaxPool2D, 2, True), (AvgPool1D,
         result=(("[[[1.0, 3.0, 5.0, 7.0]]]" if _mx else "[[[0.5, 2.5, 4.5, 6.5]]]") if _nd_ == 1
                 else "(1, 1, 2, 2)"))
 del _pcls, _nd_, _mx
+
+
+class _LocallyConnected(Layer):
+    """LocallyConnected1D / 2D: unshared weights (Keras's layers, "valid"
+    padding), one :func:`mlkern.layers.locally_connected1d` / ``2d`` call."""
+
+    _nd = 1
+
+    def _setup(self, in_channels: Any, out_channels: Any, kernel_size: Any, insize: Any,
+               stride: Any, bias: Any, layout: Any, dtype: DTypeLike, seed: Any) -> None:
+        nd = self._nd
+        C = _check_size(in_channels, "in_channels")
+        O = _check_size(out_channels, "out_channels")
+        k = _check_ksize(kernel_size, nd)
+        s = _check_ksize(stride, nd, "stride")
+        name = "input_length" if nd == 1 else "input_shape"
+        sp = _check_ksize(insize, nd, name)
+        if any(n < kk for n, kk in zip(sp, k)):
+            raise ValueError(f"{name}: {insize!r} is smaller than kernel_size {kernel_size!r}")
+        outs = tuple((n - kk) // ss + 1 for n, kk, ss in zip(sp, k, s))
+        has_bias = _check_bool(bias, "bias")
+        self.layout = _check_layout(layout, nd)
+        dt = _check_dtype(dtype)
+        self.in_channels, self.out_channels, self.kernel_size, self.stride = C, O, k, s
+        self.input_size, self.output_size, self.dtype = sp, outs, dt
+        fan_in = C * math.prod(k)
+        bound = 1.0 / math.sqrt(fan_in) if fan_in else 0.0
+        rng = np.random.default_rng(seed)
+        self.weight = _uniform(rng, bound, outs + (O, C) + k, dt)
+        self.bias = _uniform(rng, bound, outs + (O,), dt) if has_bias else None
+        self.grad_weight = np.zeros_like(self.weight)
+        self.grad_bias = None if self.bias is None else np.zeros_like(self.bias)
+        f = "locally_connected1d" if nd == 1 else "locally_connected2d"
+        self._f, self._fb = getattr(_layers, f), getattr(_layers, f + "_backward")
+        self._kw = {"stride": s if nd == 2 else s[0], "layout": self.layout}
+
+    def _named(self) -> list[tuple[str, NDArray[Any], NDArray[Any]]]:
+        out = [("weight", self.weight, self.grad_weight)]
+        if self.bias is not None and self.grad_bias is not None:
+            out.append(("bias", self.bias, self.grad_bias))
+        return out
+
+    def _forward(self, x: Any, training: bool, out: NDArray[Any] | None) -> Any:
+        xa = np.asarray(x)
+        b = 1 if xa.ndim == self._nd + 2 else 0          # a batch axis (the functional checks ndim)
+        sp = xa.shape[b:b + self._nd] if self.layout in ("NLC", "NHWC") else xa.shape[b + 1:]
+        if xa.ndim in (self._nd + 1, self._nd + 2) and tuple(sp) != self.input_size:
+            raise ValueError(f"x: spatial size {tuple(sp)} (shape {xa.shape}, layout {self.layout!r}) "
+                             f"differs from the layer's {self.input_size}")
+        y = self._f(xa, self.weight, self.bias, out=None if training else out, **self._kw)
+        if training:
+            self._training_ctx = (xa,)
+        return y
+
+    def _backward(self, grad_output: Any) -> Any:
+        (xa,) = self._training_ctx
+        gx, gw, gb = self._fb(grad_output, xa, self.weight, has_bias=self.bias is not None, **self._kw)
+        np.copyto(self.grad_weight, gw)
+        if gb is not None and self.grad_bias is not None:
+            np.copyto(self.grad_bias, gb)
+        return gx
+
+    def _repr_args(self) -> str:
+        k = self.kernel_size[0] if self._nd == 1 else self.kernel_size
+        n = self.input_size[0] if self._nd == 1 else self.input_size
+        s = f"{self.in_channels}, {self.out_channels}, {k}, {n}"
+        if any(v != 1 for v in self.stride):
+            s += f", stride={self.stride[0] if self._nd == 1 else self.stride}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.layout != _LAYOUTS[self._nd][0]:
+            s += f", layout={self.layout!r}"
+        return s + f", dtype={self.dtype.name}"
+
+
+class LocallyConnected1D(_LocallyConnected):
+    """1-D locally connected layer: a convolution with unshared weights (Keras's ``LocallyConnected1D``).
+
+    Parameters
+    ----------
+    in_channels : int
+        Channels of the input.
+    out_channels : int
+        Channels of the output.
+    kernel_size : int
+        The window.
+    input_length : int
+        Length L of the input (each output position has its own weights).
+    stride : int, default 1
+    bias : bool, default True
+    layout : {"NCL", "NLC"}, default "NCL"
+        Of the input and output.
+    dtype : dtype, default float32
+        float32 or float64.
+    seed : int or numpy.random.Generator, optional
+        Seeds the initialisation (``numpy.random.default_rng(seed)``).
+
+    Notes
+    -----
+    "valid" padding: ``L_out = (L - kernel_size)//stride + 1``.  Parameters
+    ``weight`` (L_out, out_channels, in_channels, kernel_size) and ``bias``
+    (L_out, out_channels), the layout of
+    :func:`mlkern.layers.locally_connected1d`, initialised as a PyTorch
+    convolution: ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, ``fan_in =
+    in_channels * kernel_size``.  Forward one
+    :func:`mlkern.layers.locally_connected1d` call, backward one
+    :func:`mlkern.layers.locally_connected1d_backward` call.
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern.nn as nn
+    >>> lc = nn.LocallyConnected1D(3, 4, 2, 10, stride=2, seed=0)
+    >>> lc(np.ones((5, 3, 10), np.float32)).shape, lc.weight.shape
+    ((5, 4, 5), (5, 4, 3, 2))
+    """
+
+    _nd = 1
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, input_length: int, *,
+                 stride: int = 1, bias: bool = True, layout: str = "NCL",
+                 dtype: DTypeLike = np.float32, seed: int | np.random.Generator | None = None) -> None:
+        self._setup(in_channels, out_channels, kernel_size, input_length, stride, bias, layout,
+                    dtype, seed)
+
+
+class LocallyConnected2D(_LocallyConnected):
+    """2-D locally connected layer: a convolution with unshared weights (Keras's ``LocallyConnected2D``).
+
+    Parameters
+    ----------
+    in_channels : int
+        Channels of the input.
+    out_channels : int
+        Channels of the output.
+    kernel_size : int or tuple of 2 ints
+        The window.
+    input_shape : tuple of 2 ints
+        (H, W) of the input (each output position has its own weights).
+    stride : int or tuple of 2 ints, default 1
+    bias : bool, default True
+    layout : {"NCHW", "NHWC"}, default "NCHW"
+        Of the input and output.
+    dtype : dtype, default float32
+        float32 or float64.
+    seed : int or numpy.random.Generator, optional
+        Seeds the initialisation (``numpy.random.default_rng(seed)``).
+
+    Notes
+    -----
+    "valid" padding.  Parameters ``weight`` (H_out, W_out, out_channels,
+    in_channels, kH, kW) and ``bias`` (H_out, W_out, out_channels), the
+    layout of :func:`mlkern.layers.locally_connected2d`, initialised as a
+    PyTorch convolution (``fan_in = in_channels * kH * kW``).  Forward one
+    :func:`mlkern.layers.locally_connected2d` call, backward one
+    :func:`mlkern.layers.locally_connected2d_backward` call.
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern.nn as nn
+    >>> lc = nn.LocallyConnected2D(1, 2, 3, (8, 8), seed=0)
+    >>> lc(np.ones((4, 1, 8, 8), np.float32)).shape
+    (4, 2, 6, 6)
+    """
+
+    _nd = 2
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
+                 input_shape: tuple[int, int], *, stride: int | tuple[int, int] = 1, bias: bool = True,
+                 layout: str = "NCHW", dtype: DTypeLike = np.float32,
+                 seed: int | np.random.Generator | None = None) -> None:
+        self._setup(in_channels, out_channels, kernel_size, input_shape, stride, bias, layout,
+                    dtype, seed)
 
 
 class Sequential(Layer):
