@@ -14,7 +14,10 @@ Adding a public function
    ``k_xent``/``k_pointwise``/``k_kl``/``k_penalty`` for the losses,
    ``k_step``/``k_opt_class`` for the optimisers, ``k_dense``/``k_embedding``
    for the layers, ``k_recurrent``/``k_cell``/``k_recurrent_backward`` for the
-   recurrent ones.  The keyword arguments of a
+   recurrent ones, ``k_nn_*`` for the ``mlkern.nn`` classes (a class is
+   registered through a runner, ``Call(fn=...)``, that builds it from the
+   fuzzed constructor arguments and runs inference, a training forward and a
+   backward: ``_run_nn``).  The keyword arguments of a
    builder are the hyper-parameters, each a ``P(good, bad, must)``: valid
    values (the first is the plain one), values that may raise, values the call
    must refuse with ValueError/TypeError; reuse the ``P_*`` constants.
@@ -46,13 +49,14 @@ from hypothesis import strategies as st  # noqa: E402
 import mlkern  # noqa: E402
 import mlkern.calculus as mcalc  # noqa: E402
 import mlkern.layers as mlayers  # noqa: E402
+import mlkern.nn as mnn  # noqa: E402
 import mlkern.optim as mopt  # noqa: E402
 
 NAN, INF = float("nan"), float("inf")
 F16, F32, F64, I64 = (np.dtype(t) for t in ("f2", "f4", "f8", "i8"))
 
 # the modules whose __all__ the registry covers: "" is mlkern, else "optim.sgd_step" style names
-MODULES = {"": mlkern, "optim": mopt, "calculus": mcalc, "layers": mlayers}
+MODULES = {"": mlkern, "optim": mopt, "calculus": mcalc, "layers": mlayers, "nn": mnn}
 
 
 # =============================================================================
@@ -1947,6 +1951,302 @@ def k_recurrent_backward(kind):
     return Spec(kind + "_backward", build)
 
 
+# --- models (mlkern.nn): the classes, each built from fuzzed constructor arguments and run
+# through inference, a training forward and a backward (docs/contract.rst "Models")
+_NN_DTYPES_OK = (F32, F64)
+
+
+def _nn_dtype(ctx):
+    """The model's dtype= : mostly the drawn float dtype; anything but native float32/float64
+    must raise TypeError (the constructor)."""
+    mdt = ctx.float_dtype()
+    if mdt not in _NN_DTYPES_OK:
+        ctx.must_raise(f"dtype={mdt}", TypeError)
+        return mdt, None
+    return mdt, mdt
+
+
+def _run_nn(cls, x, g, *ctor, hx=None, **ctor_kw):
+    """Build the layer, run inference twice (the second warm), a training forward and a
+    backward: (inference output, input gradient)."""
+    layer = cls(*ctor, **ctor_kw)
+    a = (x,) if hx is None else (x, hx)
+    layer(*a)
+    y = layer(*a)
+    layer.forward(*a, training=True)
+    return y, layer.backward(g)
+
+
+def _nn_grad(ctx, shape, mdt):
+    return ctx.data(ctx.values(1, shape), dtype=mdt if mdt in _NN_DTYPES_OK else F64, broadcast=False)
+
+
+def k_nn_dense():
+    def build(ctx):
+        x = ctx.data(ctx.values(0))
+        shp = shape_of(x)
+        if not shp:
+            ctx.must_raise("a 0-d x", ValueError)
+        K = shp[-1] if shp else 3
+        Km = K
+        if ctx.choose("in_features differs from x's?", [False] * 9 + [True]):
+            Km = K + 1
+            ctx.must_raise("x of the wrong number of features", ValueError)
+        N = ctx.choose("out_features", [3, 1, 0, 5])
+        mdt, ok = _nn_dtype(ctx)
+        act = ctx.param("activation", P_ACTIVATION)
+        kw = {"activation": act, "bias": ctx.param("bias", P_BOOL), "dtype": mdt, "seed": 0}
+        dt = _layer_rdt(ctx, x, np.empty(0, ok)) if ok is not None else None
+        ys = shp[:-1] + (N,) if shp else None
+        g = _nn_grad(ctx, ys or (N,), mdt)
+        return Call([x, g, Km, N], kw, Tup((Arr(ys, dt), Arr(shp, dt))), cmp=("row", "row"),
+                    fn=_run_nn)
+    return Spec("nn", build)
+
+
+def k_nn_embedding():
+    def build(ctx):
+        V = ctx.choose("num_embeddings", [5, 1, 2, 17])
+        D = 1 if ctx.big else ctx.choose("embedding_dim", [3, 1, 0, 8])
+        shp = ctx.shape if ctx.fuzz or len(ctx.shape) < 2 else ctx.shape[:-1]
+        idx = _indices(ctx, shp, V)
+        mdt, ok = _nn_dtype(ctx)
+        kw = {"padding_idx": _padding_idx(ctx, V), "dtype": mdt, "seed": 0}
+        ys = tuple(shape_of(idx)) + (D,)
+        g = _nn_grad(ctx, ys, mdt)
+        return Call([idx, g, V, D], kw, Tup((Arr(ys, ok), Pred(lambda r: r is None, "None"))),
+                    cmp=("elem", "skip"), fn=_run_nn)
+    return Spec("nn", build)
+
+
+P_NN_ACT = P(_LAYER_ACTS, [], ["prelu", "noisy_relu", "junk", "", None, 3])
+
+
+def k_nn_activation():
+    def build(ctx):
+        x = ctx.data(ctx.values(0))
+        shp, dt = shape_of(x), rdt(x)
+        name = ctx.param("name", P_NN_ACT)
+        g = ctx.data(ctx.values(1, shp) if not ctx.big else ctx.values(1), broadcast=not ctx.big)
+        gdt = promote(rdt(g), dt)
+        return Call([x, g, name], {}, Tup((Arr(shp, dt), Arr(shp, gdt))), cmp=("elem", "elem"),
+                    fn=_run_nn)
+    return Spec("nn", build)
+
+
+def k_nn_flatten():
+    def build(ctx):
+        dt = ctx.dtype if ctx.dtype.kind in "fiub" else F64
+        x = ctx.data(ctx.values(0), dtype=dt)
+        shp = shape_of(x)
+        xdt = np.asarray(x).dtype
+        sd = ctx.param("start_dim", P([1, 0, -1, np.int64(2)], [], [1.5, "1", None, True]))
+        ys = None
+        if is_int(sd):
+            nd = len(shp)
+            s = int(sd) + nd if int(sd) < 0 else int(sd)
+            if not 0 <= s < max(nd, 1):
+                ctx.must_raise(f"start_dim={sd} for {nd} dimensions", ValueError)
+            else:
+                ys = shp[:s] + (int(np.prod(shp[s:], dtype=np.int64)),) if nd else (1,)
+        g = ctx.data(ctx.values(1, ys or (1,)), dtype=F64, broadcast=False)
+        return Call([x, g, sd], {}, Tup((Arr(ys, xdt), Arr(shp, F64))), cmp=("elem", "elem"),
+                    fn=_run_nn)
+    return Spec("nn", build)
+
+
+def k_nn_recurrent(kind):
+    """SimpleRNN/LSTM/GRU(input_size, hidden_size, ...) on a (T, N, I) sequence, with or
+    without hx; return_sequences either way."""
+    def build(ctx):
+        T, N, I, H = _rec_dims(ctx, True)
+        kw = {}
+        bf = ctx.param("batch_first", P_BATCH_FIRST)
+        kw["batch_first"] = bf
+        bf = bool(truth(bf))
+        if T == 0:
+            ctx.must_raise("a sequence of length 0", ValueError)
+        if kind == "rnn":
+            kw["nonlinearity"] = ctx.param("nonlinearity", P_NONLIN)
+        rs = ctx.param("return_sequences", P_BOOL)
+        kw.update(return_sequences=rs, bias=ctx.param("bias", P_BOOL))
+        mdt, ok = _nn_dtype(ctx)
+        kw.update(dtype=mdt, seed=0)
+        wrong = ctx.choose("wrong shape", [None] * 9 + ["x_I", "x_ndim", "hx"])
+        if wrong is not None:
+            ctx.must_raise(f"{wrong} of the wrong shape", ValueError)
+        Ix = I + 1 if wrong == "x_I" else I
+        xs = (N, T, Ix) if bf else (T, N, Ix)
+        if wrong == "x_ndim":
+            xs = (T * N, Ix)
+        x = ctx.data(ctx.values(0, xs), broadcast=False)
+        hx = None
+        if wrong == "hx" or ctx.choose("hx", ["none", "array"]) == "array":
+            hs = (N + (wrong == "hx"), H)
+            h0 = ctx.data(ctx.values(2, hs), dtype=ok or F64, broadcast=False)
+            hx = (h0, ctx.data(ctx.values(3, hs), dtype=ok or F64, broadcast=False)) if kind == "lstm" else h0
+            kw["hx"] = hx
+        dt = _layer_rdt(ctx, x, np.empty(0, ok)) if ok is not None else None
+        ys = ((N, T, H) if bf else (T, N, H)) if truth(rs) else (N, H)
+        g = _nn_grad(ctx, ys, mdt)
+        return Call([x, g, I, H], kw, Tup((Arr(ys, dt), Arr(xs, dt))), cmp=("row", "row"),
+                    fn=_run_nn)
+    return Spec("nn", build)
+
+
+def k_nn_conv(nd):
+    """Conv1D/Conv2D(in_channels, out_channels, kernel_size, stride=, padding=, dilation=,
+    groups=, bias=, activation=, layout=) on a batch, sometimes of wrong arguments."""
+    names = ("NCL", "NLC") if nd == 1 else ("NCHW", "NHWC")
+    ints = (2,) * nd
+
+    def build(ctx):
+        N = ctx.choose("batch", [2, 1, 0, 3])
+        G = ctx.choose("groups", [1, 2, 1, 3])
+        Cg = ctx.choose("in_channels/groups", [2, 1, 3, 0])
+        Og = ctx.choose("out_channels/groups", [2, 1, 3, 0])
+        sp = tuple(ctx.choose(f"size{i}", [5, 4, 1, 7]) for i in range(nd))
+        ks = tuple(ctx.choose(f"kernel{i}", [3, 1, 2]) for i in range(nd))
+        last = ctx.choose("channels last", [False, True])
+        kernel = ctx.param("kernel_size", P([ks if nd > 1 else ks[0], ks], [],
+                                            [0, -1, 1.5, "3", None, (1,) * (nd + 1)]))
+        stride = ctx.param("stride", P([1, 2, ints], [], [0, -1, 1.5, "1", True, (1,) * (nd + 1)]))
+        padding = ctx.param("padding", P([0, 1, "same", "valid", ints], [],
+                                         [-1, "full", 1.5, True, (0,) * (nd + 1)]))
+        dilation = ctx.param("dilation", P([1, 2, ints], [], [0, 1.5, (1,) * (nd + 1)]))
+        groups = ctx.param("groups", P([G, np.int64(G)], [], [0, -1, 1.5, True, "1"]))
+        layout = ctx.param("layout", P([names[last]], [], [names[last].lower(), names[1 - last] + "X",
+                                                           ("NHWC", "NCHW", "NLC", "NCL")[nd], None]))
+        C, O = G * Cg, G * Og
+        Cx = C
+        if ctx.choose("x of other in_channels?", [False] * 9 + [True]):
+            Cx = C + 1
+            ctx.must_raise("x with other in_channels than the layer's", ValueError)
+        xs = (N,) + sp + (Cx,) if last else (N, Cx) + sp
+        geo = _conv_geom(nd, sp, ks, stride, padding, dilation)
+        if isinstance(padding, str) and padding == "same" and geo is None \
+                and isinstance(_conv_geom(nd, (10**6,) * nd, ks, stride, 0, dilation), tuple):
+            ctx.must_raise("padding='same' with a stride above 1", ValueError)
+        if geo == "small":
+            ctx.must_raise("a dilated kernel larger than the padded input", ValueError)
+        x = ctx.data(ctx.values(0, xs), broadcast=False)
+        mdt, ok = _nn_dtype(ctx)
+        act = ctx.param("activation", P_ACTIVATION)
+        kw = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups,
+              "layout": layout, "activation": act, "bias": ctx.param("bias", P_BOOL), "dtype": mdt,
+              "seed": 0}
+        ys = None
+        if isinstance(geo, tuple):
+            ys = (N,) + geo + (O,) if last else (N, O) + geo
+        dt = _layer_rdt(ctx, x, np.empty(0, ok)) if ok is not None else None
+        g = _nn_grad(ctx, ys or (1,), mdt)
+        return Call([x, g, C, O, kernel], kw, Tup((Arr(ys, dt), Arr(xs, dt))), cmp=("row", "row"),
+                    fn=_run_nn)
+    return Spec("nn", build)
+
+
+def k_nn_pool(kind, nsp):
+    """MaxPool1D/2D, AvgPool1D/2D(kernel_size, stride, padding[, dilation], ceil_mode=
+    [, count_include_pad=], layout=) on an input (batched or not)."""
+    def build(ctx):
+        xs, os_, kw, _ = _pool_geometry(ctx, nsp, kind)
+        if ctx.choose("x of the wrong ndim?", [False] * 9 + [True]):
+            xs = xs[-nsp:]
+            ctx.must_raise("x without its channel axis", ValueError)
+            os_ = None
+        x = ctx.data(ctx.values(0, xs), broadcast=False)
+        g = ctx.data(ctx.values(1, os_ or (1,)), broadcast=False)
+        ctor = [kw.pop("kernel_size"), kw.pop("stride"), kw.pop("padding")]
+        if kind == "max":
+            ctor.append(kw.pop("dilation"))
+        return Call([x, g] + ctor, kw, Tup((Arr(os_, _layer_rdt(ctx, x)), Arr(xs, _layer_rdt(ctx, g)))),
+                    cmp=("elem", "elem"), fn=_run_nn)
+    return Spec("nn", build)
+
+
+def k_nn_locally_connected(nsp):
+    """LocallyConnected1D/2D(in_channels, out_channels, kernel_size, input_length / input_shape,
+    stride=, bias=, layout=) on a batch, sometimes of another size or channel count."""
+    def build(ctx):
+        lay = ctx.param("layout", P(list(_POOL_LAYOUTS[nsp]), [], ["NC", None, 3]))
+        last = lay == _POOL_LAYOUTS[nsp][1]
+        N, C, Co = ctx.choose("N", [2, 1, 0, 3]), ctx.choose("C_in", [3, 1, 0, 4]), ctx.choose("C_out", [2, 1, 0, 5])
+        sp = tuple(ctx.choose(f"size {i}", [5, 4, 1, 7]) for i in range(nsp))
+        ks = tuple(min(ctx.choose(f"kernel {i}", [2, 1, 3]), sp[i]) for i in range(nsp))
+        st_ = tuple(ctx.choose(f"stride {i}", [1, 2]) for i in range(nsp))
+        stride = ctx.param("stride", P([st_[0] if nsp == 1 else st_, st_], [],
+                                       [0, -1, 1.5, "1", (1,) * (nsp + 1)]))
+        kernel = ctx.param("kernel_size", P([ks[0] if nsp == 1 else ks, ks], [],
+                                            [0, 1.5, None, tuple(n + 1 for n in sp)]))
+        osp = tuple((sp[i] - ks[i]) // st_[i] + 1 for i in range(nsp))
+        xsp, xc = sp, C
+        if ctx.choose("x of another size?", [False] * 9 + [True]):
+            xsp = (sp[0] + 1,) + sp[1:]
+            ctx.must_raise("x of another spatial size than the layer's", ValueError)
+        elif ctx.choose("x of other in_channels?", [False] * 9 + [True]):
+            xc = C + 1
+            ctx.must_raise("x with other in_channels than the layer's", ValueError)
+        xs = (N,) + xsp + (xc,) if last else (N, xc) + xsp
+        x = ctx.data(ctx.values(0, xs), broadcast=False)
+        mdt, ok = _nn_dtype(ctx)
+        kw = {"stride": stride, "bias": ctx.param("bias", P_BOOL), "layout": lay, "dtype": mdt, "seed": 0}
+        os_ = (N,) + osp + (Co,) if last else (N, Co) + osp
+        dt = _layer_rdt(ctx, x, np.empty(0, ok)) if ok is not None else None
+        g = _nn_grad(ctx, os_, mdt)
+        return Call([x, g, C, Co, kernel, sp[0] if nsp == 1 else sp], kw,
+                    Tup((Arr(os_, dt), Arr(xs, dt))), cmp=("row", "row"), fn=_run_nn)
+    return Spec("nn", build)
+
+
+def _run_sequential(cls, x, g, K, *, dtype, act):
+    model = cls(mnn.Dense(K, 4, dtype=dtype, seed=0), mnn.Activation(act),
+                mnn.Dense(4, 3, activation="tanh", dtype=dtype, seed=1), mnn.Flatten(-1))
+    model(x)
+    y = model(x)                                  # warm: the workspaces reused
+    model.forward(x, training=True)
+    return y, model.backward(g)
+
+
+def k_nn_sequential():
+    def build(ctx):
+        x = ctx.data(ctx.values(0))
+        shp = shape_of(x)
+        if not shp:
+            ctx.must_raise("a 0-d x", ValueError)
+        K = shp[-1] if shp else 3
+        mdt, ok = _nn_dtype(ctx)
+        act = ctx.param("activation", P_NN_ACT)
+        dt = _layer_rdt(ctx, x, np.empty(0, ok)) if ok is not None else None
+        ys = shp[:-1] + (3,) if shp else None
+        g = _nn_grad(ctx, ys or (3,), mdt)
+        return Call([x, g, K], {"dtype": mdt, "act": act}, Tup((Arr(ys, dt), Arr(shp, dt))),
+                    cmp=("row", "row"), fn=_run_sequential)
+    return Spec("nn", build)
+
+
+def _run_layer_base(cls, x):
+    """The base class: no parameters, an empty state dict; forward is the subclasses' and
+    backward needs a training forward."""
+    layer = cls()
+    assert layer.parameters() == [] and layer.gradients() == [] and layer.state_dict() == {}
+    layer.load_state_dict({})
+    for f, exc in ((layer, NotImplementedError), (layer.backward, RuntimeError)):
+        try:
+            f(x)
+        except exc:
+            pass
+        else:  # pragma: no cover
+            raise AssertionError(f"Layer: {f} did not raise {exc.__name__}")
+    return x
+
+
+def k_nn_layer_base():
+    def build(ctx):
+        x = ctx.data(ctx.values(0), dtype=F64)      # any input: the base class computes nothing
+        return Call([x], {}, Is(x), fn=_run_layer_base)
+    return Spec("nn_base", build)
+
+
 # =============================================================================
 # the registry: one line per public function
 # =============================================================================
@@ -2052,6 +2352,17 @@ REGISTRY = {
     "layers.locally_connected1d": k_lc(1), "layers.locally_connected2d": k_lc(2),
     "layers.locally_connected1d_backward": k_lc_backward(1),
     "layers.locally_connected2d_backward": k_lc_backward(2),
+    # --- mlkern.nn: the classes, built and run through inference, training forward, backward
+    "nn.Layer": k_nn_layer_base(),
+    "nn.Dense": k_nn_dense(), "nn.Embedding": k_nn_embedding(), "nn.Activation": k_nn_activation(),
+    "nn.Flatten": k_nn_flatten(),
+    "nn.SimpleRNN": k_nn_recurrent("rnn"), "nn.LSTM": k_nn_recurrent("lstm"),
+    "nn.GRU": k_nn_recurrent("gru"),
+    "nn.Conv1D": k_nn_conv(1), "nn.Conv2D": k_nn_conv(2),
+    "nn.MaxPool1D": k_nn_pool("max", 1), "nn.MaxPool2D": k_nn_pool("max", 2),
+    "nn.AvgPool1D": k_nn_pool("avg", 1), "nn.AvgPool2D": k_nn_pool("avg", 2),
+    "nn.LocallyConnected1D": k_nn_locally_connected(1), "nn.LocallyConnected2D": k_nn_locally_connected(2),
+    "nn.Sequential": k_nn_sequential(),
 }
 for _q, _s in REGISTRY.items():
     _s.qual = _q

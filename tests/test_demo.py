@@ -85,6 +85,17 @@ def test_progress_redrawn_in_place_on_a_tty():
     assert len([ln for ln in text.split("\n") if ln.startswith("\repoch") and "loss" in ln]) == 2
 
 
+def test_threads_option():
+    pytest.importorskip("sklearn")
+    import mlkern
+    before = mlkern.get_num_threads()
+    res, text = _run(["--epochs", "1", "--no-compare", "--threads", "1"])
+    assert res["epochs"] == 1 and mlkern.get_num_threads() == before
+    with pytest.raises(SystemExit) as e:
+        demo.main(["--threads", "0"])
+    assert e.value.code == 2
+
+
 def test_bad_options_exit_2(capsys):
     with pytest.raises(SystemExit) as e:
         demo.main(["--epochs", "0"])
@@ -148,3 +159,59 @@ def test_dask_demo_matches_the_eager_computation():
     assert res["accuracy"] == pytest.approx(np.mean(np.argmax(z, axis=1) == y))
     np.testing.assert_allclose(res["grad_w"], X.T @ g, rtol=1e-4, atol=1e-7)
     assert res["rows_per_s_per_core"] > 0 and res["local_rows_per_s_per_core"] > 0
+
+
+# ------------------------------------------------------------ demo --model lstm / cnn
+def test_lstm_demo_learns():
+    """A reduced run (5 of the 15 default epochs): the loss falls every epoch
+    bar one and the test accuracy passes 90 % (the full run: >= 95 %)."""
+    pytest.importorskip("sklearn")
+    res, text = _run(["--model", "lstm", "--epochs", "5", "--no-compare", "--threads", "1"])
+    assert res["model"] == "lstm" and res["hidden"] == 64 and len(res["losses"]) == 5
+    assert res["threads"] == 1 and "1 thread," in text
+    assert res["losses"][-1] < res["losses"][0] / 5, text
+    assert res["test_accuracy"] >= 0.90, text
+    assert res["torch_test_accuracy"] is None and res["ratio"] is None
+    assert "LSTM(8, 64)" in text and "no PyTorch comparison" in text
+
+
+def test_lstm_demo_pytorch_twin_is_the_same_math():
+    # float64, the same initial weights (through the state dict) and batches:
+    # mlkern's LSTM loop and PyTorch's differ by rounding only
+    pytest.importorskip("sklearn")
+    pytest.importorskip("torch")
+    res, text = _run(["--model", "lstm", "--epochs", "2", "--dtype", "float64", "--hidden", "16"])
+    np.testing.assert_allclose(res["torch_losses"], res["losses"], rtol=1e-9)
+    assert res["torch_test_accuracies"] == res["test_accuracies"], text
+    assert res["torch_ms_per_epoch"] > 0 and res["ratio"] == pytest.approx(
+        res["torch_ms_per_epoch"] / res["ms_per_epoch"])
+    assert "torch" in text and "median time per epoch" in text
+
+
+def test_cli_lstm_demo_runs():
+    pytest.importorskip("sklearn")
+    p = subprocess.run([sys.executable, "-m", "mlkern", "demo", "--model", "lstm", "--epochs", "1",
+                        "--no-compare", "--hidden", "8"],
+                       capture_output=True, text=True, timeout=120, env=subprocess_env())
+    assert p.returncode == 0, p.stderr
+    assert "epoch 1/1" in p.stdout and "final test accuracy" in p.stdout
+
+
+def test_cnn_demo_learns():
+    """A reduced run (3 of the 15 default epochs): the loss falls by 4x and the test
+    accuracy passes 90 % (the full run: >= 97 %)."""
+    pytest.importorskip("sklearn")
+    res, text = _run(["--model", "cnn", "--epochs", "3", "--no-compare", "--threads", "1"])
+    assert res["model"] == "cnn" and res["hidden"] == 32 and len(res["losses"]) == 3
+    assert res["losses"][-1] < res["losses"][0] / 4, text
+    assert res["test_accuracy"] >= 0.90, text
+    assert "Conv2D(1, 32, 3, padding=1) -> ReLU -> MaxPool2D(2)" in text
+
+
+def test_cnn_demo_pytorch_twin_is_the_same_math():
+    pytest.importorskip("sklearn")
+    pytest.importorskip("torch")
+    res, text = _run(["--model", "cnn", "--epochs", "2", "--dtype", "float64", "--hidden", "4",
+                      "--optimizer", "momentum"])
+    np.testing.assert_allclose(res["torch_losses"], res["losses"], rtol=1e-9)
+    assert res["torch_test_accuracies"] == res["test_accuracies"], text

@@ -4,8 +4,9 @@
 when importable) and prints a table; ``python -m mlkern bench --help``
 lists its options.  ``python -m mlkern demo`` trains a small MLP on
 scikit-learn's digits with mlkern kernels and :mod:`mlkern.optim` and times
-it against the same loop in plain NumPy (``--help`` for its options; needs
-scikit-learn: ``pip install ".[examples]"``).  ``python -m mlkern
+it against the same loop in plain NumPy; ``--model lstm`` / ``--model cnn``
+train :mod:`mlkern.nn` models against the same PyTorch ones (``--help`` for
+its options; needs scikit-learn: ``pip install ".[examples]"``).  ``python -m mlkern
 show-config`` prints :func:`mlkern.show_config`.
 """
 import argparse
@@ -22,7 +23,7 @@ def _parser():
                        description=(bench.__doc__ or "").split("\n\n")[0])
     bench.build_parser(b)
     from . import demo  # light: numpy only; sklearn and mlkern.optim are imported when it runs
-    d = sub.add_parser("demo", help="train an MLP on the digits dataset (needs scikit-learn)",
+    d = sub.add_parser("demo", help="train an MLP, LSTM or CNN on the digits dataset (needs scikit-learn)",
                        description=(demo.__doc__ or "").split("\n\n")[0])
     demo.build_parser(d)
     d.set_defaults(demo_parser=d)

@@ -29,6 +29,12 @@ What it does:
   first alternates from epoch to epoch).  ``--no-compare``
   skips the NumPy loop.
 
+``--model lstm`` and ``--model cnn`` run :mod:`mlkern.nn` models instead
+(``mlkern._model_demo``): the digits read row by row by an LSTM, or a small
+CNN (Conv2D -> ReLU -> MaxPool2D -> Flatten -> Dense), trained with
+:mod:`mlkern.optim` and timed epoch by epoch against the same model and loop
+in PyTorch when it is installed.
+
 ``--dask`` runs another demo instead: batch inference and the
 cross-entropy loss and gradient over a chunked dataset on a local
 2-worker Dask cluster, against single-process mlkern (``mlkern._dask_demo``;
@@ -256,21 +262,31 @@ def build_parser(p=None):
     if p is None:
         p = argparse.ArgumentParser(prog="python -m mlkern demo",
                                     description=(__doc__ or "").split("\n\n")[0])
+    p.add_argument("--model", choices=("mlp", "lstm", "cnn"), default="mlp",
+                   help="mlp (default): the 2-layer MLP written with mlkern kernels, against plain "
+                        "NumPy; lstm: the images read row by row by an mlkern.nn LSTM; cnn: an "
+                        "mlkern.nn Conv2D/MaxPool2D network (lstm and cnn against PyTorch when "
+                        "installed)")
     p.add_argument("--optimizer", choices=("sgd", "momentum", "adam"), default="adam",
                    help="optimiser from mlkern.optim (default adam)")
     p.add_argument("--lr", type=float, default=None,
                    help="learning rate (default: " + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items()) + ")")
-    p.add_argument("--epochs", type=int, default=30, help="training epochs (default 30)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="training epochs (default: mlp 30, lstm 15, cnn 15)")
     p.add_argument("--batch-size", type=int, default=64, help="mini-batch size (default 64)")
-    p.add_argument("--hidden", type=int, default=64, help="hidden units (default 64)")
+    p.add_argument("--hidden", type=int, default=None,
+                   help="hidden units (mlp, lstm: default 64) or convolution channels (cnn: default 32)")
     p.add_argument("--activation", choices=("relu", "tanh"), default="relu",
                    help="hidden activation (default relu)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                    help="parameter and data dtype (default float32)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the split, the initialisation and the batch order (default 0)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="mlkern's thread count for the run (and PyTorch's, --model lstm/cnn); "
+                        "default: mlkern.get_num_threads()")
     p.add_argument("--no-compare", dest="compare", action="store_false",
-                   help="skip the plain-NumPy training loop")
+                   help="skip the comparison loop (plain NumPy for mlp, PyTorch for lstm and cnn)")
     p.add_argument("--dask", action="store_true",
                    help="instead: batch inference and the cross-entropy gradient over a chunked "
                         "dataset on a local 2-worker Dask cluster (needs mlkern[dask])")
@@ -283,16 +299,18 @@ def build_parser(p=None):
 
 def check_args(p, a):
     """Reject option values the demo cannot use (``p.error`` exits with status 2)."""
-    if a.epochs < 1:
+    if a.epochs is not None and a.epochs < 1:
         p.error("--epochs must be >= 1")
     if a.batch_size < 1:
         p.error("--batch-size must be >= 1")
-    if a.hidden < 1:
+    if a.hidden is not None and a.hidden < 1:
         p.error("--hidden must be >= 1")
     if a.seed < 0:
         p.error("--seed must be >= 0")
     if a.lr is not None and not (a.lr > 0 and math.isfinite(a.lr)):
         p.error("--lr must be a positive number")
+    if a.threads is not None and a.threads < 1:
+        p.error("--threads must be >= 1")
     if a.dask_rows < 1 or a.dask_chunk < 1:
         p.error("--dask-rows and --dask-chunk must be >= 1")
 
@@ -317,9 +335,20 @@ def main(argv=None, *, args=None, out=None):
         args = p.parse_args(argv)
         check_args(p, args)
     out = sys.stdout if out is None else out
+    if getattr(args, "threads", None) is not None:
+        import mlkern
+        with mlkern.threads(args.threads):
+            return main(args=argparse.Namespace(**dict(vars(args), threads=None)), out=out)
     if getattr(args, "dask", False):
         from ._dask_demo import main as dask_main
         return dask_main(args, out)
+    if getattr(args, "model", "mlp") != "mlp":
+        from ._model_demo import main as model_main
+        return model_main(args, out)
+    if args.epochs is None:
+        args.epochs = 30
+    if args.hidden is None:
+        args.hidden = 64
     dtype = np.dtype(args.dtype)
     lr = DEFAULT_LR[args.optimizer] if args.lr is None else args.lr
 

@@ -53,7 +53,9 @@ from . import activations as _act
 from . import layers as _layers
 from ._validation import any_dask
 
-__all__ = ["Layer", "Dense", "Embedding", "Activation", "Flatten", "Sequential"]
+__all__ = ["Layer", "Dense", "Embedding", "Activation", "Flatten", "SimpleRNN", "LSTM", "GRU",
+           "Conv1D", "Conv2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D",
+           "LocallyConnected1D", "LocallyConnected2D", "Sequential"]
 
 # the activations a layer fuses (every elementwise activation but prelu, whose
 # parameter is learned, and noisy_relu, which draws training noise), and those
@@ -661,6 +663,862 @@ class Flatten(Layer):
 
     def _repr_args(self) -> str:
         return "" if self.start_dim == 1 else f"start_dim={self.start_dim}"
+
+
+# ---------------------------------------------------------------- recurrent layers
+_REC: dict[str, tuple[int, Any, Any]] = {"rnn": (1, _layers.rnn, _layers.rnn_backward),
+                                          "lstm": (4, _layers.lstm, _layers.lstm_backward),
+                                          "gru": (3, _layers.gru, _layers.gru_backward)}
+
+
+def _check_bool(value: Any, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected a bool, got {type(value).__name__}")
+    return bool(value)
+
+
+class _Recurrent(Layer):
+    """The recurrent layers' common part: one :mod:`mlkern.layers` sequence
+    call forward (``return_saved`` in training), its ``*_backward`` backward."""
+
+    _kind = "rnn"
+    nonlinearity: str | None = None
+
+    def __init__(self, input_size: int, hidden_size: int, *, batch_first: bool = False,
+                 bias: bool = True, return_sequences: bool = True, dtype: DTypeLike = np.float32,
+                 seed: int | np.random.Generator | None = None) -> None:
+        I = _check_size(input_size, "input_size")
+        H = _check_size(hidden_size, "hidden_size")
+        self.batch_first = _check_bool(batch_first, "batch_first")
+        has_bias = _check_bool(bias, "bias")
+        self.return_sequences = _check_bool(return_sequences, "return_sequences")
+        dt = _check_dtype(dtype)
+        G = _REC[self._kind][0]
+        rng = np.random.default_rng(seed)
+        bound = 1.0 / math.sqrt(H) if H else 0.0
+        self.input_size, self.hidden_size, self.dtype = I, H, dt
+        # PyTorch's order of the parameters, all from U(-1/sqrt(H), 1/sqrt(H))
+        self.weight_ih_l0 = _uniform(rng, bound, (G * H, I), dt)
+        self.weight_hh_l0 = _uniform(rng, bound, (G * H, H), dt)
+        self.bias_ih_l0 = _uniform(rng, bound, (G * H,), dt) if has_bias else None
+        self.bias_hh_l0 = _uniform(rng, bound, (G * H,), dt) if has_bias else None
+        self._grads = {k: np.zeros_like(p) for k, p in self._params()}
+        self.h_n: NDArray[Any] | None = None
+        self.c_n: NDArray[Any] | None = None
+        self.grad_h0: NDArray[Any] | None = None
+        self.grad_c0: NDArray[Any] | None = None
+
+    def _params(self) -> list[tuple[str, NDArray[Any]]]:
+        ps = [("weight_ih_l0", self.weight_ih_l0), ("weight_hh_l0", self.weight_hh_l0)]
+        if self.bias_ih_l0 is not None and self.bias_hh_l0 is not None:
+            ps += [("bias_ih_l0", self.bias_ih_l0), ("bias_hh_l0", self.bias_hh_l0)]
+        return ps
+
+    def _named(self) -> list[tuple[str, NDArray[Any], NDArray[Any]]]:
+        return [(k, p, self._grads[k]) for k, p in self._params()]
+
+    def __call__(self, x: ArrayLike, hx: Any = None) -> NDArray[Any]:
+        return self.forward(x, hx)
+
+    def forward(self, x: ArrayLike, hx: Any = None, *, training: bool = False) -> NDArray[Any]:
+        """Run the layer over a sequence.
+
+        Parameters
+        ----------
+        x : array_like, shape (T, N, input_size), or (N, T, input_size) with ``batch_first``
+            The input sequence.
+        hx : array_like or tuple, optional
+            The initial state, as PyTorch's: ``h0`` of shape (N, hidden_size)
+            (:class:`LSTM`: a tuple ``(h0, c0)``); ``None`` for zeros.
+        training : bool, default False
+            ``True`` keeps what :meth:`backward` needs.
+
+        Returns
+        -------
+        ndarray
+            The output sequence ``h_1 .. h_T`` (shape (T, N, hidden_size) or
+            (N, T, hidden_size)); with ``return_sequences=False`` the last
+            hidden state only, (N, hidden_size).  The last states are
+            ``layer.h_n`` (and ``layer.c_n`` for an :class:`LSTM`).
+
+        Examples
+        --------
+        >>> import numpy as np, mlkern.nn as nn
+        >>> gru = nn.GRU(3, 5, batch_first=True, seed=0)
+        >>> y = gru(np.zeros((2, 7, 3), np.float32))
+        >>> y.shape, gru.h_n.shape
+        ((2, 7, 5), (2, 5))
+        """
+        if not isinstance(training, (bool, np.bool_)):
+            raise TypeError(f"training: expected a bool, got {type(training).__name__}")
+        if training:
+            self._training_ctx = None
+        y: NDArray[Any] = self._run(x, hx, bool(training), None)
+        return y
+
+    def _forward(self, x: Any, training: bool, out: NDArray[Any] | None) -> Any:
+        return self._run(x, None, training, out)
+
+    def _split_hx(self, hx: Any) -> tuple[Any, Any]:
+        if self._kind != "lstm":
+            return hx, None
+        if hx is None:
+            return None, None
+        if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+            raise TypeError(f"hx: expected None or a tuple (h0, c0) for an LSTM, got "
+                            f"{type(hx).__name__}")
+        return hx[0], hx[1]
+
+    def _run(self, x: Any, hx: Any, training: bool, out: NDArray[Any] | None) -> Any:
+        h0, c0 = self._split_hx(hx)
+        f = _REC[self._kind][1]
+        args: tuple[Any, ...] = (x, h0) + ((c0,) if self._kind == "lstm" else ())
+        args += (self.weight_ih_l0, self.weight_hh_l0, self.bias_ih_l0, self.bias_hh_l0)
+        kw: dict[str, Any] = {"batch_first": self.batch_first, "return_saved": training}
+        if self._kind == "rnn":
+            kw["nonlinearity"] = self.nonlinearity
+        res = f(*args, **kw)
+        seq, last = res[0], res[1]
+        if self._kind == "lstm":
+            self.h_n, self.c_n = last
+        else:
+            self.h_n = last
+        y = seq if self.return_sequences else self.h_n.copy()
+        if training:
+            self._training_ctx = (res[2], h0 is not None, c0 is not None)
+        if out is not None:
+            np.copyto(out, y)
+            return out
+        return y
+
+    def _backward(self, grad_output: Any) -> Any:
+        saved, has_h0, has_c0 = self._training_ctx
+        fb = _REC[self._kind][2]
+        g = np.asarray(grad_output)
+        if g.dtype.kind == "f" and g.dtype != self.dtype:
+            raise TypeError(f"grad_output: dtype {g.dtype} differs from the layer's {self.dtype}")
+        if self.return_sequences:
+            incoming: tuple[Any, ...] = (g, None)
+        else:
+            incoming = (None, g)
+        if self._kind == "lstm":
+            incoming += (None,)
+        try:
+            grads = fb(*incoming, saved)
+        except ValueError as e:
+            raise ValueError(f"{type(self).__name__}.backward: grad_output: {e}") from None
+        gx, gh0 = grads[0], grads[1]
+        self.grad_h0 = gh0
+        rest = grads[2:]
+        if self._kind == "lstm":
+            self.grad_c0, rest = rest[0], rest[1:]
+        for (k, _), gr in zip(self._params(), rest):
+            np.copyto(self._grads[k], gr)
+        return gx
+
+    def _repr_args(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.nonlinearity not in (None, "tanh"):
+            s += f", nonlinearity={self.nonlinearity!r}"
+        if self.batch_first:
+            s += ", batch_first=True"
+        if self.bias_ih_l0 is None:
+            s += ", bias=False"
+        if not self.return_sequences:
+            s += ", return_sequences=False"
+        return s + f", dtype={self.dtype.name}"
+
+
+_REC_NOTES = """
+    Notes
+    -----
+    Parameters under PyTorch's names and shapes: ``weight_ih_l0``
+    ({G}*hidden_size, input_size), ``weight_hh_l0`` ({G}*hidden_size,
+    hidden_size), ``bias_ih_l0`` and ``bias_hh_l0`` ({G}*hidden_size,){gates},
+    all initialised from ``U(-1/sqrt(hidden_size), 1/sqrt(hidden_size))`` as
+    PyTorch's, so ``{{k: v.numpy() for k, v in torch_layer.state_dict().items()}}``
+    loads as it is.  The forward is one :func:`mlkern.layers.{f}` call
+    (``return_saved=True`` in training), the backward one
+    :func:`mlkern.layers.{f}_backward` call (backpropagation through time).
+
+    ``layer(x, hx=None)`` returns the output sequence; the last states are
+    ``layer.h_n``{cn} (shape (N, hidden_size)).  After a backward,
+    ``layer.grad_h0``{gc0} hold the gradients of the initial state given as
+    ``hx`` (``None`` when it was not given).
+
+    In a :class:`Sequential`, a recurrent layer is followed by others on the
+    whole sequence (a :class:`Dense` acts on the last axis of every step);
+    to classify a sequence from its last step -- Keras's default,
+    PyTorch's ``output[-1]`` -- build the layer with
+    ``return_sequences=False``: it then returns ``h_n`` (N, hidden_size),
+    and its backward takes the gradient of ``h_n``.
+"""
+
+
+class SimpleRNN(_Recurrent):
+    """Elman RNN over a sequence (PyTorch's ``nn.RNN``, one layer, unidirectional).
+
+    Parameters
+    ----------
+    input_size : int
+        Features of each step of the input.
+    hidden_size : int
+        Features of the hidden state.
+    nonlinearity : {"tanh", "relu"}, default "tanh"
+    batch_first : bool, default False
+        The input and output are (N, T, features) instead of (T, N, features).
+    bias : bool, default True
+        Whether the layer has the biases ``b_ih`` and ``b_hh``.
+    return_sequences : bool, default True
+        ``False``: return the last hidden state only (Keras's default).
+    dtype : dtype, default float32
+        float32 or float64.
+    seed : int or numpy.random.Generator, optional
+        Seeds the initialisation (``numpy.random.default_rng(seed)``).
+    {notes}
+    Examples
+    --------
+    >>> import numpy as np, mlkern.nn as nn
+    >>> rnn = nn.SimpleRNN(4, 3, seed=0)
+    >>> y = rnn(np.ones((5, 2, 4), np.float32))
+    >>> y.shape, bool((y[-1] == rnn.h_n).all())
+    ((5, 2, 3), True)
+    >>> sorted(rnn.state_dict())
+    ['bias_hh_l0', 'bias_ih_l0', 'weight_hh_l0', 'weight_ih_l0']
+    """
+
+    _kind = "rnn"
+
+    def __init__(self, input_size: int, hidden_size: int, *, nonlinearity: str = "tanh",
+                 batch_first: bool = False, bias: bool = True, return_sequences: bool = True,
+                 dtype: DTypeLike = np.float32,
+                 seed: int | np.random.Generator | None = None) -> None:
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        super().__init__(input_size, hidden_size, batch_first=batch_first, bias=bias,
+                         return_sequences=return_sequences, dtype=dtype, seed=seed)
+
+
+class LSTM(_Recurrent):
+    """Long short-term memory over a sequence (PyTorch's ``nn.LSTM``, one layer, unidirectional).
+
+    Parameters
+    ----------
+    input_size : int
+        Features of each step of the input.
+    hidden_size : int
+        Features of the hidden and cell states.
+    batch_first : bool, default False
+        The input and output are (N, T, features) instead of (T, N, features).
+    bias : bool, default True
+        Whether the layer has the biases ``b_ih`` and ``b_hh``.
+    return_sequences : bool, default True
+        ``False``: return the last hidden state only (Keras's default).
+    dtype : dtype, default float32
+        float32 or float64.
+    seed : int or numpy.random.Generator, optional
+        Seeds the initialisation (``numpy.random.default_rng(seed)``).
+    {notes}
+    Examples
+    --------
+    >>> import numpy as np, mlkern.nn as nn
+    >>> lstm = nn.LSTM(8, 16, batch_first=True, return_sequences=False, seed=0)
+    >>> lstm(np.zeros((32, 8, 8), np.float32)).shape, lstm.c_n.shape
+    ((32, 16), (32, 16))
+    """
+
+    _kind = "lstm"
+
+
+class GRU(_Recurrent):
+    """Gated recurrent unit over a sequence (PyTorch's ``nn.GRU``, one layer, unidirectional).
+
+    Parameters
+    ----------
+    input_size : int
+        Features of each step of the input.
+    hidden_size : int
+        Features of the hidden state.
+    batch_first : bool, default False
+        The input and output are (N, T, features) instead of (T, N, features).
+    bias : bool, default True
+        Whether the layer has the biases ``b_ih`` and ``b_hh``.
+    return_sequences : bool, default True
+        ``False``: return the last hidden state only (Keras's default).
+    dtype : dtype, default float32
+        float32 or float64.
+    seed : int or numpy.random.Generator, optional
+        Seeds the initialisation (``numpy.random.default_rng(seed)``).
+    {notes}
+    Examples
+    --------
+    >>> import numpy as np, mlkern.nn as nn
+    >>> gru = nn.GRU(3, 5, seed=0)
+    >>> [p.shape for p in gru.parameters()]
+    [(15, 3), (15, 5), (15,), (15,)]
+    """
+
+    _kind = "gru"
+
+
+for _cls, _G, _f, _gates in ((SimpleRNN, 1, "rnn", ""), (LSTM, 4, "lstm", " (gates i, f, g, o)"),
+                             (GRU, 3, "gru", " (gates r, z, n)")):
+    _lstm = _cls is LSTM
+    _cls.__doc__ = (_cls.__doc__ or "").replace("{notes}", "\n    " + _REC_NOTES.format(
+        G=_G, f=_f, gates=_gates, cn=" and ``layer.c_n``" if _lstm else "",
+        gc0=" and ``layer.grad_c0``" if _lstm else "").strip() + "\n")
+del _cls, _G, _f, _gates, _lstm
+
+
+# ---------------------------------------------------------------- convolution, pooling, locally connected
+_LAYOUTS = {1: ("NCL", "NLC"), 2: ("NCHW", "NHWC")}
+
+
+def _check_layout(layout: Any, nd: int) -> str:
+    first, last = _LAYOUTS[nd]
+    if not isinstance(layout, str) or layout not in (first, last):
+        raise ValueError(f"layout: expected {first!r} or {last!r}, got {layout!r}")
+    return layout
+
+
+def _check_ksize(value: Any, nd: int, name: str = "kernel_size") -> tuple[int, ...]:
+    """An int or nd ints, each >= 1, as a tuple (the weight's spatial shape)."""
+    vals = tuple(value) if isinstance(value, (tuple, list)) else (value,) * nd
+    if len(vals) != nd:
+        raise ValueError(f"{name}: expected an int or {nd} ints, got {value!r}")
+    for v in vals:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"{name}: expected an int or a tuple of {nd} ints, got {value!r}")
+        if v < 1:
+            raise ValueError(f"{name}: must be >= 1, got {value!r}")
+    return tuple(int(v) for v in vals)
+
+
+def _act_pair(activation: str | None, params: Mapping[str, Any]) -> tuple[Any, Any, bool]:
+    """(forward, backward, backward-from-y) of a fused activation, or Nones."""
+    if activation is None:
+        if params:
+            raise TypeError(f"activation=None takes no parameters, got {sorted(params)}")
+        return None, None, False
+    _check_activation(activation, params, "activation")
+    return getattr(_act, activation), getattr(_act, activation + "_backward"), activation in _FROM_Y
+
+
+class _Conv(Layer):
+    """Conv1D / Conv2D: one :func:`mlkern.layers.conv1d` / ``conv2d`` call
+    (then the activation, in place), backward the activation's and
+    ``conv*_backward``."""
+
+    _nd = 2
+
+    def _setup(self, in_channels: Any, out_channels: Any, kernel_size: Any, stride: Any,
+               padding: Any, dilation: Any, groups: Any, bias: Any, activation: Any, layout: Any,
+               dtype: DTypeLike, seed: Any, activation_params: dict[str, Any]) -> None:
+        nd = self._nd
+        C = _check_size(in_channels, "in_channels")
+        O = _check_size(out_channels, "out_channels")
+        k = _check_ksize(kernel_size, nd)
+        if isinstance(groups, (bool, np.bool_)) or not isinstance(groups, (int, np.integer)):
+            raise TypeError(f"groups: expected an int, got {type(groups).__name__}")
+        if groups < 1 or C % groups or O % groups:
+            raise ValueError(f"groups: must be >= 1 and divide in_channels={C} and "
+                             f"out_channels={O}, got {groups}")
+        has_bias = _check_bool(bias, "bias")
+        self.layout = _check_layout(layout, nd)
+        self._f, self._fb, self._from_y = _act_pair(activation, activation_params)
+        dt = _check_dtype(dtype)
+        self.in_channels, self.out_channels, self.kernel_size = C, O, k
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, int(groups)
+        self.activation, self.activation_params = activation, dict(activation_params)
+        self.dtype = dt
+        fan_in = C // self.groups * math.prod(k)
+        bound = 1.0 / math.sqrt(fan_in) if fan_in else 0.0
+        rng = np.random.default_rng(seed)
+        self.weight = _uniform(rng, bound, (O, C // self.groups) + k, dt)
+        self.bias = _uniform(rng, bound, (O,), dt) if has_bias else None
+        self.grad_weight = np.zeros_like(self.weight)
+        self.grad_bias = None if self.bias is None else np.zeros_like(self.bias)
+        self._conv = _layers.conv1d if nd == 1 else _layers.conv2d
+        self._conv_b = _layers.conv1d_backward if nd == 1 else _layers.conv2d_backward
+        self._kw = {"stride": stride, "padding": padding, "dilation": dilation,
+                    "groups": self.groups, "layout": self.layout}
+        # the hyper-parameters checked now (by the functional layer, on an empty batch whose
+        # spatial size fits any valid padding/dilation) rather than at the first call
+        try:
+            span = [d * (kk - 1) + 1 for d, kk in zip(_check_ksize(dilation, nd, "dilation"), k)]
+        except (TypeError, ValueError):
+            span = list(k)
+        shape = (0,) + ((C,) + tuple(span) if self.layout in ("NCL", "NCHW") else tuple(span) + (C,))
+        self._conv(np.zeros(shape, dt), self.weight, self.bias, **self._kw)
+
+    def _named(self) -> list[tuple[str, NDArray[Any], NDArray[Any]]]:
+        out = [("weight", self.weight, self.grad_weight)]
+        if self.bias is not None and self.grad_bias is not None:
+            out.append(("bias", self.bias, self.grad_bias))
+        return out
+
+    def _forward(self, x: Any, training: bool, out: NDArray[Any] | None) -> Any:
+        f = self._f
+        if not training:
+            y = self._conv(x, self.weight, self.bias, out=out, **self._kw)
+            return y if f is None else f(y, out=y, **self.activation_params)
+        xa = np.asarray(x)
+        z = self._conv(xa, self.weight, self.bias, **self._kw)
+        saved = None
+        if f is None:
+            y = z
+        elif self._from_y:
+            y = saved = f(z, out=z, **self.activation_params)
+        else:
+            saved, y = z, f(z, **self.activation_params)
+        self._training_ctx = (xa, saved)
+        return y
+
+    def _backward(self, grad_output: Any) -> Any:
+        xa, saved = self._training_ctx
+        g = grad_output
+        if self._fb is not None:
+            ga = np.asarray(g)
+            if ga.shape != saved.shape:
+                raise ValueError(f"grad_output: expected the output's shape {saved.shape}, got {ga.shape}")
+            g = self._fb(ga, saved, **self.activation_params)
+        gx, gw, gb = self._conv_b(g, xa, self.weight, has_bias=self.bias is not None, **self._kw)
+        np.copyto(self.grad_weight, gw)
+        if gb is not None and self.grad_bias is not None:
+            np.copyto(self.grad_bias, gb)
+        return gx
+
+    def _repr_args(self) -> str:
+        s = f"{self.in_channels}, {self.out_channels}, {self.kernel_size}"
+        for k, d in (("stride", 1), ("padding", 0), ("dilation", 1), ("groups", 1)):
+            if getattr(self, k) != d:
+                s += f", {k}={getattr(self, k)!r}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.activation is not None:
+            s += f", activation={self.activation!r}"
+            s += "".join(f", {k}={v!r}" for k, v in self.activation_params.items())
+        if self.layout != _LAYOUTS[self._nd][0]:
+            s += f", layout={self.layout!r}"
+        return s + f", dtype={self.dtype.name}"
+
+
+_CONV_DOC = """{summary}
+
+    Parameters
+    ----------
+    in_channels : int
+        Channels of the input.
+    out_channels : int
+        Channels of the output (filters).
+    kernel_size : int or tuple of {nd} ints
+        The filters' spatial size.
+    stride : int or tuple of {nd} ints, default 1
+    padding : int, tuple of {nd} ints, "valid" or "same", default 0
+        Zero padding on both sides (``"same"``: the output size of the
+        input's, stride 1 only; PyTorch's rules).
+    dilation : int or tuple of {nd} ints, default 1
+    groups : int, default 1
+        Blocked connections: each group of ``in_channels/groups`` input
+        channels feeds ``out_channels/groups`` outputs.
+    bias : bool, default True
+    activation : str, optional
+        An elementwise activation applied to the output (``"relu"``, ...;
+        every one but ``prelu`` and ``noisy_relu``).
+    layout : {{"{l0}", "{l1}"}}, default "{l0}"
+        Of the input and output: PyTorch's channels first, or channels last
+        (Keras/TF).  The weight has PyTorch's layout either way.
+    dtype : dtype, default float32
+        float32 or float64.
+    seed : int or numpy.random.Generator, optional
+        Seeds the initialisation (``numpy.random.default_rng(seed)``).
+    **activation_params
+        The activation's parameters.
+
+    Notes
+    -----
+    Parameters ``weight`` (out_channels, in_channels/groups, {kdims}) and
+    ``bias`` (out_channels,), PyTorch's names and layout, initialised as
+    PyTorch's ``nn.{torch}``: ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` with
+    ``fan_in = in_channels/groups * {kprod}``.  Forward one
+    :func:`mlkern.layers.{f}` call (the activation then in place), backward
+    the activation's and one :func:`mlkern.layers.{f}_backward` call.  The
+    hyper-parameters are checked when the layer is built.
+
+    Examples
+    --------
+{examples}
+"""
+
+
+class Conv1D(_Conv):
+    _nd = 1
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int], *,
+                 stride: int | tuple[int] = 1, padding: int | str | tuple[int] = 0,
+                 dilation: int | tuple[int] = 1, groups: int = 1, bias: bool = True,
+                 activation: str | None = None, layout: str = "NCL", dtype: DTypeLike = np.float32,
+                 seed: int | np.random.Generator | None = None, **activation_params: Any) -> None:
+        self._setup(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                    activation, layout, dtype, seed, activation_params)
+
+
+class Conv2D(_Conv):
+    _nd = 2
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int], *,
+                 stride: int | tuple[int, int] = 1, padding: int | str | tuple[int, int] = 0,
+                 dilation: int | tuple[int, int] = 1, groups: int = 1, bias: bool = True,
+                 activation: str | None = None, layout: str = "NCHW", dtype: DTypeLike = np.float32,
+                 seed: int | np.random.Generator | None = None, **activation_params: Any) -> None:
+        self._setup(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                    activation, layout, dtype, seed, activation_params)
+
+
+Conv1D.__doc__ = _CONV_DOC.format(
+    summary="1-D convolution layer (PyTorch's ``nn.Conv1d``; cross-correlation).", nd=1, l0="NCL",
+    l1="NLC", kdims="kernel_size", kprod="kernel_size", torch="Conv1d", f="conv1d", examples="""\
+    >>> import numpy as np, mlkern.nn as nn
+    >>> conv = nn.Conv1D(4, 8, 3, padding="same", activation="relu", seed=0)
+    >>> conv(np.ones((2, 4, 10), np.float32)).shape
+    (2, 8, 10)""")
+Conv2D.__doc__ = _CONV_DOC.format(
+    summary="2-D convolution layer (PyTorch's ``nn.Conv2d``; cross-correlation).", nd=2, l0="NCHW",
+    l1="NHWC", kdims="kH, kW", kprod="kH * kW", torch="Conv2d", f="conv2d", examples="""\
+    >>> import numpy as np, mlkern.nn as nn
+    >>> conv = nn.Conv2D(1, 16, 3, padding=1, seed=0)
+    >>> conv(np.ones((5, 1, 8, 8), np.float32)).shape, conv.weight.shape
+    ((5, 16, 8, 8), (16, 1, 3, 3))""")
+
+
+class _Pool(Layer):
+    """Max / average pooling: the functional layer forward (max: with its
+    indices in training), its backward backward.  No parameters."""
+
+    _nd = 2
+    _max = True
+
+    def _setup(self, kernel_size: Any, stride: Any, padding: Any, dilation: Any, ceil_mode: Any,
+               count_include_pad: Any, layout: Any) -> None:
+        nd = self._nd
+        self.layout = _check_layout(layout, nd)
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.dilation, self.ceil_mode, self.count_include_pad = dilation, ceil_mode, count_include_pad
+        name = ("max" if self._max else "avg") + f"_pool{nd}d"
+        self._f = getattr(_layers, name)
+        self._fb = getattr(_layers, name + "_backward")
+        kw: dict[str, Any] = {"stride": stride, "padding": padding, "ceil_mode": ceil_mode,
+                              "layout": self.layout}
+        if self._max:
+            kw["dilation"] = dilation
+        else:
+            kw["count_include_pad"] = count_include_pad
+        self._kw = kw
+        # the hyper-parameters checked now, by the functional layer on an input of one window
+        k = _check_ksize(kernel_size, nd)
+        try:
+            span = [d * (kk - 1) + 1 for d, kk in zip(_check_ksize(dilation, nd, "dilation"), k)]
+        except (TypeError, ValueError):
+            span = list(k)
+        self._f(np.zeros((1, 1) + tuple(span)) if self.layout in ("NCL", "NCHW")
+                else np.zeros((1,) + tuple(span) + (1,)), kernel_size, **kw)
+
+    def _forward(self, x: Any, training: bool, out: NDArray[Any] | None) -> Any:
+        if not training:
+            return self._f(x, self.kernel_size, out=out, **self._kw)
+        xa = np.asarray(x)
+        if self._max:
+            y, idx = self._f(xa, self.kernel_size, return_indices=True, **self._kw)
+        else:
+            y, idx = self._f(xa, self.kernel_size, **self._kw), None
+        self._training_ctx = (xa.shape, idx, y.shape)
+        return y
+
+    def _backward(self, grad_output: Any) -> Any:
+        shape, idx, yshape = self._training_ctx
+        ga = np.asarray(grad_output)
+        if ga.shape != yshape:
+            raise ValueError(f"grad_output: expected the output's shape {yshape}, got {ga.shape}")
+        if self._max:
+            return self._fb(ga, idx, shape, layout=self.layout)
+        kw = {k: v for k, v in self._kw.items()}
+        return self._fb(ga, shape, self.kernel_size, **kw)
+
+    def _repr_args(self) -> str:
+        s = f"{self.kernel_size!r}"
+        if self.stride is not None:
+            s += f", stride={self.stride!r}"
+        if self.padding != 0:
+            s += f", padding={self.padding!r}"
+        if self._max and self.dilation != 1:
+            s += f", dilation={self.dilation!r}"
+        if self.ceil_mode:
+            s += ", ceil_mode=True"
+        if not self._max and not self.count_include_pad:
+            s += ", count_include_pad=False"
+        if self.layout != _LAYOUTS[self._nd][0]:
+            s += f", layout={self.layout!r}"
+        return s
+
+
+_POOL_CLS_DOC = """{summary}
+
+    Parameters
+    ----------
+    kernel_size : int or tuple of {nd} ints
+        The window.
+    stride : int or tuple of {nd} ints, optional
+        Default (``None``): ``kernel_size``.
+    padding : int or tuple of {nd} ints, default 0
+        Implicit padding on both sides ({pad}), at most half the window.{dil}
+    ceil_mode : bool, default False
+        Round the output size up, as PyTorch.{cip}
+    layout : {{"{l0}", "{l1}"}}, default "{l0}"
+        Of the input and output.
+
+    Notes
+    -----
+    No parameters.  Forward :func:`mlkern.layers.{f}` ({how}), backward
+    :func:`mlkern.layers.{f}_backward`.  The arguments are checked when the
+    layer is built.
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern.nn as nn
+    >>> nn.{cls}(2)(np.arange({n}, dtype=np.float64).reshape({shape})).{show}
+    {result}
+"""
+
+
+class MaxPool1D(_Pool):
+    _nd = 1
+
+    def __init__(self, kernel_size: int | tuple[int], stride: int | tuple[int] | None = None,
+                 padding: int | tuple[int] = 0, dilation: int | tuple[int] = 1, *,
+                 ceil_mode: bool = False, layout: str = "NCL") -> None:
+        self._setup(kernel_size, stride, padding, dilation, ceil_mode, True, layout)
+
+
+class MaxPool2D(_Pool):
+    _nd = 2
+
+    def __init__(self, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
+                 padding: int | tuple[int, int] = 0, dilation: int | tuple[int, int] = 1, *,
+                 ceil_mode: bool = False, layout: str = "NCHW") -> None:
+        self._setup(kernel_size, stride, padding, dilation, ceil_mode, True, layout)
+
+
+class AvgPool1D(_Pool):
+    _nd = 1
+    _max = False
+
+    def __init__(self, kernel_size: int | tuple[int], stride: int | tuple[int] | None = None,
+                 padding: int | tuple[int] = 0, *, ceil_mode: bool = False,
+                 count_include_pad: bool = True, layout: str = "NCL") -> None:
+        self._setup(kernel_size, stride, padding, 1, ceil_mode, count_include_pad, layout)
+
+
+class AvgPool2D(_Pool):
+    _nd = 2
+    _max = False
+
+    def __init__(self, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
+                 padding: int | tuple[int, int] = 0, *, ceil_mode: bool = False,
+                 count_include_pad: bool = True, layout: str = "NCHW") -> None:
+        self._setup(kernel_size, stride, padding, 1, ceil_mode, count_include_pad, layout)
+
+
+for _pcls, _nd_, _mx in ((MaxPool1D, 1, True), (MaxPool2D, 2, True), (AvgPool1D, 1, False),
+                        (AvgPool2D, 2, False)):
+    _pcls.__doc__ = _POOL_CLS_DOC.format(
+        summary=(f"{_nd_}-D {'max' if _mx else 'average'} pooling (PyTorch's "
+                 f"``nn.{'Max' if _mx else 'Avg'}Pool{_nd_}d``)."),
+        nd=_nd_, l0=_LAYOUTS[_nd_][0], l1=_LAYOUTS[_nd_][1],
+        pad="-inf" if _mx else "zeros",
+        dil=("\n    dilation : int or tuple of %d ints, default 1\n        Spacing of the window's taps."
+             % _nd_) if _mx else "",
+        cip="" if _mx else ("\n    count_include_pad : bool, default True\n        Whether the "
+                            "padding counts in the divisor."),
+        f=("max" if _mx else "avg") + f"_pool{_nd_}d",
+        how="with its indices in training, which the backward scatters to" if _mx else "the window means",
+        cls=_pcls.__name__, n=8 if _nd_ == 1 else 16, shape="1, 1, 8" if _nd_ == 1 else "1, 1, 4, 4",
+        show="tolist()" if _nd_ == 1 else "shape",
+        result=(("[[[1.0, 3.0, 5.0, 7.0]]]" if _mx else "[[[0.5, 2.5, 4.5, 6.5]]]") if _nd_ == 1
+                else "(1, 1, 2, 2)"))
+del _pcls, _nd_, _mx
+
+
+class _LocallyConnected(Layer):
+    """LocallyConnected1D / 2D: unshared weights (Keras's layers, "valid"
+    padding), one :func:`mlkern.layers.locally_connected1d` / ``2d`` call."""
+
+    _nd = 1
+
+    def _setup(self, in_channels: Any, out_channels: Any, kernel_size: Any, insize: Any,
+               stride: Any, bias: Any, layout: Any, dtype: DTypeLike, seed: Any) -> None:
+        nd = self._nd
+        C = _check_size(in_channels, "in_channels")
+        O = _check_size(out_channels, "out_channels")
+        k = _check_ksize(kernel_size, nd)
+        s = _check_ksize(stride, nd, "stride")
+        name = "input_length" if nd == 1 else "input_shape"
+        sp = _check_ksize(insize, nd, name)
+        if any(n < kk for n, kk in zip(sp, k)):
+            raise ValueError(f"{name}: {insize!r} is smaller than kernel_size {kernel_size!r}")
+        outs = tuple((n - kk) // ss + 1 for n, kk, ss in zip(sp, k, s))
+        has_bias = _check_bool(bias, "bias")
+        self.layout = _check_layout(layout, nd)
+        dt = _check_dtype(dtype)
+        self.in_channels, self.out_channels, self.kernel_size, self.stride = C, O, k, s
+        self.input_size, self.output_size, self.dtype = sp, outs, dt
+        fan_in = C * math.prod(k)
+        bound = 1.0 / math.sqrt(fan_in) if fan_in else 0.0
+        rng = np.random.default_rng(seed)
+        self.weight = _uniform(rng, bound, outs + (O, C) + k, dt)
+        self.bias = _uniform(rng, bound, outs + (O,), dt) if has_bias else None
+        self.grad_weight = np.zeros_like(self.weight)
+        self.grad_bias = None if self.bias is None else np.zeros_like(self.bias)
+        f = "locally_connected1d" if nd == 1 else "locally_connected2d"
+        self._f, self._fb = getattr(_layers, f), getattr(_layers, f + "_backward")
+        self._kw = {"stride": s if nd == 2 else s[0], "layout": self.layout}
+
+    def _named(self) -> list[tuple[str, NDArray[Any], NDArray[Any]]]:
+        out = [("weight", self.weight, self.grad_weight)]
+        if self.bias is not None and self.grad_bias is not None:
+            out.append(("bias", self.bias, self.grad_bias))
+        return out
+
+    def _forward(self, x: Any, training: bool, out: NDArray[Any] | None) -> Any:
+        xa = np.asarray(x)
+        b = 1 if xa.ndim == self._nd + 2 else 0          # a batch axis (the functional checks ndim)
+        sp = xa.shape[b:b + self._nd] if self.layout in ("NLC", "NHWC") else xa.shape[b + 1:]
+        if xa.ndim in (self._nd + 1, self._nd + 2) and tuple(sp) != self.input_size:
+            raise ValueError(f"x: spatial size {tuple(sp)} (shape {xa.shape}, layout {self.layout!r}) "
+                             f"differs from the layer's {self.input_size}")
+        y = self._f(xa, self.weight, self.bias, out=None if training else out, **self._kw)
+        if training:
+            self._training_ctx = (xa,)
+        return y
+
+    def _backward(self, grad_output: Any) -> Any:
+        (xa,) = self._training_ctx
+        gx, gw, gb = self._fb(grad_output, xa, self.weight, has_bias=self.bias is not None, **self._kw)
+        np.copyto(self.grad_weight, gw)
+        if gb is not None and self.grad_bias is not None:
+            np.copyto(self.grad_bias, gb)
+        return gx
+
+    def _repr_args(self) -> str:
+        k = self.kernel_size[0] if self._nd == 1 else self.kernel_size
+        n = self.input_size[0] if self._nd == 1 else self.input_size
+        s = f"{self.in_channels}, {self.out_channels}, {k}, {n}"
+        if any(v != 1 for v in self.stride):
+            s += f", stride={self.stride[0] if self._nd == 1 else self.stride}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.layout != _LAYOUTS[self._nd][0]:
+            s += f", layout={self.layout!r}"
+        return s + f", dtype={self.dtype.name}"
+
+
+class LocallyConnected1D(_LocallyConnected):
+    """1-D locally connected layer: a convolution with unshared weights (Keras's ``LocallyConnected1D``).
+
+    Parameters
+    ----------
+    in_channels : int
+        Channels of the input.
+    out_channels : int
+        Channels of the output.
+    kernel_size : int
+        The window.
+    input_length : int
+        Length L of the input (each output position has its own weights).
+    stride : int, default 1
+    bias : bool, default True
+    layout : {"NCL", "NLC"}, default "NCL"
+        Of the input and output.
+    dtype : dtype, default float32
+        float32 or float64.
+    seed : int or numpy.random.Generator, optional
+        Seeds the initialisation (``numpy.random.default_rng(seed)``).
+
+    Notes
+    -----
+    "valid" padding: ``L_out = (L - kernel_size)//stride + 1``.  Parameters
+    ``weight`` (L_out, out_channels, in_channels, kernel_size) and ``bias``
+    (L_out, out_channels), the layout of
+    :func:`mlkern.layers.locally_connected1d`, initialised as a PyTorch
+    convolution: ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, ``fan_in =
+    in_channels * kernel_size``.  Forward one
+    :func:`mlkern.layers.locally_connected1d` call, backward one
+    :func:`mlkern.layers.locally_connected1d_backward` call.
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern.nn as nn
+    >>> lc = nn.LocallyConnected1D(3, 4, 2, 10, stride=2, seed=0)
+    >>> lc(np.ones((5, 3, 10), np.float32)).shape, lc.weight.shape
+    ((5, 4, 5), (5, 4, 3, 2))
+    """
+
+    _nd = 1
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, input_length: int, *,
+                 stride: int = 1, bias: bool = True, layout: str = "NCL",
+                 dtype: DTypeLike = np.float32, seed: int | np.random.Generator | None = None) -> None:
+        self._setup(in_channels, out_channels, kernel_size, input_length, stride, bias, layout,
+                    dtype, seed)
+
+
+class LocallyConnected2D(_LocallyConnected):
+    """2-D locally connected layer: a convolution with unshared weights (Keras's ``LocallyConnected2D``).
+
+    Parameters
+    ----------
+    in_channels : int
+        Channels of the input.
+    out_channels : int
+        Channels of the output.
+    kernel_size : int or tuple of 2 ints
+        The window.
+    input_shape : tuple of 2 ints
+        (H, W) of the input (each output position has its own weights).
+    stride : int or tuple of 2 ints, default 1
+    bias : bool, default True
+    layout : {"NCHW", "NHWC"}, default "NCHW"
+        Of the input and output.
+    dtype : dtype, default float32
+        float32 or float64.
+    seed : int or numpy.random.Generator, optional
+        Seeds the initialisation (``numpy.random.default_rng(seed)``).
+
+    Notes
+    -----
+    "valid" padding.  Parameters ``weight`` (H_out, W_out, out_channels,
+    in_channels, kH, kW) and ``bias`` (H_out, W_out, out_channels), the
+    layout of :func:`mlkern.layers.locally_connected2d`, initialised as a
+    PyTorch convolution (``fan_in = in_channels * kH * kW``).  Forward one
+    :func:`mlkern.layers.locally_connected2d` call, backward one
+    :func:`mlkern.layers.locally_connected2d_backward` call.
+
+    Examples
+    --------
+    >>> import numpy as np, mlkern.nn as nn
+    >>> lc = nn.LocallyConnected2D(1, 2, 3, (8, 8), seed=0)
+    >>> lc(np.ones((4, 1, 8, 8), np.float32)).shape
+    (4, 2, 6, 6)
+    """
+
+    _nd = 2
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
+                 input_shape: tuple[int, int], *, stride: int | tuple[int, int] = 1, bias: bool = True,
+                 layout: str = "NCHW", dtype: DTypeLike = np.float32,
+                 seed: int | np.random.Generator | None = None) -> None:
+        self._setup(in_channels, out_channels, kernel_size, input_shape, stride, bias, layout,
+                    dtype, seed)
 
 
 class Sequential(Layer):
