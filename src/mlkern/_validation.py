@@ -579,17 +579,22 @@ def check_padding_idx(padding_idx, n):
     return p + n if p < 0 else p
 
 
-def check_count(value, name):
-    """A non-negative int (operator.index), e.g. num_embeddings."""
+def _int_at_least(value, name, minimum):
+    """An int (operator.index, not a bool) >= minimum."""
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name}: expected an int, got bool")
     try:
         v = operator.index(value)
     except TypeError:
         raise TypeError(f"{name}: expected an int, got {type(value).__name__}") from None
-    if v < 0:
-        raise ValueError(f"{name}: must be >= 0, got {v}")
+    if v < minimum:
+        raise ValueError(f"{name}: must be >= {minimum}, got {v}")
     return v
+
+
+def check_count(value, name):
+    """A non-negative int (operator.index), e.g. num_embeddings."""
+    return _int_at_least(value, name, 0)
 
 
 # ---------------------------------------------------------------- convolutions
@@ -663,15 +668,7 @@ def conv_geometry(fname, nd, insize, ksize, stride, padding, dilation):
 
 def check_groups(groups, fname):
     """groups: a positive int."""
-    if isinstance(groups, (bool, np.bool_)):
-        raise TypeError(f"{fname}: groups: expected an int, got bool")
-    try:
-        g = operator.index(groups)
-    except TypeError:
-        raise TypeError(f"{fname}: groups: expected an int, got {type(groups).__name__}") from None
-    if g < 1:
-        raise ValueError(f"{fname}: groups: must be >= 1, got {g}")
-    return g
+    return _int_at_least(groups, f"{fname}: groups", 1)
 
 
 # ---------------------------------------------------------------- pooling, locally connected (mlkern.layers)
