@@ -413,6 +413,8 @@ def dense_backward(grad_output, x, weight, *, has_bias=True, activation=None, sa
             raise ValueError(f"saved: required with activation={activation!r} (the `saved` of "
                              "dense(..., return_saved=True))")
         sa = np.asarray(saved)
+    elif saved is not None:         # unused without an activation, but still a real array
+        layer_dtype((("saved", np.asarray(saved)),))
     cdt, rdt = layer_dtype((("grad_output", ga), ("x", xa), ("weight", wa), ("saved", sa)))
     N, K = wa.shape
     shape = xa.shape[:-1] + (N,)
