@@ -4,6 +4,8 @@ the per-round ratios; > 1 means mlkern is faster):
 
 - ``long``: one long row (1, 1e7), mlkern at 1 thread against mlkern at 2
   threads (the ratio t1 / t2; the bar is >= 1.6), every op, f32 and f64;
+  also the whole-row kernel (no chunks, 1 thread: the code before the
+  split, reached through _kernels.set_long_row) against 2 threads;
 - ``argmax``: (4096, 1000) against ``np.argmax(x, axis=-1)`` (bar 1.2);
 - ``axis1``: softmax along axis 1 of (64, 1000, 64) against PyTorch (bar 3);
 - ``wide``: softmax and log_softmax of (256, 32000) float32 against
@@ -52,6 +54,7 @@ def main():
     ap.add_argument("--n-long", type=float, default=1e7)
     a = ap.parse_args()
     import mlkern as M
+    from mlkern import _kernels as K
     torch = None
     if any(p in a.parts for p in ("axis1", "wide")):
         import torch
@@ -89,9 +92,18 @@ def main():
                     def t2(f=f):
                         with M.threads(2):
                             f()
-                    med, r = paired([t2, t1], a.rounds, 1)
+                    def whole(f=f):             # the whole-row kernel (no chunks), 1 thread
+                        old = K.set_long_row(1 << 62)
+                        try:
+                            with M.threads(1):
+                                f()
+                        finally:
+                            K.set_long_row(old)
+                    med, r = paired([t2, t1, whole], a.rounds, 1)
                     print(f"| long {op} (1,{n:.0e}) | {dn} | T=1 {med[1] * 1e9 / n:.3f} ns/el "
-                          f"| T=2 {med[0] * 1e9 / n:.3f} ns/el | t1/t2 {r[0]:.2f} |", flush=True)
+                          f"| T=2 {med[0] * 1e9 / n:.3f} ns/el | t1/t2 {r[0]:.2f} "
+                          f"| whole row T=1 {med[2] * 1e9 / n:.3f} ns/el, whole/t2 {r[1]:.2f} |",
+                          flush=True)
             elif part == "argmax":
                 x = rng.standard_normal((4096, 1000)).astype(dt)
                 o = np.empty(4096, np.int64)

@@ -1689,3 +1689,145 @@ def test_backward_nonfinite_pattern_same_in_every_layout(dt, name, n):
             np.testing.assert_array_equal(np.isnan(r), np.isnan(res[0]), err_msg=f"seed {seed}")
             np.testing.assert_array_equal(np.isposinf(r), np.isposinf(res[0]), err_msg=f"seed {seed}")
             np.testing.assert_array_equal(np.isneginf(r), np.isneginf(res[0]), err_msg=f"seed {seed}")
+
+
+# ================================================================ long rows cut into chunks
+# Contiguous rows of at least LONG elements are cut into chunks of LCH (the
+# last one shorter) whose partials are combined in chunk order, and the
+# chunks are split over the threads (mlk_row.h MLK_RW_LONG / MLK_RW_LCH): the
+# result must be the same bits at 1 and 2 threads, and the same for a row
+# alone as in a batch (where the rows, not the chunks, go to the threads).
+LONG, LCH = 131072, 16384
+LONG_NS = [LONG, LONG + 1, 5 * LCH + LONG + 77, 1_000_003]
+
+
+def _long_x(n, dt, rows=1, seed=3):
+    return _data(seed + n % 1000, (rows, n), scale=3.0, dtype=dt)
+
+
+def _threads_12(f):
+    with mlkern.threads(1):
+        r1 = f()
+    with mlkern.threads(2):
+        r2 = f()
+    return r1, r2
+
+
+@pytest.mark.parametrize("dt", DTYPES, ids=DT_IDS)
+@pytest.mark.parametrize("n", LONG_NS)
+@pytest.mark.parametrize("name", FORWARD + BACKWARD)
+def test_long_row_threads_bitwise_and_accurate(name, n, dt):
+    """One long row: the same bits at 1 and 2 threads, within the module's
+    error budget of the float64 reference, and the same bits as that row
+    inside a batch of 3 rows (the row-parallel split)."""
+    x = _long_x(n, dt)
+    if name in BACKWARD:
+        g, y = _bwd_inputs(name, x)
+        f = lambda a=g, b=y: fn(name)(a, b)  # noqa: E731
+        fb = lambda: fn(name)(np.concatenate([g[:, ::-1], g, g]), np.concatenate([y[:, ::-1], y, y]))  # noqa: E731
+    else:
+        f = lambda: fn(name)(x)  # noqa: E731
+        fb = lambda: fn(name)(np.concatenate([x[:, ::-1], x, x]))  # noqa: E731
+    r1, r2 = _threads_12(f)
+    assert same_array(r1, r2), f"{name} n={n}: 1 and 2 threads differ"
+    check_any(name, r1, x, what=f"{name} long row n={n} {np.dtype(dt).name}")
+    b1, b2 = _threads_12(fb)
+    assert same_array(b1, b2)
+    assert same_array(b1[1], r1[0]), f"{name} n={n}: the row alone and in a batch differ"
+
+
+@pytest.mark.parametrize("dt", DTYPES, ids=DT_IDS)
+@pytest.mark.parametrize("name", FORWARD)
+def test_long_row_edge_cases(name, dt):
+    """Non-finite values and maxima placed in one chunk, across chunks, in the
+    short last chunk; every result the same bits at 1 and 2 threads, the
+    non-finite rows like scipy, the finite ones within budget."""
+    n = 3 * LCH + LONG + 5                     # a short last chunk of 5
+    base = _long_x(n, dt, seed=11)[0]
+    cases = {}
+    r = base.copy(); r[LCH + 7] = np.nan; cases["nan in one chunk"] = r
+    r = base.copy(); r[-1] = np.nan; cases["nan in the last chunk"] = r
+    r = base.copy(); r[2 * LCH:3 * LCH] = np.nan; cases["a chunk all nan"] = r
+    r = base.copy(); r[2 * LCH:3 * LCH] = -np.inf; cases["a chunk all -inf"] = r
+    r = base.copy(); r[:LONG] = -np.inf; cases["-inf chunks first"] = r
+    r = base.copy(); r[5 * LCH + 3] = np.inf; cases["+inf"] = r
+    r = base.copy(); r[3] = np.inf; r[-2] = -np.inf; cases["+inf and -inf"] = r
+    cases["all -inf"] = np.full(n, -np.inf, dt)
+    r = np.full(n, -np.inf, dt); r[-1] = 1.5; cases["one finite, in the last chunk"] = r
+    r = base.copy(); r[-3] = base.max() + 4; cases["max in the last chunk"] = r
+    r = np.full(n, -40.0, dt); r[LCH - 1] = 0; r[4 * LCH] = 0; cases["maxima in two chunks"] = r
+    r = np.zeros(n, dt); cases["all equal"] = r
+    r = np.full(n, -60.0, dt); r[7] = 0; r[LCH * 3 + 1] = -1; cases["dominant max"] = r
+    if dt is np.float64:
+        r = base.copy(); r[::LCH] = 700.0; r[5] = 705.0; cases["large, chunk maxima far apart"] = r
+    for what, row in cases.items():
+        x = row[None, :]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            r1, r2 = _threads_12(lambda: fn(name)(x))
+        assert same_array(r1, r2), f"{name} {what}: 1 and 2 threads differ"
+        if np.isfinite(row).all() or (not np.isnan(row).any() and np.isfinite(row.max())):
+            check_forward(name, r1, x, what=f"{name} long {what}")
+        else:
+            e = _scipy(name, x)
+            hi = e[..., None] if name == "logsumexp" else e
+            ym = r1[..., None] if name == "logsumexp" else r1
+            assert np.array_equal(np.isnan(ym), np.isnan(np.broadcast_to(hi, ym.shape))), what
+            fin = np.isfinite(hi)
+            assert np.array_equal(np.broadcast_to(np.isfinite(ym), fin.shape), fin), what
+            with np.errstate(all="ignore"):
+                assert np.array_equal(ym[~fin], np.broadcast_to(hi, ym.shape)[~fin].astype(dt),
+                                      equal_nan=True), what
+
+
+def test_long_row_max_element_keeps_relative_accuracy():
+    """log_softmax of the one maximum of a long row (R small): -R to a few
+    ULP, with the maxima counted exactly across chunks."""
+    n = LONG + 3 * LCH + 11
+    for dt, k in ((np.float64, 1), (np.float64, 3), (np.float32, 1), (np.float32, 2)):
+        x = np.full((1, n), -40.0, dt)
+        pos = [LCH + 1, 5 * LCH + 2, n - 1][:k]
+        x[0, pos] = 0.0
+        y1, y2 = _threads_12(lambda: mlkern.log_softmax(x))
+        assert same_array(y1, y2)
+        rest = (n - k) * math.exp(-40.0)
+        want = -math.log1p(rest + (k - 1))
+        got = y1[0, pos].astype(np.float64)
+        tol = 8 * abs(float(np.spacing(np.asarray(want, dt))))
+        assert np.all(np.abs(got - want) <= tol), (dt, k, got, want)
+        lse = mlkern.logsumexp(x)
+        assert abs(float(lse[0]) + want) <= tol
+
+
+@pytest.mark.parametrize("dt", DTYPES, ids=DT_IDS)
+def test_long_row_out_axis_variants(dt):
+    """axis=0 of an (n, 1) array and axis=-1 of a (2, n) array are long rows
+    too; out= (in place included) and keepdims give the same bits."""
+    n = LONG + 999
+    x = _long_x(n, dt, rows=2, seed=5)
+    xt = np.ascontiguousarray(x.T)                         # (n, 2): axis 0 is strided (column mode)
+    col = np.ascontiguousarray(x[:1].T)                    # (n, 1): axis 0, inner 1: a long row
+    for name in SAME_SHAPE:
+        ref = fn(name)(x)
+        out = np.empty_like(x)
+        assert fn(name)(x, out=out) is out and same_array(out, ref)
+        xc = x.copy()
+        fn(name)(xc, out=xc)
+        assert same_array(xc, ref)
+        a1, a2 = _threads_12(lambda: fn(name)(col, axis=0))
+        assert same_array(a1, a2) and same_array(a1[:, 0], ref[0])
+        check_forward(name, fn(name)(xt, axis=0), xt, axis=0, what=f"{name} long column")
+    ref = mlkern.logsumexp(x)
+    out = np.empty((2, 1), dt)
+    assert mlkern.logsumexp(x, keepdims=True, out=out) is out and same_array(out[:, 0], ref)
+    assert same_array(mlkern.logsumexp(col, axis=0), ref[:1])
+    for name in BACKWARD:
+        g, y = _bwd_inputs(name, x)
+        ref = fn(name)(g, y)
+        out = np.empty_like(g)
+        assert fn(name)(g, y, out=out) is out and same_array(out, ref)
+        gc = g.copy()
+        fn(name)(gc, y, out=gc)
+        assert same_array(gc, ref)
+        b1, b2 = _threads_12(lambda: fn(name)(g, y))
+        assert same_array(b1, b2) and same_array(b1, ref)

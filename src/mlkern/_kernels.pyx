@@ -21,7 +21,7 @@ cimport numpy as cnp
 cdef extern from "pythread.h":
     unsigned long PyThread_get_thread_ident() nogil   # pthread_self: safe without the GIL
 import numpy as np
-from cython.parallel cimport prange
+from cython.parallel cimport prange, parallel, threadid
 from libc.stdint cimport uint64_t, int64_t, intptr_t
 from libc.stdlib cimport malloc, free
 
@@ -46,6 +46,8 @@ cdef extern from "mlk_kernels.h" nogil:
     ctypedef void (*rowwise_f64_fn)(int, const double *, const double *, double *, intptr_t, intptr_t, intptr_t, intptr_t) noexcept nogil
     ctypedef void (*argmax_f32_fn)(const float *, int64_t *, intptr_t, intptr_t, intptr_t, intptr_t) noexcept nogil
     ctypedef void (*argmax_f64_fn)(const double *, int64_t *, intptr_t, intptr_t, intptr_t, intptr_t) noexcept nogil
+    ctypedef int (*rowlong_f32_fn)(int, int, const float *, const float *, float *, intptr_t, double *) noexcept nogil
+    ctypedef int (*rowlong_f64_fn)(int, int, const double *, const double *, double *, intptr_t, double *) noexcept nogil
     ctypedef void (*xent_f32_fn)(const float *, const int64_t *, const double *, intptr_t, int64_t, const float *, float *, double *, intptr_t, intptr_t) noexcept nogil
     ctypedef void (*xent_f64_fn)(const double *, const int64_t *, const double *, intptr_t, int64_t, const double *, double *, double *, intptr_t, intptr_t) noexcept nogil
     ctypedef struct mlk_lparams:
@@ -131,6 +133,8 @@ cdef extern from "mlk_kernels.h" nogil:
         pool_f64_fn pool_f64
         mlk_rnn_fn rnn_f32
         mlk_rnn_fn rnn_f64
+        rowlong_f32_fn rowlong_f32
+        rowlong_f64_fn rowlong_f64
     mlk_kernel_table mlk_kt
     int mlk_dispatch_init(const char *level)
     const char *mlk_dispatch_level()

@@ -9,6 +9,22 @@
 # on the calling thread with no OpenMP region.
 
 DEF ROW_CB = 256      # columns per unit in column mode (= MLK_RW_CB)
+# Contiguous rows of at least _long_row_n elements are cut into chunks of ROW_LCH
+# (= MLK_RW_LONG, MLK_RW_LCH of mlk_row.h): the partials of the chunks are
+# computed over the team and combined in chunk order, then the outputs are
+# written over the team (mlk_rowlong).  The cut depends on n only, so a
+# long row gives the same bits at every thread count, and rows split over
+# threads or not.
+DEF ROW_LCH = 16384
+cdef Py_ssize_t _long_row_n = 131072
+
+def set_long_row(Py_ssize_t n):
+    """Set the row length from which rows are cut into chunks (tests and
+    benchmarks compare the two paths); returns the old one."""
+    global _long_row_n
+    old = _long_row_n
+    _long_row_n = n
+    return old
 # Outputs of at least this many bytes are written with non-temporal stores
 # by the kernels that can (backward rows, softmax rows up to 4096): they
 # would not stay in cache, while streaming an output that the last-level
@@ -87,6 +103,73 @@ cdef void _run_rowwise(int op, const real *a, const real *b, real *y, int64_t *i
             _unit_range(a, b, y, iy, op, u0, u1, n, inner, nblk)
 
 
+cdef inline int _call_long(int op, int phase, const real *a, const real *b, real *y,
+                           Py_ssize_t n, double *st) noexcept nogil:
+    if real is float:
+        return mlk_kt.rowlong_f32(op, phase, a, b, y, n, st)
+    else:
+        return mlk_kt.rowlong_f64(op, phase, a, b, y, n, st)
+
+cdef void _long_row(int op, const real *a, const real *b, real *y, Py_ssize_t n,
+                    double *st, int nt) noexcept nogil:
+    """One long row a (b: the saved output of a backward op, else a) into y
+    (its row, or its one value for logsumexp) on nt threads; st: 4 (nc + 1)
+    doubles, nc = the number of chunks."""
+    cdef Py_ssize_t nc = (n + ROW_LCH - 1) // ROW_LCH, k, s0, m
+    cdef double *c = st + 4 * nc
+    if nt > 1:
+        for k in prange(nc, num_threads=nt, schedule='static'):
+            s0 = k * ROW_LCH
+            m = n - s0
+            if m > ROW_LCH:
+                m = ROW_LCH
+            _call_long(op, 0, a + s0, b + s0, <real *>NULL, m, st + 4 * k)
+    else:
+        for k in range(nc):
+            s0 = k * ROW_LCH
+            m = n - s0
+            if m > ROW_LCH:
+                m = ROW_LCH
+            _call_long(op, 0, a + s0, b + s0, <real *>NULL, m, st + 4 * k)
+    if _call_long(op, 2, <const real *>NULL, <const real *>NULL, <real *>NULL, nc, st):
+        _call_rowwise(op, a, b, y, 1, n, 1, 1)     # a rare row: the whole-row kernel
+        return
+    if (op & ~MLK_RW_STREAM) == MLK_LOGSUMEXP:
+        _call_long(op, 1, a, b, y, 0, c)
+        return
+    if nt > 1:
+        for k in prange(nc, num_threads=nt, schedule='static'):
+            s0 = k * ROW_LCH
+            m = n - s0
+            if m > ROW_LCH:
+                m = ROW_LCH
+            _call_long(op, 1, a + s0, b + s0, y + s0, m, c)
+    else:
+        for k in range(nc):
+            s0 = k * ROW_LCH
+            m = n - s0
+            if m > ROW_LCH:
+                m = ROW_LCH
+            _call_long(op, 1, a + s0, b + s0, y + s0, m, c)
+
+cdef void _run_long(int op, const real *a, const real *b, real *y, Py_ssize_t outer,
+                    Py_ssize_t n, double *st, int nt) noexcept nogil:
+    """Contiguous long rows (n >= _long_row_n): rows over the team when there are
+    at least as many as threads (each row's chunks on one thread), else each
+    row's chunks over the team.  st: nt blocks of 4 (nc + 1) doubles."""
+    cdef Py_ssize_t r, nst = 4 * ((n + ROW_LCH - 1) // ROW_LCH + 1), tid
+    cdef int lse = (op & ~MLK_RW_STREAM) == MLK_LOGSUMEXP
+    if nt > 1 and outer >= nt:
+        with parallel(num_threads=nt):
+            tid = threadid()
+            for r in prange(outer, schedule='static'):
+                _long_row(op, a + r * n, b + r * n, (y + r) if lse else (y + r * n),
+                          n, st + tid * nst, 1)
+        return
+    for r in range(outer):
+        _long_row(op, a + r * n, b + r * n, (y + r) if lse else (y + r * n), n, st, nt)
+
+
 def rowwise_raw(int op, cnp.ndarray a, cnp.ndarray b, cnp.ndarray y, Py_ssize_t outer,
                 Py_ssize_t n, Py_ssize_t inner):
     """Row-wise op on C-contiguous arrays of one float dtype viewed as
@@ -99,6 +182,9 @@ def rowwise_raw(int op, cnp.ndarray a, cnp.ndarray b, cnp.ndarray y, Py_ssize_t 
         return y
     if op != MLK_LOGSUMEXP and cnp.PyArray_NBYTES(y) >= _stream_bytes:
         op |= MLK_RW_STREAM
+    if inner == 1 and n >= _long_row_n:
+        _rowwise_long(op, a, b, y, outer, n)
+        return y
     if _is_f64(a, "rowwise_raw"):
         with nogil:
             _run_rowwise(op, <const double *>cnp.PyArray_DATA(a), <const double *>cnp.PyArray_DATA(b),
@@ -108,6 +194,29 @@ def rowwise_raw(int op, cnp.ndarray a, cnp.ndarray b, cnp.ndarray y, Py_ssize_t 
             _run_rowwise(op, <const float *>cnp.PyArray_DATA(a), <const float *>cnp.PyArray_DATA(b),
                          <float *>cnp.PyArray_DATA(y), NULL, outer, n, inner)
     return y
+
+
+cdef _rowwise_long(int op, cnp.ndarray a, cnp.ndarray b, cnp.ndarray y, Py_ssize_t outer,
+                   Py_ssize_t n):
+    """rowwise_raw's long rows: the team and the partials' scratch, then _run_long."""
+    cdef int nt = _threads_for(outer * n, mlk_rowwise_ops[op & ~MLK_RW_STREAM].cost)
+    cdef Py_ssize_t nst = 4 * ((n + ROW_LCH - 1) // ROW_LCH + 1)
+    cdef double *st = <double *>malloc(<size_t>(nt * nst) * sizeof(double))
+    if st == NULL:
+        raise MemoryError()
+    try:
+        if _is_f64(a, "rowwise_raw"):
+            with nogil:
+                _run_long(op, <const double *>cnp.PyArray_DATA(a),
+                          <const double *>cnp.PyArray_DATA(b), <double *>cnp.PyArray_DATA(y),
+                          outer, n, st, nt)
+        else:
+            with nogil:
+                _run_long(op, <const float *>cnp.PyArray_DATA(a),
+                          <const float *>cnp.PyArray_DATA(b), <float *>cnp.PyArray_DATA(y),
+                          outer, n, st, nt)
+    finally:
+        free(st)
 
 
 cdef int64_t _argmax_flat(const real *x, Py_ssize_t n) noexcept nogil:

@@ -42,7 +42,9 @@
     void mlk_pool_f32_##isa(int, const float *, float *, int64_t *, intptr_t, intptr_t, const mlk_pool_geom *, float *); \
     void mlk_pool_f64_##isa(int, const double *, double *, int64_t *, intptr_t, intptr_t, const mlk_pool_geom *, double *); \
     void mlk_rnn_f32_##isa(int, const mlk_rnn_args *); \
-    void mlk_rnn_f64_##isa(int, const mlk_rnn_args *);
+    void mlk_rnn_f64_##isa(int, const mlk_rnn_args *); \
+    int mlk_rowlong_f32_##isa(int, int, const float *, const float *, float *, intptr_t, double *); \
+    int mlk_rowlong_f64_##isa(int, int, const double *, const double *, double *, intptr_t, double *);
 
 #define MLK_TABLE(isa) { mlk_unary_f32_##isa, mlk_unary_f64_##isa, mlk_binary_f32_##isa, \
     mlk_binary_f64_##isa, mlk_prelu_f32_##isa, mlk_prelu_f64_##isa, \
@@ -51,7 +53,7 @@
     mlk_xent_f32_##isa, mlk_xent_f64_##isa, mlk_ploss_f32_##isa, mlk_ploss_f64_##isa, \
     mlk_kl_f32_##isa, mlk_kl_f64_##isa, mlk_optim_f32_##isa, mlk_optim_f64_##isa, \
     mlk_pool_f32_##isa, mlk_pool_f64_##isa, \
-    mlk_rnn_f32_##isa, mlk_rnn_f64_##isa }
+    mlk_rnn_f32_##isa, mlk_rnn_f64_##isa, mlk_rowlong_f32_##isa, mlk_rowlong_f64_##isa }
 
 MLK_DECLARE(baseline)
 static const mlk_kernel_table mlk_table_baseline = MLK_TABLE(baseline);

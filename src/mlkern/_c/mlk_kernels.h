@@ -146,6 +146,9 @@ typedef void (*mlk_rowwise_f32_fn)(int op, const float *a, const float *b, float
 typedef void (*mlk_rowwise_f64_fn)(int op, const double *a, const double *b, double *y, intptr_t outer, intptr_t n, intptr_t cols, intptr_t ld);
 typedef void (*mlk_argmax_f32_fn)(const float *x, int64_t *out, intptr_t outer, intptr_t n, intptr_t cols, intptr_t ld);
 typedef void (*mlk_argmax_f64_fn)(const double *x, int64_t *out, intptr_t outer, intptr_t n, intptr_t cols, intptr_t ld);
+/* one long row split into chunks: the phases of mlk_rowwise_tmpl.h's mlk_rowlong */
+typedef int (*mlk_rowlong_f32_fn)(int op, int phase, const float *a, const float *b, float *y, intptr_t n, double *st);
+typedef int (*mlk_rowlong_f64_fn)(int op, int phase, const double *a, const double *b, double *y, intptr_t n, double *st);
 
 /* fused cross-entropy over contiguous rows of n logits (mlk_loss_tmpl.h):
    coef + cstride*r = (a, b, c), w = class weights or NULL, g = gradient or NULL */
@@ -236,6 +239,8 @@ typedef struct {
     mlk_pool_f64_fn pool_f64;
     mlk_rnn_fn rnn_f32;
     mlk_rnn_fn rnn_f64;
+    mlk_rowlong_f32_fn rowlong_f32;
+    mlk_rowlong_f64_fn rowlong_f64;
 } mlk_kernel_table;
 
 /* the table in use; set by mlk_dispatch_init */

@@ -29,6 +29,12 @@
 #define MLK_RW_SBLK 2048       /* elements per block of short rows */
 #define MLK_RW_ABLK 256        /* argmax: elements per scan block */
 #define MLK_RW_EBLK 1024       /* row exponentials buffered per block */
+/* Contiguous rows of at least MLK_RW_LONG elements are cut into chunks of
+   MLK_RW_LCH (the last one shorter), whose partials are combined in chunk
+   order (mlk_rowlong): the cut depends on n only, so the result is the same
+   for every team size (_rowwise.pxi splits the chunks over the team). */
+#define MLK_RW_LONG 131072
+#define MLK_RW_LCH 16384
 /* Column mode sums: MLK_RW_JB consecutive terms of a column are added in the
  * working precision, and these partial sums in double: at most 3 float32
  * roundings on any term (a row sum within 3 eps + the scale's 1.5), one

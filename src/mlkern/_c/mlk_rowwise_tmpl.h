@@ -29,6 +29,7 @@
  * every pass reads and writes the same index, never a partial overlap.
  */
 #include "mlk_row.h"
+#include "mlk_argmax_simd.h"
 
 static void MLK_F(mlk_rw_logsm_special)(const MLK_T *x, MLK_T *y, intptr_t n, intptr_t ld, MLK_T m) {
     const MLK_T L = MLK_F(mlk_rw_lse_special)(x, n, ld, m);
@@ -241,6 +242,131 @@ static void MLK_F(mlk_rw_bwd_cols)(int op, const MLK_T *restrict g, const MLK_T 
     }
 }
 
+/* ---- long rows cut into chunks (MLK_RW_LONG, MLK_RW_LCH) ------------------
+ * phase 0: the partials of one chunk (a, b: its g and y for the backward; n
+ *   its length) into st[0..3]:
+ *     forward:  st[0] = m_k the chunk's max, st[1] = the sum of its scaled
+ *               exponentials e^{x-m_k} 2^S of the non-maximal elements,
+ *               st[2] = the count of its maxima (a chunk whose max is not
+ *               finite: 0, 0, and st[1] NaN if it holds a NaN);
+ *     softmax_backward: st[0] = sum g y; log_softmax_backward: st[0] = sum g,
+ *               st[1] = 1 if some y > 0 or NaN (mlk_rw_bwd_row's `pos`).
+ * phase 2: combine the partials of the n chunks (st[4k..4k+3], in chunk
+ *   order) into the row's coefficients st[4n..4n+3]; returns 1 if the row
+ *   must be done by the whole-row kernel instead: a max that is not finite
+ *   (the scipy rules of mlk_rw_lse_special), or a float64 backward sum to
+ *   redo (mlk_rw_bsum_redo) -- rare rows, done exactly as before.
+ *     forward: the row max M; R = sum over the chunks of their exponentials
+ *     rescaled by e^{m_k - M} (exactly 1 for the chunks with m_k = M, whose
+ *     maxima are counted, so R keeps the relative precision of mlk_row.h's
+ *     R), summed with a compensation; then softmax q = 1 / sum e, log_softmax
+ *     and logsumexp L = log1p(R).
+ * phase 1: the outputs of one chunk from the coefficients c = st (phase 2's
+ *   st + 4n); logsumexp: y[0] = M + L (n ignored).
+ * The formulas of each output are those of the whole-row kernel with the
+ * row's M and L, q or sum: only the order of the row sums differs. */
+int MLK_K(mlk_rowlong)(int op, int phase, const MLK_T *restrict a, const MLK_T *restrict b,
+                       MLK_T *restrict y, intptr_t n, double *restrict st) {
+    const int stream = (op & MLK_RW_STREAM) != 0;
+    op &= ~MLK_RW_STREAM;
+    if (phase == 0) {
+        st[0] = st[1] = st[2] = st[3] = 0.0;
+        if (op == MLK_SOFTMAX_BWD) {
+            double acc = 0.0;
+#pragma omp simd reduction(+:acc)
+            for (intptr_t j = 0; j < n; j++) acc += (double)(a[j] * b[j]);
+            st[0] = acc;
+        } else if (op == MLK_LOG_SOFTMAX_BWD) {
+            double acc = 0.0;
+            int pos = 0;
+#pragma omp simd reduction(+:acc) reduction(|:pos)
+            for (intptr_t j = 0; j < n; j++) { acc += (double)a[j]; pos |= !(b[j] <= 0); }
+            st[0] = acc;
+            st[1] = pos;
+        } else {
+            const MLK_T m = MLK_F(mlk_rw_max)(a, n);
+            st[0] = (double)m;
+            if (MLK_F(mlk_rw_finite)(m)) {
+                MLK_T buf[MLK_RW_EBLK];
+                double cnt;
+                st[1] = MLK_F(mlk_rw_expsum)(a, n, m, buf, 0, 1, 0, 0, NULL, &cnt);
+                st[2] = cnt;
+            } else {
+                int nan = 0;
+                for (intptr_t j = 0; j < n; j++) nan |= a[j] != a[j];
+                st[1] = nan ? (double)NAN : 0.0;
+            }
+        }
+        return 0;
+    }
+    if (phase == 2) {
+        double *c = st + 4 * n;
+        c[0] = c[1] = c[2] = c[3] = 0.0;
+        if (op == MLK_SOFTMAX_BWD || op == MLK_LOG_SOFTMAX_BWD) {
+            double acc = 0.0, pos = 0.0;
+            for (intptr_t k = 0; k < n; k++) { acc += st[4 * k]; pos += st[4 * k + 1]; }
+            if (MLK_F(mlk_rw_bsum_redo)(acc)) return 1;
+            c[0] = acc;
+            c[1] = pos > 0 ? 1.0 : 0.0;
+            return 0;
+        }
+        double M = -INFINITY;
+        for (intptr_t k = 0; k < n; k++) M = st[4 * k] > M ? st[4 * k] : M;
+        if (!(M - M == 0)) return 1;
+        double rest = 0.0, cmp = 0.0, cnt = 0.0;
+        for (intptr_t k = 0; k < n; k++) {
+            const double mk = st[4 * k], acc = st[4 * k + 1] * (double)MLK_RW_UNSCALE;
+            double t;
+            if (mk == M) {
+                t = acc;
+                cnt += st[4 * k + 2];
+            } else if (mk == -INFINITY) {
+                t = acc;                        /* 0, or NaN */
+            } else {
+                /* e^{mk - M}: the difference with its rounding error (TwoSum;
+                   exact for float32) */
+                const double d = mk - M, bv = d - mk;
+                const double err = (mk - (d - bv)) + (-M - bv);
+                t = (acc + st[4 * k + 2]) * (exp(d) * (1.0 + err));
+            }
+            const double s1 = rest + t;
+            cmp += fabs(rest) >= fabs(t) ? (rest - s1) + t : (t - s1) + rest;
+            rest = s1;
+        }
+        rest += cmp;
+        c[0] = M;
+        if (op == MLK_SOFTMAX) {
+            c[1] = (double)(MLK_T)(1.0 / ((rest + cnt) * (double)MLK_RW_SCALE));
+        } else {
+            const MLK_T R = (MLK_T)(rest + (cnt - 1.0));
+            c[1] = (double)MLK_F(mlk_log1p)(R);
+        }
+        return 0;
+    }
+    /* phase 1 */
+    const double *c = st;
+    if (op == MLK_LOGSUMEXP) {
+        y[0] = (MLK_T)c[0] + (MLK_T)c[1];
+    } else if (op == MLK_SOFTMAX) {
+        const MLK_T m = (MLK_T)c[0], q = (MLK_T)c[1];
+        for (intptr_t j = 0; j < n; j++) y[j] = MLK_F(mlk_expneg_scaled)(a[j] - m) * q;
+    } else if (op == MLK_LOG_SOFTMAX) {
+        const MLK_T m = (MLK_T)c[0], L = (MLK_T)c[1];
+        for (intptr_t j = 0; j < n; j++) y[j] = (a[j] - m) - L;
+    } else if (op == MLK_SOFTMAX_BWD) {
+        MLK_F(mlk_rw_bwd_row)(op, a, b, y, n, stream && n >= MLK_RW_CB, c);
+        if (stream) mlk_stream_fence();
+    } else {
+        const MLK_T sg = (MLK_T)c[0];
+        if (c[1] != 0) {
+            for (intptr_t j = 0; j < n; j++) y[j] = a[j] - MLK_F(mlk_exp)(b[j]) * sg;
+        } else {
+            for (intptr_t j = 0; j < n; j++) y[j] = a[j] - MLK_F(mlk_expneg)(b[j]) * sg;
+        }
+    }
+    return 0;
+}
+
 /* ---- the entry point ---------------------------------------------------- */
 
 /* op on `outer` slabs of (n x cols), row stride ld (ld == 1 and cols == 1:
@@ -322,6 +448,9 @@ static intptr_t MLK_F(mlk_argmax_find)(const MLK_T *restrict x, intptr_t b0, int
 }
 
 static int64_t MLK_F(mlk_argmax_long)(const MLK_T *restrict x, intptr_t n) {
+#ifdef MLK_HAVE_ARGMAX_SIMD
+    return MLK_F(mlk_argmax_simd)(x, n);      /* v3 / v4: mlk_argmax_simd.h */
+#endif
     MLK_T best = (MLK_T)-INFINITY;
     intptr_t bblk = 0;
     for (intptr_t b0 = 0; b0 < n; b0 += MLK_RW_ABLK) {
