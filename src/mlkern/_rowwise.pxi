@@ -117,24 +117,25 @@ cdef void _long_row(int op, const real *a, const real *b, real *y, Py_ssize_t n,
     doubles, nc = the number of chunks."""
     cdef Py_ssize_t nc = (n + ROW_LCH - 1) // ROW_LCH, k, s0, m
     cdef double *c = st + 4 * nc
+    cdef bint lse = (op & ~MLK_RW_STREAM) == MLK_LOGSUMEXP
     if nt > 1:
         for k in prange(nc, num_threads=nt, schedule='static'):
             s0 = k * ROW_LCH
             m = n - s0
             if m > ROW_LCH:
                 m = ROW_LCH
-            _call_long(op, 0, a + s0, b + s0, <real *>NULL, m, st + 4 * k)
+            _call_long(op, 0, a + s0, b + s0, y if lse else y + s0, m, st + 4 * k)
     else:
         for k in range(nc):
             s0 = k * ROW_LCH
             m = n - s0
             if m > ROW_LCH:
                 m = ROW_LCH
-            _call_long(op, 0, a + s0, b + s0, <real *>NULL, m, st + 4 * k)
+            _call_long(op, 0, a + s0, b + s0, y if lse else y + s0, m, st + 4 * k)
     if _call_long(op, 2, <const real *>NULL, <const real *>NULL, <real *>NULL, nc, st):
         _call_rowwise(op, a, b, y, 1, n, 1, 1)     # a rare row: the whole-row kernel
         return
-    if (op & ~MLK_RW_STREAM) == MLK_LOGSUMEXP:
+    if lse:
         _call_long(op, 1, a, b, y, 0, c)
         return
     if nt > 1:
@@ -143,14 +144,14 @@ cdef void _long_row(int op, const real *a, const real *b, real *y, Py_ssize_t n,
             m = n - s0
             if m > ROW_LCH:
                 m = ROW_LCH
-            _call_long(op, 1, a + s0, b + s0, y + s0, m, c)
+            _call_long(op, 1, a + s0, b + s0, y + s0, m, st + 4 * k)
     else:
         for k in range(nc):
             s0 = k * ROW_LCH
             m = n - s0
             if m > ROW_LCH:
                 m = ROW_LCH
-            _call_long(op, 1, a + s0, b + s0, y + s0, m, c)
+            _call_long(op, 1, a + s0, b + s0, y + s0, m, st + 4 * k)
 
 cdef void _run_long(int op, const real *a, const real *b, real *y, Py_ssize_t outer,
                     Py_ssize_t n, double *st, int nt) noexcept nogil:

@@ -251,20 +251,29 @@ static void MLK_F(mlk_rw_bwd_cols)(int op, const MLK_T *restrict g, const MLK_T 
  *               finite: 0, 0, and st[1] NaN if it holds a NaN);
  *     softmax_backward: st[0] = sum g y; log_softmax_backward: st[0] = sum g,
  *               st[1] = 1 if some y > 0 or NaN (mlk_rw_bwd_row's `pos`).
+ *   softmax: the chunk's exponentials e = 2^S e^{x - m_k} are stored into
+ *   y, and st[1] sums all of them (maxima included).
  * phase 2: combine the partials of the n chunks (st[4k..4k+3], in chunk
- *   order) into the row's coefficients st[4n..4n+3]; returns 1 if the row
+ *   order) into the coefficients of each chunk, written over its partials
+ *   st[4k..4k+3] (the row's: st[4n..4n+3], logsumexp); returns 1 if the row
  *   must be done by the whole-row kernel instead: a max that is not finite
- *   (the scipy rules of mlk_rw_lse_special), or a float64 backward sum to
+ *   (the scipy rules of mlk_rw_lse_special; softmax: NaN, every c_k NaN),
+ *   or a float64 backward sum to
  *   redo (mlk_rw_bsum_redo) -- rare rows, done exactly as before.
  *     forward: the row max M; R = sum over the chunks of their exponentials
  *     rescaled by e^{m_k - M} (exactly 1 for the chunks with m_k = M, whose
  *     maxima are counted, so R keeps the relative precision of mlk_row.h's
  *     R), summed with a compensation; then softmax q = 1 / sum e, log_softmax
- *     and logsumexp L = log1p(R).
- * phase 1: the outputs of one chunk from the coefficients c = st (phase 2's
- *   st + 4n); logsumexp: y[0] = M + L (n ignored).
+ *     and logsumexp L = log1p(R); softmax the rescaling c_k of each chunk.
+ * phase 1: the outputs of one chunk from its coefficients c = st + 4k
+ *   (logsumexp: y[0] = M + L from st + 4n, n ignored).
  * The formulas of each output are those of the whole-row kernel with the
- * row's M and L, q or sum: only the order of the row sums differs. */
+ * row's M and L or sum (softmax: one more rounding, e^{m_k - M} / sum):
+ * otherwise only the order of the row sums differs. */
+MLK_INLINE void MLK_F(mlk_rw_copy4)(double *restrict d, const double *restrict c) {
+    d[0] = c[0]; d[1] = c[1]; d[2] = c[2]; d[3] = c[3];
+}
+
 int MLK_K(mlk_rowlong)(int op, int phase, const MLK_T *restrict a, const MLK_T *restrict b,
                        MLK_T *restrict y, intptr_t n, double *restrict st) {
     const int stream = (op & MLK_RW_STREAM) != 0;
@@ -289,12 +298,20 @@ int MLK_K(mlk_rowlong)(int op, int phase, const MLK_T *restrict a, const MLK_T *
             if (MLK_F(mlk_rw_finite)(m)) {
                 MLK_T buf[MLK_RW_EBLK];
                 double cnt;
-                st[1] = MLK_F(mlk_rw_expsum)(a, n, m, buf, 0, 1, 0, 0, NULL, &cnt);
-                st[2] = cnt;
+                if (op == MLK_SOFTMAX) {
+                    /* the exponentials kept in y (phase 1 rescales them),
+                       the maxima (exactly 2^S) summed with the rest */
+                    st[1] = MLK_F(mlk_rw_expsum)(a, n, m, y, 1, 0, 0, 0, NULL, &cnt);
+                } else {
+                    st[1] = MLK_F(mlk_rw_expsum)(a, n, m, buf, 0, 1, 0, 0, NULL, &cnt);
+                    st[2] = cnt;
+                }
             } else {
                 int nan = 0;
                 for (intptr_t j = 0; j < n; j++) nan |= a[j] != a[j];
                 st[1] = nan ? (double)NAN : 0.0;
+                if (op == MLK_SOFTMAX)          /* -inf: 0 once rescaled (+inf: NaN) */
+                    for (intptr_t j = 0; j < n; j++) y[j] = 0;
             }
         }
         return 0;
@@ -308,27 +325,37 @@ int MLK_K(mlk_rowlong)(int op, int phase, const MLK_T *restrict a, const MLK_T *
             if (MLK_F(mlk_rw_bsum_redo)(acc)) return 1;
             c[0] = acc;
             c[1] = pos > 0 ? 1.0 : 0.0;
+            for (intptr_t k = 0; k < n; k++) MLK_F(mlk_rw_copy4)(st + 4 * k, c);
             return 0;
         }
         double M = -INFINITY;
         for (intptr_t k = 0; k < n; k++) M = st[4 * k] > M ? st[4 * k] : M;
-        if (!(M - M == 0)) return 1;
+        if (!(M - M == 0)) {
+            if (op != MLK_SOFTMAX) return 1;
+            /* softmax: NaN (y may be x, already overwritten by phase 0) */
+            for (intptr_t k = 0; k < n; k++) st[4 * k] = (double)NAN;
+            return 0;
+        }
         double rest = 0.0, cmp = 0.0, cnt = 0.0;
         for (intptr_t k = 0; k < n; k++) {
             const double mk = st[4 * k], acc = st[4 * k + 1] * (double)MLK_RW_UNSCALE;
-            double t;
+            double t, f;
             if (mk == M) {
+                f = 1.0;
                 t = acc;
                 cnt += st[4 * k + 2];
             } else if (mk == -INFINITY) {
+                f = 0.0;
                 t = acc;                        /* 0, or NaN */
             } else {
                 /* e^{mk - M}: the difference with its rounding error (TwoSum;
                    exact for float32) */
                 const double d = mk - M, bv = d - mk;
                 const double err = (mk - (d - bv)) + (-M - bv);
-                t = (acc + st[4 * k + 2]) * (exp(d) * (1.0 + err));
+                f = exp(d) * (1.0 + err);
+                t = (acc + st[4 * k + 2]) * f;
             }
+            st[4 * k + 3] = f;
             const double s1 = rest + t;
             cmp += fabs(rest) >= fabs(t) ? (rest - s1) + t : (t - s1) + rest;
             rest = s1;
@@ -336,11 +363,20 @@ int MLK_K(mlk_rowlong)(int op, int phase, const MLK_T *restrict a, const MLK_T *
         rest += cmp;
         c[0] = M;
         if (op == MLK_SOFTMAX) {
-            c[1] = (double)(MLK_T)(1.0 / ((rest + cnt) * (double)MLK_RW_SCALE));
-        } else {
-            const MLK_T R = (MLK_T)(rest + (cnt - 1.0));
-            c[1] = (double)MLK_F(mlk_log1p)(R);
+            /* chunk k's stored exponentials e = 2^S e^{x - m_k} become
+               (e c_k) 2^-S, c_k = e^{m_k - M} / sum: c_k <= 1, and a c_k
+               that is subnormal gives outputs below it, so the rounding
+               of c_k costs at most the output's own spacing */
+            const double S = rest + cnt;
+            for (intptr_t k = 0; k < n; k++) {
+                const double ck = (double)(MLK_T)(st[4 * k + 3] / S);
+                st[4 * k] = st[4 * k + 1] = st[4 * k + 2] = st[4 * k + 3] = ck;
+            }
+            return 0;
         }
+        const MLK_T R = (MLK_T)(rest + (cnt - 1.0));
+        c[1] = (double)MLK_F(mlk_log1p)(R);
+        for (intptr_t k = 0; k < n; k++) MLK_F(mlk_rw_copy4)(st + 4 * k, c);
         return 0;
     }
     /* phase 1 */
@@ -348,8 +384,8 @@ int MLK_K(mlk_rowlong)(int op, int phase, const MLK_T *restrict a, const MLK_T *
     if (op == MLK_LOGSUMEXP) {
         y[0] = (MLK_T)c[0] + (MLK_T)c[1];
     } else if (op == MLK_SOFTMAX) {
-        const MLK_T m = (MLK_T)c[0], q = (MLK_T)c[1];
-        for (intptr_t j = 0; j < n; j++) y[j] = MLK_F(mlk_expneg_scaled)(a[j] - m) * q;
+        const MLK_T q = (MLK_T)c[0];
+        for (intptr_t j = 0; j < n; j++) y[j] = (y[j] * q) * MLK_RW_UNSCALE;
     } else if (op == MLK_LOG_SOFTMAX) {
         const MLK_T m = (MLK_T)c[0], L = (MLK_T)c[1];
         for (intptr_t j = 0; j < n; j++) y[j] = (a[j] - m) - L;
