@@ -1837,3 +1837,30 @@ def test_long_row_out_axis_variants(dt):
         assert same_array(gc, ref)
         b1, b2 = _threads_12(lambda: fn(name)(g, y))
         assert same_array(b1, b2) and same_array(b1, ref)
+
+
+@pytest.mark.parametrize("dt", DTYPES, ids=DT_IDS)
+@pytest.mark.parametrize("n", [128, 129, 191, 1000, 2047, 2048, 2049, 4096 + 17, 10_000])
+def test_argmax_long_rows_like_numpy(n, dt):
+    """Rows of >= 128 (the blocked scan, SIMD at v3/v4: blocks of 2048, vector
+    tails) against np.argmax: maxima and NaNs in the first block, the vector
+    tail, the last block; ties across blocks; -inf rows; +inf."""
+    rng = np.random.default_rng(n)
+    rows = []
+    base = rng.standard_normal(n)
+    for p in sorted({0, 1, n // 2, n - 17, n - 2, n - 1, min(2047, n - 1), min(2048, n - 1)}):
+        r = base.copy(); r[p] = 9.0; rows.append(r)                  # the max at p
+        r = base.copy(); r[p] = np.nan; rows.append(r)               # one NaN at p
+        r = base.copy(); r[p] = np.nan; r[0] = 9.0; rows.append(r)   # a NaN after the max
+        r = base.copy(); r[p] = np.inf; rows.append(r)
+        r = np.full(n, -np.inf); r[p] = -1e30; rows.append(r)
+    r = base.copy(); r[[5, n - 1]] = 9.0; rows.append(r)             # ties: the first wins
+    r = base.copy(); r[[n - 3, n - 1]] = 9.0; rows.append(r)
+    r = base.copy(); r[[n - 1, n // 2]] = np.nan; rows.append(r)     # two NaNs: the first wins
+    rows.append(np.full(n, -np.inf))
+    rows.append(np.zeros(n))
+    r = np.full(n, -np.inf); r[n - 1] = np.nan; rows.append(r)
+    x = np.array(rows).astype(dt)
+    assert np.array_equal(mlkern.argmax(x, axis=-1), np.argmax(x, axis=-1))
+    for i in range(0, len(x), 7):
+        assert mlkern.argmax(x[i]) == np.argmax(x[i])
