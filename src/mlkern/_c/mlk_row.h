@@ -32,7 +32,9 @@
 /* Contiguous rows of at least MLK_RW_LONG elements are cut into chunks of
    MLK_RW_LCH (the last one shorter), whose partials are combined in chunk
    order (mlk_rowlong): the cut depends on n only, so the result is the same
-   for every team size (_rowwise.pxi splits the chunks over the team). */
+   for every team size.  The cut is made by the driver (_rowwise.pxi: ROW_LCH,
+   and _long_row_n, which set_long_row changes for tests); these are its
+   defaults, for reference. */
 #define MLK_RW_LONG 131072
 #define MLK_RW_LCH 16384
 /* Column mode sums: MLK_RW_JB consecutive terms of a column are added in the
