@@ -66,7 +66,7 @@ import time
 import numpy as np
 
 import mlkern
-from mlkern._dask_demo import local_cluster
+from mlkern._dask_demo import local_cluster, own_sessions
 
 
 def _thread_cpu(pids):
@@ -101,14 +101,6 @@ def _native_threads():
     """On a worker: OS threads that are not Python threads (an OpenMP or
     BLAS pool would be counted here)."""
     return len(os.listdir("/proc/self/task")) - threading.active_count()
-
-
-def _own_session():
-    try:
-        os.setsid()
-    except OSError:                       # already a session leader
-        pass
-    return os.getsid(0)
 
 
 class _Sampler:
@@ -185,7 +177,7 @@ def main(argv=None):
     with local_cluster(W) as cluster, Client(cluster, timeout=60) as client:
         pids = list(client.run(os.getpid).values())
         if not a.shared_session:
-            client.run(_own_session)
+            own_sessions(client)
         rng = da.random.default_rng(0)
         x = client.persist(rng.standard_normal((rows, a.classes), chunks=(chunk_rows, a.classes),
                                                dtype=np.float32))
