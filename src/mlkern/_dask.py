@@ -473,9 +473,11 @@ def _loss_of(parts, denom, mode, reduction, rdt, nan_if_empty=False):
     (`parts`) and the denominator (a number or per-block parts): the parts
     added, "divide": divided by the denominator ("scaled": the parts are
     already divided), NaN for a mean over nothing if nan_if_empty; the
-    result dtype rdt."""
+    result dtype rdt.  The sums on contracted indices, the denominator's
+    shares as a list of keys (two contracted arrays make Dask warn of the
+    product of their block counts)."""
     pa, pi = _whole(parts, 0)
-    d, di = _denom_arg(denom, parts.ndim) if reduction == "mean" else (1.0, None)
+    d, di = _denom_arg(denom) if reduction == "mean" else (1.0, None)
     return _da().blockwise(_loss_block, (), pa, pi, d, di, mode=mode, reduction=reduction,
                            rdt=rdt, nan_if_empty=nan_if_empty, concatenate=True, dtype=rdt,
                            meta=np.empty((), rdt))
