@@ -1,7 +1,8 @@
 """mlkern on a 2-worker Dask cluster against single-process mlkern.
 
     python benchmarks/dask_bars.py [--elements 1e8] [--classes 1000] [--chunk-mb 50]
-                                   [--repeat 5] [--shared-session] [--no-ideal] [--json FILE]
+                                   [--repeat 5] [--shared-session] [--no-ideal] [--lean]
+                                   [--json FILE]
 
 ``softmax`` and ``cross_entropy_with_grad`` (class labels, mean) over a
 float32 array of ``--elements`` elements (rows x classes) in chunks of
@@ -79,6 +80,19 @@ import numpy as np
 
 import mlkern
 from mlkern._dask_demo import local_cluster, own_sessions
+
+
+# --lean: Dask's periodic work in every process turned down.  With the
+# defaults an idle 2-worker LocalCluster took about 5 % of a core in its
+# workers (the statistical profiler samples every task thread every 10 ms,
+# the event loops tick every 20 ms, the system and memory monitors) and 3-4 %
+# in the client process (scheduler: ticks, work stealing's balancing every
+# 100 ms); with these settings about 0.6 % and 0.8 %.
+LEAN = {"distributed.worker.profile.enabled": False,
+        "distributed.scheduler.work-stealing": False,
+        "distributed.admin.tick.interval": "1s",
+        "distributed.admin.system-monitor.interval": "5s",
+        "distributed.worker.memory.monitor-interval": "1s"}
 
 
 def _thread_cpu(pids):
@@ -224,8 +238,11 @@ def main(argv=None):
     p.add_argument("--no-ideal", action="store_true",
                    help="skip the ideal reference (independent processes; memory: a second "
                         "copy of the data and results)")
+    p.add_argument("--lean", action="store_true",
+                   help="Dask's periodic background work turned down (see LEAN)")
     p.add_argument("--json", help="write the results to this file")
     a = p.parse_args(argv)
+    import dask
     import dask.array as da
     import psutil
     from distributed import Client, wait
@@ -253,7 +270,8 @@ def main(argv=None):
     xs, ys = [xn[r] for r in rows_of], [yn[r] for r in rows_of]
     results = {}
     try:
-        with local_cluster(W) as cluster, Client(cluster, timeout=60) as client:
+        with dask.config.set(LEAN if a.lean else {}), local_cluster(W) as cluster, \
+                Client(cluster, timeout=60) as client:
             results = _measure(a, W, n, rows, chunk_rows, client, da, psutil, wait, single, xs,
                                ys, ideal)
     finally:
@@ -289,12 +307,13 @@ def main(argv=None):
           f"s / cluster s.  cpu eff = elements per CPU-second, cluster / single process 1t.  "
           f"busy task/other: worker task threads / other worker threads with CPU > 20 % of the "
           f"wall time; peak R: most task threads running at once (<= cores: {os.cpu_count()}).  "
-          f"Sessions: {'shared' if a.shared_session else 'one per worker'}.  "
+          f"Sessions: {'shared' if a.shared_session else 'one per worker'}.  Dask config: "
+          f"{'lean (LEAN)' if a.lean else 'default'}.  "
           f"load average {_fmt_load()}")
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"rows": rows, "classes": a.classes, "chunk_rows": chunk_rows,
-                       "workers": W, "shared_session": a.shared_session,
+                       "workers": W, "shared_session": a.shared_session, "lean": a.lean,
                        "loadavg": os.getloadavg(), "results": results}, f, indent=2)
     return results
 
