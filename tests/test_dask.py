@@ -542,6 +542,15 @@ def test_bad_input_errors_name_the_argument():
         mlkern.cross_entropy(X.rechunk({1: -1}), np.zeros(3, np.int64))
     with pytest.raises(ValueError, match="alpha"):
         mlkern.prelu(X, [0.1, 0.2])
+    # weights that are not real: the eager call's TypeError, at call time
+    Xr, y = X.rechunk({1: -1}), np.zeros(4, np.int64)
+    for kw in ({"sample_weight": np.array(["a"] * 4)}, {"sample_weight": da.ones(4, chunks=2) * 1j},
+               {"weight": np.ones(3, complex)}):
+        name = next(iter(kw))
+        with pytest.raises(TypeError, match=f"cross_entropy: {name} must be real"):
+            mlkern.cross_entropy(Xr, y, **kw)
+        with pytest.raises(TypeError, match=f"{name} must be real"):
+            mlkern.cross_entropy(Xr.compute(), y, **{k: np.asarray(v) for k, v in kw.items()})
     # data errors surface at compute time, with the eager message
     bad = mlkern.binary_cross_entropy(X * 2, X)
     with pytest.raises(ValueError, match=r"prob must be in \[0, 1\]"):

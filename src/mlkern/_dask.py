@@ -634,6 +634,10 @@ def _class_task(fname, logits, target, axis, reduction, weight, ignore_index, sa
             raise ValueError(f"{fname}: target must have the logits' shape without the class "
                              f"axis, {rshape}, got {tuple(np.shape(target))}")
         t, tind = _like(target, rchunks), rind
+    for v, vname in ((sample_weight, "sample_weight"), (weight, "weight")):
+        vdt = None if v is None else (v.dtype if any_dask(v) else np.asarray(v).dtype)
+        if vdt is not None and vdt.kind not in "biuf":     # the eager call's message
+            raise TypeError(f"{fname}: {vname} must be real, got dtype {vdt}")
     sw = None
     if sample_weight is not None:
         if tuple(np.shape(sample_weight)) != rshape:
