@@ -12,6 +12,7 @@ import logging
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -341,6 +342,107 @@ def test_class_loss_gradient_bit_for_bit_with_a_count_denominator(compute):
     _check(compute, [("loss", loss, eloss)], exact=False)
 
 
+def _count_calls(monkeypatch, module, name):
+    calls = []
+    orig = getattr(module, name)
+
+    def counting(*a, **k):
+        calls.append(1)
+        return orig(*a, **k)
+    monkeypatch.setattr(module, name, counting)
+    return calls
+
+
+@pytest.mark.parametrize("scheduler", ["sync", "threads"])
+def test_class_loss_kernel_runs_once_per_chunk(monkeypatch, scheduler):
+    """(loss, grad) computed together: each chunk's kernel runs once (the
+    loss sums and the gradient share its result; Dask's graph optimiser
+    must not fuse the kernel into both of its consumers)."""
+    from mlkern import losses
+    z = RNG.standard_normal((40, 6)).astype(np.float32)
+    y = RNG.integers(0, 6, 40)
+    Z = da.from_array(z, chunks=((10, 3, 20, 7), (6,)))
+    Y = da.from_array(y, chunks=(13, 27))             # dask labels: the count is lazy
+    P = da.from_array(mlkern.softmax(z), chunks=(10, 6))
+    for name, mod, fn, args in [("_xent", losses, mlkern.cross_entropy_with_grad, (Z, Y)),
+                                ("_nll", losses, mlkern.nll_loss_with_grad, (Z, Y)),
+                                ("_kl", losses, mlkern.kl_div_with_grad, (P, Z))]:
+        loss, grad = fn(*args)
+        calls = _count_calls(monkeypatch, mod, name)
+        dask.compute(loss, grad, scheduler=scheduler)
+        assert len(calls) == Z.numblocks[0], (name, len(calls))
+        monkeypatch.undo()
+
+
+@pytest.mark.parametrize("nchunks", [16, 70])       # 70 > the fan-in: the summed denominator
+def test_class_losses_dask_labels_and_weights(compute, nchunks):
+    """Labels, sample weights and class weights as dask arrays (chunks not
+    aligned with the logits'), ignored labels; mean and sum; the loss alone,
+    the gradient alone and both: equal to the eager call (the gradient with
+    a count denominator bit for bit)."""
+    n = 7 * nchunks
+    z = RNG.standard_normal((n, 5))
+    y = RNG.integers(0, 5, n)
+    y[::6] = -100
+    sw = RNG.random(n)
+    w = np.array([0.5, 1.0, 2.0, 3.0, 0.1])
+    rows = (1,) + (7,) * (nchunks - 2) + (13,)
+    Z = da.from_array(z, chunks=(rows, (5,)))
+    Y = da.from_array(y, chunks=-(-n // 3))
+    SW = da.from_array(sw, chunks=-(-n // 2))
+    W = da.from_array(w, chunks=2)
+    lp = mlkern.log_softmax(z)                  # log-probabilities: no cancelling sums
+    LP = da.from_array(lp, chunks=Z.chunks)
+    # building the graphs warns of nothing (Dask's PerformanceWarning included)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mlkern.cross_entropy_with_grad(Z, Y, sample_weight=SW, weight=W)
+        mlkern.kl_div_with_grad(Z, Z, sample_weight=SW)
+    pairs = []
+    for reduction in ("mean", "sum"):
+        for kw, ekw in [({}, {}), ({"sample_weight": SW, "weight": W}, {"sample_weight": sw, "weight": w}),
+                        ({"weight": w, "label_smoothing": 0.2}, {"weight": w, "label_smoothing": 0.2})]:
+            tag = f"{reduction} {sorted(kw)}"
+            for f in ("cross_entropy", "cross_entropy_grad", "cross_entropy_with_grad"):
+                pairs.append((f"{f} {tag}", getattr(mlkern, f)(Z, Y, reduction=reduction, **kw),
+                              getattr(mlkern, f)(z, y, reduction=reduction, **ekw)))
+            nkw = {k: v for k, v in kw.items() if k != "label_smoothing"}
+            nekw = {k: v for k, v in ekw.items() if k != "label_smoothing"}
+            pairs.append((f"nll {tag}", mlkern.nll_loss_with_grad(LP, Y, reduction=reduction, **nkw),
+                          mlkern.nll_loss_with_grad(lp, y, reduction=reduction, **nekw)))
+    _check(compute, pairs, exact=False, rtol=1e-12)
+    # a count denominator: the gradient bit for bit, with dask or NumPy labels
+    _check(compute, [("grad dask y", mlkern.cross_entropy_grad(Z, Y), mlkern.cross_entropy_grad(z, y)),
+                     ("grad numpy y", mlkern.cross_entropy_with_grad(Z, y)[1],
+                      mlkern.cross_entropy_grad(z, y)),
+                     ("nll grad", mlkern.nll_loss_grad(LP, Y), mlkern.nll_loss_grad(lp, y))])
+    # every label ignored: a mean over nothing is NaN, as the eager call
+    yi = np.full(n, -100)
+    _check(compute, [("all ignored", mlkern.cross_entropy(Z, da.from_array(yi, chunks=n // 2)),
+                      mlkern.cross_entropy(z, yi))])
+
+
+def test_class_losses_compute_nothing_eagerly():
+    """The loss alone, the gradient alone and both, with dask labels and
+    weights whose compute fails: nothing runs at call time."""
+    base = da.from_array(np.full((6, 4), 0.5), chunks=(3, 4))
+    Z = base.map_blocks(_boom, dtype=np.float64)
+    Y = da.from_array(np.zeros(6, np.int64), chunks=3).map_blocks(_boom, dtype=np.int64)
+    SW = da.from_array(np.ones(6), chunks=2).map_blocks(_boom, dtype=np.float64)
+    for f in (mlkern.cross_entropy, mlkern.cross_entropy_grad, mlkern.cross_entropy_with_grad,
+              mlkern.nll_loss, mlkern.nll_loss_grad, mlkern.nll_loss_with_grad):
+        for kw in ({}, {"sample_weight": SW}):
+            r = f(Z, Y, **kw)
+            assert _lazy(r), (f.__name__, type(r))
+            with pytest.raises(Boom):
+                dask.compute(r, scheduler="sync")
+    for f in (mlkern.kl_div, mlkern.kl_div_grad, mlkern.kl_div_with_grad):
+        r = f(Z, Z, sample_weight=SW)
+        assert _lazy(r)
+        with pytest.raises(Boom):
+            dask.compute(r, scheduler="sync")
+
+
 def test_penalties(compute):
     w = RNG.standard_normal((33, 4))
     W = da.from_array(w, chunks=(5, 3))
@@ -442,6 +544,15 @@ def test_bad_input_errors_name_the_argument():
         mlkern.cross_entropy(X.rechunk({1: -1}), np.zeros(3, np.int64))
     with pytest.raises(ValueError, match="alpha"):
         mlkern.prelu(X, [0.1, 0.2])
+    # weights that are not real: the eager call's TypeError, at call time
+    Xr, y = X.rechunk({1: -1}), np.zeros(4, np.int64)
+    for kw in ({"sample_weight": np.array(["a"] * 4)}, {"sample_weight": da.ones(4, chunks=2) * 1j},
+               {"weight": np.ones(3, complex)}):
+        name = next(iter(kw))
+        with pytest.raises(TypeError, match=f"cross_entropy: {name} must be real"):
+            mlkern.cross_entropy(Xr, y, **kw)
+        with pytest.raises(TypeError, match=f"{name} must be real"):
+            mlkern.cross_entropy(Xr.compute(), y, **{k: np.asarray(v) for k, v in kw.items()})
     # data errors surface at compute time, with the eager message
     bad = mlkern.binary_cross_entropy(X * 2, X)
     with pytest.raises(ValueError, match=r"prob must be in \[0, 1\]"):

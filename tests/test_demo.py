@@ -2,6 +2,7 @@
 it learns the digits with each optimiser, its plain-NumPy twin agrees with
 it, and without scikit-learn it says how to install it and exits with 2."""
 import io
+import os
 import subprocess
 import sys
 
@@ -159,6 +160,9 @@ def test_dask_demo_matches_the_eager_computation():
     assert res["accuracy"] == pytest.approx(np.mean(np.argmax(z, axis=1) == y))
     np.testing.assert_allclose(res["grad_w"], X.T @ g, rtol=1e-4, atol=1e-7)
     assert res["rows_per_s_per_core"] > 0 and res["local_rows_per_s_per_core"] > 0
+    # each worker in its own session, not this program's
+    sessions = res["worker_sessions"]
+    assert len(set(sessions)) == 2 and os.getsid(0) not in sessions, sessions
 
 
 # ------------------------------------------------------------ demo --model lstm / cnn

@@ -18,11 +18,16 @@ How each family is spread over the chunks:
   axis and ``x.rechunk({axis: -1})``); then one block call per chunk.
   ``argmax(axis=None)`` is a global reduction (each block's first maximum
   with its global index, then the first of those).
-* losses: ``"mean"`` divides by the *global* count or weight (a lazy sum
-  over the labels or weights: the big array is read once); each chunk is
-  computed with that denominator, so its gradient is the eager one, and
-  returns the float64 sum of its losses; the sums are added across chunks.
-  ``X_with_grad`` computes ``(loss part, grad)`` in one task per chunk.
+* losses: ``"mean"`` divides by the *global* count or weight.  When it is
+  known at call time it is a number (no labels: the count of rows; labels
+  and weights in NumPy: added on the client); else one small task per
+  chunk of the labels or weights (the big array is never read for it)
+  gives that chunk's share, and every chunk's task adds the shares itself
+  (no aggregation task to wait for).  Each chunk is computed with the
+  global denominator, so its gradient is the eager one, and gives the
+  float64 sum of its losses; one task adds the sums (and divides).
+  ``X_with_grad`` computes ``(loss part, grad)`` in one kernel call per
+  chunk; the loss alone or the gradient alone is one task per chunk.
   ``rmse*_grad`` needs the global rmse first (a first pass for the loss).
 * reductions inside a function (``prelu_backward``'s ``grad_alpha``): the
   float64 per-channel sums of each chunk, added across chunks.
@@ -151,6 +156,15 @@ def _split(pairs, nd, rdt, want_grad, loss_chunks=None, loss_dtype=np.float64):
                                 meta=_meta(len(loss_chunks), loss_dtype))
     grad = pairs.map_blocks(_second, dtype=rdt, meta=_meta(nd, rdt)) if want_grad else None
     return loss, grad
+
+
+def _parts_grad(pairs, nd, rdt):
+    """The per-block float64 loss sums (chunks of one element per block) and
+    the gradient of a collection of (loss sum, grad) blocks: a small task
+    each, the one-pass kernel's result shared, never copied."""
+    parts = pairs.map_blocks(_first, nd=nd, chunks=_ones(pairs.chunks), dtype=np.float64,
+                             meta=_meta(nd, np.float64))
+    return parts, pairs.map_blocks(_second, dtype=rdt, meta=_meta(nd, rdt))
 
 
 def _result(want_loss, want_grad, loss, grad):
@@ -401,16 +415,72 @@ def argmax(x, axis, keepdims, out):
 
 
 # ---------------------------------------------------------------- losses
-def _total(parts_sum, denom, scale_mode, reduction, rdt, nan_if_empty=False):
-    """The lazy 0-d loss from the summed float64 parts: "scaled" (parts are
-    already divided by the mean's denominator), "divide" (divide here)."""
-    da = _da()
-    v = parts_sum
-    if scale_mode == "divide" and reduction == "mean":
-        v = v / da.asarray(denom, dtype=np.float64)
-    if nan_if_empty and reduction == "mean":
-        v = da.where(da.asarray(denom) == 0, np.nan, v)
-    return v.astype(rdt)
+def _whole(parts, first=None):
+    """Per-block parts (one element per block: loss sums, denominator
+    shares) as a blockwise (argument, index) that every task receives
+    whole.  Up to _FAN_IN blocks: the parts themselves, with no aggregation
+    task (so no extra round trip between the workers before the tasks that
+    need their sum): as a list of the blocks' keys (first None: no index is
+    contracted, so the task making a chunk's input can still be fused into
+    the chunk's task), or on the contracted indices first, first+1, ...
+    (an aggregating task: there a list of keys made Dask's optimiser fuse a
+    chunk's kernel into each of its two consumers, computing it twice).
+    Beyond _FAN_IN blocks: their sum (0-d)."""
+    if parts.npartitions <= _FAN_IN:
+        if first is not None:
+            return parts, tuple(range(first, first + parts.ndim))
+        return list(parts.to_delayed(optimize_graph=False).ravel()), None
+    return _ssum(parts), ()
+
+
+def _denom_arg(denom, first=None):
+    """The mean's denominator as a blockwise (argument, index): a number as
+    it is, per-block parts (a dask array) by _whole."""
+    return _whole(denom, first) if any_dask(denom) else (denom, None)
+
+
+def _added(v):
+    """The value of a _whole / _denom_arg argument inside a task: the sum of
+    the parts (in the blocks' C order, as _ssum's aggregation), or the
+    number."""
+    return float(np.sum(np.asarray(v, np.float64)))
+
+
+def _sum_parts(a):
+    """Per-block float64 sums of a (chunks of one element per block)."""
+    return a.map_blocks(_fsum_block, chunks=_ones(a.chunks), dtype=np.float64,
+                        meta=_meta(a.ndim, np.float64))
+
+
+def _fsum_block(b):
+    return np.full((1,) * b.ndim, np.sum(b.astype(np.float64)))
+
+
+def _loss_block(parts, denom, mode, reduction, rdt, nan_if_empty):
+    v = np.float64(_added(parts))
+    if reduction == "mean":
+        d = np.float64(_added(denom))
+        if mode == "divide":
+            with np.errstate(divide="ignore", invalid="ignore"):
+                v = v / d
+        if nan_if_empty and d == 0:
+            v = np.float64(np.nan)
+    return np.asarray(v, np.float64).astype(rdt)
+
+
+def _loss_of(parts, denom, mode, reduction, rdt, nan_if_empty=False):
+    """The lazy 0-d loss in one task from the per-block float64 loss sums
+    (`parts`) and the denominator (a number or per-block parts): the parts
+    added, "divide": divided by the denominator ("scaled": the parts are
+    already divided), NaN for a mean over nothing if nan_if_empty; the
+    result dtype rdt.  The sums on contracted indices, the denominator's
+    shares as a list of keys (two contracted arrays make Dask warn of the
+    product of their block counts)."""
+    pa, pi = _whole(parts, 0)
+    d, di = _denom_arg(denom) if reduction == "mean" else (1.0, None)
+    return _da().blockwise(_loss_block, (), pa, pi, d, di, mode=mode, reduction=reduction,
+                           rdt=rdt, nan_if_empty=nan_if_empty, concatenate=True, dtype=rdt,
+                           meta=np.empty((), rdt))
 
 
 def _ploss_block(pb, tb, swb, pwb, denom, root, kw, mode, want_grad):
@@ -511,6 +581,8 @@ def pointwise(fname, op, pred, target, reduction, sample_weight, want_loss, want
 def _label_denom_block(lab, swb, wb, ig, n, wdt):
     """One chunk's share of the mean's denominator: sum of s * weight[label]."""
     valid = lab != ig
+    if swb is None and wb is None:
+        return np.full((1,) * lab.ndim, float(np.count_nonzero(valid)))
     s = np.where(valid, 1.0 if swb is None else swb.astype(np.float64), 0.0)
     if wb is not None:
         safe = np.clip(np.where(valid, lab, 0), 0, n - 1)
@@ -518,15 +590,19 @@ def _label_denom_block(lab, swb, wb, ig, n, wdt):
     return np.full((1,) * lab.ndim, float(np.sum(s)))
 
 
-def _label_denom(lab, sw, w, ig, n, wdt, rind):
-    da = _da()
-    if sw is None and w is None:
-        return _ssum(lab != ig).astype(np.float64)
+def _label_denom(target, sample_weight, weight, lab, sw, w, ig, n, wdt, rind):
+    """The mean's denominator (sum of s * weight[label] over the counted
+    labels): a float computed here when the labels and both weights are
+    NumPy arrays (no task, nothing to wait for), else a dask array of
+    per-chunk shares (see _whole)."""
+    if not any_dask(target, sample_weight, weight):
+        swn = None if sample_weight is None else np.asarray(sample_weight)
+        wn = None if weight is None else np.asarray(weight)
+        return float(_label_denom_block(np.asarray(target), swn, wn, ig, n, wdt).sum())
     args = [lab, rind, sw, rind if sw is not None else None, w, (1000,) if any_dask(w) else None]
-    parts = da.blockwise(_label_denom_block, rind, *args, ig=ig, n=n, wdt=wdt,
-                         adjust_chunks={i: (lambda c: 1) for i in rind}, concatenate=True,
-                         dtype=np.float64, meta=_meta(len(rind), np.float64))
-    return _ssum(parts)
+    return _da().blockwise(_label_denom_block, rind, *args, ig=ig, n=n, wdt=wdt,
+                           adjust_chunks={i: (lambda c: 1) for i in rind}, concatenate=True,
+                           dtype=np.float64, meta=_meta(len(rind), np.float64))
 
 
 def _class_task(fname, logits, target, axis, reduction, weight, ignore_index, sample_weight,
@@ -558,6 +634,10 @@ def _class_task(fname, logits, target, axis, reduction, weight, ignore_index, sa
             raise ValueError(f"{fname}: target must have the logits' shape without the class "
                              f"axis, {rshape}, got {tuple(np.shape(target))}")
         t, tind = _like(target, rchunks), rind
+    for v, vname in ((sample_weight, "sample_weight"), (weight, "weight")):
+        vdt = None if v is None else (v.dtype if any_dask(v) else np.asarray(v).dtype)
+        if vdt is not None and vdt.kind not in "biuf":     # the eager call's message
+            raise TypeError(f"{fname}: {vname} must be real, got dtype {vdt}")
     sw = None
     if sample_weight is not None:
         if tuple(np.shape(sample_weight)) != rshape:
@@ -576,7 +656,11 @@ def _class_task(fname, logits, target, axis, reduction, weight, ignore_index, sa
 
 
 def _class_block(zb, tb, swb, wb, denom, kind, fname, ax, reduction, ig, eps, want_loss,
-                 want_grad):
+                 want_grad, part=False):
+    """One chunk of a class loss: reduction "none" the eager call's result;
+    else (the float64 sum of its losses, its gradient) with the whole
+    array's denominator, or only the sum (as a one-element-per-axis array,
+    part=True), or only the gradient (want_loss False)."""
     from .losses import _nll, _xent
     if kind == "xent":
         args = (fname, zb, tb, ax, reduction, wb, ig, eps, swb)
@@ -586,43 +670,59 @@ def _class_block(zb, tb, swb, wb, denom, kind, fname, ax, reduction, ig, eps, wa
         f = _nll
     if reduction == "none":
         return f(*args, want_loss, want_grad, None)
-    return f(*args, True, want_grad, None, _denom=float(denom), _partial=True)
+    r = f(*args, True, want_grad, None, _denom=_added(denom), _partial=True)
+    if part:
+        return _first(r, zb.ndim)
+    return r if want_loss else r[1]
 
 
 def _class_loss(fname, kind, logits, target, axis, reduction, weight, ignore_index, eps,
                 sample_weight, want_loss, want_grad, out):
+    """A class loss on dask arrays: one task per chunk of the logits calls
+    the eager kernel once, with the whole array's mean denominator, for the
+    chunk's gradient and float64 loss sum; the loss is one task adding the
+    sums.  The denominator: a number when it is known at call time (no
+    labels: the count of rows; labels and weights in NumPy: computed here),
+    else one small task per chunk over the labels and weights (never the
+    logits) whose shares every chunk's task adds itself (see _whole)."""
     from ._validation import compute_dtype
     da = _da()
     z, t, tind, sw, w, ig, ax, n, rdt, nd, ind, rind, rshape, probs = _class_task(
         fname, logits, target, axis, reduction, weight, ignore_index, sample_weight, out, kind)
     if reduction == "mean":
         if probs:
-            denom = (_ssum(sw.astype(np.float64)) if sw is not None
-                     else float(math.prod(rshape)))
+            denom = _sum_parts(sw) if sw is not None else float(math.prod(rshape))
         else:
             # the class weights as the eager call reads them (xent: in the compute dtype)
             wdt = compute_dtype(z.dtype, "logits")[0] if kind == "xent" else np.float64
-            denom = _label_denom(t, sw, w, ig, n, wdt, rind)
+            denom = _label_denom(target, sample_weight, weight, t, sw, w, ig, n, wdt, rind)
     else:
         denom = 1.0
     args = [z, ind, t, tind, sw, rind if sw is not None else None,
-            w, (ax,) if any_dask(w) else None, denom, () if any_dask(denom) else None]
+            w, (ax,) if any_dask(w) else None, *_denom_arg(denom)]
     kw = dict(kind=kind, fname=fname, ax=ax, reduction=reduction, ig=ig, eps=eps)
     if reduction == "none" and want_loss and not want_grad:
         return da.blockwise(_class_block, rind, *args, **kw, want_loss=True, want_grad=False,
                             concatenate=True, dtype=rdt, meta=_meta(nd - 1, rdt))
+    if reduction != "none" and not want_loss:            # the gradient alone: one task a chunk
+        return da.blockwise(_class_block, ind, *args, **kw, want_loss=False, want_grad=True,
+                            concatenate=True, dtype=rdt, meta=_meta(nd, rdt))
+    mode = "scaled" if kind == "xent" and not probs else "divide"   # xent: 1/denom in the chunks
+    if reduction != "none" and not want_grad:           # the loss alone: the chunks' sums
+        parts = da.blockwise(_class_block, ind, *args, **kw, want_loss=True, want_grad=False,
+                             part=True, concatenate=True, adjust_chunks=dict.fromkeys(ind, 1),
+                             dtype=np.float64, meta=_meta(nd, np.float64))
+        return _loss_of(parts, denom, mode, reduction, rdt, nan_if_empty=not probs)
     pairs = da.blockwise(_class_block, ind, *args, **kw, want_loss=want_loss,
-                         want_grad=want_grad, dtype=object, meta=_meta(nd, object))
+                         want_grad=want_grad, dtype=object,
+                         meta=_meta(nd, object))
     if reduction == "none":
         if not want_loss:
             return pairs.map_blocks(_identity, dtype=rdt, meta=_meta(nd, rdt))
         return _row_losses(pairs, ind, rind, rdt), pairs.map_blocks(_second, dtype=rdt,
                                                                      meta=_meta(nd, rdt))
-    tot, grad = _split(pairs, nd, rdt, want_grad)
-    labels_scaled = kind == "xent" and not probs       # the chunks' coefficients hold 1/denom
-    loss = _total(tot, denom, "scaled" if labels_scaled else "divide", reduction, rdt,
-                  nan_if_empty=not probs)
-    return _result(want_loss, want_grad, loss, grad)
+    parts, grad = _parts_grad(pairs, nd, rdt)
+    return _loss_of(parts, denom, mode, reduction, rdt, nan_if_empty=not probs), grad
 
 
 def _identity(t):
@@ -643,12 +743,15 @@ def nll(fname, log_probs, target, axis, reduction, weight, ignore_index, sample_
                        0.0, sample_weight, want_loss, want_grad, out)
 
 
-def _kl_block(pb, qb, swb, denom, fname, ax, log_q, reduction, want_loss, want_grad):
+def _kl_block(pb, qb, swb, denom, fname, ax, log_q, reduction, want_loss, want_grad, part=False):
     from .losses import _kl
     if reduction == "none":
         return _kl(fname, pb, qb, ax, log_q, reduction, swb, want_loss, want_grad, None)
-    return _kl(fname, pb, qb, ax, log_q, reduction, swb, True, want_grad, None,
-               _denom=float(denom), _partial=True)
+    r = _kl(fname, pb, qb, ax, log_q, reduction, swb, True, want_grad, None,
+            _denom=_added(denom), _partial=True)
+    if part:
+        return _first(r, qb.ndim)
+    return r if want_loss else r[1]
 
 
 def kl(fname, p, q, axis, log_q, reduction, sample_weight, want_loss, want_grad, out):
@@ -677,15 +780,22 @@ def kl(fname, p, q, axis, log_q, reduction, sample_weight, want_loss, want_grad,
             raise ValueError(f"{fname}: sample_weight must have shape {rshape} (one weight per "
                              f"row) or ({rshape[0] if rshape else 1},), got {s}")
     if reduction == "mean":
-        denom = _ssum(sw.astype(np.float64)) if sw is not None else float(math.prod(rshape))
+        denom = _sum_parts(sw) if sw is not None else float(math.prod(rshape))
     else:
         denom = 1.0
-    args = [p, ind, q, ind, sw, rind if sw is not None else None, denom,
-            () if any_dask(denom) else None]
+    args = [p, ind, q, ind, sw, rind if sw is not None else None, *_denom_arg(denom)]
     kw = dict(fname=fname, ax=ax, log_q=log_q, reduction=reduction)
     if reduction == "none" and want_loss and not want_grad:
         return da.blockwise(_kl_block, rind, *args, **kw, want_loss=True, want_grad=False,
                             concatenate=True, dtype=rdt, meta=_meta(nd - 1, rdt))
+    if reduction != "none" and not want_loss:
+        return da.blockwise(_kl_block, ind, *args, **kw, want_loss=False, want_grad=True,
+                            concatenate=True, dtype=rdt, meta=_meta(nd, rdt))
+    if reduction != "none" and not want_grad:
+        parts = da.blockwise(_kl_block, ind, *args, **kw, want_loss=True, want_grad=False,
+                             part=True, concatenate=True, adjust_chunks=dict.fromkeys(ind, 1),
+                             dtype=np.float64, meta=_meta(nd, np.float64))
+        return _loss_of(parts, denom, "divide", reduction, rdt)
     pairs = da.blockwise(_kl_block, ind, *args, **kw, want_loss=want_loss, want_grad=want_grad,
                          dtype=object, meta=_meta(nd, object))
     if reduction == "none":
@@ -693,8 +803,8 @@ def kl(fname, p, q, axis, log_q, reduction, sample_weight, want_loss, want_grad,
             return pairs.map_blocks(_identity, dtype=rdt, meta=_meta(nd, rdt))
         return _row_losses(pairs, ind, rind, rdt), pairs.map_blocks(_second, dtype=rdt,
                                                                      meta=_meta(nd, rdt))
-    tot, grad = _split(pairs, nd, rdt, want_grad)
-    return _result(want_loss, want_grad, _total(tot, denom, "divide", reduction, rdt), grad)
+    parts, grad = _parts_grad(pairs, nd, rdt)
+    return _loss_of(parts, denom, "divide", reduction, rdt), grad
 
 
 def _penalty_block(wb, op):

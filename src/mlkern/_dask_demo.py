@@ -8,9 +8,11 @@ threads_per_worker=1)`` (loopback only).  In one graph: batch inference
 cross-entropy and its gradient with respect to the logits
 (``cross_entropy_with_grad``: one pass per chunk, the global mean), and the
 weight gradient ``X.T @ grad``.  Each worker holds a few chunks at a time,
-not its half of the data.  A progress bar follows the graph's tasks; then
-the same work, chunk by chunk, in this process with mlkern on one thread,
-and the throughputs per core.
+not its half of the data.  Each worker process runs in its own session
+(``own_sessions``: on a loaded Linux machine the workers then compete for
+the CPU as separate programs, not as one).  A progress bar follows the
+graph's tasks; then the same work, chunk by chunk, in this process with
+mlkern on one thread, and the throughputs per core.
 """
 import sys
 import time
@@ -30,6 +32,27 @@ def local_cluster(n_workers=2, **kw):
     return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                         host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR,
                         **kw)
+
+
+def _own_session():
+    """On a worker: leave the session of the program that started it."""
+    import os
+    try:
+        os.setsid()
+    except OSError:                       # already a session leader
+        pass
+    return os.getsid(0)
+
+
+def own_sessions(client):
+    """Give each worker process of `client`'s cluster its own session, as a
+    separately started program has.  Linux's autogroup shares the CPU
+    between sessions, not threads: on a loaded machine the workers of a
+    cluster started from one shell otherwise get together what one
+    single-process program gets, and a throughput against single-process
+    mlkern measures the neighbours.  Returns {worker address: session id}.
+    The nanny still stops the workers when the cluster closes."""
+    return client.run(_own_session)
 
 
 def _weights(seed, dtype):
@@ -94,6 +117,7 @@ def main(args, out=None):
           f"{dtype.name}, LocalCluster(n_workers=2, threads_per_worker=1)", file=out)
     out.flush()
     with local_cluster() as cluster, Client(cluster, timeout=60, set_as_default=False) as client:
+        sessions = sorted(own_sessions(client).values())
         rng = da.random.default_rng(args.seed)
         X = rng.standard_normal((rows, FEATURES), chunks=(chunk, FEATURES), dtype=dtype)
         y = rng.integers(0, CLASSES, rows, chunks=chunk)
@@ -130,4 +154,4 @@ def main(args, out=None):
     out.flush()
     return {"loss": float(loss_v), "accuracy": float(acc_v), "grad_w": np.asarray(grad_w_v),
             "rows": rows, "seconds": t_cluster, "rows_per_s_per_core": per_core_cluster,
-            "local_rows_per_s_per_core": per_core_local}
+            "local_rows_per_s_per_core": per_core_local, "worker_sessions": sessions}
