@@ -24,7 +24,6 @@ import numpy as np
 
 def cases(torch):
     import mlkern as M
-    F = torch.nn.functional
     A = torch.ops.aten
     # name: (nargs, mlkern(args, out), torch(targs, tout), numpy(args) or None)
     return {
