@@ -748,9 +748,16 @@ def print_table(recs, level, T, out=sys.stdout):
           + ", ".join(f"{m} {v:.3f}" for m, v in r["meters"].items()) + f"; used: {r['chosen']}")
     peers = {}
     for r in el + rows:
-        peers.setdefault(r["case"], (r.get("torch_impl"), r.get("numpy_impl")))
-    p("\nPeers (the best NumPy/SciPy candidate of the last row shown; all in the json): "
-      + "; ".join(f"{c}: torch {t or '—'}, NumPy {n or '—'}" for c, (t, n) in peers.items()))
+        t, cands = peers.setdefault(r["case"], (r.get("torch_impl"), {}))
+        for k in r.get("numpy_all", ()):
+            cands[k] = cands.get(k, 0) + (k == r.get("numpy_impl"))
+    p("\nPeers (NumPy/SciPy: the candidates, with the number of rows where each was the fastest; "
+      "[a]: allocates its result)\n")
+    p("| case | torch | NumPy/SciPy |")
+    p("|---|---|---|")
+    for c, (t, cands) in peers.items():
+        np_col = "; ".join(f"{k} ({v})" for k, v in cands.items()).replace("|", "\\|")
+        p(f"| {c} | {t or '—'} | {np_col or '— (T=1 only)'} |")
 
 
 def child_main(a):
