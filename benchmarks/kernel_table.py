@@ -9,7 +9,7 @@ peers, 1 and 2 threads, in one run.
 
 Prints one markdown table per (level, T), then a summary that lists every
 case under its goal of issue 19.  The full run (both levels, T=1 and 2,
-1e5 and 1e7, f32 and f64) should take 7-8 minutes on the idle 2-vCPU
+1e5 and 1e7, f32 and f64) should take about 8 minutes on the idle 2-vCPU
 machine (estimated from the CPU time of a run on the loaded machine;
 about half of it is the NumPy expressions at 1e7; each child prints its
 wall and CPU seconds); ``--quick`` (fewer rounds) about half of that.
@@ -41,9 +41,9 @@ Method
   torch call are the very team mlkern's next parallel region uses, and no
   second pool takes a core from it.  ``--wait-policy passive`` sets
   ``OMP_WAIT_POLICY`` for the children if ever two runtimes are mapped.
-  Each sample's process CPU time / wall time is kept; a row whose T=2
-  samples averaged less than 1.7 busy cores is marked ``[busy]`` (another
-  process held a vCPU: re-measure on an idle machine).
+  Each sample's process CPU time / wall time is kept; a T=2 row where the
+  median sample of mlkern or torch kept fewer than 1.7 cores busy is marked
+  ``[busy]`` (another process held a vCPU: re-measure on an idle machine).
 * **Peers.**  torch: the ATen ``.out`` / ``.grad_input`` overloads on
   ``torch.from_numpy`` tensors.  ``*_grad`` has no ATen op: the backward op
   with ``grad_output = ones`` (``[g=1]``, it reads one more array), or for
