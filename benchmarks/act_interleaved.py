@@ -10,6 +10,9 @@ ratio of the minima (the least disturbed samples, on a loaded machine).
 Every call writes into a preallocated output (out= / torch's .out
 overloads), so allocation and page faults are not measured.  T=2 with torch:
 set OMP_WAIT_POLICY=passive (torch's pool spins otherwise).
+
+The timing (:func:`timeit`, :func:`interleave`, :func:`paired`) is shared
+with ``benchmarks/kernel_table.py``.
 """
 import argparse
 import os
@@ -21,7 +24,6 @@ import numpy as np
 
 def cases(torch):
     import mlkern as M
-    F = torch.nn.functional
     A = torch.ops.aten
     # name: (nargs, mlkern(args, out), torch(targs, tout), numpy(args) or None)
     return {
@@ -54,10 +56,36 @@ def cases(torch):
 
 
 def timeit(f, reps):
+    """Seconds per call of ``reps`` back-to-back calls of ``f`` (one sample)."""
     t0 = time.perf_counter()
     for _ in range(reps):
         f()
     return (time.perf_counter() - t0) / reps
+
+
+def interleave(runs, rounds, reps):
+    """One warm-up sample of each callable, then ``rounds`` rounds of one
+    sample of each in turn (so the machine's drift hits them alike).
+    Returns (times, cpu): per run, the seconds per call of every round, and
+    the process CPU time / wall time of every sample (about T when the
+    team's threads kept their cores; less when another process took one)."""
+    for f in runs:
+        timeit(f, reps)
+    ts = [[] for _ in runs]
+    cpu = [[] for _ in runs]
+    pt = time.process_time
+    for _ in range(rounds):
+        for k, f in enumerate(runs):
+            c0 = pt()
+            t = timeit(f, reps)
+            ts[k].append(t)
+            cpu[k].append((pt() - c0) / (t * reps))
+    return ts, cpu
+
+
+def paired(base, other):
+    """Median over the rounds of other / base (the paired ratio)."""
+    return statistics.median(o / b for b, o in zip(base, other))
 
 
 def main():
@@ -99,16 +127,10 @@ def main():
                 runs = [lambda: fm(args, out), lambda: ft(targs, tout)]
                 if fn is not None:
                     runs.append(lambda: fn(args, nout))
-                for f in runs:
-                    timeit(f, reps)
-                ts = [[] for _ in runs]
-                for _ in range(a.rounds):
-                    for k, f in enumerate(runs):
-                        ts[k].append(timeit(f, reps))
+                ts, _ = interleave(runs, a.rounds, reps)
                 med = [statistics.median(t) * 1e9 / n for t in ts]
-                rt = statistics.median([b / m for m, b in zip(ts[0], ts[1])])
-                rn = (f"{statistics.median([b / m for m, b in zip(ts[0], ts[2])]):.2f}"
-                      if fn is not None else "")
+                rt = paired(ts[0], ts[1])
+                rn = f"{paired(ts[0], ts[2]):.2f}" if fn is not None else ""
                 rmin = min(ts[1]) / min(ts[0])
                 print(f"| {name} | {n:.0e} | {dn} | {med[0]:.3f} | {med[1]:.3f} | {rt:.2f} | {rn} "
                       f"| {rmin:.2f} |", flush=True)
