@@ -32,7 +32,9 @@
 #define MLK_SIMD_F64_H
 #include <immintrin.h>
 
-#if defined(__AVX512F__) && defined(__AVX512DQ__)
+#if defined(_MSC_VER) && !defined(__clang__)
+/* MSVC builds the portable kernels only (see setup.py): nothing here */
+#elif defined(__AVX512F__) && defined(__AVX512DQ__)
 #define MLK_SIMD_F64 512
 #define MLK_VN 8
 typedef __m512d mlk_vd;
