@@ -52,6 +52,7 @@ typedef __mmask8 mlk_vm;
 #define m_le(a, b) _mm512_cmp_pd_mask(a, b, _CMP_LE_OQ)
 #define m_gt(a, b) _mm512_cmp_pd_mask(a, b, _CMP_GT_OQ)
 #define m_ge(a, b) _mm512_cmp_pd_mask(a, b, _CMP_GE_OQ)
+#define m_nge(a, b) _mm512_cmp_pd_mask(a, b, _CMP_NGE_UQ)           /* a < b or NaN */
 #define m_eq(a, b) _mm512_cmp_pd_mask(a, b, _CMP_EQ_OQ)
 #define m_unord(a) _mm512_cmp_pd_mask(a, a, _CMP_UNORD_Q)
 #define v_sel(m, a, b) _mm512_mask_blend_pd(m, b, a)   /* m ? a : b */
@@ -92,6 +93,7 @@ typedef __m256d mlk_vm;
 #define m_le(a, b) _mm256_cmp_pd(a, b, _CMP_LE_OQ)
 #define m_gt(a, b) _mm256_cmp_pd(a, b, _CMP_GT_OQ)
 #define m_ge(a, b) _mm256_cmp_pd(a, b, _CMP_GE_OQ)
+#define m_nge(a, b) _mm256_cmp_pd(a, b, _CMP_NGE_UQ)
 #define m_eq(a, b) _mm256_cmp_pd(a, b, _CMP_EQ_OQ)
 #define m_unord(a) _mm256_cmp_pd(a, a, _CMP_UNORD_Q)
 #define v_sel(m, a, b) _mm256_blendv_pd(b, a, m)
@@ -221,10 +223,11 @@ MLK_INLINE mlk_vd mlk_v_exp_mid(mlk_vd xc) {
     return v_fma(s, t, s);
 }
 /* keep0: exactly 0 below -1060 (callers that test E == 0 or use E scaled);
-   without it E is 2^512 e^-1060 there, which still unscales to 0 */
+   without it E is 2^512 e^-1060 there, which still unscales to 0; keep0 = 2:
+   no clamp at all, the caller replaces every lane below -1060 */
 MLK_INLINE mlk_vd mlk_v_expneg_scaled(mlk_vd x, int keep0, int acc) {
     const mlk_vd lo = v_set(-1060.0);
-    mlk_vd xc = v_max(lo, x);                         /* NaN kept */
+    mlk_vd xc = keep0 == 2 ? x : v_max(lo, x);        /* NaN kept */
     (void)acc;                                        /* rc is below 0.01 ULP here */
     mlk_vd kd = v_fma(xc, v_set(23.083120654223414), v_set(MLK_SHIFT64));   /* 16/ln2 */
     __m512i ki = _mm512_castpd_si512(kd);
@@ -244,7 +247,7 @@ MLK_INLINE mlk_vd mlk_v_expneg_scaled(mlk_vd x, int keep0, int acc) {
     q = v_fma(q, r, v_set(0.5));
     mlk_vd t = v_add(r, v_fma(v_mul(r, r), q, tl));
     mlk_vd y = v_fma(s, t, s);
-    return keep0 ? v_sel(m_lt(x, lo), v_set(0.0), y) : y;
+    return keep0 == 1 ? v_sel(m_lt(x, lo), v_set(0.0), y) : y;
 }
 #else
 /* AVX2: mlk_math.h's scheme (degree-10 q; acc: r's rounding carried); the
@@ -267,7 +270,7 @@ MLK_INLINE mlk_vd mlk_v_expneg_scaled(mlk_vd x, int keep0, int acc) {
         t = v_fma(v_mul(r, r), mlk_v_expq(r), r);
     }
     mlk_vd y = v_fma(s, t, s);
-    return keep0 ? v_sel(m_lt(x, lo), v_set(0.0), y) : y;
+    return keep0 == 1 ? v_sel(m_lt(x, lo), v_set(0.0), y) : y;
 }
 #endif
 
@@ -286,9 +289,9 @@ MLK_INLINE mlk_vd mlk_v_sigmoid(mlk_vd x) {
 MLK_INLINE mlk_vd mlk_v_silu1(mlk_vd x) {
     const mlk_vd zero = v_set(0.0);
     mlk_vd nax = v_or(x, v_set(-0.0));
-    mlk_vd E = mlk_v_expneg_scaled(nax, 0, 1);
+    mlk_vd E = mlk_v_expneg_scaled(nax, 2, 1);                   /* far lanes below */
     mlk_vd e = v_mul(E, v_set(MLK_EXPNEG_UNSCALE_f64));
-    mlk_vm neg = m_andn(m_ge(x, zero), m_eq(zero, zero));      /* x < 0 or NaN */
+    mlk_vm neg = m_nge(x, zero);                                /* x < 0 or NaN */
     mlk_vd num = v_mask_mul(x, neg, x, E);
     mlk_vd numerr = v_maskz_fms(neg, x, E, num);
     mlk_vd d = v_add(v_set(1.0), e);
@@ -307,7 +310,7 @@ MLK_INLINE mlk_vd mlk_v_silu_grad(mlk_vd x, mlk_vd beta) {
     const mlk_vd zero = v_set(0.0), one = v_set(1.0);
     mlk_vd z = v_mul(beta, x);
     mlk_vd naz = v_or(z, v_set(-0.0));
-    mlk_vd E = mlk_v_expneg_scaled(naz, 0, 0);
+    mlk_vd E = mlk_v_expneg_scaled(naz, 2, 0);                   /* far lanes below */
     mlk_vd e = v_mul(E, v_set(MLK_EXPNEG_UNSCALE_f64));
     mlk_vd r = mlk_v_recip(v_add(one, e));
     mlk_vm pos = m_ge(z, zero);
