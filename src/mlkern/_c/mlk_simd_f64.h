@@ -466,11 +466,52 @@ MLK_INLINE mlk_vd mlk_v_expm1_neg(mlk_vd x) {
     mlk_vd y = mlk_v_expm1_tab(xc, 1);
     return v_sel(m_eq(x, v_set(0.0)), x, y);                  /* keeps -0 */
 }
+#else
+/* AVX2: mlk_expm1_f64 for x <= 0 (or NaN) as is, without its n > 1000 path */
+MLK_INLINE mlk_vd mlk_v_expq1(mlk_vd r) {
+    mlk_vd q = v_set(2.0914898727175524234e-9);
+    q = v_fma(q, r, v_set(2.5105513541847084876e-8));
+    q = v_fma(q, r, v_set(2.7557273132896040925e-7));
+    q = v_fma(q, r, v_set(2.7557254685728802533e-6));
+    q = v_fma(q, r, v_set(0.000024801587325951109373));
+    q = v_fma(q, r, v_set(0.00019841269875385479525));
+    q = v_fma(q, r, v_set(0.0013888888888883632605));
+    q = v_fma(q, r, v_set(0.0083333333333259731077));
+    q = v_fma(q, r, v_set(0.041666666666666669842));
+    q = v_fma(q, r, v_set(0.16666666666666671113));
+    return q;
+}
+MLK_INLINE mlk_vd mlk_v_expm1_neg(mlk_vd x) {
+    const mlk_vd one = v_set(1.0);
+    mlk_vd xc = v_max(v_set(-60.0), v_min(v_set(0.0), x));   /* NaN kept; e^-60 - 1 = -1 */
+    mlk_vd kd = v_fma(xc, v_set(MLK_INVLN2_64), v_set(MLK_SHIFT64));
+    mlk_vd S = v_pow2_bits(kd, 1023);                         /* 2^n, n >= -87 */
+    kd = v_sub(kd, v_set(MLK_SHIFT64));
+    mlk_vd rh = v_fnma(kd, v_set(MLK_LN2HI_64), xc);
+    mlk_vd rl = v_mul(kd, v_set(-MLK_LN2LO_64));
+    mlk_vd r = v_add(rh, rl);
+    mlk_vd rc = v_add(v_sub(rh, r), rl);
+    mlk_vd a = v_sub(S, one);
+    mlk_vd aerr = v_sub(v_sub(S, a), one);
+    mlk_vd b = v_mul(S, r);
+    mlk_vd hi = v_add(a, b);
+    mlk_vd bb = v_sub(hi, a);
+    mlk_vd lo = v_add(v_add(v_sub(a, v_sub(hi, bb)), v_sub(b, bb)), aerr);
+    mlk_vd r2 = v_mul(r, r);
+    mlk_vd r2e = v_fms(r, r, r2);
+    mlk_vd c = v_mul(S, v_mul(v_set(0.5), r2));
+    mlk_vd hi2 = v_add(hi, c);
+    mlk_vd cc = v_sub(hi2, hi);
+    mlk_vd lo2 = v_add(v_sub(hi, v_sub(hi2, cc)), v_sub(c, cc));
+    mlk_vd t = v_fma(v_mul(r2, r), mlk_v_expq1(r), v_fma(v_set(0.5), r2e, rc));
+    mlk_vd y = v_add(hi2, v_fma(S, t, v_add(lo, lo2)));
+    return v_sel(m_eq(x, v_set(0.0)), x, y);                  /* keeps -0 */
+}
+#endif
 /* elu: x above 0, alpha (e^x - 1) below */
 MLK_INLINE mlk_vd mlk_v_elu(mlk_vd x, mlk_vd alpha) {
     return v_sel(m_gt(x, v_set(0.0)), x, v_mul(alpha, mlk_v_expm1_neg(x)));
 }
-#endif
 
 /* ---- block kernels: n elements, full vectors then one masked tail ----- */
 #define MLK_V_UNARY(name, EXPR) \
@@ -504,9 +545,7 @@ MLK_V_UNARY(softplus1, mlk_v_softplus1(v, c))
 MLK_V_UNARY(softplus_grad, mlk_v_softplus_grad(v, b, c))
 MLK_V_UNARY(log_sigmoid, mlk_v_log_sigmoid(v))
 MLK_V_UNARY(log_sigmoid_grad, mlk_v_sigmoid(v_sub(v_set(0.0), v)))
-#if MLK_SIMD_F64 == 512
 MLK_V_UNARY(elu, mlk_v_elu(v, a))
-#endif
 MLK_V_BINARY(silu_grad, mlk_v_silu_grad(v, b))
 MLK_V_BINARY(softplus_grad, mlk_v_softplus_grad(v, b, c))
 MLK_V_BINARY(log_sigmoid_grad, mlk_v_sigmoid(v_sub(v_set(0.0), v)))
@@ -529,9 +568,7 @@ MLK_DEF_VMAP(v_softplus1, mlk_vblk_softplus1_f64)
 MLK_DEF_VMAP(v_softplus_grad, mlk_vblk_softplus_grad_f64)
 MLK_DEF_VMAP(v_log_sigmoid, mlk_vblk_log_sigmoid_f64)
 MLK_DEF_VMAP(v_log_sigmoid_grad, mlk_vblk_log_sigmoid_grad_f64)
-#if MLK_SIMD_F64 == 512
 MLK_DEF_VMAP(v_elu, mlk_vblk_elu_f64)
-#endif
 /* 1 if op ran here; 0: take the portable kernel */
 static int mlk_simd_unary_f64(int op, const double *restrict x, double *restrict y, intptr_t n,
                               double a, double b, double c) {
@@ -550,9 +587,7 @@ static int mlk_simd_unary_f64(int op, const double *restrict x, double *restrict
     case MLK_SOFTPLUS_GRAD:    mlk_map_v_softplus_grad_f64(x, y, n, a, b, c); return 1;
     case MLK_LOG_SIGMOID:      mlk_map_v_log_sigmoid_f64(x, y, n, a, b, c); return 1;
     case MLK_LOG_SIGMOID_GRAD: mlk_map_v_log_sigmoid_grad_f64(x, y, n, a, b, c); return 1;
-#if MLK_SIMD_F64 == 512
     case MLK_ELU:              mlk_map_v_elu_f64(x, y, n, a, b, c); return 1;
-#endif
     default: return 0;
     }
 }
