@@ -200,28 +200,37 @@ static const uint64_t mlk_v_exp16_bits0[16] __attribute__((aligned(64))) = {
     0x3fef06fe0a31b715ULL, 0x3feedea64c123422ULL, 0x3feebfdad5362a27ULL, 0x3feeab07dd485429ULL,
     0x3feea09e667f3bcdULL, 0x3feea11473eb0187ULL, 0x3feeace5422aa0dbULL, 0x3feec49182a3f090ULL,
     0x3feee89f995ad3adULL, 0x3fef199bdd85529cULL, 0x3fef5818dcfba487ULL, 0x3fefa4afa2a490daULL};
-/* e^x for x in [-700, 700] (NaN kept), unscaled, rounded once (the scheme
-   of mlk_v_expneg_scaled with the bias-free table) */
-MLK_INLINE mlk_vd mlk_v_exp_mid(mlk_vd xc) {
-    mlk_vd kd = v_fma(xc, v_set(23.083120654223414), v_set(MLK_SHIFT64));   /* 16/ln2 */
+/* the table step: S = 2^n T_j from bits (biased or not; kd ~ x 16/ln2 + the
+   rounding shift, whose integer's low 4 bits are j), l_j into *tl */
+MLK_INLINE mlk_vd mlk_v_exp16_scale(mlk_vd kd, const uint64_t *bits, mlk_vd *tl) {
     __m512i ki = _mm512_castpd_si512(kd);
-    __m512i sb = _mm512_permutex2var_epi64(_mm512_load_si512((const void *)mlk_v_exp16_bits0), ki,
-                                           _mm512_load_si512((const void *)(mlk_v_exp16_bits0 + 8)));
-    mlk_vd s = _mm512_castsi512_pd(_mm512_add_epi64(sb, _mm512_slli_epi64(ki, 48)));
-    mlk_vd tl = _mm512_permutex2var_pd(_mm512_load_pd(mlk_v_exp16_lo), ki,
-                                       _mm512_load_pd(mlk_v_exp16_lo + 8));
-    kd = v_sub(kd, v_set(MLK_SHIFT64));
-    mlk_vd r = v_fnma(kd, v_set(MLK_LN2HI_64 / 16), xc);   /* exact */
-    r = v_fnma(kd, v_set(MLK_LN2LO_64 / 16), r);
+    __m512i sb = _mm512_permutex2var_epi64(_mm512_load_si512((const void *)bits), ki,
+                                           _mm512_load_si512((const void *)(bits + 8)));
+    *tl = _mm512_permutex2var_pd(_mm512_load_pd(mlk_v_exp16_lo), ki, _mm512_load_pd(mlk_v_exp16_lo + 8));
+    return _mm512_castsi512_pd(_mm512_add_epi64(sb, _mm512_slli_epi64(ki, 48)));
+}
+/* q(r) = (e^r - 1 - r)/r^2 to r^5 (Taylor; |r| <= ln2/32) */
+MLK_INLINE mlk_vd mlk_v_exp16_q(mlk_vd r) {
     mlk_vd q = v_set(1.0 / 5040);
     q = v_fma(q, r, v_set(1.0 / 720));
     q = v_fma(q, r, v_set(1.0 / 120));
     q = v_fma(q, r, v_set(1.0 / 24));
     q = v_fma(q, r, v_set(1.0 / 6));
-    q = v_fma(q, r, v_set(0.5));
-    mlk_vd t = v_add(r, v_fma(v_mul(r, r), q, tl));
+    return v_fma(q, r, v_set(0.5));
+}
+/* S (1 + t) rounded once, for xc in the range of the table bits */
+MLK_INLINE mlk_vd mlk_v_exp16(mlk_vd xc, const uint64_t *bits) {
+    mlk_vd kd = v_fma(xc, v_set(23.083120654223414), v_set(MLK_SHIFT64));   /* 16/ln2 */
+    mlk_vd tl;
+    mlk_vd s = mlk_v_exp16_scale(kd, bits, &tl);
+    kd = v_sub(kd, v_set(MLK_SHIFT64));
+    mlk_vd r = v_fnma(kd, v_set(MLK_LN2HI_64 / 16), xc);   /* exact */
+    r = v_fnma(kd, v_set(MLK_LN2LO_64 / 16), r);
+    mlk_vd t = v_add(r, v_fma(v_mul(r, r), mlk_v_exp16_q(r), tl));
     return v_fma(s, t, s);
 }
+/* e^x for x in [-700, 700] (NaN kept), unscaled (the bias-free table) */
+MLK_INLINE mlk_vd mlk_v_exp_mid(mlk_vd xc) { return mlk_v_exp16(xc, mlk_v_exp16_bits0); }
 /* keep0: exactly 0 below -1060 (callers that test E == 0 or use E scaled);
    without it E is 2^512 e^-1060 there, which still unscales to 0; keep0 = 2:
    no clamp at all, the caller replaces every lane below -1060 */
@@ -229,24 +238,7 @@ MLK_INLINE mlk_vd mlk_v_expneg_scaled(mlk_vd x, int keep0, int acc) {
     const mlk_vd lo = v_set(-1060.0);
     mlk_vd xc = keep0 == 2 ? x : v_max(lo, x);        /* NaN kept */
     (void)acc;                                        /* rc is below 0.01 ULP here */
-    mlk_vd kd = v_fma(xc, v_set(23.083120654223414), v_set(MLK_SHIFT64));   /* 16/ln2 */
-    __m512i ki = _mm512_castpd_si512(kd);
-    __m512i sb = _mm512_permutex2var_epi64(_mm512_load_si512((const void *)mlk_v_exp16_bits), ki,
-                                           _mm512_load_si512((const void *)(mlk_v_exp16_bits + 8)));
-    mlk_vd s = _mm512_castsi512_pd(_mm512_add_epi64(sb, _mm512_slli_epi64(ki, 48)));
-    mlk_vd tl = _mm512_permutex2var_pd(_mm512_load_pd(mlk_v_exp16_lo), ki,
-                                       _mm512_load_pd(mlk_v_exp16_lo + 8));
-    kd = v_sub(kd, v_set(MLK_SHIFT64));
-    mlk_vd r = v_fnma(kd, v_set(MLK_LN2HI_64 / 16), xc);   /* exact */
-    r = v_fnma(kd, v_set(MLK_LN2LO_64 / 16), r);
-    mlk_vd q = v_set(1.0 / 5040);
-    q = v_fma(q, r, v_set(1.0 / 720));
-    q = v_fma(q, r, v_set(1.0 / 120));
-    q = v_fma(q, r, v_set(1.0 / 24));
-    q = v_fma(q, r, v_set(1.0 / 6));
-    q = v_fma(q, r, v_set(0.5));
-    mlk_vd t = v_add(r, v_fma(v_mul(r, r), q, tl));
-    mlk_vd y = v_fma(s, t, s);
+    mlk_vd y = mlk_v_exp16(xc, mlk_v_exp16_bits);
     return keep0 == 1 ? v_sel(m_lt(x, lo), v_set(0.0), y) : y;
 }
 #else
@@ -433,23 +425,14 @@ MLK_INLINE mlk_vd mlk_v_softplus_grad(mlk_vd x, mlk_vd beta, mlk_vd thr) {
 /* the core on a clamped xc in [-60, 40] (neg: xc <= 0, where S - 1 may round) */
 MLK_INLINE mlk_vd mlk_v_expm1_tab(mlk_vd xc, int neg) {
     mlk_vd kd = v_fma(xc, v_set(23.083120654223414), v_set(MLK_SHIFT64));
-    __m512i ki = _mm512_castpd_si512(kd);
-    __m512i sb = _mm512_permutex2var_epi64(_mm512_load_si512((const void *)mlk_v_exp16_bits0), ki,
-                                           _mm512_load_si512((const void *)(mlk_v_exp16_bits0 + 8)));
-    mlk_vd S = _mm512_castsi512_pd(_mm512_add_epi64(sb, _mm512_slli_epi64(ki, 48)));   /* 2^n T_j */
-    mlk_vd tl = _mm512_permutex2var_pd(_mm512_load_pd(mlk_v_exp16_lo), ki,
-                                       _mm512_load_pd(mlk_v_exp16_lo + 8));
+    mlk_vd tl;
+    mlk_vd S = mlk_v_exp16_scale(kd, mlk_v_exp16_bits0, &tl);   /* 2^n T_j */
     kd = v_sub(kd, v_set(MLK_SHIFT64));
     mlk_vd rh = v_fnma(kd, v_set(MLK_LN2HI_64 / 16), xc);     /* exact */
     mlk_vd rl = v_mul(kd, v_set(-MLK_LN2LO_64 / 16));
     mlk_vd r = v_add(rh, rl);
     mlk_vd rc = v_add(v_sub(rh, r), rl);
-    mlk_vd q = v_set(1.0 / 5040);
-    q = v_fma(q, r, v_set(1.0 / 720));
-    q = v_fma(q, r, v_set(1.0 / 120));
-    q = v_fma(q, r, v_set(1.0 / 24));
-    q = v_fma(q, r, v_set(1.0 / 6));
-    q = v_fma(q, r, v_set(0.5));
+    mlk_vd q = mlk_v_exp16_q(r);
     mlk_vd c = v_fma(v_mul(r, r), q, v_add(tl, rc));
     mlk_vd A = v_sub(S, v_set(1.0));
     mlk_vd B = v_mul(S, r);
