@@ -5,6 +5,7 @@
 #include "mlk_rng.h"
 #include "mlk_stream.h"
 
+#define MLK_KERNEL_F64 0   /* the float32 instantiation */
 #define MLK_T float
 #define MLK_F(name) name##_f32
 #define MLK_K(name) MLK_ISA_SUFFIX(name##_f32)
@@ -20,6 +21,8 @@
 #undef MLK_F
 #undef MLK_K
 
+#undef MLK_KERNEL_F64
+#define MLK_KERNEL_F64 1   /* the float64 instantiation (mlk_simd_f64.h) */
 #define MLK_T double
 #define MLK_F(name) name##_f64
 #define MLK_K(name) MLK_ISA_SUFFIX(name##_f64)
@@ -34,3 +37,4 @@
 #undef MLK_T
 #undef MLK_F
 #undef MLK_K
+#undef MLK_KERNEL_F64

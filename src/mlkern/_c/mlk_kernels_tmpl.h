@@ -71,16 +71,16 @@ MLK_INLINE int MLK_F(mlk_stream_out)(intptr_t n) {
  * docs/implementation.rst).  In cache the strided read only costs (10-15 %
  * of a silu at 10^5 and 10^6 elements), so smaller chunks run the plain loop.
  * Both start with a short head that aligns the stores (mlk_head). */
-#define MLK_MAP_BLK_BODY(EXPR) { \
+#define MLK_MAP_BLK_BODY_L(LOOP, ARG) { \
     const intptr_t h_ = MLK_F(mlk_head)(y, n); \
-    for (intptr_t i = 0; i < h_; i++) { const MLK_T v = x[i]; y[i] = (EXPR); } \
+    LOOP(ARG, y, 0, h_); \
     const int big_ = (n - h_) * (intptr_t)sizeof(MLK_T) > MLK_TOUCH_MIN; \
     if (big_ && MLK_F(mlk_stream_out)(n)) { \
         MLK_T buf_[MLK_BLOCK]; \
         for (intptr_t i0 = h_; i0 < n; i0 += MLK_BLOCK) { \
             const intptr_t e = n - i0 > MLK_BLOCK ? i0 + MLK_BLOCK : n; \
             MLK_F(mlk_touch)(x + i0, e - i0); \
-            for (intptr_t i = i0; i < e; i++) { const MLK_T v = x[i]; buf_[i - i0] = (EXPR); } \
+            LOOP(ARG, buf_, i0, e); \
             MLK_F(mlk_stream_copy)(y + i0, buf_, e - i0); \
         } \
         mlk_stream_fence(); \
@@ -90,8 +90,15 @@ MLK_INLINE int MLK_F(mlk_stream_out)(intptr_t n) {
     for (intptr_t i0 = h_; i0 < n; i0 += bs_) { \
         const intptr_t e = n - i0 > bs_ ? i0 + bs_ : n; \
         if (big_) MLK_F(mlk_touch)(x + i0, e - i0); \
-        for (intptr_t i = i0; i < e; i++) { const MLK_T v = x[i]; y[i] = (EXPR); } \
+        LOOP(ARG, y + i0, i0, e); \
     } }
+/* LOOP(ARG, dst, i0, e) computes elements [i0, e) into dst[0 .. e - i0):
+ * the scalar expression, or a block kernel VFN(x, dst, count, a, b, c) of
+ * mlk_simd_f64.h (MLK_DEF_VMAP) */
+#define MLK_LOOP_EXPR(EXPR, dst, i0, e) \
+    for (intptr_t i = (i0); i < (e); i++) { const MLK_T v = x[i]; (dst)[i - (i0)] = (EXPR); }
+#define MLK_LOOP_VEC(VFN, dst, i0, e) VFN(x + (i0), (dst), (e) - (i0), a, b, c)
+#define MLK_MAP_BLK_BODY(EXPR) MLK_MAP_BLK_BODY_L(MLK_LOOP_EXPR, EXPR)
 
 /* Each compute-bound map is its own (not inlined) function: inside the one
  * big switch gcc spilled vector registers in several of these loops (silu
@@ -109,6 +116,13 @@ MLK_INLINE int MLK_F(mlk_stream_out)(intptr_t n) {
         MLK_MAP_BLK_BODY(EXPR) \
     }
 #define MLK_MAP_BLK(name) MLK_F(mlk_map_##name)(x, y, n, a, b, c); break
+/* the same map over a SIMD block kernel (mlk_simd_f64.h) */
+#define MLK_DEF_VMAP(name, VFN) \
+    static MLK_NOINLINE void MLK_F(mlk_map_##name)(const MLK_T *restrict x, MLK_T *restrict y, \
+                                                  intptr_t n, const MLK_T a, const MLK_T b, \
+                                                  const MLK_T c) { \
+        MLK_MAP_BLK_BODY_L(MLK_LOOP_VEC, VFN) \
+    }
 
 #ifndef MLK_TOUCH_MIN
 #define MLK_TOUCH_MIN (8 << 20)
@@ -143,9 +157,18 @@ MLK_DEF_MAP(erfc, MLK_F(mlk_erfc)(v))
 MLK_DEF_MAP(ndtr, MLK_F(mlk_ndtr)(v))
 MLK_DEF_MAP(npdf, MLK_F(mlk_npdf)(v))
 
+/* >>> float64 SIMD kernels of the v3/v4 objects (mlk_simd_f64.h) */
+#if MLK_KERNEL_F64 && (defined(__AVX512F__) || defined(__AVX2__))
+#include "mlk_simd_f64.h"
+#endif
+/* <<< */
+
 void MLK_K(mlk_unary)(int op, const MLK_T *restrict x, MLK_T *restrict y,
                       intptr_t n, const mlk_params *p) {
     const MLK_T a = (MLK_T)p->a, b = (MLK_T)p->b, c = (MLK_T)p->c;
+#if MLK_KERNEL_F64 && defined(MLK_SIMD_F64)   /* >>> float64 SIMD kernels <<< */
+    if (mlk_simd_unary_f64(op, x, y, n, a, b, c)) return;
+#endif
     switch (op) {
     case MLK_SIGMOID:          MLK_MAP_BLK(sigmoid);
     case MLK_SIGMOID_GRAD:     MLK_MAP_BLK(sigmoid_grad);
@@ -200,6 +223,10 @@ void MLK_K(mlk_unary)(int op, const MLK_T *restrict x, MLK_T *restrict y,
 #undef MLK_MAP
 #undef MLK_MAP_BLK
 #undef MLK_MAP_BLK_BODY
+#undef MLK_MAP_BLK_BODY_L
+#undef MLK_LOOP_EXPR
+#undef MLK_LOOP_VEC
+#undef MLK_DEF_VMAP
 #undef MLK_DEF_MAP
 
 #define MLK_MAP2(EXPR) { \
@@ -215,9 +242,9 @@ void MLK_K(mlk_unary)(int op, const MLK_T *restrict x, MLK_T *restrict y,
         for (intptr_t i = 0; i < n; i++) { const MLK_T gv = g[i], v = s[i]; y[i] = gv * (EXPR); } \
     } } break
 
-#define MLK_MAP2_BLK_BODY(EXPR) { \
+#define MLK_MAP2_BLK_BODY_L(LOOP, ARG) { \
     const intptr_t h_ = MLK_F(mlk_head)(y, n); \
-    for (intptr_t i = 0; i < h_; i++) { const MLK_T gv = g[i], v = s[i]; y[i] = gv * (EXPR); } \
+    LOOP(ARG, y, 0, h_); \
     const int big_ = (n - h_) * 2 * (intptr_t)sizeof(MLK_T) > MLK_TOUCH_MIN; \
     if (big_ && MLK_F(mlk_stream_out)(n)) { \
         MLK_T buf_[MLK_BLOCK]; \
@@ -225,7 +252,7 @@ void MLK_K(mlk_unary)(int op, const MLK_T *restrict x, MLK_T *restrict y,
             const intptr_t e = n - i0 > MLK_BLOCK ? i0 + MLK_BLOCK : n; \
             MLK_F(mlk_touch)(g + i0, e - i0); \
             MLK_F(mlk_touch)(s + i0, e - i0); \
-            for (intptr_t i = i0; i < e; i++) { const MLK_T gv = g[i], v = s[i]; buf_[i - i0] = gv * (EXPR); } \
+            LOOP(ARG, buf_, i0, e); \
             MLK_F(mlk_stream_copy)(y + i0, buf_, e - i0); \
         } \
         mlk_stream_fence(); \
@@ -235,8 +262,12 @@ void MLK_K(mlk_unary)(int op, const MLK_T *restrict x, MLK_T *restrict y,
     for (intptr_t i0 = h_; i0 < n; i0 += bs_) { \
         const intptr_t e = n - i0 > bs_ ? i0 + bs_ : n; \
         if (big_) { MLK_F(mlk_touch)(g + i0, e - i0); MLK_F(mlk_touch)(s + i0, e - i0); } \
-        for (intptr_t i = i0; i < e; i++) { const MLK_T gv = g[i], v = s[i]; y[i] = gv * (EXPR); } \
+        LOOP(ARG, y + i0, i0, e); \
     } }
+#define MLK_LOOP2_EXPR(EXPR, dst, i0, e) \
+    for (intptr_t i = (i0); i < (e); i++) { const MLK_T gv = g[i], v = s[i]; (dst)[i - (i0)] = gv * (EXPR); }
+#define MLK_LOOP2_VEC(VFN, dst, i0, e) VFN(g + (i0), s + (i0), (dst), (e) - (i0), a, b, c)
+#define MLK_MAP2_BLK_BODY(EXPR) MLK_MAP2_BLK_BODY_L(MLK_LOOP2_EXPR, EXPR)
 
 #define MLK_DEF_MAP2(name, EXPR) \
     static MLK_NOINLINE void MLK_F(mlk_map2_##name)(const MLK_T *restrict g, const MLK_T *restrict s, \
@@ -246,15 +277,29 @@ void MLK_K(mlk_unary)(int op, const MLK_T *restrict x, MLK_T *restrict y,
         MLK_MAP2_BLK_BODY(EXPR) \
     }
 #define MLK_MAP2_BLK(name) MLK_F(mlk_map2_##name)(g, s, y, n, a, b, c); break
+#define MLK_DEF_VMAP2(name, VFN) \
+    static MLK_NOINLINE void MLK_F(mlk_map2_##name)(const MLK_T *restrict g, const MLK_T *restrict s, \
+                                                   MLK_T *restrict y, intptr_t n, const MLK_T a, \
+                                                   const MLK_T b, const MLK_T c) { \
+        MLK_MAP2_BLK_BODY_L(MLK_LOOP2_VEC, VFN) \
+    }
 MLK_DEF_MAP2(softplus_grad, MLK_F(mlk_softplus_grad)(v, b, c))
 MLK_DEF_MAP2(silu_grad, MLK_F(mlk_silu_grad)(v, b))
 MLK_DEF_MAP2(log_sigmoid_grad, MLK_F(mlk_log_sigmoid_grad)(v))
 MLK_DEF_MAP2(gelu_grad, MLK_F(mlk_gelu_grad)(v))
 MLK_DEF_MAP2(gelu_tanh_grad, MLK_F(mlk_gelu_tanh_grad)(v))
+/* >>> float64 SIMD kernels (mlk_simd_f64.h, its binary maps) */
+#if MLK_KERNEL_F64 && defined(MLK_SIMD_F64)
+#include "mlk_simd_f64.h"
+#endif
+/* <<< */
 
 void MLK_K(mlk_binary)(int op, const MLK_T *restrict g, const MLK_T *restrict s,
                        MLK_T *restrict y, intptr_t n, const mlk_params *p) {
     const MLK_T a = (MLK_T)p->a, b = (MLK_T)p->b, c = (MLK_T)p->c;
+#if MLK_KERNEL_F64 && defined(MLK_SIMD_F64)   /* >>> float64 SIMD kernels <<< */
+    if (mlk_simd_binary_f64(op, g, s, y, n, a, b, c)) return;
+#endif
     switch (op) {
     case MLK_SIGMOID_BWD:     MLK_MAP2(MLK_F(mlk_sigmoid_grad_y)(v));
     case MLK_TANH_BWD:        MLK_MAP2(MLK_F(mlk_tanh_grad_y)(v));
@@ -272,6 +317,10 @@ void MLK_K(mlk_binary)(int op, const MLK_T *restrict g, const MLK_T *restrict s,
 #undef MLK_MAP2
 #undef MLK_MAP2_BLK
 #undef MLK_MAP2_BLK_BODY
+#undef MLK_MAP2_BLK_BODY_L
+#undef MLK_LOOP2_EXPR
+#undef MLK_LOOP2_VEC
+#undef MLK_DEF_VMAP2
 #undef MLK_DEF_MAP2
 
 /* y = f(x, alpha_c) over (outer, C, inner) blocks, f = leaky_relu (prelu)
