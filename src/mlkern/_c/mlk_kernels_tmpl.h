@@ -143,9 +143,19 @@ MLK_DEF_MAP(erfc, MLK_F(mlk_erfc)(v))
 MLK_DEF_MAP(ndtr, MLK_F(mlk_ndtr)(v))
 MLK_DEF_MAP(npdf, MLK_F(mlk_npdf)(v))
 
+/* ---- float32 SIMD kernels (issue 19): AVX-512 in the v4 object ---------- */
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+#include "mlk_simd_f32.h"     /* first reached in the float32 pass: its helpers exist */
+#define MLK_SIMD_F32 1
+#endif
+/* ------------------------------------------------------------------------ */
+
 void MLK_K(mlk_unary)(int op, const MLK_T *restrict x, MLK_T *restrict y,
                       intptr_t n, const mlk_params *p) {
     const MLK_T a = (MLK_T)p->a, b = (MLK_T)p->b, c = (MLK_T)p->c;
+#ifdef MLK_SIMD_F32   /* float32 SIMD kernels (mlk_simd_f32.h) */
+    if (sizeof(MLK_T) == 4 && mlk_simd_unary_f32(op, (const float *)x, (float *)y, n, p)) return;
+#endif
     switch (op) {
     case MLK_SIGMOID:          MLK_MAP_BLK(sigmoid);
     case MLK_SIGMOID_GRAD:     MLK_MAP_BLK(sigmoid_grad);
@@ -255,6 +265,10 @@ MLK_DEF_MAP2(gelu_tanh_grad, MLK_F(mlk_gelu_tanh_grad)(v))
 void MLK_K(mlk_binary)(int op, const MLK_T *restrict g, const MLK_T *restrict s,
                        MLK_T *restrict y, intptr_t n, const mlk_params *p) {
     const MLK_T a = (MLK_T)p->a, b = (MLK_T)p->b, c = (MLK_T)p->c;
+#ifdef MLK_SIMD_F32   /* float32 SIMD kernels (mlk_simd_f32.h) */
+    if (sizeof(MLK_T) == 4 && mlk_simd_binary_f32(op, (const float *)g, (const float *)s, (float *)y, n, p))
+        return;
+#endif
     switch (op) {
     case MLK_SIGMOID_BWD:     MLK_MAP2(MLK_F(mlk_sigmoid_grad_y)(v));
     case MLK_TANH_BWD:        MLK_MAP2(MLK_F(mlk_tanh_grad_y)(v));
