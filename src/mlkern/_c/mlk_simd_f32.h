@@ -313,24 +313,24 @@ MLK_INLINE __m512 mlk_v_bell_f32(__m512 x, float c, float k) {
  * float32 code corrects only the latter).  Beyond |x| = 131 (portable: E = 0)
  * x on the right, a signed 0 on the left; the sign of a zero x kept. */
 MLK_INLINE __m512 mlk_v_silu1_f32(__m512 x) {
-    const __m512 zero = _mm512_setzero_ps(), one = MLK_V1(1.0f);
-    const __m512 ax = mlk_v_abs_f32(x);
+    const __m512 one = MLK_V1(1.0f);
+    /* -|x| down to -200, where x e^{-|x|} 2^... underflows for every finite x
+       (NaN -> -200: num carries the NaN) */
+    const __m512 nax = _mm512_max_ps(_mm512_or_ps(x, MLK_V1(-0.0f)), MLK_V1(-200.0f));
     __m512 kd;
-    const __m512 p = mlk_v_expneg_p_f32(_mm512_sub_ps(zero, _mm512_min_ps(MLK_V1(131.0f), ax)), &kd);
+    const __m512 p = mlk_v_expneg_p_f32(nax, &kd);
     const __m512 e = _mm512_scalef_ps(p, kd);
-    const __mmask16 neg = _mm512_cmp_ps_mask(x, zero, _CMP_LT_OQ);
+    const __mmask16 neg = _mm512_movepi32_mask(_mm512_castps_si512(x));   /* sign bit */
     const __m512 num = _mm512_mask_mul_ps(x, neg, x, p);
     const __m512 d = _mm512_add_ps(one, e);
     const __m512 derr = _mm512_add_ps(_mm512_sub_ps(one, d), e);
     const __m512 rd = mlk_v_rcp_f32(d);
-    __m512 q = _mm512_mul_ps(num, rd);
-    const __m512 rem = _mm512_fnmadd_ps(q, derr, _mm512_fnmadd_ps(q, d, num));
-    q = _mm512_fmadd_ps(rem, rd, q);
-    __m512 y = _mm512_scalef_ps(q, _mm512_maskz_mov_ps(neg, kd));
-    const __mmask16 far = _mm512_cmp_ps_mask(ax, MLK_V1(131.0f), _CMP_GT_OQ);
-    y = _mm512_mask_blend_ps(far, y, _mm512_mask_blend_ps(neg, x, MLK_V1(-0.0f)));
-    const __mmask16 z0 = _mm512_cmp_ps_mask(x, zero, _CMP_EQ_OQ);
-    return _mm512_mask_blend_ps(z0, y, x);
+    const __m512 q = _mm512_mul_ps(num, rd);
+    /* minus the residual, so that q = -0 stays -0 (q - (+0) = -0) */
+    const __m512 nres = _mm512_fmadd_ps(q, derr, _mm512_fmsub_ps(q, d, num));
+    const __m512 y = _mm512_scalef_ps(_mm512_fnmadd_ps(nres, rd, q), _mm512_maskz_mov_ps(neg, kd));
+    /* x = +inf -> +inf (token 5), x = -inf -> -0 (token 7); others: y */
+    return _mm512_fixupimm_ps(y, x, _mm512_set1_epi32(0x570000), 0);
 }
 
 /* silu'(x) = s (1 + z (1 - s)), s = sigmoid(z), z = beta x (mlk_silu_grad_f32);
