@@ -321,7 +321,9 @@ MLK_INLINE __m512 mlk_v_silu1_f32(__m512 x) {
     const __m512 p = mlk_v_expneg_p_f32(nax, &kd);
     const __m512 e = _mm512_scalef_ps(p, kd);
     const __mmask16 neg = _mm512_movepi32_mask(_mm512_castps_si512(x));   /* sign bit */
-    const __m512 num = _mm512_mask_mul_ps(x, neg, x, p);
+    /* x p on the left, x >= -1e38 so that it does not overflow (p < 1.5; a
+       NaN x is kept by max's operand order) */
+    const __m512 num = _mm512_mask_mul_ps(x, neg, _mm512_max_ps(MLK_V1(-1e38f), x), p);
     const __m512 d = _mm512_add_ps(one, e);
     const __m512 derr = _mm512_add_ps(_mm512_sub_ps(one, d), e);
     const __m512 rd = mlk_v_rcp_f32(d);
@@ -336,22 +338,22 @@ MLK_INLINE __m512 mlk_v_silu1_f32(__m512 x) {
 /* silu'(x) = s (1 + z (1 - s)), s = sigmoid(z), z = beta x (mlk_silu_grad_f32);
  * s kept as a mantissa and 2^kd until the end; beyond |z| = 131: 0 / 1 */
 MLK_INLINE __m512 mlk_v_silu_grad_f32(__m512 x, __m512 beta) {
-    const __m512 zero = _mm512_setzero_ps(), one = MLK_V1(1.0f);
+    const __m512 one = MLK_V1(1.0f);
     const __m512 z = _mm512_mul_ps(beta, x);
-    const __m512 az = mlk_v_abs_f32(z);
+    /* -|z| down to -131 (NaN -> -131: z carries the NaN into the result) */
+    const __m512 naz = _mm512_max_ps(_mm512_or_ps(z, MLK_V1(-0.0f)), MLK_V1(-131.0f));
     __m512 kd;
-    const __m512 p = mlk_v_expneg_p_f32(_mm512_sub_ps(zero, _mm512_min_ps(MLK_V1(131.0f), az)), &kd);
+    const __m512 p = mlk_v_expneg_p_f32(naz, &kd);
     const __m512 e = _mm512_scalef_ps(p, kd);
-    const __m512 r = mlk_v_div_f32(one, _mm512_add_ps(one, e), mlk_v_rcp_f32(_mm512_add_ps(one, e)));
-    const __mmask16 pos = _mm512_cmp_ps_mask(z, zero, _CMP_GE_OQ);
-    const __m512 ss = _mm512_mask_blend_ps(pos, _mm512_mul_ps(p, r), r);      /* s / 2^kd' */
-    const __m512 sn = _mm512_mask_blend_ps(pos, r, _mm512_mul_ps(e, r));       /* 1 - s */
+    const __m512 r = mlk_v_rcp_f32(_mm512_add_ps(one, e));                   /* 1/(1+e) */
+    const __mmask16 neg = _mm512_movepi32_mask(_mm512_castps_si512(z));      /* sign bit */
+    const __m512 ss = _mm512_mask_mul_ps(r, neg, p, r);         /* s, z < 0: over 2^kd */
+    const __m512 sn = _mm512_mask_mul_ps(r, ~neg, e, r);        /* 1 - s */
     __m512 g = _mm512_scalef_ps(_mm512_fmadd_ps(ss, _mm512_mul_ps(z, sn), ss),
-                                _mm512_maskz_mov_ps(~pos, kd));
-    const __mmask16 far = _mm512_cmp_ps_mask(az, MLK_V1(131.0f), _CMP_GT_OQ);
-    g = _mm512_mask_blend_ps(far, g, _mm512_mask_blend_ps(pos, zero, one));
-    const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
-    return _mm512_mask_blend_ps(nan, g, x);
+                                _mm512_maskz_mov_ps(neg, kd));
+    /* beyond |z| = 131 (portable: E = 0), +-inf included: 0 / 1 */
+    const __mmask16 far = _mm512_cmp_ps_mask(naz, _mm512_or_ps(z, MLK_V1(-0.0f)), _CMP_GT_OQ);
+    return _mm512_mask_blend_ps(far, g, _mm512_maskz_mov_ps(~neg, one));
 }
 
 /* ---- the loops ----------------------------------------------------------- */
