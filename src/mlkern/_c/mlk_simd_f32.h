@@ -436,6 +436,11 @@ static void mlk_vmap2_f32(mlk_vloop2_f32 f, const float *g, const float *s, floa
     }
 }
 
+/* relu: max(0, x) returns x for NaN and for -0 (its second operand), as
+   the portable x < 0 ? 0 : x; leaky_relu: x > 0 ? x : a x */
+MLK_V_LOOP1(relu, _mm512_max_ps(_mm512_setzero_ps(), v))
+MLK_V_LOOP1(leaky_relu, _mm512_mask_mul_ps(v, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NGT_UQ),
+                                           v, MLK_V1(prm[0])))
 MLK_V_LOOP1(tanh, mlk_v_tanh_tab_f32(v))
 MLK_V_LOOP1(tanh_grad, mlk_v_bell_f32(v, 2.0f, 4.0f))
 MLK_V_LOOP1(sigmoid_grad, mlk_v_bell_f32(v, 1.0f, 1.0f))
@@ -450,6 +455,8 @@ static int mlk_simd_unary_f32(int op, const float *x, float *y, intptr_t n, cons
     const float prm[3] = {(float)p->a, (float)p->b, (float)p->c};
     mlk_vloop1_f32 f;
     switch (op) {
+    case MLK_RELU:         f = mlk_vloop_relu_f32; break;
+    case MLK_LEAKY_RELU:   f = mlk_vloop_leaky_relu_f32; break;
     case MLK_TANH:         f = mlk_vloop_tanh_f32; break;
     case MLK_TANH_GRAD:    f = mlk_vloop_tanh_grad_f32; break;
     case MLK_SIGMOID_GRAD: f = mlk_vloop_sigmoid_grad_f32; break;
