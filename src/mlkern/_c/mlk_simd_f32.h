@@ -298,7 +298,7 @@ MLK_INLINE __m512 mlk_v_bell_f32(__m512 x, float c, float k) {
     const __m512 derr = _mm512_add_ps(_mm512_sub_ps(one, d), e);
     const __m512 D = _mm512_mul_ps(d, d);
     const __m512 Derr = _mm512_fmadd_ps(_mm512_add_ps(d, d), derr, _mm512_fmsub_ps(d, d, D));
-    const __m512 rD = mlk_v_rcp_f32(D);
+    const __m512 rD = _mm512_rcp14_ps(D);      /* 2^-14: squared by the residual step */
     const __m512 num = _mm512_mul_ps(MLK_V1(k), p);
     __m512 q = _mm512_mul_ps(num, rD);
     const __m512 rem = _mm512_fnmadd_ps(q, Derr, _mm512_fnmadd_ps(q, D, num));
@@ -326,7 +326,8 @@ MLK_INLINE __m512 mlk_v_silu1_f32(__m512 x) {
     const __m512 num = _mm512_mask_mul_ps(x, neg, _mm512_max_ps(MLK_V1(-1e38f), x), p);
     const __m512 d = _mm512_add_ps(one, e);
     const __m512 derr = _mm512_add_ps(_mm512_sub_ps(one, d), e);
-    const __m512 rd = mlk_v_rcp_f32(d);
+    /* rcp14 alone (2^-14): the one residual step below squares its error */
+    const __m512 rd = _mm512_rcp14_ps(d);
     const __m512 q = _mm512_mul_ps(num, rd);
     /* minus the residual, so that q = -0 stays -0 (q - (+0) = -0) */
     const __m512 nres = _mm512_fmadd_ps(q, derr, _mm512_fmsub_ps(q, d, num));
