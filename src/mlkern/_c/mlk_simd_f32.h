@@ -101,15 +101,20 @@ static const float mlk_v_ttab_f32[7][32] __attribute__((aligned(64))) = {
     { /* c5 */ 0.12878859043121338f, 0.10218237340450287f, 0.09101508557796478f, 0.07878230512142181f, 0.05922166630625725f, 0.03200551122426987f, 0.005883689504116774f, -0.01727212965488434f, -0.044021058827638626f, -0.06184607744216919f, -0.06286502629518509f, -0.05323557183146477f, -0.03184922784566879f, -0.009139965288341045f, 0.0015820564003661275f, 0.004634867422282696f, 0.004016018006950617f, 0.0018787486478686333f, 0.0007509976276196539f, 0.00028465825016610324f, 6.357267557177693e-05f, 8.633694051241037e-06f, 1.1689924122038065e-06f, 1.582120603416115e-07f, 8.258854045095632e-09f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f },
 };
 
+/* the float64 fit's c0 minus its float32 rounding (c0 carried as c0 + c0lo) */
+static const float mlk_v_gtab_lo_f32[32] __attribute__((aligned(64))) = { -1.1463052729254741e-12f, -2.132210186189809e-09f, -1.158783913268735e-08f, -3.1168452263585777e-09f, 8.4035300940144e-10f, 1.845362973540432e-09f, -1.1489013296284156e-08f, -6.33772501146268e-09f, -1.426782070268473e-08f, -1.358067613921321e-08f, -1.0811387340936562e-08f, 6.678535502402383e-10f, -2.759591888334967e-09f, 4.867410918762971e-09f, 5.370043076879938e-09f, 6.742050917551978e-09f, -4.048786028665319e-10f, 5.998584740041224e-09f, 1.2072075283864336e-10f, 3.191198416629959e-09f, -2.8090372250488826e-09f, -3.1626887775360046e-09f, 6.675079933238237e-10f, 1.3821932487445565e-09f, -4.403429287869187e-10f, -3.570848061684728e-10f, 3.4810970772625183e-10f, 7.618537467557474e-10f, 7.618537467557474e-10f, 7.618537467557474e-10f, 7.618537467557474e-10f, 7.618537467557474e-10f };
+
 MLK_INLINE __m512i mlk_v_piece_f32(__m512 a) {
     const __m512i i = _mm512_sub_epi32(_mm512_srli_epi32(_mm512_castps_si512(a), 21), _mm512_set1_epi32(496));
     return _mm512_max_epi32(i, _mm512_setzero_si512());
 }
 #define MLK_V_TAB(tab, k, idx) _mm512_permutex2var_ps(_mm512_load_ps((tab)[k]), (idx), _mm512_load_ps((tab)[k] + 16))
 
-/* g(a) = Phi(-a) e^{a^2/2} for 0 <= a < 16 (degree 6 per piece, <= 0.92 ULP) */
-MLK_INLINE __m512 mlk_v_gelu_g_f32(__m512 a) {
+/* g(a) = Phi(-a) e^{a^2/2} for 0 <= a < 16 (degree 6 per piece, <= 0.92 ULP;
+   g + *glo: c0 carried to float64's precision) */
+MLK_INLINE __m512 mlk_v_gelu_g_f32(__m512 a, __m512 *glo) {
     const __m512i i = mlk_v_piece_f32(a);
+    *glo = _mm512_permutex2var_ps(_mm512_load_ps(mlk_v_gtab_lo_f32), i, _mm512_load_ps(mlk_v_gtab_lo_f32 + 16));
     const __m512 u = _mm512_sub_ps(a, MLK_V_TAB(mlk_v_gtab_f32, 0, i));
     __m512 G = MLK_V_TAB(mlk_v_gtab_f32, 7, i);
     G = _mm512_fmadd_ps(G, u, MLK_V_TAB(mlk_v_gtab_f32, 6, i));
@@ -137,12 +142,13 @@ MLK_INLINE __m512 mlk_v_expnhsq_f32(__m512 a, __m512 *kd) {
  * x h = (S + S s + Slo) 2^kd with S + Slo = x g exactly, scaled once */
 MLK_INLINE __m512 mlk_v_gelu_f32(__m512 x) {
     const __m512 a = _mm512_min_ps(mlk_v_abs_f32(x), MLK_V1(14.5f));   /* NaN -> 14.5 */
-    const __m512 G = mlk_v_gelu_g_f32(a);
+    __m512 Glo;
+    const __m512 G = mlk_v_gelu_g_f32(a, &Glo);
     __m512 kd;
     const __m512 s = mlk_v_expnhsq_f32(a, &kd);
     const __m512 m = mlk_v_copysign_f32(a, x);
     const __m512 S = _mm512_mul_ps(m, G);
-    const __m512 Slo = _mm512_fmsub_ps(m, G, S);
+    const __m512 Slo = _mm512_fmadd_ps(m, Glo, _mm512_fmsub_ps(m, G, S));   /* x (G + Glo) - S */
     const __m512 xh = _mm512_scalef_ps(_mm512_add_ps(S, _mm512_fmadd_ps(S, s, Slo)), kd);
     const __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
     const __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_EQ_UQ);  /* 0 or NaN */
@@ -154,13 +160,14 @@ MLK_INLINE __m512 mlk_v_gelu_f32(__m512 x) {
 MLK_INLINE __m512 mlk_v_gelu_grad_f32(__m512 x) {
     const __m512 ax = mlk_v_abs_f32(x);
     const __m512 a = _mm512_min_ps(ax, MLK_V1(14.5f));
-    const __m512 G = mlk_v_gelu_g_f32(a);
+    __m512 Glo;
+    const __m512 G = mlk_v_gelu_g_f32(a, &Glo);
     __m512 kd;
     const __m512 s = mlk_v_expnhsq_f32(a, &kd);
     const __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
     const __m512 q = _mm512_mask_blend_ps(neg, _mm512_sub_ps(_mm512_setzero_ps(), a), x);
     const __m512 S = _mm512_fmadd_ps(q, MLK_V1(0.3989422917366028f), G);
-    const __m512 t = _mm512_scalef_ps(_mm512_fmadd_ps(S, s, S), kd);
+    const __m512 t = _mm512_scalef_ps(_mm512_add_ps(S, _mm512_fmadd_ps(S, s, Glo)), kd);
     __m512 g = _mm512_mask_blend_ps(neg, _mm512_sub_ps(MLK_V1(1.0f), t), t);
     const __mmask16 far = _mm512_cmp_ps_mask(ax, MLK_V1(14.5f), _CMP_GE_OQ);
     g = _mm512_mask_blend_ps(far, g, _mm512_mask_blend_ps(neg, MLK_V1(1.0f), MLK_V1(-0.0f)));
