@@ -176,7 +176,8 @@ MLK_INLINE __m512 mlk_v_gelu_grad_f32(__m512 x) {
 }
 /* tanh (degree 5 per piece, <= 0.91 ULP; 1 from 10 on), the sign of x */
 MLK_INLINE __m512 mlk_v_tanh_tab_f32(__m512 x) {
-    const __m512 a = _mm512_min_ps(mlk_v_abs_f32(x), MLK_V1(15.0f));   /* NaN -> 15 */
+    /* min's operand order keeps a NaN (its piece index is garbage, u = NaN) */
+    const __m512 a = _mm512_min_ps(MLK_V1(15.0f), mlk_v_abs_f32(x));
     const __m512i i = mlk_v_piece_f32(a);
     const __m512 u = _mm512_sub_ps(a, MLK_V_TAB(mlk_v_ttab_f32, 0, i));
     __m512 P = MLK_V_TAB(mlk_v_ttab_f32, 6, i);
@@ -185,8 +186,7 @@ MLK_INLINE __m512 mlk_v_tanh_tab_f32(__m512 x) {
     P = _mm512_fmadd_ps(P, u, MLK_V_TAB(mlk_v_ttab_f32, 3, i));
     P = _mm512_fmadd_ps(P, u, MLK_V_TAB(mlk_v_ttab_f32, 2, i));
     P = _mm512_fmadd_ps(P, u, MLK_V_TAB(mlk_v_ttab_f32, 1, i));
-    const __m512 y = mlk_v_copysign_f32(P, x);
-    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), y, x);
+    return mlk_v_copysign_f32(P, x);
 }
 
 /* (the rational form of the portable code, kept for reference: not used) */
