@@ -6,19 +6,22 @@
  * portable C of mlk_math.h / mlk_act_tmpl.h / mlk_erf.h stays the baseline
  * and the v3 code and is the reference these are tested against.
  *
- * The functions follow the portable ones operation for operation, with
- * three changes that keep their accuracy (measured by
- * benchmarks/ulp_table.py and tests/test_activations.py):
- *   - a quotient n/d becomes n * r, r = rcp14(d) refined by one Newton step
- *     (relative error ~2^-28), and where the portable code relies on a
- *     correctly rounded quotient the residual fma(-q, d, n) (exact) is added
- *     back times r;
- *   - 2^n scaling is one vscalefps (rounded once, also into the subnormal
- *     range) instead of two multiplies by powers of 2 built from bits;
- *   - the loops are 16 lanes wide with a masked tail (and a masked head that
- *     aligns the stores to 64 bytes), no scalar remainder.
- * NaN, +-inf and signed zeros are handled by the same selects as in the
- * portable code (blends on compare masks).
+ * tanh, gelu and gelu' evaluate piecewise polynomials (29 pieces of
+ * [0, 16), coefficients picked by vpermi2ps; gelu through g(a) = Phi(-a)
+ * e^{a^2/2} times e^{-a^2/2}, a^2 split exactly by an fma).  silu (beta =
+ * 1), silu', sigmoid' and tanh' follow the portable stable forms, with
+ *   - quotients n/d as n * r, r = rcp14(d) (refined by one Newton step
+ *     where r is used alone), and a residual step fma(-q, d, n) * r where
+ *     the portable code relies on a corrected quotient;
+ *   - 2^n scaling by one vscalefps, rounded once, also into the subnormals;
+ *   - sigmoid' and tanh' in float32 (the portable float32 goes through
+ *     float64), the roundings of 1 + e, its square and the quotient
+ *     corrected.
+ * relu and leaky_relu use the same driver.  The loops are 16 lanes wide
+ * with a masked tail (and a masked head that aligns the stores to 64
+ * bytes), no scalar remainder.  NaN, +-inf and signed zeros give the
+ * portable results (tests/test_activations.py checks them at every level);
+ * the ULP budgets are unchanged (benchmarks/ulp_table.py, docs/accuracy.rst).
  *
  * mlk_simd_unary_f32 / mlk_simd_binary_f32 return 1 when they computed the
  * op (0: the caller runs its portable loop).
@@ -34,11 +37,6 @@
 MLK_INLINE __m512 mlk_v_rcp_f32(__m512 d) {
     const __m512 r = _mm512_rcp14_ps(d);
     return _mm512_fmadd_ps(r, _mm512_fnmadd_ps(d, r, MLK_V1(1.0f)), r);
-}
-/* n/d within ~0.5 ulp + 2^-28 (r ~ 1/d from mlk_v_rcp_f32): one residual step */
-MLK_INLINE __m512 mlk_v_div_f32(__m512 n, __m512 d, __m512 r) {
-    const __m512 q = _mm512_mul_ps(n, r);
-    return _mm512_fmadd_ps(_mm512_fnmadd_ps(q, d, n), r, q);
 }
 MLK_INLINE __m512 mlk_v_abs_f32(__m512 x) {
     return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(0x7fffffff)));
@@ -189,107 +187,7 @@ MLK_INLINE __m512 mlk_v_tanh_tab_f32(__m512 x) {
     return mlk_v_copysign_f32(P, x);
 }
 
-/* (the rational form of the portable code, kept for reference: not used) */
-/* ---- gelu (exact) and its derivative: mlk_ndtr_tail_lin_fast_f32 ------- */
-/* m h(|x|) + q phi(x), h(a) = Phi(-a), rounded once (scalef) */
-MLK_INLINE __m512 mlk_v_ndtr_tail_lin_f32(__m512 x, __m512 m, __m512 q) {
-    const __m512 K = MLK_V1(3.535534f), one = MLK_V1(1.0f);
-    const __m512 a = _mm512_min_ps(mlk_v_abs_f32(x), MLK_V1(14.5f));   /* NaN -> 14.5 */
-    const __m512 hi = _mm512_mul_ps(a, a);
-    const __m512 lo = _mm512_fmsub_ps(a, a, hi);
-    const __m512 tD = _mm512_add_ps(a, K);
-    const __m512 t = mlk_v_div_f32(_mm512_sub_ps(a, K), tD, mlk_v_rcp_f32(tD));
-    const __m512 t2 = _mm512_mul_ps(t, t);
-    __m512 p0 = MLK_V1(-2.1193322e-05f);
-    p0 = _mm512_fmadd_ps(p0, t2, MLK_V1(0.00019438198f));
-    p0 = _mm512_fmadd_ps(p0, t2, MLK_V1(-0.0014185448f));
-    p0 = _mm512_fmadd_ps(p0, t2, MLK_V1(0.010997652f));
-    p0 = _mm512_fmadd_ps(p0, t2, MLK_V1(0.037419926f));
-    p0 = _mm512_fmadd_ps(p0, t2, MLK_V1(-0.09769923f));
-    __m512 p1 = MLK_V1(-2.291593e-05f);
-    p1 = _mm512_fmadd_ps(p1, t2, MLK_V1(0.00019626872f));
-    p1 = _mm512_fmadd_ps(p1, t2, MLK_V1(-5.382376e-05f));
-    p1 = _mm512_fmadd_ps(p1, t2, MLK_V1(-0.030558353f));
-    p1 = _mm512_fmadd_ps(p1, t2, MLK_V1(0.0018521087f));
-    const __m512 p = _mm512_fmadd_ps(t, p1, p0);
-    /* mlk_ratio_f32(c0, c0lo, t, 0, 0, p, a, ...): R + Rlo = (c0 + c0lo + t p)/(1 + a) */
-    const __m512 c0 = MLK_V1(0.4780597f);
-    const __m512 ts = _mm512_mul_ps(t, p);
-    const __m512 P = _mm512_add_ps(c0, ts);
-    const __m512 Plo = _mm512_add_ps(_mm512_add_ps(_mm512_sub_ps(c0, P), ts), MLK_V1(-3.406256e-09f));
-    const __m512 den = _mm512_add_ps(one, a);
-    const __m512 bb = _mm512_sub_ps(den, one);
-    const __m512 dlo = _mm512_add_ps(_mm512_sub_ps(one, _mm512_sub_ps(den, bb)), _mm512_sub_ps(a, bb));
-    const __m512 rd = mlk_v_rcp_f32(den);
-    const __m512 R = _mm512_mul_ps(P, rd);
-    const __m512 rem = _mm512_fnmadd_ps(R, den, P);                    /* P - R den, exact */
-    const __m512 Rlo = _mm512_mul_ps(_mm512_fnmadd_ps(R, dlo, _mm512_add_ps(rem, Plo)), rd);
-    const __m512 S = _mm512_fmadd_ps(m, R, _mm512_mul_ps(q, MLK_V1(0.3989422917366028f)));
-    const __m512 Slo = _mm512_mul_ps(m, Rlo);
-    /* mlk_expneg2_mul_f32(hi/2, lo/2, S, Slo) */
-    const __m512 h2 = _mm512_mul_ps(MLK_V1(-0.5f), hi), l2 = _mm512_mul_ps(MLK_V1(0.5f), lo);
-    __m512 kd = _mm512_fmadd_ps(h2, MLK_V1(MLK_INVLN2_32), MLK_V1(MLK_SHIFT32));
-    kd = _mm512_sub_ps(kd, MLK_V1(MLK_SHIFT32));
-    const __m512 rh = _mm512_fnmadd_ps(kd, MLK_V1(MLK_LN2HI_32), h2);
-    const __m512 rl = _mm512_mul_ps(kd, MLK_V1(-MLK_LN2LO_32));
-    const __m512 r = _mm512_add_ps(rh, rl);
-    const __m512 rc = _mm512_add_ps(_mm512_sub_ps(rh, r), rl);
-    const __m512 r2 = _mm512_sub_ps(r, l2);
-    const __m512 rc2 = _mm512_add_ps(rc, _mm512_sub_ps(_mm512_sub_ps(r, r2), l2));
-    const __m512 s = _mm512_add_ps(r2, _mm512_fmadd_ps(_mm512_mul_ps(r2, r2), mlk_v_expq_f32(r2), rc2));
-    const __m512 y = _mm512_add_ps(S, _mm512_fmadd_ps(S, s, Slo));
-    return _mm512_scalef_ps(y, kd);
-}
-
-/* gelu(x) = x Phi(x) (mlk_gelu_erf_f32) */
-MLK_INLINE __m512 mlk_v_gelu_rat_f32(__m512 x) {
-    const __m512 xs = mlk_v_copysign_f32(_mm512_min_ps(mlk_v_abs_f32(x), MLK_V1(14.5f)), x);
-    const __m512 xh = mlk_v_ndtr_tail_lin_f32(x, xs, _mm512_setzero_ps());
-    const __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
-    const __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_EQ_UQ);  /* 0 or NaN */
-    __m512 g = _mm512_mask_blend_ps(neg, _mm512_sub_ps(x, xh), xh);
-    return _mm512_mask_blend_ps(keep, g, x);
-}
-
-/* gelu'(x) = Phi(x) + x phi(x) (mlk_gelu_erf_grad_f32) */
-MLK_INLINE __m512 mlk_v_gelu_grad_rat_f32(__m512 x) {
-    const __m512 ax = mlk_v_abs_f32(x);
-    const __m512 xs = mlk_v_copysign_f32(_mm512_min_ps(ax, MLK_V1(14.5f)), x);
-    const __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
-    const __m512 q = _mm512_mask_blend_ps(neg, _mm512_sub_ps(_mm512_setzero_ps(), xs), xs);
-    const __m512 t = mlk_v_ndtr_tail_lin_f32(x, MLK_V1(1.0f), q);
-    __m512 g = _mm512_mask_blend_ps(neg, _mm512_sub_ps(MLK_V1(1.0f), t), t);
-    const __mmask16 far = _mm512_cmp_ps_mask(ax, MLK_V1(14.5f), _CMP_GE_OQ);
-    g = _mm512_mask_blend_ps(far, g, _mm512_mask_blend_ps(neg, MLK_V1(1.0f), MLK_V1(-0.0f)));
-    const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
-    return _mm512_mask_blend_ps(nan, g, x);
-}
-
-/* ---- tanh, and the bell-shaped derivatives -------------------------------- */
-/* tanh (mlk_tanh_f32): |x| < 0.55: x + x^3 P(x^2); above 1 - 2e/(1+e),
- * e = e^{-2|x|}; the sign copied from x; NaN propagates through both arms */
-MLK_INLINE __m512 mlk_v_tanh_f32(__m512 x) {
-    const __m512 ax = mlk_v_abs_f32(x);
-    const __m512 t = _mm512_mul_ps(ax, ax);
-    __m512 P = MLK_V1(-0.00661022783111f);
-    P = _mm512_fmadd_ps(P, t, MLK_V1(0.0213093886644f));
-    P = _mm512_fmadd_ps(P, t, MLK_V1(-0.0539094288275f));
-    P = _mm512_fmadd_ps(P, t, MLK_V1(0.13333113729f));
-    P = _mm512_fmadd_ps(P, t, MLK_V1(-0.33333332008f));
-    const __m512 ys = _mm512_fmadd_ps(ax, _mm512_mul_ps(t, P), ax);
-    /* e^{-2a}, a clamped at 20 (tanh = 1 there; min keeps NaN) */
-    const __m512 m2a = _mm512_mul_ps(MLK_V1(-2.0f), _mm512_min_ps(MLK_V1(20.0f), ax));
-    __m512 kd;
-    const __m512 pe = mlk_v_expneg_p_f32(m2a, &kd);
-    const __m512 e = _mm512_scalef_ps(pe, kd);
-    const __m512 d = _mm512_add_ps(MLK_V1(1.0f), e);
-    const __m512 rd = mlk_v_rcp_f32(d);
-    const __m512 q = mlk_v_div_f32(_mm512_add_ps(e, e), d, rd);       /* 2e/(1+e) */
-    const __m512 yl = _mm512_sub_ps(MLK_V1(1.0f), q);
-    const __mmask16 small = _mm512_cmp_ps_mask(ax, MLK_V1(0.55f), _CMP_LT_OQ);
-    return mlk_v_copysign_f32(_mm512_mask_blend_ps(small, yl, ys), x);
-}
-
+/* ---- the bell-shaped derivatives ------------------------------------------ */
 /* k e/(1+e)^2, e = e^{-c|x|} (c = 1: sigmoid', k = 1; c = 2: tanh', k = 4),
  * evaluated in float32 (the portable code goes through float64): the
  * roundings of 1+e, of its square and of the quotient are corrected (as
