@@ -139,7 +139,8 @@ MLK_INLINE __m512 mlk_v_expnhsq_f32(__m512 a, __m512 *kd) {
 /* gelu(x) = x Phi(x): x h for x < 0, x - x h above, h = Phi(-|x|) = g e^{-a^2/2};
  * x h = (S + S s + Slo) 2^kd with S + Slo = x g exactly, scaled once */
 MLK_INLINE __m512 mlk_v_gelu_f32(__m512 x) {
-    const __m512 a = _mm512_min_ps(mlk_v_abs_f32(x), MLK_V1(14.5f));   /* NaN -> 14.5 */
+    /* min's operand order keeps a NaN (garbage piece, u = NaN: NaN out) */
+    const __m512 a = _mm512_min_ps(MLK_V1(14.5f), mlk_v_abs_f32(x));
     __m512 Glo;
     const __m512 G = mlk_v_gelu_g_f32(a, &Glo);
     __m512 kd;
@@ -149,9 +150,8 @@ MLK_INLINE __m512 mlk_v_gelu_f32(__m512 x) {
     const __m512 Slo = _mm512_fmadd_ps(m, Glo, _mm512_fmsub_ps(m, G, S));   /* x (G + Glo) - S */
     const __m512 xh = _mm512_scalef_ps(_mm512_add_ps(S, _mm512_fmadd_ps(S, s, Slo)), kd);
     const __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
-    const __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_EQ_UQ);  /* 0 or NaN */
-    const __m512 g = _mm512_mask_blend_ps(neg, _mm512_sub_ps(x, xh), xh);
-    return _mm512_mask_blend_ps(keep, g, x);
+    /* x = -0 is not < 0: -0 - xh = -0 (xh = +0 there), +0 - (+0) = +0 */
+    return _mm512_mask_blend_ps(neg, _mm512_sub_ps(x, xh), xh);
 }
 /* gelu'(x) = Phi(x) + x phi(x): t = (g + q/sqrt(2 pi)) e^{-a^2/2}, q = x for
  * x < 0 (gelu' = t), q = -x above (gelu' = 1 - t); the limits beyond 14.5 */
