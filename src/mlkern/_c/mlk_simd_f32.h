@@ -73,10 +73,10 @@ MLK_INLINE __m512 mlk_v_expneg_p_f32(__m512 x, __m512 *kd) {
  * [0, 16) in 29 pieces: [0, 0.15625), then four per octave from 0.15625 by
  * the two leading mantissa bits; a piece's index is (bits(a) >> 21) - 496
  * (at least 0), the coefficients of 32 pieces sit in two registers per
- * power and one vpermi2ps picks them.  The tables were fitted by a weighted
- * least-squares script (float64 references: scipy.special.erfcx, np.tanh)
- * and checked with float32 Horner evaluation; benchmarks/ulp_table.py and
- * the tests measure the functions built on them. */
+ * power and one vpermi2ps picks them.  The tables are the output of
+ * tools/fit_simd_f32_tables.py (weighted least squares against
+ * scipy.special.erfcx and np.tanh, checked with float32 Horner evaluation);
+ * benchmarks/ulp_table.py and the tests measure the functions built on them. */
 /* g(a) = Phi(-a) e^(a^2/2) = erfcx(a/sqrt2)/2 on 29 pieces of [0, 16) (entry 0: [0, 0.15625), then 4 per octave by the top two mantissa bits): g = sum c_k (a - centre)^k, degree 6, weighted least squares (float64, scipy erfcx) rounded to float32: max 0.92 ULP with float32 Horner over 4000 points per piece */
 static const float mlk_v_gtab_f32[8][32] __attribute__((aligned(64))) = {
     { /* centre */ 0.0f, 0.171875f, 0.203125f, 0.234375f, 0.28125f, 0.34375f, 0.40625f, 0.46875f, 0.5625f, 0.6875f, 0.8125f, 0.9375f, 1.125f, 1.375f, 1.625f, 1.875f, 2.25f, 2.75f, 3.25f, 3.75f, 4.5f, 5.5f, 6.5f, 7.5f, 9.0f, 11.0f, 13.0f, 15.0f, 15.0f, 15.0f, 15.0f, 15.0f },
