@@ -162,12 +162,21 @@ MLK_DEF_MAP(npdf, MLK_F(mlk_npdf)(v))
 #include "mlk_simd_f64.h"
 #endif
 /* <<< */
+/* ---- float32 SIMD kernels (issue 19): AVX-512 in the v4 object ---------- */
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+#include "mlk_simd_f32.h"     /* first reached in the float32 pass: its helpers exist */
+#define MLK_SIMD_F32 1
+#endif
+/* ------------------------------------------------------------------------ */
 
 void MLK_K(mlk_unary)(int op, const MLK_T *restrict x, MLK_T *restrict y,
                       intptr_t n, const mlk_params *p) {
     const MLK_T a = (MLK_T)p->a, b = (MLK_T)p->b, c = (MLK_T)p->c;
 #if MLK_KERNEL_F64 && defined(MLK_SIMD_F64)   /* >>> float64 SIMD kernels <<< */
     if (mlk_simd_unary_f64(op, x, y, n, a, b, c)) return;
+#endif
+#if defined(MLK_SIMD_F32) && !MLK_KERNEL_F64   /* float32 SIMD kernels (mlk_simd_f32.h) */
+    if (sizeof(MLK_T) == 4 && mlk_simd_unary_f32(op, (const float *)x, (float *)y, n, p)) return;
 #endif
     switch (op) {
     case MLK_SIGMOID:          MLK_MAP_BLK(sigmoid);
@@ -299,6 +308,10 @@ void MLK_K(mlk_binary)(int op, const MLK_T *restrict g, const MLK_T *restrict s,
     const MLK_T a = (MLK_T)p->a, b = (MLK_T)p->b, c = (MLK_T)p->c;
 #if MLK_KERNEL_F64 && defined(MLK_SIMD_F64)   /* >>> float64 SIMD kernels <<< */
     if (mlk_simd_binary_f64(op, g, s, y, n, a, b, c)) return;
+#endif
+#if defined(MLK_SIMD_F32) && !MLK_KERNEL_F64   /* float32 SIMD kernels (mlk_simd_f32.h) */
+    if (sizeof(MLK_T) == 4 && mlk_simd_binary_f32(op, (const float *)g, (const float *)s, (float *)y, n, p))
+        return;
 #endif
     switch (op) {
     case MLK_SIGMOID_BWD:     MLK_MAP2(MLK_F(mlk_sigmoid_grad_y)(v));
