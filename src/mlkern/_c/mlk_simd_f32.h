@@ -9,7 +9,7 @@
  * tanh, gelu and gelu' evaluate piecewise polynomials (29 pieces of
  * [0, 16), coefficients picked by vpermi2ps; gelu through g(a) = Phi(-a)
  * e^{a^2/2} times e^{-a^2/2}, a^2 split exactly by an fma).  silu (beta =
- * 1), gelu_tanh (u2 compensated as mlk_gelu_u2, its error folded into the
+ * 1), gelu_tanh (u2 compensated as in mlk_gelu_u2, its error folded into the
  * reduced argument of e^{-|u2|}), silu', sigmoid' and tanh' follow the
  * portable stable forms, with
  *   - quotients n/d as n * r, r = rcp14(d) (refined by one Newton step
@@ -244,8 +244,8 @@ MLK_INLINE __m512 mlk_v_silu1_f32(__m512 x) {
 }
 
 /* gelu(x, approximate="tanh") = x sigmoid(u2), u2 = 2 sqrt(2/pi) x (1 +
- * 0.044715 x^2) (mlk_gelu_tanh_f32): u2 with its rounding error u2e by the
- * error-free products of mlk_gelu_u2 (fma), u2e folded into the reduced
+ * 0.044715 x^2) (mlk_gelu_tanh_f32): u2 with its rounding error u2e (as
+ * mlk_gelu_u2, written as x (C + CK x^2) with fewer operations), u2e folded into the reduced
  * argument of e = e^{-|u2|} = p 2^kd (in the left tail an absolute error of
  * u2 is a relative error of the result); then mlk_v_silu1_f32's quotient
  * (x/(1+e) for x >= 0, x p/(1+e) 2^kd below, 1 + e and the quotient
@@ -255,32 +255,29 @@ MLK_INLINE __m512 mlk_v_silu1_f32(__m512 x) {
 MLK_INLINE __m512 mlk_v_gelu_tanh_f32(__m512 x) {
     const __m512 one = MLK_V1(1.0f);
     const __m512 xc = _mm512_max_ps(MLK_V1(-12.0f), _mm512_min_ps(MLK_V1(12.0f), x));
-    /* mlk_gelu_u2_f32 with fma */
+    /* u2 = x (C + CK x^2) to first order in the roundings: x^2 and CK x^2
+       split by fma, C + CK x^2 by Fast2Sum (both > 0: max first), C and CK
+       carried as hi + lo */
     const __m512 x2 = _mm512_mul_ps(xc, xc);
     const __m512 x2e = _mm512_fmsub_ps(xc, xc, x2);
-    const __m512 w = _mm512_mul_ps(MLK_V1(0.044714998453855515f), x2);
-    const __m512 we = _mm512_add_ps(_mm512_fmsub_ps(MLK_V1(0.044714998453855515f), x2, w),
-                                    _mm512_fmadd_ps(MLK_V1(0.044714998453855515f), x2e,
-                                                    _mm512_mul_ps(MLK_V1(1.5461444347053543e-09f), x2)));
-    const __m512 v = _mm512_add_ps(one, w);
-    const __m512 vw = _mm512_sub_ps(v, one);                            /* TwoSum */
-    const __m512 ve = _mm512_add_ps(_mm512_add_ps(_mm512_sub_ps(one, _mm512_sub_ps(v, vw)),
-                                                  _mm512_sub_ps(w, vw)), we);
-    const __m512 t = _mm512_mul_ps(xc, v);
-    const __m512 te = _mm512_fmadd_ps(xc, ve, _mm512_fmsub_ps(xc, v, t));
-    const __m512 u2 = _mm512_mul_ps(MLK_V1(1.5957691669464111f), t);
-    const __m512 u2e = _mm512_fmadd_ps(MLK_V1(1.5957691669464111f), te,
-                                       _mm512_fmadd_ps(MLK_V1(-4.534068054340423e-08f), t,
-                                                       _mm512_fmsub_ps(MLK_V1(1.5957691669464111f), t, u2)));
-    /* -|u2| (>= -142.5) and its error -sign(u2) u2e */
+    const __m512 A = _mm512_mul_ps(MLK_V1(0.07135481387376785f), x2);
+    const __m512 Ae = _mm512_fmsub_ps(MLK_V1(0.07135481387376785f), x2, A);
+    const __m512 Alo = _mm512_fmadd_ps(MLK_V1(0.07135481387376785f), x2e,
+                                       _mm512_fmadd_ps(MLK_V1(2.3988324659995897e-09f), x2, Ae));
+    const __m512 hi = _mm512_max_ps(MLK_V1(1.5957691669464111f), A);
+    const __m512 lo = _mm512_min_ps(MLK_V1(1.5957691669464111f), A);
+    const __m512 P = _mm512_add_ps(hi, lo);
+    const __m512 Pe = _mm512_add_ps(_mm512_add_ps(_mm512_sub_ps(hi, P), lo),
+                                    _mm512_add_ps(Alo, MLK_V1(-4.534068054340423e-08f)));
+    const __m512 u2 = _mm512_mul_ps(xc, P);
+    const __m512 u2e = _mm512_fmadd_ps(xc, Pe, _mm512_fmsub_ps(xc, P, u2));
+    /* -|u2| (>= -142.5); its error -sign(u2) u2e goes into r below */
     const __mmask16 neg = _mm512_movepi32_mask(_mm512_castps_si512(x));   /* sign bit */
     const __m512 nz = _mm512_or_ps(u2, MLK_V1(-0.0f));
-    const __m512 nu2e = _mm512_sub_ps(_mm512_setzero_ps(), u2e);
-    const __m512 nze = _mm512_mask_mov_ps(nu2e, neg, u2e);
     __m512 kd = _mm512_fmadd_ps(nz, MLK_V1(MLK_INVLN2_32), MLK_V1(MLK_SHIFT32));
     kd = _mm512_sub_ps(kd, MLK_V1(MLK_SHIFT32));
     __m512 r = _mm512_fnmadd_ps(kd, MLK_V1(MLK_LN2HI_32), nz);           /* exact */
-    r = _mm512_add_ps(r, nze);
+    r = _mm512_mask_add_ps(_mm512_sub_ps(r, u2e), neg, r, u2e);
     r = _mm512_fnmadd_ps(kd, MLK_V1(MLK_LN2LO_32), r);
     const __m512 p = _mm512_add_ps(one, _mm512_fmadd_ps(_mm512_mul_ps(r, r), mlk_v_expq_f32(r), r));
     const __m512 e = _mm512_scalef_ps(p, kd);
