@@ -9,7 +9,9 @@
  * tanh, gelu and gelu' evaluate piecewise polynomials (29 pieces of
  * [0, 16), coefficients picked by vpermi2ps; gelu through g(a) = Phi(-a)
  * e^{a^2/2} times e^{-a^2/2}, a^2 split exactly by an fma).  silu (beta =
- * 1), silu', sigmoid' and tanh' follow the portable stable forms, with
+ * 1), gelu_tanh (u2 compensated as in mlk_gelu_u2, its error folded into the
+ * reduced argument of e^{-|u2|}), silu', sigmoid' and tanh' follow the
+ * portable stable forms, with
  *   - quotients n/d as n * r, r = rcp14(d) (refined by one Newton step
  *     where r is used alone), and a residual step fma(-q, d, n) * r where
  *     the portable code relies on a corrected quotient;
@@ -241,6 +243,55 @@ MLK_INLINE __m512 mlk_v_silu1_f32(__m512 x) {
     return _mm512_fixupimm_ps(y, x, _mm512_set1_epi32(0x570000), 0);
 }
 
+/* gelu(x, approximate="tanh") = x sigmoid(u2), u2 = 2 sqrt(2/pi) x (1 +
+ * 0.044715 x^2) (mlk_gelu_tanh_f32): u2 with its rounding error u2e (as
+ * mlk_gelu_u2, written as x (C + CK x^2) with fewer operations), u2e folded into the reduced
+ * argument of e = e^{-|u2|} = p 2^kd (in the left tail an absolute error of
+ * u2 is a relative error of the result); then mlk_v_silu1_f32's quotient
+ * (x/(1+e) for x >= 0, x p/(1+e) 2^kd below, 1 + e and the quotient
+ * corrected).  x is clamped to [-12, 12] for u2 and for the left numerator:
+ * beyond, the result is x on the right (e < 2^-200) and a signed 0 on the
+ * left (|x| e^{-|u2|} < 2^-200).  NaN, +-0, +-inf by fixupimm: x, x, x, -0, +inf. */
+MLK_INLINE __m512 mlk_v_gelu_tanh_f32(__m512 x) {
+    const __m512 one = MLK_V1(1.0f);
+    const __m512 xc = _mm512_max_ps(MLK_V1(-12.0f), _mm512_min_ps(MLK_V1(12.0f), x));
+    /* u2 = x (C + CK x^2) to first order in the roundings: x^2 and CK x^2
+       split by fma, C + CK x^2 by Fast2Sum (both > 0: max first), C and CK
+       carried as hi + lo */
+    const __m512 x2 = _mm512_mul_ps(xc, xc);
+    const __m512 x2e = _mm512_fmsub_ps(xc, xc, x2);
+    const __m512 A = _mm512_mul_ps(MLK_V1(0.07135481387376785f), x2);
+    const __m512 Ae = _mm512_fmsub_ps(MLK_V1(0.07135481387376785f), x2, A);
+    const __m512 Alo = _mm512_fmadd_ps(MLK_V1(0.07135481387376785f), x2e,
+                                       _mm512_fmadd_ps(MLK_V1(2.3988324659995897e-09f), x2, Ae));
+    const __m512 hi = _mm512_max_ps(MLK_V1(1.5957691669464111f), A);
+    const __m512 lo = _mm512_min_ps(MLK_V1(1.5957691669464111f), A);
+    const __m512 P = _mm512_add_ps(hi, lo);
+    const __m512 Pe = _mm512_add_ps(_mm512_add_ps(_mm512_sub_ps(hi, P), lo),
+                                    _mm512_add_ps(Alo, MLK_V1(-4.534068054340423e-08f)));
+    const __m512 u2 = _mm512_mul_ps(xc, P);
+    const __m512 u2e = _mm512_fmadd_ps(xc, Pe, _mm512_fmsub_ps(xc, P, u2));
+    /* -|u2| (>= -142.5); its error -sign(u2) u2e goes into r below */
+    const __mmask16 neg = _mm512_movepi32_mask(_mm512_castps_si512(x));   /* sign bit */
+    const __m512 nz = _mm512_or_ps(u2, MLK_V1(-0.0f));
+    __m512 kd = _mm512_fmadd_ps(nz, MLK_V1(MLK_INVLN2_32), MLK_V1(MLK_SHIFT32));
+    kd = _mm512_sub_ps(kd, MLK_V1(MLK_SHIFT32));
+    __m512 r = _mm512_fnmadd_ps(kd, MLK_V1(MLK_LN2HI_32), nz);           /* exact */
+    r = _mm512_mask_add_ps(_mm512_sub_ps(r, u2e), neg, r, u2e);
+    r = _mm512_fnmadd_ps(kd, MLK_V1(MLK_LN2LO_32), r);
+    const __m512 p = _mm512_add_ps(one, _mm512_fmadd_ps(_mm512_mul_ps(r, r), mlk_v_expq_f32(r), r));
+    const __m512 e = _mm512_scalef_ps(p, kd);
+    const __m512 num = _mm512_mask_mul_ps(x, neg, xc, p);
+    const __m512 d = _mm512_add_ps(one, e);
+    const __m512 derr = _mm512_add_ps(_mm512_sub_ps(one, d), e);
+    const __m512 rd = _mm512_rcp14_ps(d);
+    const __m512 q = _mm512_mul_ps(num, rd);
+    const __m512 nres = _mm512_fmadd_ps(q, derr, _mm512_fmsub_ps(q, d, num));
+    const __m512 y = _mm512_scalef_ps(_mm512_fnmadd_ps(nres, rd, q), _mm512_maskz_mov_ps(neg, kd));
+    /* QNaN, zero -> x (token 1), SNaN -> QNaN(x) (2), -inf -> -0 (7), +inf -> +inf (5) */
+    return _mm512_fixupimm_ps(y, x, _mm512_set1_epi32(0x570121), 0);
+}
+
 /* silu'(x) = s (1 + z (1 - s)), s = sigmoid(z), z = beta x (mlk_silu_grad_f32);
  * s kept as a mantissa and 2^kd until the end; beyond |z| = 131: 0 / 1 */
 MLK_INLINE __m512 mlk_v_silu_grad_f32(__m512 x, __m512 beta) {
@@ -354,6 +405,7 @@ MLK_V_LOOP1(silu1, mlk_v_silu1_f32(v))
 MLK_V_LOOP1(silu_grad, mlk_v_silu_grad_f32(v, MLK_V1(prm[1])))
 MLK_V_LOOP2(silu_grad, mlk_v_silu_grad_f32(v, MLK_V1(prm[1])))
 MLK_V_LOOP1(gelu, mlk_v_gelu_f32(v))
+MLK_V_LOOP1(gelu_tanh, mlk_v_gelu_tanh_f32(v))
 MLK_V_LOOP1(gelu_grad, mlk_v_gelu_grad_f32(v))
 MLK_V_LOOP2(gelu_grad, mlk_v_gelu_grad_f32(v))
 
@@ -372,6 +424,7 @@ static int mlk_simd_unary_f32(int op, const float *x, float *y, intptr_t n, cons
     case MLK_SILU_GRAD:    f = mlk_vloop_silu_grad_f32; break;
     case MLK_GELU:      f = mlk_vloop_gelu_f32; break;
     case MLK_GELU_GRAD: f = mlk_vloop_gelu_grad_f32; break;
+    case MLK_GELU_TANH: f = mlk_vloop_gelu_tanh_f32; break;
     default: return 0;
     }
     mlk_vmap1_f32(f, x, y, n, prm);
