@@ -655,6 +655,12 @@ def _prelu_setup(x, alpha):
     return arr, rdt, a, ashape, outer, C, inner
 
 
+# alpha types prelu's fast entry takes as one slope: float() is exact for
+# them and the kernel casts it to x's dtype as _prelu_setup does (not int:
+# a huge one must reach _prelu_setup's TypeError, nor longdouble: two roundings)
+_REAL_SCALAR = (float, np.float32, np.float16)
+
+
 def _prelu_map(arr, res, a, ashape, outer, C, inner, grad):
     """prelu (grad: its derivative) of arr into res.  One slope for every
     element is leaky_relu's kernel, split over the threads like it (the
@@ -711,6 +717,10 @@ def prelu(x: ArrayLike, alpha: ArrayLike, *, out: NDArray[Any] | None = None) ->
     if any_dask(x, alpha):
         from . import _dask
         return _dask.prelu(x, alpha, out, False)
+    if isinstance(alpha, _REAL_SCALAR):   # one slope: leaky_relu's fast entry
+        r = _unary(_LEAKY, x, out, float(alpha))
+        if r is not None:
+            return r
     arr, rdt, a, ashape, outer, C, inner = _prelu_setup(x, alpha)
     scalar = arr.ndim == 0
     if out is not None:
@@ -768,6 +778,10 @@ def prelu_grad(x: ArrayLike, alpha: ArrayLike, *, out: NDArray[Any] | None = Non
     if any_dask(x, alpha):
         from . import _dask
         return _dask.prelu(x, alpha, out, True)
+    if isinstance(alpha, _REAL_SCALAR):   # one slope: leaky_relu's fast entry
+        r = _unary(_LEAKY_GRAD, x, out, float(alpha))
+        if r is not None:
+            return r
     arr, rdt, a, ashape, outer, C, inner = _prelu_setup(x, alpha)
     scalar = arr.ndim == 0
     if out is not None:
