@@ -655,12 +655,6 @@ def _prelu_setup(x, alpha):
     return arr, rdt, a, ashape, outer, C, inner
 
 
-# alpha types prelu's fast entry takes as one slope: float() is exact for
-# them and the kernel casts it to x's dtype as _prelu_setup does (not int:
-# a huge one must reach _prelu_setup's TypeError, nor longdouble: two roundings)
-_REAL_SCALAR = (float, np.float32, np.float16)
-
-
 def _prelu_map(arr, res, a, ashape, outer, C, inner, grad):
     """prelu (grad: its derivative) of arr into res.  One slope for every
     element is leaky_relu's kernel, split over the threads like it (the
@@ -717,7 +711,10 @@ def prelu(x: ArrayLike, alpha: ArrayLike, *, out: NDArray[Any] | None = None) ->
     if any_dask(x, alpha):
         from . import _dask
         return _dask.prelu(x, alpha, out, False)
-    if isinstance(alpha, _REAL_SCALAR):   # one slope: leaky_relu's fast entry
+    # one float slope: leaky_relu's fast entry.  float() is exact for these types and the kernel
+    # casts it to x's dtype as _prelu_setup does (not int: a huge one must reach _prelu_setup's
+    # TypeError; not longdouble: two roundings)
+    if isinstance(alpha, (float, np.float32, np.float16)):
         r = _unary(_LEAKY, x, out, float(alpha))
         if r is not None:
             return r
@@ -778,7 +775,10 @@ def prelu_grad(x: ArrayLike, alpha: ArrayLike, *, out: NDArray[Any] | None = Non
     if any_dask(x, alpha):
         from . import _dask
         return _dask.prelu(x, alpha, out, True)
-    if isinstance(alpha, _REAL_SCALAR):   # one slope: leaky_relu's fast entry
+    # one float slope: leaky_relu's fast entry.  float() is exact for these types and the kernel
+    # casts it to x's dtype as _prelu_setup does (not int: a huge one must reach _prelu_setup's
+    # TypeError; not longdouble: two roundings)
+    if isinstance(alpha, (float, np.float32, np.float16)):
         r = _unary(_LEAKY_GRAD, x, out, float(alpha))
         if r is not None:
             return r
