@@ -655,6 +655,16 @@ def _prelu_setup(x, alpha):
     return arr, rdt, a, ashape, outer, C, inner
 
 
+def _prelu_map(arr, res, a, ashape, outer, C, inner, grad):
+    """prelu (grad: its derivative) of arr into res.  One slope for every
+    element is leaky_relu's kernel, split over the threads like it (the
+    channel kernel splits only the outer axis: a 1-D x ran on one thread)."""
+    if len(ashape) == 0 or ashape[0] == 1:
+        _ew.unary_raw(_LEAKY_GRAD if grad else _LEAKY, arr, res, float(a[0]))
+    else:
+        _ew.prelu_raw(arr, res, a, outer, C, inner, grad)
+
+
 @overload
 def prelu(x: NDArray[_F], alpha: ArrayLike, *, out: NDArray[_F] | None = ...) -> NDArray[_F]: ...
 @overload
@@ -701,13 +711,20 @@ def prelu(x: ArrayLike, alpha: ArrayLike, *, out: NDArray[Any] | None = None) ->
     if any_dask(x, alpha):
         from . import _dask
         return _dask.prelu(x, alpha, out, False)
-    arr, rdt, a, _, outer, C, inner = _prelu_setup(x, alpha)
+    # one float slope: leaky_relu's fast entry.  float() is exact for these types and the kernel
+    # casts it to x's dtype as _prelu_setup does (not int: a huge one must reach _prelu_setup's
+    # TypeError; not longdouble: two roundings)
+    if isinstance(alpha, (float, np.float32, np.float16)):
+        r = _unary(_LEAKY, x, out, float(alpha))
+        if r is not None:
+            return r
+    arr, rdt, a, ashape, outer, C, inner = _prelu_setup(x, alpha)
     scalar = arr.ndim == 0
     if out is not None:
         check_out(out, arr.shape, rdt)
     res = result_array(arr, out, rdt)
     if arr.size:
-        _ew.prelu_raw(arr, res, a, outer, C, inner)
+        _prelu_map(arr, res, a, ashape, outer, C, inner, False)
     return finish(res, out, rdt, scalar)
 
 
@@ -758,13 +775,20 @@ def prelu_grad(x: ArrayLike, alpha: ArrayLike, *, out: NDArray[Any] | None = Non
     if any_dask(x, alpha):
         from . import _dask
         return _dask.prelu(x, alpha, out, True)
-    arr, rdt, a, _, outer, C, inner = _prelu_setup(x, alpha)
+    # one float slope: leaky_relu's fast entry.  float() is exact for these types and the kernel
+    # casts it to x's dtype as _prelu_setup does (not int: a huge one must reach _prelu_setup's
+    # TypeError; not longdouble: two roundings)
+    if isinstance(alpha, (float, np.float32, np.float16)):
+        r = _unary(_LEAKY_GRAD, x, out, float(alpha))
+        if r is not None:
+            return r
+    arr, rdt, a, ashape, outer, C, inner = _prelu_setup(x, alpha)
     scalar = arr.ndim == 0
     if out is not None:
         check_out(out, arr.shape, rdt)
     res = result_array(arr, out, rdt)
     if arr.size:
-        _ew.prelu_raw(arr, res, a, outer, C, inner, True)   # the derivative: only res is written
+        _prelu_map(arr, res, a, ashape, outer, C, inner, True)
     return finish(res, out, rdt, scalar)
 
 

@@ -338,14 +338,14 @@ void MLK_K(mlk_binary)(int op, const MLK_T *restrict g, const MLK_T *restrict s,
 
 /* y = f(x, alpha_c) over (outer, C, inner) blocks, f = leaky_relu (prelu)
    or, with grad, its derivative (prelu_grad: 1 if x > 0 else alpha_c) */
-#define MLK_PRELU_MAP(F) do { \
+#define MLK_PRELU_MAP(F, OP) do { \
     if (inner == 1) { \
         for (intptr_t o = 0; o < outer; o++) { \
             const MLK_T *xr = x + o * C; \
             MLK_T *yr = y + o * C; \
             for (intptr_t c = 0; c < C; c++) yr[c] = MLK_F(F)(xr[c], alpha[c]); \
         } \
-    } else { \
+    } else if (inner < MLK_PRELU_UNARY_MIN) { \
         for (intptr_t o = 0; o < outer; o++) \
             for (intptr_t c = 0; c < C; c++) { \
                 const MLK_T a = alpha[c]; \
@@ -353,17 +353,56 @@ void MLK_K(mlk_binary)(int op, const MLK_T *restrict g, const MLK_T *restrict s,
                 MLK_T *yr = y + (o * C + c) * inner; \
                 for (intptr_t i = 0; i < inner; i++) yr[i] = MLK_F(F)(xr[i], a); \
             } \
+    } else { \
+        mlk_params p_ = {0}; \
+        for (intptr_t o = 0; o < outer; o++) \
+            for (intptr_t c = 0; c < C; c++) { \
+                p_.a = (double)alpha[c]; \
+                MLK_K(mlk_unary)(OP, x + (o * C + c) * inner, y + (o * C + c) * inner, inner, &p_); \
+            } \
     } \
 } while (0)
+
+/* a channel block of at least this many elements is leaky_relu's own map
+   (its SIMD loop, aligned and non-temporal stores) with alpha_c as slope */
+#ifndef MLK_PRELU_UNARY_MIN
+#define MLK_PRELU_UNARY_MIN 64
+#endif
 
 void MLK_K(mlk_prelu)(const MLK_T *restrict x, MLK_T *restrict y, const MLK_T *restrict alpha,
                       intptr_t outer, intptr_t C, intptr_t inner, int grad) {
     if (grad)
-        MLK_PRELU_MAP(mlk_leaky_relu_grad);
+        MLK_PRELU_MAP(mlk_leaky_relu_grad, MLK_LEAKY_RELU_GRAD);
     else
-        MLK_PRELU_MAP(mlk_leaky_relu);
+        MLK_PRELU_MAP(mlk_leaky_relu, MLK_LEAKY_RELU);
 }
 #undef MLK_PRELU_MAP
+
+/* one channel block of prelu_bwd: y = g * leaky_relu'(x, a), and each g*x
+   with x <= 0 added in float64 to lane acc[i % MLK_PL].  The lanes make the
+   sum a vector sum (one float64 chain per element was the float32 kernel's
+   bottleneck, 5 ns per element) in an order fixed by the index alone: the
+   same for any thread count or block split (n a multiple of
+   MLK_PL except in the last block).  Not inlined: with acc a local array of
+   the caller gcc 12 vectorises nothing ("control flow in loop") and the
+   scalar code branches on the sign of x. */
+#define MLK_PL 16
+static MLK_NOINLINE void MLK_F(mlk_prelu_bwd_lanes)(const MLK_T *restrict g, const MLK_T *restrict x, MLK_T a,
+                                           MLK_T *restrict y, intptr_t n, double *restrict acc) {
+    intptr_t i = 0;
+    for (; i + MLK_PL <= n; i += MLK_PL)
+        for (int l = 0; l < MLK_PL; l++) {
+            const MLK_T xv = x[i + l], gv = g[i + l];
+            y[i + l] = gv * MLK_F(mlk_leaky_relu_grad)(xv, a);
+            const double pr = (double)gv * (double)xv;   /* both arms computed: a select */
+            acc[l] += xv > 0 ? 0.0 : pr;
+        }
+    for (int l = 0; i + l < n; l++) {
+        const MLK_T xv = x[i + l], gv = g[i + l];
+        y[i + l] = gv * MLK_F(mlk_leaky_relu_grad)(xv, a);
+        acc[l] += xv > 0 ? 0.0 : (double)gv * (double)xv;
+    }
+}
 
 /* grad_x = g * (x > 0 ? 1 : alpha_c); grad_alpha_c += sum of g*x where x <= 0 */
 void MLK_K(mlk_prelu_bwd)(const MLK_T *restrict g, const MLK_T *restrict x,
@@ -386,13 +425,22 @@ void MLK_K(mlk_prelu_bwd)(const MLK_T *restrict g, const MLK_T *restrict x,
                 const intptr_t base = (o * C + c) * inner;
                 const MLK_T *xr = x + base, *gr = g + base;
                 MLK_T *yr = gx + base;
-                double acc = 0.0;
-                for (intptr_t i = 0; i < inner; i++) {
-                    const MLK_T xv = xr[i], gv = gr[i];
-                    yr[i] = gv * MLK_F(mlk_leaky_relu_grad)(xv, a);
-                    acc += xv > 0 ? 0.0 : (double)gv * (double)xv;
+                double acc[MLK_PL] = {0.0};
+                if (MLK_F(mlk_stream_out)(inner)) {   /* block by block, non-temporal gx */
+                    MLK_T buf_[MLK_BLOCK];
+                    for (intptr_t i0 = 0; i0 < inner; i0 += MLK_BLOCK) {
+                        const intptr_t e = inner - i0 > MLK_BLOCK ? i0 + MLK_BLOCK : inner;
+                        MLK_F(mlk_prelu_bwd_lanes)(gr + i0, xr + i0, a, buf_, e - i0, acc);
+                        MLK_F(mlk_stream_copy)(yr + i0, buf_, e - i0);
+                    }
+                    mlk_stream_fence();
+                } else {
+                    MLK_F(mlk_prelu_bwd_lanes)(gr, xr, a, yr, inner, acc);
                 }
-                galpha[c] += acc;
+                for (int w = MLK_PL / 2; w > 0; w /= 2)   /* fixed pairwise order */
+                    for (int l = 0; l < w; l++) acc[l] += acc[l + w];
+                galpha[c] += acc[0];
             }
     }
 }
+#undef MLK_PL
