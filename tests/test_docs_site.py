@@ -246,22 +246,30 @@ def _csv_tables(page):
 
 
 def test_accuracy_tables_within_the_stated_budget():
-    """docs/accuracy.rst: <= 1 ULP for float64 exp/log/log1p/expm1, <= 2 for the
-    rest in float64 (the one stated exception: gelu_tanh, 2.15), <= 3 in float32."""
+    """docs/accuracy.rst: forwards <= 1 ULP for float64 exp/log/log1p/expm1, <= 2
+    for the rest in float64 (the stated exception: gelu_tanh, 2.15), <= 3 in
+    float32; grads <= 4 (the tests' budget; the one stated exception, in ULP of
+    its summands where the tests scale by the condition number: float64
+    silu_grad, 4.5 at x = -13.8, condition number ~13)."""
     elementwise, rowwise = _csv_tables(DOCS / "accuracy.rst")
     head, *rows = elementwise
     assert head[0] == "function" and len(rows) >= 18
-    assert {r[0] for r in rows} >= {"exp", "log", "sigmoid", "softplus", "silu", "gelu", "gelu_tanh"}
+    names = {r[0].split(" (")[0] for r in rows}
+    assert names >= {"exp", "log", "sigmoid", "softplus", "silu", "gelu", "gelu_tanh",
+                     "relu", "sigmoid_grad", "silu_grad", "gelu_grad", "gelu_tanh_grad"}
     for r in rows:
+        name = r[0].split(" (")[0]
         for col, v in zip(head[1:], r[1:]):
             ulp = float(v)
-            if col.startswith("f32"):
+            if name.endswith("_grad"):
+                budget = 4.5 if name == "silu_grad" and col.startswith("f64") else 4.0
+            elif col.startswith("f32"):
                 budget = 3.0
-            elif r[0] in ("exp", "log", "log1p", "expm1"):
+            elif name in ("exp", "log", "log1p", "expm1"):
                 budget = 1.0
             else:
-                budget = 2.15 if r[0] == "gelu_tanh" else 2.0
-            assert 0 < ulp <= budget, (r[0], col, ulp)
+                budget = 2.15 if name == "gelu_tanh" else 2.0
+            assert 0 <= ulp <= budget, (r[0], col, ulp)
     assert rowwise[0][0] == "function" and len(rowwise) == 13
 
 
