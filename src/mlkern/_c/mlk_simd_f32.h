@@ -213,6 +213,20 @@ MLK_INLINE __m512 mlk_v_bell_f32(__m512 x, float c, float k) {
     return _mm512_scalef_ps(q, kd);       /* NaN propagates through p */
 }
 
+/* num/(1 + e), scaled by 2^kd where neg (x e/(1+e) of silu and gelu_tanh,
+ * e = p 2^kd kept unscaled in num): the rounding of 1 + e and the quotient's
+ * residual corrected.  rcp14 alone (2^-14): the one residual step squares its
+ * error; minus the residual, so that q = -0 stays -0 (q - (+0) = -0). */
+MLK_INLINE __m512 mlk_v_xsig_quot_f32(__m512 num, __m512 e, __m512 kd, __mmask16 neg) {
+    const __m512 one = MLK_V1(1.0f);
+    const __m512 d = _mm512_add_ps(one, e);
+    const __m512 derr = _mm512_add_ps(_mm512_sub_ps(one, d), e);
+    const __m512 rd = _mm512_rcp14_ps(d);
+    const __m512 q = _mm512_mul_ps(num, rd);
+    const __m512 nres = _mm512_fmadd_ps(q, derr, _mm512_fmsub_ps(q, d, num));
+    return _mm512_scalef_ps(_mm512_fnmadd_ps(nres, rd, q), _mm512_maskz_mov_ps(neg, kd));
+}
+
 /* ---- silu ------------------------------------------------------------------ */
 /* silu(x) = x sigmoid(x) (mlk_silu1_f32, beta = 1): x/(1+e) for x >= 0,
  * x e/(1+e) below with e = p 2^kd and the scale applied last; the quotient
@@ -220,7 +234,6 @@ MLK_INLINE __m512 mlk_v_bell_f32(__m512 x, float c, float k) {
  * float32 code corrects only the latter).  Beyond |x| = 131 (portable: E = 0)
  * x on the right, a signed 0 on the left; the sign of a zero x kept. */
 MLK_INLINE __m512 mlk_v_silu1_f32(__m512 x) {
-    const __m512 one = MLK_V1(1.0f);
     /* -|x| down to -200, where x e^{-|x|} 2^... underflows for every finite x
        (NaN -> -200: num carries the NaN) */
     const __m512 nax = _mm512_max_ps(_mm512_or_ps(x, MLK_V1(-0.0f)), MLK_V1(-200.0f));
@@ -231,14 +244,7 @@ MLK_INLINE __m512 mlk_v_silu1_f32(__m512 x) {
     /* x p on the left, x >= -1e38 so that it does not overflow (p < 1.5; a
        NaN x is kept by max's operand order) */
     const __m512 num = _mm512_mask_mul_ps(x, neg, _mm512_max_ps(MLK_V1(-1e38f), x), p);
-    const __m512 d = _mm512_add_ps(one, e);
-    const __m512 derr = _mm512_add_ps(_mm512_sub_ps(one, d), e);
-    /* rcp14 alone (2^-14): the one residual step below squares its error */
-    const __m512 rd = _mm512_rcp14_ps(d);
-    const __m512 q = _mm512_mul_ps(num, rd);
-    /* minus the residual, so that q = -0 stays -0 (q - (+0) = -0) */
-    const __m512 nres = _mm512_fmadd_ps(q, derr, _mm512_fmsub_ps(q, d, num));
-    const __m512 y = _mm512_scalef_ps(_mm512_fnmadd_ps(nres, rd, q), _mm512_maskz_mov_ps(neg, kd));
+    const __m512 y = mlk_v_xsig_quot_f32(num, e, kd, neg);
     /* x = +inf -> +inf (token 5), x = -inf -> -0 (token 7); others: y */
     return _mm512_fixupimm_ps(y, x, _mm512_set1_epi32(0x570000), 0);
 }
@@ -282,12 +288,7 @@ MLK_INLINE __m512 mlk_v_gelu_tanh_f32(__m512 x) {
     const __m512 p = _mm512_add_ps(one, _mm512_fmadd_ps(_mm512_mul_ps(r, r), mlk_v_expq_f32(r), r));
     const __m512 e = _mm512_scalef_ps(p, kd);
     const __m512 num = _mm512_mask_mul_ps(x, neg, xc, p);
-    const __m512 d = _mm512_add_ps(one, e);
-    const __m512 derr = _mm512_add_ps(_mm512_sub_ps(one, d), e);
-    const __m512 rd = _mm512_rcp14_ps(d);
-    const __m512 q = _mm512_mul_ps(num, rd);
-    const __m512 nres = _mm512_fmadd_ps(q, derr, _mm512_fmsub_ps(q, d, num));
-    const __m512 y = _mm512_scalef_ps(_mm512_fnmadd_ps(nres, rd, q), _mm512_maskz_mov_ps(neg, kd));
+    const __m512 y = mlk_v_xsig_quot_f32(num, e, kd, neg);
     /* QNaN, zero -> x (token 1), SNaN -> QNaN(x) (2), -inf -> -0 (7), +inf -> +inf (5) */
     return _mm512_fixupimm_ps(y, x, _mm512_set1_epi32(0x570121), 0);
 }

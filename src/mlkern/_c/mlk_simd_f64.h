@@ -166,7 +166,8 @@ MLK_INLINE mlk_vd mlk_v_div_fix0(mlk_vd num, mlk_vd d, mlk_vd derr, mlk_vd rd) {
 }
 
 /* ---- e^x for x <= 0, scaled by 2^512 (mlk_expneg_scaled_f64) ---------- */
-MLK_INLINE mlk_vd mlk_v_expq(mlk_vd r) {
+/* q1 = (q - 1/2)/r, the fit without its constant term (mlk_expq1_f64) */
+MLK_INLINE mlk_vd mlk_v_expq1(mlk_vd r) {
     mlk_vd q = v_set(2.0914898727175524234e-9);
     q = v_fma(q, r, v_set(2.5105513541847084876e-8));
     q = v_fma(q, r, v_set(2.7557273132896040925e-7));
@@ -177,9 +178,9 @@ MLK_INLINE mlk_vd mlk_v_expq(mlk_vd r) {
     q = v_fma(q, r, v_set(0.0083333333333259731077));
     q = v_fma(q, r, v_set(0.041666666666666669842));
     q = v_fma(q, r, v_set(0.16666666666666671113));
-    q = v_fma(q, r, v_set(0.5));
     return q;
 }
+MLK_INLINE mlk_vd mlk_v_expq(mlk_vd r) { return v_fma(mlk_v_expq1(r), r, v_set(0.5)); }
 #if MLK_SIMD_F64 == 512
 /* AVX-512: x = (16 n + j) ln2/16 + r, |r| <= ln2/32, e^x = 2^n 2^(j/16) e^r.
  * 2^(j/16) = T_j (1 + l_j) from two 16-entry tables picked by vpermt2pd (the
@@ -458,19 +459,6 @@ MLK_INLINE mlk_vd mlk_v_expm1_neg(mlk_vd x) {
 }
 #else
 /* AVX2: mlk_expm1_f64 for x <= 0 (or NaN) as is, without its n > 1000 path */
-MLK_INLINE mlk_vd mlk_v_expq1(mlk_vd r) {
-    mlk_vd q = v_set(2.0914898727175524234e-9);
-    q = v_fma(q, r, v_set(2.5105513541847084876e-8));
-    q = v_fma(q, r, v_set(2.7557273132896040925e-7));
-    q = v_fma(q, r, v_set(2.7557254685728802533e-6));
-    q = v_fma(q, r, v_set(0.000024801587325951109373));
-    q = v_fma(q, r, v_set(0.00019841269875385479525));
-    q = v_fma(q, r, v_set(0.0013888888888883632605));
-    q = v_fma(q, r, v_set(0.0083333333333259731077));
-    q = v_fma(q, r, v_set(0.041666666666666669842));
-    q = v_fma(q, r, v_set(0.16666666666666671113));
-    return q;
-}
 MLK_INLINE mlk_vd mlk_v_expm1_neg(mlk_vd x) {
     const mlk_vd one = v_set(1.0);
     mlk_vd xc = v_max(v_set(-60.0), v_min(v_set(0.0), x));   /* NaN kept; e^-60 - 1 = -1 */
